@@ -47,3 +47,9 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh database for one test (isolated across xdist workers)."""
     with scratch_database(postgres_server) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """Async tests (``@pytest.mark.anyio``) run on asyncio."""
+    return "asyncio"
