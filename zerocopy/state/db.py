@@ -1,0 +1,136 @@
+"""The state database: async engine, session factory and programmatic Alembic upgrades.
+
+SQLite (the embedded default) runs in WAL mode with a busy timeout and foreign keys on, so
+an API process and a worker can share the file; PostgreSQL uses ``psycopg`` (async).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from zerocopy.settings import normalise_database_url, redact_url
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+"""How long a SQLite writer waits for another process's write lock before failing."""
+
+
+class Database:
+    """One state database: ``Database(url)``; share one instance per process.
+
+    ``session()`` opens an :class:`AsyncSession` (``expire_on_commit=False`` so returned
+    objects stay readable after commit); ``upgrade()`` applies the Alembic migrations.
+    """
+
+    def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
+        self.url = normalise_database_url(url)
+        parsed = make_url(self.url)
+        self.dialect = parsed.get_backend_name()
+        if self.dialect == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:":
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            engine_kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        else:
+            engine_kwargs.setdefault("pool_pre_ping", True)
+        self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, **engine_kwargs)
+        if self.dialect == "sqlite":
+            event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    def __repr__(self) -> str:
+        return f"Database({redact_url(self.url)!r})"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def session(self) -> AsyncSession:
+        """A new session; use ``async with db.session() as s: ...``."""
+        return self.sessionmaker()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction, committed on success, rolled back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+    async def upgrade(self, revision: str = "head") -> None:
+        """Apply the Alembic migrations up to ``revision`` (used by ``zerocopy db upgrade``)."""
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_run_alembic, "upgrade", revision)
+
+    async def downgrade(self, revision: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(_run_alembic, "downgrade", revision)
+
+    async def current_revision(self) -> str | None:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_current_revision)
+
+    async def ping(self) -> None:
+        """Raise when the database is unreachable (readiness checks)."""
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.dispose()
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers keep their snapshot while a refresh swaps memberships.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    finally:
+        cursor.close()
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Any:
+    """An Alembic ``Config`` pointing at the migrations inside the package."""
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def _run_alembic(connection: sa.Connection, command_name: str, revision: str) -> None:
+    from alembic import command
+
+    getattr(command, command_name)(alembic_config(connection), revision)
+
+
+def _current_revision(connection: sa.Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
