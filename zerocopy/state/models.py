@@ -59,6 +59,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 JSONType = sa.JSON().with_variant(JSONB(), "postgresql")
 
+IdText = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+"""Member ids compare byte-wise everywhere (SQLite's BINARY, PostgreSQL's ``C``), as Arrow sorts."""
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSONType}
@@ -238,8 +241,8 @@ class SegmentMemberChunk(Base):
     )
     version: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    first_id: Mapped[str] = mapped_column(sa.Text)
-    last_id: Mapped[str] = mapped_column(sa.Text)
+    first_id: Mapped[str] = mapped_column(IdText)
+    last_id: Mapped[str] = mapped_column(IdText)
     count: Mapped[int]
     ids: Mapped[bytes] = mapped_column(sa.LargeBinary)
 

@@ -21,6 +21,9 @@ TS = sa.DateTime(timezone=True)
 
 JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
 
+ID_TEXT = sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+"""Byte-wise ordering of member ids on both databases, as Arrow sorts them."""
+
 ACTIVE_RUN = sa.text("status IN ('queued', 'running')")
 """Partial unique index predicate: one queued-or-running refresh per segment, across processes."""
 
@@ -196,8 +199,8 @@ def upgrade() -> None:
         sa.Column("segment_id", sa.String(length=36), nullable=False),
         sa.Column("version", sa.String(length=36), nullable=False),
         sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column("first_id", sa.Text(), nullable=False),
-        sa.Column("last_id", sa.Text(), nullable=False),
+        sa.Column("first_id", ID_TEXT, nullable=False),
+        sa.Column("last_id", ID_TEXT, nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.Column("ids", sa.LargeBinary(), nullable=False),
         sa.ForeignKeyConstraint(["segment_id"], ["segment.id"], ondelete="CASCADE"),

@@ -1,0 +1,325 @@
+"""Columnar membership store: a segment's ids as sorted Arrow chunks, swapped atomically.
+
+Shape. A membership *version* (the id of the run that produced it) is the sorted, distinct
+list of the segment's ids cut into chunks of :data:`CHUNK_ROWS`; each chunk is one
+``segment_member_chunk`` row holding its ids as an Arrow IPC blob plus its first and last id.
+``segment.membership_version`` points at the current version. Nothing on the hot path builds
+one Python object per member: ids arrive as Arrow arrays, are de-duplicated, sorted and
+diffed by Arrow kernels, and a 1M-member version is ~60 rows to write.
+
+Atomic swap. :meth:`MembershipStore.swap` inserts the new version's chunks, moves the
+segment's pointer and deletes the older chunks in the caller's transaction; readers read
+through the pointer in one statement, so they see the old membership until the commit and
+the new one after, never a mix, and a failed run writes nothing.
+
+Reads. ``count`` is a column; ``contains`` and ``page`` (keyset by id, byte-wise order) find
+the one chunk whose ``[first_id, last_id]`` covers the id through an index, then search the
+decoded chunk (decoded chunks are immutable, so they are cached by version).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zerocopy.state.db import Database
+from zerocopy.state.models import Segment, SegmentMemberChunk
+
+CHUNK_ROWS = 16_384
+"""Ids per stored chunk: small enough that a membership check decodes little, large enough
+that a million members are ~60 rows."""
+
+MAX_PAGE = 10_000
+
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+_SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False)])
+
+
+# --------------------------------------------------------------------------- pure helpers
+def normalise_ids(batches: Iterable[pa.Array | pa.ChunkedArray]) -> pa.Array:
+    """Distinct, non-null ids as a sorted ``large_string`` array (byte-wise order)."""
+    chunks: list[pa.Array] = []
+    for batch in batches:
+        parts = batch.chunks if isinstance(batch, pa.ChunkedArray) else [batch]
+        for part in parts:
+            if len(part):
+                chunks.append(pc.cast(part, pa.large_string()))
+    if not chunks:
+        return pa.array([], type=pa.large_string())
+    ids = pc.unique(pa.chunked_array(chunks, type=pa.large_string()))
+    ids = pc.drop_null(ids)
+    return pc.take(ids, pc.sort_indices(ids))
+
+
+def diff_counts(old: pa.Array, new: pa.Array) -> tuple[int, int]:
+    """``(added, removed)`` between two distinct id arrays, with one hash-set probe."""
+    if len(old) == 0 or len(new) == 0:
+        return len(new), len(old)
+    common = pc.sum(pc.is_in(new, value_set=old)).as_py() or 0
+    return len(new) - common, len(old) - common
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    seq: int
+    first_id: str
+    last_id: str
+    count: int
+    blob: bytes
+
+
+def encode_chunks(ids: pa.Array, chunk_rows: int = CHUNK_ROWS) -> list[Chunk]:
+    """Cut sorted ``ids`` into IPC-encoded chunks."""
+    out: list[Chunk] = []
+    for seq, start in enumerate(range(0, len(ids), chunk_rows)):
+        part = pc.cast(ids.slice(start, chunk_rows), pa.string())
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, _SCHEMA, options=_IPC_OPTIONS) as writer:
+            writer.write_batch(pa.record_batch([part], schema=_SCHEMA))
+        out.append(
+            Chunk(
+                seq=seq,
+                first_id=part[0].as_py(),
+                last_id=part[-1].as_py(),
+                count=len(part),
+                blob=sink.getvalue().to_pybytes(),
+            )
+        )
+    return out
+
+
+def decode_chunk(blob: bytes) -> pa.Array:
+    table = pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+    return table.column(0).combine_chunks()
+
+
+def position_after(sorted_ids: pa.Array, after: str) -> int:
+    """Index of the first id strictly greater than ``after`` in a sorted array."""
+    return int(pc.sum(pc.less_equal(sorted_ids, pa.scalar(after, sorted_ids.type))).as_py() or 0)
+
+
+# --------------------------------------------------------------------------- cache
+class _ChunkCache:
+    """Bounded LRU of decoded chunks keyed by (segment, version, seq): versions never change."""
+
+    def __init__(self, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple[str, str, int], pa.Array] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, int]) -> pa.Array | None:
+        with self._lock:
+            arr = self._items.get(key)
+            if arr is not None:
+                self._items.move_to_end(key)
+            return arr
+
+    def put(self, key: tuple[str, str, int], arr: pa.Array) -> None:
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = arr
+            self._bytes += arr.nbytes
+            while self._bytes > self.max_bytes and self._items:
+                _, old = self._items.popitem(last=False)
+                self._bytes -= old.nbytes
+
+
+@dataclass(frozen=True, slots=True)
+class MemberPage:
+    ids: list[str]
+    next_after: str | None
+    """Pass as ``after`` to get the next page; ``None`` when this page is the last."""
+
+
+# --------------------------------------------------------------------------- store
+class MembershipStore:
+    """Reads and swaps segment memberships in the state database."""
+
+    def __init__(self, db: Database, *, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.db = db
+        self.chunk_rows = chunk_rows
+        self._cache = _ChunkCache()
+
+    # ---------------------------------------------------------------- reads
+    async def count(self, segment_id: str) -> int:
+        async with self.db.session() as s:
+            value = await s.scalar(sa.select(Segment.member_count).where(Segment.id == segment_id))
+        return int(value or 0)
+
+    async def contains(self, segment_id: str, external_id: str) -> bool:
+        """Is ``external_id`` a member of the segment's current membership?"""
+        for _ in range(3):
+            meta = await self._chunks_from(segment_id, after=external_id, inclusive=True, limit=1)
+            if not meta:
+                return False
+            version, seq, first_id, _last = meta[0]
+            if external_id < first_id:
+                return False
+            arr = await self._chunk(segment_id, version, seq)
+            if arr is None:
+                continue  # swapped between our two statements: read the new version
+            return bool(pc.index(arr, pa.scalar(external_id, arr.type)).as_py() >= 0)
+        return await self.contains_uncached(segment_id, external_id)
+
+    async def contains_uncached(self, segment_id: str, external_id: str) -> bool:
+        """One-statement membership check (fallback under heavy swapping)."""
+        stmt = _current_chunks(segment_id).where(SegmentMemberChunk.last_id >= external_id)
+        stmt = stmt.with_only_columns(SegmentMemberChunk.ids, SegmentMemberChunk.first_id)
+        stmt = stmt.order_by(SegmentMemberChunk.last_id).limit(1)
+        async with self.db.session() as s:
+            row = (await s.execute(stmt)).first()
+        if row is None or external_id < row.first_id:
+            return False
+        arr = decode_chunk(row.ids)
+        return bool(pc.index(arr, pa.scalar(external_id, arr.type)).as_py() >= 0)
+
+    async def page(
+        self, segment_id: str, *, after: str | None = None, limit: int = 100
+    ) -> MemberPage:
+        """Up to ``limit`` ids greater than ``after``, in byte-wise id order (keyset pagination)."""
+        limit = max(1, min(limit, MAX_PAGE))
+        for _ in range(3):
+            metas = await self._chunks_from(
+                segment_id, after=after, inclusive=False, limit=limit // self.chunk_rows + 2
+            )
+            ids: list[str] = []
+            complete = True
+            for version, seq, _first, _last in metas:
+                arr = await self._chunk(segment_id, version, seq)
+                if arr is None:
+                    complete = False
+                    break
+                start = position_after(arr, after) if after is not None else 0
+                ids.extend(arr.slice(start, limit - len(ids)).to_pylist())
+                if len(ids) >= limit:
+                    break
+            if not complete:
+                continue
+            more = len(ids) >= limit and await self._has_after(segment_id, ids[-1])
+            return MemberPage(ids=ids, next_after=ids[-1] if more else None)
+        raise RuntimeError("membership kept changing while paging; retry")
+
+    async def load(self, segment_id: str, session: AsyncSession | None = None) -> pa.Array:
+        """The whole current membership (sorted ``large_string``), e.g. to diff against."""
+        stmt = _current_chunks(segment_id).with_only_columns(SegmentMemberChunk.ids)
+        stmt = stmt.order_by(SegmentMemberChunk.seq)
+        if session is not None:
+            blobs = (await session.scalars(stmt)).all()
+        else:
+            async with self.db.session() as s:
+                blobs = (await s.scalars(stmt)).all()
+        return normalise_sorted([decode_chunk(b) for b in blobs])
+
+    # ---------------------------------------------------------------- swap
+    async def swap(
+        self, session: AsyncSession, segment_id: str, version: str, ids: pa.Array
+    ) -> int:
+        """Make ``ids`` (distinct, sorted: see :func:`normalise_ids`) the segment's membership.
+
+        Runs in the caller's transaction, which should also record the run's outcome, so the
+        new membership and the run's success commit together or not at all. Returns the count.
+        """
+        chunks = encode_chunks(ids, self.chunk_rows)
+        await session.execute(
+            sa.delete(SegmentMemberChunk).where(
+                SegmentMemberChunk.segment_id == segment_id, SegmentMemberChunk.version == version
+            )
+        )
+        if chunks:
+            await session.execute(
+                sa.insert(SegmentMemberChunk),
+                [
+                    {
+                        "segment_id": segment_id,
+                        "version": version,
+                        "seq": c.seq,
+                        "first_id": c.first_id,
+                        "last_id": c.last_id,
+                        "count": c.count,
+                        "ids": c.blob,
+                    }
+                    for c in chunks
+                ],
+            )
+        await session.execute(
+            sa.update(Segment)
+            .where(Segment.id == segment_id)
+            .values(membership_version=version, member_count=len(ids))
+        )
+        await session.execute(
+            sa.delete(SegmentMemberChunk).where(
+                SegmentMemberChunk.segment_id == segment_id, SegmentMemberChunk.version != version
+            )
+        )
+        return len(ids)
+
+    # ---------------------------------------------------------------- internals
+    async def _chunks_from(
+        self, segment_id: str, *, after: str | None, inclusive: bool, limit: int
+    ) -> Sequence[tuple[str, int, str, str]]:
+        stmt = _current_chunks(segment_id).with_only_columns(
+            SegmentMemberChunk.version,
+            SegmentMemberChunk.seq,
+            SegmentMemberChunk.first_id,
+            SegmentMemberChunk.last_id,
+        )
+        if after is not None:
+            last = SegmentMemberChunk.last_id
+            stmt = stmt.where(last >= after if inclusive else last > after)
+        stmt = stmt.order_by(SegmentMemberChunk.last_id).limit(limit)
+        async with self.db.session() as s:
+            rows = (await s.execute(stmt)).all()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def _chunk(self, segment_id: str, version: str, seq: int) -> pa.Array | None:
+        key = (segment_id, version, seq)
+        arr = self._cache.get(key)
+        if arr is not None:
+            return arr
+        async with self.db.session() as s:
+            blob = await s.scalar(
+                sa.select(SegmentMemberChunk.ids).where(
+                    SegmentMemberChunk.segment_id == segment_id,
+                    SegmentMemberChunk.version == version,
+                    SegmentMemberChunk.seq == seq,
+                )
+            )
+        if blob is None:
+            return None
+        arr = decode_chunk(bytes(blob))
+        self._cache.put(key, arr)
+        return arr
+
+    async def _has_after(self, segment_id: str, last: str) -> bool:
+        return bool(await self._chunks_from(segment_id, after=last, inclusive=False, limit=1))
+
+
+def _current_chunks(segment_id: str) -> sa.Select[tuple[SegmentMemberChunk]]:
+    """Chunks of the segment's current version, resolved in the same statement (one snapshot)."""
+    return (
+        sa.select(SegmentMemberChunk)
+        .join(
+            Segment,
+            sa.and_(
+                Segment.id == SegmentMemberChunk.segment_id,
+                Segment.membership_version == SegmentMemberChunk.version,
+            ),
+        )
+        .where(SegmentMemberChunk.segment_id == segment_id)
+    )
+
+
+def normalise_sorted(arrays: list[pa.Array]) -> pa.Array:
+    """Concatenate already-sorted, non-overlapping chunks as one ``large_string`` array."""
+    if not arrays:
+        return pa.array([], type=pa.large_string())
+    return pa.concat_arrays([pc.cast(a, pa.large_string()) for a in arrays])
