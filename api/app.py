@@ -1,0 +1,81 @@
+"""The Litestar application factory: ``api.app:create_app``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+import zerocopy
+from api.controllers.credentials import CredentialController
+from api.controllers.health import health
+from api.controllers.runs import RunController
+from api.controllers.segments import SegmentController
+from api.controllers.sources import SourceController
+from api.controllers.workspaces import WorkspaceController
+from api.deps import provide_caller, provide_runtime, provide_session
+from api.errors import EXCEPTION_HANDLERS
+from zerocopy.services.context import open_runtime
+
+
+def _load_settings() -> Any:
+    from zerocopy.settings import get_settings
+
+    return get_settings()
+
+
+def create_app(settings: Any = None) -> Litestar:
+    """Build the API. Its lifespan migrates the state database and starts the refresh runner."""
+    settings = settings or _load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_runtime(settings) as runtime:
+            app.state.runtime = runtime
+            yield
+
+    openapi = OpenAPIConfig(
+        title="zerocopy",
+        version=getattr(zerocopy, "__version__", "0.1.0"),
+        description=(
+            "Segments computed in your warehouse; membership served from here. "
+            "Authenticate with 'Authorization: Bearer <API key>'."
+        ),
+        path="/schema",
+        render_plugins=[SwaggerRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "BearerAuth": SecurityScheme(
+                    type="http", scheme="bearer", description="A workspace API key (zc_...)."
+                )
+            }
+        ),
+        security=[{"BearerAuth": []}],
+        use_handler_docstrings=True,
+    )
+    return Litestar(
+        route_handlers=[
+            health,
+            WorkspaceController,
+            CredentialController,
+            SourceController,
+            SegmentController,
+            RunController,
+        ],
+        dependencies={
+            "runtime": Provide(provide_runtime, sync_to_thread=False),
+            "session": Provide(provide_session),
+            "caller": Provide(provide_caller),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        lifespan=[lifespan],
+        # Logging is zerocopy's structlog setup (zerocopy.logging), not Litestar's default.
+        logging_config=None,
+    )

@@ -1,0 +1,1 @@
+"""HTTP controllers: path, guards, DI and an explicit operation id; no business rules here."""

@@ -1,0 +1,80 @@
+"""Credentials: write secrets, never read them back."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, patch, post
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.schemas.credentials import CredentialCreate, CredentialRead, CredentialUpdate
+from api.views import credential_read
+from zerocopy.services import credentials
+from zerocopy.services.context import Runtime
+from zerocopy.services.workspaces import Caller
+from zerocopy.state.models import Credential
+
+
+def _read(runtime: Runtime, cred: Credential) -> CredentialRead:
+    return credential_read(cred, credentials.secret_field_names(runtime.secret_box, cred))
+
+
+class CredentialController(Controller):
+    path = "/v1/credentials"
+    tags = ["credentials"]
+
+    @post(operation_id="createCredential")
+    async def create(
+        self, caller: Caller, session: AsyncSession, runtime: Runtime, data: CredentialCreate
+    ) -> CredentialRead:
+        """Store a credential; its secrets are encrypted and never returned."""
+        cred = await credentials.create_credential(
+            session,
+            runtime.secret_box,
+            caller.workspace_id,
+            name=data.name,
+            kind=data.kind,
+            settings=data.settings,
+            secrets=data.secrets,
+        )
+        return _read(runtime, cred)
+
+    @get(operation_id="listCredentials")
+    async def list_all(
+        self, caller: Caller, session: AsyncSession, runtime: Runtime
+    ) -> list[CredentialRead]:
+        """Every credential of the workspace."""
+        found = await credentials.list_credentials(session, caller.workspace_id)
+        return [_read(runtime, c) for c in found]
+
+    @get("/{credential_id:str}", operation_id="getCredential")
+    async def get_one(
+        self, caller: Caller, session: AsyncSession, runtime: Runtime, credential_id: str
+    ) -> CredentialRead:
+        """One credential."""
+        cred = await credentials.get_credential(session, caller.workspace_id, credential_id)
+        return _read(runtime, cred)
+
+    @patch("/{credential_id:str}", operation_id="updateCredential")
+    async def update(
+        self,
+        caller: Caller,
+        session: AsyncSession,
+        runtime: Runtime,
+        credential_id: str,
+        data: CredentialUpdate,
+    ) -> CredentialRead:
+        """Rename, change settings, or replace some secrets."""
+        cred = await credentials.update_credential(
+            session,
+            runtime.secret_box,
+            caller.workspace_id,
+            credential_id,
+            name=data.name,
+            settings=data.settings,
+            secrets=data.secrets,
+        )
+        return _read(runtime, cred)
+
+    @delete("/{credential_id:str}", operation_id="deleteCredential")
+    async def remove(self, caller: Caller, session: AsyncSession, credential_id: str) -> None:
+        """Delete a credential no source uses (else ``credential_in_use``)."""
+        await credentials.delete_credential(session, caller.workspace_id, credential_id)

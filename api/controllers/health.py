@@ -1,0 +1,15 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import get
+
+from zerocopy.services.context import Runtime
+
+
+@get("/health", operation_id="getHealth", tags=["health"], security=[])
+async def health(runtime: Runtime) -> dict[str, Any]:
+    """Whether the API can reach its state database."""
+    return await runtime.health()

@@ -1,0 +1,99 @@
+"""Sources, their connection test and their catalog."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, patch, post
+from litestar.params import Parameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.schemas.sources import (
+    SourceCreate,
+    SourceRead,
+    SourceTestRead,
+    SourceUpdate,
+    TableRead,
+    TableSummary,
+)
+from api.views import source_read, source_test_read, table_read, table_summary
+from zerocopy.services import catalog, sources
+from zerocopy.services.context import Runtime
+from zerocopy.services.workspaces import Caller
+
+
+class SourceController(Controller):
+    path = "/v1/sources"
+    tags = ["sources"]
+
+    @post(operation_id="createSource")
+    async def create(self, caller: Caller, session: AsyncSession, data: SourceCreate) -> SourceRead:
+        """Create a source in ``draft``; test it to make it ``active``."""
+        source = await sources.create_source(
+            session,
+            caller.workspace_id,
+            name=data.name,
+            credential_id=data.credential_id,
+            scope=data.scope,
+            max_runtime_minutes=data.max_runtime_minutes,
+        )
+        return source_read(source)
+
+    @get(operation_id="listSources")
+    async def list_all(self, caller: Caller, session: AsyncSession) -> list[SourceRead]:
+        """Every source of the workspace."""
+        return [source_read(s) for s in await sources.list_sources(session, caller.workspace_id)]
+
+    @get("/{source_id:str}", operation_id="getSource")
+    async def get_one(self, caller: Caller, session: AsyncSession, source_id: str) -> SourceRead:
+        """One source."""
+        return source_read(await sources.get_source(session, caller.workspace_id, source_id))
+
+    @patch("/{source_id:str}", operation_id="updateSource")
+    async def update(
+        self, caller: Caller, session: AsyncSession, source_id: str, data: SourceUpdate
+    ) -> SourceRead:
+        """Rename, change credential, scope or max runtime."""
+        source = await sources.update_source(
+            session,
+            caller.workspace_id,
+            source_id,
+            name=data.name,
+            credential_id=data.credential_id,
+            scope=data.scope,
+            max_runtime_minutes=data.max_runtime_minutes,
+        )
+        return source_read(source)
+
+    @delete("/{source_id:str}", operation_id="deleteSource")
+    async def remove(self, caller: Caller, session: AsyncSession, source_id: str) -> None:
+        """Delete a source that no segment uses."""
+        await sources.delete_source(session, caller.workspace_id, source_id)
+
+    @post("/{source_id:str}/test", operation_id="testSource", status_code=200)
+    async def test(
+        self, caller: Caller, session: AsyncSession, runtime: Runtime, source_id: str
+    ) -> SourceTestRead:
+        """Connect, list the visible tables, store the catalog; ``active`` on success."""
+        outcome = await sources.test_source(session, runtime, caller.workspace_id, source_id)
+        return source_test_read(outcome)
+
+    @get("/{source_id:str}/tables", operation_id="listSourceTables")
+    async def tables(
+        self,
+        caller: Caller,
+        session: AsyncSession,
+        source_id: str,
+        search: str | None = Parameter(
+            default=None, description="Match table name, description or column name."
+        ),
+    ) -> list[TableSummary]:
+        """The catalog the last successful test stored, optionally searched."""
+        found = await catalog.list_tables(session, caller.workspace_id, source_id, search=search)
+        return [table_summary(t) for t in found]
+
+    @get("/{source_id:str}/tables/{table_name:str}", operation_id="getSourceTable")
+    async def table(
+        self, caller: Caller, session: AsyncSession, source_id: str, table_name: str
+    ) -> TableRead:
+        """One table or view with its columns."""
+        found = await catalog.get_table(session, caller.workspace_id, source_id, table_name)
+        return table_read(found)

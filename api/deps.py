@@ -1,0 +1,43 @@
+"""Request-scoped dependencies: the runtime, a state session, the authenticated caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.services import workspaces
+from zerocopy.services.context import Runtime
+from zerocopy.services.workspaces import Caller
+
+BEARER_PREFIX = "bearer "
+
+
+def provide_runtime(state: State) -> Runtime:
+    """The process-wide runtime the lifespan opened."""
+    runtime: Runtime = state.runtime
+    return runtime
+
+
+async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
+    """One state-database session per request; services commit what they change."""
+    runtime: Runtime = state.runtime
+    async with runtime.db.session() as session:
+        yield session
+
+
+async def provide_caller(request: Request[Any, Any, Any], session: AsyncSession) -> Caller:
+    """The workspace of the ``Authorization: Bearer zc_...`` API key, else ``unauthorized``."""
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith(BEARER_PREFIX) or not header[len(BEARER_PREFIX) :].strip():
+        raise ZerocopyError(
+            errors.UNAUTHORIZED,
+            "missing API key: send 'Authorization: Bearer <key>' "
+            "(create one with 'zerocopy workspace create NAME')",
+        )
+    return await workspaces.authenticate(session, header[len(BEARER_PREFIX) :].strip())

@@ -1,0 +1,157 @@
+"""The one place where error codes become HTTP statuses, and every error becomes our JSON shape.
+
+Every error response is ``{"error": {"code", "message", "line", "column", "details"}}``, with
+the same stable codes the engine and the CLI use (``zerocopy.errors``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.logging import get_logger
+
+log = get_logger("zerocopy.api")
+
+STATUS_BY_CODE: dict[str, int] = {
+    # Request shape and identity.
+    errors.VALIDATION_ERROR: 400,
+    errors.UNAUTHORIZED: 401,
+    errors.NOT_FOUND: 404,
+    errors.METHOD_NOT_ALLOWED: 405,
+    # State conflicts.
+    errors.CONFLICT: 409,
+    errors.REFRESH_IN_PROGRESS: 409,
+    errors.SYNC_IN_PROGRESS: 409,
+    errors.SOURCE_NOT_ACTIVE: 409,
+    errors.CREDENTIAL_IN_USE: 409,
+    errors.DATA_TYPE_IMMUTABLE: 409,
+    errors.CANCELLED: 409,
+    # Well-formed requests the rules refuse (segment SQL, credentials, warehouse config).
+    errors.PARSE_ERROR: 422,
+    errors.MULTIPLE_STATEMENTS: 422,
+    errors.NOT_READ_ONLY: 422,
+    errors.FORBIDDEN_FUNCTION: 422,
+    errors.OUT_OF_SCOPE: 422,
+    errors.UNKNOWN_TABLE: 422,
+    errors.UNKNOWN_COLUMN: 422,
+    errors.MISSING_ID_COLUMN: 422,
+    errors.UNSUPPORTED_IN_DIALECT: 422,
+    errors.UNKNOWN_DIALECT: 422,
+    errors.INVALID_CREDENTIAL: 422,
+    errors.CREDENTIAL_KIND_MISMATCH: 422,
+    errors.AUTH_FAILED: 422,
+    errors.PERMISSION_DENIED: 422,
+    errors.SCOPE_NOT_FOUND: 422,
+    # The warehouse (an upstream of ours) failed or was slow.
+    errors.UNREACHABLE: 502,
+    errors.WAREHOUSE_ERROR: 502,
+    errors.WAREHOUSE_BUSY: 503,
+    errors.TIMED_OUT: 504,
+    # Ours.
+    errors.WORKER_LOST: 500,
+    errors.INTERNAL_ERROR: 500,
+}
+"""Stable error code → HTTP status. A code missing here is answered 500 (and is a bug)."""
+
+CODE_BY_HTTP_STATUS: dict[int, str] = {
+    400: errors.VALIDATION_ERROR,
+    401: errors.UNAUTHORIZED,
+    403: errors.UNAUTHORIZED,
+    404: errors.NOT_FOUND,
+    405: errors.METHOD_NOT_ALLOWED,
+    409: errors.CONFLICT,
+}
+"""Litestar's own HTTP exceptions (unknown route, wrong method, bad body) → our codes."""
+
+
+def status_for(code: str) -> int:
+    """HTTP status for an error code."""
+    return STATUS_BY_CODE.get(code, HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    line: int | None = None,
+    column: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The error JSON shape, all five keys always present."""
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "line": line,
+            "column": column,
+            "details": details or {},
+        }
+    }
+
+
+def zerocopy_error_handler(request: Request[Any, Any, Any], exc: ZerocopyError) -> Response[Any]:
+    """A ZerocopyError raised anywhere below a handler."""
+    status = status_for(exc.code)
+    if status >= 500:
+        log.error("request_failed", code=exc.code, message=exc.message, path=request.url.path)
+    return Response(
+        error_body(exc.code, exc.message, line=exc.line, column=exc.column, details=exc.details),
+        status_code=status,
+    )
+
+
+def validation_error_handler(
+    request: Request[Any, Any, Any], exc: ValidationException
+) -> Response[Any]:
+    """Litestar's request validation (bad JSON, wrong field types, bad query params)."""
+    problems = exc.extra if isinstance(exc.extra, list) else []
+    message = exc.detail or "the request is not valid"
+    if problems:
+        first = problems[0]
+        if isinstance(first, dict) and first.get("message"):
+            key = first.get("key")
+            message = str(first["message"])
+            if key and key != "data":
+                message += f" (field {key!r} in the {first.get('source') or 'request'})"
+            else:
+                message = f"request body: {message}"
+
+    return Response(
+        error_body(errors.VALIDATION_ERROR, message, details={"problems": problems}),
+        status_code=400,
+    )
+
+
+def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """Any other HTTP exception Litestar raises itself (unknown route, wrong method...)."""
+    code = CODE_BY_HTTP_STATUS.get(exc.status_code, errors.INTERNAL_ERROR)
+    if exc.status_code >= 500:
+        log.error("request_failed", code=code, message=exc.detail, path=request.url.path)
+    return Response(
+        error_body(code, exc.detail or "request failed"),
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A bug: log it with the traceback, answer 500 without leaking anything."""
+    log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+    return Response(
+        error_body(errors.INTERNAL_ERROR, "internal error; the server log has the details"),
+        status_code=500,
+    )
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    ZerocopyError: zerocopy_error_handler,
+    ValidationException: validation_error_handler,
+    HTTPException: http_error_handler,
+    Exception: unexpected_error_handler,
+}

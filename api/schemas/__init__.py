@@ -1,0 +1,1 @@
+"""msgspec DTOs of the HTTP API: Create / Update / Read split per resource; secrets write-only."""

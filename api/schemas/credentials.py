@@ -1,0 +1,38 @@
+"""Credential DTOs: ``secrets`` can be written, never read back."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+
+class CredentialCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new credential. ``secrets`` (passwords, keys, tokens) are stored encrypted."""
+
+    name: str
+    kind: str
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+    secrets: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class CredentialUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Change a credential; omitted fields stay. ``secrets`` are merged over the stored ones."""
+
+    name: str | None = None
+    settings: dict[str, Any] | None = None
+    secrets: dict[str, str] | None = None
+
+
+class CredentialRead(msgspec.Struct, kw_only=True):
+    """A credential as the API shows it: the names of its secrets, never their values."""
+
+    id: str
+    name: str
+    kind: str
+    settings: dict[str, Any]
+    secret_fields: list[str]
+    public_key: str | None
+    created_at: datetime
+    updated_at: datetime | None

@@ -1,0 +1,29 @@
+"""Refresh run DTOs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from api.schemas.common import ErrorInfo
+
+
+class RunRead(msgspec.Struct, kw_only=True):
+    """One refresh of a segment: status, counts, diff against the previous membership, timings."""
+
+    id: str
+    segment_id: str
+    trigger: str
+    status: str
+    member_count: int | None
+    added: int | None
+    removed: int | None
+    temp_table: str | None
+    query_id: str | None
+    error: ErrorInfo | None
+    cancel_requested: bool
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None

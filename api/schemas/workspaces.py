@@ -1,0 +1,16 @@
+"""Workspace DTOs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class WorkspaceRead(msgspec.Struct, kw_only=True):
+    """The workspace the calling API key belongs to."""
+
+    id: str
+    name: str
+    time_zone: str
+    created_at: datetime

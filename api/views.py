@@ -1,0 +1,149 @@
+"""ORM rows → read DTOs. The only place that decides what a response shows (never a secret)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.schemas.common import ErrorInfo
+from api.schemas.credentials import CredentialRead
+from api.schemas.runs import RunRead
+from api.schemas.segments import SegmentRead
+from api.schemas.sources import (
+    ColumnRead,
+    SourceRead,
+    SourceTestRead,
+    TableRead,
+    TableSummary,
+)
+from api.schemas.workspaces import WorkspaceRead
+from zerocopy.services.sources import TestOutcome
+from zerocopy.state.models import (
+    CatalogTable,
+    Credential,
+    RefreshRun,
+    Segment,
+    Source,
+    Workspace,
+)
+
+
+def workspace_read(ws: Workspace) -> WorkspaceRead:
+    return WorkspaceRead(id=ws.id, name=ws.name, time_zone=ws.time_zone, created_at=ws.created_at)
+
+
+def credential_read(cred: Credential, secret_fields: list[str] | None = None) -> CredentialRead:
+    return CredentialRead(
+        id=cred.id,
+        name=cred.name,
+        kind=cred.kind,
+        settings=dict(cred.settings or {}),
+        secret_fields=secret_fields or [],
+        public_key=cred.public_key,
+        created_at=cred.created_at,
+        updated_at=cred.updated_at,
+    )
+
+
+def _error(data: dict[str, Any] | None) -> ErrorInfo | None:
+    if not data:
+        return None
+    return ErrorInfo(
+        code=str(data.get("code")),
+        message=str(data.get("message") or ""),
+        details=dict(data.get("details") or {}),
+    )
+
+
+def source_read(source: Source) -> SourceRead:
+    return SourceRead(
+        id=source.id,
+        name=source.name,
+        kind=source.kind,
+        credential_id=source.credential_id,
+        scope=source.scope,
+        max_runtime_minutes=max(1, round(source.max_runtime_s / 60)),
+        status=source.status,
+        last_tested_at=source.last_test_at,
+        last_error=_error(source.last_test_error),
+        created_at=source.created_at,
+    )
+
+
+def table_summary(table: CatalogTable) -> TableSummary:
+    return TableSummary(
+        name=table.name,
+        kind=table.kind,
+        description=table.description,
+        column_count=len(table.columns or []),
+    )
+
+
+def table_read(table: CatalogTable) -> TableRead:
+    return TableRead(
+        name=table.name,
+        kind=table.kind,
+        description=table.description,
+        columns=[
+            ColumnRead(
+                name=str(c.get("name")),
+                data_type=str(c.get("data_type") or ""),
+                description=c.get("description"),
+                nullable=bool(c.get("nullable", True)),
+            )
+            for c in table.columns or []
+        ],
+        fetched_at=table.fetched_at,
+    )
+
+
+def source_test_read(outcome: TestOutcome) -> SourceTestRead:
+    return SourceTestRead(
+        source=source_read(outcome.source),
+        tables=[table_summary(t) for t in outcome.tables],
+        elapsed_s=round(outcome.elapsed_s, 4),
+        server_version=outcome.server_version,
+    )
+
+
+def segment_read(segment: Segment) -> SegmentRead:
+    return SegmentRead(
+        id=segment.id,
+        name=segment.name,
+        description=segment.description,
+        source_id=segment.source_id,
+        sql=segment.sql,
+        dialect=segment.dialect,
+        id_column=segment.id_column,
+        member_count=segment.member_count,
+        last_refreshed_at=segment.last_refreshed_at,
+        last_run_id=segment.last_run_id,
+        created_at=segment.created_at,
+        updated_at=segment.updated_at,
+    )
+
+
+def run_read(run: RefreshRun) -> RunRead:
+    error = None
+    if run.error_code:
+        error = ErrorInfo(
+            code=run.error_code,
+            message=run.error_message or "",
+            details=dict(run.error_details or {}),
+        )
+    return RunRead(
+        id=run.id,
+        segment_id=run.segment_id,
+        trigger=run.trigger,
+        status=run.status,
+        member_count=run.member_count,
+        added=run.added,
+        removed=run.removed,
+        temp_table=run.temp_table,
+        query_id=run.query_id,
+        error=error,
+        cancel_requested=run.cancel_requested_at is not None,
+        created_at=run.created_at,
+        started_at=run.started_at,
+        finished_at=run.finished_at,
+        duration_s=run.duration_s,
+    )

@@ -1,0 +1,67 @@
+"""The catalog a source's last successful test stored: browse, search, and feed the SQL check."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.services._common import get_scoped
+from zerocopy.state.models import CatalogTable, Source
+
+
+async def _tables(session: AsyncSession, source_id: str) -> list[CatalogTable]:
+    stmt = (
+        sa.select(CatalogTable)
+        .where(CatalogTable.source_id == source_id)
+        .order_by(CatalogTable.schema, CatalogTable.name)
+    )
+    return list((await session.scalars(stmt)).all())
+
+
+def _matches(table: CatalogTable, needle: str) -> bool:
+    """Case-insensitive match on table name, description, column names and descriptions."""
+    haystack = [table.name, table.description or ""]
+    for col in table.columns or []:
+        haystack.append(str(col.get("name") or ""))
+        haystack.append(str(col.get("description") or ""))
+    return any(needle in text.lower() for text in haystack)
+
+
+async def list_tables(
+    session: AsyncSession, workspace_id: str, source_id: str, *, search: str | None = None
+) -> list[CatalogTable]:
+    """The source's tables and views, filtered by ``search`` when given."""
+    source = await get_scoped(session, Source, workspace_id, source_id)
+    tables = await _tables(session, source.id)
+    needle = (search or "").strip().lower()
+    return [t for t in tables if _matches(t, needle)] if needle else tables
+
+
+async def get_table(
+    session: AsyncSession, workspace_id: str, source_id: str, name: str
+) -> CatalogTable:
+    """One table by name (case-insensitive; ``schema.table`` also accepted)."""
+    source = await get_scoped(session, Source, workspace_id, source_id)
+    wanted = name.lower()
+    for table in await _tables(session, source.id):
+        if table.name.lower() == wanted or f"{table.schema}.{table.name}".lower() == wanted:
+            return table
+    raise ZerocopyError(
+        errors.NOT_FOUND,
+        f"table {name!r} is not in the catalog of source {source.name!r}; "
+        "test the source again if it was created since",
+        details={"table": name, "source_id": source.id},
+    )
+
+
+async def catalog_mapping(session: AsyncSession, source: Source) -> dict[str, Any]:
+    """``{schema: {table: {column: type}}}`` of the stored catalog, as the SQL check takes it."""
+    mapping: dict[str, dict[str, dict[str, str]]] = {}
+    for table in await _tables(session, source.id):
+        columns = {str(c["name"]): str(c.get("data_type") or "") for c in table.columns or []}
+        mapping.setdefault(table.schema, {})[table.name] = columns
+    return mapping

@@ -1,0 +1,127 @@
+"""Credentials: warehouse logins, secrets encrypted at rest and never returned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialects.registry import adapter_class
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.secrets import SecretBox
+from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
+from zerocopy.state.models import Credential, Source, SourceStatus
+
+
+def secret_field_names(box: SecretBox, cred: Credential) -> list[str]:
+    """Names (never values) of the secrets stored on ``cred``."""
+    return sorted(open_secrets(box, cred))
+
+
+def open_secrets(box: SecretBox, cred: Credential) -> dict[str, str]:
+    """Decrypted secrets of ``cred`` (only for connecting; never log or return them)."""
+    return box.decrypt(cred.secret_ciphertext)
+
+
+def _check_fields(kind: str, settings: Any, secrets: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    if not isinstance(settings, dict):
+        raise ZerocopyError(errors.VALIDATION_ERROR, "'settings' must be a JSON object")
+    if not isinstance(secrets, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()
+    ):
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR, "'secrets' must be a JSON object of string values"
+        )
+    adapter_class(kind).check_credential(settings, secrets)
+    return settings, secrets
+
+
+async def create_credential(
+    session: AsyncSession,
+    box: SecretBox,
+    workspace_id: str,
+    *,
+    name: str,
+    kind: str,
+    settings: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> Credential:
+    """Validate the fields for ``kind`` and store them; secrets encrypted."""
+    name = check_name(name, "credential")
+    settings, secrets = _check_fields(kind, settings or {}, secrets or {})
+    await ensure_unique_name(session, Credential, workspace_id, name)
+    cred = Credential(
+        workspace_id=workspace_id,
+        name=name,
+        kind=kind,
+        settings=settings,
+        secret_ciphertext=box.encrypt(secrets) if secrets else None,
+    )
+    session.add(cred)
+    await session.commit()
+    return cred
+
+
+async def list_credentials(session: AsyncSession, workspace_id: str) -> list[Credential]:
+    return await list_scoped(session, Credential, workspace_id, Credential.created_at)
+
+
+async def get_credential(
+    session: AsyncSession, workspace_id: str, credential_id: str
+) -> Credential:
+    return await get_scoped(session, Credential, workspace_id, credential_id)
+
+
+async def update_credential(
+    session: AsyncSession,
+    box: SecretBox,
+    workspace_id: str,
+    credential_id: str,
+    *,
+    name: str | None = None,
+    settings: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> Credential:
+    """Rename, replace settings, or merge new secrets over the stored ones.
+
+    Sources using a changed credential go back to ``draft``: their last test no longer holds.
+    """
+    cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    if name is not None:
+        name = check_name(name, "credential")
+        await ensure_unique_name(session, Credential, workspace_id, name, exclude_id=cred.id)
+        cred.name = name
+    if settings is not None or secrets is not None:
+        merged_secrets = {**open_secrets(box, cred), **(secrets or {})}
+        new_settings, merged_secrets = _check_fields(
+            cred.kind, cred.settings if settings is None else settings, merged_secrets
+        )
+        cred.settings = new_settings
+        cred.secret_ciphertext = box.encrypt(merged_secrets) if merged_secrets else None
+        await session.execute(
+            sa.update(Source)
+            .where(Source.credential_id == cred.id)
+            .values(status=SourceStatus.DRAFT)
+            .execution_options(synchronize_session=False)
+        )
+    await session.commit()
+    return cred
+
+
+async def delete_credential(session: AsyncSession, workspace_id: str, credential_id: str) -> None:
+    """Delete a credential; ``credential_in_use`` while a source uses it."""
+    cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    users = (
+        await session.scalars(sa.select(Source.id).where(Source.credential_id == cred.id))
+    ).all()
+    if users:
+        raise ZerocopyError(
+            errors.CREDENTIAL_IN_USE,
+            f"credential {cred.name!r} is used by {len(users)} source(s); "
+            "delete them or move them to another credential first",
+            details={"source_ids": list(users)},
+        )
+    await session.delete(cred)
+    await session.commit()

@@ -1,0 +1,223 @@
+"""Sources: a credential plus a scope, tested before use; the test stores the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import anyio
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialects.protocol import Scope, TableInfo
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
+from zerocopy.state.models import CatalogTable, Credential, Segment, Source, SourceStatus
+
+if TYPE_CHECKING:
+    from zerocopy.services.context import Runtime
+
+MIN_RUNTIME_MINUTES = 1
+MAX_RUNTIME_MINUTES = 60
+
+
+@dataclass(frozen=True, slots=True)
+class TestOutcome:
+    """A successful connection test."""
+
+    source: Source
+    tables: list[CatalogTable]
+    elapsed_s: float
+    server_version: str | None
+
+
+def _check_scope(scope: str) -> str:
+    try:
+        return str(Scope.parse(scope))
+    except ValueError as exc:
+        raise ZerocopyError(errors.VALIDATION_ERROR, str(exc), details={"field": "scope"}) from None
+
+
+def _check_runtime(minutes: int) -> int:
+    if (
+        isinstance(minutes, bool)
+        or not isinstance(minutes, int)
+        or not MIN_RUNTIME_MINUTES <= minutes <= MAX_RUNTIME_MINUTES
+    ):
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"max_runtime_minutes must be a whole number from {MIN_RUNTIME_MINUTES} "
+            f"to {MAX_RUNTIME_MINUTES}, got {minutes!r}",
+            details={"field": "max_runtime_minutes"},
+        )
+    return minutes * 60
+
+
+async def create_source(
+    session: AsyncSession,
+    workspace_id: str,
+    *,
+    name: str,
+    credential_id: str,
+    scope: str,
+    max_runtime_minutes: int = 10,
+) -> Source:
+    """A new source in ``draft``: it becomes ``active`` after a successful test."""
+    name = check_name(name, "source")
+    cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    source = Source(
+        workspace_id=workspace_id,
+        credential_id=cred.id,
+        name=name,
+        kind=cred.kind,
+        scope=_check_scope(scope),
+        max_runtime_s=_check_runtime(max_runtime_minutes),
+        status=SourceStatus.DRAFT,
+    )
+    await ensure_unique_name(session, Source, workspace_id, name)
+    session.add(source)
+    await session.commit()
+    return source
+
+
+async def list_sources(session: AsyncSession, workspace_id: str) -> list[Source]:
+    return await list_scoped(session, Source, workspace_id, Source.created_at)
+
+
+async def get_source(session: AsyncSession, workspace_id: str, source_id: str) -> Source:
+    return await get_scoped(session, Source, workspace_id, source_id)
+
+
+async def update_source(
+    session: AsyncSession,
+    workspace_id: str,
+    source_id: str,
+    *,
+    name: str | None = None,
+    credential_id: str | None = None,
+    scope: str | None = None,
+    max_runtime_minutes: int | None = None,
+) -> Source:
+    """Change a source; a new credential or scope puts it back to ``draft`` until tested."""
+    source = await get_scoped(session, Source, workspace_id, source_id)
+    if name is not None:
+        name = check_name(name, "source")
+        await ensure_unique_name(session, Source, workspace_id, name, exclude_id=source.id)
+        source.name = name
+    if max_runtime_minutes is not None:
+        source.max_runtime_s = _check_runtime(max_runtime_minutes)
+    if credential_id is not None and credential_id != source.credential_id:
+        cred = await get_scoped(session, Credential, workspace_id, credential_id)
+        if cred.kind != source.kind:
+            raise ZerocopyError(
+                errors.CREDENTIAL_KIND_MISMATCH,
+                f"source {source.name!r} reads a {source.kind} warehouse; "
+                f"credential {cred.name!r} is for {cred.kind}",
+                details={"field": "credential_id"},
+            )
+        source.credential_id = cred.id
+        source.status = SourceStatus.DRAFT
+    if scope is not None:
+        new_scope = _check_scope(scope)
+        if new_scope != source.scope:
+            source.scope = new_scope
+            source.status = SourceStatus.DRAFT
+    await session.commit()
+    return source
+
+
+async def delete_source(session: AsyncSession, workspace_id: str, source_id: str) -> None:
+    """Delete a source and its catalog; ``conflict`` while segments use it."""
+    source = await get_scoped(session, Source, workspace_id, source_id)
+    users = (
+        await session.scalars(sa.select(Segment.id).where(Segment.source_id == source.id))
+    ).all()
+    if users:
+        raise ZerocopyError(
+            errors.CONFLICT,
+            f"source {source.name!r} is used by {len(users)} segment(s); delete them first",
+            details={"segment_ids": list(users)},
+        )
+    await session.execute(sa.delete(CatalogTable).where(CatalogTable.source_id == source.id))
+    await session.delete(source)
+    await session.commit()
+
+
+def _catalog_rows(source: Source, tables: list[TableInfo], now: datetime) -> list[CatalogTable]:
+    default_schema = Scope.parse(source.scope).schema
+    return [
+        CatalogTable(
+            source_id=source.id,
+            schema=t.schema or default_schema,
+            name=t.name,
+            kind=t.kind,
+            description=t.description,
+            columns=[
+                {
+                    "name": c.name,
+                    "data_type": c.data_type,
+                    "description": c.description,
+                    "nullable": c.nullable,
+                }
+                for c in t.columns
+            ],
+            fetched_at=now,
+        )
+        for t in tables
+    ]
+
+
+async def test_source(
+    session: AsyncSession, runtime: Runtime, workspace_id: str, source_id: str
+) -> TestOutcome:
+    """Connect and list the visible tables; store them; ``active`` on success.
+
+    A failed test sets the source to ``error``, stores the code and message, and raises them.
+    """
+    source = await get_scoped(session, Source, workspace_id, source_id)
+    cred = await get_scoped(session, Credential, workspace_id, source.credential_id)
+    now = datetime.now(UTC)
+    try:
+        with anyio.fail_after(source.max_runtime_s):
+            async with runtime.adapter_for(source, cred) as adapter:
+                result = await adapter.test()
+    except (ZerocopyError, TimeoutError) as exc:
+        err = (
+            exc
+            if isinstance(exc, ZerocopyError)
+            else ZerocopyError(
+                errors.TIMED_OUT,
+                f"the connection test ran past the source's max runtime "
+                f"({source.max_runtime_s // 60} min)",
+            )
+        )
+        source.status = SourceStatus.ERROR
+        source.last_test_at = now
+        source.last_test_error = {
+            "code": err.code,
+            "message": err.message,
+            "details": err.details,
+        }
+        await session.commit()
+        raise ZerocopyError(
+            err.code,
+            err.message,
+            details={**err.details, "source_id": source.id, "status": SourceStatus.ERROR},
+        ) from exc
+    await session.execute(sa.delete(CatalogTable).where(CatalogTable.source_id == source.id))
+    rows = _catalog_rows(source, result.tables, now)
+    session.add_all(rows)
+    source.status = SourceStatus.ACTIVE
+    source.last_test_at = now
+    source.last_test_error = None
+    await session.commit()
+    runtime.forget_catalog(source.id)
+    rows.sort(key=lambda r: (r.schema, r.name))
+    return TestOutcome(
+        source=source,
+        tables=rows,
+        elapsed_s=result.elapsed_s,
+        server_version=result.server_version,
+    )

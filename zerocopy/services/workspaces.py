@@ -1,0 +1,108 @@
+"""Workspaces and their API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.secrets import api_keys
+from zerocopy.state.models import ApiKey, Workspace
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the workspace an API key belongs to."""
+
+    workspace: Workspace
+    api_key_id: str
+
+    @property
+    def workspace_id(self) -> str:
+        return self.workspace.id
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise ZerocopyError(errors.VALIDATION_ERROR, "a workspace name must be 1-200 characters")
+    return name
+
+
+async def create_workspace(
+    session: AsyncSession, *, name: str, time_zone: str = "UTC"
+) -> tuple[Workspace, str]:
+    """Create a workspace and its first API key; the plain key is returned once, never stored."""
+    try:
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"unknown time zone {time_zone!r}; use an IANA name such as 'Europe/Paris'",
+        ) from None
+    ws = Workspace(name=_check_name(name), time_zone=time_zone)
+    session.add(ws)
+    await session.flush()
+    key = await _add_key(session, ws.id, "default")
+    await session.commit()
+    return ws, key
+
+
+async def create_api_key(session: AsyncSession, workspace_id: str, name: str | None) -> str:
+    """Another API key for the workspace (shown once)."""
+    key = await _add_key(session, workspace_id, name)
+    await session.commit()
+    return key
+
+
+async def _add_key(session: AsyncSession, workspace_id: str, name: str | None) -> str:
+    generated = api_keys.generate_api_key()
+    session.add(
+        ApiKey(
+            workspace_id=workspace_id,
+            name=name,
+            prefix=generated.prefix,
+            key_hash=generated.key_hash,
+        )
+    )
+    await session.flush()
+    return generated.key
+
+
+async def authenticate(session: AsyncSession, key: str) -> Caller:
+    """The caller behind ``key``, else ``unauthorized`` (same answer for every kind of wrong)."""
+    denied = ZerocopyError(
+        errors.UNAUTHORIZED,
+        "invalid or revoked API key; create one with 'zerocopy workspace create NAME'",
+    )
+    prefix = api_keys.api_key_lookup_prefix(key)
+    if prefix is None:
+        raise denied
+    row = (
+        await session.execute(
+            sa.select(ApiKey, Workspace)
+            .join(Workspace, Workspace.id == ApiKey.workspace_id)
+            .where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+        )
+    ).first()
+    if row is None or not api_keys.verify_api_key(key, row[0].key_hash):
+        raise denied
+    api_key, workspace = row
+    now = datetime.now(UTC)
+    # One write a minute per key at most: a write per request would contend on SQLite.
+    if api_key.last_used_at is None or (now - api_key.last_used_at).total_seconds() > 60:
+        api_key.last_used_at = now
+        await session.commit()
+    return Caller(workspace=workspace, api_key_id=api_key.id)
+
+
+async def get_workspace(session: AsyncSession, workspace_id: str) -> Workspace:
+    ws = await session.get(Workspace, workspace_id)
+    if ws is None:
+        raise ZerocopyError(errors.NOT_FOUND, f"workspace {workspace_id} not found")
+    return ws
