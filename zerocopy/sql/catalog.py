@@ -1,0 +1,128 @@
+"""`SqlCatalog`: a source's tables prepared once for fast, repeated SQL checks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.schema import MappingSchema
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogTable:
+    """One table as the catalog spells it, with its normalized column names."""
+
+    schema: str
+    name: str
+    columns: frozenset[str]
+
+    @property
+    def display(self) -> str:
+        """``schema.table`` as written in the catalog (what `CheckResult.tables` lists)."""
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class DialectView:
+    """The catalog normalized for one sqlglot dialect: the MappingSchema and table lookups."""
+
+    schema: MappingSchema
+    tables: dict[tuple[str, str], CatalogTable]
+    """(normalized schema, normalized table) -> table."""
+
+    databases: dict[str, frozenset[str]]
+    """normalized schema -> normalized databases it was declared under (3-level catalogs)."""
+
+
+class SqlCatalog:
+    """A source's catalog ``{schema: {table: {column: type}}}``, cached per dialect.
+
+    Building sqlglot's ``MappingSchema`` for 200 tables takes milliseconds, so a source keeps
+    one ``SqlCatalog`` and every check against it reuses the normalized lookups. Schema keys
+    may be ``"schema"`` or ``"database.schema"``; a 3-level mapping
+    ``{database: {schema: {table: {column: type}}}}`` is accepted too.
+    """
+
+    def __init__(self, tables: Mapping[str, Any]) -> None:
+        self._flat: dict[str, dict[str, dict[str, str]]] = {}
+        self._databases: dict[str, set[str]] = {}
+        for key, value in (tables or {}).items():
+            if not isinstance(value, Mapping):
+                continue
+            if _is_three_level(value):
+                for schema, schema_tables in value.items():
+                    self._add(str(schema), str(key), schema_tables)
+            else:
+                database, _, schema = str(key).rpartition(".")
+                self._add(schema, database or None, value)
+        self._views: dict[str, DialectView] = {}
+
+    def _add(self, schema: str, database: str | None, tables: Any) -> None:
+        """Merge one schema's tables, keeping only well-formed column mappings."""
+        if not isinstance(tables, Mapping):
+            return
+        target = self._flat.setdefault(schema, {})
+        for table, columns in tables.items():
+            if isinstance(columns, Mapping):
+                target[str(table)] = {str(c): str(t) for c, t in columns.items()}
+        if database:
+            self._databases.setdefault(schema, set()).add(database)
+
+    @classmethod
+    def of(cls, catalog: SqlCatalog | Mapping[str, Any]) -> SqlCatalog:
+        """Return ``catalog`` itself when prebuilt, else build one from the mapping."""
+        return catalog if isinstance(catalog, SqlCatalog) else cls(catalog)
+
+    def view(self, dialect: Dialect) -> DialectView:
+        """The catalog normalized for ``dialect`` (built on first use, then cached)."""
+        key = type(dialect).__name__
+        view = self._views.get(key)
+        if view is None:
+            view = self._build(dialect)
+            self._views[key] = view
+        return view
+
+    def _build(self, dialect: Dialect) -> DialectView:
+        """Normalize names the way the dialect folds unquoted identifiers."""
+        mapping: dict[str, dict[str, dict[str, str]]] = {}
+        tables: dict[tuple[str, str], CatalogTable] = {}
+        databases: dict[str, frozenset[str]] = {}
+        for schema, schema_tables in self._flat.items():
+            norm_schema = _normalize(schema, dialect)
+            target = mapping.setdefault(norm_schema, {})
+            for table, columns in schema_tables.items():
+                norm_table = _normalize(table, dialect)
+                norm_columns = {_normalize(c, dialect): t for c, t in columns.items()}
+                target[norm_table] = norm_columns
+                tables[(norm_schema, norm_table)] = CatalogTable(
+                    schema, table, frozenset(norm_columns)
+                )
+            if schema in self._databases:
+                databases[norm_schema] = frozenset(
+                    _normalize(db, dialect) for db in self._databases[schema]
+                )
+        # normalize=False: names are already folded above, types stay as the warehouse wrote them.
+        schema_obj = MappingSchema(mapping, dialect=dialect, normalize=False)
+        return DialectView(schema_obj, tables, databases)
+
+    def __len__(self) -> int:
+        return sum(len(tables) for tables in self._flat.values())
+
+
+def _is_three_level(value: Mapping[str, Any]) -> bool:
+    """True for ``{schema: {table: {column: type}}}`` below a database key."""
+    for tables in value.values():
+        if not isinstance(tables, Mapping):
+            return False
+        for columns in tables.values():
+            return isinstance(columns, Mapping)
+        return False
+    return False
+
+
+def _normalize(name: str, dialect: Dialect) -> str:
+    """Fold a catalog name like the dialect folds an unquoted identifier."""
+    return dialect.normalize_identifier(exp.Identifier(this=name, quoted=False)).name

@@ -1,0 +1,977 @@
+"""`check_segment_sql`: the engine's front door for user SQL (issue #4).
+
+Pipeline, each step a small pure function over the sqlglot tree:
+
+1. dialects → rules modules (`zerocopy.sql.rules`), unknown → ``unknown_dialect``;
+2. tokenize and count statements on tokens (comments and strings cannot hide a ``;``);
+3. parse (all parse errors, with positions);
+4. safety on every statement: read-only node types, forbidden functions, table functions,
+   stages and path tables;
+5. scope: each table is a CTE reference, an in-scope catalog table, out of scope or unknown;
+6. columns: sqlglot's qualifier on a normalized copy, then our own validation of every column
+   (all unknown columns are reported, not just the first);
+7. the id column must be a real output column of the query;
+8. transpile to the target, refusing what the target cannot express; build ``ids_sql``.
+
+The function never raises: whatever goes wrong inside is reported as an issue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError, UnsupportedError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.qualify_columns import qualify_columns
+from sqlglot.optimizer.qualify_tables import qualify_tables
+from sqlglot.optimizer.resolver import Resolver
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.tokens import Token, TokenType
+
+from zerocopy.errors import (
+    FORBIDDEN_FUNCTION,
+    MISSING_ID_COLUMN,
+    MULTIPLE_STATEMENTS,
+    NOT_READ_ONLY,
+    OUT_OF_SCOPE,
+    PARSE_ERROR,
+    UNKNOWN_COLUMN,
+    UNKNOWN_DIALECT,
+    UNKNOWN_TABLE,
+    UNSUPPORTED_IN_DIALECT,
+)
+from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
+from zerocopy.sql.result import CheckResult, SqlIssue
+from zerocopy.sql.rules import MODULES, DialectRules, rules_for
+
+# Statement and clause node types that write, change session state or leave the query's
+# read-only world. Anything sqlglot could only keep as an opaque ``Command`` is refused too.
+_NOT_READ_ONLY_TYPES: tuple[type[exp.Expr], ...] = tuple(
+    getattr(exp, name)
+    for name in [
+        "DDL",
+        "DML",
+        "Insert",
+        "Update",
+        "Delete",
+        "Merge",
+        "Create",
+        "Drop",
+        "Alter",
+        "AlterRename",
+        "TruncateTable",
+        "Command",
+        "Copy",
+        "Into",
+        "Lock",
+        "Set",
+        "Use",
+        "Show",
+        "Describe",
+        "Transaction",
+        "Commit",
+        "Rollback",
+        "Grant",
+        "Revoke",
+        "Pragma",
+        "Cache",
+        "Uncache",
+        "LoadData",
+        "Refresh",
+        "Analyze",
+        "Export",
+        "Attach",
+        "Detach",
+        "Install",
+        "Summarize",
+        "Kill",
+        "Declare",
+        "Execute",
+        "ExecuteSql",
+        "Comment",
+        "Put",
+        "Get",
+        "Undrop",
+        "Return",
+        "Block",
+        "IfBlock",
+        "WhileBlock",
+    ]
+    if hasattr(exp, name)
+)
+
+# Readable names for the refusal message (else the node's SQL keyword is used).
+_STATEMENT_NAMES: dict[str, str] = {
+    "into": "SELECT … INTO",
+    "lock": "SELECT … FOR UPDATE/SHARE",
+    "command": "this statement",
+    "set": "SET",
+    "use": "USE",
+    "show": "SHOW",
+    "describe": "DESCRIBE",
+    "transaction": "BEGIN/START TRANSACTION",
+    "commit": "COMMIT",
+    "rollback": "ROLLBACK",
+    "truncatetable": "TRUNCATE",
+    "loaddata": "LOAD DATA",
+    "export": "EXPORT DATA",
+    "executesql": "EXECUTE",
+    "altername": "ALTER … RENAME",
+}
+
+_QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
+_PATH_CHARS = frozenset("/\\:*?")
+_FILE_SUFFIXES = (
+    ".csv",
+    ".tsv",
+    ".parquet",
+    ".json",
+    ".jsonl",
+    ".ndjson",
+    ".gz",
+    ".zst",
+    ".txt",
+    ".xlsx",
+    ".db",
+    ".duckdb",
+    ".arrow",
+    ".avro",
+    ".orc",
+)
+# Some sqlglot function classes stand for several SQL spellings; these names are what users type.
+_MAX_ISSUES_PER_CODE = 50
+
+
+def check_segment_sql(
+    sql: str,
+    *,
+    dialect: str,
+    catalog: SqlCatalog | Mapping[str, Any],
+    scope: str,
+    id_column: str = "external_user_id",
+    target: str | None = None,
+) -> CheckResult:
+    """Check a segment query and compile it for the warehouse; never raises.
+
+    Args:
+        sql: the user's query text.
+        dialect: the dialect the user wrote in (snowflake, bigquery, redshift, databricks,
+            duckdb, postgres; tsql/fabric accepted as input).
+        catalog: the source's tables ``{schema: {table: {column: type}}}`` or a prebuilt
+            `SqlCatalog` (cache it per source: it keeps the normalized schema).
+        scope: the schema the source connects (``marketing``), or ``database.schema``.
+        id_column: the column that identifies a user (compared case-insensitively).
+        target: the warehouse dialect to emit; defaults to ``dialect``.
+
+    Returns:
+        A `CheckResult`; ``sql`` and ``ids_sql`` are set only when the query is valid.
+    """
+    dialect_name = dialect.strip().lower() if isinstance(dialect, str) else str(dialect)
+    target_name = target.strip().lower() if isinstance(target, str) and target.strip() else None
+    target_name = target_name or dialect_name
+    result = CheckResult(dialect=dialect_name, target=target_name)
+    try:
+        _Check(sql, dialect_name, target_name, catalog, scope, id_column, result).run()
+    except Exception as exc:  # the front door must answer, whatever sqlglot does inside
+        result.errors.append(
+            SqlIssue(
+                PARSE_ERROR,
+                "zerocopy could not analyse this query "
+                f"({type(exc).__name__}: {str(exc)[:200]}); simplify the construct "
+                "it points at or rewrite the query.",
+            )
+        )
+        result.sql = result.ids_sql = None
+    result.errors.sort(key=SqlIssue.sort_key)
+    if result.errors:
+        result.sql = result.ids_sql = None
+    return result
+
+
+def transpile_sql(sql: str, *, dialect: str, target: str) -> tuple[str | None, list[SqlIssue]]:
+    """Transpile one query between dialects with the same refusal rules, without a catalog.
+
+    Used by the TPC-H round trip and by callers that only need the target SQL.
+    """
+    try:
+        read, write = rules_for(dialect), rules_for(target)
+        if read is None or write is None:
+            bad = dialect if read is None else target
+            return None, [_unknown_dialect(bad)]
+        tree = Dialect.get_or_raise(read.sqlglot_dialect).parse_into(exp.Query, sql)[0]
+        if tree is None:
+            return None, [SqlIssue(PARSE_ERROR, "The query is empty.")]
+        return _generate(tree, Dialect.get_or_raise(write.sqlglot_dialect), write)
+    except (ParseError, TokenError) as exc:
+        return None, [SqlIssue(PARSE_ERROR, f"The query could not be parsed: {exc}")]
+    except Exception as exc:
+        return None, [SqlIssue(PARSE_ERROR, f"zerocopy could not transpile this query: {exc}")]
+
+
+def _generate(
+    tree: exp.Expr, target: Dialect, rules: DialectRules
+) -> tuple[str | None, list[SqlIssue]]:
+    """Render a tree in the target dialect; sqlglot's 'unsupported' warnings become issues."""
+    try:
+        return target.generate(tree, unsupported_level=ErrorLevel.RAISE), []
+    except UnsupportedError as exc:
+        issues = [
+            SqlIssue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{rules.name} cannot express part of this query: {message.strip()}. "
+                "Rewrite that part with a construct both dialects support.",
+            )
+            for message in str(exc).split("\n")
+            if message.strip()
+        ]
+        return None, issues or [
+            SqlIssue(UNSUPPORTED_IN_DIALECT, f"{rules.name} cannot express this query.")
+        ]
+
+
+def _unknown_dialect(name: object) -> SqlIssue:
+    """The issue for a dialect no rules module covers."""
+    known = ", ".join(sorted(set(MODULES)))
+    return SqlIssue(UNKNOWN_DIALECT, f"Unknown SQL dialect {name!r}; use one of: {known}.")
+
+
+class _Check:
+    """One run of the pipeline; holds the text, tokens and trees it shares between steps."""
+
+    def __init__(
+        self,
+        sql: Any,
+        dialect: str,
+        target: str,
+        catalog: SqlCatalog | Mapping[str, Any],
+        scope: Any,
+        id_column: Any,
+        result: CheckResult,
+    ) -> None:
+        self.text = sql
+        self.dialect_name = dialect
+        self.target_name = target
+        self.catalog = catalog
+        self.scope_text = scope
+        self.id_column = id_column
+        self.result = result
+        self.issues = result.errors
+        self.tokens: list[Token] = []
+        self._line_starts: list[int] | None = None
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def issue(
+        self, code: str, message: str, position: tuple[int | None, int | None] = (None, None)
+    ) -> None:
+        """Record an issue (bounded per code so a pathological input stays cheap)."""
+        if sum(1 for i in self.issues if i.code == code) >= _MAX_ISSUES_PER_CODE:
+            return
+        line, column = position
+        issue = SqlIssue(code, message, line, column)
+        if issue not in self.issues:
+            self.issues.append(issue)
+
+    def offset_position(self, offset: int | None) -> tuple[int | None, int | None]:
+        """1-based (line, column) of a character offset into the SQL text."""
+        if offset is None or not isinstance(offset, int) or offset < 0:
+            return (None, None)
+        if self._line_starts is None:
+            starts = [0]
+            text = self.text
+            index = text.find("\n")
+            while index != -1:
+                starts.append(index + 1)
+                index = text.find("\n", index + 1)
+            self._line_starts = starts
+        starts = self._line_starts
+        lo, hi = 0, len(starts) - 1
+        while lo < hi:  # last line start <= offset
+            mid = (lo + hi + 1) // 2
+            if starts[mid] <= offset:
+                lo = mid
+            else:
+                hi = mid - 1
+        return (lo + 1, offset - starts[lo] + 1)
+
+    def node_position(self, node: exp.Expr | None) -> tuple[int | None, int | None]:
+        """Where a node starts in the text, from its own or its first identifier's metadata."""
+        if node is None:
+            return (None, None)
+        for candidate in _with_descendants(node):
+            meta = candidate._meta
+            if meta and "start" in meta:
+                return self.offset_position(meta["start"])
+        return (None, None)
+
+    def token_position(self, text: str, *, after: int = 0) -> tuple[int | None, int | None]:
+        """Where a token with this text (case-insensitive) first appears."""
+        wanted = text.lower()
+        for token in self.tokens:
+            if token.start >= after and token.text.lower() == wanted:
+                return self.offset_position(token.start)
+        return (None, None)
+
+    # --- pipeline -----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run every step, stopping where later steps would only repeat an earlier refusal."""
+        read = rules_for(self.dialect_name) if isinstance(self.dialect_name, str) else None
+        write = rules_for(self.target_name) if isinstance(self.target_name, str) else None
+        if read is None:
+            self.issues.append(_unknown_dialect(self.dialect_name))
+        if write is None and self.target_name != self.dialect_name:
+            self.issues.append(_unknown_dialect(self.target_name))
+        if read is None or write is None:
+            return
+        if not isinstance(self.text, str):
+            self.issue(PARSE_ERROR, "The SQL must be text.")
+            return
+        self.rules, self.write_rules = read, write
+        self.read_dialect = Dialect.get_or_raise(read.sqlglot_dialect)
+        self.write_dialect = Dialect.get_or_raise(write.sqlglot_dialect)
+
+        statements = self.parse()
+        if not statements:
+            return
+        for statement in statements:
+            self.check_read_only(statement)
+            self.check_functions(statement)
+        if len(statements) != 1 or not isinstance(statements[0], _QUERY_ROOTS):
+            return
+        root = statements[0]
+        if any(i.code == NOT_READ_ONLY for i in self.issues):
+            return
+
+        scope = self.parse_scope()
+        if scope is None:
+            return
+        catalog = SqlCatalog.of(self.catalog if self.catalog is not None else {})
+        self.view: DialectView = catalog.view(self.read_dialect)
+        work = root.copy()
+        work = normalize_identifiers(work, dialect=self.read_dialect)
+        tables_ok = self.check_tables(root, work, scope)
+        if not tables_ok and any(i.code == FORBIDDEN_FUNCTION for i in self.issues):
+            return
+        qualified = self.check_columns(work, tables_ok)
+        if qualified is not None and tables_ok:
+            self.check_id_column(qualified)
+        if self.issues:
+            return
+        self.emit(root)
+
+    def parse(self) -> list[exp.Expr]:
+        """Tokenize, count statements, parse; returns the non-empty statements."""
+        text = self.text
+        try:
+            self.tokens = self.read_dialect.tokenize(text)
+        except TokenError as exc:
+            self.issue(PARSE_ERROR, _token_error_message(exc))
+            return []
+        chunks: list[list[Token]] = [[]]
+        for token in self.tokens:
+            if token.token_type == TokenType.SEMICOLON:
+                chunks.append([])
+            else:
+                chunks[-1].append(token)
+        chunks = [chunk for chunk in chunks if chunk]
+        if not chunks:
+            self.issue(
+                PARSE_ERROR,
+                "The query is empty: write one SELECT that returns the id column.",
+                (1, 1),
+            )
+            return []
+        if len(chunks) > 1:
+            second = chunks[1][0]
+            self.issue(
+                MULTIPLE_STATEMENTS,
+                f"Only one statement is allowed, but {len(chunks)} were found (the second "
+                f"starts with '{second.text[:40]}'); remove everything after the first query.",
+                self.offset_position(second.start),
+            )
+        try:
+            parsed = self.read_dialect.parser(error_level=ErrorLevel.RAISE, max_errors=5).parse(
+                self.tokens, text
+            )
+        except ParseError as exc:
+            for error in exc.errors or [{"description": str(exc)}]:
+                self.issue(PARSE_ERROR, *_parse_error(error, self))
+            return []
+        except TokenError as exc:
+            self.issue(PARSE_ERROR, _token_error_message(exc))
+            return []
+        return [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
+
+    def check_read_only(self, statement: exp.Expr) -> None:
+        """Refuse anything that is not a plain read-only query, at any depth."""
+        if not isinstance(statement, (*_QUERY_ROOTS, *_NOT_READ_ONLY_TYPES)):
+            self.issue(
+                NOT_READ_ONLY,
+                f"Only a read-only query (SELECT, WITH … SELECT, UNION …) is allowed; "
+                f"'{_statement_name(statement)}' is not one.",
+                self.node_position(statement),
+            )
+        for node in _with_descendants(statement):
+            if isinstance(node, _NOT_READ_ONLY_TYPES):
+                what = _statement_name(node)
+                where = "" if node is statement else " inside the query"
+                position = self.node_position(node)
+                if position == (None, None):
+                    position = self.statement_position(node)
+                self.issue(
+                    NOT_READ_ONLY,
+                    f"'{what}'{where} is not allowed: segment queries may only read data. "
+                    "Remove it and keep a single SELECT.",
+                    position,
+                )
+
+    def statement_position(self, node: exp.Expr) -> tuple[int | None, int | None]:
+        """Best-effort position for nodes without metadata: their keyword's first token."""
+        if isinstance(node, exp.Command):
+            return self.token_position(str(node.this).split()[0] if node.this else "")
+        keyword = {
+            "into": "INTO",
+            "lock": "FOR",
+            "insert": "INSERT",
+            "update": "UPDATE",
+            "delete": "DELETE",
+            "merge": "MERGE",
+        }.get(node.key)
+        return self.token_position(keyword) if keyword else (None, None)
+
+    def check_functions(self, statement: exp.Expr) -> None:
+        """Refuse functions that reach outside the source, table functions not allow-listed,
+        stages, and file paths used as tables."""
+        rules = self.rules
+        table_funcs: set[int] = set()
+        for node in _with_descendants(statement):
+            if isinstance(node, exp.Table):
+                self.check_table_source(node, table_funcs)
+            elif isinstance(node, exp.Lateral | exp.TableFromRows) and isinstance(
+                node.this, exp.Func
+            ):
+                self.check_table_function(node.this, table_funcs)
+            elif isinstance(node, exp.Func) and id(node) not in table_funcs:
+                name = _forbidden_name(node, rules)
+                if name:
+                    self.issue(
+                        FORBIDDEN_FUNCTION,
+                        f"Function {name}() is not allowed in a segment: it reads or changes "
+                        "data outside the source's tables. Remove it.",
+                        self.node_position(node),
+                    )
+
+    def check_table_source(self, table: exp.Table, table_funcs: set[int]) -> None:
+        """Classify what a FROM item reads: a function, a stage, a file path, or a table."""
+        rules = self.rules
+        this = table.this
+        if isinstance(this, exp.Func):
+            self.check_table_function(this, table_funcs)
+            return
+        if isinstance(this, exp.Var) and str(this.this).startswith("@"):
+            self.issue(
+                FORBIDDEN_FUNCTION,
+                f"Reading the stage {this.this} is not allowed: a segment may only read the "
+                "source's tables.",
+                self.token_position(str(this.this)[:1], after=0)
+                if not this._meta
+                else self.node_position(this),
+            )
+            return
+        name = table.name
+        if isinstance(this, exp.Identifier) and name:
+            looks_like_path = bool(_PATH_CHARS & set(name)) or name.lower().endswith(_FILE_SUFFIXES)
+            if rules.path_tables and this.quoted and not table.args.get("db") and looks_like_path:
+                self.issue(
+                    FORBIDDEN_FUNCTION,
+                    f"Reading the file '{name}' is not allowed: a segment may only read the "
+                    "source's tables.",
+                    self.node_position(table),
+                )
+            elif (
+                rules.file_formats
+                and table.db.lower() in rules.file_formats
+                and (looks_like_path or this.quoted)
+            ):
+                self.issue(
+                    FORBIDDEN_FUNCTION,
+                    f"Reading files with {table.db}.`{name}` is not allowed: a segment may only "
+                    "read the source's tables.",
+                    self.node_position(table),
+                )
+
+    def check_table_function(self, func: exp.Func, table_funcs: set[int]) -> None:
+        """Table-valued functions must be on the dialect's allow-list."""
+        table_funcs.add(id(func))
+        rules = self.rules
+        names = _function_names(func)
+        if isinstance(func, exp.Unnest | exp.Explode | exp.Posexplode | exp.Inline) and not (
+            names & rules.forbidden_functions
+        ):
+            return
+        forbidden = _forbidden_name(func, rules)
+        if forbidden is None and names & rules.table_functions:
+            return
+        shown = forbidden or _display_name(func)
+        self.issue(
+            FORBIDDEN_FUNCTION,
+            f"Table function {shown}() is not allowed in a segment; allowed table functions in "
+            f"{rules.name}: {', '.join(sorted(rules.table_functions)) or 'none'}.",
+            self.node_position(func),
+        )
+
+    def parse_scope(self) -> list[exp.Identifier] | None:
+        """The source's scope as normalized identifiers (``[schema]`` or ``[database, schema]``)."""
+        text = self.scope_text
+        if not isinstance(text, str) or not text.strip():
+            self.issue(OUT_OF_SCOPE, "The source has no schema configured to check tables against.")
+            return None
+        parts = [p.strip() for p in text.strip().split(".")]
+        if not all(parts) or len(parts) > 2:
+            self.issue(
+                OUT_OF_SCOPE,
+                f"The source's scope {text!r} must be 'schema' or 'database.schema'.",
+            )
+            return None
+        return [
+            self.read_dialect.normalize_identifier(exp.Identifier(this=p, quoted=False))
+            for p in parts
+        ]
+
+    def check_tables(self, root: exp.Expr, work: exp.Expr, scope: list[exp.Identifier]) -> bool:
+        """Resolve each table reference; qualify in-scope tables in both trees. True if all ok."""
+        scope_schema = scope[-1].name
+        scope_db = scope[0].name if len(scope) == 2 else None
+        orig_nodes = list(_with_descendants(root))
+        work_nodes = list(_with_descendants(work))
+        index = {id(node): i for i, node in enumerate(work_nodes)}
+        ok = True
+        seen: list[str] = []
+        scope_parts_written = self.scope_text.strip().split(".")
+        for table in self.real_tables(work):
+            if not isinstance(table.this, exp.Identifier):
+                continue  # functions, stages: handled by check_functions
+            original = orig_nodes[index[id(table)]] if id(table) in index else None
+            found = self.resolve_table(table, scope_schema, scope_db)
+            if isinstance(found, CatalogTable):
+                if found.display not in seen:
+                    seen.append(found.display)
+                # qualify the working copy for the column step, and the output tree for the warehouse
+                table.set("catalog", None)
+                table.set("db", exp.Identifier(this=scope_schema, quoted=False))
+                if isinstance(original, exp.Table):
+                    _qualify_output_table(original, scope_parts_written)
+            else:
+                ok = False
+        self.result.tables = seen
+        return ok
+
+    def real_tables(self, work: exp.Expr) -> Iterator[exp.Table]:
+        """Table nodes that name a stored table (not a CTE in scope, not a function)."""
+        try:
+            scopes = traverse_scope(work)
+        except OptimizeError:
+            scopes = []
+        if not scopes:  # sqlglot could not scope it: every table counts (CTEs then look unknown)
+            yield from work.find_all(exp.Table)
+            return
+        seen: set[int] = set()
+        for scope in scopes:
+            for table in scope.tables:
+                if id(table) in seen:
+                    continue
+                seen.add(id(table))
+                if isinstance(scope.sources.get(table.alias_or_name), Scope):
+                    continue  # a CTE reference: the name is shadowed in this scope
+                yield table
+        # tables outside any SELECT scope (e.g. under VALUES) still have to be checked
+        for table in work.find_all(exp.Table):
+            if id(table) in seen or not isinstance(table.this, exp.Identifier):
+                continue
+            if table.args.get("db") or not _is_cte_reference(table):
+                yield table
+
+    def resolve_table(
+        self, table: exp.Table, scope_schema: str, scope_db: str | None
+    ) -> CatalogTable | None:
+        """Classify one stored-table reference; records its issue and returns None if refused."""
+        rules = self.rules
+        db, catalog, name = table.db, table.catalog, table.name
+        position = self.node_position(table)
+        written = _written_name(table)
+        extra = table.parts[:-3] if len(table.parts) > 3 else []
+        if extra or (catalog and catalog != scope_db) or (db and db != scope_schema):
+            where = ".".join(p.name for p in table.parts[:-1])
+            system = (db or "").lower() in rules.system_schemas or (
+                catalog or ""
+            ).lower() in rules.system_schemas
+            reason = "a system catalog" if system else f"the schema/database '{where}'"
+            self.issue(
+                OUT_OF_SCOPE,
+                f"Table {written} is in {reason}, outside this source's scope "
+                f"'{self.scope_text}'. Only tables in '{self.scope_text}' can be used.",
+                position,
+            )
+            return None
+        found = self.view.tables.get((scope_schema, name))
+        if found is None and not db and name.lower().startswith(rules.system_table_prefixes):
+            self.issue(
+                OUT_OF_SCOPE,
+                f"Table {written} is a system catalog table, outside this source's scope "
+                f"'{self.scope_text}'. Only tables in '{self.scope_text}' can be used.",
+                position,
+            )
+            return None
+        if found is None:
+            hint = _closest(name, [t for (s, t) in self.view.tables if s == scope_schema])
+            self.issue(
+                UNKNOWN_TABLE,
+                f"Table {written} does not exist in '{self.scope_text}'"
+                + (f"; did you mean {hint}?" if hint else ".")
+                + " Check the source's table list (refresh the catalog if it was just created).",
+                position,
+            )
+            return None
+        return found
+
+    def check_columns(self, work: exp.Expr, tables_ok: bool) -> exp.Expr | None:
+        """Qualify columns against the catalog and report every unknown column."""
+        schema = self.view.schema
+        try:
+            work = qualify_tables(work, dialect=self.read_dialect)
+            work = qualify_columns(
+                work,
+                schema,
+                expand_alias_refs=True,
+                expand_stars=True,
+                allow_partial_qualification=True,
+                dialect=self.read_dialect,
+            )
+        except OptimizeError as exc:
+            if tables_ok:
+                self.column_error_from_optimizer(exc)
+            return None
+        if not tables_ok:
+            return None
+        try:
+            scopes = traverse_scope(work)
+        except OptimizeError:
+            return work
+        for scope in scopes:
+            self.validate_scope_columns(scope)
+        return work
+
+    def column_error_from_optimizer(self, exc: OptimizeError) -> None:
+        """Turn sqlglot's qualification refusal into an issue naming the column."""
+        message = str(exc).split("\n")[0]
+        self.issue(
+            UNKNOWN_COLUMN,
+            f"A column could not be resolved: {message}. Qualify it with its table alias or "
+            "check its spelling.",
+        )
+
+    def validate_scope_columns(self, scope: Scope) -> None:
+        """Every column of a SELECT must come from one of its sources (or an outer scope)."""
+        if not isinstance(scope.expression, exp.Select):
+            return
+        resolver = Resolver(scope, self.view.schema)
+        known_sources = self.source_names_known(scope)
+        for column in scope.columns:
+            name = column.name
+            if not name or isinstance(column.this, exp.Star):
+                continue
+            table = column.table
+            if table:
+                owner = _owning_scope(scope, table)
+                if owner is None:
+                    # a qualifier naming no source: a struct/record path (BigQuery a.b.c) is a Dot
+                    self.issue(
+                        UNKNOWN_COLUMN,
+                        f"{_column_display(column)}: '{table}' is not a table or alias in this "
+                        "query.",
+                        self.node_position(column),
+                    )
+                    continue
+                resolver_for = Resolver(owner, self.view.schema) if owner is not scope else resolver
+                if not self.source_known(owner, table):
+                    continue
+                columns = resolver_for.get_source_columns(table)
+                if columns and "*" not in columns and name not in columns:
+                    hint = _closest(name, list(columns))
+                    self.issue(
+                        UNKNOWN_COLUMN,
+                        f"Column {_column_display(column)} does not exist in {table}"
+                        + (f"; did you mean {hint}?" if hint else ".")
+                        + f" Available: {_short_list(columns)}.",
+                        self.node_position(column),
+                    )
+            elif known_sources:
+                candidates = [c for s in scope.sources for c in resolver.get_source_columns(s)]
+                hint = _closest(name, candidates)
+                self.issue(
+                    UNKNOWN_COLUMN,
+                    f"Column {_column_display(column)} does not exist in any table of this "
+                    "query" + (f"; did you mean {hint}?" if hint else ".") + "",
+                    self.node_position(column),
+                )
+
+    def source_names_known(self, scope: Scope) -> bool:
+        """True when every source's columns are known (so an unresolved column is an error)."""
+        return all(self.source_known(scope, name) for name in scope.sources)
+
+    def source_known(self, scope: Scope, name: str) -> bool:
+        """Whether a source's column list is exact: a catalog table or a star-free subquery."""
+        source = scope.sources.get(name)
+        if isinstance(source, exp.Table):
+            return (source.db, source.name) in self.view.tables
+        if isinstance(source, Scope):
+            expression = source.expression
+            if isinstance(expression, exp.Query):
+                return not any(isinstance(s, exp.Star) or s.is_star for s in expression.selects)
+            return False
+        return False
+
+    def check_id_column(self, work: exp.Expr) -> None:
+        """The query's output must carry the id column as a real (non-constant) column."""
+        wanted = str(self.id_column).strip().lower() if self.id_column else ""
+        if not wanted:
+            self.issue(MISSING_ID_COLUMN, "The source has no id column configured.")
+            return
+        query = work.unnest() if isinstance(work, exp.Subquery) else work
+        if not isinstance(query, exp.Query):
+            return
+        selects = query.selects
+        if any(isinstance(s, exp.Star) for s in selects):
+            return  # stars could not be expanded: the column step has said why
+        match = next((s for s in selects if s.alias_or_name.lower() == wanted), None)
+        if match is None:
+            returned = ", ".join(s.alias_or_name or s.sql() for s in selects[:12])
+            self.issue(
+                MISSING_ID_COLUMN,
+                f"The query must return the id column '{self.id_column}' (a user id column of "
+                f"a table, not renamed); it returns: {returned or 'nothing'}. Add "
+                f"'{self.id_column}' to the SELECT list.",
+                self.node_position(query) if not selects else self.node_position(selects[0]),
+            )
+            return
+        if _is_constant(match, _root_scope(work)):
+            self.issue(
+                MISSING_ID_COLUMN,
+                f"'{match.alias_or_name}' is a constant, not the id column of a table: the "
+                f"segment would not contain real users. Select the table's "
+                f"'{self.id_column}' column.",
+                self.node_position(match),
+            )
+
+    def emit(self, root: exp.Expr) -> None:
+        """Transpile to the target and wrap the query into the id-extracting SELECT."""
+        target, rules = self.write_dialect, self.write_rules
+        with_ = root.args.get("with_") if isinstance(root, exp.Query) else None
+        if with_ is not None:
+            root.set("with_", None)
+        try:
+            body, issues = _generate(root, target, rules)
+            with_sql, with_issues = _generate(with_, target, rules) if with_ else ("", [])
+        finally:
+            if with_ is not None:
+                root.set("with_", with_)
+        issues += with_issues
+        if issues or body is None or with_sql is None:
+            self.issues.extend(issues)
+            return
+        prefix = f"{with_sql} " if with_sql else ""
+        self.result.sql = prefix + body
+        id_sql = target.generate(exp.to_identifier(str(self.id_column).strip()))
+        alias = "zc_segment"
+        string_type = rules.string_type
+        self.result.ids_sql = (
+            f"{prefix}SELECT DISTINCT CAST({alias}.{id_sql} AS {string_type}) AS {id_sql} "
+            f"FROM ({body}) AS {alias} WHERE {alias}.{id_sql} IS NOT NULL"
+        )
+
+
+# --- small pure helpers -------------------------------------------------------------------
+
+
+def _with_descendants(node: exp.Expr) -> Iterator[exp.Expr]:
+    """Depth-first pre-order walk (sqlglot's walk, kept in one place)."""
+    return node.walk(bfs=False)
+
+
+def _statement_name(node: exp.Expr) -> str:
+    """A readable name for a refused statement or clause."""
+    if isinstance(node, exp.Command):
+        return str(node.this).upper() if node.this else "command"
+    key = node.key
+    if key in _STATEMENT_NAMES:
+        return _STATEMENT_NAMES[key]
+    if isinstance(node, exp.Create | exp.Drop | exp.Alter):
+        kind = node.args.get("kind")
+        return f"{key.upper()} {kind}" if kind else key.upper()
+    return key.upper()
+
+
+def _function_names(func: exp.Func) -> set[str]:
+    """Every lower-case name a function node may be known by (as typed, sqlglot's names)."""
+    if isinstance(func, exp.Anonymous):
+        return {str(func.this).lower()}
+    names = {func.key.lower()}
+    names.update(n.lower() for n in type(func).sql_names())
+    return names
+
+
+def _display_name(func: exp.Func) -> str:
+    """The function's name as the user most likely typed it."""
+    if isinstance(func, exp.Anonymous):
+        return str(func.this)
+    return type(func).sql_names()[0] if type(func).sql_names() else func.key.upper()
+
+
+def _forbidden_name(func: exp.Func, rules: DialectRules) -> str | None:
+    """The name under which a function is forbidden in ``rules``, or None."""
+    names = _function_names(func)
+    if names & rules.allowed_functions:
+        return None
+    for name in sorted(names):
+        if name in rules.forbidden_functions or name.startswith(rules.forbidden_prefixes):
+            return _display_name(func) if isinstance(func, exp.Anonymous) else name.upper()
+    return None
+
+
+def _token_error_message(exc: TokenError) -> str:
+    """A tokenizer failure explained (sqlglot gives the text up to the failure)."""
+    detail = str(exc).split("\n")[0][:160]
+    return (
+        f"The query could not be read: an unterminated string, quoted name or comment? ({detail})"
+    )
+
+
+def _parse_error(
+    error: Mapping[str, Any], check: _Check
+) -> tuple[str, tuple[int | None, int | None]]:
+    """Message and position for one of sqlglot's parse errors."""
+    description = str(error.get("description") or "syntax error")
+    # sqlglot prints tokens as "<Token token_type: …, text: X, …>": keep only the text
+    description = _strip_token_repr(description)
+    highlight = str(error.get("highlight") or "").strip()
+    line, column = error.get("line"), error.get("col")
+    if isinstance(line, int) and isinstance(column, int):
+        # sqlglot reports the column where the highlighted token ends
+        if highlight and "\n" not in highlight:
+            column = max(1, column - len(highlight) + 1)
+    else:
+        line = column = None
+    near = f" near '{highlight[:40]}'" if highlight else ""
+    return (f"Syntax error{near}: {description}.", (line, column))
+
+
+def _strip_token_repr(text: str) -> str:
+    """Replace sqlglot's token reprs in messages by the token text."""
+    out = []
+    rest = text
+    while "<Token " in rest:
+        head, _, tail = rest.partition("<Token ")
+        body, _, rest = tail.partition(">")
+        marker = "text: "
+        value = body.split(marker, 1)[1].split(", line:", 1)[0] if marker in body else "?"
+        out.append(head + ("end of input" if value == "SENTINEL" else f"'{value}'"))
+    out.append(rest)
+    return "".join(out).rstrip(".")
+
+
+def _written_name(table: exp.Table) -> str:
+    """The table reference as the user wrote it (without alias)."""
+    return ".".join(part.name for part in table.parts) or table.name
+
+
+def _qualify_output_table(table: exp.Table, scope_parts: list[str]) -> None:
+    """Write the scope into an in-scope table reference of the output tree."""
+    schema = scope_parts[-1].strip()
+    table.set("db", exp.to_identifier(schema))
+    if len(scope_parts) == 2:
+        table.set("catalog", exp.to_identifier(scope_parts[0].strip()))
+    else:
+        table.set("catalog", None)
+
+
+def _is_cte_reference(table: exp.Table) -> bool:
+    """Whether an unqualified table names a CTE of an enclosing WITH (fallback when unscoped)."""
+    name = table.name
+    node: exp.Expr | None = table.parent
+    while node is not None:
+        with_ = node.args.get("with_") if isinstance(node, exp.Query) else None
+        if with_ is not None and any(cte.alias_or_name == name for cte in with_.expressions):
+            return True
+        node = node.parent
+    return False
+
+
+def _owning_scope(scope: Scope, table: str) -> Scope | None:
+    """The scope (this one or an enclosing one) where a qualifier names a source."""
+    current: Scope | None = scope
+    while current is not None:
+        if table in current.sources:
+            return current
+        current = current.parent
+    return None
+
+
+def _column_display(column: exp.Column) -> str:
+    """``table.column`` as written."""
+    return ".".join(part.name for part in column.parts)
+
+
+def _short_list(names: Any) -> str:
+    """Up to 12 names, for messages."""
+    items = sorted(str(n) for n in names)
+    more = f", … (+{len(items) - 12})" if len(items) > 12 else ""
+    return ", ".join(items[:12]) + more
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    """The candidate most like ``name`` (typo hint), or None."""
+    import difflib
+
+    matches = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def _root_scope(work: exp.Expr) -> Scope | None:
+    """The root scope of a qualified tree, or None when it cannot be scoped."""
+    try:
+        scopes = traverse_scope(work)
+    except OptimizeError:
+        return None
+    return scopes[-1] if scopes else None
+
+
+def _is_constant(projection: exp.Expr, scope: Scope | None, depth: int = 0) -> bool:
+    """True when an output column carries no table column (a literal, NULL, or a constant
+    passed up through subqueries and CTEs)."""
+    expression = projection.unalias() if isinstance(projection, exp.Alias) else projection
+    columns = list(expression.find_all(exp.Column))
+    if not columns:
+        return True
+    if scope is None or depth > 20:
+        return False
+    for column in columns:
+        source = scope.sources.get(column.table)
+        if not isinstance(source, Scope) or not isinstance(source.expression, exp.Query):
+            return False
+        inner = source.expression
+        branch = inner
+        while isinstance(branch, exp.SetOperation):
+            branch = branch.this.unnest()
+        inner_match = (
+            next((s for s in branch.selects if s.alias_or_name == column.name), None)
+            if isinstance(branch, exp.Query)
+            else None
+        )
+        inner_scope = source if not isinstance(inner, exp.SetOperation) else None
+        if inner_match is None or not _is_constant(inner_match, inner_scope, depth + 1):
+            return False
+    return True

@@ -1,0 +1,76 @@
+"""What a dialect's rules module declares: deny-lists, allow-lists and output choices.
+
+A dialect is data, not code in the checker: adding a warehouse is one new module in this
+package exporting ``RULES`` plus one line in ``zerocopy.sql.rules.MODULES``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Table-valued constructs every dialect may use; sqlglot parses them into dedicated nodes
+# (``UNNEST``, ``VALUES``), so they are allowed by node type and need no name here.
+COMMON_TABLE_FUNCTIONS: frozenset[str] = frozenset({"unnest"})
+
+# Functions that are harmful in any warehouse that has them: reading files/URLs, sleeping,
+# reading secrets or session state of other queries.
+COMMON_FORBIDDEN_FUNCTIONS: frozenset[str] = frozenset(
+    {
+        "sleep",
+        "pg_sleep",
+        "getenv",
+        "current_setting",
+        "set_config",
+        "load_file",
+        "read_file",
+    }
+)
+
+# Schemas that are system catalogs everywhere (compared lower-case).
+COMMON_SYSTEM_SCHEMAS: frozenset[str] = frozenset({"information_schema"})
+
+
+@dataclass(frozen=True)
+class DialectRules:
+    """Rules for one input/target dialect (names compared lower-case)."""
+
+    name: str
+    """zerocopy's name for the dialect (``snowflake``, ``bigquery`` …)."""
+
+    sqlglot_dialect: str
+    """The sqlglot dialect used to parse and generate."""
+
+    string_type: str
+    """The SQL type ids are cast to in ``ids_sql`` (wide enough for any id)."""
+
+    forbidden_functions: frozenset[str] = frozenset()
+    """Scalar or table functions refused anywhere in the query."""
+
+    forbidden_prefixes: tuple[str, ...] = ()
+    """Function-name prefixes refused anywhere (``system$``, ``pg_`` …)."""
+
+    allowed_functions: frozenset[str] = frozenset()
+    """Exceptions to ``forbidden_prefixes`` (harmless functions such as ``pg_typeof``)."""
+
+    table_functions: frozenset[str] = field(default_factory=frozenset)
+    """Allow-list of functions usable as a table (``FROM f(...)``); all others are refused."""
+
+    system_schemas: frozenset[str] = COMMON_SYSTEM_SCHEMAS
+    """Schemas that are system catalogs; named explicitly in the ``out_of_scope`` message."""
+
+    system_table_prefixes: tuple[str, ...] = ()
+    """Unqualified table names that the warehouse resolves to a system catalog (``pg_…``)."""
+
+    path_tables: bool = False
+    """Whether a quoted table name that looks like a path/URL is read as a file (DuckDB)."""
+
+    file_formats: frozenset[str] = frozenset()
+    """Qualifiers that turn ``fmt.`path``` into a file read (Databricks, Spark)."""
+
+    scope_parts: int = 2
+    """How many parts a scope may have: 1 (schema) or 2 (database/project/catalog + schema)."""
+
+
+def names(*groups: str) -> frozenset[str]:
+    """A lower-cased set from whitespace-separated name lists (keeps the tables readable)."""
+    return frozenset(name.lower() for group in groups for name in group.split())

@@ -1,0 +1,26 @@
+"""BigQuery: federated and external queries, ML/AI table functions, change-history readers.
+
+https://cloud.google.com/bigquery/docs/reference/standard-sql/federated_query_functions
+"""
+
+from zerocopy.sql.rules.base import (
+    COMMON_FORBIDDEN_FUNCTIONS,
+    COMMON_SYSTEM_SCHEMAS,
+    DialectRules,
+    names,
+)
+
+RULES = DialectRules(
+    name="bigquery",
+    sqlglot_dialect="bigquery",
+    string_type="STRING",
+    forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
+    | names(
+        """external_query external_object_transform appends changes vector_search
+        session_user gap_fill obj.fetch_metadata obj.make_ref obj.get_access_url
+        keys.new_keyset keys.add_key_from_raw_bytes"""
+    ),
+    forbidden_prefixes=("ml.", "ai.", "obj.", "keys.", "external_"),
+    table_functions=names("unnest"),
+    system_schemas=COMMON_SYSTEM_SCHEMAS,
+)

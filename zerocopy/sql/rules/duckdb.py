@@ -1,0 +1,48 @@
+"""DuckDB (the embedded default): file readers, replacement scans, extensions and pragmas.
+
+https://duckdb.org/docs/stable/data/overview and https://duckdb.org/docs/stable/sql/functions/utility
+"""
+
+from zerocopy.sql.rules.base import (
+    COMMON_FORBIDDEN_FUNCTIONS,
+    COMMON_SYSTEM_SCHEMAS,
+    COMMON_TABLE_FUNCTIONS,
+    DialectRules,
+    names,
+)
+
+RULES = DialectRules(
+    name="duckdb",
+    sqlglot_dialect="duckdb",
+    string_type="VARCHAR",
+    forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
+    | names(
+        """glob query query_table sniff_csv which_secret checkpoint force_checkpoint
+        load_extension install_extension enable_profiling disable_profiling shell
+        json_execute_serialized_sql sql_auto_complete getvariable setvariable
+        read_csv read_csv_auto read_parquet parquet_scan read_json read_json_auto read_ndjson
+        read_ndjson_auto read_json_objects read_ndjson_objects read_text read_blob read_xlsx
+        iceberg_scan delta_scan sqlite_scan postgres_scan mysql_scan postgres_query mysql_query
+        postgres_execute mysql_execute excel_scan ducklake_snapshots arrow_scan
+        current_schemas current_database txid_current"""
+    ),
+    forbidden_prefixes=(
+        "read_",
+        "duckdb_",
+        "pragma_",
+        "parquet_",
+        "sqlite_",
+        "postgres_",
+        "mysql_",
+        "iceberg_",
+        "delta_",
+        "ducklake_",
+        "arrow_",
+        "test_",
+    ),
+    table_functions=COMMON_TABLE_FUNCTIONS
+    | names("range generate_series explodinggenerateseries generateseries unnest"),
+    system_schemas=COMMON_SYSTEM_SCHEMAS | names("pg_catalog main_system system temp"),
+    system_table_prefixes=("duckdb_", "pg_", "sqlite_"),
+    path_tables=True,
+)

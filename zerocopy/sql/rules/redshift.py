@@ -1,0 +1,21 @@
+"""Amazon Redshift: the PostgreSQL rules plus Redshift's system tables and federated readers.
+
+https://docs.aws.amazon.com/redshift/latest/dg/cm_chap_system-tables.html
+"""
+
+from zerocopy.sql.rules.base import DialectRules, names
+from zerocopy.sql.rules.postgres import POSTGRES_ALLOWED, POSTGRES_FORBIDDEN
+
+RULES = DialectRules(
+    name="redshift",
+    sqlglot_dialect="redshift",
+    # A bare VARCHAR is VARCHAR(256) in Redshift: ids longer than that would fail the CTAS.
+    string_type="VARCHAR(65535)",
+    forbidden_functions=POSTGRES_FORBIDDEN | names("has_table_privilege slice_num"),
+    forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "stl_", "stv_", "svv_", "svl_", "sys_"),
+    allowed_functions=POSTGRES_ALLOWED,
+    # Redshift has no set-returning functions in FROM besides UNNEST-like navigation of SUPER.
+    table_functions=names("unnest"),
+    system_schemas=names("information_schema pg_catalog pg_internal sys"),
+    system_table_prefixes=("pg_", "stl_", "stv_", "svv_", "svl_", "svcs_", "sys_"),
+)

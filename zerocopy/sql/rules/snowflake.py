@@ -1,0 +1,35 @@
+"""Snowflake: stages, ``SYSTEM$`` functions, result scans, history and metadata table functions.
+
+https://docs.snowflake.com/en/sql-reference/functions-table and .../functions-system
+"""
+
+from zerocopy.sql.rules.base import (
+    COMMON_FORBIDDEN_FUNCTIONS,
+    COMMON_SYSTEM_SCHEMAS,
+    DialectRules,
+    names,
+)
+
+RULES = DialectRules(
+    name="snowflake",
+    sqlglot_dialect="snowflake",
+    string_type="VARCHAR",
+    forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
+    | names(
+        """result_scan last_query_id get_ddl infer_schema validate validate_pipe_load
+        external_table_files external_table_file_registration_history
+        get_presigned_url build_scoped_file_url build_stage_file_url get_stage_location
+        get_relative_path get_absolute_path directory
+        query_history query_history_by_session query_history_by_user query_history_by_warehouse
+        login_history login_history_by_user copy_history task_history warehouse_load_history
+        warehouse_metering_history automatic_clustering_history stage_storage_usage_history
+        policy_references tag_references tag_references_all_columns rest_event_history
+        current_account current_role current_user invoker_role is_role_in_session
+        external_function system_call"""
+    ),
+    forbidden_prefixes=("system$",),
+    # The table functions a segment may need: flattening semi-structured data, splitting
+    # strings and generating rows. Everything else in TABLE(...) is refused.
+    table_functions=names("flatten split_to_table strtok_split_to_table generator unnest explode"),
+    system_schemas=COMMON_SYSTEM_SCHEMAS | names("account_usage snowflake snowflake_sample_data"),
+)
