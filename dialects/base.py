@@ -319,6 +319,10 @@ class BaseAdapter:
         ):
             yield batch
 
+    async def estimate_bytes(self, select_sql: str) -> int | None:
+        """Bytes the query would scan, where the warehouse can say before running it (dry run)."""
+        return None
+
     async def list_temp_tables(self, prefix: str = TEMP_TABLE_PREFIX) -> list[str]:
         return await self._call(self._list_temp_tables, prefix)
 

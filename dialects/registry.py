@@ -11,6 +11,7 @@ from zerocopy.errors import ZerocopyError
 
 ADAPTERS: dict[str, str] = {
     "duckdb": "dialects.duckdb:DuckDBAdapter",
+    "bigquery": "dialects.bigquery:BigQueryAdapter",
 }
 """Add a warehouse here: ``kind -> "module:Class"``."""
 
