@@ -1,0 +1,445 @@
+"""DuckDB, the embedded default warehouse: one database file on local disk.
+
+Settings: ``path`` (the database file; it must exist, ``:memory:`` is refused because a
+source must outlive the process) and ``read_only`` (catalog and incremental reads only; no
+segment refreshes, which need ``CREATE TABLE``). No secrets.
+
+A DuckDB file takes one writing process at a time (it holds an OS lock on the file), so the
+adapter declares :attr:`SINGLE_WRITER_PROCESS` and, inside one process, every adapter on the
+same file shares one database instance (a ``duckdb.connect`` per path, reference-counted)
+and runs each statement on its own ``cursor()``. Another process holding the lock surfaces
+as ``warehouse_busy``. Cancellation is ``interrupt()`` on the statement's cursor from another
+thread; the deadline is enforced twice: by a timer inside the statement's thread and by the
+base watchdog. The CTAS runs in an explicit transaction that commits only if nobody stopped
+it, so a cancel that races the end of the statement still leaves no table behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import duckdb
+import pyarrow as pa
+from sqlglot import exp
+
+from dialects.base import BaseAdapter, ErrorRule
+from dialects.protocol import (
+    ColumnInfo,
+    ConnectionConfig,
+    QueryHandle,
+    QueryTag,
+    TableInfo,
+    Watermark,
+)
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(slots=True)
+class _Instance:
+    """One open database per file in this process, shared by every adapter on that file."""
+
+    con: duckdb.DuckDBPyConnection
+    read_only: bool
+    users: int = 0
+
+
+_INSTANCES: dict[str, _Instance] = {}
+_INSTANCES_LOCK = threading.Lock()
+
+
+def _acquire(path: str, read_only: bool) -> _Instance:
+    """Open (or share) the database at ``path``; the caller must :func:`_release` it."""
+    with _INSTANCES_LOCK:
+        inst = _INSTANCES.get(path)
+        if inst is None:
+            # A read-write connect would silently create an empty file for a mistyped path.
+            if not os.path.isfile(path):
+                raise ZerocopyError(
+                    errors.SCOPE_NOT_FOUND,
+                    f"DuckDB file {path!r} does not exist; check the source's 'path' setting",
+                    details={"warehouse": "duckdb", "path": path},
+                )
+            inst = _Instance(duckdb.connect(path, read_only=read_only), read_only)
+            _INSTANCES[path] = inst
+        elif inst.read_only and not read_only:
+            raise ZerocopyError(
+                errors.WAREHOUSE_BUSY,
+                f"DuckDB file {path!r} is open read-only in this process by another source; "
+                "make that source read-write too, or close it first",
+                details={"warehouse": "duckdb", "path": path},
+            )
+        inst.users += 1
+        return inst
+
+
+def _release(path: str, inst: _Instance) -> None:
+    """Drop one reference; the last one closes the file so other processes may open it."""
+    with _INSTANCES_LOCK:
+        inst.users -= 1
+        if inst.users <= 0 and _INSTANCES.get(path) is inst:
+            del _INSTANCES[path]
+            inst.con.close()
+
+
+def _bool_setting(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ZerocopyError(
+        errors.INVALID_CREDENTIAL,
+        f"duckdb setting {name!r} must be true or false, got {value!r}",
+        details={"field": name},
+    )
+
+
+@dataclass(slots=True)
+class _Running:
+    """A CTAS in flight: what :meth:`DuckDBAdapter._cancel` needs to stop it from elsewhere."""
+
+    cursor: duckdb.DuckDBPyConnection
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    done: threading.Event = field(default_factory=threading.Event)
+    executing: bool = False
+    stopped: bool = False
+    expired: bool = False
+    committed: bool = False
+
+    def stop(self, *, expired: bool = False, patience_s: float = 1.0) -> None:
+        """Mark stopped and interrupt until the statement returns (bounded by ``patience_s``)."""
+        with self.lock:
+            if self.done.is_set() or self.committed:
+                return
+            self.stopped = True
+            self.expired = self.expired or expired
+        until = time.monotonic() + patience_s
+        while True:
+            with self.lock:
+                if self.done.is_set() or self.committed:
+                    return
+                if self.executing:
+                    # interrupt() only hits a statement already running, so an interrupt sent
+                    # just before execute() registers is lost: keep sending until it lands.
+                    self.cursor.interrupt()
+            if self.done.wait(0.05) or time.monotonic() > until:
+                return
+
+
+class DuckDBAdapter(BaseAdapter):
+    """The embedded default: a DuckDB database file."""
+
+    KIND: ClassVar[str] = "duckdb"
+    SQLGLOT_DIALECT: ClassVar[str] = "duckdb"
+
+    SUPPORTS_SERVER_TIMEOUT: ClassVar[bool] = True
+    """DuckDB has no statement timeout; a timer in the statement's own thread calls
+    ``interrupt()`` at the deadline, so it holds even if the event loop is stuck."""
+
+    SUPPORTS_SERVER_CANCEL: ClassVar[bool] = True
+    """``interrupt()`` stops the running statement inside DuckDB within milliseconds."""
+
+    MAX_CONCURRENT_QUERIES: ClassVar[int | None] = 2
+    """Each DuckDB query already uses every core; more at once only multiplies peak memory
+    (a 10M-id ``SELECT DISTINCT`` CTAS peaks near 700 MB) without adding throughput."""
+
+    SINGLE_WRITER_PROCESS: ClassVar[bool] = True
+    """The file is locked by the one process that opens it read-write."""
+
+    REQUIRED_SETTINGS: ClassVar[frozenset[str]] = frozenset({"path"})
+
+    ERROR_RULES: ClassVar[tuple[ErrorRule, ...]] = (
+        (
+            r"Could not set lock on file|Conflicting lock",
+            errors.WAREHOUSE_BUSY,
+            "another process holds the DuckDB file open ({msg}); DuckDB allows one writing "
+            "process per file: stop the other process (a second `zerocopy serve`, `demo` or "
+            "worker) or point this source at its own copy",
+        ),
+        (
+            r"different configuration than existing connections",
+            errors.WAREHOUSE_BUSY,
+            "the DuckDB file is already open in this process with other settings ({msg}); "
+            "close the other connection or use the same read_only setting",
+        ),
+        (
+            r"read-only mode|read.only (database|transaction)|attached in read-only",
+            errors.PERMISSION_DENIED,
+            "the DuckDB source is read-only ({msg}); segment refreshes need CREATE TABLE in "
+            "the scope: set read_only to false",
+        ),
+        (
+            r"Permission denied",
+            errors.PERMISSION_DENIED,
+            "the operating system refused access to the DuckDB file ({msg}); give the zerocopy "
+            "process read and write permission on the file and its directory",
+        ),
+        (
+            r"Cannot open (file|database)|No such file or directory|database does not exist",
+            errors.SCOPE_NOT_FOUND,
+            "the DuckDB file cannot be opened ({msg}); check the source's 'path' setting",
+        ),
+        (
+            r"(Schema|Catalog) with name .* does not exist|Catalog \".*\" does not exist",
+            errors.SCOPE_NOT_FOUND,
+            "the source's scope does not exist in the DuckDB file ({msg}); check the scope",
+        ),
+        (
+            r"INTERRUPT Error|Interrupted",
+            errors.CANCELLED,
+            "the DuckDB statement was interrupted ({msg})",
+        ),
+    )
+
+    def __init__(self, config: ConnectionConfig) -> None:
+        super().__init__(config)
+        settings = dict(config.settings)
+        self.check_credential(settings, dict(config.secrets))
+        self.path = os.path.realpath(os.path.expanduser(str(settings["path"])))
+        self.read_only = _bool_setting(settings.get("read_only"), "read_only")
+        self._inst: _Instance | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def check_credential(cls, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        """A file path (not ``:memory:``), an optional boolean ``read_only``, no secrets."""
+        super().check_credential(settings, secrets)
+        path = str(settings["path"]).strip()
+        if path.startswith(":memory:") or path.lower() in {"memory", ":memory"}:
+            raise ZerocopyError(
+                errors.INVALID_CREDENTIAL,
+                "a DuckDB source needs a database file path; ':memory:' databases vanish "
+                "with the process",
+                details={"field": "path"},
+            )
+        _bool_setting(settings.get("read_only"), "read_only")
+        unknown = sorted(set(settings) - {"path", "read_only"}) + sorted(secrets)
+        if unknown:
+            raise ZerocopyError(
+                errors.INVALID_CREDENTIAL,
+                f"unknown duckdb credential field {unknown[0]!r}; allowed: path, read_only",
+                details={"field": unknown[0]},
+            )
+
+    # ------------------------------------------------------------------ connections
+    def _database(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._inst is None:
+                self._inst = _acquire(self.path, self.read_only)
+            return self._inst.con
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh connection to the shared database for one statement (thread-safe)."""
+        cur = self._database().cursor()
+        # A query past ~2 s would otherwise draw a progress bar on the server's stdout.
+        cur.execute("SET enable_progress_bar = false")
+        return cur
+
+    def _catalog_name(self, cur: duckdb.DuckDBPyConnection) -> str:
+        if self.config.scope.database:
+            return self.config.scope.database
+        row = cur.execute("SELECT current_database()").fetchall()
+        return str(row[0][0])
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise ZerocopyError(
+                errors.PERMISSION_DENIED,
+                f"the DuckDB source is read-only, so it cannot {what}; set read_only to false "
+                "(segment refreshes need CREATE TABLE in the scope)",
+                details={"warehouse": self.KIND},
+            )
+
+    def _close(self) -> None:
+        with self._lock:
+            inst, self._inst = self._inst, None
+        if inst is not None:
+            _release(self.path, inst)
+
+    # ------------------------------------------------------------------ hooks
+    def _server_version(self) -> str | None:
+        return f"duckdb {duckdb.__version__}"
+
+    def _list_tables(self) -> list[TableInfo]:
+        cur = self._cursor()
+        try:
+            catalog = self._catalog_name(cur)
+            schema = self.config.scope.schema
+            found = cur.execute(
+                "SELECT count(*) FROM duckdb_schemas() WHERE database_name = ? AND schema_name = ?",
+                [catalog, schema],
+            ).fetchall()
+            if not found[0][0]:
+                known = cur.execute(
+                    "SELECT database_name || '.' || schema_name FROM duckdb_schemas() "
+                    "WHERE NOT internal ORDER BY 1"
+                ).fetchall()
+                raise ZerocopyError(
+                    errors.SCOPE_NOT_FOUND,
+                    f"schema {catalog}.{schema} does not exist in DuckDB file {self.path!r}; "
+                    f"existing schemas: {', '.join(r[0] for r in known) or 'none'}",
+                    details={"warehouse": self.KIND, "scope": str(self.config.scope)},
+                )
+            params = [catalog, schema]
+            objects = cur.execute(
+                "SELECT table_name, 'table', comment FROM duckdb_tables() "
+                "WHERE database_name = ? AND schema_name = ? AND NOT temporary "
+                "UNION ALL "
+                "SELECT view_name, 'view', comment FROM duckdb_views() "
+                "WHERE database_name = ? AND schema_name = ? AND NOT internal AND NOT temporary "
+                "ORDER BY 1",
+                params + params,
+            ).fetchall()
+            columns: dict[str, list[ColumnInfo]] = {}
+            for table, name, data_type, comment, nullable in cur.execute(
+                "SELECT table_name, column_name, data_type, comment, is_nullable "
+                "FROM duckdb_columns() WHERE database_name = ? AND schema_name = ? "
+                "ORDER BY table_name, column_index",
+                params,
+            ).fetchall():
+                columns.setdefault(table, []).append(
+                    ColumnInfo(name, data_type, comment or None, bool(nullable))
+                )
+        finally:
+            cur.close()
+        return [
+            TableInfo(
+                name=name,
+                kind=kind,
+                columns=tuple(columns.get(name, ())),
+                description=comment or None,
+                schema=schema,
+            )
+            for name, kind, comment in objects
+        ]
+
+    def _list_temp_tables(self, prefix: str) -> list[str]:
+        cur = self._cursor()
+        try:
+            catalog = self._catalog_name(cur)
+            rows = cur.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = ? "
+                "AND schema_name = ? AND starts_with(lower(table_name), ?) ORDER BY 1",
+                [catalog, self.config.scope.schema, prefix.lower()],
+            ).fetchall()
+        finally:
+            cur.close()
+        return [r[0] for r in rows]
+
+    def _execute_ctas(
+        self, sql: str, handle: QueryHandle, timeout_s: float, tag: QueryTag
+    ) -> int | None:
+        self._refuse_if_read_only("create the segment's result table")
+        cur = self._cursor()
+        running = _Running(cur)
+        handle.native = running
+        timer = threading.Timer(timeout_s, lambda: running.stop(expired=True))
+        timer.daemon = True
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            with running.lock:
+                if running.stopped:
+                    raise self._stopped(running, handle)
+                running.executing = True
+            timer.start()
+            try:
+                rows = cur.execute(sql).fetchall()
+            finally:
+                with running.lock:
+                    running.executing = False
+            with running.lock:
+                # Commit under the lock: a cancel either lands before (rollback) or finds
+                # the table committed (the engine's drop-in-finally removes it).
+                if running.stopped:
+                    raise self._stopped(running, handle)
+                cur.execute("COMMIT")
+                running.committed = True
+            return int(rows[0][0]) if rows and rows[0] else None
+        except duckdb.InterruptException as exc:
+            raise self._stopped(running, handle) from exc
+        finally:
+            timer.cancel()
+            running.done.set()
+            if not running.committed:
+                # Nothing open, or the connection is gone: close() rolls back anyway.
+                with contextlib.suppress(duckdb.Error):
+                    cur.execute("ROLLBACK")
+            cur.close()
+
+    def _stopped(self, running: _Running, handle: QueryHandle) -> ZerocopyError:
+        if running.expired:
+            return self._timed_out("the segment query", handle)
+        return ZerocopyError(
+            errors.CANCELLED,
+            "the segment query was cancelled; nothing was created",
+            details={"warehouse": self.KIND},
+        )
+
+    def _cancel(self, handle: QueryHandle) -> None:
+        running = handle.native
+        if isinstance(running, _Running):
+            running.stop()
+
+    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
+        col = exp.to_identifier(column, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
+        cur = self._cursor()
+        try:
+            # A streaming reader: DuckDB produces one chunk per batch, so memory stays flat.
+            reader = cur.sql(f"SELECT {col} FROM {self.quote_table(table)}").to_arrow_reader(
+                batch_rows
+            )
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch.column(0)
+        finally:
+            cur.close()
+
+    def _drop_table(self, table: str) -> None:
+        self._refuse_if_read_only("drop tables")
+        cur = self._cursor()
+        try:
+            cur.execute(self.drop_sql(table))
+        finally:
+            cur.close()
+
+    def _read_incremental(
+        self, table: str, watermark: Watermark, batch_rows: int, columns: list[str] | None
+    ) -> Iterator[pa.RecordBatch]:
+        select = (
+            ", ".join(
+                exp.to_identifier(c, quoted=True).sql(dialect=self.SQLGLOT_DIALECT) for c in columns
+            )
+            if columns
+            else "*"
+        )
+        col = exp.to_identifier(watermark.column, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
+        sql = f"SELECT {select} FROM {self.quote_table(table)}"
+        params: list[Any] = []
+        if watermark.value is not None:
+            # Inclusive: rows tied with the last delivered value come back; the caller
+            # de-duplicates them by key (see DESIGN.md, sync).
+            sql += f" WHERE {col} >= ?"
+            params.append(watermark.value)
+        sql += f" ORDER BY {col}"
+        cur = self._cursor()
+        try:
+            reader = cur.sql(sql, params=params or None).to_arrow_reader(batch_rows)
+            for batch in reader:
+                if batch.num_rows:
+                    yield batch
+        finally:
+            cur.close()
