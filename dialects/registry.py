@@ -12,6 +12,8 @@ from zerocopy.errors import ZerocopyError
 ADAPTERS: dict[str, str] = {
     "duckdb": "dialects.duckdb:DuckDBAdapter",
     "bigquery": "dialects.bigquery:BigQueryAdapter",
+    "postgres": "dialects.postgres:PostgresAdapter",
+    "redshift": "dialects.redshift:RedshiftAdapter",
 }
 """Add a warehouse here: ``kind -> "module:Class"``."""
 
