@@ -21,6 +21,7 @@ from api.controllers.sources import SourceController
 from api.controllers.workspaces import WorkspaceController
 from api.deps import provide_caller, provide_runtime, provide_session
 from api.errors import EXCEPTION_HANDLERS
+from zerocopy.logging import configure_logging
 from zerocopy.services.context import open_runtime
 
 
@@ -33,6 +34,7 @@ def _load_settings() -> Any:
 def create_app(settings: Any = None) -> Litestar:
     """Build the API. Its lifespan migrates the state database and starts the refresh runner."""
     settings = settings or _load_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

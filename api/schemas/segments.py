@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import msgspec
 
@@ -39,7 +38,7 @@ class SegmentUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class SegmentRead(msgspec.Struct, kw_only=True):
-    """A segment, its checked SQL in the warehouse dialect and its current membership size."""
+    """A segment, its SQL as written and its current membership size."""
 
     id: str
     name: str
@@ -48,22 +47,11 @@ class SegmentRead(msgspec.Struct, kw_only=True):
     sql: str
     dialect: str
     id_column: str
-    compiled_sql: str | None
     member_count: int
     last_refreshed_at: datetime | None
     last_run_id: str | None
     created_at: datetime
     updated_at: datetime | None
-
-
-class CheckResult(msgspec.Struct, kw_only=True):
-    """What ``zerocopy.sql.check_segment_sql`` returns, verbatim (also ``zerocopy sql check``)."""
-
-    valid: bool
-    errors: list[dict[str, Any]]
-    sql: str | None = None
-    ids_sql: str | None = None
-    tables: list[str] = msgspec.field(default_factory=list)
 
 
 class MemberPage(msgspec.Struct, kw_only=True):

@@ -7,6 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from dialects.protocol import Scope
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.services._common import get_scoped
@@ -59,9 +60,15 @@ async def get_table(
 
 
 async def catalog_mapping(session: AsyncSession, source: Source) -> dict[str, Any]:
-    """``{schema: {table: {column: type}}}`` of the stored catalog, as the SQL check takes it."""
+    """``{schema: {table: {column: type}}}`` of the stored catalog, as the SQL check takes it.
+
+    Tables of the source's own schema are keyed by the full scope (``database.schema`` when
+    the scope names a database), so the check can tell them from another database's.
+    """
+    scope = Scope.parse(source.scope)
     mapping: dict[str, dict[str, dict[str, str]]] = {}
     for table in await _tables(session, source.id):
         columns = {str(c["name"]): str(c.get("data_type") or "") for c in table.columns or []}
-        mapping.setdefault(table.schema, {})[table.name] = columns
+        key = str(scope) if table.schema == scope.schema else table.schema
+        mapping.setdefault(key, {})[table.name] = columns
     return mapping

@@ -51,9 +51,11 @@ class Runtime:
         cached = self._catalogs.get(source.id)
         if cached is not None and cached[0] == version:
             return cached[1]
-        mapping = await load()
-        self._catalogs[source.id] = (version, mapping)
-        return mapping
+        from zerocopy.sql import SqlCatalog
+
+        catalog = SqlCatalog(await load())
+        self._catalogs[source.id] = (version, catalog)
+        return catalog
 
     def forget_catalog(self, source_id: str) -> None:
         self._catalogs.pop(source_id, None)

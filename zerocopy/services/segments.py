@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialects.protocol import Scope
 from dialects.registry import adapter_class
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
@@ -65,7 +64,7 @@ async def _check(
         sql,
         dialect=dialect or target,
         catalog=catalog,
-        scope=Scope.parse(source.scope).schema,
+        scope=source.scope,
         id_column=id_column or DEFAULT_ID_COLUMN,
         target=target,
     )
