@@ -57,13 +57,13 @@ SEGMENTS: list[tuple[str, str, str]] = [
     ),
     (
         "Big spenders",
-        "Users whose purchases add up to at least 300 (join + aggregate).",
+        "Users whose purchases add up to at least 500 (join + aggregate).",
         """
         SELECT p.external_user_id
         FROM purchases AS p
         JOIN users AS u ON u.external_user_id = p.external_user_id
         GROUP BY p.external_user_id
-        HAVING SUM(p.price * p.quantity) >= 300
+        HAVING SUM(p.price * p.quantity) >= 500
         """,
     ),
 ]
@@ -118,7 +118,7 @@ WAREHOUSE_CHANGES: list[tuple[str, str]] = [
         """
         DELETE FROM purchases WHERE external_user_id IN (
           SELECT external_user_id FROM purchases
-          GROUP BY external_user_id HAVING SUM(price * quantity) >= 300
+          GROUP BY external_user_id HAVING SUM(price * quantity) >= 500
           ORDER BY external_user_id LIMIT 5);
         """,
     ),

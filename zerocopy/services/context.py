@@ -77,7 +77,7 @@ async def open_runtime(settings: Settings, *, start_runner: bool = True) -> Asyn
 
     async with open_database(settings) as db:
         runtime = Runtime(settings, db, SecretBox(settings.secret_keys))
-        runtime.engine = RefreshEngine(db, runtime.secret_box, settings=settings)
+        runtime.engine = RefreshEngine(db, runtime.secret_box, settings, members=runtime.members)
         runner = InProcessRunner(runtime.engine, max_concurrent=settings.max_concurrent_refreshes)
         runtime.runner = runner
         if start_runner:

@@ -235,9 +235,8 @@ async def cancel_run(
             f"run {run.id} already ended ({run.status}); nothing to cancel",
             details={"run_id": run.id, "status": run.status},
         )
-    await runtime.engine.request_cancel(run.id)
-    await session.refresh(run)
-    return run
+    cancelled: RefreshRun = await runtime.engine.request_cancel(run.id)
+    return cancelled
 
 
 async def list_members(
