@@ -357,7 +357,7 @@ class _Check:
         if not tables_ok and any(i.code == FORBIDDEN_FUNCTION for i in self.issues):
             return
         qualified = self.check_columns(work, tables_ok)
-        if qualified is not None and tables_ok:
+        if qualified is not None:
             self.check_id_column(qualified)
         if self.issues:
             return
@@ -415,19 +415,24 @@ class _Check:
                 f"'{_statement_name(statement)}' is not one.",
                 self.node_position(statement),
             )
+        reported: list[exp.Expr] = []
         for node in _with_descendants(statement):
-            if isinstance(node, _NOT_READ_ONLY_TYPES):
-                what = _statement_name(node)
-                where = "" if node is statement else " inside the query"
-                position = self.node_position(node)
-                if position == (None, None):
-                    position = self.statement_position(node)
-                self.issue(
-                    NOT_READ_ONLY,
-                    f"'{what}'{where} is not allowed: segment queries may only read data. "
-                    "Remove it and keep a single SELECT.",
-                    position,
-                )
+            if not isinstance(node, _NOT_READ_ONLY_TYPES):
+                continue
+            if any(_is_inside(node, outer) for outer in reported):
+                continue  # one refusal per statement: MERGE's UPDATE is part of the MERGE
+            reported.append(node)
+            what = _statement_name(node)
+            where = "" if node is statement else " inside the query"
+            position = self.node_position(node)
+            if position == (None, None):
+                position = self.statement_position(node)
+            self.issue(
+                NOT_READ_ONLY,
+                f"'{what}'{where} is not allowed: segment queries may only read data. "
+                "Remove it and keep a single SELECT.",
+                position,
+            )
 
     def statement_position(self, node: exp.Expr) -> tuple[int | None, int | None]:
         """Best-effort position for nodes without metadata: their keyword's first token."""
@@ -606,9 +611,7 @@ class _Check:
         extra = table.parts[:-3] if len(table.parts) > 3 else []
         if extra or (catalog and catalog != scope_db) or (db and db != scope_schema):
             where = ".".join(p.name for p in table.parts[:-1])
-            system = (db or "").lower() in rules.system_schemas or (
-                catalog or ""
-            ).lower() in rules.system_schemas
+            system = _is_system(table, rules)
             reason = "a system catalog" if system else f"the schema/database '{where}'"
             self.issue(
                 OUT_OF_SCOPE,
@@ -618,7 +621,10 @@ class _Check:
             )
             return None
         found = self.view.tables.get((scope_schema, name))
-        if found is None and not db and name.lower().startswith(rules.system_table_prefixes):
+        if found is None and (
+            _is_system(table, rules)
+            or (not db and name.lower().startswith(rules.system_table_prefixes))
+        ):
             self.issue(
                 OUT_OF_SCOPE,
                 f"Table {written} is a system catalog table, outside this source's scope "
@@ -654,8 +660,6 @@ class _Check:
         except OptimizeError as exc:
             if tables_ok:
                 self.column_error_from_optimizer(exc)
-            return None
-        if not tables_ok:
             return None
         try:
             scopes = traverse_scope(work)
@@ -881,6 +885,25 @@ def _strip_token_repr(text: str) -> str:
         out.append(head + ("end of input" if value == "SENTINEL" else f"'{value}'"))
     out.append(rest)
     return "".join(out).rstrip(".")
+
+
+def _is_inside(node: exp.Expr, outer: exp.Expr) -> bool:
+    """Whether ``node`` is ``outer`` or one of its descendants."""
+    current: exp.Expr | None = node
+    while current is not None:
+        if current is outer:
+            return True
+        current = current.parent
+    return False
+
+
+def _is_system(table: exp.Table, rules: DialectRules) -> bool:
+    """Whether any part of a table reference names a system schema (``information_schema``…)."""
+    for part in table.parts:
+        for piece in part.name.lower().split("."):
+            if piece in rules.system_schemas:
+                return True
+    return False
 
 
 def _written_name(table: exp.Table) -> str:
