@@ -724,6 +724,7 @@ def _slices(column: pa.Array | pa.ChunkedArray, batch_rows: int) -> Iterator[pa.
 def _clean(text: str) -> str:
     """The driver message without its trailing ``Location:/Job ID:`` block and HTTP prefix."""
     text = re.split(r"\n\s*\nLocation:|\nLocation:", text, maxsplit=1)[0]
+    text = re.sub(r"^\d{3} (?:GET|POST|PUT|PATCH|DELETE) \S+: ", "", text)
     return re.sub(r"\s+", " ", text).strip()[:2000]
 
 
