@@ -220,15 +220,26 @@ class MembershipStore:
         return normalise_sorted([decode_chunk(b) for b in blobs])
 
     # ---------------------------------------------------------------- swap
+    def encode(self, ids: pa.Array) -> list[Chunk]:
+        """Chunks for :meth:`swap`, computed outside the transaction (CPU-bound: run in a thread)."""
+        return encode_chunks(ids, self.chunk_rows)
+
     async def swap(
-        self, session: AsyncSession, segment_id: str, version: str, ids: pa.Array
+        self,
+        session: AsyncSession,
+        segment_id: str,
+        version: str,
+        ids: pa.Array,
+        *,
+        chunks: list[Chunk] | None = None,
     ) -> int:
         """Make ``ids`` (distinct, sorted: see :func:`normalise_ids`) the segment's membership.
 
         Runs in the caller's transaction, which should also record the run's outcome, so the
         new membership and the run's success commit together or not at all. Returns the count.
         """
-        chunks = encode_chunks(ids, self.chunk_rows)
+        if chunks is None:
+            chunks = encode_chunks(ids, self.chunk_rows)
         await session.execute(
             sa.delete(SegmentMemberChunk).where(
                 SegmentMemberChunk.segment_id == segment_id, SegmentMemberChunk.version == version

@@ -1,0 +1,649 @@
+"""The refresh engine: one run = check → materialize → read ids → drop → diff → atomic swap.
+
+See :mod:`zerocopy.refresh` for the public interface. Everything a run does is recorded on its
+``refresh_run`` row, and everything that coordinates runs goes through the database, so the
+same engine works when the API and the workers are different processes:
+
+* one active run per segment: a partial unique index on ``refresh_run(segment_id)`` where the
+  status is queued/running; the loser of the insert gets ``refresh_in_progress``;
+* claiming: ``UPDATE … SET status='running' WHERE id=? AND status='queued'`` (exactly one
+  executor wins, so submitting a run twice is harmless);
+* cancel: ``cancel_requested_at`` is set in the database; the executing task polls it every
+  :attr:`RefreshEngine.cancel_poll_s` (and wakes at once when the cancel comes from its own
+  process), then cancels its anyio scope, which cancels the warehouse query server-side;
+* liveness: ``heartbeat_at`` is refreshed while running; :meth:`RefreshEngine.reap_lost` ends
+  runs whose heartbeat stopped as ``worker_lost``;
+* success: the new membership, the segment's pointer and the run's ``succeeded`` status
+  commit in one transaction, conditional on the run still being ``running``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from dialects.base import temp_table_name
+from dialects.protocol import QueryTag
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.logging import bound_context, get_logger, redact_text
+from zerocopy.secrets import SecretBox
+from zerocopy.settings import Settings
+from zerocopy.state.db import Database
+from zerocopy.state.membership import MembershipStore, diff_counts, normalise_ids
+from zerocopy.state.models import (
+    CatalogTable,
+    Credential,
+    RefreshRun,
+    RunStatus,
+    Segment,
+    Source,
+    new_id,
+    utcnow,
+)
+
+log = get_logger("zerocopy.refresh")
+
+AdapterFactory = Callable[..., Any]
+"""``factory(source, credential, *, max_runtime_s=...) -> adapter`` (see :mod:`zerocopy.connections`)."""
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(slots=True)
+class _Outcome:
+    status: str
+    error: ZerocopyError | None = None
+    ids: pa.Array | None = None
+    query_id: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    temp_table_dropped: bool | None = None
+
+
+class RefreshEngine:
+    """Runs segment refreshes against warehouses and records them in the state database.
+
+    Args:
+        db: the state database.
+        adapter_factory: ``factory(source, credential, *, max_runtime_s=None) -> adapter``;
+            a :class:`~zerocopy.secrets.SecretBox` is accepted too and wrapped in
+            :class:`zerocopy.connections.AdapterFactory`; ``None`` builds one from ``settings``.
+        settings: process settings (used for the default adapter factory).
+        members: the membership store (one per process; its cache is shared by readers).
+        cancel_poll_s: how often a running refresh looks for a cancel from another process.
+        heartbeat_s: how often a running refresh refreshes ``heartbeat_at``.
+        stale_after_s: a ``running`` run without heartbeat for this long is ``worker_lost``.
+        batch_rows: ids per Arrow batch read back from the warehouse.
+        worker: the name recorded on runs this engine executes.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        adapter_factory: AdapterFactory | SecretBox | None = None,
+        settings: Settings | None = None,
+        *,
+        members: MembershipStore | None = None,
+        cancel_poll_s: float = 0.3,
+        heartbeat_s: float = 2.0,
+        stale_after_s: float = 60.0,
+        batch_rows: int = 100_000,
+        worker: str = WORKER_ID,
+    ) -> None:
+        from zerocopy.connections import AdapterFactory as DefaultFactory
+
+        if adapter_factory is None:
+            if settings is None:
+                raise ValueError("RefreshEngine needs an adapter_factory or settings")
+            adapter_factory = SecretBox(settings.secret_keys)
+        if isinstance(adapter_factory, SecretBox):
+            adapter_factory = DefaultFactory(adapter_factory)
+        self.db = db
+        self.adapter_factory: AdapterFactory = adapter_factory
+        self.settings = settings
+        self.members = members or MembershipStore(db)
+        self.cancel_poll_s = cancel_poll_s
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
+        self.batch_rows = batch_rows
+        self.worker = worker
+        self._local_cancels: dict[str, anyio.Event] = {}
+
+    # ------------------------------------------------------------------ public interface
+    async def request(
+        self, segment_id: str, trigger: str = "api", *, max_runtime_s: float | None = None
+    ) -> RefreshRun:
+        """Queue a run for ``segment_id``; ``refresh_in_progress`` (with ``run_id``) if one is active.
+
+        ``max_runtime_s`` overrides the source's max runtime for this run (tests, benches);
+        the product's 60-3600 s bound is the service layer's to enforce.
+        """
+        for _attempt in range(3):
+            async with self.db.session() as s:
+                segment = await s.get(Segment, segment_id)
+                if segment is None:
+                    raise ZerocopyError(
+                        errors.NOT_FOUND,
+                        f"segment {segment_id} does not exist",
+                        details={"segment_id": segment_id},
+                    )
+                source = await s.get(Source, segment.source_id)
+                assert source is not None  # FK
+                run_id = new_id()
+                run = RefreshRun(
+                    id=run_id,
+                    segment_id=segment.id,
+                    workspace_id=segment.workspace_id,
+                    source_id=source.id,
+                    trigger=trigger,
+                    status=RunStatus.QUEUED,
+                    max_runtime_s=float(
+                        max_runtime_s if max_runtime_s is not None else source.max_runtime_s
+                    ),
+                    temp_table=temp_table_name(run_id),
+                )
+                s.add(run)
+                try:
+                    await s.commit()
+                except IntegrityError:
+                    await s.rollback()
+                else:
+                    log.info(
+                        "refresh.requested",
+                        run_id=run.id,
+                        segment_id=segment_id,
+                        source_id=run.source_id,
+                        workspace_id=run.workspace_id,
+                        trigger=trigger,
+                    )
+                    return run
+            active = await self.active_run(segment_id)
+            if active is None:
+                continue  # it finished between our insert and our look: try again
+            if await self._reap_if_lost(active):
+                continue
+            raise ZerocopyError(
+                errors.REFRESH_IN_PROGRESS,
+                f"segment {segment_id} is already refreshing (run {active.id}, {active.status}); "
+                "wait for it or cancel it",
+                details={"run_id": active.id, "status": active.status, "segment_id": segment_id},
+            )
+        raise ZerocopyError(
+            errors.CONFLICT, f"could not queue a refresh of segment {segment_id}; retry"
+        )
+
+    async def execute(self, run_id: str) -> RefreshRun:
+        """Run a queued run to a final status and return it; run failures are recorded, not raised.
+
+        A run that is not ``queued`` (already claimed elsewhere, finished, cancelled while
+        queued) is returned as it is.
+        """
+        run = await self._claim(run_id)
+        if run is None:
+            return await self.get(run_id)
+        with bound_context(
+            run_id=run.id,
+            segment_id=run.segment_id,
+            source_id=run.source_id,
+            workspace_id=run.workspace_id,
+        ):
+            log.info("refresh.started", worker=self.worker, max_runtime_s=run.max_runtime_s)
+            event = self._local_cancels.setdefault(run.id, anyio.Event())
+            try:
+                return await self._execute_claimed(run, event)
+            finally:
+                self._local_cancels.pop(run.id, None)
+
+    async def request_cancel(self, run_id: str) -> RefreshRun:
+        """Ask a run to stop: a queued run is cancelled at once, a running one within ~2 s.
+
+        Works from any process sharing the database; a final run is returned unchanged.
+        """
+        now = utcnow()
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.update(RefreshRun)
+                .where(RefreshRun.id == run_id, RefreshRun.status == RunStatus.QUEUED)
+                .values(
+                    status=RunStatus.CANCELLED,
+                    cancel_requested_at=now,
+                    finished_at=now,
+                    error_code=errors.CANCELLED,
+                    error_message="cancelled on request before it started",
+                    temp_table_dropped=True,  # never created
+                )
+            )
+            await s.execute(
+                sa.update(RefreshRun)
+                .where(
+                    RefreshRun.id == run_id,
+                    RefreshRun.status == RunStatus.RUNNING,
+                    RefreshRun.cancel_requested_at.is_(None),
+                )
+                .values(cancel_requested_at=now)
+            )
+        event = self._local_cancels.get(run_id)
+        if event is not None:
+            event.set()
+        run = await self.get(run_id)
+        log.info("refresh.cancel_requested", run_id=run_id, status=run.status)
+        return run
+
+    async def refresh(
+        self, segment_id: str, trigger: str = "api", *, max_runtime_s: float | None = None
+    ) -> RefreshRun:
+        """:meth:`request` then :meth:`execute` in this task."""
+        run = await self.request(segment_id, trigger, max_runtime_s=max_runtime_s)
+        return await self.execute(run.id)
+
+    async def get(self, run_id: str) -> RefreshRun:
+        async with self.db.session() as s:
+            run = await s.get(RefreshRun, run_id)
+        if run is None:
+            raise ZerocopyError(
+                errors.NOT_FOUND, f"refresh run {run_id} does not exist", details={"run_id": run_id}
+            )
+        return run
+
+    async def active_run(self, segment_id: str) -> RefreshRun | None:
+        """The queued or running run of ``segment_id``, if any."""
+        async with self.db.session() as s:
+            return await s.scalar(
+                sa.select(RefreshRun).where(
+                    RefreshRun.segment_id == segment_id,
+                    RefreshRun.status.in_(RunStatus.ACTIVE),
+                )
+            )
+
+    async def queued_run_ids(self) -> list[str]:
+        """Ids of queued runs, oldest first (a runner re-submits them when it starts)."""
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                sa.select(RefreshRun.id)
+                .where(RefreshRun.status == RunStatus.QUEUED)
+                .order_by(RefreshRun.created_at)
+            )
+            return list(rows.all())
+
+    async def reap_lost(self, stale_after_s: float | None = None) -> list[str]:
+        """Mark ``running`` runs whose heartbeat is older than ``stale_after_s`` as ``worker_lost``."""
+        limit = utcnow() - timedelta(
+            seconds=self.stale_after_s if stale_after_s is None else stale_after_s
+        )
+        async with self.db.transaction() as s:
+            ids = list(
+                (
+                    await s.scalars(
+                        sa.select(RefreshRun.id).where(
+                            RefreshRun.status == RunStatus.RUNNING,
+                            RefreshRun.heartbeat_at < limit,
+                        )
+                    )
+                ).all()
+            )
+            if ids:
+                await s.execute(
+                    sa.update(RefreshRun)
+                    .where(RefreshRun.id.in_(ids), RefreshRun.status == RunStatus.RUNNING)
+                    .values(
+                        status=RunStatus.FAILED,
+                        error_code=errors.WORKER_LOST,
+                        error_message="the process running this refresh stopped responding; "
+                        "its temporary table is left for the janitor",
+                        finished_at=utcnow(),
+                        temp_table_dropped=False,
+                    )
+                )
+        for run_id in ids:
+            log.warning("refresh.worker_lost", run_id=run_id)
+        return ids
+
+    # ------------------------------------------------------------------ execution
+    async def _claim(self, run_id: str) -> RefreshRun | None:
+        now = utcnow()
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.update(RefreshRun)
+                .where(
+                    RefreshRun.id == run_id,
+                    RefreshRun.status == RunStatus.QUEUED,
+                    RefreshRun.cancel_requested_at.is_(None),
+                )
+                .values(
+                    status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=self.worker
+                )
+            )
+            claimed = result.rowcount == 1  # type: ignore[attr-defined]
+        return await self.get(run_id) if claimed else None
+
+    async def _execute_claimed(self, run: RefreshRun, event: anyio.Event) -> RefreshRun:
+        started = time.perf_counter()
+        outcome = _Outcome(status=RunStatus.FAILED)
+        adapter: Any = None
+        try:
+            try:
+                adapter, ids_sql, column = await self._prepare(run, outcome)
+                if adapter is not None:
+                    await self._warehouse_phase(run, adapter, ids_sql, column, event, outcome)
+            except ZerocopyError as exc:
+                outcome.status = _status_for(exc)
+                outcome.error = exc
+            except Exception as exc:
+                log.exception("refresh.internal_error")
+                outcome.status = RunStatus.FAILED
+                outcome.error = ZerocopyError(
+                    errors.INTERNAL_ERROR,
+                    f"unexpected error during the refresh: {type(exc).__name__}: "
+                    f"{redact_text(str(exc))}",
+                )
+        except anyio.get_cancelled_exc_class():
+            # The process is stopping (runner shutdown): clean up, record, then let it stop.
+            with anyio.CancelScope(shield=True):
+                outcome.status = RunStatus.CANCELLED
+                outcome.error = ZerocopyError(
+                    errors.CANCELLED, "stopped because the zerocopy process shut down"
+                )
+                await self._cleanup(run, adapter, outcome)
+                await self._finish(run, outcome, started)
+            raise
+        with anyio.CancelScope(shield=True):
+            await self._cleanup(run, adapter, outcome)
+            return await self._finish(run, outcome, started)
+
+    async def _prepare(self, run: RefreshRun, outcome: _Outcome) -> tuple[Any, str, str]:
+        """Load the run's segment, source and catalog; check the SQL; build the adapter."""
+        from zerocopy.sql import check_segment_sql
+
+        t = time.perf_counter()
+        async with self.db.session() as s:
+            segment = await s.get(Segment, run.segment_id)
+            source = await s.get(Source, run.source_id)
+            if segment is None or source is None:
+                raise ZerocopyError(errors.NOT_FOUND, "the segment or its source was deleted")
+            credential = await s.get(Credential, source.credential_id)
+            tables = (
+                await s.scalars(sa.select(CatalogTable).where(CatalogTable.source_id == source.id))
+            ).all()
+        if credential is None:
+            raise ZerocopyError(errors.NOT_FOUND, "the source's credential was deleted")
+        catalog = catalog_mapping(tables)
+        result = check_segment_sql(
+            segment.sql,
+            dialect=segment.dialect,
+            catalog=catalog,
+            scope=source.scope,
+            id_column=segment.id_column,
+            target=source.kind,
+        )
+        outcome.timings["check"] = time.perf_counter() - t
+        if not result.valid or not result.ids_sql:
+            first = result.errors[0] if result.errors else None
+            raise ZerocopyError(
+                first.code if first else errors.VALIDATION_ERROR,
+                (first.message if first else "the segment SQL produced no query")
+                + " (nothing was sent to the warehouse)",
+                line=first.line if first else None,
+                column=first.column if first else None,
+                details={"errors": [e.to_dict() for e in result.errors]},
+            )
+        adapter = self.adapter_factory(source, credential, max_runtime_s=run.max_runtime_s)
+        return adapter, result.ids_sql, segment.id_column
+
+    async def _warehouse_phase(
+        self,
+        run: RefreshRun,
+        adapter: Any,
+        ids_sql: str,
+        column: str,
+        event: anyio.Event,
+        outcome: _Outcome,
+    ) -> None:
+        """Materialize and read ids under the run's deadline, watching for cancellation."""
+        assert run.started_at is not None
+        elapsed = (utcnow() - run.started_at).total_seconds()
+        deadline = anyio.current_time() + max(0.0, run.max_runtime_s - elapsed)
+        work = anyio.CancelScope(deadline=deadline)
+        cancelled = False
+        table = run.temp_table or temp_table_name(run.id)
+        tag = QueryTag(run_id=run.id, segment_id=run.segment_id, workspace_id=run.workspace_id)
+
+        async def watch() -> None:
+            nonlocal cancelled
+            next_beat = anyio.current_time() + self.heartbeat_s
+            while True:
+                with anyio.move_on_after(self.cancel_poll_s):
+                    await event.wait()
+                if event.is_set() or await self._cancel_requested(run.id):
+                    cancelled = True
+                    work.cancel()
+                    return
+                if anyio.current_time() >= next_beat:
+                    await self._heartbeat(run.id)
+                    next_beat = anyio.current_time() + self.heartbeat_s
+
+        batches: list[pa.Array] = []
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            try:
+                with work:
+                    t = time.perf_counter()
+                    result = await adapter.materialize(ids_sql, table, deadline=deadline, tag=tag)
+                    outcome.query_id = result.query_id
+                    outcome.timings["materialize"] = time.perf_counter() - t
+                    t = time.perf_counter()
+                    async for batch in adapter.read_column(
+                        table, column, batch_rows=self.batch_rows
+                    ):
+                        batches.append(batch)
+                    outcome.timings["read"] = time.perf_counter() - t
+            finally:
+                tg.cancel_scope.cancel()
+        if cancelled:
+            outcome.status = RunStatus.CANCELLED
+            outcome.error = ZerocopyError(errors.CANCELLED, "cancelled on request")
+            return
+        if work.cancelled_caught:
+            outcome.status = RunStatus.TIMED_OUT
+            outcome.error = ZerocopyError(
+                errors.TIMED_OUT,
+                f"the refresh ran past the max runtime ({run.max_runtime_s:g} s) and was "
+                "stopped; simplify the query or raise the source's max runtime",
+                details={"max_runtime_s": run.max_runtime_s, "query_id": outcome.query_id},
+            )
+            return
+        t = time.perf_counter()
+        outcome.ids = await anyio.to_thread.run_sync(normalise_ids, batches)
+        outcome.timings["normalise"] = time.perf_counter() - t
+        outcome.status = RunStatus.SUCCEEDED
+
+    async def _cleanup(self, run: RefreshRun, adapter: Any, outcome: _Outcome) -> None:
+        """Always drop the temporary table (shielded), then close the adapter."""
+        if adapter is None:
+            # Nothing reached the warehouse (SQL refused, credential unusable): no table.
+            outcome.temp_table_dropped = True
+            return
+        t = time.perf_counter()
+        try:
+            await adapter.drop_table(run.temp_table or temp_table_name(run.id))
+            outcome.temp_table_dropped = True
+        except Exception as exc:
+            outcome.temp_table_dropped = False
+            log.warning("refresh.drop_failed", error=redact_text(str(exc)))
+        outcome.timings["drop"] = time.perf_counter() - t
+        try:
+            await adapter.aclose()
+        except Exception as exc:
+            log.warning("refresh.close_failed", error=redact_text(str(exc)))
+
+    async def _finish(self, run: RefreshRun, outcome: _Outcome, started: float) -> RefreshRun:
+        """Record the outcome; on success swap the membership in the same transaction."""
+        values: dict[str, Any] = {
+            "finished_at": utcnow(),
+            "temp_table_dropped": outcome.temp_table_dropped,
+            "query_id": outcome.query_id,
+        }
+        if outcome.status == RunStatus.SUCCEEDED and outcome.ids is not None:
+            try:
+                return await self._commit_success(run, outcome, started, values)
+            except _RunNoLongerRunning:
+                return await self.get(run.id)
+            except Exception as exc:
+                log.exception("refresh.swap_failed")
+                outcome.status = RunStatus.FAILED
+                outcome.error = ZerocopyError(
+                    errors.INTERNAL_ERROR,
+                    f"storing the new membership failed: {type(exc).__name__}: "
+                    f"{redact_text(str(exc))}; the previous membership is unchanged",
+                )
+        error = outcome.error or ZerocopyError(errors.INTERNAL_ERROR, "the refresh failed")
+        outcome.timings["total"] = time.perf_counter() - started
+        values.update(
+            status=outcome.status,
+            error_code=error.code,
+            error_message=redact_text(error.message),
+            error_details=_json_safe(error.details, error.line, error.column),
+            timings=_rounded(outcome.timings),
+        )
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.update(RefreshRun)
+                .where(RefreshRun.id == run.id, RefreshRun.status == RunStatus.RUNNING)
+                .values(**values)
+            )
+            await s.execute(
+                sa.update(Segment).where(Segment.id == run.segment_id).values(last_run_id=run.id)
+            )
+        final = await self.get(run.id)
+        log.info(
+            "refresh.finished",
+            status=final.status,
+            error_code=final.error_code,
+            error_message=final.error_message,
+            temp_table_dropped=final.temp_table_dropped,
+            timings=final.timings,
+        )
+        return final
+
+    async def _commit_success(
+        self, run: RefreshRun, outcome: _Outcome, started: float, values: dict[str, Any]
+    ) -> RefreshRun:
+        ids = outcome.ids
+        assert ids is not None
+        t = time.perf_counter()
+        old = await self.members.load(run.segment_id)
+        added, removed = await anyio.to_thread.run_sync(diff_counts, old, ids)
+        chunks = await anyio.to_thread.run_sync(self.members.encode, ids)
+        outcome.timings["diff"] = time.perf_counter() - t
+        t = time.perf_counter()
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.update(RefreshRun)
+                .where(RefreshRun.id == run.id, RefreshRun.status == RunStatus.RUNNING)
+                .values(
+                    status=RunStatus.SUCCEEDED,
+                    member_count=len(ids),
+                    added=added,
+                    removed=removed,
+                    **values,
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                raise _RunNoLongerRunning  # reaped as worker_lost meanwhile: keep the old one
+            await self.members.swap(s, run.segment_id, run.id, ids, chunks=chunks)
+            await s.execute(
+                sa.update(Segment)
+                .where(Segment.id == run.segment_id)
+                .values(last_run_id=run.id, last_refreshed_at=utcnow())
+            )
+            outcome.timings["swap"] = time.perf_counter() - t
+            outcome.timings["total"] = time.perf_counter() - started
+            await s.execute(
+                sa.update(RefreshRun)
+                .where(RefreshRun.id == run.id)
+                .values(timings=_rounded(outcome.timings))
+            )
+        final = await self.get(run.id)
+        log.info(
+            "refresh.finished",
+            status=final.status,
+            member_count=final.member_count,
+            added=added,
+            removed=removed,
+            temp_table_dropped=final.temp_table_dropped,
+            timings=final.timings,
+        )
+        return final
+
+    # ------------------------------------------------------------------ small DB helpers
+    async def _cancel_requested(self, run_id: str) -> bool:
+        async with self.db.session() as s:
+            value = await s.scalar(
+                sa.select(RefreshRun.cancel_requested_at).where(RefreshRun.id == run_id)
+            )
+        return value is not None
+
+    async def _heartbeat(self, run_id: str) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.update(RefreshRun)
+                .where(RefreshRun.id == run_id, RefreshRun.status == RunStatus.RUNNING)
+                .values(heartbeat_at=utcnow())
+            )
+
+    async def _reap_if_lost(self, run: RefreshRun) -> bool:
+        if run.status != RunStatus.RUNNING or run.heartbeat_at is None:
+            return False
+        if (utcnow() - run.heartbeat_at).total_seconds() < self.stale_after_s:
+            return False
+        return run.id in await self.reap_lost()
+
+
+class _RunNoLongerRunning(Exception):
+    pass
+
+
+def catalog_mapping(tables: Any) -> dict[str, dict[str, dict[str, str]]]:
+    """``{schema: {table: {column: type}}}`` from stored :class:`CatalogTable` rows."""
+    mapping: dict[str, dict[str, dict[str, str]]] = {}
+    for table in tables:
+        columns = {str(c["name"]): str(c.get("data_type") or "") for c in table.columns or []}
+        mapping.setdefault(table.schema, {})[table.name] = columns
+    return mapping
+
+
+def _status_for(exc: ZerocopyError) -> str:
+    if exc.code == errors.TIMED_OUT:
+        return RunStatus.TIMED_OUT
+    if exc.code == errors.CANCELLED:
+        return RunStatus.CANCELLED
+    return RunStatus.FAILED
+
+
+def _rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 4) for k, v in timings.items()}
+
+
+def _json_safe(details: dict[str, Any], line: int | None, column: int | None) -> dict[str, Any]:
+    import orjson
+
+    out = dict(details)
+    if line is not None:
+        out["line"] = line
+    if column is not None:
+        out["column"] = column
+    try:
+        orjson.dumps(out)
+    except TypeError:
+        out = {k: str(v) for k, v in out.items()}
+    return out
