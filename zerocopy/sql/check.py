@@ -338,8 +338,10 @@ class _Check:
         if not statements:
             return
         for statement in statements:
+            before = len(self.issues)
             self.check_read_only(statement)
-            self.check_functions(statement)
+            if len(self.issues) == before:  # what a refused statement calls adds nothing
+                self.check_functions(statement)
         if len(statements) != 1 or not isinstance(statements[0], _QUERY_ROOTS):
             return
         root = statements[0]
@@ -354,8 +356,8 @@ class _Check:
         work = root.copy()
         work = normalize_identifiers(work, dialect=self.read_dialect)
         tables_ok = self.check_tables(root, work, scope)
-        if not tables_ok and any(i.code == FORBIDDEN_FUNCTION for i in self.issues):
-            return
+        if any(i.code == FORBIDDEN_FUNCTION for i in self.issues):
+            return  # sources that read files/stages have no columns to check against
         qualified = self.check_columns(work, tables_ok)
         if qualified is not None:
             self.check_id_column(qualified)
@@ -488,26 +490,17 @@ class _Check:
             )
             return
         name = table.name
-        if isinstance(this, exp.Identifier) and name:
-            looks_like_path = bool(_PATH_CHARS & set(name)) or name.lower().endswith(_FILE_SUFFIXES)
-            if rules.path_tables and this.quoted and not table.args.get("db") and looks_like_path:
-                self.issue(
-                    FORBIDDEN_FUNCTION,
-                    f"Reading the file '{name}' is not allowed: a segment may only read the "
-                    "source's tables.",
-                    self.node_position(table),
-                )
-            elif (
-                rules.file_formats
-                and table.db.lower() in rules.file_formats
-                and (looks_like_path or this.quoted)
-            ):
-                self.issue(
-                    FORBIDDEN_FUNCTION,
-                    f"Reading files with {table.db}.`{name}` is not allowed: a segment may only "
-                    "read the source's tables.",
-                    self.node_position(table),
-                )
+        if not _reads_files(table, rules):
+            return
+        if rules.path_tables and not table.args.get("db"):
+            message = f"Reading the file '{name}' is not allowed"
+        else:
+            message = f"Reading files with {table.db}.`{name}` is not allowed"
+        self.issue(
+            FORBIDDEN_FUNCTION,
+            f"{message}: a segment may only read the source's tables.",
+            self.node_position(table),
+        )
 
     def check_table_function(self, func: exp.Func, table_funcs: set[int]) -> None:
         """Table-valued functions must be on the dialect's allow-list."""
@@ -558,8 +551,8 @@ class _Check:
         seen: list[str] = []
         scope_parts_written = self.scope_text.strip().split(".")
         for table in self.real_tables(work):
-            if not isinstance(table.this, exp.Identifier):
-                continue  # functions, stages: handled by check_functions
+            if not isinstance(table.this, exp.Identifier) or _reads_files(table, self.rules):
+                continue  # functions, stages, file paths: refused by check_functions
             original = orig_nodes[index[id(table)]] if id(table) in index else None
             found = self.resolve_table(table, scope_schema, scope_db)
             if isinstance(found, CatalogTable):
@@ -885,6 +878,19 @@ def _strip_token_repr(text: str) -> str:
         out.append(head + ("end of input" if value == "SENTINEL" else f"'{value}'"))
     out.append(rest)
     return "".join(out).rstrip(".")
+
+
+def _reads_files(table: exp.Table, rules: DialectRules) -> bool:
+    """Whether a table reference is really a file read: DuckDB's ``FROM 'path.csv'``
+    replacement scans, Databricks' ``fmt.`path```."""
+    this = table.this
+    if not isinstance(this, exp.Identifier) or not this.quoted:
+        return False
+    name = this.name
+    looks_like_path = bool(_PATH_CHARS & set(name)) or name.lower().endswith(_FILE_SUFFIXES)
+    if rules.path_tables and not table.args.get("db") and looks_like_path:
+        return True
+    return bool(rules.file_formats) and table.db.lower() in rules.file_formats
 
 
 def _is_inside(node: exp.Expr, outer: exp.Expr) -> bool:
