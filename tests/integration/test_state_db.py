@@ -1,0 +1,91 @@
+"""State database on SQLite and PostgreSQL: migrations, model parity, the active-run rule."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.exc import IntegrityError
+
+from tests.integration.state_fixtures import db_fixture, make_segment  # noqa: F401
+from zerocopy.state.db import Database
+from zerocopy.state.models import Base, RefreshRun, RunStatus, Workspace
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_migrations_match_models(db: Database) -> None:
+    assert await db.current_revision() == "0001"
+    async with db.engine.connect() as conn:
+        diff = await conn.run_sync(
+            lambda c: compare_metadata(
+                MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+            )
+        )
+    assert diff == []
+
+
+async def test_upgrade_is_idempotent_and_downgrades(db: Database) -> None:
+    await db.upgrade()
+    await db.downgrade("base")
+    assert await db.current_revision() is None
+    async with db.engine.connect() as conn:
+        tables = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    assert "refresh_run" not in tables
+    await db.upgrade()
+    assert await db.current_revision() == "0001"
+
+
+async def test_timestamps_are_aware_utc(db: Database) -> None:
+    paris = timezone(timedelta(hours=1))
+    async with db.transaction() as s:
+        ws = Workspace(name="tz", created_at=datetime(2026, 3, 29, 3, 30, tzinfo=paris))
+        s.add(ws)
+    async with db.session() as s:
+        back = await s.get(Workspace, ws.id)
+    assert back is not None
+    assert back.created_at == datetime(2026, 3, 29, 2, 30, tzinfo=UTC)
+    assert back.created_at.tzinfo is not None and back.created_at.utcoffset() == timedelta(0)
+    with pytest.raises(Exception, match="naive"):
+        async with db.transaction() as s:
+            s.add(Workspace(name="naive", created_at=datetime(2026, 1, 1)))
+
+
+async def test_one_active_run_per_segment_is_enforced_by_the_database(db: Database) -> None:
+    seg = await make_segment(db)
+
+    def run(status: str) -> RefreshRun:
+        return RefreshRun(
+            segment_id=seg.id,
+            workspace_id=seg.workspace_id,
+            source_id=seg.source_id,
+            status=status,
+            max_runtime_s=60,
+        )
+
+    async with db.transaction() as s:
+        s.add(run(RunStatus.RUNNING))
+    for status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        with pytest.raises(IntegrityError):
+            async with db.transaction() as s:
+                s.add(run(status))
+    # Finished runs do not count: any number of them may exist.
+    async with db.transaction() as s:
+        s.add_all([run(RunStatus.SUCCEEDED), run(RunStatus.FAILED), run(RunStatus.CANCELLED)])
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}")  # plain URL: normalised to aiosqlite
+    try:
+        assert db.url.startswith("sqlite+aiosqlite://")
+        async with db.engine.connect() as conn:
+            mode = (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar()
+            fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar()
+            busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        assert (mode, fks) == ("wal", 1) and busy >= 1000
+    finally:
+        await db.dispose()
