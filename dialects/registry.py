@@ -14,6 +14,7 @@ ADAPTERS: dict[str, str] = {
     "bigquery": "dialects.bigquery:BigQueryAdapter",
     "postgres": "dialects.postgres:PostgresAdapter",
     "redshift": "dialects.redshift:RedshiftAdapter",
+    "databricks": "dialects.databricks:DatabricksAdapter",
 }
 """Add a warehouse here: ``kind -> "module:Class"``."""
 

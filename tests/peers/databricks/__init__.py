@@ -1,0 +1,1 @@
+"""Databricks peer: a small TCLIService-over-HTTP server backed by DuckDB (test code only)."""
