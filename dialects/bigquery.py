@@ -186,6 +186,13 @@ class BigQueryAdapter(BaseAdapter):
     API_RETRY_S: ClassVar[float] = 30.0
     """How long transient API errors (5xx, rate limits, dropped connections) are retried."""
 
+    CANCEL_GRACE_S = 0.25
+    """BigQuery cancels asynchronously: after ``jobs.cancel`` the job's poller does not come back
+    promptly, so waiting long for it buys nothing (the engine drops the table in every outcome)."""
+
+    CANCEL_TIMEOUT_S: ClassVar[float] = 1.0
+    """First ``jobs.cancel`` attempt, inline; if it fails, it is retried in the background."""
+
     CATALOG_THREADS: ClassVar[int] = 8
     """Parallel ``tables.get`` calls while listing the catalog (one per table)."""
 
@@ -407,6 +414,7 @@ class BigQueryAdapter(BaseAdapter):
     # ------------------------------------------------------------------ catalog
     def _list_tables(self) -> list[TableInfo]:
         client = self.client()
+        self._check_dataset(client)
         items = list(
             client.list_tables(
                 bigquery.DatasetReference(self.project, self.dataset),
@@ -426,6 +434,23 @@ class BigQueryAdapter(BaseAdapter):
         with ThreadPoolExecutor(max_workers=max(1, min(self.CATALOG_THREADS, len(items)))) as pool:
             tables = [t for t in pool.map(get, items) if t is not None]
         return sorted((self._table_info(t) for t in tables), key=lambda t: t.name)
+
+    def _check_dataset(self, client: bigquery.Client) -> None:
+        """The dataset exists (listing a missing one is not an error everywhere) and its
+        location matches the source's, which BigQuery would otherwise report as "not found"."""
+        dataset = client.get_dataset(
+            bigquery.DatasetReference(self.project, self.dataset),
+            retry=self.retry,
+            timeout=self.API_TIMEOUT_S,
+        )
+        found = (dataset.location or "").lower()
+        if self.location and found and found != self.location.lower():
+            raise ZerocopyError(
+                errors.SCOPE_NOT_FOUND,
+                f"BigQuery dataset {self.scope_text} is in location {dataset.location}, but the "
+                f"source says {self.location}; set the source's location to {dataset.location}",
+                details={"warehouse": self.KIND, "location": dataset.location},
+            )
 
     def _table_info(self, table: bigquery.Table) -> TableInfo:
         columns = tuple(
@@ -476,6 +501,11 @@ class BigQueryAdapter(BaseAdapter):
         if state.cancel_requested.is_set():
             # The cancel may have reached BigQuery before the job existed (404): send it again.
             self._cancel_job(job_id, state.location)
+            raise ZerocopyError(
+                errors.CANCELLED,
+                f"BigQuery job {job_id} was cancelled before it started",
+                details={"warehouse": self.KIND, "query_id": job_id},
+            )
         job.result(retry=self.retry, timeout=timeout_s + self.API_TIMEOUT_S)
         return None
 
@@ -487,11 +517,37 @@ class BigQueryAdapter(BaseAdapter):
             self._cancel_job(handle.query_id, state.location if state else self.location)
 
     def _cancel_job(self, job_id: str, location: str | None) -> None:
+        """``jobs.cancel``: one quick attempt inline, then retries in the background if it failed.
+
+        The caller (the deadline watchdog or a user cancel) must not hang on a slow API; the
+        job's own ``job_timeout_ms`` still stops it if every attempt fails.
+        """
         try:
-            self.client().cancel_job(
-                job_id, location=location, retry=self.retry, timeout=self.API_TIMEOUT_S
+            self._send_cancel(job_id, location, retry=None, timeout=self.CANCEL_TIMEOUT_S)
+        except Exception as exc:
+            log.warning(
+                "bigquery cancel of job %s failed (%s); retrying in background", job_id, exc
             )
+            threading.Thread(
+                target=self._cancel_in_background,
+                args=(job_id, location),
+                name=f"bq-cancel-{job_id}",
+                daemon=True,
+            ).start()
+
+    def _cancel_in_background(self, job_id: str, location: str | None) -> None:
+        try:
+            self._send_cancel(job_id, location, retry=self.retry, timeout=self.API_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("bigquery cancel of job %s gave up: %s", job_id, exc)
+
+    def _send_cancel(
+        self, job_id: str, location: str | None, *, retry: Retry | None, timeout: float
+    ) -> None:
+        try:
+            self.client().cancel_job(job_id, location=location, retry=retry, timeout=timeout)
         except gexc.NotFound:
+            # Not created yet: _execute_ctas re-sends the cancel right after jobs.insert returns.
             log.info("bigquery job %s not found yet; cancel re-sent after submit", job_id)
 
     def _dry_run(self, select_sql: str) -> int | None:
@@ -542,11 +598,16 @@ class BigQueryAdapter(BaseAdapter):
         )
 
     def _storage_batches(self, storage: Any, session: Any, batch_rows: int) -> Iterator[pa.Array]:
+        schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
         for stream in session.streams:
             reader = storage.read_rows(stream.name)
             try:
-                for page in reader.rows(session).pages:
-                    batch = page.to_arrow()
+                # One response message at a time: memory stays at one server batch.
+                for response in reader:
+                    data = response.arrow_record_batch.serialized_record_batch
+                    if not data:
+                        continue
+                    batch = pa.ipc.read_record_batch(pa.py_buffer(data), schema)
                     yield from _slices(batch.column(0), batch_rows)
             finally:
                 with contextlib.suppress(Exception):

@@ -5,11 +5,17 @@ unreachable, as it is here. This launcher replaces that load (and the best-effor
 load, which would only wait on the network) with no-ops, then runs the normal CLI:
 ``python launch.py start --rest-port P --grpc-port P2 --project test``. Consequence:
 GEOGRAPHY is unsupported on the peer, which zerocopy's tests do not use.
+
+It also registers one peer-only SQL function, ``ZC_PEER_SLEEP(seconds) -> TRUE`` (like
+PostgreSQL's ``pg_sleep``), so the tests' "slow query" takes a known time instead of burning
+the shared CPU. Note the emulator runs each query synchronously in its event loop: while a
+slow query runs, every other request (including ``jobs.cancel``) waits for it.
 """
 
 from __future__ import annotations
 
 import sys
+import time
 
 from bqemulator.cli import main
 from bqemulator.storage.engine import DuckDBEngine
@@ -19,6 +25,23 @@ def _skip(self: DuckDBEngine) -> None:
     """Stand-in for an extension load that needs the network."""
 
 
+_register_builtin_udfs = DuckDBEngine._register_builtin_udfs
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return True
+
+
+def _register_udfs(self: DuckDBEngine) -> None:
+    """The emulator's own functions plus the peer-only ``ZC_PEER_SLEEP``."""
+    _register_builtin_udfs(self)
+    self.connection.create_function(
+        "zc_peer_sleep", _sleep, ["DOUBLE"], "BOOLEAN", side_effects=True
+    )
+
+
+DuckDBEngine._register_builtin_udfs = _register_udfs  # type: ignore[method-assign]
 DuckDBEngine._load_spatial = _skip  # type: ignore[method-assign]
 DuckDBEngine._load_format_extensions = _skip  # type: ignore[method-assign]
 

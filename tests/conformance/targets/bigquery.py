@@ -1,0 +1,80 @@
+"""BigQuery target: the fixture warehouse in a bqemulator dataset, reached over REST + gRPC.
+
+Peer gaps (see tests/peers/bqemulator/launch.py and PEERS.md): jobs run synchronously inside
+the emulator, so ``job_timeout_ms`` and ``jobs.cancel`` have no visible effect
+(``server_timeout``/``server_cancel`` not shown; tests/integration/test_bigquery_adapter.py
+records the exact job configuration and cancel calls at the HTTP boundary instead); it has
+no IAM, so ``auth_failed`` and ``permission_denied`` are not shown here (unit-tested on the
+driver's own exceptions).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from dialects.protocol import ConnectionConfig, Scope
+from fixtures import build
+from tests.conformance.target import ConformanceTarget
+from tests.peers.bqemulator.server import installed, load_warehouse, running_emulator
+from tests.support import free_port, unavailable
+
+CAN_SHOW = frozenset(
+    {
+        "table_descriptions",
+        "column_descriptions",
+        "views",
+        "scope_not_found",
+        "unreachable",
+    }
+)
+
+DATASET = "mkt"
+
+SLOW_SECONDS = 20.0
+
+
+def slow_sql(project: str, dataset: str) -> str:
+    """Runs SLOW_SECONDS in the emulator: the peer's ZC_PEER_SLEEP, evaluated once."""
+    return (
+        f"SELECT external_user_id FROM `{project}`.`{dataset}`.`users` "
+        f"WHERE (SELECT ZC_PEER_SLEEP({SLOW_SECONDS}))"
+    )
+
+
+@pytest.fixture(scope="session")
+def bigquery_target() -> Iterator[ConformanceTarget]:
+    if not installed():
+        unavailable("bqemulator peer not installed: run tests/peers/bqemulator/install.sh")
+    warehouse = build()
+    with running_emulator() as emulator:
+        client = emulator.client()
+        load_warehouse(client, DATASET, warehouse)
+
+        def admin(sql: str) -> Any:
+            return [tuple(row.values()) for row in client.query(sql).result()]
+
+        def config(dataset: str = DATASET, **settings: Any) -> ConnectionConfig:
+            return ConnectionConfig(
+                settings=emulator.settings(**settings),
+                secrets={},
+                scope=Scope(schema=dataset, database=emulator.project),
+            )
+
+        closed = f"http://127.0.0.1:{free_port()}"
+        yield ConformanceTarget(
+            kind="bigquery",
+            config=config(),
+            admin=admin,
+            slow_sql=slow_sql(emulator.project, DATASET),
+            expected_tables=warehouse.names,
+            can_show=CAN_SHOW,
+            broken={
+                "scope_not_found": config(dataset="no_such_dataset"),
+                "unreachable": config(api_endpoint=closed, storage_api_endpoint=closed[7:]),
+            },
+            warehouse=warehouse,
+        )
+        client.close()
