@@ -1,0 +1,147 @@
+"""Benchmark: `check_segment_sql` on a 40-line query against 200 tables x 20 columns.
+
+Prints p50/p99 of the full check next to bare ``sqlglot.parse_one`` of the same text in the
+same run, and whether sqlglot's compiled build (sqlglotc / mypyc) is the one in use.
+Target (issue #4): p50 <= 2 ms on these machines.
+
+Usage: .venv/bin/python bench/sql_check.py [--iterations 2000] [--dialect snowflake]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import sqlglot
+
+from zerocopy.sql import SqlCatalog, check_segment_sql
+
+TABLES = 200
+COLUMNS = 20
+
+QUERY = """\
+-- high-value French users active in the last 30 days who bought twice
+WITH recent_events AS (
+    SELECT e.external_user_id,
+           COUNT(*) AS n_events,
+           MAX(e.occurred_at) AS last_seen
+    FROM events e
+    WHERE e.occurred_at >= CURRENT_DATE - 30
+      AND e.name IN ('login', 'page_view', 'add_to_cart')
+    GROUP BY e.external_user_id
+),
+spend AS (
+    SELECT p.external_user_id,
+           SUM(p.price * p.quantity) AS total,
+           COUNT(DISTINCT p.purchase_id) AS n_purchases
+    FROM purchases p
+    WHERE p.currency = 'EUR'
+    GROUP BY p.external_user_id
+    HAVING COUNT(DISTINCT p.purchase_id) >= 2
+),
+ranked AS (
+    SELECT u.external_user_id,
+           u.country,
+           s.total,
+           ROW_NUMBER() OVER (PARTITION BY u.country ORDER BY s.total DESC) AS rnk
+    FROM users u
+    JOIN spend s ON s.external_user_id = u.external_user_id
+    WHERE u.is_subscribed
+)
+SELECT r.external_user_id
+FROM ranked r
+JOIN recent_events re ON re.external_user_id = r.external_user_id
+LEFT JOIN subscriptions sub
+       ON sub.external_user_id = r.external_user_id
+      AND sub.subscription_group = 'newsletter'
+WHERE r.country = 'FR'
+  AND r.rnk <= 1000
+  AND re.n_events > 3
+  AND (sub.state IS NULL OR sub.state <> 'unsubscribed')
+"""
+
+
+def catalog() -> dict[str, dict[str, dict[str, str]]]:
+    """200 tables x 20 columns, including the ones the query reads."""
+    tables: dict[str, dict[str, str]] = {}
+    real = {
+        "users": ["external_user_id", "country", "is_subscribed"],
+        "events": ["external_user_id", "occurred_at", "name"],
+        "purchases": ["external_user_id", "price", "quantity", "currency", "purchase_id"],
+        "subscriptions": ["external_user_id", "subscription_group", "state"],
+    }
+    for i in range(TABLES):
+        name = list(real)[i] if i < len(real) else f"table_{i:03d}"
+        columns = real.get(name, [])
+        names = columns + [f"col_{j:02d}" for j in range(COLUMNS - len(columns))]
+        tables[name] = {column: "VARCHAR" for column in names}
+    return {"marketing": tables}
+
+
+def measure(fn: Callable[[], object], iterations: int) -> list[float]:
+    """Wall times in milliseconds, after a warm-up."""
+    for _ in range(min(50, iterations)):
+        fn()
+    out = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    """The q-quantile (0..1) of values."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def compiled() -> str:
+    """Which sqlglot build is imported (the sqlglotc wheel installs mypyc extension modules)."""
+    import sqlglot.optimizer.qualify_columns as qc
+    import sqlglot.parser as parser
+
+    files = [parser.__file__ or "", qc.__file__ or ""]
+    return "compiled (sqlglotc)" if all(f.endswith(".so") for f in files) else "pure Python"
+
+
+def main() -> int:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument("--dialect", default="snowflake")
+    args = parser.parse_args()
+
+    lines = QUERY.count("\n")
+    started = time.perf_counter()
+    sql_catalog = SqlCatalog(catalog())
+    first = check_segment_sql(QUERY, dialect=args.dialect, catalog=sql_catalog, scope="marketing")
+    build_ms = (time.perf_counter() - started) * 1000
+    if not first.valid:
+        print("benchmark query is invalid:", first.to_dict()["errors"], file=sys.stderr)
+        return 1
+
+    parse = measure(lambda: sqlglot.parse_one(QUERY, read=args.dialect), args.iterations)
+    check = measure(
+        lambda: check_segment_sql(
+            QUERY, dialect=args.dialect, catalog=sql_catalog, scope="marketing"
+        ),
+        args.iterations,
+    )
+    p50_parse, p50_check = statistics.median(parse), statistics.median(check)
+    print(f"sqlglot {sqlglot.__version__}: {compiled()}")
+    print(f"query: {lines} lines; catalog: {TABLES} tables x {COLUMNS} columns; {args.dialect}")
+    print(f"first check incl. building SqlCatalog: {build_ms:.2f} ms")
+    print(f"sqlglot.parse_one    p50 {p50_parse:.3f} ms  p99 {pct(parse, 0.99):.3f} ms")
+    print(f"check_segment_sql    p50 {p50_check:.3f} ms  p99 {pct(check, 0.99):.3f} ms")
+    print(f"ratio check/parse (p50): {p50_check / p50_parse:.2f}x")
+    verdict = "OK" if p50_check <= 2.0 else "ABOVE TARGET"
+    print(f"target p50 <= 2 ms: {verdict}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
