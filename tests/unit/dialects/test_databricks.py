@@ -86,7 +86,7 @@ def test_connection_uri_override_for_the_peer() -> None:
 @pytest.mark.parametrize(
     ("settings", "secrets", "field"),
     [
-        ({}, {"access_token": "t"}, "server_hostname"),
+        ({"http_path": "/p"}, {"access_token": "t"}, "server_hostname"),
         ({"server_hostname": "h"}, {"access_token": "t"}, "http_path"),
         (SETTINGS, {}, "access_token"),
         ({**SETTINGS, "access_token": "t"}, {"access_token": "t"}, "access_token"),
