@@ -201,10 +201,15 @@ def transpile_sql(sql: str, *, dialect: str, target: str) -> tuple[str | None, l
         if read is None or write is None:
             bad = dialect if read is None else target
             return None, [_unknown_dialect(bad)]
-        tree = Dialect.get_or_raise(read.sqlglot_dialect).parse_into(exp.Query, sql)[0]
-        if tree is None:
+        parsed = Dialect.get_or_raise(read.sqlglot_dialect).parse(sql)
+        trees = [t for t in parsed if t is not None and not isinstance(t, exp.Semicolon)]
+        if not trees:
             return None, [SqlIssue(PARSE_ERROR, "The query is empty.")]
-        return _generate(tree, Dialect.get_or_raise(write.sqlglot_dialect), write)
+        if len(trees) > 1:
+            return None, [SqlIssue(MULTIPLE_STATEMENTS, "Only one statement can be transpiled.")]
+        if not isinstance(trees[0], _QUERY_ROOTS):
+            return None, [SqlIssue(NOT_READ_ONLY, "Only a read-only query can be transpiled.")]
+        return _generate(trees[0], Dialect.get_or_raise(write.sqlglot_dialect), write)
     except (ParseError, TokenError) as exc:
         return None, [SqlIssue(PARSE_ERROR, f"The query could not be parsed: {exc}")]
     except Exception as exc:
