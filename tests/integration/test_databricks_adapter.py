@@ -342,3 +342,81 @@ async def test_no_token_in_logs_or_errors(
     for token in ("dapi-zerocopy-peer", "dapi-wrong-canary-token"):
         assert token not in caplog.text
         assert all(token not in m for m in messages)
+
+
+# ----------------------------------------------------------------------------- API flow
+async def test_api_flow_end_to_end(peer: DatabricksPeer, tmp_path: Path) -> None:
+    """credential → source → test → tables → validate → segment → refresh → members, over HTTP."""
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+    from fixtures import build
+    from zerocopy.services import workspaces
+    from zerocopy.settings import load_settings
+
+    settings = load_settings(
+        {
+            "ZEROCOPY_DATA_DIR": str(tmp_path / "data"),
+            "ZEROCOPY_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
+            "ZEROCOPY_LOG_LEVEL": "warning",
+        }
+    )
+    app = create_app(settings)
+    token = "dapi-zerocopy-peer"
+    sql = "SELECT external_user_id FROM users WHERE is_subscribed = TRUE AND country = 'US'"
+    expected = sorted(
+        r["external_user_id"]
+        for r in build().table("users").data.to_pylist()
+        if r["is_subscribed"] and r["country"] == "US"
+    )
+    async with AsyncTestClient(app) as client:
+        async with app.state.runtime.db.session() as session:
+            _, key = await workspaces.create_workspace(session, name="Acme")
+        auth = {"Authorization": f"Bearer {key}"}
+        bodies: list[str] = []
+
+        async def call(method: str, path: str, json: Any = None) -> Any:
+            resp = await client.request(method, path, json=json, headers=auth)
+            bodies.append(resp.text)
+            assert resp.status_code < 300, resp.text
+            return resp.json() if resp.content else None
+
+        cred = await call(
+            "POST",
+            "/v1/credentials",
+            {
+                "name": "Databricks",
+                "kind": "databricks",
+                "settings": dict(config(peer).settings),
+                "secrets": {"access_token": token},
+            },
+        )
+        assert cred["secret_fields"] == ["access_token"]
+        source = await call(
+            "POST",
+            "/v1/sources",
+            {"name": "Lakehouse", "credential_id": cred["id"], "scope": f"{CATALOG}.{SCHEMA}"},
+        )
+        tested = await call("POST", f"/v1/sources/{source['id']}/test")
+        assert tested["source"]["status"] == "active"
+        assert {"users", "events", "active_users"} <= {t["name"] for t in tested["tables"]}
+        users = await call("GET", f"/v1/sources/{source['id']}/tables/users")
+        assert users["description"]
+        assert all(c["description"] for c in users["columns"])
+        check = await call("POST", "/v1/segments/validate", {"source_id": source["id"], "sql": sql})
+        assert check["valid"] is True, check
+        segment = await call(
+            "POST",
+            "/v1/segments",
+            {"name": "US subscribers", "source_id": source["id"], "sql": sql},
+        )
+        run = await call("POST", f"/v1/segments/{segment['id']}/refresh")
+        with anyio.fail_after(60):
+            while run["status"] in ("queued", "running"):
+                await anyio.sleep(0.1)
+                run = await call("GET", f"/v1/runs/{run['id']}")
+        assert run["status"] == "succeeded", run
+        assert run["member_count"] == len(expected) > 0
+        page = await call("GET", f"/v1/segments/{segment['id']}/members?limit=1000")
+        assert page["items"] == expected
+    assert all(token not in body for body in bodies)
