@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 import pytest
 
 from dialects.base import BaseAdapter
@@ -22,9 +24,10 @@ from tests.peers.redshift_proxy.peer import (
     conninfo,
     load_scope,
     md5_cluster,
+    reader_role,
     redshift_proxy,
 )
-from tests.support import scratch_database, unavailable
+from tests.support import free_port, scratch_database, unavailable
 
 SCHEMA = "mart"
 
@@ -107,3 +110,90 @@ def md5_server() -> Iterator[Md5Cluster]:
             yield cluster
     except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
         unavailable(f"cannot start a PostgreSQL cluster with password auth: {exc}")
+
+
+# --------------------------------------------------------------------------- conformance
+CAN_SHOW_PGLIKE = frozenset(
+    {
+        "table_descriptions",
+        "column_descriptions",
+        "views",
+        "server_timeout",
+        "server_cancel",
+        "auth_failed",
+        "permission_denied",
+        "scope_not_found",
+        "unreachable",
+    }
+)
+"""Both kinds run against real PostgreSQL, which shows every capability."""
+
+SLOW_SQL = f'SELECT external_user_id FROM "{SCHEMA}"."users", (SELECT pg_sleep(600)) AS s'
+"""Runs ten minutes unless cancelled; pg_sleep honours cancel requests and statement_timeout."""
+
+
+@contextmanager
+def pglike_conformance_target(kind: str, postgres_server: str) -> Iterator[Any]:
+    """A ConformanceTarget for ``postgres`` or ``redshift`` (via the proxy) on a scratch database.
+
+    The working role owns nothing and has exactly USAGE + CREATE on the scope and SELECT on
+    every table and view in it; ``broken`` holds real provocations: a wrong md5 password on a
+    password-checking cluster, a role without CREATE, a missing schema, a closed port.
+    """
+    from tests.conformance.target import ConformanceTarget
+
+    info = conninfo(postgres_server)
+    host, port = info.get("host", "127.0.0.1"), int(info.get("port", 5432))
+    with ExitStack() as stack:
+        url = stack.enter_context(scratch_database(postgres_server))
+        database = conninfo(url)["dbname"]
+        warehouse = load_scope(url, SCHEMA, redshift_catalog=kind == "redshift")
+        writer = stack.enter_context(reader_role(url, SCHEMA))
+        no_create = stack.enter_context(reader_role(url, SCHEMA, create=False))
+        try:
+            cluster = stack.enter_context(md5_cluster())
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+            unavailable(f"cannot start a PostgreSQL cluster with password auth: {exc}")
+        with psycopg.connect(cluster.admin_conninfo, autocommit=True) as conn:
+            conn.execute("CREATE ROLE zc_md5_user LOGIN PASSWORD 'the-right-password'")
+        if kind == "redshift":
+            port = stack.enter_context(redshift_proxy(port, host))
+            md5_port = stack.enter_context(redshift_proxy(cluster.port))
+        else:
+            md5_port = cluster.port
+
+        def config(
+            user: str = writer,
+            schema: str = SCHEMA,
+            password: str = "unused-on-trust",
+            at_port: int = port,
+            db: str = database,
+        ) -> ConnectionConfig:
+            return ConnectionConfig(
+                settings=adapter_settings(kind, host, at_port, db, user),
+                secrets={"password": password},
+                scope=Scope(schema),
+            )
+
+        def admin(sql: str) -> Any:
+            with psycopg.connect(url, autocommit=True) as conn:
+                cur = conn.execute(sql)  # type: ignore[arg-type]
+                return cur.fetchall() if cur.description else []
+
+        yield ConformanceTarget(
+            kind=kind,
+            config=config(),
+            admin=admin,
+            slow_sql=SLOW_SQL,
+            expected_tables=warehouse.names,
+            can_show=CAN_SHOW_PGLIKE,
+            broken={
+                "auth_failed": config(
+                    "zc_md5_user", "public", "a-wrong-password", md5_port, "postgres"
+                ),
+                "permission_denied": config(no_create),
+                "scope_not_found": config(schema="no_such_schema"),
+                "unreachable": config(at_port=free_port()),
+            },
+            warehouse=warehouse,
+        )
