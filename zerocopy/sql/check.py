@@ -310,11 +310,16 @@ class _Check:
         """Where a node starts in the text, from its own or its first identifier's metadata."""
         if node is None:
             return (None, None)
-        for candidate in _with_descendants(node):
-            meta = candidate._meta
-            if meta and "start" in meta:
-                return self.offset_position(meta["start"])
-        return (None, None)
+        meta = node._meta
+        if meta and "start" in meta:
+            return self.offset_position(meta["start"])
+        # e.g. a Column `u.email`: its parts carry positions; the earliest is where it starts
+        starts = [
+            candidate._meta["start"]
+            for candidate in _with_descendants(node)
+            if candidate._meta and "start" in candidate._meta
+        ]
+        return self.offset_position(min(starts)) if starts else (None, None)
 
     def token_position(self, text: str, *, after: int = 0) -> tuple[int | None, int | None]:
         """Where a token with this text (case-insensitive) first appears."""
