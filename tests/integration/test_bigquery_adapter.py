@@ -420,7 +420,9 @@ async def test_service_account_key_signs_in_and_its_token_reaches_bigquery(
     assert grants and grants[0]["grant_type"].startswith(
         "urn"
     )  # JWT bearer grant, signed by the key
-    assert all(c.headers.get("authorization") == "Bearer ya29.test-token" for c in recorder.calls)
+    assert recorder.calls and all(
+        c.headers.get("authorization") == "Bearer ya29.test-token" for c in recorder.calls
+    )
 
 
 async def test_a_rejected_key_is_auth_failed_without_leaking_it(

@@ -1,11 +1,15 @@
 """BigQuery target: the fixture warehouse in a bqemulator dataset, reached over REST + gRPC.
 
+The adapter signs in with real service-account JSON keys: REST calls go through the IAM gate
+(tests/peers/bqemulator/gate.py), which verifies the key's signed JWT at its token endpoint,
+answers BigQuery's 401/403 and forwards the rest to the emulator. That is how
+``auth_failed`` (a key Google does not know) and ``permission_denied`` (an account without
+``bigquery.tables.create``) are provoked.
+
 Peer gaps (see tests/peers/bqemulator/launch.py and PEERS.md): jobs run synchronously inside
 the emulator, so ``job_timeout_ms`` and ``jobs.cancel`` have no visible effect
 (``server_timeout``/``server_cancel`` not shown; tests/integration/test_bigquery_adapter.py
-records the exact job configuration and cancel calls at the HTTP boundary instead); it has
-no IAM, so ``auth_failed`` and ``permission_denied`` are not shown here (unit-tested on the
-driver's own exceptions).
+records the exact job configuration and cancel calls at the HTTP boundary instead).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 from dialects.protocol import ConnectionConfig, Scope
 from fixtures import build
 from tests.conformance.target import ConformanceTarget
+from tests.peers.bqemulator.gate import running_gate
 from tests.peers.bqemulator.server import installed, load_warehouse, running_emulator
 from tests.support import free_port, unavailable
 
@@ -26,6 +31,8 @@ CAN_SHOW = frozenset(
         "table_descriptions",
         "column_descriptions",
         "views",
+        "auth_failed",
+        "permission_denied",
         "scope_not_found",
         "unreachable",
     }
@@ -49,18 +56,26 @@ def bigquery_target() -> Iterator[ConformanceTarget]:
     if not installed():
         unavailable("bqemulator peer not installed: run tests/peers/bqemulator/install.sh")
     warehouse = build()
-    with running_emulator() as emulator:
+    with running_emulator() as emulator, running_gate(emulator.rest_url) as gate:
         client = emulator.client()
         load_warehouse(client, DATASET, warehouse)
+        project = emulator.project
+        owner = gate.service_account("zerocopy", project)
+        reader = gate.service_account(
+            "zerocopy-reader", project, denied=frozenset({"bigquery.tables.create"})
+        )
+        stranger = gate.service_account("zerocopy-deleted-key", project, registered=False)
 
         def admin(sql: str) -> Any:
             return [tuple(row.values()) for row in client.query(sql).result()]
 
-        def config(dataset: str = DATASET, **settings: Any) -> ConnectionConfig:
+        def config(
+            key: str = owner.key_json, dataset: str = DATASET, **settings: Any
+        ) -> ConnectionConfig:
             return ConnectionConfig(
-                settings=emulator.settings(**settings),
-                secrets={},
-                scope=Scope(schema=dataset, database=emulator.project),
+                settings=emulator.settings(**{"api_endpoint": gate.url, **settings}),
+                secrets={"service_account_json": key},
+                scope=Scope(schema=dataset, database=project),
             )
 
         closed = f"http://127.0.0.1:{free_port()}"
@@ -68,10 +83,12 @@ def bigquery_target() -> Iterator[ConformanceTarget]:
             kind="bigquery",
             config=config(),
             admin=admin,
-            slow_sql=slow_sql(emulator.project, DATASET),
+            slow_sql=slow_sql(project, DATASET),
             expected_tables=warehouse.names,
             can_show=CAN_SHOW,
             broken={
+                "auth_failed": config(key=stranger.key_json),
+                "permission_denied": config(key=reader.key_json),
                 "scope_not_found": config(dataset="no_such_dataset"),
                 "unreachable": config(api_endpoint=closed, storage_api_endpoint=closed[7:]),
             },
