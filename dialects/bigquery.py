@@ -576,8 +576,13 @@ class BigQueryAdapter(BaseAdapter):
         if storage is not None:
             try:
                 session = self._read_session(storage, table, column)
-            except (gexc.PermissionDenied, gexc.Unimplemented, gexc.MethodNotImplemented) as exc:
-                # No readSessionUser role / API disabled: page over REST instead (slower, same ids).
+            except (
+                gexc.PermissionDenied,
+                gexc.MethodNotImplemented,
+                gexc.ServiceUnavailable,
+            ) as exc:
+                # No readSessionUser role, API disabled, or its host blocked by an egress
+                # allowlist: page over REST instead (slower, same ids), for this adapter's life.
                 log.warning("bigquery storage read unavailable (%s); paging over REST", exc)
                 self._storage_failed = True
             else:
@@ -594,7 +599,11 @@ class BigQueryAdapter(BaseAdapter):
         )
         # One stream keeps memory at one response message and the order stable.
         return storage.create_read_session(
-            parent=f"projects/{self.job_project}", read_session=read_session, max_stream_count=1
+            parent=f"projects/{self.job_project}",
+            read_session=read_session,
+            max_stream_count=1,
+            retry=None,  # an unavailable Storage API means "use REST", not "wait ten minutes"
+            timeout=self.API_TIMEOUT_S,
         )
 
     def _storage_batches(self, storage: Any, session: Any, batch_rows: int) -> Iterator[pa.Array]:

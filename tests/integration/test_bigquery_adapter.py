@@ -32,8 +32,9 @@ from dialects.bigquery import BigQueryAdapter
 from dialects.protocol import ConnectionConfig, QueryTag, Scope, Watermark
 from fixtures import build
 from fixtures.warehouse import Warehouse
+from tests.peers.bqemulator.gate import running_gate
 from tests.peers.bqemulator.server import Emulator, installed, load_warehouse, running_emulator
-from tests.support import unavailable
+from tests.support import free_port, unavailable
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 
@@ -442,3 +443,61 @@ async def test_a_rejected_key_is_auth_failed_without_leaking_it(
     assert "Invalid JWT Signature" in caught.value.message
     private = json.loads(key)["private_key"].splitlines()[2]
     assert private not in json.dumps(caught.value.to_dict())
+
+
+async def test_an_unreachable_storage_api_falls_back_to_rest_paging(peer: Peer) -> None:
+    table, tag = run()
+    closed = f"127.0.0.1:{free_port()}"
+    async with make_adapter(peer, storage_api_endpoint=closed) as adapter:
+        await adapter.materialize(
+            ids_sql(adapter), table, deadline=anyio.current_time() + 30, tag=tag
+        )
+        try:
+            recorder = record(adapter)
+            started = time.monotonic()
+            ids = [
+                v
+                async for b in adapter.read_column(table, "external_user_id", batch_rows=16)
+                for v in b.to_pylist()
+            ]
+            assert time.monotonic() - started < 10, "no long retry on the dead Storage API"
+            assert len(ids) == len(peer.warehouse.table("users").data)
+            assert recorder.find("GET", f"/tables/{table}/data"), "read over tabledata.list"
+            assert adapter._storage_failed
+        finally:
+            await adapter.drop_table(table)
+
+
+# ------------------------------------------------------------------------------ IAM (gate)
+async def test_iam_gate_answers_map_to_auth_failed_and_permission_denied_naming_the_role(
+    peer: Peer,
+) -> None:
+    project = peer.emulator.project
+    with running_gate(peer.emulator.rest_url) as gate:
+        reader = gate.service_account(
+            "reader", project, denied=frozenset({"bigquery.tables.create"})
+        )
+
+        def config(**secrets: str) -> ConnectionConfig:
+            return ConnectionConfig(
+                settings=peer.emulator.settings(api_endpoint=gate.url),
+                secrets=secrets,
+                scope=Scope(schema=DATASET, database=project),
+            )
+
+        table, tag = run()
+        async with BigQueryAdapter(config(service_account_json=reader.key_json)) as adapter:
+            assert {t.name for t in (await adapter.test()).tables} == peer.warehouse.names
+            with pytest.raises(ZerocopyError) as caught:
+                await adapter.materialize(
+                    ids_sql(adapter), table, deadline=anyio.current_time() + 30, tag=tag
+                )
+        assert caught.value.code == errors.PERMISSION_DENIED
+        assert (
+            f"roles/bigquery.dataEditor on the dataset {project}.{DATASET}" in caught.value.message
+        )
+        # No key at all on a loopback endpoint: anonymous calls, which BigQuery answers 401.
+        async with BigQueryAdapter(config()) as adapter:
+            with pytest.raises(ZerocopyError) as caught:
+                await adapter.test()
+        assert caught.value.code == errors.AUTH_FAILED
