@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeoutError
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -82,6 +82,9 @@ _ROLE_FOR_PERMISSION: tuple[tuple[str, str], ...] = (
     ("bigquery.tables", "roles/bigquery.dataViewer on the dataset {scope}"),
     ("bigquery.datasets", "roles/bigquery.dataViewer on the dataset {scope}"),
 )
+
+
+_NO_RETRY = Retry(predicate=lambda _exc: False)
 
 
 def _is_loopback(url: str) -> bool:
@@ -266,7 +269,6 @@ class BigQueryAdapter(BaseAdapter):
             cls._invalid(
                 SECRET_FIELD, f"{SECRET_FIELD!r} is not a JSON object (upload the key file)"
             )
-            return
         if info.get("type") != "service_account":
             cls._invalid(
                 "type",
@@ -297,7 +299,7 @@ class BigQueryAdapter(BaseAdapter):
         return {"token_uri": "https://oauth2.googleapis.com/token", **info}
 
     @staticmethod
-    def _invalid(name: str, message: str) -> None:
+    def _invalid(name: str, message: str) -> NoReturn:
         raise ZerocopyError(errors.INVALID_CREDENTIAL, message, details={"field": name})
 
     def _credentials(self) -> Credentials:
@@ -523,7 +525,7 @@ class BigQueryAdapter(BaseAdapter):
         job's own ``job_timeout_ms`` still stops it if every attempt fails.
         """
         try:
-            self._send_cancel(job_id, location, retry=None, timeout=self.CANCEL_TIMEOUT_S)
+            self._send_cancel(job_id, location, retry=_NO_RETRY, timeout=self.CANCEL_TIMEOUT_S)
         except Exception as exc:
             log.warning(
                 "bigquery cancel of job %s failed (%s); retrying in background", job_id, exc
@@ -542,7 +544,7 @@ class BigQueryAdapter(BaseAdapter):
             log.warning("bigquery cancel of job %s gave up: %s", job_id, exc)
 
     def _send_cancel(
-        self, job_id: str, location: str | None, *, retry: Retry | None, timeout: float
+        self, job_id: str, location: str | None, *, retry: Retry, timeout: float
     ) -> None:
         try:
             self.client().cancel_job(job_id, location=location, retry=retry, timeout=timeout)
