@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import State
+from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zerocopy import errors
@@ -16,6 +17,11 @@ from zerocopy.services.context import Runtime
 from zerocopy.services.workspaces import Caller
 
 BEARER_PREFIX = "bearer "
+
+RuntimeDep = NamedDependency[Runtime]
+SessionDep = NamedDependency[AsyncSession]
+CallerDep = NamedDependency[Caller]
+"""Handler parameter types: explicit named dependencies (Litestar 3 drops inferred ones)."""
 
 
 def provide_runtime(state: State) -> Runtime:
@@ -31,7 +37,7 @@ async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def provide_caller(request: Request[Any, Any, Any], session: AsyncSession) -> Caller:
+async def provide_caller(request: Request[Any, Any, Any], session: SessionDep) -> Caller:
     """The workspace of the ``Authorization: Bearer zc_...`` API key, else ``unauthorized``."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith(BEARER_PREFIX) or not header[len(BEARER_PREFIX) :].strip():

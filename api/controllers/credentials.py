@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, patch, post
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath, JSONBody
 
+from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.schemas.credentials import CredentialCreate, CredentialRead, CredentialUpdate
 from api.views import credential_read
 from zerocopy.services import credentials
-from zerocopy.services.context import Runtime
-from zerocopy.services.workspaces import Caller
 from zerocopy.state.models import Credential
 
 
-def _read(runtime: Runtime, cred: Credential) -> CredentialRead:
+def _read(runtime: RuntimeDep, cred: Credential) -> CredentialRead:
     return credential_read(cred, credentials.secret_field_names(runtime.secret_box, cred))
 
 
@@ -23,7 +22,11 @@ class CredentialController(Controller):
 
     @post(operation_id="createCredential")
     async def create(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime, data: CredentialCreate
+        self,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        data: JSONBody[CredentialCreate],
     ) -> CredentialRead:
         """Store a credential; its secrets are encrypted and never returned."""
         cred = await credentials.create_credential(
@@ -39,7 +42,7 @@ class CredentialController(Controller):
 
     @get(operation_id="listCredentials")
     async def list_all(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime
+        self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep
     ) -> list[CredentialRead]:
         """Every credential of the workspace."""
         found = await credentials.list_credentials(session, caller.workspace_id)
@@ -47,7 +50,11 @@ class CredentialController(Controller):
 
     @get("/{credential_id:str}", operation_id="getCredential")
     async def get_one(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime, credential_id: str
+        self,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        credential_id: FromPath[str],
     ) -> CredentialRead:
         """One credential."""
         cred = await credentials.get_credential(session, caller.workspace_id, credential_id)
@@ -56,11 +63,11 @@ class CredentialController(Controller):
     @patch("/{credential_id:str}", operation_id="updateCredential")
     async def update(
         self,
-        caller: Caller,
-        session: AsyncSession,
-        runtime: Runtime,
-        credential_id: str,
-        data: CredentialUpdate,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        credential_id: FromPath[str],
+        data: JSONBody[CredentialUpdate],
     ) -> CredentialRead:
         """Rename, change settings, or replace some secrets."""
         cred = await credentials.update_credential(
@@ -75,6 +82,8 @@ class CredentialController(Controller):
         return _read(runtime, cred)
 
     @delete("/{credential_id:str}", operation_id="deleteCredential")
-    async def remove(self, caller: Caller, session: AsyncSession, credential_id: str) -> None:
+    async def remove(
+        self, caller: CallerDep, session: SessionDep, credential_id: FromPath[str]
+    ) -> None:
         """Delete a credential no source uses (else ``credential_in_use``)."""
         await credentials.delete_credential(session, caller.workspace_id, credential_id)

@@ -6,10 +6,10 @@ from typing import Any
 
 from litestar import get
 
-from zerocopy.services.context import Runtime
+from api.deps import RuntimeDep
 
 
 @get("/health", operation_id="getHealth", tags=["health"], security=[])
-async def health(runtime: Runtime) -> dict[str, Any]:
+async def health(runtime: RuntimeDep) -> dict[str, Any]:
     """Whether the API can reach its state database."""
     return await runtime.health()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from litestar import Controller, get, post
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath
 
+from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.schemas.runs import RunRead
 from api.views import run_read
 from zerocopy.services import segments
-from zerocopy.services.context import Runtime
-from zerocopy.services.workspaces import Caller
 
 
 class RunController(Controller):
@@ -17,13 +16,15 @@ class RunController(Controller):
     tags = ["runs"]
 
     @get("/{run_id:str}", operation_id="getRun")
-    async def get_one(self, caller: Caller, session: AsyncSession, run_id: str) -> RunRead:
+    async def get_one(
+        self, caller: CallerDep, session: SessionDep, run_id: FromPath[str]
+    ) -> RunRead:
         """A run's status, counts and error."""
         return run_read(await segments.get_run(session, caller.workspace_id, run_id))
 
     @post("/{run_id:str}/cancel", operation_id="cancelRun", status_code=202)
     async def cancel(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime, run_id: str
+        self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, run_id: FromPath[str]
     ) -> RunRead:
         """Ask a queued or running refresh to stop; it ends ``cancelled`` (409 if already done)."""
         run = await segments.cancel_run(session, runtime, caller.workspace_id, run_id)

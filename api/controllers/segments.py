@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath, JSONBody, Parameter
 
+from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.schemas.runs import RunRead
 from api.schemas.segments import (
     MemberCheck,
@@ -19,8 +19,6 @@ from api.schemas.segments import (
 )
 from api.views import run_read, segment_read
 from zerocopy.services import segments
-from zerocopy.services.context import Runtime
-from zerocopy.services.workspaces import Caller
 
 
 class SegmentController(Controller):
@@ -29,7 +27,11 @@ class SegmentController(Controller):
 
     @post("/validate", operation_id="validateSegmentSql", status_code=200)
     async def validate(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime, data: SegmentValidate
+        self,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        data: JSONBody[SegmentValidate],
     ) -> dict[str, Any]:
         """Check SQL against the source's catalog; the result of ``check_segment_sql``, as is."""
         result = await segments.validate_sql(
@@ -46,7 +48,11 @@ class SegmentController(Controller):
 
     @post(operation_id="createSegment")
     async def create(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime, data: SegmentCreate
+        self,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        data: JSONBody[SegmentCreate],
     ) -> SegmentRead:
         """Create a segment; refused with the check's first error code if the SQL is invalid."""
         segment = await segments.create_segment(
@@ -63,24 +69,26 @@ class SegmentController(Controller):
         return segment_read(segment)
 
     @get(operation_id="listSegments")
-    async def list_all(self, caller: Caller, session: AsyncSession) -> list[SegmentRead]:
+    async def list_all(self, caller: CallerDep, session: SessionDep) -> list[SegmentRead]:
         """Every segment of the workspace."""
         found = await segments.list_segments(session, caller.workspace_id)
         return [segment_read(s) for s in found]
 
     @get("/{segment_id:str}", operation_id="getSegment")
-    async def get_one(self, caller: Caller, session: AsyncSession, segment_id: str) -> SegmentRead:
+    async def get_one(
+        self, caller: CallerDep, session: SessionDep, segment_id: FromPath[str]
+    ) -> SegmentRead:
         """One segment."""
         return segment_read(await segments.get_segment(session, caller.workspace_id, segment_id))
 
     @patch("/{segment_id:str}", operation_id="updateSegment")
     async def update(
         self,
-        caller: Caller,
-        session: AsyncSession,
-        runtime: Runtime,
-        segment_id: str,
-        data: SegmentUpdate,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        segment_id: FromPath[str],
+        data: JSONBody[SegmentUpdate],
     ) -> SegmentRead:
         """Change a segment; changed SQL is checked again before it is saved."""
         segment = await segments.update_segment(
@@ -97,13 +105,15 @@ class SegmentController(Controller):
         return segment_read(segment)
 
     @delete("/{segment_id:str}", operation_id="deleteSegment")
-    async def remove(self, caller: Caller, session: AsyncSession, segment_id: str) -> None:
+    async def remove(
+        self, caller: CallerDep, session: SessionDep, segment_id: FromPath[str]
+    ) -> None:
         """Delete a segment and its membership (refused while a refresh runs)."""
         await segments.delete_segment(session, caller.workspace_id, segment_id)
 
     @post("/{segment_id:str}/refresh", operation_id="refreshSegment", status_code=202)
     async def refresh(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime, segment_id: str
+        self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, segment_id: FromPath[str]
     ) -> RunRead:
         """Start a refresh; answered at once with the queued run (poll ``getRun``)."""
         run = await segments.request_refresh(
@@ -114,9 +124,9 @@ class SegmentController(Controller):
     @get("/{segment_id:str}/runs", operation_id="listSegmentRuns")
     async def runs(
         self,
-        caller: Caller,
-        session: AsyncSession,
-        segment_id: str,
+        caller: CallerDep,
+        session: SessionDep,
+        segment_id: FromPath[str],
         limit: int = Parameter(default=20, ge=1, le=200),
     ) -> list[RunRead]:
         """The segment's most recent runs, newest first."""
@@ -126,10 +136,10 @@ class SegmentController(Controller):
     @get("/{segment_id:str}/members", operation_id="listSegmentMembers")
     async def members(
         self,
-        caller: Caller,
-        session: AsyncSession,
-        runtime: Runtime,
-        segment_id: str,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        segment_id: FromPath[str],
         cursor: str | None = Parameter(default=None, description="next_cursor of the last page"),
         limit: int = Parameter(default=1000, ge=1, le=10_000),
     ) -> MemberPage:
@@ -144,11 +154,11 @@ class SegmentController(Controller):
     @get("/{segment_id:str}/members/{external_id:str}", operation_id="checkSegmentMember")
     async def member(
         self,
-        caller: Caller,
-        session: AsyncSession,
-        runtime: Runtime,
-        segment_id: str,
-        external_id: str,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        segment_id: FromPath[str],
+        external_id: FromPath[str],
     ) -> MemberCheck:
         """Whether one id is a member now."""
         found = await segments.is_member(

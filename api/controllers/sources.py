@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, patch, post
-from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
+from litestar.params import FromPath, JSONBody, Parameter
 
+from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.schemas.sources import (
     SourceCreate,
     SourceRead,
@@ -16,8 +16,6 @@ from api.schemas.sources import (
 )
 from api.views import source_read, source_test_read, table_read, table_summary
 from zerocopy.services import catalog, sources
-from zerocopy.services.context import Runtime
-from zerocopy.services.workspaces import Caller
 
 
 class SourceController(Controller):
@@ -25,7 +23,9 @@ class SourceController(Controller):
     tags = ["sources"]
 
     @post(operation_id="createSource")
-    async def create(self, caller: Caller, session: AsyncSession, data: SourceCreate) -> SourceRead:
+    async def create(
+        self, caller: CallerDep, session: SessionDep, data: JSONBody[SourceCreate]
+    ) -> SourceRead:
         """Create a source in ``draft``; test it to make it ``active``."""
         source = await sources.create_source(
             session,
@@ -38,18 +38,24 @@ class SourceController(Controller):
         return source_read(source)
 
     @get(operation_id="listSources")
-    async def list_all(self, caller: Caller, session: AsyncSession) -> list[SourceRead]:
+    async def list_all(self, caller: CallerDep, session: SessionDep) -> list[SourceRead]:
         """Every source of the workspace."""
         return [source_read(s) for s in await sources.list_sources(session, caller.workspace_id)]
 
     @get("/{source_id:str}", operation_id="getSource")
-    async def get_one(self, caller: Caller, session: AsyncSession, source_id: str) -> SourceRead:
+    async def get_one(
+        self, caller: CallerDep, session: SessionDep, source_id: FromPath[str]
+    ) -> SourceRead:
         """One source."""
         return source_read(await sources.get_source(session, caller.workspace_id, source_id))
 
     @patch("/{source_id:str}", operation_id="updateSource")
     async def update(
-        self, caller: Caller, session: AsyncSession, source_id: str, data: SourceUpdate
+        self,
+        caller: CallerDep,
+        session: SessionDep,
+        source_id: FromPath[str],
+        data: JSONBody[SourceUpdate],
     ) -> SourceRead:
         """Rename, change credential, scope or max runtime."""
         source = await sources.update_source(
@@ -64,13 +70,15 @@ class SourceController(Controller):
         return source_read(source)
 
     @delete("/{source_id:str}", operation_id="deleteSource")
-    async def remove(self, caller: Caller, session: AsyncSession, source_id: str) -> None:
+    async def remove(
+        self, caller: CallerDep, session: SessionDep, source_id: FromPath[str]
+    ) -> None:
         """Delete a source that no segment uses."""
         await sources.delete_source(session, caller.workspace_id, source_id)
 
     @post("/{source_id:str}/test", operation_id="testSource", status_code=200)
     async def test(
-        self, caller: Caller, session: AsyncSession, runtime: Runtime, source_id: str
+        self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, source_id: FromPath[str]
     ) -> SourceTestRead:
         """Connect, list the visible tables, store the catalog; ``active`` on success."""
         outcome = await sources.test_source(session, runtime, caller.workspace_id, source_id)
@@ -79,9 +87,9 @@ class SourceController(Controller):
     @get("/{source_id:str}/tables", operation_id="listSourceTables")
     async def tables(
         self,
-        caller: Caller,
-        session: AsyncSession,
-        source_id: str,
+        caller: CallerDep,
+        session: SessionDep,
+        source_id: FromPath[str],
         search: str | None = Parameter(
             default=None, description="Match table name, description or column name."
         ),
@@ -92,7 +100,11 @@ class SourceController(Controller):
 
     @get("/{source_id:str}/tables/{table_name:str}", operation_id="getSourceTable")
     async def table(
-        self, caller: Caller, session: AsyncSession, source_id: str, table_name: str
+        self,
+        caller: CallerDep,
+        session: SessionDep,
+        source_id: FromPath[str],
+        table_name: FromPath[str],
     ) -> TableRead:
         """One table or view with its columns."""
         found = await catalog.get_table(session, caller.workspace_id, source_id, table_name)

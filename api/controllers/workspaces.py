@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, get
 
+from api.deps import CallerDep
 from api.schemas.workspaces import WorkspaceRead
 from api.views import workspace_read
-from zerocopy.services.workspaces import Caller
 
 
 class WorkspaceController(Controller):
@@ -14,6 +14,6 @@ class WorkspaceController(Controller):
     tags = ["workspace"]
 
     @get(operation_id="getWorkspace")
-    async def get_workspace(self, caller: Caller) -> WorkspaceRead:
+    async def get_workspace(self, caller: CallerDep) -> WorkspaceRead:
         """The workspace the API key belongs to."""
         return workspace_read(caller.workspace)
