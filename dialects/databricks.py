@@ -32,9 +32,9 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -56,6 +56,8 @@ from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 TRANSIENT_HTTP = frozenset({429, 503})
 """HTTP statuses of a warehouse that is starting or overloaded: retried until the deadline."""
@@ -176,18 +178,14 @@ class DatabricksAdapter(BaseAdapter):
         return exp.to_identifier(name, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
 
     # ------------------------------------------------------------------ sessions
-    @contextlib.contextmanager
-    def _session(
-        self, deadline: float, running: _Running | None = None, statement_timeout_s: float = 0
-    ) -> Iterator[Any]:
-        """A connection, waiting for a starting warehouse until ``deadline`` (monotonic)."""
-        kwargs = self.connect_kwargs(statement_timeout_s or self.config.max_runtime_s)
-        running = running or _Running()
+    def _retry(self, fn: Callable[[], T], deadline: float, running: _Running, what: str) -> T:
+        """Call ``fn``; while the warehouse answers HTTP 429/503 (starting, busy) back off and
+        call again until ``deadline`` (monotonic). Only for idempotent calls and submissions the
+        warehouse refused (a 503 from the gateway means the statement was not accepted)."""
         attempt = 0
         while True:
             try:
-                conn = dbsql.connect(**kwargs)
-                break
+                return fn()
             except Exception as exc:
                 status = _http_status(exc)
                 if status not in TRANSIENT_HTTP:
@@ -196,23 +194,33 @@ class DatabricksAdapter(BaseAdapter):
                 if time.monotonic() + wait >= deadline:
                     raise ZerocopyError(
                         errors.TIMED_OUT,
-                        "the Databricks SQL warehouse was still starting (HTTP "
-                        f"{status}) when the deadline came; start it in the Databricks console "
-                        "or raise the source's max runtime, then retry",
-                        details={"warehouse": self.KIND, "http_status": status},
+                        f"the Databricks SQL warehouse was still starting or busy (HTTP {status}) "
+                        "when the deadline came; start it in the Databricks console or raise the "
+                        "source's max runtime, then retry",
+                        details={"warehouse": self.KIND, "http_status": status, "during": what},
                     ) from exc
                 if attempt == 0:
                     note = (
-                        "warehouse starting: the Databricks SQL warehouse answered HTTP "
-                        f"{status} ({_short(exc)}); waiting for it within the deadline"
+                        f"warehouse starting: the Databricks SQL warehouse answered HTTP {status} "
+                        f"to {what} ({_short(exc)}); waiting for it within the deadline"
                     )
                     log.warning(note)
                     self._warnings.append(note)
                 attempt += 1
                 if running.cancelled.wait(wait):
                     raise ZerocopyError(
-                        errors.CANCELLED, "cancelled while waiting for the warehouse to start"
+                        errors.CANCELLED, "cancelled while waiting for the warehouse"
                     ) from exc
+
+    @contextlib.contextmanager
+    def _session(
+        self, deadline: float, running: _Running | None = None, statement_timeout_s: float = 0
+    ) -> Iterator[Any]:
+        """A connection, waiting for a starting warehouse until ``deadline`` (monotonic)."""
+        kwargs = self.connect_kwargs(statement_timeout_s or self.config.max_runtime_s)
+        conn = self._retry(
+            lambda: dbsql.connect(**kwargs), deadline, running or _Running(), "OpenSession"
+        )
         try:
             yield conn
         finally:
@@ -222,13 +230,32 @@ class DatabricksAdapter(BaseAdapter):
     def _deadline(self) -> float:
         return time.monotonic() + self.config.max_runtime_s
 
-    def _catalog(self, conn: Any) -> str:
+    def _catalog(self, conn: Any, deadline: float) -> str:
+        """The scope's catalog, else the session's default one (e.g. ``hive_metastore``)."""
         if self.config.scope.database:
             return self.config.scope.database
-        with conn.cursor() as cur:
-            cur.execute("SELECT current_catalog()")
-            row = cur.fetchone()
-        return str(row[0])
+
+        def current() -> Any:
+            with conn.cursor() as cur:
+                return cur.execute("SELECT current_catalog()").fetchone()
+
+        return str(self._retry(current, deadline, _Running(), "SELECT current_catalog()")[0])
+
+    def _metadata(self, conn: Any, call: str, deadline: float, catalog: str) -> list[Any]:
+        """GetSchemas/GetTables/GetColumns for the scope's schema, exact name matches only."""
+        schema = self.config.scope.schema
+
+        def fetch() -> list[Any]:
+            with conn.cursor() as cur:
+                rows: list[Any] = getattr(cur, call)(
+                    catalog_name=catalog, schema_name=schema
+                ).fetchall()
+                return rows
+
+        # Metadata names are LIKE patterns (``_`` matches anything): compare exactly.
+        return [
+            r for r in self._retry(fetch, deadline, _Running(), call) if schema == r.TABLE_SCHEM
+        ]
 
     # ------------------------------------------------------------------ public overrides
     async def test(self) -> TestResult:
@@ -246,12 +273,10 @@ class DatabricksAdapter(BaseAdapter):
     # ------------------------------------------------------------------ blocking hooks
     def _list_tables(self) -> list[TableInfo]:
         schema = self.config.scope.schema
-        with self._session(self._deadline()) as conn:
-            catalog = self._catalog(conn)
-            with conn.cursor() as cur:
-                schemas = cur.schemas(catalog_name=catalog, schema_name=schema).fetchall()
-            # Metadata names are LIKE patterns (``_`` matches anything): compare exactly.
-            if not any(schema == r.TABLE_SCHEM for r in schemas):
+        deadline = self._deadline()
+        with self._session(deadline) as conn:
+            catalog = self._catalog(conn, deadline)
+            if not self._metadata(conn, "schemas", deadline, catalog):
                 raise ZerocopyError(
                     errors.SCOPE_NOT_FOUND,
                     f"schema {catalog}.{schema} does not exist or this token cannot see it; "
@@ -259,18 +284,8 @@ class DatabricksAdapter(BaseAdapter):
                     f"USE SCHEMA ON SCHEMA {catalog}.{schema} to the token's principal",
                     details={"warehouse": self.KIND, "scope": f"{catalog}.{schema}"},
                 )
-            with conn.cursor() as cur:
-                tables = [
-                    r
-                    for r in cur.tables(catalog_name=catalog, schema_name=schema).fetchall()
-                    if schema == r.TABLE_SCHEM
-                ]
-            with conn.cursor() as cur:
-                columns = [
-                    r
-                    for r in cur.columns(catalog_name=catalog, schema_name=schema).fetchall()
-                    if schema == r.TABLE_SCHEM
-                ]
+            tables = self._metadata(conn, "tables", deadline, catalog)
+            columns = self._metadata(conn, "columns", deadline, catalog)
         by_table: dict[str, list[Any]] = {}
         for col in columns:
             by_table.setdefault(col.TABLE_NAME, []).append(col)
@@ -306,28 +321,28 @@ class DatabricksAdapter(BaseAdapter):
             cur = conn.cursor()
             try:
                 # The warehouse's own deadline, in whole seconds (our watchdog is finer).
-                cur.execute(f"SET STATEMENT_TIMEOUT = {_whole_seconds(timeout_s)}")
+                limit = f"SET STATEMENT_TIMEOUT = {_whole_seconds(timeout_s)}"
+                self._retry(lambda: cur.execute(limit), deadline, running, "SET STATEMENT_TIMEOUT")
                 running.cursor = cur
                 if running.cancelled.is_set():
                     raise ZerocopyError(errors.CANCELLED, "cancelled before it was submitted")
-                cur.execute_async(sql)
+                self._retry(lambda: cur.execute_async(sql), deadline, running, "ExecuteStatement")
                 handle.query_id = cur.query_id
                 if running.cancelled.is_set():  # a cancel that raced the submission
                     cur.cancel()
                 log.info("databricks statement %s submitted for %s", cur.query_id, tag.as_text())
-                self._wait(cur, running, handle)
-                cur.get_async_execution_result()
-                row = cur.fetchone()
-                return _inserted_rows(row)
+                self._wait(cur, running, handle, deadline)
+                self._retry(cur.get_async_execution_result, deadline, running, "FetchResults")
+                return _inserted_rows(cur.fetchone())
             finally:
                 with contextlib.suppress(Exception):
                     cur.close()
 
-    def _wait(self, cur: Any, running: _Running, handle: QueryHandle) -> None:
+    def _wait(self, cur: Any, running: _Running, handle: QueryHandle, deadline: float) -> None:
         """Poll the statement; a ServerOperationError (failure, timeout) propagates."""
         pause = 0.05
         while True:
-            state = cur.get_query_state()
+            state = self._retry(cur.get_query_state, deadline, running, "GetOperationStatus")
             if state == CommandState.SUCCEEDED:
                 return
             if state == CommandState.CANCELLED:
@@ -354,8 +369,19 @@ class DatabricksAdapter(BaseAdapter):
             return
         running.cancelled.set()
         cur = running.cursor
-        if cur is not None and cur.active_command_id is not None:
-            cur.cancel()  # CancelOperation; thread-safe by the driver's request lock
+        if cur is None or cur.active_command_id is None:
+            return  # not submitted yet: the statement's thread sees the flag and cancels
+        # CancelOperation (thread-safe by the driver's request lock); a warehouse answering
+        # 429/503 gets a few more tries within the base's cancel grace.
+        until = time.monotonic() + self.CANCEL_GRACE_S
+        while True:
+            try:
+                cur.cancel()
+                return
+            except Exception as exc:
+                if _http_status(exc) not in TRANSIENT_HTTP or time.monotonic() > until:
+                    raise
+                time.sleep(0.2)
 
     def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
         sql = f"SELECT {self._ident(column)} FROM {self.quote_table(table)}"
@@ -378,8 +404,9 @@ class DatabricksAdapter(BaseAdapter):
     def _stream(self, sql: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
         """Run ``sql`` and yield record batches of at most ``batch_rows`` rows."""
         # arraysize caps the rows per FetchResults, so memory stays bounded.
-        with self._session(self._deadline()) as conn, conn.cursor(arraysize=batch_rows) as cur:
-            cur.execute(sql)
+        deadline = self._deadline()
+        with self._session(deadline) as conn, conn.cursor(arraysize=batch_rows) as cur:
+            self._retry(lambda: cur.execute(sql), deadline, _Running(), "ExecuteStatement")
             while True:
                 chunk = cur.fetchmany_arrow(batch_rows)
                 if chunk.num_rows == 0:
@@ -387,21 +414,16 @@ class DatabricksAdapter(BaseAdapter):
                 yield from (b for b in chunk.to_batches(max_chunksize=batch_rows) if b.num_rows)
 
     def _drop_table(self, table: str) -> None:
-        with self._session(self._deadline()) as conn, conn.cursor() as cur:
-            cur.execute(self.drop_sql(table))
+        deadline = self._deadline()
+        with self._session(deadline) as conn, conn.cursor() as cur:
+            drop = self.drop_sql(table)  # IF EXISTS: safe to repeat
+            self._retry(lambda: cur.execute(drop), deadline, _Running(), "DROP TABLE")
 
     def _list_temp_tables(self, prefix: str) -> list[str]:
-        with self._session(self._deadline()) as conn:
-            catalog = self._catalog(conn)
-            with conn.cursor() as cur:
-                rows = cur.tables(
-                    catalog_name=catalog, schema_name=self.config.scope.schema
-                ).fetchall()
-        return [
-            r.TABLE_NAME
-            for r in rows
-            if self.config.scope.schema == r.TABLE_SCHEM and r.TABLE_NAME.lower().startswith(prefix)
-        ]
+        deadline = self._deadline()
+        with self._session(deadline) as conn:
+            rows = self._metadata(conn, "tables", deadline, self._catalog(conn, deadline))
+        return [r.TABLE_NAME for r in rows if r.TABLE_NAME.lower().startswith(prefix)]
 
     # ------------------------------------------------------------------ errors
     def map_error(self, exc: BaseException, handle: QueryHandle | None = None) -> ZerocopyError:

@@ -264,6 +264,29 @@ async def test_warehouse_still_starting_at_the_deadline_is_timed_out(peer: Datab
         peer.start_warehouse(0)
 
 
+async def test_running_statement_survives_the_warehouse_answering_503(
+    peer: DatabricksPeer, adapter: DatabricksAdapter
+) -> None:
+    """Polls that meet HTTP 503 back off and go on; the statement keeps running, then cancels."""
+    table, tag = _run()
+
+    async def refresh() -> None:
+        await adapter.materialize(SLOW_SQL, table, deadline=anyio.current_time() + 60, tag=tag)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(refresh)
+        await anyio.sleep(0.5)
+        peer.start_warehouse(1.5)
+        await anyio.sleep(2.5)  # a failed poll would have ended the task group by now
+        running = [r for r in peer.status()["running"] if table in r["sql"]]
+        assert len(running) == 1, peer.status()
+        asked = time.monotonic()
+        tg.cancel_scope.cancel()
+    assert time.monotonic() - asked < 2.0
+    entry = _peer_statement(peer, running[0]["id"])
+    assert entry is not None and entry["outcome"] == "cancelled", entry
+
+
 # ----------------------------------------------------------------------------- CTAS
 async def test_ctas_comment_names_the_run(adapter: DatabricksAdapter) -> None:
     table, tag = _run()

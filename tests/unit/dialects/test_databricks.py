@@ -358,3 +358,20 @@ def test_non_transient_connect_errors_are_not_retried(monkeypatch: pytest.Monkey
     with pytest.raises(dbexc.RequestError), adapter()._session(time.monotonic() + 5):
         pass
     assert attempts == [1]
+
+
+def test_cancel_retries_while_the_warehouse_answers_503() -> None:
+    calls: list[str] = []
+
+    class Flaky(FakeCursor):
+        def cancel(self) -> None:
+            calls.append("cancel")
+            if calls.count("cancel") < 3:
+                raise _request_error(503, "TEMPORARILY_UNAVAILABLE")
+
+    cursor = Flaky(calls)
+    cursor.active_command_id = "01ef-query"
+    handle = QueryHandle(native=dbx._Running(cursor=cursor))
+    adapter()._cancel(handle)
+    assert calls == ["cancel"] * 3
+    assert handle.native.cancelled.is_set()
