@@ -270,6 +270,9 @@ class _Check:
         self.tokens: list[Token] = []
         self._line_starts: list[int] | None = None
         self.root_scope: Scope | None = None
+        self.tables_ok = False
+        self.refused_starts: set[int] = set()  # offsets of refused table functions
+        self.scopes: list[Scope] = []
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -310,16 +313,8 @@ class _Check:
         """Where a node starts in the text, from its own or its first identifier's metadata."""
         if node is None:
             return (None, None)
-        meta = node._meta
-        if meta and "start" in meta:
-            return self.offset_position(meta["start"])
-        # e.g. a Column `u.email`: its parts carry positions; the earliest is where it starts
-        starts = [
-            candidate._meta["start"]
-            for candidate in _with_descendants(node)
-            if candidate._meta and "start" in candidate._meta
-        ]
-        return self.offset_position(min(starts)) if starts else (None, None)
+        start = _start_offset(node)
+        return self.offset_position(start) if start is not None else (None, None)
 
     def token_position(self, text: str, *, after: int = 0) -> tuple[int | None, int | None]:
         """Where a token with this text (case-insensitive) first appears."""
@@ -374,7 +369,7 @@ class _Check:
         if work is None:
             work = root.copy()
         work = normalize_identifiers(work, dialect=self.read_dialect)
-        tables_ok = self.check_tables(root, work, scope)
+        tables_ok = self.tables_ok = self.check_tables(root, work, scope)
         if any(i.code == FORBIDDEN_FUNCTION for i in self.issues):
             return  # sources that read files/stages have no columns to check against
         qualified = self.check_columns(work, tables_ok)
@@ -425,7 +420,16 @@ class _Check:
         except TokenError as exc:
             self.issue(PARSE_ERROR, _token_error_message(exc))
             return []
-        return [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
+        statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
+        if not statements:
+            first = chunks[0][0]
+            self.issue(
+                PARSE_ERROR,
+                f"Syntax error near '{first.text[:40]}': this is not a query. Write one SELECT "
+                "that returns the id column.",
+                self.offset_position(first.start),
+            )
+        return statements
 
     def reparse(self) -> exp.Expr | None:
         """A fresh tree of the single statement (same tokens, so the same structure)."""
@@ -486,6 +490,20 @@ class _Check:
                 node.this, exp.Func
             ):
                 self.check_table_function(node.this, table_funcs)
+            elif isinstance(node, exp.TableFromRows) and not isinstance(
+                node.this, exp.Query | exp.Dot
+            ):
+                # Snowflake TABLE('schema.name'): a table named by a string escapes every check
+                self.issue(
+                    FORBIDDEN_FUNCTION,
+                    "TABLE(...) with a table name given as text is not allowed: write the table "
+                    "name directly so it can be checked against the source.",
+                    self.node_position(node),
+                )
+            elif isinstance(node, exp.Dot):
+                if isinstance(node.expression, exp.Func):
+                    table_funcs.add(id(node.expression))  # one issue for `schema.fn()`
+                    self.check_qualified_function(node)
             elif isinstance(node, exp.Func) and id(node) not in table_funcs:
                 name = _forbidden_name(node, rules)
                 if name:
@@ -495,6 +513,25 @@ class _Check:
                         "data outside the source's tables. Remove it.",
                         self.node_position(node),
                     )
+
+    def check_qualified_function(self, dot: exp.Dot) -> None:
+        """``schema.fn(...)``: a user function must live in the source's schema."""
+        func = dot.expression
+        qualifier = (
+            ".".join(part.name for part in dot.this.find_all(exp.Identifier) if part.name)
+            or dot.this.sql()
+        )
+        scope = self.scope_text.strip().lower() if isinstance(self.scope_text, str) else ""
+        allowed = {scope, scope.rsplit(".", 1)[-1]} - {""}
+        if qualifier.lower() in allowed:
+            return
+        self.issue(
+            FORBIDDEN_FUNCTION,
+            f"Function {qualifier}.{_display_name(func)}() is outside this source's scope "
+            f"'{self.scope_text}'; only built-in functions and functions of the source's "
+            "schema can be used.",
+            self.node_position(dot),
+        )
 
     def check_table_source(self, table: exp.Table, table_funcs: set[int]) -> None:
         """Classify what a FROM item reads: a function, a stage, a file path, or a table."""
@@ -539,6 +576,9 @@ class _Check:
         if forbidden is None and names & rules.table_functions:
             return
         shown = forbidden or _display_name(func)
+        start = _start_offset(func)
+        if start is not None:
+            self.refused_starts.add(start)
         self.issue(
             FORBIDDEN_FUNCTION,
             f"Table function {shown}() is not allowed in a segment; allowed table functions in "
@@ -582,6 +622,8 @@ class _Check:
         for table in self.real_tables(work):
             if not isinstance(table.this, exp.Identifier) or _reads_files(table, self.rules):
                 continue  # functions, stages, file paths: refused by check_functions
+            if self.refused_starts and self.inside_refused_function(table):
+                continue  # e.g. ML.PREDICT(MODEL m, ...): the function is already refused
             original = orig_tables[index[id(table)]] if id(table) in index else None
             found = self.resolve_table(table, scope_schema, scope_db)
             if isinstance(found, CatalogTable):
@@ -596,6 +638,15 @@ class _Check:
                 ok = False
         self.result.tables = seen
         return ok
+
+    def inside_refused_function(self, table: exp.Table) -> bool:
+        """Whether a table reference is an argument of a refused table function."""
+        node = table.parent
+        while node is not None:
+            if isinstance(node, exp.Func) and _start_offset(node) in self.refused_starts:
+                return True
+            node = node.parent
+        return False
 
     def real_tables(self, work: exp.Expr) -> Iterator[exp.Table]:
         """Table nodes that name a stored table (not a CTE in scope, not a function)."""
@@ -691,6 +742,7 @@ class _Check:
         for scope in scopes:
             self.validate_scope_columns(scope)
         self.root_scope = scopes[-1] if scopes else None
+        self.scopes = scopes
         return work
 
     def column_error_from_optimizer(self, exc: OptimizeError) -> None:
@@ -770,12 +822,39 @@ class _Check:
             self.issue(MISSING_ID_COLUMN, "The source has no id column configured.")
             return
         query = work.unnest() if isinstance(work, exp.Subquery) else work
+        if isinstance(query, exp.Values):
+            self.issue(
+                MISSING_ID_COLUMN,
+                f"A bare VALUES list has no '{self.id_column}' column of a table: select the "
+                "users from the source's tables.",
+                self.node_position(query),
+            )
+            return
         if not isinstance(query, exp.Query):
             return
         selects = query.selects
-        if any(isinstance(s, exp.Star) for s in selects):
-            return  # stars could not be expanded: the column step has said why
-        match = next((s for s in selects if s.alias_or_name.lower() == wanted), None)
+        if any(s.is_star for s in selects):
+            if self.star_reaches_id(query, wanted):
+                return
+            if self.tables_ok and not any(i.code == UNKNOWN_COLUMN for i in self.issues):
+                self.issue(
+                    MISSING_ID_COLUMN,
+                    f"The columns of this SELECT * cannot be determined, so '{self.id_column}' "
+                    "cannot be found: list the id column explicitly.",
+                    self.node_position(selects[0]),
+                )
+            return  # else the stars could not be expanded because of a reported error
+        matches = [s for s in selects if s.alias_or_name.lower() == wanted]
+        match = matches[0] if matches else None
+        if len(matches) > 1:
+            self.issue(
+                MISSING_ID_COLUMN,
+                f"The query returns '{self.id_column}' {len(matches)} times (e.g. SELECT * over "
+                "a join): the warehouse cannot tell which one is meant. Select it once, "
+                "qualified with its table alias.",
+                self.node_position(matches[1]),
+            )
+            return
         if match is None:
             returned = ", ".join(s.alias_or_name or s.sql() for s in selects[:12])
             self.issue(
@@ -794,6 +873,31 @@ class _Check:
                 f"'{self.id_column}' column.",
                 self.node_position(match),
             )
+
+    def star_reaches_id(self, query: exp.Query, wanted: str) -> bool:
+        """An unexpanded star (a source with unknown columns, e.g. a table function) still
+        returns the id when one of the sources it covers is a catalog table that has it."""
+        branch: exp.Expr = query
+        while isinstance(branch, exp.SetOperation):
+            branch = branch.this.unnest()
+        scope = next((s for s in self.scopes if s.expression is branch), None)
+        if scope is None or not isinstance(branch, exp.Select):
+            return False
+        for star in branch.selects:
+            if not star.is_star:
+                continue
+            names = (
+                [star.table]
+                if isinstance(star, exp.Column) and star.table
+                else list(scope.selected_sources)
+            )
+            for name in names:
+                source = scope.sources.get(name)
+                if isinstance(source, exp.Table):
+                    table = self.view.tables.get((source.db, source.name))
+                    if table and any(c.lower() == wanted for c in table.columns):
+                        return True
+        return False
 
     def emit(self, root: exp.Expr) -> None:
         """Transpile to the target and wrap the query into the id-extracting SELECT."""
@@ -825,6 +929,20 @@ class _Check:
 # --- small pure helpers -------------------------------------------------------------------
 
 
+def _start_offset(node: exp.Expr) -> int | None:
+    """Character offset where a node starts: its own position, else its earliest part's
+    (a Column ``u.email`` has no position of its own, its identifiers do)."""
+    meta = node._meta
+    if meta and "start" in meta:
+        return meta["start"]
+    starts = [
+        candidate._meta["start"]
+        for candidate in node.walk()
+        if candidate._meta and "start" in candidate._meta
+    ]
+    return min(starts) if starts else None
+
+
 _KIND_OTHER, _KIND_REFUSED, _KIND_READING = 0, 1, 2
 _KINDS: dict[type, int] = {}
 
@@ -835,7 +953,7 @@ def _kind(cls: type) -> int:
     if kind is None:
         if issubclass(cls, _NOT_READ_ONLY_TYPES):
             kind = _KIND_REFUSED
-        elif issubclass(cls, exp.Table | exp.Lateral | exp.TableFromRows | exp.Func):
+        elif issubclass(cls, exp.Table | exp.Lateral | exp.TableFromRows | exp.Func | exp.Dot):
             kind = _KIND_READING
         else:
             kind = _KIND_OTHER
