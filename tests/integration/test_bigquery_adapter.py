@@ -41,7 +41,7 @@ from zerocopy.errors import ZerocopyError
 pytestmark = [
     pytest.mark.anyio,
     pytest.mark.peer("bqemulator"),
-    pytest.mark.xdist_group("bigquery"),
+    pytest.mark.xdist_group("bigquery_integration"),
 ]
 
 DATASET = "it"
