@@ -90,12 +90,15 @@ class SqlCatalog:
         mapping: dict[str, dict[str, dict[str, str]]] = {}
         tables: dict[tuple[str, str], CatalogTable] = {}
         databases: dict[str, frozenset[str]] = {}
+        types: dict[str, str] = {}  # distinct type strings are few: parse each once
         for schema, schema_tables in self._flat.items():
             norm_schema = _normalize(schema, dialect)
             target = mapping.setdefault(norm_schema, {})
             for table, columns in schema_tables.items():
                 norm_table = _normalize(table, dialect)
-                norm_columns = {_normalize(c, dialect): t for c, t in columns.items()}
+                norm_columns = {
+                    _normalize(c, dialect): _type(t, dialect, types) for c, t in columns.items()
+                }
                 target[norm_table] = norm_columns
                 tables[(norm_schema, norm_table)] = CatalogTable(
                     schema, table, frozenset(norm_columns)
@@ -121,6 +124,20 @@ def _is_three_level(value: Mapping[str, Any]) -> bool:
             return isinstance(columns, Mapping)
         return False
     return False
+
+
+def _type(text: str, dialect: Dialect, seen: dict[str, str]) -> str:
+    """The column type if sqlglot can read it, else UNKNOWN: the optimizer parses types when
+    it annotates (BigQuery), and an exotic warehouse type must not break the check."""
+    known = seen.get(text)
+    if known is None:
+        try:
+            exp.DataType.build(text, dialect=dialect)
+            known = text
+        except Exception:
+            known = "UNKNOWN"
+        seen[text] = known
+    return known
 
 
 def _normalize(name: str, dialect: Dialect) -> str:

@@ -205,3 +205,22 @@ def test_ids_sql_runs_distinct_non_null_string_ids(
 def test_integer_ids_come_back_as_strings(warehouse: duckdb.DuckDBPyConnection) -> None:
     result = check("SELECT external_user_id FROM purchases WHERE price > 1", dialect="duckdb")
     assert warehouse.execute(result.ids_sql or "").fetchall() == [("7",)]
+
+
+@pytest.mark.parametrize(
+    "dialect", ["snowflake", "bigquery", "redshift", "databricks", "duckdb", "postgres"]
+)
+def test_exotic_catalog_types_do_not_break_the_check(dialect: str) -> None:
+    catalog = {
+        "marketing": {
+            "users": {
+                "external_user_id": "character varying(256)",
+                "attributes": "STRUCT<plan STRING, tags ARRAY<STRING>>",
+                "odd": "USER-DEFINED type!!",
+                "n": "NUMBER(38,0)",
+            }
+        }
+    }
+    for sql in ("SELECT * FROM users", "SELECT external_user_id FROM users WHERE odd = 1"):
+        result = check(sql, dialect=dialect, catalog=catalog)
+        assert result.valid, result.errors
