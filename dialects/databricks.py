@@ -57,6 +57,20 @@ from zerocopy.errors import ZerocopyError
 
 log = logging.getLogger(__name__)
 
+
+class _DropLegacyRetryNotice(logging.Filter):
+    """The driver warns on every connect that its one-attempt retry mode is deprecated.
+
+    This adapter chose that mode on purpose (see the module docstring), so the notice would
+    only be a WARNING line per operation in the operator's logs.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Legacy retry behavior is enabled")
+
+
+logging.getLogger("databricks.sql.backend.thrift_backend").addFilter(_DropLegacyRetryNotice())
+
 T = TypeVar("T")
 
 TRANSIENT_HTTP = frozenset({429, 503})
