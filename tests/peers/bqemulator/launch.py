@@ -14,7 +14,9 @@ slow query runs, every other request (including ``jobs.cancel``) waits for it.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 import time
 
 from bqemulator.cli import main
@@ -45,5 +47,21 @@ DuckDBEngine._register_builtin_udfs = _register_udfs  # type: ignore[method-assi
 DuckDBEngine._load_spatial = _skip  # type: ignore[method-assign]
 DuckDBEngine._load_format_extensions = _skip  # type: ignore[method-assign]
 
+
+def _exit_with_parent() -> None:
+    """Stop when the test process that started us is gone (killed runs leave no orphans)."""
+    parent = int(os.environ.get("ZC_PEER_PARENT_PID", "0"))
+    if not parent:
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 if __name__ == "__main__":
+    _exit_with_parent()
     sys.exit(main())

@@ -87,7 +87,7 @@ def running_emulator(timeout_s: float = 60.0) -> Iterator[Emulator]:
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "ZC_PEER_PARENT_PID": str(os.getpid())},
             start_new_session=True,
         )
     try:
