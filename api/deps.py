@@ -37,7 +37,7 @@ async def provide_session(state: State) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def provide_caller(request: Request[Any, Any, Any], session: SessionDep) -> Caller:
+async def provide_caller(request: Request[Any, Any, Any], state: State) -> Caller:
     """The workspace of the ``Authorization: Bearer zc_...`` API key, else ``unauthorized``."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith(BEARER_PREFIX) or not header[len(BEARER_PREFIX) :].strip():
@@ -46,4 +46,7 @@ async def provide_caller(request: Request[Any, Any, Any], session: SessionDep) -
             "missing API key: send 'Authorization: Bearer <key>' "
             "(create one with 'zerocopy workspace create NAME')",
         )
-    return await workspaces.authenticate(session, header[len(BEARER_PREFIX) :].strip())
+    runtime: Runtime = state.runtime
+    # Its own short session: a refused key must not leave the request's session half-used.
+    async with runtime.db.session() as session:
+        return await workspaces.authenticate(session, header[len(BEARER_PREFIX) :].strip())
