@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -501,3 +502,86 @@ async def test_iam_gate_answers_map_to_auth_failed_and_permission_denied_naming_
             with pytest.raises(ZerocopyError) as caught:
                 await adapter.test()
         assert caught.value.code == errors.AUTH_FAILED
+
+
+# ------------------------------------------------------------------------------ API flow
+async def test_api_flow_end_to_end_with_a_service_account_key(peer: Peer, tmp_path: Path) -> None:
+    """credential (key) → source → test → tables → validate → segment → refresh → members."""
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+    from zerocopy.services import workspaces
+    from zerocopy.settings import load_settings
+
+    project = peer.emulator.project
+    users = peer.warehouse.table("users").data.to_pylist()
+    expected = sorted(
+        u["external_user_id"] for u in users if u["country"] in ("US", "GB") and u["plan"] != "free"
+    )
+    sql = "SELECT external_user_id FROM users WHERE country IN ('US', 'GB') AND plan <> 'free'"
+    settings = load_settings(
+        {
+            "ZEROCOPY_DATA_DIR": str(tmp_path / "data"),
+            "ZEROCOPY_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
+            "ZEROCOPY_LOG_LEVEL": "warning",
+        }
+    )
+    app = create_app(settings)
+    with running_gate(peer.emulator.rest_url) as gate:
+        account = gate.service_account("zerocopy-api", project)
+        async with AsyncTestClient(app) as client:
+            async with app.state.runtime.db.session() as session:
+                _, key = await workspaces.create_workspace(session, name="Acme")
+            auth = {"Authorization": f"Bearer {key}"}
+
+            async def call(method: str, path: str, body: Any = None, status: int = 200) -> Any:
+                resp = await client.request(method, path, json=body, headers=auth)
+                assert resp.status_code == status, resp.text
+                assert "PRIVATE KEY" not in resp.text
+                return resp.json()
+
+            cred = await call(
+                "POST",
+                "/v1/credentials",
+                {
+                    "name": "BigQuery",
+                    "kind": "bigquery",
+                    "settings": peer.emulator.settings(api_endpoint=gate.url),
+                    "secrets": {"service_account_json": account.key_json},
+                },
+                201,
+            )
+            assert cred["secret_fields"] == ["service_account_json"]
+            source = await call(
+                "POST",
+                "/v1/sources",
+                {"name": "Marketing", "credential_id": cred["id"], "scope": f"{project}.{DATASET}"},
+                201,
+            )
+            tested = await call("POST", f"/v1/sources/{source['id']}/test")
+            assert tested["source"]["status"] == "active"
+            users_table = await call("GET", f"/v1/sources/{source['id']}/tables/users")
+            assert users_table["description"] == peer.warehouse.table("users").description
+            check = await call(
+                "POST", "/v1/segments/validate", {"source_id": source["id"], "sql": sql}
+            )
+            assert check["valid"] is True and check["target"] == "bigquery"
+            segment = await call(
+                "POST",
+                "/v1/segments",
+                {"name": "Paid US/GB", "source_id": source["id"], "sql": sql},
+                201,
+            )
+            run = await call("POST", f"/v1/segments/{segment['id']}/refresh", status=202)
+            with anyio.fail_after(60):
+                while run["status"] in ("queued", "running"):
+                    await anyio.sleep(0.05)
+                    run = await call("GET", f"/v1/runs/{run['id']}")
+            assert run["status"] == "succeeded", run
+            assert run["query_id"].startswith(f"zerocopy_refresh_{run['id']}_")
+            members = await call("GET", f"/v1/segments/{segment['id']}/members")
+            assert members["total"] == len(expected)
+    client_bq = peer.emulator.client()
+    leftovers = [t.table_id for t in client_bq.list_tables(f"{project}.{DATASET}")]
+    client_bq.close()
+    assert not [t for t in leftovers if t.startswith("zc_tmp_")]
