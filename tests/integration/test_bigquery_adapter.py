@@ -581,6 +581,7 @@ async def test_api_flow_end_to_end_with_a_service_account_key(peer: Peer, tmp_pa
             assert run["query_id"].startswith(f"zerocopy_refresh_{run['id']}_")
             members = await call("GET", f"/v1/segments/{segment['id']}/members")
             assert members["total"] == len(expected)
+            assert members["next_cursor"] is None and members["items"] == expected
     client_bq = peer.emulator.client()
     leftovers = [t.table_id for t in client_bq.list_tables(f"{project}.{DATASET}")]
     client_bq.close()
