@@ -271,6 +271,7 @@ class _Check:
         self._line_starts: list[int] | None = None
         self.root_scope: Scope | None = None
         self.tables_ok = False
+        self.reading: list[exp.Expr] = []
         self.refused_starts: set[int] = set()  # offsets of refused table functions
         self.scopes: list[Scope] = []
 
@@ -348,6 +349,7 @@ class _Check:
             return
         for statement in statements:
             refused, reading = _scan(statement)
+            self.reading = reading
             before = len(self.issues)
             self.check_read_only(statement, refused)
             if len(self.issues) == before:  # what a refused statement calls adds nothing
@@ -609,7 +611,7 @@ class _Check:
         scope_schema = scope[-1].name
         scope_db = scope[0].name if len(scope) == 2 else None
         # both trees come from the same tokens: their Table nodes correspond in walk order
-        orig_tables = list(root.find_all(exp.Table))
+        orig_tables = [node for node in self.reading if isinstance(node, exp.Table)]
         work_tables = list(work.find_all(exp.Table))
         index = (
             {id(node): i for i, node in enumerate(work_tables)}
@@ -679,7 +681,6 @@ class _Check:
         """Classify one stored-table reference; records its issue and returns None if refused."""
         rules = self.rules
         db, catalog, name = table.db, table.catalog, table.name
-        position = self.node_position(table)
         written = _written_name(table)
         extra = table.parts[:-3] if len(table.parts) > 3 else []
         if extra or (catalog and catalog != scope_db) or (db and db != scope_schema):
@@ -690,7 +691,7 @@ class _Check:
                 OUT_OF_SCOPE,
                 f"Table {written} is in {reason}, outside this source's scope "
                 f"'{self.scope_text}'. Only tables in '{self.scope_text}' can be used.",
-                position,
+                self.node_position(table),
             )
             return None
         found = self.view.tables.get((scope_schema, name))
@@ -702,7 +703,7 @@ class _Check:
                 OUT_OF_SCOPE,
                 f"Table {written} is a system catalog table, outside this source's scope "
                 f"'{self.scope_text}'. Only tables in '{self.scope_text}' can be used.",
-                position,
+                self.node_position(table),
             )
             return None
         if found is None:
@@ -712,7 +713,7 @@ class _Check:
                 f"Table {written} does not exist in '{self.scope_text}'"
                 + (f"; did you mean {hint}?" if hint else ".")
                 + " Check the source's table list (refresh the catalog if it was just created).",
-                position,
+                self.node_position(table),
             )
             return None
         return found
@@ -721,7 +722,9 @@ class _Check:
         """Qualify columns against the catalog and report every unknown column."""
         schema = self.view.schema
         try:
-            if _has_join_construct(work):  # (a JOIN b) AS t: sqlglot rewrites it into a subquery
+            if any(
+                _is_join_construct(node) for node in self.reading
+            ):  # (a JOIN b) AS t: sqlglot rewrites it into a subquery
                 work = qualify_tables(work, dialect=self.read_dialect)
             work = qualify_columns(
                 work,
@@ -953,7 +956,9 @@ def _kind(cls: type) -> int:
     if kind is None:
         if issubclass(cls, _NOT_READ_ONLY_TYPES):
             kind = _KIND_REFUSED
-        elif issubclass(cls, exp.Table | exp.Lateral | exp.TableFromRows | exp.Func | exp.Dot):
+        elif issubclass(
+            cls, exp.Table | exp.Lateral | exp.TableFromRows | exp.Func | exp.Dot | exp.Subquery
+        ):
             kind = _KIND_READING
         else:
             kind = _KIND_OTHER
@@ -962,7 +967,8 @@ def _kind(cls: type) -> int:
 
 
 def _scan(statement: exp.Expr) -> tuple[list[exp.Expr], list[exp.Expr]]:
-    """One walk: nodes that are not read-only, and nodes that read something (tables, functions)."""
+    """One walk: nodes that are not read-only, and nodes that read something (tables,
+    functions, derived tables)."""
     refused: list[exp.Expr] = []
     reading: list[exp.Expr] = []
     for node in statement.walk():
@@ -1079,11 +1085,13 @@ def _reads_files(table: exp.Table, rules: DialectRules) -> bool:
     return bool(rules.file_formats) and table.db.lower() in rules.file_formats
 
 
-def _has_join_construct(tree: exp.Expr) -> bool:
-    """Whether a derived table wraps joins directly (the only case qualify_tables must expand)."""
-    return any(
-        isinstance(sub.this, exp.Table) and sub.this.args.get("joins")
-        for sub in tree.find_all(exp.Subquery)
+def _is_join_construct(node: exp.Expr) -> bool:
+    """A derived table wrapping joins directly, ``(a JOIN b) AS t``: sqlglot's qualify_tables
+    must rewrite it into a subquery before columns can be qualified."""
+    return (
+        isinstance(node, exp.Subquery)
+        and isinstance(node.this, exp.Table)
+        and bool(node.this.args.get("joins"))
     )
 
 
