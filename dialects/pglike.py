@@ -189,6 +189,10 @@ class PostgresLikeAdapter(BaseAdapter):
         """Run ``sql`` through a server-side cursor: yields (description, up to ``fetch_rows`` rows)."""
         raise NotImplementedError
 
+    def _is_usable(self, conn: Any) -> bool:
+        """Whether a pooled session still looks alive (without a round trip)."""
+        return True
+
     # ------------------------------------------------------------------ connections
     def _connect(self) -> Any:
         host, port = self._endpoint()
@@ -199,6 +203,9 @@ class PostgresLikeAdapter(BaseAdapter):
         """Borrow a pooled session; a session that saw an error is closed, not reused."""
         with self._pool_lock:
             conn = self._idle.pop() if self._idle else None
+        if conn is not None and not self._is_usable(conn):
+            _close_quietly(conn)
+            conn = None
         if conn is None:
             conn = self._connect()
         try:

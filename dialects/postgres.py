@@ -29,21 +29,29 @@ class PostgresAdapter(PostgresLikeAdapter):
     def _driver_connect(self, host: str, port: int) -> Any:
         settings = self.config.settings
         password = self.config.secrets.get("password")
-        conn = psycopg.connect(
-            host=host,
-            port=port,
-            dbname=self.database,
-            user=self.user,
-            connect_timeout=self.CONNECT_TIMEOUT_S,
-            application_name="zerocopy",
-            sslmode=str(settings.get("sslmode") or self.DEFAULT_SSLMODE),
-            autocommit=True,
-            **({"password": password} if password else {}),
-        )
+        params: dict[str, Any] = {
+            "host": host,
+            "port": port,
+            "dbname": self.database,
+            "user": self.user,
+            "connect_timeout": self.CONNECT_TIMEOUT_S,
+            "application_name": "zerocopy",
+            "sslmode": str(settings.get("sslmode") or self.DEFAULT_SSLMODE),
+            # A CTAS can sit silent for its whole max runtime; keep NATs and bastions from
+            # dropping the idle-looking TCP connection meanwhile.
+            "keepalives": 1,
+            "keepalives_idle": 60,
+        }
+        if password:
+            params["password"] = password
+        conn = psycopg.connect(autocommit=True, **params)
         # JSON stays text: ingestion validates payloads itself and Arrow wants one type.
         for name in ("json", "jsonb"):
             conn.adapters.register_loader(name, TextLoader)
         return conn
+
+    def _is_usable(self, conn: Any) -> bool:
+        return not (conn.closed or conn.broken)
 
     def _error_fields(self, exc: BaseException) -> tuple[str | None, str]:
         sqlstate = getattr(exc, "sqlstate", None)
