@@ -52,3 +52,19 @@ def test_db_upgrade_is_idempotent(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "zerocopy.sqlite3") as con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"workspace", "api_key", "source", "segment", "refresh_run"} <= tables
+
+
+def test_fixture_warehouse_writes_a_duckdb_file_once(tmp_path: Path) -> None:
+    import duckdb
+
+    target = tmp_path / "wh.duckdb"
+    proc = run(tmp_path, "fixture-warehouse", str(target), "--users", "30")
+    assert proc.returncode == 0, proc.stderr
+    con = duckdb.connect(str(target), read_only=True)
+    try:
+        (count,) = con.execute("SELECT count(*) FROM marketing.users").fetchone()  # type: ignore[misc]
+    finally:
+        con.close()
+    assert count == 30
+    again = run(tmp_path, "fixture-warehouse", str(target))
+    assert again.returncode == 2 and "already exists" in again.stderr
