@@ -146,11 +146,11 @@ class PostgresLikeAdapter(BaseAdapter):
 
     @property
     def user(self) -> str:
-        return str(self.config.settings["user"])
+        return str(self.config.settings.get("user") or "")
 
     @property
     def database(self) -> str:
-        return str(self.config.settings["database"])
+        return str(self.config.settings.get("database") or "")
 
     def _endpoint(self) -> tuple[str, int]:
         """(host, port) to hand the driver: the warehouse itself or the tunnel's local end."""
