@@ -4,7 +4,7 @@ Prints p50/p99 of the full check next to bare ``sqlglot.parse_one`` of the same 
 same run, and whether sqlglot's compiled build (sqlglotc / mypyc) is the one in use.
 Target (issue #4): p50 <= 2 ms on these machines.
 
-Usage: .venv/bin/python bench/sql_check.py [--iterations 2000] [--dialect snowflake]
+Usage: .venv/bin/python bench/sql_check.py [--iterations 2000] [--dialect snowflake] [--pure-python]
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ WHERE r.country = 'FR'
   AND r.rnk <= 1000
   AND re.n_events > 3
   AND (sub.state IS NULL OR sub.state <> 'unsubscribed')
+ORDER BY r.total DESC
+LIMIT 50000
 """
 
 
@@ -115,12 +117,38 @@ def compiled() -> str:
     return "compiled (sqlglotc)" if all(f.endswith(".so") for f in files) else "pure Python"
 
 
+def run_pure_python(args: argparse.Namespace) -> None:
+    """Re-run this script in a subprocess that imports a .py-only copy of sqlglot."""
+    import pathlib
+    import shutil
+    import subprocess
+    import tempfile
+
+    package = pathlib.Path(sqlglot.__file__).parent
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(
+            package, pathlib.Path(tmp) / "sqlglot", ignore=shutil.ignore_patterns("*.so")
+        )
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([tmp, os.getcwd()])}
+        command = [sys.executable, __file__, "--iterations", str(args.iterations)]
+        print("--- pure-Python sqlglot (compiled modules removed) ---", flush=True)
+        subprocess.run([*command, "--dialect", args.dialect], env=env, check=False)
+        print("--- installed sqlglot ---", flush=True)
+
+
 def main() -> int:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--dialect", default="snowflake")
+    parser.add_argument(
+        "--pure-python",
+        action="store_true",
+        help="also run the benchmark against a copy of sqlglot without its compiled modules",
+    )
     args = parser.parse_args()
+    if args.pure_python:
+        run_pure_python(args)
 
     lines = QUERY.count("\n")
     started = time.perf_counter()

@@ -209,7 +209,17 @@ def transpile_sql(sql: str, *, dialect: str, target: str) -> tuple[str | None, l
             return None, [SqlIssue(MULTIPLE_STATEMENTS, "Only one statement can be transpiled.")]
         if not isinstance(trees[0], _QUERY_ROOTS):
             return None, [SqlIssue(NOT_READ_ONLY, "Only a read-only query can be transpiled.")]
-        return _generate(trees[0], Dialect.get_or_raise(write.sqlglot_dialect), write)
+        target_dialect = Dialect.get_or_raise(write.sqlglot_dialect)
+        out, issues = _generate(trees[0], target_dialect, write)
+        if out is not None and read is not write and not _parses_in(out, target_dialect):
+            return None, [
+                SqlIssue(
+                    UNSUPPORTED_IN_DIALECT,
+                    f"This query cannot be expressed in {write.name}: the translation is not "
+                    "valid there.",
+                )
+            ]
+        return out, issues
     except (ParseError, TokenError) as exc:
         return None, [SqlIssue(PARSE_ERROR, f"The query could not be parsed: {exc}")]
     except Exception as exc:
@@ -919,7 +929,18 @@ class _Check:
             self.issues.extend(issues)
             return
         prefix = f"{with_sql} " if with_sql else ""
-        self.result.sql = prefix + body
+        sql = prefix + body
+        if self.target_name != self.dialect_name and not _parses_in(sql, target):
+            # sqlglot emitted SQL its own target parser rejects (e.g. Snowflake FLATTEN for
+            # DuckDB): refuse rather than send broken SQL to the warehouse
+            self.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"This query cannot be expressed in {rules.name} from {self.rules.name}: the "
+                "translation is not valid there. Rewrite the semi-structured or dialect-specific "
+                "parts with constructs both dialects support.",
+            )
+            return
+        self.result.sql = sql
         id_sql = target.generate(exp.to_identifier(str(self.id_column).strip()))
         alias = "zc_segment"
         string_type = rules.string_type
@@ -930,6 +951,15 @@ class _Check:
 
 
 # --- small pure helpers -------------------------------------------------------------------
+
+
+def _parses_in(sql: str, dialect: Dialect) -> bool:
+    """Whether the target dialect's own parser accepts generated SQL as one statement."""
+    try:
+        statements = [s for s in dialect.parse(sql) if s is not None]
+    except (ParseError, TokenError):
+        return False
+    return len(statements) == 1
 
 
 def _start_offset(node: exp.Expr) -> int | None:

@@ -17,7 +17,7 @@ RULES = DialectRules(
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names(
         """external_query external_object_transform appends changes vector_search
-        session_user gap_fill obj.fetch_metadata obj.make_ref obj.get_access_url
+        obj.fetch_metadata obj.make_ref obj.get_access_url
         keys.new_keyset keys.add_key_from_raw_bytes"""
     ),
     forbidden_prefixes=("ml.", "ai.", "obj.", "keys.", "external_"),

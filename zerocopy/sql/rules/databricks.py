@@ -19,7 +19,7 @@ RULES = DialectRules(
         """read_files read_kafka read_kinesis read_pubsub read_pulsar read_statestore
         read_state_metadata cloud_files_state http_request secret try_secret list_secrets
         java_method reflect try_reflect input_file_name input_file_block_start
-        input_file_block_length current_metastore session_user table_changes
+        input_file_block_length table_changes
         vector_search sql_keywords"""
     ),
     forbidden_prefixes=("read_", "ai_", "http_", "cloud_files"),

@@ -24,7 +24,7 @@ RULES = DialectRules(
         read_ndjson_auto read_json_objects read_ndjson_objects read_text read_blob read_xlsx
         iceberg_scan delta_scan sqlite_scan postgres_scan mysql_scan postgres_query mysql_query
         postgres_execute mysql_execute excel_scan ducklake_snapshots arrow_scan
-        current_schemas current_database txid_current"""
+        txid_current"""
     ),
     forbidden_prefixes=(
         "read_",

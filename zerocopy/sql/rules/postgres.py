@@ -18,8 +18,7 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
     query_to_xml query_to_xml_and_xmlschema query_to_xmlschema cursor_to_xml cursor_to_xmlschema
     table_to_xml table_to_xml_and_xmlschema schema_to_xml database_to_xml
     ts_stat ts_rewrite nextval setval currval lastval txid_current
-    set_config current_setting inet_server_addr inet_server_port
-    version current_schemas"""
+    set_config current_setting inet_server_addr inet_server_port"""
 )
 
 POSTGRES_ALLOWED = names("pg_typeof")

@@ -24,8 +24,7 @@ RULES = DialectRules(
         login_history login_history_by_user copy_history task_history warehouse_load_history
         warehouse_metering_history automatic_clustering_history stage_storage_usage_history
         policy_references tag_references tag_references_all_columns rest_event_history
-        current_account current_role current_user invoker_role is_role_in_session
-        external_function system_call"""
+        system_call"""
     ),
     forbidden_prefixes=("system$",),
     # The table functions a segment may need: flattening semi-structured data, splitting
