@@ -453,6 +453,15 @@ class BigQueryAdapter(BaseAdapter):
                 f"source says {self.location}; set the source's location to {dataset.location}",
                 details={"warehouse": self.KIND, "location": dataset.location},
             )
+        if not self.location and dataset.location:
+            self.location = dataset.location
+
+    def _job_location(self, client: bigquery.Client) -> str | None:
+        """The source's location, else the dataset's (looked up once): ``jobs.cancel`` needs it
+        outside the US/EU multi-regions, and a cancel may be sent before BigQuery answers."""
+        if not self.location:
+            self._check_dataset(client)
+        return self.location
 
     def _table_info(self, table: bigquery.Table) -> TableInfo:
         columns = tuple(
@@ -484,12 +493,12 @@ class BigQueryAdapter(BaseAdapter):
     def _execute_ctas(
         self, sql: str, handle: QueryHandle, timeout_s: float, tag: QueryTag
     ) -> int | None:
+        client = self.client()
         job_id = new_job_id(tag)
-        state = _JobState(location=self.location)
+        state = _JobState(location=self._job_location(client))
         # Recorded before submitting: a cancel from now on targets this exact job id.
         handle.query_id = job_id
         handle.native = state
-        client = self.client()
         job = client.query(
             sql,
             job_config=self.job_config(tag, timeout_s),
