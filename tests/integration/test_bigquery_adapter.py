@@ -73,6 +73,7 @@ class Call:
     body: dict[str, Any]
     headers: dict[str, str]
     sent_at: float
+    query: str = ""
     answered_at: float | None = None
 
 
@@ -88,9 +89,9 @@ class Recorder(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         raw = request.body or b"{}"
         body = json.loads(raw if isinstance(raw, (str, bytes)) else b"{}") if raw else {}
-        path = (request.path_url or "").split("?")[0]
+        path, _, query = (request.path_url or "").partition("?")
         headers = {k.lower(): v for k, v in request.headers.items()}
-        call = Call(str(request.method), path, body, headers, time.monotonic())
+        call = Call(str(request.method), path, body, headers, time.monotonic(), query)
         with self._lock:
             self.calls.append(call)
         if self.before_send is not None:
@@ -219,6 +220,8 @@ async def test_peer_gap_cancel__a_cancel_before_the_first_response_targets_the_c
             assert insert.answered_at is not None
             assert first.sent_at < insert.answered_at, "the first cancel precedes any response"
             assert second.sent_at >= insert.answered_at
+            # No location in the settings: the dataset's was looked up before submitting.
+            assert all("location=US" in c.query for c in cancels)
         finally:
             await adapter.drop_table(table)
 
