@@ -169,6 +169,19 @@ class Warehouse:
         self.starting_until = 0.0
         self.lock = threading.Lock()
 
+    def warm_up(self) -> None:
+        """Load what the first statements would load lazily (sqlglot dialects, pyarrow type
+        inference): that first-time cost took 1 s under load and would delay a cancel test."""
+        session = Session(ADMIN, self.default_catalog, "default")
+        for sql in ("SET ZC_WARM_UP = 1", "SELECT 1 AS x, 'a' AS y, TIMESTAMP '2024-01-01' AS z"):
+            op = Operation(uuid.uuid4().bytes, session, sql)
+            self.run(op)
+            schema = wire_schema(op.schema) if op.schema is not None else None
+            for batch in op.reader or ():
+                if schema is not None:
+                    to_wire(batch, schema).serialize()
+        self.history.clear()
+
     # -- catalog helpers ------------------------------------------------------------
     def catalogs(self) -> set[str]:
         return {
@@ -866,6 +879,7 @@ def make_http_handler(warehouse: Warehouse, handler: Handler) -> type[BaseHTTPRe
 
     class Http(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: the driver pools connections
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
 
         def log_message(self, fmt: str, *args: Any) -> None:
             log.debug(fmt, *args)
@@ -997,6 +1011,7 @@ def main(argv: list[str] | None = None) -> None:
         for scope in args.fixture:
             catalog, schema = scope.split(".")
             load_duckdb(warehouse.db, schema, data, database=catalog)
+    warehouse.warm_up()
     warehouse.starting_until = time.time() + args.starting_seconds
     server = ThreadingHTTPServer(
         ("127.0.0.1", args.port), make_http_handler(warehouse, Handler(warehouse))
