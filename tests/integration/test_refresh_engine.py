@@ -180,3 +180,69 @@ async def test_runner_shutdown_cancels_and_cleans_up(wired: Wired) -> None:
     assert final.status == RunStatus.CANCELLED
     assert final.temp_table_dropped is True
     assert await wired.temp_tables() == []
+
+
+CANCEL_SCRIPT = """
+import sys, time, anyio
+from zerocopy.refresh import RefreshEngine
+from zerocopy.secrets import SecretBox
+from zerocopy.logging import configure_logging
+from zerocopy.state.db import Database
+
+configure_logging("warning")
+
+async def main(url, run_id):
+    db = Database(url)
+    engine = RefreshEngine(db, SecretBox([SecretBox.generate_key()]))
+    run = await engine.request_cancel(run_id)
+    print(time.time(), run.status, flush=True)
+    await db.dispose()
+
+anyio.run(main, sys.argv[1], sys.argv[2])
+"""
+
+
+async def test_cancel_from_another_os_process(wired: Wired) -> None:
+    """A separate Python process sharing only the state database cancels the run."""
+    import sys
+
+    from tests.support import REPO
+
+    await wired.engine.refresh(wired.segment_id)
+    await wired.set_sql(LONG_SQL)
+    run = await wired.engine.request(wired.segment_id, max_runtime_s=60)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wired.engine.execute, run.id)
+        await wait_status(wired, run.id, RunStatus.RUNNING)
+        proc = await anyio.run_process(
+            [sys.executable, "-c", CANCEL_SCRIPT, wired.db.url, run.id],
+            cwd=REPO,
+            check=False,
+        )
+        out = proc.stdout.decode()
+        assert proc.returncode == 0, out + proc.stderr.decode()
+        asked_at = float(out.split()[0])
+        final = await wait_status(wired, run.id, RunStatus.CANCELLED, timeout=5)
+        observed_at = time.time()
+    assert observed_at - asked_at < 2.0, observed_at - asked_at
+    assert final.temp_table_dropped is True and await wired.temp_tables() == []
+    assert await wired.members.count(wired.segment_id) == 100
+
+
+async def test_concurrent_requests_from_many_engines_queue_one_run(wired: Wired) -> None:
+    engines = [RefreshEngine(wired.db, wired.factory) for _ in range(6)]
+    won: list[str] = []
+    refused: list[str] = []
+
+    async def ask(engine: RefreshEngine) -> None:
+        try:
+            won.append((await engine.request(wired.segment_id)).id)
+        except ZerocopyError as exc:
+            assert exc.code == errors.REFRESH_IN_PROGRESS
+            refused.append(exc.details["run_id"])
+
+    async with anyio.create_task_group() as tg:
+        for engine in engines:
+            tg.start_soon(ask, engine)
+    assert len(won) == 1 and len(refused) == 5
+    assert set(refused) == set(won)

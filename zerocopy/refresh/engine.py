@@ -418,12 +418,18 @@ class RefreshEngine:
         table = run.temp_table or temp_table_name(run.id)
         tag = QueryTag(run_id=run.id, segment_id=run.segment_id, workspace_id=run.workspace_id)
 
+        finished = False
+
         async def watch() -> None:
+            # Stopped by a flag, not by cancellation: cancelling a task mid-query makes
+            # psycopg close its pooled connection.
             nonlocal cancelled
             next_beat = anyio.current_time() + self.heartbeat_s
             while True:
                 with anyio.move_on_after(self.cancel_poll_s):
                     await event.wait()
+                if finished:
+                    return
                 if event.is_set() or await self._cancel_requested(run.id):
                     cancelled = True
                     work.cancel()
@@ -433,22 +439,26 @@ class RefreshEngine:
                     next_beat = anyio.current_time() + self.heartbeat_s
 
         batches: list[pa.Array] = []
+        phase, t = "materialize", time.perf_counter()
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
             try:
                 with work:
-                    t = time.perf_counter()
+                    phase, t = "materialize", time.perf_counter()
                     result = await adapter.materialize(ids_sql, table, deadline=deadline, tag=tag)
                     outcome.query_id = result.query_id
-                    outcome.timings["materialize"] = time.perf_counter() - t
-                    t = time.perf_counter()
+                    outcome.timings[phase] = time.perf_counter() - t
+                    phase, t = "read", time.perf_counter()
                     async for batch in adapter.read_column(
                         table, column, batch_rows=self.batch_rows
                     ):
                         batches.append(batch)
-                    outcome.timings["read"] = time.perf_counter() - t
+                    outcome.timings[phase] = time.perf_counter() - t
             finally:
-                tg.cancel_scope.cancel()
+                # A stopped phase still reports how long it ran.
+                outcome.timings.setdefault(phase, time.perf_counter() - t)
+                finished = True
+                event.set()
         if cancelled:
             outcome.status = RunStatus.CANCELLED
             outcome.error = ZerocopyError(errors.CANCELLED, "cancelled on request")
@@ -542,9 +552,14 @@ class RefreshEngine:
         assert ids is not None
         t = time.perf_counter()
         old = await self.members.load(run.segment_id)
+        outcome.timings["load_previous"] = time.perf_counter() - t
+        t = time.perf_counter()
         added, removed = await anyio.to_thread.run_sync(diff_counts, old, ids)
-        chunks = await anyio.to_thread.run_sync(self.members.encode, ids)
+        del old
         outcome.timings["diff"] = time.perf_counter() - t
+        t = time.perf_counter()
+        chunks = await anyio.to_thread.run_sync(self.members.encode, ids)
+        outcome.timings["encode"] = time.perf_counter() - t
         t = time.perf_counter()
         async with self.db.transaction() as s:
             result = await s.execute(

@@ -53,9 +53,16 @@ def normalise_ids(batches: Iterable[pa.Array | pa.ChunkedArray]) -> pa.Array:
                 chunks.append(pc.cast(part, pa.large_string()))
     if not chunks:
         return pa.array([], type=pa.large_string())
-    ids = pc.unique(pa.chunked_array(chunks, type=pa.large_string()))
-    ids = pc.drop_null(ids)
-    return pc.take(ids, pc.sort_indices(ids))
+    ids = pc.drop_null(pa.chunked_array(chunks, type=pa.large_string()).combine_chunks())
+    ids = pc.take(ids, pc.array_sort_indices(ids))
+    # The warehouse already returns DISTINCT ids: dedupe by comparing neighbours (cheaper
+    # than a hash pass), as a guard rather than the main path.
+    if len(ids) > 1:
+        same = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
+        if pc.any(same).as_py():
+            keep = pa.concat_arrays([pa.array([True]), pc.invert(same)])
+            ids = pc.filter(ids, keep)
+    return ids
 
 
 def diff_counts(old: pa.Array, new: pa.Array) -> tuple[int, int]:
