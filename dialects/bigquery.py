@@ -240,6 +240,9 @@ class BigQueryAdapter(BaseAdapter):
         endpoint = settings.get("api_endpoint")
         if endpoint and not str(endpoint).startswith(("http://", "https://")):
             cls._invalid("api_endpoint", "'api_endpoint' must be an http(s) URL")
+        if endpoint and str(endpoint).startswith("http://") and not _is_loopback(str(endpoint)):
+            # Access tokens must not cross a network in clear text.
+            cls._invalid("api_endpoint", "'api_endpoint' must use https (http only on loopback)")
         mbb = settings.get("maximum_bytes_billed")
         if mbb not in (None, ""):
             try:

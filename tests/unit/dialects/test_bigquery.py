@@ -155,6 +155,15 @@ def test_anonymous_credentials_are_refused_for_a_non_loopback_endpoint() -> None
     assert info.value.code == errors.INVALID_CREDENTIAL
 
 
+def test_a_remote_endpoint_must_use_tls() -> None:
+    secrets = {"service_account_json": key_json()}
+    BigQueryAdapter.check_credential({"api_endpoint": "https://bq.internal.example"}, secrets)
+    for bad in ("http://bq.internal.example", "ftp://127.0.0.1"):
+        with pytest.raises(ZerocopyError) as info:
+            BigQueryAdapter.check_credential({"api_endpoint": bad}, secrets)
+        assert info.value.details["field"] == "api_endpoint"
+
+
 @pytest.mark.parametrize("value", ["-5", "lots", 0])
 def test_maximum_bytes_billed_must_be_a_positive_integer(value: object) -> None:
     with pytest.raises(ZerocopyError) as info:
