@@ -631,7 +631,7 @@ class _Check:
         ok = True
         seen: list[str] = []
         scope_parts_written = self.scope_text.strip().split(".")
-        for table in self.real_tables(work):
+        for table in self.real_tables(work, work_tables):
             if not isinstance(table.this, exp.Identifier) or _reads_files(table, self.rules):
                 continue  # functions, stages, file paths: refused by check_functions
             if self.refused_starts and self.inside_refused_function(table):
@@ -660,14 +660,14 @@ class _Check:
             node = node.parent
         return False
 
-    def real_tables(self, work: exp.Expr) -> Iterator[exp.Table]:
+    def real_tables(self, work: exp.Expr, tables: list[exp.Table]) -> Iterator[exp.Table]:
         """Table nodes that name a stored table (not a CTE in scope, not a function)."""
         try:
             scopes = traverse_scope(work)
         except OptimizeError:
             scopes = []
         if not scopes:  # sqlglot could not scope it: every table counts (CTEs then look unknown)
-            yield from work.find_all(exp.Table)
+            yield from tables
             return
         seen: set[int] = set()
         for scope in scopes:
@@ -679,7 +679,7 @@ class _Check:
                     continue  # a CTE reference: the name is shadowed in this scope
                 yield table
         # tables outside any SELECT scope (e.g. under VALUES) still have to be checked
-        for table in work.find_all(exp.Table):
+        for table in tables:
             if id(table) in seen or not isinstance(table.this, exp.Identifier):
                 continue
             if table.args.get("db") or not _is_cte_reference(table):
