@@ -137,7 +137,7 @@ def test_without_a_key_only_a_loopback_endpoint_is_accepted() -> None:
     for settings in (
         {"project": "p"},
         {"project": "p", "api_endpoint": "https://bigquery.googleapis.com"},
-        {"project": "p", "api_endpoint": "http://10.0.0.5:9050"},
+        {"project": "p", "api_endpoint": "https://10.0.0.5:9050"},
     ):
         with pytest.raises(ZerocopyError) as info:
             BigQueryAdapter.check_credential(settings, {})
