@@ -359,7 +359,8 @@ class RefreshEngine:
             raise
         with anyio.CancelScope(shield=True):
             await self._cleanup(run, adapter, outcome)
-            return await self._finish(run, outcome, started)
+            final = await self._finish(run, outcome, started)
+        return final
 
     async def _prepare(self, run: RefreshRun, outcome: _Outcome) -> tuple[Any, str, str]:
         """Load the run's segment, source and catalog; check the SQL; build the adapter."""

@@ -23,6 +23,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -179,9 +180,13 @@ class MembershipStore:
 
     async def contains_uncached(self, segment_id: str, external_id: str) -> bool:
         """One-statement membership check (fallback under heavy swapping)."""
-        stmt = _current_chunks(segment_id).where(SegmentMemberChunk.last_id >= external_id)
-        stmt = stmt.with_only_columns(SegmentMemberChunk.ids, SegmentMemberChunk.first_id)
-        stmt = stmt.order_by(SegmentMemberChunk.last_id).limit(1)
+        stmt = (
+            _current_chunks(segment_id)
+            .where(SegmentMemberChunk.last_id >= external_id)
+            .with_only_columns(SegmentMemberChunk.ids, SegmentMemberChunk.first_id)
+            .order_by(SegmentMemberChunk.last_id)
+            .limit(1)
+        )
         async with self.db.session() as s:
             row = (await s.execute(stmt)).first()
         if row is None or external_id < row.first_id:
@@ -321,7 +326,7 @@ class MembershipStore:
         return bool(await self._chunks_from(segment_id, after=last, inclusive=False, limit=1))
 
 
-def _current_chunks(segment_id: str) -> sa.Select[tuple[SegmentMemberChunk]]:
+def _current_chunks(segment_id: str) -> sa.Select[Any]:
     """Chunks of the segment's current version, resolved in the same statement (one snapshot)."""
     return (
         sa.select(SegmentMemberChunk)

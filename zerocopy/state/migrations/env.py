@@ -6,7 +6,7 @@ Standalone use (``alembic -x url=... upgrade head``) opens its own synchronous c
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool
 
 from zerocopy.state.models import Base
 
@@ -33,7 +33,7 @@ def run_migrations_online() -> None:
         _run(conn)
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
