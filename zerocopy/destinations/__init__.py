@@ -1,0 +1,1 @@
+"""Where sync rows go: the protocol, the built-in profile store and the HTTP batch destination."""

@@ -1,0 +1,1 @@
+"""Incremental ingestion syncs: definitions, row validation, watermark logic, the run engine."""
