@@ -327,6 +327,35 @@ class _Check:
         start = _start_offset(node)
         return self.offset_position(start) if start is not None else (None, None)
 
+    def written(self, node: exp.Expr) -> str:
+        """A node as the user typed it (its text span), else as sqlglot names it."""
+        spans = [
+            (c._meta["start"], c._meta["end"])
+            for c in node.walk()
+            if c._meta and "start" in c._meta and "end" in c._meta
+        ]
+        if spans:
+            start, end = min(a for a, _ in spans), max(b for _, b in spans)
+            text = self.text[start : end + 1]
+            if 0 < len(text) <= 200:
+                return text
+        if isinstance(node, exp.Column):
+            return ".".join(part.name for part in node.parts)
+        return node.sql()
+
+    def written_table(self, table: exp.Table) -> str:
+        """A table reference as typed (without its alias)."""
+        spans = [
+            (p._meta["start"], p._meta["end"])
+            for p in table.parts
+            if p._meta and "start" in p._meta and "end" in p._meta
+        ]
+        if len(spans) == len(table.parts) and spans:
+            text = self.text[min(a for a, _ in spans) : max(b for _, b in spans) + 1]
+            if 0 < len(text) <= 200:
+                return text
+        return _written_name(table)
+
     def token_position(self, text: str, *, after: int = 0) -> tuple[int | None, int | None]:
         """Where a token with this text (case-insensitive) first appears."""
         wanted = text.lower()
@@ -691,7 +720,7 @@ class _Check:
         """Classify one stored-table reference; records its issue and returns None if refused."""
         rules = self.rules
         db, catalog, name = table.db, table.catalog, table.name
-        written = _written_name(table)
+        written = self.written_table(table)
         extra = table.parts[:-3] if len(table.parts) > 3 else []
         if extra or (catalog and catalog != scope_db) or (db and db != scope_schema):
             where = ".".join(p.name for p in table.parts[:-1])
@@ -784,8 +813,7 @@ class _Check:
                     # a qualifier naming no source: a struct/record path (BigQuery a.b.c) is a Dot
                     self.issue(
                         UNKNOWN_COLUMN,
-                        f"{_column_display(column)}: '{table}' is not a table or alias in this "
-                        "query.",
+                        f"{self.written(column)}: '{table}' is not a table or alias in this query.",
                         self.node_position(column),
                     )
                     continue
@@ -797,17 +825,26 @@ class _Check:
                     hint = _closest(name, list(columns))
                     self.issue(
                         UNKNOWN_COLUMN,
-                        f"Column {_column_display(column)} does not exist in {table}"
+                        f"Column {self.written(column)} does not exist in {table}"
                         + (f"; did you mean {hint}?" if hint else ".")
                         + f" Available: {_short_list(columns)}.",
                         self.node_position(column),
                     )
             elif known_sources:
+                owners = [s for s in scope.sources if name in resolver.get_source_columns(s)]
+                if len(owners) > 1:
+                    self.issue(
+                        UNKNOWN_COLUMN,
+                        f"Column {self.written(column)} is ambiguous: it exists in "
+                        f"{', '.join(sorted(owners))}. Qualify it with one of these aliases.",
+                        self.node_position(column),
+                    )
+                    continue
                 candidates = [c for s in scope.sources for c in resolver.get_source_columns(s)]
                 hint = _closest(name, candidates)
                 self.issue(
                     UNKNOWN_COLUMN,
-                    f"Column {_column_display(column)} does not exist in any table of this "
+                    f"Column {self.written(column)} does not exist in any table of this "
                     "query" + (f"; did you mean {hint}?" if hint else ".") + "",
                     self.node_position(column),
                 )
@@ -1179,11 +1216,6 @@ def _owning_scope(scope: Scope, table: str) -> Scope | None:
             return current
         current = current.parent
     return None
-
-
-def _column_display(column: exp.Column) -> str:
-    """``table.column`` as written."""
-    return ".".join(part.name for part in column.parts)
 
 
 def _short_list(names: Any) -> str:
