@@ -53,6 +53,9 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.WAREHOUSE_ERROR: 502,
     errors.WAREHOUSE_BUSY: 503,
     errors.TIMED_OUT: 504,
+    errors.DESTINATION_ERROR: 502,
+    errors.NOTIFICATION_FAILED: 502,
+    errors.FILE_SOURCE_ERROR: 422,
     # Ours.
     errors.WORKER_LOST: 500,
     errors.INTERNAL_ERROR: 500,

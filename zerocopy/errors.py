@@ -46,6 +46,9 @@ CREDENTIAL_KIND_MISMATCH = "credential_kind_mismatch"
 DATA_TYPE_IMMUTABLE = "data_type_immutable"
 WORKER_LOST = "worker_lost"
 INTERNAL_ERROR = "internal_error"
+NOTIFICATION_FAILED = "notification_failed"
+DESTINATION_ERROR = "destination_error"
+FILE_SOURCE_ERROR = "file_source_error"
 
 
 class ZerocopyError(Exception):
