@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
 from zerocopy.state.models import Base
+from zerocopy.state import sync_models  # noqa: F401  (sync + profile store tables)
 
 target_metadata = Base.metadata
 config = context.config
