@@ -8,8 +8,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine, pool
 
-from zerocopy.state.models import Base
 from zerocopy.state import sync_models  # noqa: F401  (sync + profile store tables)
+from zerocopy.state.models import Base
 
 target_metadata = Base.metadata
 config = context.config
