@@ -1,0 +1,371 @@
+"""HTTP batch destination: validated rows POSTed as JSON batches to a configured URL.
+
+Wire format (README "HTTP destination"): one ``POST <url>`` per HTTP batch of at most
+``batch_rows`` rows (default :data:`DEFAULT_BATCH_ROWS`, at most :data:`MAX_HTTP_BATCH_ROWS`;
+a body over :data:`MAX_BODY_BYTES` is split further)::
+
+    Authorization: Bearer <key>
+    Content-Type: application/json
+    Idempotency-Key: <batch_id>
+
+    {"batch_id": "<sha256 of the rows' row_hash values>", "sync_id": "...", "run_id": "...",
+     "data_type": "user_attributes",
+     "attributes": [{"row_hash": "...", "identifier": {"external_id": "u1"},
+                     "attributes": {"plan": "gold", "nickname": null}}]}
+
+Exactly one array is present, named after the data type: ``attributes``, ``events``,
+``purchases``, ``user_deletes``, ``catalog_items`` or ``accounts``. A ``2xx`` answer
+acknowledges the batch; its JSON body may list refused rows, each by ``index`` into that array
+(or by ``row_hash``)::
+
+    {"rejected": [{"index": 3, "code": "invalid_field", "message": "price must be >= 0"}]}
+
+Refused rows become row errors (their ``code`` when it is one of zerocopy's row-error codes,
+else ``rejected_by_destination`` with the receiver's code in the message).
+
+Failures: connection errors, timeouts, ``408`` and ``5xx`` are retried with exponential
+backoff (:data:`BACKOFF_BASE_S` doubling up to :data:`BACKOFF_MAX_S`, with jitter) and ``429``
+waits for its ``Retry-After`` (seconds or an HTTP date), all within the run's deadline and at
+most ``max_attempts`` tries per HTTP batch; ``413`` halves the batch; ``401`` / ``403`` are
+sync-level errors (``auth_failed`` / ``permission_denied``); any other ``4xx`` is a sync-level
+``destination_error``. When an HTTP batch finally fails, :meth:`HttpDestination.deliver`
+returns ``accepted=False``: the engine keeps the watermark before the whole
+:class:`~zerocopy.destinations.protocol.DeliveryBatch`, and the next run re-sends it. HTTP
+batches already acknowledged are then sent again with the same ``Idempotency-Key`` and
+``row_hash`` values (at-least-once; the receiver de-duplicates by them).
+
+The bearer key is a secret: registered for log redaction, never in ``repr``, logs or errors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import anyio
+import httpx
+import orjson
+
+from zerocopy import errors
+from zerocopy.destinations.protocol import DeliveryBatch, DeliveryResult, RowRejection
+from zerocopy.errors import ZerocopyError
+from zerocopy.logging import get_logger, register_secret
+from zerocopy.sync.types import (
+    REJECTED_BY_DESTINATION,
+    ROW_ERROR_CODES,
+    DataType,
+    ValidRow,
+)
+
+log = get_logger(__name__)
+
+DEFAULT_BATCH_ROWS = 75
+"""Rows per POST unless configured (the size Braze's ``/users/track`` takes per array)."""
+
+MAX_HTTP_BATCH_ROWS = 1_000
+"""Upper bound of the configurable ``batch_rows``."""
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+"""A JSON body larger than this is split in halves before sending."""
+
+BACKOFF_BASE_S = 0.5
+"""First retry delay after a 5xx / connection error; doubles each attempt."""
+
+BACKOFF_MAX_S = 30.0
+"""Cap of one backoff delay."""
+
+DEFAULT_MAX_ATTEMPTS = 8
+"""Tries per HTTP batch (first POST included) before the run fails."""
+
+REQUEST_TIMEOUT_S = 30.0
+"""Timeout of one POST (connect + read)."""
+
+ARRAY_BY_TYPE: dict[DataType, str] = {
+    DataType.USER_ATTRIBUTES: "attributes",
+    DataType.CUSTOM_EVENTS: "events",
+    DataType.PURCHASES: "purchases",
+    DataType.USER_DELETES: "user_deletes",
+    DataType.CATALOG_ITEMS: "catalog_items",
+    DataType.ACCOUNTS: "accounts",
+}
+"""Name of the JSON array carrying rows of each data type."""
+
+_RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True, slots=True)
+class HttpDestinationConfig:
+    """Where and how to POST (the key is write-only: not in ``repr``)."""
+
+    url: str
+    api_key: str
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    backoff_base_s: float = BACKOFF_BASE_S
+    backoff_max_s: float = BACKOFF_MAX_S
+    timeout_s: float = REQUEST_TIMEOUT_S
+
+    def __repr__(self) -> str:
+        return (
+            f"HttpDestinationConfig(url={self.url!r}, api_key='***', batch_rows={self.batch_rows})"
+        )
+
+    def validate(self) -> None:
+        """Refuse unusable settings with ``validation_error`` naming the fix."""
+        if not self.url.startswith(("http://", "https://")):
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                f"destination URL must start with https:// (got {self.url!r})",
+            )
+        host = httpx.URL(self.url).host
+        if self.url.startswith("http://") and host not in {"127.0.0.1", "localhost", "::1"}:
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                "destination URL must use https:// (plain http is only allowed on loopback): "
+                "the bearer key would travel in clear text",
+            )
+        if not self.api_key:
+            raise ZerocopyError(errors.VALIDATION_ERROR, "the HTTP destination needs an API key")
+        if not 1 <= self.batch_rows <= MAX_HTTP_BATCH_ROWS:
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                f"batch_rows must be between 1 and {MAX_HTTP_BATCH_ROWS} (got {self.batch_rows})",
+            )
+        if self.max_attempts < 1:
+            raise ZerocopyError(errors.VALIDATION_ERROR, "max_attempts must be at least 1")
+
+
+def row_json(data_type: DataType, row: ValidRow, catalog: str | None) -> dict[str, Any]:
+    """The JSON object of one row in its data type's array."""
+    out: dict[str, Any] = {"row_hash": row.row_hash}
+    if row.identifier is not None:
+        out["identifier"] = row.identifier.as_dict()
+        if row.phone:
+            out["phone"] = row.phone
+    if data_type is DataType.USER_ATTRIBUTES:
+        out["attributes"] = row.payload
+    elif data_type in (DataType.CUSTOM_EVENTS, DataType.PURCHASES):
+        out.update({k: v for k, v in row.payload.items() if k not in out})
+    elif data_type is DataType.CATALOG_ITEMS:
+        out.update(catalog=catalog, id=row.item_id, deleted=row.deleted, fields=row.payload)
+    elif data_type is DataType.ACCOUNTS:
+        out.update(id=row.item_id, name=row.name, deleted=row.deleted, fields=row.payload)
+    return out
+
+
+def batch_id(rows: Sequence[ValidRow]) -> str:
+    """Stable id of an HTTP batch: the same rows re-sent by a later run keep the same id."""
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(row.row_hash.encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), else None."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+class _BatchFailed(Exception):
+    """An HTTP batch could not be delivered (retries exhausted or deadline): run error."""
+
+
+class HttpDestination:
+    """POSTs each batch as JSON; see the module docstring for the wire format and retries."""
+
+    KIND: ClassVar[str] = "http"
+    COMMITS_WATERMARK: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        config: HttpDestinationConfig,
+        *,
+        deadline: float | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        config.validate()
+        register_secret(config.api_key)
+        self.config = config
+        self.deadline = deadline
+        """Absolute ``anyio.current_time()`` by which the run must end (None: no limit)."""
+        self._client = client or httpx.AsyncClient(timeout=config.timeout_s)
+        self._owns_client = client is None
+        self.attempts = 0
+        """POSTs sent so far (all batches, retries included): for logs and tests."""
+
+    def __repr__(self) -> str:
+        return f"HttpDestination({self.config!r})"
+
+    async def aclose(self) -> None:
+        """Close the connection pool (when this destination created it)."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def deliver(self, batch: DeliveryBatch) -> DeliveryResult:
+        """Send ``batch`` in HTTP batches; accepted only when every one was acknowledged."""
+        array = ARRAY_BY_TYPE[DataType(batch.data_type)]
+        rejections: list[RowRejection] = []
+        step = self.config.batch_rows
+        try:
+            for start in range(0, len(batch.rows), step):
+                chunk = batch.rows[start : start + step]
+                for index, code, message in await self._send(batch, array, chunk, start):
+                    rejections.append(RowRejection(index, code, message))
+        except _BatchFailed as exc:
+            return DeliveryResult(accepted=False, delivered=0, error=str(exc))
+        refused = {r.index for r in rejections}
+        return DeliveryResult(
+            accepted=True, delivered=len(batch.rows) - len(refused), rejections=rejections
+        )
+
+    async def _send(
+        self, batch: DeliveryBatch, array: str, rows: list[ValidRow], offset: int
+    ) -> list[tuple[int, str, str]]:
+        """POST ``rows`` (one HTTP batch) until acknowledged; rejections as batch indexes."""
+        body = {
+            "batch_id": batch_id(rows),
+            "sync_id": batch.sync_id,
+            "run_id": batch.run_id,
+            "data_type": str(batch.data_type),
+            array: [row_json(DataType(batch.data_type), r, batch.catalog) for r in rows],
+        }
+        content = orjson.dumps(body, default=str)
+        if len(content) > MAX_BODY_BYTES and len(rows) > 1:
+            return await self._split(batch, array, rows, offset)
+        headers = {
+            "Authorization": f"Bearer {self.config.api_key}",
+            "Content-Type": "application/json",
+            "Idempotency-Key": body["batch_id"],
+        }
+        last = "no attempt"
+        for attempt in range(self.config.max_attempts):
+            self.attempts += 1
+            wait: float | None
+            try:
+                resp = await self._client.post(self.config.url, content=content, headers=headers)
+            except httpx.TimeoutException as exc:
+                last, wait = f"timed out ({type(exc).__name__})", self._backoff(attempt)
+            except httpx.TransportError as exc:
+                last, wait = f"connection failed ({type(exc).__name__})", self._backoff(attempt)
+            else:
+                status = resp.status_code
+                if 200 <= status < 300:
+                    return self._rejections(resp, rows, offset)
+                if status == 413 and len(rows) > 1:
+                    return await self._split(batch, array, rows, offset)
+                if status in (401, 403):
+                    code = errors.AUTH_FAILED if status == 401 else errors.PERMISSION_DENIED
+                    raise ZerocopyError(
+                        code,
+                        f"the HTTP destination {self.config.url} refused the API key "
+                        f"(HTTP {status}): update the destination's key",
+                    )
+                if status == 429:
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+                    last = f"HTTP 429 (Retry-After: {resp.headers.get('Retry-After')})"
+                    wait = retry_after if retry_after is not None else self._backoff(attempt)
+                elif status in _RETRYABLE_STATUS or status >= 500:
+                    last, wait = f"HTTP {status}", self._backoff(attempt)
+                else:
+                    raise ZerocopyError(
+                        errors.DESTINATION_ERROR,
+                        f"the HTTP destination {self.config.url} refused the batch with HTTP "
+                        f"{status}: {_excerpt(resp)}",
+                        details={"status": status},
+                    )
+            if attempt + 1 >= self.config.max_attempts:
+                break
+            self._check_deadline(wait, last)
+            log.info(
+                "http_destination_retry",
+                url=self.config.url,
+                attempt=attempt + 1,
+                reason=last,
+                wait_s=round(wait, 3),
+            )
+            await anyio.sleep(wait)
+        raise _BatchFailed(
+            f"the HTTP destination {self.config.url} did not acknowledge a batch of {len(rows)} "
+            f"rows after {self.config.max_attempts} attempts (last: {last}); the watermark "
+            "stays before it and the next run sends it again"
+        )
+
+    async def _split(
+        self, batch: DeliveryBatch, array: str, rows: list[ValidRow], offset: int
+    ) -> list[tuple[int, str, str]]:
+        half = len(rows) // 2
+        first = await self._send(batch, array, rows[:half], offset)
+        return first + await self._send(batch, array, rows[half:], offset + half)
+
+    def _backoff(self, attempt: int) -> float:
+        base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**attempt)
+        # Full jitter on the upper half: concurrent syncs do not retry in lockstep.
+        return base / 2 + random.random() * base / 2
+
+    def _check_deadline(self, wait: float, last: str) -> None:
+        if self.deadline is None:
+            return
+        left = self.deadline - anyio.current_time()
+        if wait >= left:
+            raise _BatchFailed(
+                f"the HTTP destination {self.config.url} asked to wait {math.ceil(wait)} s "
+                f"({last}) but the run's deadline is {max(0, math.floor(left))} s away; the "
+                "watermark stays before this batch and the next run sends it again"
+            )
+
+    def _rejections(
+        self, resp: httpx.Response, rows: list[ValidRow], offset: int
+    ) -> list[tuple[int, str, str]]:
+        """Per-row refusals of an acknowledged HTTP batch, as indexes into the DeliveryBatch."""
+        if not resp.content:
+            return []
+        try:
+            data = orjson.loads(resp.content)
+        except orjson.JSONDecodeError:
+            return []
+        items = data.get("rejected") if isinstance(data, dict) else None
+        if not isinstance(items, list):
+            return []
+        by_hash = {row.row_hash: i for i, row in enumerate(rows)}
+        out: dict[int, tuple[int, str, str]] = {}
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            index = item.get("index")
+            if not isinstance(index, int) or isinstance(index, bool):
+                index = by_hash.get(str(item.get("row_hash")))
+            if index is None or not 0 <= index < len(rows):
+                log.warning("http_destination_unknown_rejection", url=self.config.url, item=item)
+                continue
+            code = str(item.get("code") or "")
+            message = str(item.get("message") or "refused by the destination")
+            if code not in ROW_ERROR_CODES:
+                message = f"{code}: {message}" if code else message
+                code = REJECTED_BY_DESTINATION
+            out[index] = (offset + index, code, message)
+        return list(out.values())
+
+
+def _excerpt(resp: httpx.Response, limit: int = 300) -> str:
+    text = resp.text.strip().replace("\n", " ")
+    return (text[:limit] + "...") if len(text) > limit else (text or "(empty body)")
