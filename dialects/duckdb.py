@@ -256,7 +256,13 @@ class DuckDBAdapter(BaseAdapter):
         return str(row[0][0])
 
     def _refuse_if_read_only(self, what: str) -> None:
-        if self.read_only:
+        """Refuse writes of a read-only source sharing a read-write instance of its file.
+
+        When the instance itself is read-only DuckDB refuses on its own (mapped by
+        :attr:`ERROR_RULES`); when it is shared with a read-write source we must refuse.
+        """
+        self._database()
+        if self.read_only and self._inst is not None and not self._inst.read_only:
             raise ZerocopyError(
                 errors.PERMISSION_DENIED,
                 f"the DuckDB source is read-only, so it cannot {what}; set read_only to false "

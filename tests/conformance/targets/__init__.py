@@ -1,0 +1,1 @@
+"""One module per adapter kind: a session fixture ``<kind>_target`` and ``CAN_SHOW``."""
