@@ -1,0 +1,1 @@
+"""Schedules, the scheduler loop, housekeeping (janitor, worker-lost detection) and slots."""
