@@ -15,6 +15,7 @@ ADAPTERS: dict[str, str] = {
     "postgres": "dialects.postgres:PostgresAdapter",
     "redshift": "dialects.redshift:RedshiftAdapter",
     "databricks": "dialects.databricks:DatabricksAdapter",
+    "snowflake": "dialects.snowflake:SnowflakeAdapter",
 }
 """Add a warehouse here: ``kind -> "module:Class"``."""
 
