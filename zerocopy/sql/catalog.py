@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp
@@ -25,16 +25,33 @@ class CatalogTable:
         return f"{self.schema}.{self.name}"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class DialectView:
-    """The catalog normalized for one sqlglot dialect: the MappingSchema and table lookups."""
+    """The catalog normalized for one sqlglot dialect: table lookups and per-scope schemas."""
 
-    schema: MappingSchema
+    dialect: Dialect
     tables: dict[tuple[str, str], CatalogTable]
     """(normalized schema, normalized table) -> table."""
 
     databases: dict[str, frozenset[str]]
     """normalized schema -> normalized databases it was declared under (3-level catalogs)."""
+
+    mapping: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    """normalized schema -> table -> column -> type."""
+
+    by_scope: dict[str, MappingSchema] = field(default_factory=dict)
+    """normalized scope schema -> a one-level MappingSchema of just its tables (lazy)."""
+
+    def scope_schema(self, schema: str) -> MappingSchema:
+        """The scope's tables only: the checker refuses every other table before it matters
+        what sqlglot would resolve them to, and unqualified names need no lookup rules."""
+        found = self.by_scope.get(schema)
+        if found is None:
+            found = MappingSchema(
+                self.mapping.get(schema, {}), dialect=self.dialect, normalize=False
+            )
+            self.by_scope[schema] = found
+        return found
 
 
 class SqlCatalog:
@@ -107,9 +124,8 @@ class SqlCatalog:
                 databases[norm_schema] = frozenset(
                     _normalize(db, dialect) for db in self._databases[schema]
                 )
-        # normalize=False: names are already folded above, types stay as the warehouse wrote them.
-        schema_obj = MappingSchema(mapping, dialect=dialect, normalize=False)
-        return DialectView(schema_obj, tables, databases)
+        # MappingSchemas (normalize=False: names are folded above) are built per scope on use
+        return DialectView(dialect, tables, databases, mapping)
 
     def __len__(self) -> int:
         return sum(len(tables) for tables in self._flat.values())

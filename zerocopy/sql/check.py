@@ -281,6 +281,7 @@ class _Check:
         self._line_starts: list[int] | None = None
         self.root_scope: Scope | None = None
         self.tables_ok = False
+        self.known_tables: dict[int, CatalogTable] = {}  # in-scope catalog tables, by node id
         self.reading: list[exp.Expr] = []
         self.refused_starts: set[int] = set()  # offsets of refused table functions
         self.scopes: list[Scope] = []
@@ -410,15 +411,53 @@ class _Check:
         if work is None:
             work = root.copy()
         work = normalize_identifiers(work, dialect=self.read_dialect)
-        tables_ok = self.tables_ok = self.check_tables(root, work, scope)
+        work_tables = list(work.find_all(exp.Table))  # before qualification moves nodes
+        # Qualify first, then one scope traversal serves tables and columns alike: the schema
+        # holds only the scope's tables, so lookups need no database/schema on the tables.
+        self.schema = self.view.scope_schema(scope[-1].name)
+        work, optimizer_error = self.qualify(work, scope[-1].name)
+        scopes = self.traverse(work)
+        tables_ok = self.tables_ok = self.check_tables(root, work_tables, scope, scopes)
         if any(i.code == FORBIDDEN_FUNCTION for i in self.issues):
             return  # sources that read files/stages have no columns to check against
-        qualified = self.check_columns(work, tables_ok)
-        if qualified is not None:
-            self.check_id_column(qualified)
+        if optimizer_error is not None:
+            if tables_ok:
+                self.column_error_from_optimizer(optimizer_error)
+        elif scopes is not None:
+            for each in scopes:
+                self.validate_scope_columns(each)
+            self.root_scope = scopes[-1] if scopes else None
+            self.scopes = scopes
+            self.check_id_column(work)
         if self.issues:
             return
         self.emit(root)
+
+    def qualify(self, work: exp.Expr, scope_schema: str) -> tuple[exp.Expr, OptimizeError | None]:
+        """sqlglot's column qualification against the scope's tables (stars expanded)."""
+        try:
+            if any(_is_join_construct(node) for node in self.reading):
+                # (a JOIN b) AS t: sqlglot rewrites it into a subquery first
+                work = qualify_tables(work, dialect=self.read_dialect)
+            work = qualify_columns(
+                work,
+                self.schema,
+                expand_alias_refs=True,
+                expand_stars=True,
+                allow_partial_qualification=True,
+                dialect=self.read_dialect,
+            )
+        except OptimizeError as exc:
+            return work, exc
+        return work, None
+
+    @staticmethod
+    def traverse(work: exp.Expr) -> list[Scope] | None:
+        """sqlglot's scopes of the tree, or None when it cannot scope it."""
+        try:
+            return traverse_scope(work)
+        except OptimizeError:
+            return None
 
     def parse(self) -> list[exp.Expr]:
         """Tokenize, count statements, parse; returns the non-empty statements."""
@@ -645,13 +684,18 @@ class _Check:
             for p in parts
         ]
 
-    def check_tables(self, root: exp.Expr, work: exp.Expr, scope: list[exp.Identifier]) -> bool:
-        """Resolve each table reference; qualify in-scope tables in both trees. True if all ok."""
+    def check_tables(
+        self,
+        root: exp.Expr,
+        work_tables: list[exp.Table],
+        scope: list[exp.Identifier],
+        scopes: list[Scope] | None,
+    ) -> bool:
+        """Resolve each table reference; qualify in-scope tables of the output. True if all ok."""
         scope_schema = scope[-1].name
         scope_db = scope[0].name if len(scope) == 2 else None
         # both trees come from the same tokens: their Table nodes correspond in walk order
         orig_tables = [node for node in self.reading if isinstance(node, exp.Table)]
-        work_tables = list(work.find_all(exp.Table))
         index = (
             {id(node): i for i, node in enumerate(work_tables)}
             if len(orig_tables) == len(work_tables)
@@ -660,7 +704,7 @@ class _Check:
         ok = True
         seen: list[str] = []
         scope_parts_written = self.scope_text.strip().split(".")
-        for table in self.real_tables(work, work_tables):
+        for table in self.real_tables(scopes, work_tables):
             if not isinstance(table.this, exp.Identifier) or _reads_files(table, self.rules):
                 continue  # functions, stages, file paths: refused by check_functions
             if self.refused_starts and self.inside_refused_function(table):
@@ -670,9 +714,7 @@ class _Check:
             if isinstance(found, CatalogTable):
                 if found.display not in seen:
                     seen.append(found.display)
-                # qualify the working copy for the column step, and the output tree for the warehouse
-                table.set("catalog", None)
-                table.set("db", exp.Identifier(this=scope_schema, quoted=False))
+                self.known_tables[id(table)] = found
                 if isinstance(original, exp.Table):
                     _qualify_output_table(original, scope_parts_written)
             else:
@@ -689,12 +731,10 @@ class _Check:
             node = node.parent
         return False
 
-    def real_tables(self, work: exp.Expr, tables: list[exp.Table]) -> Iterator[exp.Table]:
+    def real_tables(
+        self, scopes: list[Scope] | None, tables: list[exp.Table]
+    ) -> Iterator[exp.Table]:
         """Table nodes that name a stored table (not a CTE in scope, not a function)."""
-        try:
-            scopes = traverse_scope(work)
-        except OptimizeError:
-            scopes = []
         if not scopes:  # sqlglot could not scope it: every table counts (CTEs then look unknown)
             yield from tables
             return
@@ -757,36 +797,6 @@ class _Check:
             return None
         return found
 
-    def check_columns(self, work: exp.Expr, tables_ok: bool) -> exp.Expr | None:
-        """Qualify columns against the catalog and report every unknown column."""
-        schema = self.view.schema
-        try:
-            if any(
-                _is_join_construct(node) for node in self.reading
-            ):  # (a JOIN b) AS t: sqlglot rewrites it into a subquery
-                work = qualify_tables(work, dialect=self.read_dialect)
-            work = qualify_columns(
-                work,
-                schema,
-                expand_alias_refs=True,
-                expand_stars=True,
-                allow_partial_qualification=True,
-                dialect=self.read_dialect,
-            )
-        except OptimizeError as exc:
-            if tables_ok:
-                self.column_error_from_optimizer(exc)
-            return None
-        try:
-            scopes = traverse_scope(work)
-        except OptimizeError:
-            return work
-        for scope in scopes:
-            self.validate_scope_columns(scope)
-        self.root_scope = scopes[-1] if scopes else None
-        self.scopes = scopes
-        return work
-
     def column_error_from_optimizer(self, exc: OptimizeError) -> None:
         """Turn sqlglot's qualification refusal into an issue naming the column."""
         message = str(exc).split("\n")[0]
@@ -800,7 +810,7 @@ class _Check:
         """Every column of a SELECT must come from one of its sources (or an outer scope)."""
         if not isinstance(scope.expression, exp.Select):
             return
-        resolver = Resolver(scope, self.view.schema)
+        resolver = Resolver(scope, self.schema)
         known_sources = self.source_names_known(scope)
         for column in scope.columns:
             name = column.name
@@ -817,7 +827,7 @@ class _Check:
                         self.node_position(column),
                     )
                     continue
-                resolver_for = Resolver(owner, self.view.schema) if owner is not scope else resolver
+                resolver_for = Resolver(owner, self.schema) if owner is not scope else resolver
                 if not self.source_known(owner, table):
                     continue
                 columns = resolver_for.get_source_columns(table)
@@ -857,7 +867,7 @@ class _Check:
         """Whether a source's column list is exact: a catalog table or a star-free subquery."""
         source = scope.sources.get(name)
         if isinstance(source, exp.Table):
-            return (source.db, source.name) in self.view.tables
+            return id(source) in self.known_tables
         if isinstance(source, Scope):
             expression = source.expression
             if isinstance(expression, exp.Query):
@@ -944,7 +954,7 @@ class _Check:
             for name in names:
                 source = scope.sources.get(name)
                 if isinstance(source, exp.Table):
-                    table = self.view.tables.get((source.db, source.name))
+                    table = self.known_tables.get(id(source))
                     if table and any(c.lower() == wanted for c in table.columns):
                         return True
         return False

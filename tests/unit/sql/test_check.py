@@ -224,3 +224,11 @@ def test_exotic_catalog_types_do_not_break_the_check(dialect: str) -> None:
     for sql in ("SELECT * FROM users", "SELECT external_user_id FROM users WHERE odd = 1"):
         result = check(sql, dialect=dialect, catalog=catalog)
         assert result.valid, result.errors
+
+
+def test_other_schemas_in_the_catalog_stay_out_of_scope() -> None:
+    catalog = {"marketing": MARKETING, "finance": {"users": {"external_user_id": "VARCHAR"}}}
+    ok = check("SELECT external_user_id, email FROM users", catalog=catalog)
+    assert ok.valid and ok.tables == ["marketing.users"]
+    bad = check("SELECT external_user_id FROM finance.users", catalog=catalog)
+    assert [e.code for e in bad.errors] == [OUT_OF_SCOPE]
