@@ -47,9 +47,8 @@ class DialectView:
         what sqlglot would resolve them to, and unqualified names need no lookup rules."""
         found = self.by_scope.get(schema)
         if found is None:
-            found = MappingSchema(
-                self.mapping.get(schema, {}), dialect=self.dialect, normalize=False
-            )
+            tables: dict[str, object] = dict(self.mapping.get(schema, {}))
+            found = MappingSchema(tables, dialect=self.dialect, normalize=False)
             self.by_scope[schema] = found
         return found
 

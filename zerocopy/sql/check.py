@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from sqlglot import exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError, UnsupportedError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
@@ -29,7 +29,6 @@ from sqlglot.optimizer.qualify_columns import qualify_columns
 from sqlglot.optimizer.qualify_tables import qualify_tables
 from sqlglot.optimizer.resolver import Resolver
 from sqlglot.optimizer.scope import Scope, traverse_scope
-from sqlglot.tokens import Token, TokenType
 
 from zerocopy.errors import (
     FORBIDDEN_FUNCTION,
@@ -337,7 +336,7 @@ class _Check:
         ]
         if spans:
             start, end = min(a for a, _ in spans), max(b for _, b in spans)
-            text = self.text[start : end + 1]
+            text: str = self.text[start : end + 1]
             if 0 < len(text) <= 200:
                 return text
         if isinstance(node, exp.Column):
@@ -352,7 +351,7 @@ class _Check:
             if p._meta and "start" in p._meta and "end" in p._meta
         ]
         if len(spans) == len(table.parts) and spans:
-            text = self.text[min(a for a, _ in spans) : max(b for _, b in spans) + 1]
+            text: str = self.text[min(a for a, _ in spans) : max(b for _, b in spans) + 1]
             if 0 < len(text) <= 200:
                 return text
         return _written_name(table)
@@ -1014,7 +1013,7 @@ def _start_offset(node: exp.Expr) -> int | None:
     (a Column ``u.email`` has no position of its own, its identifiers do)."""
     meta = node._meta
     if meta and "start" in meta:
-        return meta["start"]
+        return int(meta["start"])
     starts = [
         candidate._meta["start"]
         for candidate in node.walk()

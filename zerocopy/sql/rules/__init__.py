@@ -37,7 +37,8 @@ def rules_for(dialect: str) -> DialectRules | None:
     module = MODULES.get(dialect.strip().lower()) if isinstance(dialect, str) else None
     if module is None:
         return None
-    return importlib.import_module(f"{__name__}.{module}").RULES
+    rules: DialectRules = importlib.import_module(f"{__name__}.{module}").RULES
+    return rules
 
 
 __all__ = ["MODULES", "WAREHOUSE_DIALECTS", "DialectRules", "rules_for"]
