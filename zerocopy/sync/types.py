@@ -138,6 +138,8 @@ class ValidRow:
     position: int
     row_hash: str
     updated_at: datetime | None = None
+    updated_us: int | None = None
+    """``updated_at`` in epoch microseconds (what the watermark compares)."""
     identifier: Identifier | None = None
     phone: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
@@ -156,3 +158,5 @@ class RowError:
     message: str
     raw: dict[str, Any]
     updated_at: datetime | None = None
+    row_hash: str = ""
+    updated_us: int | None = None

@@ -1,0 +1,508 @@
+"""Ingestion syncs: definitions, test (10-row validated preview), activation, runs, row logs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from dialects.protocol import Watermark
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
+from zerocopy.state.db import Database
+from zerocopy.state.models import Credential, Source
+from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
+from zerocopy.sync.engine import SyncEngine, resolve_table, sync_options
+from zerocopy.sync.types import DataType, RowError, SyncStatus, ValidRow
+from zerocopy.sync.validate import KNOWN_COLUMNS, validate_batch
+
+if TYPE_CHECKING:
+    from zerocopy.services.context import Runtime
+
+FREQUENCIES = ("15m", "30m", "1h", "2h", "6h", "12h", "1d", "1w", "1mo")
+"""Every 15 minutes up to monthly (schedules use it; "run now" works at any frequency)."""
+DESTINATIONS = ("builtin", "http")
+ROW_LOG_MODES = ("all", "errors")
+NOTIFICATION_KEYS = {
+    "on_error": bool,
+    "on_success": bool,
+    "even_if_no_rows": bool,
+    "row_error_threshold_pct": (int, float),
+    "webhook_url": str,
+}
+PREVIEW_ROWS = 10
+MAX_LOOKBACK_MINUTES = 7 * 24 * 60
+ROW_LOG_RETENTION = timedelta(days=30)
+RUN_RETENTION = timedelta(days=366)
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _invalid(field: str, message: str) -> ZerocopyError:
+    return ZerocopyError(errors.VALIDATION_ERROR, message, details={"field": field})
+
+
+def _data_type(value: str) -> DataType:
+    try:
+        return DataType(value)
+    except ValueError:
+        raise _invalid(
+            "data_type",
+            f"unknown data type {value!r}; use one of {', '.join(d.value for d in DataType)}",
+        ) from None
+
+
+def _frequency(value: str) -> str:
+    if value not in FREQUENCIES:
+        raise _invalid("frequency", f"frequency must be one of {', '.join(FREQUENCIES)}")
+    return value
+
+
+def _contacts(values: list[str]) -> list[str]:
+    out = []
+    for value in values:
+        if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
+            raise _invalid("contacts", f"{value!r} is not an e-mail address")
+        out.append(value.strip())
+    return out
+
+
+def _notifications(value: dict[str, Any]) -> dict[str, Any]:
+    for key, item in value.items():
+        kind = NOTIFICATION_KEYS.get(key)
+        if kind is None:
+            raise _invalid(
+                "notifications",
+                f"unknown notification setting {key!r}; use {', '.join(NOTIFICATION_KEYS)}",
+            )
+        if item is not None and (
+            not isinstance(item, kind) or isinstance(item, bool) != (kind is bool)
+        ):
+            raise _invalid("notifications", f"notification setting {key!r} has the wrong type")
+    pct = value.get("row_error_threshold_pct")
+    if pct is not None and not 0 <= pct <= 100:
+        raise _invalid("notifications", "row_error_threshold_pct must be 0-100")
+    return dict(value)
+
+
+def _row_limit(value: int | None) -> int | None:
+    if value is not None and (isinstance(value, bool) or value < 1):
+        raise _invalid("row_limit", "row_limit must be a positive number of rows (or null)")
+    return value
+
+
+def _lookback(minutes: int) -> int:
+    if isinstance(minutes, bool) or not 0 <= minutes <= MAX_LOOKBACK_MINUTES:
+        raise _invalid("lookback_minutes", f"lookback_minutes must be 0-{MAX_LOOKBACK_MINUTES}")
+    return minutes * 60
+
+
+def _choice(field: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise _invalid(field, f"{field} must be one of {', '.join(allowed)}")
+    return value
+
+
+async def create_sync(
+    session: AsyncSession,
+    workspace_id: str,
+    *,
+    name: str,
+    data_type: str,
+    source_id: str | None = None,
+    table: str | None = None,
+    credential_id: str | None = None,
+    source_settings: dict[str, Any] | None = None,
+    catalog_name: str | None = None,
+    frequency: str = "1d",
+    contacts: list[str] | None = None,
+    notifications: dict[str, Any] | None = None,
+    row_limit: int | None = None,
+    lookback_minutes: int = 0,
+    destination: str = "builtin",
+    row_log: str = "all",
+    settings: dict[str, Any] | None = None,
+) -> Sync:
+    """A new sync in ``draft``: test it (preview) and activate it before it runs on schedule."""
+    name = check_name(name, "sync")
+    dtype = _data_type(data_type)
+    if source_id is not None:
+        await get_scoped(session, Source, workspace_id, source_id)
+        if not table or not table.strip():
+            raise _invalid("table", "a warehouse sync needs the table or view to read")
+    elif credential_id is not None:
+        await get_scoped(session, Credential, workspace_id, credential_id)
+    else:
+        raise _invalid(
+            "source_id", "give a source_id + table (warehouse) or a credential_id (files)"
+        )
+    if dtype is DataType.CATALOG_ITEMS and not (catalog_name or "").strip():
+        raise _invalid("catalog_name", "a catalog-items sync needs the catalog_name to write to")
+    await ensure_unique_name(session, Sync, workspace_id, name)
+    sync = Sync(
+        workspace_id=workspace_id,
+        name=name,
+        data_type=dtype.value,
+        source_id=source_id,
+        credential_id=credential_id,
+        table_name=table.strip() if table else None,
+        source_settings=dict(source_settings or {}),
+        catalog_name=catalog_name.strip() if catalog_name else None,
+        frequency=_frequency(frequency),
+        contacts=_contacts(contacts or []),
+        notifications=_notifications(notifications or {}),
+        row_limit=_row_limit(row_limit),
+        lookback_s=_lookback(lookback_minutes),
+        destination=_choice("destination", destination, DESTINATIONS),
+        row_log=_choice("row_log", row_log, ROW_LOG_MODES),
+        settings=dict(settings or {}),
+        status=SyncStatus.DRAFT,
+    )
+    session.add(sync)
+    await session.commit()
+    return sync
+
+
+async def list_syncs(session: AsyncSession, workspace_id: str) -> list[Sync]:
+    return await list_scoped(session, Sync, workspace_id, Sync.created_at)
+
+
+async def get_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> Sync:
+    return await get_scoped(session, Sync, workspace_id, sync_id)
+
+
+async def update_sync(
+    session: AsyncSession, workspace_id: str, sync_id: str, **changes: Any
+) -> Sync:
+    """Change a sync; ``data_type_immutable`` for the data type; a new table means a new test."""
+    sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if "data_type" in changes and changes["data_type"] != sync.data_type:
+        raise ZerocopyError(
+            errors.DATA_TYPE_IMMUTABLE,
+            f"the data type of sync {sync.name!r} is {sync.data_type} and cannot change; "
+            "create a new sync for another data type",
+            details={"field": "data_type", "data_type": sync.data_type},
+        )
+    if "name" in changes:
+        name = check_name(changes["name"], "sync")
+        await ensure_unique_name(session, Sync, workspace_id, name, exclude_id=sync.id)
+        sync.name = name
+    retest = False
+    if "source_id" in changes and changes["source_id"] != sync.source_id:
+        await get_scoped(session, Source, workspace_id, changes["source_id"])
+        sync.source_id = changes["source_id"]
+        retest = True
+    if "table" in changes and changes["table"].strip() != sync.table_name:
+        sync.table_name = changes["table"].strip()
+        retest = True
+    if "frequency" in changes:
+        sync.frequency = _frequency(changes["frequency"])
+    if "contacts" in changes:
+        sync.contacts = _contacts(changes["contacts"])
+    if "notifications" in changes:
+        sync.notifications = _notifications(changes["notifications"])
+    if "row_limit" in changes:
+        sync.row_limit = _row_limit(changes["row_limit"])
+    if "lookback_minutes" in changes:
+        sync.lookback_s = _lookback(changes["lookback_minutes"])
+    if "row_log" in changes:
+        sync.row_log = _choice("row_log", changes["row_log"], ROW_LOG_MODES)
+    if "status" in changes:
+        status = changes["status"]
+        if status == SyncStatus.ACTIVE:
+            _require_tested(sync)
+        elif status not in (SyncStatus.PAUSED, SyncStatus.DRAFT):
+            raise _invalid("status", "status must be draft, active or paused")
+        sync.status = status
+    if retest:
+        sync.status = SyncStatus.DRAFT
+        sync.last_test_ok = None
+    await session.commit()
+    return sync
+
+
+async def delete_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> None:
+    """Delete a sync with its runs and row logs (the delivered data stays in the store)."""
+    sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    await session.execute(sa.delete(SyncRowLog).where(SyncRowLog.sync_id == sync.id))
+    await session.execute(sa.delete(SyncRun).where(SyncRun.sync_id == sync.id))
+    await session.delete(sync)
+    await session.commit()
+
+
+def _require_tested(sync: Sync) -> None:
+    if not sync.last_test_ok:
+        raise ZerocopyError(
+            errors.CONFLICT,
+            f"sync {sync.name!r} must pass a test before it can be active: "
+            f"POST /v1/syncs/{sync.id}/test",
+            details={"status": sync.status, "sync_id": sync.id},
+        )
+
+
+# ------------------------------------------------------------------ test + activate
+@dataclass(slots=True)
+class PreviewRow:
+    """One preview row: its verdict (``valid`` or a row-error code) and what it carries."""
+
+    position: int
+    valid: bool
+    code: str | None
+    message: str | None
+    row: dict[str, Any]
+
+
+@dataclass(slots=True)
+class SyncTestOutcome:
+    sync: Sync
+    table: str
+    columns: dict[str, str]
+    preview: list[PreviewRow]
+    elapsed_s: float
+
+
+async def test_sync(
+    session: AsyncSession, runtime: Runtime, workspace_id: str, sync_id: str
+) -> SyncTestOutcome:
+    """Table reachable, required columns present, first 10 rows validated; failures raise."""
+    sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    if sync.source_id is None:
+        raise _invalid("source_id", "file-storage syncs are tested by zerocopy.sync.files")
+    source = await get_scoped(session, Source, workspace_id, sync.source_id)
+    cred = await get_scoped(session, Credential, workspace_id, source.credential_id)
+    dtype = DataType(sync.data_type)
+    started = anyio.current_time()
+    now = datetime.now(UTC)
+    try:
+        with anyio.fail_after(source.max_runtime_s):
+            async with runtime.adapter_for(source, cred) as adapter:
+                resolved = resolve_table(await adapter.list_tables(), sync.table_name or "", dtype)
+                canonical = {a: c for c, a in resolved.columns.items()}
+                wanted = [
+                    resolved.columns[c] for c in KNOWN_COLUMNS[dtype] if c in resolved.columns
+                ]
+                verdicts: list[ValidRow | RowError] = []
+                async for batch in adapter.read_incremental(
+                    resolved.table,
+                    Watermark(None, column=resolved.columns["UPDATED_AT"]),
+                    batch_rows=PREVIEW_ROWS,
+                    columns=wanted,
+                ):
+                    batch = batch.slice(0, PREVIEW_ROWS - len(verdicts))
+                    batch = batch.rename_columns([canonical.get(n, n) for n in batch.schema.names])
+                    verdicts += validate_batch(
+                        dtype, batch, start_position=len(verdicts), options=sync_options(sync)
+                    )
+                    if len(verdicts) >= PREVIEW_ROWS:
+                        break
+    except (ZerocopyError, TimeoutError) as exc:
+        err = (
+            exc
+            if isinstance(exc, ZerocopyError)
+            else ZerocopyError(errors.TIMED_OUT, "the sync test ran past the source's max runtime")
+        )
+        sync.last_test_at, sync.last_test_ok = now, False
+        sync.last_test_error = {"code": err.code, "message": err.message, "details": err.details}
+        await session.commit()
+        raise ZerocopyError(
+            err.code, err.message, details={**err.details, "sync_id": sync.id}
+        ) from exc
+    sync.last_test_at, sync.last_test_ok, sync.last_test_error = now, True, None
+    await session.commit()
+    preview = [_preview(v) for v in verdicts]
+    return SyncTestOutcome(
+        sync=sync,
+        table=resolved.table,
+        columns=resolved.columns,
+        preview=preview,
+        elapsed_s=round(anyio.current_time() - started, 3),
+    )
+
+
+def _preview(verdict: ValidRow | RowError) -> PreviewRow:
+    if isinstance(verdict, RowError):
+        return PreviewRow(verdict.position, False, verdict.code, verdict.message, verdict.raw)
+    from zerocopy.sync.engine import _row_payload
+
+    return PreviewRow(verdict.position, True, None, None, _row_payload(verdict))
+
+
+async def activate_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> Sync:
+    """``active`` after a successful test (else ``conflict``)."""
+    return await update_sync(session, workspace_id, sync_id, status=SyncStatus.ACTIVE)
+
+
+async def pause_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> Sync:
+    return await update_sync(session, workspace_id, sync_id, status=SyncStatus.PAUSED)
+
+
+# ------------------------------------------------------------------ runs
+def sync_engine(runtime: Runtime) -> SyncEngine:
+    """The process's sync engine (built on first use, shared by requests)."""
+    engine = getattr(runtime, "sync_engine", None)
+    if engine is None:
+        from zerocopy.connections import AdapterFactory
+        from zerocopy.destinations.factory import destination_factory
+
+        engine = SyncEngine(
+            runtime.db,
+            AdapterFactory(runtime.secret_box),
+            destination_factory(runtime.db, runtime.settings),
+        )
+        runtime.sync_engine = engine  # type: ignore[attr-defined]
+    return engine
+
+
+async def start_run(
+    session: AsyncSession,
+    runtime: Runtime,
+    workspace_id: str,
+    sync_id: str,
+    trigger: str = "api",
+) -> SyncRun:
+    """Create a running run of an active sync; execute it with ``sync_engine(runtime).execute``."""
+    sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    if sync.status != SyncStatus.ACTIVE:
+        raise ZerocopyError(
+            errors.CONFLICT,
+            f"sync {sync.name!r} is {sync.status}; test and activate it before running it",
+            details={"status": sync.status, "sync_id": sync.id},
+        )
+    return await sync_engine(runtime).request(sync.id, trigger)
+
+
+async def get_run(session: AsyncSession, workspace_id: str, run_id: str) -> SyncRun:
+    return await get_scoped(session, SyncRun, workspace_id, run_id)
+
+
+async def list_runs(
+    session: AsyncSession, workspace_id: str, sync_id: str, *, limit: int = 50
+) -> list[SyncRun]:
+    await get_scoped(session, Sync, workspace_id, sync_id)
+    rows = await session.scalars(
+        sa.select(SyncRun)
+        .where(SyncRun.sync_id == sync_id)
+        .order_by(SyncRun.created_at.desc())
+        .limit(limit)
+    )
+    return list(rows.all())
+
+
+async def cancel_run(
+    session: AsyncSession, runtime: Runtime, workspace_id: str, run_id: str
+) -> SyncRun:
+    """Ask a running run to stop; ``conflict`` when it already finished."""
+    run = await get_scoped(session, SyncRun, workspace_id, run_id)
+    if run.status != "running":
+        raise ZerocopyError(
+            errors.CONFLICT,
+            f"sync run {run_id} already finished ({run.status})",
+            details={"run_id": run_id, "status": run.status},
+        )
+    return await sync_engine(runtime).request_cancel(run_id)
+
+
+async def list_row_logs(
+    session: AsyncSession,
+    workspace_id: str,
+    run_id: str,
+    *,
+    errors_only: bool = True,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[SyncRowLog]:
+    """Row verdicts of a run in row order: errors only (default) or all logged rows."""
+    await get_scoped(session, SyncRun, workspace_id, run_id)
+    stmt = sa.select(SyncRowLog).where(SyncRowLog.run_id == run_id)
+    if errors_only:
+        stmt = stmt.where(SyncRowLog.verdict == "error")
+    stmt = stmt.order_by(SyncRowLog.position, SyncRowLog.id).limit(limit).offset(offset)
+    return list((await session.scalars(stmt)).all())
+
+
+def row_log_dict(row: SyncRowLog) -> dict[str, Any]:
+    return {
+        "position": row.position,
+        "verdict": row.verdict,
+        "code": row.code,
+        "message": row.message,
+        "updated_at": row.row_updated_at.isoformat() if row.row_updated_at else None,
+        "row": row.payload,
+    }
+
+
+async def export_row_logs(
+    db: Database, run_id: str, *, fmt: str = "jsonl", errors_only: bool = True
+) -> AsyncIterator[bytes]:
+    """Stream a run's row logs as JSON lines or CSV (header first), 1,000 rows per query."""
+    if fmt not in ("jsonl", "csv"):
+        raise _invalid("format", "format must be jsonl or csv")
+    fields = ["position", "verdict", "code", "message", "updated_at", "row"]
+    if fmt == "csv":
+        yield _csv_line(fields)
+    last = -1
+    last_id = -1
+    while True:
+        async with db.session() as s:
+            stmt = sa.select(SyncRowLog).where(
+                SyncRowLog.run_id == run_id,
+                sa.or_(
+                    SyncRowLog.position > last,
+                    sa.and_(SyncRowLog.position == last, SyncRowLog.id > last_id),
+                ),
+            )
+            if errors_only:
+                stmt = stmt.where(SyncRowLog.verdict == "error")
+            rows = list(
+                (
+                    await s.scalars(stmt.order_by(SyncRowLog.position, SyncRowLog.id).limit(1000))
+                ).all()
+            )
+        if not rows:
+            return
+        for row in rows:
+            data = row_log_dict(row)
+            if fmt == "jsonl":
+                yield orjson.dumps(data) + b"\n"
+            else:
+                data["row"] = orjson.dumps(data["row"]).decode()
+                yield _csv_line([data[f] for f in fields])
+        last, last_id = rows[-1].position, rows[-1].id
+
+
+def _csv_line(values: list[Any]) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf).writerow(["" if v is None else v for v in values])
+    return buf.getvalue().encode()
+
+
+async def sweep_retention(db: Database, *, now: datetime | None = None) -> dict[str, int]:
+    """Delete row logs older than 30 days and run records older than 12 months (periodic job)."""
+    now = now or datetime.now(UTC)
+    async with db.transaction() as s:
+        logs = await s.execute(
+            sa.delete(SyncRowLog).where(SyncRowLog.created_at < now - ROW_LOG_RETENTION)
+        )
+        old_runs = sa.select(SyncRun.id).where(
+            SyncRun.created_at < now - RUN_RETENTION, SyncRun.status != "running"
+        )
+        await s.execute(sa.delete(SyncRowLog).where(SyncRowLog.run_id.in_(old_runs)))
+        runs = await s.execute(
+            sa.delete(SyncRun).where(
+                SyncRun.created_at < now - RUN_RETENTION, SyncRun.status != "running"
+            )
+        )
+    return {
+        "row_logs": logs.rowcount,  # type: ignore[attr-defined]
+        "runs": runs.rowcount,  # type: ignore[attr-defined]
+    }

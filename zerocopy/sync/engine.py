@@ -1,0 +1,718 @@
+"""The sync run engine: read past the watermark → validate → deliver → advance the watermark.
+
+Mirrors :mod:`zerocopy.refresh.engine` for everything that coordinates runs through the
+database, so the API, the CLI and workers in other processes share one engine:
+
+* one running run per sync: a partial unique index on ``sync_run(sync_id)`` where the status
+  is ``running``; the loser gets ``sync_in_progress`` with the running run's id;
+* cancel: ``cancel_requested_at`` in the database, polled every ``cancel_poll_s``;
+* liveness: ``heartbeat_at`` refreshed while running; :meth:`SyncEngine.reap_lost` ends runs
+  whose process died (``error`` / ``worker_lost``) — their watermark never moved past what
+  the destination committed;
+* the source's max runtime bounds the whole run (warehouse reads are cancelled server-side).
+
+The watermark only advances with a delivered batch (see :mod:`zerocopy.destinations.protocol`):
+in the built-in store's transaction, or, for destinations that only acknowledge, right after
+the acknowledgement. Deliveries are shielded from cancellation, so a cancel or a deadline
+takes effect between batches and during warehouse reads, never half-way through a batch.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from dialects.protocol import TableInfo, Watermark
+from zerocopy import errors
+from zerocopy.destinations.protocol import (
+    MAX_BATCH_ROWS,
+    DeliveryBatch,
+    DeliveryResult,
+    Destination,
+)
+from zerocopy.errors import ZerocopyError
+from zerocopy.logging import get_logger, redact_text
+from zerocopy.state.db import Database
+from zerocopy.state.models import Credential, Source, new_id, utcnow
+from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
+from zerocopy.sync.types import DataType, RowError, RunStatus, ValidRow
+from zerocopy.sync.validate import (
+    KNOWN_COLUMNS,
+    UPDATED_AT,
+    SyncOptions,
+    canonical_columns,
+    missing_columns,
+    row_hashes,
+    updated_micros,
+    validate_batch,
+)
+from zerocopy.sync.watermark import WatermarkState, WatermarkTracker, to_utc
+
+log = get_logger("zerocopy.sync")
+
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
+
+AdapterFactory = Callable[..., Any]
+DestinationFactory = Callable[..., Destination]
+"""``factory(sync, *, deadline=None) -> Destination``."""
+
+
+@dataclass(slots=True)
+class ResolvedTable:
+    """A sync's source table as the warehouse spells it, with its canonical columns."""
+
+    table: str
+    columns: dict[str, str]
+    """Canonical upper-case name → actual column name."""
+    updated_at_tz: bool
+    """Whether ``UPDATED_AT`` is a timestamp *with* time zone (else naive = UTC)."""
+
+
+def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> ResolvedTable:
+    """Find ``name`` (case-insensitive, table or view) and its columns; raise when unusable."""
+    wanted = name.strip().lower()
+    found = [x for x in tables if x.name.lower() == wanted]
+    if not found:
+        raise ZerocopyError(
+            errors.UNKNOWN_TABLE,
+            f"table or view {name!r} is not visible to the source's credential; check the name "
+            "and the grants, then test the source again",
+            details={"table": name},
+        )
+    info = found[0]
+    columns = canonical_columns([c.name for c in info.columns], data_type)
+    missing = missing_columns(columns, data_type)
+    if missing:
+        raise ZerocopyError(
+            errors.UNKNOWN_COLUMN,
+            f"table {info.name!r} lacks the column(s) a {data_type.value} sync needs: "
+            f"{', '.join(missing)}",
+            details={"table": info.name, "missing": missing},
+        )
+    types = {c.name: (c.data_type or "").upper() for c in info.columns}
+    upd_type = types.get(columns[UPDATED_AT], "")
+    if not any(word in upd_type for word in ("TIMESTAMP", "DATE", "CHAR", "TEXT", "STRING")):
+        raise ZerocopyError(
+            errors.UNKNOWN_COLUMN,
+            f"column {columns[UPDATED_AT]!r} has type {upd_type or 'unknown'}; UPDATED_AT must "
+            "be a timestamp (with or without time zone)",
+            details={"table": info.name, "column": columns[UPDATED_AT], "type": upd_type},
+        )
+    tz = ("TZ" in upd_type or "TIME ZONE" in upd_type) and "WITHOUT" not in upd_type
+    return ResolvedTable(table=info.name, columns=columns, updated_at_tz=tz)
+
+
+def sync_options(sync: Sync) -> SyncOptions:
+    """Validation options from the sync's settings."""
+    fields = (sync.settings or {}).get("account_fields")
+    return SyncOptions(account_fields=frozenset(fields) if fields is not None else None)
+
+
+@dataclass(slots=True)
+class _Counts:
+    read: int = 0
+    skipped: int = 0
+    delivered: int = 0
+    errored: int = 0
+    limit_hit: bool = False
+    logs: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SyncEngine:
+    """Runs syncs and records them in the state database.
+
+    Args:
+        db: the state database.
+        adapter_factory: ``factory(source, credential, *, max_runtime_s=...) -> adapter``.
+        destination_factory: ``factory(sync) -> Destination`` (default: the built-in store).
+        batch_rows: rows per Arrow batch read from the warehouse.
+        delivery_rows: valid rows per delivery batch (at most ``MAX_BATCH_ROWS``).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        adapter_factory: AdapterFactory,
+        destination_factory: DestinationFactory | None = None,
+        *,
+        cancel_poll_s: float = 0.3,
+        heartbeat_s: float = 2.0,
+        stale_after_s: float = 60.0,
+        batch_rows: int = 50_000,
+        delivery_rows: int = MAX_BATCH_ROWS,
+        worker: str = WORKER_ID,
+    ) -> None:
+        from zerocopy.destinations.builtin import BuiltinStore
+
+        self.db = db
+        self.adapter_factory = adapter_factory
+        self.destination_factory: DestinationFactory = destination_factory or (
+            lambda _sync, **_kw: BuiltinStore(db)
+        )
+        self.cancel_poll_s = cancel_poll_s
+        self.heartbeat_s = heartbeat_s
+        self.stale_after_s = stale_after_s
+        self.batch_rows = batch_rows
+        self.delivery_rows = min(delivery_rows, MAX_BATCH_ROWS)
+        self.worker = worker
+        self._local_cancels: dict[str, anyio.Event] = {}
+
+    # ------------------------------------------------------------------ public interface
+    async def request(
+        self, sync_id: str, trigger: str = "api", *, max_runtime_s: float | None = None
+    ) -> SyncRun:
+        """Create a ``running`` run of ``sync_id``; ``sync_in_progress`` if one is running."""
+        for _attempt in range(3):
+            async with self.db.session() as s:
+                sync = await s.get(Sync, sync_id)
+                if sync is None:
+                    raise ZerocopyError(errors.NOT_FOUND, f"sync {sync_id} not found")
+                runtime = max_runtime_s
+                if runtime is None:
+                    source = await s.get(Source, sync.source_id) if sync.source_id else None
+                    runtime = float(source.max_runtime_s) if source else 600.0
+                now = utcnow()
+                run = SyncRun(
+                    id=new_id(),
+                    sync_id=sync.id,
+                    workspace_id=sync.workspace_id,
+                    trigger=trigger,
+                    status=RunStatus.RUNNING,
+                    max_runtime_s=float(runtime),
+                    watermark_before=sync.watermark,
+                    started_at=now,
+                    heartbeat_at=now,
+                    worker=self.worker,
+                )
+                s.add(run)
+                try:
+                    await s.commit()
+                except IntegrityError:
+                    await s.rollback()
+                else:
+                    log.info("sync.requested", run_id=run.id, sync_id=sync_id, trigger=trigger)
+                    return run
+            active = await self.active_run(sync_id)
+            if active is None:
+                continue
+            if await self._reap_if_lost(active):
+                continue
+            raise ZerocopyError(
+                errors.SYNC_IN_PROGRESS,
+                f"sync {sync_id} is already running (run {active.id}); wait for it or cancel it",
+                details={"run_id": active.id, "sync_id": sync_id},
+            )
+        raise ZerocopyError(errors.CONFLICT, f"could not start a run of sync {sync_id}; retry")
+
+    async def run(
+        self, sync_id: str, trigger: str = "api", *, max_runtime_s: float | None = None
+    ) -> SyncRun:
+        """:meth:`request` then :meth:`execute` in this task."""
+        run = await self.request(sync_id, trigger, max_runtime_s=max_runtime_s)
+        return await self.execute(run.id)
+
+    async def execute(self, run_id: str) -> SyncRun:
+        """Drive a ``running`` run to its final status; failures are recorded, not raised."""
+        run = await self.get(run_id)
+        if run.status != RunStatus.RUNNING or run.finished_at is not None:
+            return run
+        event = self._local_cancels.setdefault(run.id, anyio.Event())
+        started = time.perf_counter()
+        counts = _Counts()
+        status, error = RunStatus.ERROR, None
+        try:
+            try:
+                status = await self._execute(run, event, counts)
+            except ZerocopyError as exc:
+                status, error = (
+                    (RunStatus.CANCELLED if exc.code == errors.CANCELLED else RunStatus.ERROR),
+                    exc,
+                )
+            except Exception as exc:
+                log.exception("sync.internal_error", run_id=run.id)
+                error = ZerocopyError(
+                    errors.INTERNAL_ERROR,
+                    f"unexpected error during the sync: {type(exc).__name__}: "
+                    f"{redact_text(str(exc))}",
+                )
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                await self._finish(
+                    run,
+                    RunStatus.CANCELLED,
+                    ZerocopyError(
+                        errors.CANCELLED, "stopped because the zerocopy process shut down"
+                    ),
+                    counts,
+                    started,
+                )
+            raise
+        finally:
+            self._local_cancels.pop(run.id, None)
+        with anyio.CancelScope(shield=True):
+            return await self._finish(run, status, error, counts, started)
+
+    async def request_cancel(self, run_id: str) -> SyncRun:
+        """Ask a running run to stop (from any process); it ends ``cancelled`` within ~1 s."""
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.update(SyncRun)
+                .where(
+                    SyncRun.id == run_id,
+                    SyncRun.status == RunStatus.RUNNING,
+                    SyncRun.cancel_requested_at.is_(None),
+                )
+                .values(cancel_requested_at=utcnow())
+            )
+        event = self._local_cancels.get(run_id)
+        if event is not None:
+            event.set()
+        return await self.get(run_id)
+
+    async def get(self, run_id: str) -> SyncRun:
+        async with self.db.session() as s:
+            run = await s.get(SyncRun, run_id)
+        if run is None:
+            raise ZerocopyError(errors.NOT_FOUND, f"sync run {run_id} not found")
+        return run
+
+    async def active_run(self, sync_id: str) -> SyncRun | None:
+        async with self.db.session() as s:
+            return await s.scalar(
+                sa.select(SyncRun).where(
+                    SyncRun.sync_id == sync_id, SyncRun.status == RunStatus.RUNNING
+                )
+            )
+
+    async def reap_lost(self, stale_after_s: float | None = None) -> list[str]:
+        """End ``running`` runs whose heartbeat stopped (process killed) as ``error``/``worker_lost``."""
+        limit = utcnow() - timedelta(
+            seconds=self.stale_after_s if stale_after_s is None else stale_after_s
+        )
+        async with self.db.transaction() as s:
+            ids = list(
+                (
+                    await s.scalars(
+                        sa.select(SyncRun.id).where(
+                            SyncRun.status == RunStatus.RUNNING, SyncRun.heartbeat_at < limit
+                        )
+                    )
+                ).all()
+            )
+            for run_id in ids:
+                run = await s.get(SyncRun, run_id)
+                assert run is not None
+                sync = await s.get(Sync, run.sync_id)
+                await s.execute(
+                    sa.update(SyncRun)
+                    .where(SyncRun.id == run_id, SyncRun.status == RunStatus.RUNNING)
+                    .values(
+                        status=RunStatus.ERROR,
+                        error_code=errors.WORKER_LOST,
+                        error_message="the process running this sync stopped; the watermark "
+                        "stays at the last committed batch and the next run continues from it",
+                        finished_at=utcnow(),
+                        watermark_after=sync.watermark if sync else None,
+                    )
+                )
+        for run_id in ids:
+            log.warning("sync.worker_lost", run_id=run_id)
+        return ids
+
+    # ------------------------------------------------------------------ execution
+    async def _load(self, run: SyncRun) -> tuple[Sync, Source | None, Credential | None]:
+        async with self.db.session() as s:
+            sync = await s.get(Sync, run.sync_id)
+            if sync is None:
+                raise ZerocopyError(errors.NOT_FOUND, "the sync was deleted")
+            source = await s.get(Source, sync.source_id) if sync.source_id else None
+            cred_id = source.credential_id if source else sync.credential_id
+            credential = await s.get(Credential, cred_id) if cred_id else None
+        return sync, source, credential
+
+    async def _execute(self, run: SyncRun, event: anyio.Event, counts: _Counts) -> str:
+        sync, source, credential = await self._load(run)
+        if source is None or credential is None or not sync.table_name:
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                "this sync has no warehouse source and table to read "
+                "(file-storage syncs run through zerocopy.sync.files)",
+            )
+        data_type = DataType(sync.data_type)
+        options = sync_options(sync)
+        state = WatermarkState.from_json(sync.watermark)
+        lookback = timedelta(seconds=sync.lookback_s) if sync.lookback_s else None
+        tracker = WatermarkTracker(state, lookback)
+        assert run.started_at is not None
+        elapsed = (utcnow() - run.started_at).total_seconds()
+        deadline = anyio.current_time() + max(0.0, run.max_runtime_s - elapsed)
+        destination = self.destination_factory(sync, deadline=deadline)
+        adapter = self.adapter_factory(source, credential, max_runtime_s=run.max_runtime_s)
+        work = anyio.CancelScope(deadline=deadline)
+        cancelled = False
+        finished = False
+
+        async def watch() -> None:
+            nonlocal cancelled
+            next_beat = anyio.current_time() + self.heartbeat_s
+            while True:
+                with anyio.move_on_after(self.cancel_poll_s):
+                    await event.wait()
+                if finished:
+                    return
+                if event.is_set() or await self._cancel_requested(run.id):
+                    cancelled = True
+                    work.cancel()
+                    return
+                if anyio.current_time() >= next_beat:
+                    await self._heartbeat(run.id)
+                    next_beat = anyio.current_time() + self.heartbeat_s
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(watch)
+                try:
+                    with work:
+                        resolved = resolve_table(
+                            await adapter.list_tables(), sync.table_name, data_type
+                        )
+                        await self._pump(
+                            run,
+                            sync,
+                            data_type,
+                            options,
+                            adapter,
+                            resolved,
+                            state,
+                            lookback,
+                            tracker,
+                            destination,
+                            counts,
+                        )
+                finally:
+                    finished = True
+                    event.set()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for closer in (adapter.aclose, destination.aclose):
+                    try:
+                        await closer()
+                    except Exception as exc:
+                        log.warning("sync.close_failed", error=redact_text(str(exc)))
+        if cancelled:
+            raise ZerocopyError(errors.CANCELLED, "cancelled on request")
+        if work.cancelled_caught:
+            raise ZerocopyError(
+                errors.TIMED_OUT,
+                f"the sync ran past the source's max runtime ({run.max_runtime_s:g} s) and was "
+                "stopped; delivered batches are kept and the next run continues from there",
+                details={"max_runtime_s": run.max_runtime_s},
+            )
+        if counts.limit_hit:
+            return RunStatus.LIMIT_EXCEEDED
+        return RunStatus.PARTIAL_SUCCESS if counts.errored else RunStatus.SUCCESS
+
+    async def _pump(
+        self,
+        run: SyncRun,
+        sync: Sync,
+        data_type: DataType,
+        options: SyncOptions,
+        adapter: Any,
+        resolved: ResolvedTable,
+        state: WatermarkState,
+        lookback: timedelta | None,
+        tracker: WatermarkTracker,
+        destination: Destination,
+        counts: _Counts,
+    ) -> None:
+        start = state.read_from(lookback)
+        if start is not None and not resolved.updated_at_tz:
+            start = to_utc(start).replace(tzinfo=None)  # naive column: compare in UTC
+        canonical = {actual: canon for canon, actual in resolved.columns.items()}
+        wanted = [resolved.columns[c] for c in KNOWN_COLUMNS[data_type] if c in resolved.columns]
+        pending: list[ValidRow | RowError] = []
+        pending_valid = 0
+        limit = sync.row_limit
+        async for raw in _batches(
+            adapter,
+            resolved.table,
+            Watermark(start, column=resolved.columns[UPDATED_AT]),
+            self.batch_rows,
+            wanted,
+        ):
+            batch = raw.rename_columns([canonical.get(n, n) for n in raw.schema.names])
+            verdicts, skipped = await anyio.to_thread.run_sync(
+                _verdicts, data_type, batch, counts.read, tracker, options
+            )
+            counts.skipped += skipped
+            for verdict in verdicts:
+                if limit is not None and counts.read >= limit:
+                    counts.limit_hit = True
+                    break
+                counts.read += 1
+                pending.append(verdict)
+                if isinstance(verdict, ValidRow):
+                    pending_valid += 1
+                    if pending_valid >= self.delivery_rows:
+                        await self._flush(
+                            run, sync, data_type, pending, tracker, destination, counts
+                        )
+                        pending, pending_valid = [], 0
+            if counts.limit_hit:
+                break
+        if pending:
+            await self._flush(run, sync, data_type, pending, tracker, destination, counts)
+
+    async def _flush(
+        self,
+        run: SyncRun,
+        sync: Sync,
+        data_type: DataType,
+        pending: list[ValidRow | RowError],
+        tracker: WatermarkTracker,
+        destination: Destination,
+        counts: _Counts,
+    ) -> None:
+        """Deliver one batch (shielded) and commit its watermark; log its rows."""
+        for verdict in pending:
+            if verdict.updated_us is not None:
+                tracker.record(verdict.row_hash, verdict.updated_us)
+        watermark = tracker.snapshot()
+        rows = [v for v in pending if isinstance(v, ValidRow)]
+        with anyio.CancelScope(shield=True):
+            if rows:
+                result = await destination.deliver(
+                    DeliveryBatch(
+                        workspace_id=sync.workspace_id,
+                        sync_id=sync.id,
+                        run_id=run.id,
+                        data_type=data_type,
+                        rows=rows,
+                        watermark=watermark,
+                        catalog=sync.catalog_name,
+                    )
+                )
+            else:
+                result = DeliveryResult(accepted=True, delivered=0)
+            if not result.accepted:
+                raise ZerocopyError(
+                    errors.DESTINATION_ERROR,
+                    f"the destination did not accept a batch: {result.error or 'no reason given'}; "
+                    "the watermark stays at the last accepted batch",
+                )
+            if not rows or not getattr(destination, "COMMITS_WATERMARK", False):
+                async with self.db.transaction() as s:
+                    await s.execute(
+                        sa.update(Sync)
+                        .where(Sync.id == sync.id)
+                        .values(watermark=watermark.to_json())
+                    )
+            rejected = {r.index: r for r in result.rejections}
+            logs: list[dict[str, Any]] = []
+            for verdict in pending:
+                if isinstance(verdict, RowError):
+                    counts.errored += 1
+                    logs.append(
+                        _log(
+                            run,
+                            verdict.position,
+                            "error",
+                            verdict.code,
+                            verdict.message,
+                            verdict.raw,
+                            verdict,
+                        )
+                    )
+            for index, row in enumerate(rows):
+                rej = rejected.get(index)
+                if rej is not None:
+                    counts.errored += 1
+                    logs.append(
+                        _log(
+                            run,
+                            row.position,
+                            "error",
+                            rej.code,
+                            rej.message,
+                            _row_payload(row),
+                            row,
+                        )
+                    )
+                    continue
+                counts.delivered += 1
+                if row.warnings:
+                    code, message = row.warnings[0]
+                    logs.append(
+                        _log(run, row.position, "warning", code, message, _row_payload(row), row)
+                    )
+                elif sync.row_log == "all":
+                    logs.append(
+                        _log(run, row.position, "delivered", None, None, _row_payload(row), row)
+                    )
+            async with self.db.transaction() as s:
+                if logs:
+                    await s.execute(sa.insert(SyncRowLog), logs)
+                await s.execute(
+                    sa.update(SyncRun)
+                    .where(SyncRun.id == run.id)
+                    .values(
+                        rows_read=counts.read,
+                        rows_skipped=counts.skipped,
+                        rows_delivered=counts.delivered,
+                        rows_errored=counts.errored,
+                        watermark_after=watermark.to_json(),
+                        heartbeat_at=utcnow(),
+                    )
+                )
+
+    async def _finish(
+        self,
+        run: SyncRun,
+        status: str,
+        error: ZerocopyError | None,
+        counts: _Counts,
+        started: float,
+    ) -> SyncRun:
+        async with self.db.transaction() as s:
+            sync = await s.get(Sync, run.sync_id)
+            await s.execute(
+                sa.update(SyncRun)
+                .where(SyncRun.id == run.id, SyncRun.status == RunStatus.RUNNING)
+                .values(
+                    status=status,
+                    rows_read=counts.read,
+                    rows_skipped=counts.skipped,
+                    rows_delivered=counts.delivered,
+                    rows_errored=counts.errored,
+                    watermark_after=sync.watermark if sync else None,
+                    error_code=error.code if error else None,
+                    error_message=redact_text(error.message) if error else None,
+                    finished_at=utcnow(),
+                )
+            )
+            if sync is not None:
+                await s.execute(
+                    sa.update(Sync).where(Sync.id == sync.id).values(last_run_id=run.id)
+                )
+        final = await self.get(run.id)
+        log.info(
+            "sync.finished",
+            run_id=run.id,
+            sync_id=run.sync_id,
+            status=final.status,
+            rows_read=final.rows_read,
+            rows_delivered=final.rows_delivered,
+            rows_errored=final.rows_errored,
+            error_code=final.error_code,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return final
+
+    async def _cancel_requested(self, run_id: str) -> bool:
+        async with self.db.session() as s:
+            value = await s.scalar(
+                sa.select(SyncRun.cancel_requested_at).where(SyncRun.id == run_id)
+            )
+        return value is not None
+
+    async def _heartbeat(self, run_id: str) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.update(SyncRun)
+                .where(SyncRun.id == run_id, SyncRun.status == RunStatus.RUNNING)
+                .values(heartbeat_at=utcnow())
+            )
+
+    async def _reap_if_lost(self, run: SyncRun) -> bool:
+        if run.heartbeat_at is None:
+            return False
+        if (utcnow() - run.heartbeat_at).total_seconds() < self.stale_after_s:
+            return False
+        return run.id in await self.reap_lost()
+
+
+async def _batches(
+    adapter: Any, table: str, watermark: Watermark, batch_rows: int, columns: list[str]
+) -> AsyncIterator[pa.RecordBatch]:
+    async for batch in adapter.read_incremental(
+        table, watermark, batch_rows=batch_rows, columns=columns
+    ):
+        yield batch
+
+
+def _verdicts(
+    data_type: DataType,
+    batch: pa.RecordBatch,
+    start_position: int,
+    tracker: WatermarkTracker,
+    options: SyncOptions,
+) -> tuple[list[ValidRow | RowError], int]:
+    """Drop rows already delivered (same hash at the same UPDATED_AT), validate the rest."""
+    hashes = row_hashes(batch)
+    updated = updated_micros(batch.column(UPDATED_AT))
+    keep = [u is None or not tracker.is_seen(h, u) for h, u in zip(hashes, updated, strict=True)]
+    skipped = keep.count(False)
+    if skipped:
+        mask = pa.array(keep, pa.bool_())
+        batch = batch.filter(mask)
+        hashes = [h for h, k in zip(hashes, keep, strict=True) if k]
+        updated = [u for u, k in zip(updated, keep, strict=True) if k]
+    verdicts = validate_batch(
+        data_type,
+        batch,
+        start_position=start_position,
+        hashes=hashes,
+        updated_us=updated,
+        options=options,
+    )
+    return verdicts, skipped
+
+
+def _row_payload(row: ValidRow) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if row.identifier is not None:
+        out.update(row.identifier.as_dict())
+    if row.phone:
+        out["phone"] = row.phone
+    if row.item_id is not None:
+        out["id"] = row.item_id
+    if row.name is not None:
+        out["name"] = row.name
+    if row.deleted:
+        out["deleted"] = True
+    out["payload"] = row.payload
+    return out
+
+
+def _log(
+    run: SyncRun,
+    position: int,
+    verdict: str,
+    code: str | None,
+    message: str | None,
+    payload: dict[str, Any],
+    row: ValidRow | RowError,
+) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "sync_id": run.sync_id,
+        "position": position,
+        "verdict": verdict,
+        "code": code,
+        "message": message,
+        "payload": payload,
+        "row_updated_at": row.updated_at,
+        "created_at": utcnow(),
+    }

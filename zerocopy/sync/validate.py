@@ -1,0 +1,518 @@
+"""Row validation (pure): columns per data type, identifier rules, payload rules.
+
+Works on Arrow record batches whose column names are already the canonical upper-case names
+(``UPDATED_AT``, ``EXTERNAL_ID``, ``PAYLOAD`` ...; see :func:`canonical_columns`). The
+identifier rules are computed column-wise with ``pyarrow.compute``; payloads are decoded with
+orjson; only the per-row assembly of the result is a Python loop.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from zerocopy.sync import types as t
+from zerocopy.sync.types import DataType, Identifier, RowError, ValidRow
+from zerocopy.sync.watermark import from_micros, to_micros, to_utc
+
+UPDATED_AT = "UPDATED_AT"
+PAYLOAD = "PAYLOAD"
+ID = "ID"
+NAME = "NAME"
+DELETED = "DELETED"
+IDENTIFIER_COLUMNS = ("EXTERNAL_ID", "ALIAS_NAME", "ALIAS_LABEL", "BRAZE_ID", "EMAIL", "PHONE")
+
+KNOWN_COLUMNS: dict[DataType, tuple[str, ...]] = {
+    DataType.USER_ATTRIBUTES: (UPDATED_AT, *IDENTIFIER_COLUMNS, PAYLOAD),
+    DataType.CUSTOM_EVENTS: (UPDATED_AT, *IDENTIFIER_COLUMNS, PAYLOAD),
+    DataType.PURCHASES: (UPDATED_AT, *IDENTIFIER_COLUMNS, PAYLOAD),
+    DataType.USER_DELETES: (UPDATED_AT, *IDENTIFIER_COLUMNS, PAYLOAD),
+    DataType.CATALOG_ITEMS: (UPDATED_AT, ID, PAYLOAD, DELETED),
+    DataType.ACCOUNTS: (UPDATED_AT, ID, NAME, PAYLOAD, DELETED),
+}
+"""Columns a sync of each type reads (any others in the table are ignored)."""
+
+REQUIRED_COLUMNS: dict[DataType, tuple[str, ...]] = {
+    DataType.USER_ATTRIBUTES: (PAYLOAD,),
+    DataType.CUSTOM_EVENTS: (PAYLOAD,),
+    DataType.PURCHASES: (PAYLOAD,),
+    DataType.USER_DELETES: (),
+    DataType.CATALOG_ITEMS: (ID, PAYLOAD),
+    DataType.ACCOUNTS: (ID, NAME, PAYLOAD),
+}
+"""Required besides ``UPDATED_AT`` (warehouse sources) and, for user types, one identifier column."""
+
+SUBSCRIPTION_STATES = frozenset({"opted_in", "subscribed", "unsubscribed"})
+GROUP_STATES = frozenset({"subscribed", "unsubscribed"})
+SUBSCRIPTION_FIELDS = ("email_subscribe", "push_subscribe")
+
+ISO_4217 = frozenset(
+    """AED AFN ALL AMD ANG AOA ARS AUD AWG AZN BAM BBD BDT BGN BHD BIF BMD BND BOB BRL BSD BTN
+    BWP BYN BZD CAD CDF CHF CLP CNY COP CRC CUP CVE CZK DJF DKK DOP DZD EGP ERN ETB EUR FJD FKP
+    GBP GEL GHS GIP GMD GNF GTQ GYD HKD HNL HTG HUF IDR ILS INR IQD IRR ISK JMD JOD JPY KES KGS
+    KHR KMF KPW KRW KWD KYD KZT LAK LBP LKR LRD LSL LYD MAD MDL MGA MKD MMK MNT MOP MRU MUR MVR
+    MWK MXN MYR MZN NAD NGN NIO NOK NPR NZD OMR PAB PEN PGK PHP PKR PLN PYG QAR RON RSD RUB RWF
+    SAR SBD SCR SDG SEK SGD SHP SLE SOS SRD SSP STN SVC SYP SZL THB TJS TMT TND TOP TRY TTD TWD
+    TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()  # noqa: SIM905
+)
+
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE_RE = re.compile(r"^\+?[0-9][0-9 ().\-]{3,24}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    """Type-specific validation options of a sync."""
+
+    account_fields: frozenset[str] | None = None
+    """Accounts: the account schema; other payload fields are dropped and reported."""
+
+
+def canonical_columns(names: Iterable[str], data_type: DataType) -> dict[str, str]:
+    """Map canonical upper-case column → actual column name (names are case-insensitive)."""
+    wanted = set(KNOWN_COLUMNS[data_type])
+    out: dict[str, str] = {}
+    for name in names:
+        upper = name.upper()
+        if upper in wanted and upper not in out:
+            out[upper] = name
+    return out
+
+
+def missing_columns(
+    present: Iterable[str], data_type: DataType, *, with_updated_at: bool = True
+) -> list[str]:
+    """Required canonical columns absent from ``present`` (canonical names)."""
+    have = {c.upper() for c in present}
+    need = list(REQUIRED_COLUMNS[data_type])
+    if with_updated_at:
+        need.insert(0, UPDATED_AT)
+    missing = [c for c in need if c not in have]
+    if data_type.is_user_type and not have & set(IDENTIFIER_COLUMNS):
+        missing.append("one of " + ", ".join(IDENTIFIER_COLUMNS))
+    return missing
+
+
+# ------------------------------------------------------------------ keys: hash + UPDATED_AT
+def row_hashes(batch: pa.RecordBatch) -> list[str]:
+    """Content hash of each row (all its columns), 16 bytes of BLAKE2b in hex."""
+    if batch.num_rows == 0:
+        return []
+    parts = []
+    for col in batch.columns:
+        text = col if pa.types.is_string(col.type) else _as_text(col)
+        parts.append(pc.fill_null(text, "\x00"))
+    joined = pc.binary_join_element_wise(*parts, "\x1f") if len(parts) > 1 else parts[0]
+    blake = hashlib.blake2b
+    return [blake(s.encode(), digest_size=16).hexdigest() for s in joined.to_pylist()]
+
+
+def _as_text(col: pa.Array) -> pa.Array:
+    try:
+        return pc.cast(col, pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        return pa.array([None if v is None else repr(v) for v in col.to_pylist()], pa.string())
+
+
+def updated_micros(col: pa.Array) -> list[int | None]:
+    """``UPDATED_AT`` as UTC epoch microseconds; ``None`` where null or unparseable.
+
+    Timestamps without time zone are UTC; with a zone they are converted; text is parsed as
+    ISO 8601 (naive → UTC); dates are midnight UTC.
+    """
+    typ = col.type
+    if pa.types.is_timestamp(typ):
+        us = pc.cast(col, pa.timestamp("us", tz=typ.tz)) if typ.unit != "us" else col
+        return pc.cast(us, pa.int64()).to_pylist()  # stored values are UTC instants
+    if pa.types.is_date(typ):
+        return pc.cast(pc.cast(col, pa.timestamp("us")), pa.int64()).to_pylist()
+    out: list[int | None] = []
+    for value in col.to_pylist():
+        out.append(parse_timestamp_us(value))
+    return out
+
+
+def parse_timestamp_us(value: Any) -> int | None:
+    """One ``UPDATED_AT`` / ``time`` value → epoch microseconds, ``None`` when unusable."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return to_micros(value)
+    if isinstance(value, date):
+        return to_micros(datetime(value.year, value.month, value.day))
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        try:
+            return to_micros(datetime.fromisoformat(text.replace(" UTC", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+# ------------------------------------------------------------------ identifier rules
+def _present(batch: pa.RecordBatch, name: str) -> np.ndarray:
+    n = batch.num_rows
+    idx = batch.schema.get_field_index(name)
+    if idx < 0:
+        return np.zeros(n, dtype=bool)
+    col = batch.column(idx)
+    if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+        col = _as_text(col)
+    mask = pc.fill_null(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(col)), 0), False)
+    return mask.to_numpy(zero_copy_only=False).astype(bool)
+
+
+IDENT_OK, IDENT_NONE, IDENT_MULTIPLE, IDENT_HALF_ALIAS = 0, 1, 2, 3
+
+
+def identifier_verdicts(batch: pa.RecordBatch) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Column-wise identifier rule: a code per row (``IDENT_*``) and the presence masks.
+
+    Exactly one of external id, alias (both halves), braze id, email, phone — email and phone
+    together count as one (email identifies).
+    """
+    p = {c: _present(batch, c) for c in IDENTIFIER_COLUMNS}
+    alias_any = p["ALIAS_NAME"] | p["ALIAS_LABEL"]
+    alias_both = p["ALIAS_NAME"] & p["ALIAS_LABEL"]
+    contact = p["EMAIL"] | p["PHONE"]
+    count = (
+        p["EXTERNAL_ID"].astype(np.int8)
+        + alias_any.astype(np.int8)
+        + p["BRAZE_ID"].astype(np.int8)
+        + contact.astype(np.int8)
+    )
+    code = np.full(batch.num_rows, IDENT_OK, dtype=np.int8)
+    code[count == 0] = IDENT_NONE
+    code[count > 1] = IDENT_MULTIPLE
+    code[(count == 1) & alias_any & ~alias_both] = IDENT_HALF_ALIAS
+    return code, p
+
+
+# ------------------------------------------------------------------ the batch validator
+class _RowRefused(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def validate_batch(
+    data_type: DataType,
+    batch: pa.RecordBatch,
+    *,
+    start_position: int,
+    hashes: Sequence[str] | None = None,
+    updated_us: Sequence[int | None] | None = None,
+    options: SyncOptions | None = None,
+    require_updated_at: bool = True,
+) -> list[ValidRow | RowError]:
+    """Validate every row of ``batch`` (canonical column names); one verdict per row, in order."""
+    n = batch.num_rows
+    if n == 0:
+        return []
+    options = options or SyncOptions()
+    hashes = hashes if hashes is not None else row_hashes(batch)
+    names = list(batch.schema.names)
+    if updated_us is None:
+        updated_us = updated_micros(batch.column(UPDATED_AT)) if UPDATED_AT in names else [None] * n
+    cols = {name: batch.column(name).to_pylist() for name in names}
+    idents: np.ndarray | None = None
+    if data_type.is_user_type:
+        idents, _ = identifier_verdicts(batch)
+    payloads = cols.get(PAYLOAD)
+    out: list[ValidRow | RowError] = []
+    for i in range(n):
+        pos = start_position + i
+        upd = updated_us[i]
+        try:
+            if require_updated_at and upd is None:
+                raw_upd = cols.get(UPDATED_AT, [None] * n)[i]
+                raise _RowRefused(
+                    t.INVALID_UPDATED_AT,
+                    "UPDATED_AT is null"
+                    if raw_upd is None
+                    else f"UPDATED_AT {raw_upd!r} is not a timestamp (use ISO 8601)",
+                )
+            row = ValidRow(
+                position=pos,
+                row_hash=hashes[i],
+                updated_at=from_micros(upd) if upd is not None else None,
+                updated_us=upd,
+            )
+            if idents is not None:
+                _fill_identifier(row, data_type, int(idents[i]), cols, i)
+            raw_payload = payloads[i] if payloads is not None else None
+            _fill_payload(row, data_type, raw_payload, cols, i, options)
+            out.append(row)
+        except _RowRefused as exc:
+            out.append(
+                RowError(
+                    position=pos,
+                    code=exc.code,
+                    message=exc.message,
+                    raw=raw_row(cols, i),
+                    updated_at=from_micros(upd) if upd is not None else None,
+                    row_hash=hashes[i],
+                    updated_us=upd,
+                )
+            )
+    return out
+
+
+def _text(cols: dict[str, list[Any]], name: str, i: int) -> str | None:
+    values = cols.get(name)
+    if values is None:
+        return None
+    value = values[i]
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _fill_identifier(
+    row: ValidRow, data_type: DataType, code: int, cols: dict[str, list[Any]], i: int
+) -> None:
+    if code == IDENT_NONE:
+        raise _RowRefused(
+            t.NO_IDENTIFIER,
+            "the row has no identifier: set exactly one of EXTERNAL_ID, ALIAS_NAME+ALIAS_LABEL, "
+            "BRAZE_ID, EMAIL, PHONE",
+        )
+    if code == IDENT_MULTIPLE:
+        given = [c for c in IDENTIFIER_COLUMNS if _text(cols, c, i) is not None]
+        raise _RowRefused(
+            t.MULTIPLE_IDENTIFIERS,
+            f"the row has more than one identifier ({', '.join(given)}); keep exactly one "
+            "(EMAIL and PHONE together are allowed: EMAIL identifies)",
+        )
+    if code == IDENT_HALF_ALIAS:
+        raise _RowRefused(
+            t.INCOMPLETE_ALIAS, "an alias needs both ALIAS_NAME and ALIAS_LABEL; one is empty"
+        )
+    if (ext := _text(cols, "EXTERNAL_ID", i)) is not None:
+        row.identifier = Identifier("external_id", ext)
+    elif (alias := _text(cols, "ALIAS_NAME", i)) is not None:
+        row.identifier = Identifier("alias", alias, _text(cols, "ALIAS_LABEL", i))
+    elif (braze := _text(cols, "BRAZE_ID", i)) is not None:
+        row.identifier = Identifier("braze_id", braze)
+    else:
+        email, phone = _text(cols, "EMAIL", i), _text(cols, "PHONE", i)
+        if data_type is DataType.USER_DELETES:
+            raise _RowRefused(
+                t.INVALID_IDENTIFIER,
+                "user deletes identify users by EXTERNAL_ID, alias or BRAZE_ID, not e-mail/phone",
+            )
+        if phone is not None and not PHONE_RE.match(phone):
+            raise _RowRefused(t.INVALID_IDENTIFIER, f"PHONE {phone!r} is not a phone number")
+        if email is not None:
+            if not EMAIL_RE.match(email):
+                raise _RowRefused(t.INVALID_IDENTIFIER, f"EMAIL {email!r} is not an e-mail address")
+            row.identifier = Identifier("email", email.lower())
+            row.phone = phone
+        else:
+            assert phone is not None
+            row.identifier = Identifier("phone", phone)
+
+
+def decode_payload(raw: Any) -> Any:
+    """PAYLOAD column value → Python object (text is JSON; native structs pass through)."""
+    if isinstance(raw, str | bytes):
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise _RowRefused(t.INVALID_JSON, f"PAYLOAD is not valid JSON: {exc}") from None
+    if isinstance(raw, list) and raw and all(isinstance(p, tuple) for p in raw):
+        return dict(raw)  # Arrow map type
+    return raw
+
+
+def _object_payload(raw: Any, *, required: bool = True) -> dict[str, Any] | None:
+    if raw is None:
+        if required:
+            raise _RowRefused(t.MISSING_FIELD, "PAYLOAD is empty; it must be a JSON object")
+        return None
+    value = decode_payload(raw)
+    if not isinstance(value, dict):
+        raise _RowRefused(
+            t.PAYLOAD_NOT_OBJECT,
+            f"PAYLOAD must be a JSON object, got {type(value).__name__ if value is not None else 'null'}",
+        )
+    return value
+
+
+def _fill_payload(
+    row: ValidRow,
+    data_type: DataType,
+    raw: Any,
+    cols: dict[str, list[Any]],
+    i: int,
+    options: SyncOptions,
+) -> None:
+    if data_type is DataType.USER_ATTRIBUTES:
+        payload = _object_payload(raw)
+        assert payload is not None
+        _check_subscriptions(payload)
+        row.payload = payload
+    elif data_type is DataType.CUSTOM_EVENTS:
+        payload = _object_payload(raw)
+        assert payload is not None
+        name = payload.get("name")
+        if name is None:
+            raise _RowRefused(t.MISSING_FIELD, "the event PAYLOAD has no 'name'")
+        if not isinstance(name, str) or not name.strip():
+            raise _RowRefused(t.INVALID_FIELD, "the event 'name' must be a non-empty string")
+        _time_field(payload)
+        _properties(payload)
+        row.payload = payload
+    elif data_type is DataType.PURCHASES:
+        payload = _object_payload(raw)
+        assert payload is not None
+        _check_purchase(payload)
+        row.payload = payload
+    elif data_type is DataType.USER_DELETES:
+        if raw is not None and str(raw).strip() not in ("", "{}", "null"):
+            raise _RowRefused(
+                t.UNEXPECTED_PAYLOAD, "user deletes take an identifier only, no PAYLOAD"
+            )
+    elif data_type in (DataType.CATALOG_ITEMS, DataType.ACCOUNTS):
+        item_id = _text(cols, ID, i)
+        if item_id is None:
+            raise _RowRefused(t.MISSING_FIELD, "ID is empty")
+        row.item_id = item_id
+        row.deleted = _deleted(cols, i)
+        payload = _object_payload(raw, required=not row.deleted)
+        row.payload = payload or {}
+        if data_type is DataType.ACCOUNTS:
+            row.name = _text(cols, NAME, i)
+            if row.name is None and not row.deleted:
+                raise _RowRefused(t.MISSING_FIELD, "NAME is empty (accounts need a name)")
+            if options.account_fields is not None:
+                dropped = sorted(k for k in row.payload if k not in options.account_fields)
+                if dropped:
+                    row.payload = {
+                        k: v for k, v in row.payload.items() if k in options.account_fields
+                    }
+                    row.warnings.append(
+                        (
+                            t.UNKNOWN_FIELD,
+                            f"fields not in the account schema were dropped: {', '.join(dropped)}",
+                        )
+                    )
+
+
+def _deleted(cols: dict[str, list[Any]], i: int) -> bool:
+    values = cols.get(DELETED)
+    if values is None or values[i] is None:
+        return False
+    value = values[i]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    text = str(value).strip().lower()
+    if text in ("true", "t", "1", "yes"):
+        return True
+    if text in ("false", "f", "0", "no", ""):
+        return False
+    raise _RowRefused(t.INVALID_FIELD, f"DELETED must be true or false, got {value!r}")
+
+
+def _time_field(payload: dict[str, Any]) -> None:
+    value = payload.get("time")
+    if value is None:
+        raise _RowRefused(t.MISSING_FIELD, "the PAYLOAD has no 'time' (ISO 8601)")
+    if not isinstance(value, str) or parse_timestamp_us(value) is None:
+        raise _RowRefused(t.INVALID_FIELD, f"'time' {value!r} is not an ISO 8601 timestamp")
+
+
+def _properties(payload: dict[str, Any]) -> None:
+    props = payload.get("properties")
+    if props is not None and not isinstance(props, dict):
+        raise _RowRefused(t.INVALID_FIELD, "'properties' must be a JSON object")
+
+
+def _check_purchase(payload: dict[str, Any]) -> None:
+    for name in ("product_id", "currency", "price", "time"):
+        if payload.get(name) is None:
+            raise _RowRefused(t.MISSING_FIELD, f"the purchase PAYLOAD has no '{name}'")
+    product = payload["product_id"]
+    if not isinstance(product, str) or not product.strip():
+        raise _RowRefused(t.INVALID_FIELD, "'product_id' must be a non-empty string")
+    currency = payload["currency"]
+    if not isinstance(currency, str) or currency.upper() not in ISO_4217:
+        raise _RowRefused(t.INVALID_FIELD, f"'currency' {currency!r} is not an ISO 4217 code")
+    payload["currency"] = currency.upper()
+    price = payload["price"]
+    if isinstance(price, bool) or not isinstance(price, int | float):
+        raise _RowRefused(t.INVALID_FIELD, f"'price' must be a number, got {price!r}")
+    quantity = payload.get("quantity", 1)
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
+        raise _RowRefused(
+            t.INVALID_FIELD, f"'quantity' must be a positive integer, got {quantity!r}"
+        )
+    payload["quantity"] = quantity
+    _time_field(payload)
+    _properties(payload)
+
+
+def _check_subscriptions(payload: dict[str, Any]) -> None:
+    for name in SUBSCRIPTION_FIELDS:
+        value = payload.get(name)
+        if value is not None and value not in SUBSCRIPTION_STATES:
+            raise _RowRefused(
+                t.INVALID_FIELD,
+                f"'{name}' must be one of {', '.join(sorted(SUBSCRIPTION_STATES))}, got {value!r}",
+            )
+    groups = payload.get("subscription_groups")
+    if groups is None:
+        return
+    if not isinstance(groups, list) or not all(isinstance(g, dict) for g in groups):
+        raise _RowRefused(t.INVALID_FIELD, "'subscription_groups' must be an array of objects")
+    for group in groups:
+        if not isinstance(group.get("subscription_group_id"), str) or (
+            group.get("subscription_state") not in GROUP_STATES
+        ):
+            raise _RowRefused(
+                t.INVALID_FIELD,
+                "each subscription group needs 'subscription_group_id' and "
+                "'subscription_state' (subscribed or unsubscribed)",
+            )
+
+
+# ------------------------------------------------------------------ raw rows for the log
+def json_safe(value: Any) -> Any:
+    """A JSON-serialisable version of a source value (datetimes ISO, bytes base64)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, datetime):
+        return to_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return str(value)
+
+
+def raw_row(cols: dict[str, list[Any]], i: int) -> dict[str, Any]:
+    """The source row ``i`` as a JSON-safe dict (kept with row errors)."""
+    return {name: json_safe(values[i]) for name, values in cols.items()}
