@@ -80,6 +80,26 @@ class NotificationSettings:
     success_even_if_no_rows: bool = False
     webhook_url: str | None = None
 
+    @classmethod
+    def from_sync(
+        cls, contacts: list[str] | tuple[str, ...] | None, data: Mapping[str, Any] | None
+    ) -> NotificationSettings:
+        """Build from a sync's ``contacts`` and ``notifications`` JSON (unknown keys ignored).
+
+        Keys: ``notify_on_error`` (default true), ``row_error_threshold_pct`` (0-100 or null),
+        ``notify_on_success``, ``success_even_if_no_rows``, ``webhook_url``.
+        """
+        data = data or {}
+        threshold = data.get("row_error_threshold_pct")
+        return cls(
+            contacts=tuple(contacts or ()),
+            notify_on_error=bool(data.get("notify_on_error", True)),
+            row_error_threshold_pct=None if threshold is None else float(threshold),
+            notify_on_success=bool(data.get("notify_on_success", False)),
+            success_even_if_no_rows=bool(data.get("success_even_if_no_rows", False)),
+            webhook_url=data.get("webhook_url") or None,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class RunOutcome:

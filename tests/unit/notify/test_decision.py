@@ -208,3 +208,17 @@ def test_no_run_ever_sends_one_event_twice_and_repeats_are_silent(
 def test_state_round_trip_from_empty() -> None:
     assert AlertState.from_dict(None) == HEALTHY
     assert AlertState.from_dict({}) == HEALTHY
+
+
+def test_settings_from_a_sync_row() -> None:
+    settings = NotificationSettings.from_sync(
+        ["a@example.com"],
+        {"row_error_threshold_pct": 5, "notify_on_success": True, "webhook_url": "https://h/x"},
+    )
+    assert settings == NotificationSettings(
+        contacts=("a@example.com",),
+        row_error_threshold_pct=5.0,
+        notify_on_success=True,
+        webhook_url="https://h/x",
+    )
+    assert NotificationSettings.from_sync(None, None) == NotificationSettings()
