@@ -18,6 +18,7 @@ The function never raises: whatever goes wrong inside is reported as an issue.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -45,6 +46,18 @@ from zerocopy.errors import (
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.result import CheckResult, SqlIssue
 from zerocopy.sql.rules import MODULES, DialectRules, rules_for
+
+
+class _CommandFallbackFilter(logging.Filter):
+    """sqlglot logs a warning whenever it keeps a statement as an opaque Command; the check
+    reports those as ``not_read_only`` itself, so the warning is noise (and output from a
+    function meant to be pure)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+
+
+logging.getLogger("sqlglot").addFilter(_CommandFallbackFilter())
 
 # Statement and clause node types that write, change session state or leave the query's
 # read-only world. Anything sqlglot could only keep as an opaque ``Command`` is refused too.
@@ -533,9 +546,7 @@ class _Check:
             reported.append(node)
             what = _statement_name(node)
             where = "" if node is statement else " inside the query"
-            position = self.node_position(node)
-            if position == (None, None):
-                position = self.statement_position(node)
+            position = self.statement_position(node)
             self.issue(
                 NOT_READ_ONLY,
                 f"'{what}'{where} is not allowed: segment queries may only read data. "
@@ -544,18 +555,30 @@ class _Check:
             )
 
     def statement_position(self, node: exp.Expr) -> tuple[int | None, int | None]:
-        """Best-effort position for nodes without metadata: their keyword's first token."""
+        """Where a refused statement or clause starts: its keyword (the last one at or before
+        the node's first positioned part), else the node's first part."""
         if isinstance(node, exp.Command):
-            return self.token_position(str(node.this).split()[0] if node.this else "")
-        keyword = {
-            "into": "INTO",
-            "lock": "FOR",
-            "insert": "INSERT",
-            "update": "UPDATE",
-            "delete": "DELETE",
-            "merge": "MERGE",
-        }.get(node.key)
-        return self.token_position(keyword) if keyword else (None, None)
+            keywords = {str(node.this).split()[0].upper()} if str(node.this).split() else set()
+        else:
+            keywords = {
+                "into": {"INTO"},
+                "lock": {"FOR"},
+                "transaction": {"BEGIN", "START"},
+                "executesql": {"EXECUTE"},
+                "export": {"EXPORT"},
+            }.get(node.key) or {_statement_name(node).split()[0].split("/")[0].upper()}
+        content = _start_offset(node)
+        best: Token | None = None
+        for token in self.tokens:
+            if content is not None and token.start > content:
+                break
+            if token.text.upper() in keywords:
+                best = token
+                if content is None:
+                    break
+        if best is not None:
+            return self.offset_position(best.start)
+        return self.node_position(node)
 
     def check_functions(self, reading: list[exp.Expr]) -> None:
         """Refuse functions that reach outside the source, table functions not allow-listed,
@@ -916,12 +939,15 @@ class _Check:
             return
         if match is None:
             returned = ", ".join(s.alias_or_name or s.sql() for s in selects[:12])
+            position = self.node_position(selects[0] if selects else query)
+            if position == (None, None) and self.tokens:  # expanded stars have no position
+                position = self.offset_position(self.tokens[0].start)
             self.issue(
                 MISSING_ID_COLUMN,
                 f"The query must return the id column '{self.id_column}' (a user id column of "
                 f"a table, not renamed); it returns: {returned or 'nothing'}. Add "
                 f"'{self.id_column}' to the SELECT list.",
-                self.node_position(query) if not selects else self.node_position(selects[0]),
+                position,
             )
             return
         if _is_constant(match, self.root_scope):
