@@ -15,9 +15,11 @@ from litestar.openapi.spec import Components, SecurityScheme
 import zerocopy
 from api.controllers.credentials import CredentialController
 from api.controllers.health import health
+from api.controllers.profiles import ProfileController
 from api.controllers.runs import RunController
 from api.controllers.segments import SegmentController
 from api.controllers.sources import SourceController
+from api.controllers.syncs import SyncController, SyncRunController
 from api.controllers.workspaces import WorkspaceController
 from api.deps import provide_caller, provide_runtime, provide_session
 from api.errors import EXCEPTION_HANDLERS
@@ -69,6 +71,9 @@ def create_app(settings: Any = None) -> Litestar:
             SourceController,
             SegmentController,
             RunController,
+            SyncController,
+            SyncRunController,
+            ProfileController,
         ],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),

@@ -1,0 +1,115 @@
+"""Sync, sync run and row-log DTOs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from api.schemas.common import ErrorInfo
+
+
+class SyncCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A new sync (``draft``): a source table (or, for files, a credential) and a data type."""
+
+    name: str
+    data_type: str
+    source_id: str | None = None
+    table: str | None = None
+    credential_id: str | None = None
+    source_settings: dict[str, Any] | None = None
+    catalog_name: str | None = None
+    frequency: str = "1d"
+    contacts: list[str] = msgspec.field(default_factory=list)
+    notifications: dict[str, Any] = msgspec.field(default_factory=dict)
+    row_limit: int | None = None
+    lookback_minutes: int = 0
+    destination: str = "builtin"
+    row_log: str = "all"
+    settings: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class SyncUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Change a sync; ``data_type`` can never change (``data_type_immutable``)."""
+
+    name: str | None = None
+    data_type: str | None = None
+    source_id: str | None = None
+    table: str | None = None
+    frequency: str | None = None
+    contacts: list[str] | None = None
+    notifications: dict[str, Any] | None = None
+    row_limit: int | None = None
+    lookback_minutes: int | None = None
+    row_log: str | None = None
+    status: str | None = None
+
+
+class SyncRead(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    data_type: str
+    status: str
+    source_id: str | None
+    table: str | None
+    credential_id: str | None
+    catalog_name: str | None
+    frequency: str
+    contacts: list[str]
+    notifications: dict[str, Any]
+    row_limit: int | None
+    lookback_minutes: int
+    destination: str
+    row_log: str
+    watermark: datetime | None
+    """Last delivered ``UPDATED_AT`` (the next run reads from it, inclusive)."""
+    last_tested_at: datetime | None
+    last_test_error: ErrorInfo | None
+    last_run_id: str | None
+    created_at: datetime
+
+
+class PreviewRowRead(msgspec.Struct, kw_only=True):
+    position: int
+    valid: bool
+    code: str | None
+    message: str | None
+    row: dict[str, Any]
+
+
+class SyncTestRead(msgspec.Struct, kw_only=True):
+    """A successful sync test: the table, its columns and the first rows with their verdicts."""
+
+    sync: SyncRead
+    table: str
+    columns: dict[str, str]
+    preview: list[PreviewRowRead]
+    elapsed_s: float
+
+
+class SyncRunRead(msgspec.Struct, kw_only=True):
+    id: str
+    sync_id: str
+    status: str
+    trigger: str
+    rows_read: int
+    rows_skipped: int
+    rows_delivered: int
+    rows_errored: int
+    watermark_before: datetime | None
+    watermark_after: datetime | None
+    error: ErrorInfo | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None
+
+
+class RowLogRead(msgspec.Struct, kw_only=True):
+    position: int
+    verdict: str
+    code: str | None
+    message: str | None
+    updated_at: str | None
+    row: dict[str, Any] | None
