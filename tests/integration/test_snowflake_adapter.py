@@ -84,8 +84,10 @@ async def test_key_pair_login_lists_the_scope_with_table_comments(
     assert users.kind == "table"
     assert users.description == warehouse.table("users").description
     assert [c.name for c in users.columns] == warehouse.table("users").column_names
-    # Peer gaps (real Snowflake returns both): column comments and view comments are NULL.
-    assert all(c.description is None for c in users.columns)
+    assert {c.name: c.description for c in users.columns} == {
+        c.name: c.description for c in warehouse.table("users").columns
+    }
+    # Views are listed (from INFORMATION_SCHEMA.VIEWS); the peer returns their comment NULL.
     assert listed["active_users"].kind == "view" and listed["active_users"].columns
     assert result.server_version
 

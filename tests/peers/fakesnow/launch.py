@@ -11,10 +11,12 @@ Two things on top of ``fakesnow -s``:
   keeps its server thread busy until the wait ends.
 - A fix for fakesnow 0.12.1 storing table comments: it pastes the comment into SQL
   unescaped, so a comment with an apostrophe ("the customer's id") fails the CREATE.
-- ``--load``: a manifest (``{"database", "schema", "statements": [...], "parquet":
-  {table: path}}``) loaded before the port opens: the DDL statements (tables with inline
-  comments, views) go through fakesnow's own Snowflake→DuckDB translation, the rows are
-  bulk-inserted from Parquet into DuckDB directly. Going row by row through fakesnow's
+- ``--load``: a manifest (``{"database", "schema", "statements": [...], "column_comments":
+  [[table, column, comment]...], "parquet": {table: path}}``) loaded before the port opens:
+  the DDL statements (tables with inline comments, views) go through fakesnow's own
+  Snowflake→DuckDB translation; column comments, which that translation drops, are set
+  as DuckDB column comments (what fakesnow's INFORMATION_SCHEMA.COLUMNS reads); the rows
+  are bulk-inserted from Parquet into DuckDB directly. Going row by row through fakesnow's
   ``INSERT`` translation takes ~2 s per 1,000 rows, which would make every test session slow.
 """
 
@@ -65,6 +67,13 @@ def _load(manifest_path: Path) -> None:
     cur = conn.cursor()
     for statement in manifest["statements"]:
         cur.execute(statement)
+    for table, column, comment in manifest.get("column_comments", []):
+        # fakesnow cannot translate Snowflake's column COMMENT clause, but its
+        # INFORMATION_SCHEMA.COLUMNS returns DuckDB's own column comments: set those.
+        literal = comment.replace("'", "''")
+        fs.duck_conn.execute(
+            f'COMMENT ON COLUMN {database}.{schema}."{table}"."{column}" IS \'{literal}\''
+        )
     for table, path in manifest["parquet"].items():
         fs.duck_conn.execute(
             f'INSERT INTO {database}.{schema}."{table}" SELECT * FROM read_parquet(?)', [path]

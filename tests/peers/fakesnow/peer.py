@@ -54,9 +54,16 @@ def write_manifest(base: Path, warehouse: Warehouse, database: str, schema: str)
         pq.write_table(table.data, path)
         parquet[table.name] = str(path)
     manifest = base / "manifest.json"
+    column_comments = [[t.name, c.name, c.description] for t in warehouse.tables for c in t.columns]
     manifest.write_text(
         json.dumps(
-            {"database": database, "schema": schema, "statements": statements, "parquet": parquet}
+            {
+                "database": database,
+                "schema": schema,
+                "statements": statements,
+                "column_comments": column_comments,
+                "parquet": parquet,
+            }
         )
     )
     return manifest
