@@ -54,9 +54,11 @@ ERRNO_INSUFFICIENT_PRIVILEGES = 3001
 """003001 (42501): "SQL access control error: Insufficient privileges to operate on …"."""
 ERRNO_NO_WAREHOUSE = 606
 """000606: "No active warehouse selected in the current session"."""
-AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 390186, 390189, 390190, 390318, 394304})
+AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 390186, 390189, 390190, 390318})
 """Login refused: wrong user/key (390100, 390144 JWT invalid), user locked or disabled, role
 not granted to the user (390189), and the like."""
+SESSION_EXPIRED_ERRNOS = frozenset({390111, 390112, 390114})
+"""Session or master token expired/gone: the shared session logs in again."""
 NETWORK_ERRNOS = frozenset({250001, 250003, 251011, 251012})
 """Driver-side connection failures: could not connect, request timed out, socket errors."""
 
@@ -147,9 +149,10 @@ def normalize_account(account: str) -> str:
 
 
 def snowflake_identity(settings: Mapping[str, Any]) -> str:
-    """Key of the Snowflake user a credential logs in as: ``<account>/<USER>``.
+    """Key of the Snowflake user a credential logs in as: ``<account>/<LOGIN NAME>``.
 
     Two workspaces may not share one (account, user); the service layer compares these keys.
+    Snowflake login names are case-insensitive, so the user is upper-cased whatever its form.
     """
     account = str(settings.get("account") or "").strip()
     user = str(settings.get("user") or "").strip()
@@ -159,7 +162,8 @@ def snowflake_identity(settings: Mapping[str, Any]) -> str:
             "a snowflake credential needs both 'account' and 'user'",
             details={"field": "account" if not account else "user"},
         )
-    return f"{normalize_account(account)}/{normalize_ident(user)}"
+    login_name = user.strip('"').upper()  # LOGIN_NAME ignores case and quotes
+    return f"{normalize_account(account)}/{login_name}"
 
 
 def load_private_key(pem: str) -> Any:
@@ -440,12 +444,19 @@ class SnowflakeAdapter(BaseAdapter):
 
     # ------------------------------------------------------------------ catalog
     def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        cur = self._shared().cursor()
-        try:
-            cur.execute(sql, params or None)
-            return list(cur.fetchall())
-        finally:
-            cur.close()
+        for attempt in (1, 2):
+            cur = self._shared().cursor()
+            try:
+                cur.execute(sql, params or None)
+                return list(cur.fetchall())
+            except Exception as exc:
+                if attempt == 2 or getattr(exc, "errno", None) not in SESSION_EXPIRED_ERRNOS:
+                    raise
+                # A long-idle shared session outlives its tokens: log in again, once.
+                self._close()
+            finally:
+                cur.close()
+        raise AssertionError("unreachable")
 
     def _check_scope(self) -> None:
         """Raise ``scope_not_found`` unless the role sees the scope's schema."""

@@ -457,3 +457,30 @@ def test_poll_loop_stops_on_our_flag_even_without_a_query_id(rec: Recorder) -> N
     handle.native.set()  # what _cancel does first, before SYSTEM$CANCEL_QUERY
     assert done.wait(2)
     assert isinstance(result[0], ZerocopyError) and result[0].code == errors.CANCELLED
+
+
+def test_expired_shared_session_logs_in_again_once(
+    rec: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    adapter = make_adapter()
+    expired = _err(
+        sf_errors.ProgrammingError,
+        "Authentication token has expired.  The user must authenticate again.",
+        390114,
+        "08001",
+    )
+    failures = [expired]
+    original = FakeCursor.execute
+
+    def execute(self: FakeCursor, sql: str, params: Any = None) -> FakeCursor:
+        if failures:
+            raise failures.pop()
+        return original(self, sql, params)
+
+    monkeypatch.setattr(FakeCursor, "execute", execute)
+    assert adapter._server_version() is None  # the recorder returns no rows
+    assert len(rec.connects) == 2
+    assert ("close", 0) in rec.calls
+    failures.extend([expired, expired])
+    with pytest.raises(sf_errors.ProgrammingError):
+        adapter._server_version()

@@ -81,8 +81,9 @@ def test_identity_differs_for_other_users_or_accounts() -> None:
     assert base == "org-a/SVC"
     assert snowflake_identity({"account": "org-b", "user": "svc"}) != base
     assert snowflake_identity({"account": "org-a", "user": "svc2"}) != base
-    # A quoted mixed-case user is another Snowflake user than the unquoted one.
-    assert snowflake_identity({"account": "org-a", "user": "Svc"}) != base
+    # Login names are case-insensitive in Snowflake: every spelling is the same user.
+    assert snowflake_identity({"account": "org-a", "user": "Svc"}) == base
+    assert snowflake_identity({"account": "org-a", "user": '"svc"'}) == base
     assert normalize_account("https://Org-A.snowflakecomputing.com") == "org-a"
     with pytest.raises(ZerocopyError) as caught:
         snowflake_identity({"account": "org-a"})
