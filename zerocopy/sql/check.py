@@ -625,8 +625,11 @@ class _Check:
         )
         scope = self.scope_text.strip().lower() if isinstance(self.scope_text, str) else ""
         allowed = {scope, scope.rsplit(".", 1)[-1]} - {""}
-        if qualifier.lower() in allowed:
+        if qualifier.lower() in allowed or qualifier.lower() in self.rules.function_namespaces:
             return
+        start = _start_offset(func)
+        if start is not None:
+            self.refused_starts.add(start)
         self.issue(
             FORBIDDEN_FUNCTION,
             f"Function {qualifier}.{_display_name(func)}() is outside this source's scope "

@@ -52,6 +52,9 @@ class DialectRules:
     allowed_functions: frozenset[str] = frozenset()
     """Exceptions to ``forbidden_prefixes`` (harmless functions such as ``pg_typeof``)."""
 
+    function_namespaces: frozenset[str] = frozenset()
+    """Built-in function namespaces (``HLL_COUNT.MERGE``): not user schemas, so allowed."""
+
     table_functions: frozenset[str] = field(default_factory=frozenset)
     """Allow-list of functions usable as a table (``FROM f(...)``); all others are refused."""
 

@@ -21,6 +21,8 @@ RULES = DialectRules(
         keys.new_keyset keys.add_key_from_raw_bytes"""
     ),
     forbidden_prefixes=("ml.", "ai.", "obj.", "keys.", "external_"),
+    # SAFE. and NET. are parsed into dedicated nodes; these arrive as `namespace.fn()`.
+    function_namespaces=names("hll_count kll_quantiles approx_quantiles"),
     table_functions=names("unnest"),
     system_schemas=COMMON_SYSTEM_SCHEMAS,
 )
