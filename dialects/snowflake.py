@@ -626,7 +626,12 @@ class SnowflakeAdapter(BaseAdapter):
         yield from self._arrow_batches(sql, params, batch_rows)
 
     def _drop_table(self, table: str) -> None:
-        self._rows(self.drop_sql(table))
+        try:
+            self._rows(self.drop_sql(table))
+        except Exception as exc:
+            if self.map_error(exc).code != errors.SCOPE_NOT_FOUND:
+                raise
+            # No such schema, so no such table: the drop is done (and stays idempotent).
 
     def _list_temp_tables(self, prefix: str) -> list[str]:
         info = f"{quote_ident(self.database)}.INFORMATION_SCHEMA"

@@ -140,6 +140,7 @@ async def test_missing_database_is_scope_not_found_at_test_and_at_ctas(peer: Fak
             await adapter.materialize(
                 "SELECT 1 AS x", table, deadline=anyio.current_time() + 30, tag=run
             )
+        await adapter.drop_table(table)  # nothing can exist there: the drop still succeeds
     for caught in (at_test, at_ctas):
         assert caught.value.code == errors.SCOPE_NOT_FOUND, caught.value
         assert "NO_SUCH_DB.ANALYTICS" in caught.value.message
