@@ -89,3 +89,19 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
         assert (mode, fks) == ("wal", 1) and busy >= 1000
     finally:
         await db.dispose()
+
+
+async def test_concurrent_upgrades_from_many_processes_agree(db: Database) -> None:
+    """serve + N workers starting at once: one migrates, the others find the schema current."""
+    import anyio
+
+    await db.downgrade("base")
+    others = [Database(db.url) for _ in range(3)]
+    try:
+        async with anyio.create_task_group() as tg:
+            for other in others:
+                tg.start_soon(other.upgrade)
+        assert await db.current_revision() == "0001"
+    finally:
+        for other in others:
+            await other.dispose()

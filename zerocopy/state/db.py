@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -24,6 +25,9 @@ from sqlalchemy.ext.asyncio import (
 from zerocopy.settings import normalise_database_url, redact_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+MIGRATION_LOCK_KEY = 0x7A65726F636F7079  # "zerocopy"
+"""PostgreSQL advisory lock key held while migrating."""
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's write lock before failing."""
@@ -74,13 +78,30 @@ class Database:
             yield session
 
     async def upgrade(self, revision: str = "head") -> None:
-        """Apply the Alembic migrations up to ``revision`` (used by ``zerocopy db upgrade``)."""
+        """Apply the Alembic migrations up to ``revision`` (used by ``zerocopy db upgrade``).
+
+        Safe when several processes start together (``serve`` and N workers): PostgreSQL
+        takes a transaction-level advisory lock, SQLite an exclusive write lock, so one
+        process migrates and the others then find the schema current.
+        """
         async with self.engine.begin() as conn:
+            await self._migration_lock(conn)
             await conn.run_sync(_run_alembic, "upgrade", revision)
 
     async def downgrade(self, revision: str) -> None:
         async with self.engine.begin() as conn:
+            await self._migration_lock(conn)
             await conn.run_sync(_run_alembic, "downgrade", revision)
+
+    async def _migration_lock(self, conn: AsyncConnection) -> None:
+        if self.is_postgres:
+            await conn.execute(
+                sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
+        elif self.is_sqlite:
+            # pysqlite opens transactions lazily; BEGIN IMMEDIATE takes the write lock now
+            # (waiting up to the busy timeout) so Alembic reads the version under it.
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     async def current_revision(self) -> str | None:
         async with self.engine.connect() as conn:

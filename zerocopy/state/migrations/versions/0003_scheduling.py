@@ -33,6 +33,9 @@ def upgrade() -> None:
         sa.Column("paused_at", TS, nullable=True),
         sa.Column("paused_details", JSON, nullable=True),
         sa.Column("resumed_at", TS, nullable=True),
+        sa.Column("contacts", JSON, nullable=False),
+        sa.Column("definition_hash", sa.String(64), nullable=True),
+        sa.Column("last_changed_at", TS, nullable=True),
         sa.Column("last_member_read_at", TS, nullable=True),
         sa.Column("last_due_at", TS, nullable=True),
         sa.Column("last_fired_at", TS, nullable=True),
@@ -76,6 +79,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "scheduling_counter",
+        sa.Column("name", sa.String(64), nullable=False),
+        sa.Column("value", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("name"),
+    )
+    op.create_table(
         "schedule_notice",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("owner_kind", sa.String(16), nullable=False),
@@ -94,6 +103,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("schedule_notice")
+    op.drop_table("scheduling_counter")
     op.drop_table("scheduling_lease")
     op.drop_table("source_slot")
     op.drop_table("scheduled_run")
