@@ -153,7 +153,7 @@ _FILE_SUFFIXES = (
     ".avro",
     ".orc",
 )
-# Some sqlglot function classes stand for several SQL spellings; these names are what users type.
+# Bound on issues per code, so a pathological input (thousands of bad columns) stays cheap.
 _MAX_ISSUES_PER_CODE = 50
 
 
