@@ -205,7 +205,10 @@ class BaseAdapter:
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
-                with anyio.CancelScope(shield=True):
+                # Cancelled mid-batch, the driver may still be inside next() in an abandoned
+                # thread: close() then fails ("generator already executing") and must not
+                # replace the cancellation; the generator is finalised when that call returns.
+                with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                     await self._call(close)
 
     async def _guarded(
@@ -229,9 +232,12 @@ class BaseAdapter:
         if remaining <= 0:
             raise self._timed_out(what, handle)
         try:
-            with anyio.fail_after(remaining):
+            with anyio.fail_after(remaining) as scope:
                 return await anyio.to_thread.run_sync(run, abandon_on_cancel=True)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if not scope.cancelled_caught:
+                # The driver's own TimeoutError (e.g. a socket timeout), not our deadline.
+                raise self.map_error(exc, handle) from exc
             await self._stop(handle, finished)
             raise self._timed_out(what, handle) from None
         except anyio.get_cancelled_exc_class():
