@@ -362,6 +362,7 @@ class SyncEngine:
         work = anyio.CancelScope(deadline=deadline)
         cancelled = False
         finished = False
+        failure: ZerocopyError | None = None
 
         async def watch() -> None:
             nonlocal cancelled
@@ -384,22 +385,27 @@ class SyncEngine:
                 tg.start_soon(watch)
                 try:
                     with work:
-                        resolved = resolve_table(
-                            await adapter.list_tables(), sync.table_name, data_type
-                        )
-                        await self._pump(
-                            run,
-                            sync,
-                            data_type,
-                            options,
-                            adapter,
-                            resolved,
-                            state,
-                            lookback,
-                            tracker,
-                            destination,
-                            counts,
-                        )
+                        try:
+                            resolved = resolve_table(
+                                await adapter.list_tables(), sync.table_name, data_type
+                            )
+                            await self._pump(
+                                run,
+                                sync,
+                                data_type,
+                                options,
+                                adapter,
+                                resolved,
+                                state,
+                                lookback,
+                                tracker,
+                                destination,
+                                counts,
+                            )
+                        except ZerocopyError as exc:
+                            # Raised out of the task group it would arrive wrapped in an
+                            # ExceptionGroup and be recorded as internal_error.
+                            failure = exc
                 finally:
                     finished = True
                     event.set()
@@ -410,6 +416,8 @@ class SyncEngine:
                         await closer()
                     except Exception as exc:
                         log.warning("sync.close_failed", error=redact_text(str(exc)))
+        if failure is not None:
+            raise failure
         if cancelled:
             raise ZerocopyError(errors.CANCELLED, "cancelled on request")
         if work.cancelled_caught:
