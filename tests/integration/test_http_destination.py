@@ -7,17 +7,28 @@ DeliveryResult out), the way the sync engine drives it.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
 
 import anyio
 import pytest
+import sqlalchemy as sa
 
 from tests.peers.http_destination.fixtures import HttpPeer, http_peer, http_peer_server
 from tests.support import free_port
 from zerocopy import errors
+from zerocopy.connections import AdapterFactory
+from zerocopy.destinations.factory import destination_factory
 from zerocopy.destinations.http import HttpDestination, HttpDestinationConfig, batch_id
 from zerocopy.destinations.protocol import DeliveryBatch, Destination
 from zerocopy.errors import ZerocopyError
+from zerocopy.secrets import SecretBox
+from zerocopy.state.db import Database
+from zerocopy.state.models import Credential, Source, SourceStatus, Workspace
+from zerocopy.state.sync_models import Sync, SyncRowLog
+from zerocopy.sync.engine import SyncEngine
 from zerocopy.sync.types import (
     INVALID_FIELD,
     REJECTED_BY_DESTINATION,
@@ -220,3 +231,129 @@ def test_plain_http_is_refused_off_loopback() -> None:
     with pytest.raises(ZerocopyError) as info:
         HttpDestinationConfig(url="http://example.com/x", api_key="k").validate()
     assert info.value.code == errors.VALIDATION_ERROR
+
+
+# ---------------------------------------------------------------- through real sync runs
+@pytest.fixture
+async def sync_db(tmp_path: Path) -> AsyncIterator[Database]:
+    database = Database(f"sqlite+aiosqlite:///{tmp_path / 'state.sqlite3'}")
+    await database.upgrade()
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+def warehouse(path: Path, n: int) -> None:
+    """A DuckDB table of ``n`` attribute rows, one second apart; ids ``bad*`` get refused."""
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        con.execute(
+            "CREATE TABLE users AS SELECT TIMESTAMP '2026-01-01' + i * INTERVAL 1 SECOND AS updated_at, "
+            "CASE WHEN i % 50 = 7 THEN 'bad' || i ELSE 'u' || i END AS external_id, "
+            "'{\"n\": ' || i || '}' AS payload FROM range(?) t(i)",
+            [n],
+        )
+
+
+async def http_sync(db: Database, duck: Path, http_options: dict[str, object]) -> str:
+    async with db.transaction() as s:
+        ws = Workspace(name="acme")
+        s.add(ws)
+        await s.flush()
+        cred = Credential(
+            workspace_id=ws.id, name="wh", kind="duckdb", settings={"path": str(duck)}
+        )
+        s.add(cred)
+        await s.flush()
+        src = Source(
+            workspace_id=ws.id,
+            credential_id=cred.id,
+            name="wh",
+            kind="duckdb",
+            scope="main",
+            max_runtime_s=60,
+            status=SourceStatus.ACTIVE,
+        )
+        s.add(src)
+        await s.flush()
+        sync = Sync(
+            workspace_id=ws.id,
+            name="users",
+            source_id=src.id,
+            table_name="users",
+            data_type="user_attributes",
+            destination="http",
+            status="active",
+            settings={"http": http_options},
+        )
+        s.add(sync)
+        await s.flush()
+        return sync.id
+
+
+def sync_engine(db: Database, peer: HttpPeer) -> SyncEngine:
+    settings = SimpleNamespace(http_destination_url=peer.url, http_destination_key=peer.key)
+    return SyncEngine(
+        db,
+        AdapterFactory(SecretBox([SecretBox.generate_key()])),
+        destination_factory(db, settings),
+        delivery_rows=100,
+    )
+
+
+async def test_sync_run_through_429_5xx_and_rejections_loses_nothing(
+    sync_db: Database, http_peer: HttpPeer, tmp_path: Path
+) -> None:
+    duck = tmp_path / "wh.duckdb"
+    warehouse(duck, 250)
+    sync_id = await http_sync(sync_db, duck, {"batch_rows": 50, "backoff_base_s": 0.05})
+    http_peer.reject("external_id", "bad", code="invalid_field")
+    http_peer.script({"status": "pass"}, {"status": 429, "retry_after": "1"}, {"status": 503})
+    run = await sync_engine(sync_db, http_peer).run(sync_id)
+    assert (run.status, run.rows_read, run.rows_delivered, run.rows_errored) == (
+        "partial_success",
+        250,
+        245,
+        5,
+    )
+    state = http_peer.state()
+    assert len(state["rows"]) == 245 and len(state["rejected"]) == 5
+    assert [r["status"] for r in state["requests"]][:4] == [200, 429, 503, 200]
+    assert run.watermark_after is not None
+    assert run.watermark_after["value"].startswith("2026-01-01T00:04:09")
+    async with sync_db.session() as s:
+        codes = (
+            await s.scalars(
+                sa.select(SyncRowLog.code).where(
+                    SyncRowLog.run_id == run.id, SyncRowLog.verdict == "error"
+                )
+            )
+        ).all()
+    assert codes == ["invalid_field"] * 5
+
+
+async def test_sync_run_failing_mid_way_keeps_the_watermark_and_the_next_run_completes(
+    sync_db: Database, http_peer: HttpPeer, tmp_path: Path
+) -> None:
+    duck = tmp_path / "wh.duckdb"
+    warehouse(duck, 250)
+    sync_id = await http_sync(
+        sync_db, duck, {"batch_rows": 50, "backoff_base_s": 0.01, "max_attempts": 3}
+    )
+    # Engine batch 1 (rows 0-99) = two POSTs; the first POST of batch 2 fails for good.
+    http_peer.script({"status": "pass"}, {"status": "pass"}, *[{"status": 502}] * 3)
+    engine = sync_engine(sync_db, http_peer)
+    failed = await engine.run(sync_id)
+    assert (failed.status, failed.error_code) == ("error", errors.DESTINATION_ERROR)
+    assert failed.rows_delivered == 100
+    assert failed.watermark_after is not None
+    assert failed.watermark_after["value"].startswith("2026-01-01T00:01:39")
+    assert len(http_peer.state()["rows"]) == 100
+    ok = await engine.run(sync_id)
+    assert (ok.status, ok.rows_read, ok.rows_delivered) == ("success", 150, 150)
+    state = http_peer.state()
+    assert len(state["rows"]) == 250
+    # Nothing acknowledged was sent twice: 250 rows in acknowledged POSTs in total.
+    assert sum(r["rows"] for r in state["requests"] if r["status"] == 200) == 250
