@@ -54,9 +54,14 @@ ERRNO_INSUFFICIENT_PRIVILEGES = 3001
 """003001 (42501): "SQL access control error: Insufficient privileges to operate on …"."""
 ERRNO_NO_WAREHOUSE = 606
 """000606: "No active warehouse selected in the current session"."""
-AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 390186, 390189, 390190, 390318})
-"""Login refused: wrong user/key (390100, 390144 JWT invalid), user locked or disabled, role
-not granted to the user (390189), and the like."""
+AUTH_ERRNOS = frozenset({390100, 390101, 390102, 390144, 390186, 390190, 390318})
+"""Login refused: wrong user/key (390100, 390144 JWT invalid), user locked or disabled."""
+PRIVILEGE_RE = re.compile(
+    r"Insufficient privileges|No active warehouse|specified in the connect string|"
+    r"warehouse '[^']*' does not exist or not authorized",
+    re.IGNORECASE,
+)
+"""A missing grant (checked with errno 003001 / 000606): the role, the warehouse or an object."""
 SESSION_EXPIRED_ERRNOS = frozenset({390111, 390112, 390114})
 """Session or master token expired/gone: the shared session logs in again."""
 NETWORK_ERRNOS = frozenset({250001, 250003, 251011, 251012})
@@ -231,7 +236,7 @@ class SnowflakeAdapter(BaseAdapter):
         (
             r"Could not connect to Snowflake backend|Failed to connect to DB|"
             r"Connection refused|Max retries exceeded|Name or service not known|"
-            r"timed out|RemoteDisconnected",
+            r"Read timed out|Connect(?:ion)? ?time(?:d ?)?out|RemoteDisconnected",
             errors.UNREACHABLE,
             "cannot reach snowflake: check the account identifier and the network path ({msg})",
         ),
@@ -383,9 +388,7 @@ class SnowflakeAdapter(BaseAdapter):
         if errno:
             details["errno"] = errno
         ctx = self._context()
-        if errno in (ERRNO_INSUFFICIENT_PRIVILEGES, ERRNO_NO_WAREHOUSE) or re.search(
-            r"Insufficient privileges|No active warehouse", msg, re.IGNORECASE
-        ):
+        if errno in (ERRNO_INSUFFICIENT_PRIVILEGES, ERRNO_NO_WAREHOUSE) or PRIVILEGE_RE.search(msg):
             grant = self._missing_grant(msg, creating=handle is not None)
             return ZerocopyError(
                 errors.PERMISSION_DENIED,
@@ -420,6 +423,9 @@ class SnowflakeAdapter(BaseAdapter):
         ctx = self._context()
         role, scope = sql_ident(ctx["role"]), ctx["scope"]
         lowered = msg.lower()
+        if "specified in the connect string" in lowered:
+            user = sql_ident(str(self.config.settings.get("user") or "<user>"))
+            return f"GRANT ROLE {role} TO USER {user}"
         if "warehouse" in lowered:
             return f"GRANT USAGE ON WAREHOUSE {sql_ident(ctx['warehouse'])} TO ROLE {role}"
         if "on database" in lowered:

@@ -382,6 +382,13 @@ def test_missing_create_table_names_the_grant() -> None:
             606,
             "GRANT USAGE ON WAREHOUSE ZC_WH TO ROLE ZEROCOPY_ROLE",
         ),
+        (
+            "Role 'ZEROCOPY_ROLE' specified in the connect string is not granted to this user. "
+            "Contact your local system administrator, or attempt to login with another role, "
+            "e.g. PUBLIC.",
+            390189,
+            "GRANT ROLE ZEROCOPY_ROLE TO USER ZEROCOPY",
+        ),
     ],
 )
 def test_other_missing_grants(msg: str, errno: int, grant: str) -> None:
