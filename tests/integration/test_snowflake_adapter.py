@@ -193,3 +193,26 @@ async def test_sql_error_is_warehouse_error_with_the_warehouse_message(peer: Fak
             )
     assert caught.value.code == errors.WAREHOUSE_ERROR
     assert "nope" in caught.value.message.lower()
+
+
+async def test_private_key_and_login_token_stay_out_of_debug_logs(
+    peer: FakesnowPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Driver and adapter logs at DEBUG carry neither the key nor the JWT signed with it."""
+    import logging
+
+    table, run = tag()
+    caplog.set_level(logging.DEBUG)
+    async with SnowflakeAdapter(config(peer)) as adapter:
+        await adapter.test()
+        await adapter.materialize(
+            "SELECT 1 AS x", table, deadline=anyio.current_time() + 30, tag=run
+        )
+        await adapter.drop_table(table)
+    text = caplog.text
+    assert "snowflake.connector" in text, "the driver's debug logging was captured"
+    body = "".join(PEM.strip().splitlines()[1:-1])
+    for start in range(0, len(body) - 40, 40):
+        assert body[start : start + 40] not in text
+    assert "BEGIN PRIVATE KEY" not in text
+    assert "eyJ" not in text, "a JWT (base64 of '{\"') appeared in the logs"
