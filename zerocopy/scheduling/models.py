@@ -43,6 +43,11 @@ class ScheduleState(Base):
     paused_at: Mapped[datetime | None]
     paused_details: Mapped[dict[str, Any] | None]
     resumed_at: Mapped[datetime | None]
+    contacts: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    """E-mail addresses told when the schedule is paused automatically."""
+    definition_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    """Hash of the owner's definition (SQL, schedule, ...): a different one means it was edited."""
+    last_changed_at: Mapped[datetime | None]
     last_member_read_at: Mapped[datetime | None]
     last_due_at: Mapped[datetime | None]
     last_fired_at: Mapped[datetime | None]
@@ -89,6 +94,15 @@ class Lease(Base):
     name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     holder: Mapped[str | None] = mapped_column(sa.String(200))
     next_at: Mapped[datetime]
+
+
+class Counter(Base):
+    """A monotonic total shared by every process (janitor drops, schedule misses)."""
+
+    __tablename__ = "scheduling_counter"
+
+    name: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
 class Notice(Base):

@@ -1,0 +1,265 @@
+"""The scale-out runner: refresh jobs in a procrastinate queue on the PostgreSQL state database.
+
+``zerocopy serve`` (with ``ZEROCOPY_RUNNER=procrastinate``) only *defers* jobs through
+:class:`ProcrastinateRunner`, the same :class:`zerocopy.runner.Runner` protocol as the
+in-process runner; ``zerocopy worker`` processes (:func:`run_worker`), on any number of
+machines sharing the database, execute them. What makes it safe lives in the database, not
+in procrastinate:
+
+* one run per segment: the engine's partial unique index (``refresh_in_progress``);
+* claiming: the engine's ``queued → running`` compare-and-set (a job delivered twice runs once);
+* per-source limit: :class:`~zerocopy.scheduling.slots.SourceSlots` rows; procrastinate
+  ``lock`` values ``source:<id>:<k>`` (``k < limit``) additionally keep a worker from
+  fetching a job whose source is full, so busy sources do not occupy every worker;
+* fairness between workspaces: a job's priority is minus the number of runs its workspace
+  already has queued, so workspaces are served round-robin, not first-come-first-served;
+* cancellation: the engine polls ``cancel_requested_at`` (any API process sets it);
+* worker death: the run's heartbeat stops and any worker's reaper ends it ``worker_lost``;
+  the procrastinate job of a dead worker is failed so its lock is released.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from types import TracebackType
+from typing import Any
+
+import anyio
+import sqlalchemy as sa
+
+from zerocopy.logging import get_logger
+from zerocopy.scheduling.config import SchedulingConfig
+from zerocopy.scheduling.slots import source_limit
+from zerocopy.state.db import Database
+from zerocopy.state.models import RefreshRun, RunStatus, Source
+
+log = get_logger("zerocopy.runner.procrastinate")
+
+REFRESH_TASK = "zerocopy.refresh"
+QUEUE = "zerocopy"
+SCHEMA_LOCK_KEY = 0x7A635F71756575  # "zc_queu"
+"""Advisory lock held while installing procrastinate's schema (N workers start together)."""
+
+
+def libpq_url(url: str) -> str:
+    """``postgresql+psycopg://…`` (SQLAlchemy) → ``postgresql://…`` (libpq, for procrastinate)."""
+    scheme, sep, rest = url.partition("://")
+    return "postgresql" + sep + rest if scheme.startswith("postgresql") else url
+
+
+def build_app(database_url: str, *, executor: Any = None, pool_size: int = 10) -> Any:
+    """A procrastinate App on the state database; with ``executor``, able to run refresh jobs."""
+    import procrastinate
+
+    connector = procrastinate.PsycopgConnector(
+        conninfo=libpq_url(database_url), min_size=1, max_size=pool_size
+    )
+    app = procrastinate.App(connector=connector)
+    if executor is not None:
+
+        @app.task(name=REFRESH_TASK, queue=QUEUE, pass_context=False)
+        async def refresh(run_id: str) -> None:
+            await executor.execute(run_id)
+
+    return app
+
+
+async def ensure_queue_schema(db: Database) -> None:
+    """Install procrastinate's tables and functions once (idempotent, safe to race)."""
+    if not db.is_postgres:
+        from zerocopy import errors
+        from zerocopy.errors import ZerocopyError
+
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            "ZEROCOPY_RUNNER=procrastinate needs a PostgreSQL state database "
+            "(set ZEROCOPY_DATABASE_URL=postgresql://…); SQLite runs the in-process runner",
+        )
+    from procrastinate.schema import SchemaManager
+
+    async with db.engine.begin() as conn:
+        await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+        present = await conn.scalar(sa.text("SELECT to_regclass('procrastinate_jobs')"))
+        if present is None:
+            # The driver reads "%" as a placeholder marker: escape it as procrastinate does.
+            await conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+            log.info("queue.schema_installed")
+
+
+class ProcrastinateRunner:
+    """:class:`zerocopy.runner.Runner` that defers refresh jobs for ``zerocopy worker`` processes."""
+
+    def __init__(self, db: Database, *, default_limit: int = 4, app: Any = None) -> None:
+        self.db = db
+        self.default_limit = default_limit
+        self.app = app
+        self._owns_app = app is None
+
+    async def __aenter__(self) -> ProcrastinateRunner:
+        await ensure_queue_schema(self.db)
+        if self.app is None:
+            self.app = build_app(self.db.url, pool_size=4)
+            await self.app.open_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._owns_app and self.app is not None:
+            await self.app.close_async()
+            self.app = None
+
+    async def submit(self, run_id: str) -> None:
+        from procrastinate import exceptions
+
+        if self.app is None:
+            raise RuntimeError("ProcrastinateRunner is not started: use `async with runner:`")
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    sa.select(
+                        RefreshRun.workspace_id,
+                        RefreshRun.source_id,
+                        RefreshRun.created_at,
+                        Source.kind,
+                    )
+                    .join(Source, Source.id == RefreshRun.source_id)
+                    .where(RefreshRun.id == run_id)
+                )
+            ).first()
+            if row is None:
+                return
+            ahead_in_workspace = await s.scalar(
+                sa.select(sa.func.count()).where(
+                    RefreshRun.workspace_id == row.workspace_id,
+                    RefreshRun.status == RunStatus.QUEUED,
+                    RefreshRun.created_at < row.created_at,
+                )
+            )
+            active_on_source = await s.scalar(
+                sa.select(sa.func.count()).where(
+                    RefreshRun.source_id == row.source_id,
+                    RefreshRun.status.in_(RunStatus.ACTIVE),
+                    RefreshRun.created_at < row.created_at,
+                )
+            )
+        limit = source_limit(row.kind, self.default_limit)
+        lane = int(active_on_source or 0) % limit
+        with contextlib.suppress(exceptions.AlreadyEnqueued):  # a job for it already waits
+            await self.app.configure_task(
+                REFRESH_TASK,
+                queue=QUEUE,
+                lock=f"source:{row.source_id}:{lane}",
+                queueing_lock=f"run:{run_id}",
+                priority=-int(ahead_in_workspace or 0),
+            ).defer_async(run_id=run_id)
+
+
+async def fail_stalled_jobs(app: Any, db: Database, seconds: float) -> list[int]:
+    """Fail jobs of dead workers (releasing their locks); re-defer runs they never started."""
+    from procrastinate.jobs import Status
+
+    jobs = list(await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=seconds))
+    failed: list[int] = []
+    for job in jobs:
+        try:
+            await app.job_manager.finish_job(job, Status.FAILED, delete_job=False)
+        except Exception:
+            continue  # finished meanwhile
+        failed.append(job.id)
+        run_id = job.task_kwargs.get("run_id")
+        log.warning("queue.stalled_job_failed", job_id=job.id, run_id=run_id)
+        if run_id:
+            async with db.session() as s:
+                status = await s.scalar(sa.select(RefreshRun.status).where(RefreshRun.id == run_id))
+            if status == RunStatus.QUEUED:
+                await ProcrastinateRunner(db, app=app).submit(run_id)
+    return failed
+
+
+async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool = True) -> None:
+    """``zerocopy worker``: execute refresh jobs, tick the scheduler, do housekeeping.
+
+    SIGTERM/SIGINT: stop fetching jobs, let running ones finish for ``shutdown_grace_s``, then
+    cancel them (the engine cancels the warehouse query, drops the temp table, records
+    ``cancelled``).
+    """
+    from zerocopy.refresh import RefreshEngine
+    from zerocopy.scheduling.execution import SlottedEngine
+    from zerocopy.scheduling.housekeeping import Housekeeper, Janitor
+    from zerocopy.scheduling.scheduler import Scheduler
+    from zerocopy.scheduling.slots import SourceSlots
+    from zerocopy.secrets import SecretBox
+    from zerocopy.services.context import open_database
+
+    async with open_database(settings) as db:
+        await ensure_queue_schema(db)
+        engine = RefreshEngine(
+            db,
+            SecretBox(settings.secret_keys),
+            settings,
+            heartbeat_s=config.heartbeat_s,
+            stale_after_s=config.worker_lost_after_s,
+        )
+        slots = SourceSlots(db, default_limit=config.source_limit)
+        executor = SlottedEngine(engine, slots)
+        app = build_app(db.url, executor=executor, pool_size=config.concurrency + 4)
+        async with app.open_async():
+            runner = ProcrastinateRunner(db, default_limit=config.source_limit, app=app)
+            sched = Scheduler(db, engine, runner.submit, config=config)
+            janitor = Janitor(db, engine.adapter_factory, slots, grace_s=config.janitor_grace_s)
+            keeper = Housekeeper(
+                db,
+                engine,
+                janitor,
+                config=config,
+                holder=engine.worker,
+                extra_reaper=lambda: fail_stalled_jobs(app, db, config.worker_lost_after_s),
+            )
+
+            async def background() -> None:
+                while True:
+                    if scheduler:
+                        try:
+                            await sched.tick()
+                        except Exception:
+                            log.exception("scheduler.tick_failed")
+                    try:
+                        await keeper.pass_once()
+                    except Exception:
+                        log.exception("housekeeping.failed")
+                    await anyio.sleep(config.tick_s)
+
+            log.info(
+                "worker.started",
+                worker=engine.worker,
+                concurrency=config.concurrency,
+                source_limit=config.source_limit,
+            )
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(background)
+                await app.run_worker_async(
+                    queues=[QUEUE],
+                    concurrency=config.concurrency,
+                    shutdown_graceful_timeout=config.shutdown_grace_s,
+                    update_heartbeat_interval=max(1.0, config.worker_lost_after_s / 5),
+                    stalled_worker_timeout=config.worker_lost_after_s,
+                    install_signal_handlers=True,
+                    delete_jobs="successful",
+                )
+                tg.cancel_scope.cancel()
+            log.info("worker.stopped", worker=engine.worker)
+
+
+__all__ = [
+    "QUEUE",
+    "REFRESH_TASK",
+    "ProcrastinateRunner",
+    "build_app",
+    "ensure_queue_schema",
+    "fail_stalled_jobs",
+    "run_worker",
+]

@@ -1,0 +1,338 @@
+"""The scheduler: turns due schedules into runs, exactly once, whichever process ticks.
+
+Any number of processes may tick at the same time (every ``zerocopy worker`` does): a firing
+is claimed with a compare-and-set on ``schedule_state.next_due_at`` (``UPDATE … WHERE
+next_due_at = <the value this process read>``), so exactly one process wins each occurrence,
+and the engine's one-active-run-per-segment index stops a second run anyway. The scheduler
+only *requests* runs and hands their ids to ``submit`` (the runner): it never executes them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.logging import get_logger
+from zerocopy.scheduling.config import SchedulingConfig
+from zerocopy.scheduling.counters import bump
+from zerocopy.scheduling.models import SEGMENT, PauseReason, ScheduledRun, ScheduleState
+from zerocopy.scheduling.notices import notify_paused
+from zerocopy.scheduling.schedule import (
+    SEGMENT_FREQUENCIES,
+    Firing,
+    Schedule,
+    next_run,
+    parse_schedule,
+    plan_firing,
+)
+from zerocopy.state.db import Database
+from zerocopy.state.models import RunTrigger, Segment, Workspace, utcnow
+
+log = get_logger("zerocopy.scheduling")
+
+Submit = Callable[[str], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+@dataclass(slots=True)
+class TickReport:
+    """What one tick did (tests, logs)."""
+
+    fired: list[str] = field(default_factory=list)
+    """Run ids started."""
+    catch_up: list[str] = field(default_factory=list)
+    planned: int = 0
+    replanned: int = 0
+    paused: list[str] = field(default_factory=list)
+    skipped_in_progress: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Owner:
+    id: str
+    workspace_id: str
+    name: str
+    schedule: Schedule
+    time_zone: str
+    digest: str
+
+
+def definition_hash(*parts: Any) -> str:
+    """Hash of what the user defined: a different hash means the owner was edited."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def segment_digest(segment: Any, schedule_doc: Any) -> str:
+    """:func:`definition_hash` of what a user edits on a segment."""
+    return definition_hash(
+        segment.name, segment.sql, segment.dialect, segment.id_column, schedule_doc
+    )
+
+
+class Scheduler:
+    """``await scheduler.tick()`` fires what is due; :meth:`run` ticks forever."""
+
+    def __init__(
+        self,
+        db: Database,
+        engine: Any,
+        submit: Submit,
+        *,
+        config: SchedulingConfig | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        self.submit = submit
+        self.config = config or SchedulingConfig()
+        self.clock = clock
+
+    # ------------------------------------------------------------------ loading
+    async def _segments(self) -> list[_Owner]:
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    sa.select(
+                        Segment.id,
+                        Segment.workspace_id,
+                        Segment.name,
+                        Segment.sql,
+                        Segment.dialect,
+                        Segment.id_column,
+                        Segment.schedule,
+                        Workspace.time_zone,
+                    ).join(Workspace, Workspace.id == Segment.workspace_id)
+                )
+            ).all()
+        owners: list[_Owner] = []
+        for row in rows:
+            if not row.schedule:
+                continue  # never scheduled (SQL NULL or JSON null)
+            try:
+                schedule = parse_schedule(row.schedule, SEGMENT_FREQUENCIES)
+            except ZerocopyError as exc:
+                log.warning("schedule.invalid", segment_id=row.id, error=exc.message)
+                continue
+            digest = segment_digest(row, row.schedule)
+            owners.append(
+                _Owner(row.id, row.workspace_id, row.name, schedule, row.time_zone or "UTC", digest)
+            )
+        return owners
+
+    async def _states(self) -> dict[str, ScheduleState]:
+        async with self.db.session() as s:
+            rows = await s.scalars(
+                sa.select(ScheduleState).where(ScheduleState.owner_kind == SEGMENT)
+            )
+            return {st.owner_id: st for st in rows.all()}
+
+    # ------------------------------------------------------------------ one tick
+    async def tick(self) -> TickReport:
+        """Plan new schedules, re-plan changed ones, pause stale ones, fire due ones."""
+        now = self.clock()
+        report = TickReport()
+        states = await self._states()
+        due: list[tuple[_Owner, ScheduleState, Firing]] = []
+        for owner in await self._segments():
+            state = states.get(owner.id)
+            if state is None:
+                await self._plan(owner, now)
+                report.planned += 1
+                continue
+            if state.definition_hash != owner.digest:
+                await self._update(owner.id, definition_hash=owner.digest, last_changed_at=now)
+            if (
+                state.planned_time_zone != owner.time_zone
+                or state.planned_key != owner.schedule.key()
+            ):
+                # A new time zone or schedule: plan again from now (nothing fires for the old plan).
+                await self._update(
+                    owner.id,
+                    next_due_at=next_run(owner.schedule, now, owner.time_zone),
+                    planned_time_zone=owner.time_zone,
+                    planned_key=owner.schedule.key(),
+                )
+                report.replanned += 1
+                continue
+            if state.paused_reason is not None or state.next_due_at is None:
+                continue
+            if self._is_stale(state, owner, now):
+                await self._pause_stale(owner, state, now)
+                report.paused.append(owner.id)
+                continue
+            firing = plan_firing(
+                owner.schedule,
+                owner.time_zone,
+                state.next_due_at,
+                now,
+                late_after_s=self.config.late_after_s,
+            )
+            if firing is not None:
+                due.append((owner, state, firing))
+        due.sort(key=lambda item: item[2].due_at)  # the longest-waiting first
+        for owner, state, firing in due:
+            await self._fire(owner, state, firing, now, report)
+        return report
+
+    def _is_stale(self, state: ScheduleState, owner: _Owner, now: datetime) -> bool:
+        marks = [
+            state.created_at,
+            state.last_member_read_at,
+            state.last_changed_at,
+            state.resumed_at,
+        ]
+        last = max(m for m in marks if m is not None)
+        if state.definition_hash != owner.digest:
+            return False  # edited just now
+        return now - last >= self.config.stale_after
+
+    async def _plan(self, owner: _Owner, now: datetime) -> None:
+        try:
+            async with self.db.transaction() as s:
+                s.add(
+                    ScheduleState(
+                        owner_kind=SEGMENT,
+                        owner_id=owner.id,
+                        workspace_id=owner.workspace_id,
+                        next_due_at=next_run(owner.schedule, now, owner.time_zone),
+                        planned_time_zone=owner.time_zone,
+                        planned_key=owner.schedule.key(),
+                        definition_hash=owner.digest,
+                        last_changed_at=now,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # another process planned it first
+
+    async def _update(self, owner_id: str, **values: Any) -> int:
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.update(ScheduleState)
+                .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == owner_id)
+                .values(**values)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _pause_stale(self, owner: _Owner, state: ScheduleState, now: datetime) -> None:
+        days = self.config.stale_after.total_seconds() / 86400
+        details = {
+            "message": (
+                f"paused automatically: nobody read this segment's members through the API "
+                f"and nobody changed it for {days:g} days; resume the schedule to run it again"
+            ),
+            "stale_after_days": days,
+            "last_member_read_at": _iso(state.last_member_read_at),
+            "last_changed_at": _iso(state.last_changed_at),
+        }
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.update(ScheduleState)
+                .where(
+                    ScheduleState.owner_kind == SEGMENT,
+                    ScheduleState.owner_id == owner.id,
+                    ScheduleState.paused_reason.is_(None),
+                )
+                .values(paused_reason=PauseReason.STALE, paused_at=now, paused_details=details)
+            )
+            won = result.rowcount == 1  # type: ignore[attr-defined]
+        if won:
+            log.info("schedule.paused_stale", segment_id=owner.id, workspace_id=owner.workspace_id)
+            await notify_paused(
+                self.db,
+                SEGMENT,
+                owner.id,
+                owner.workspace_id,
+                owner.name,
+                state.contacts or [],
+                details["message"],
+            )
+
+    async def _fire(
+        self,
+        owner: _Owner,
+        state: ScheduleState,
+        firing: Firing,
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.update(ScheduleState)
+                .where(
+                    ScheduleState.owner_kind == SEGMENT,
+                    ScheduleState.owner_id == owner.id,
+                    ScheduleState.next_due_at == state.next_due_at,
+                    ScheduleState.paused_reason.is_(None),
+                )
+                .values(
+                    next_due_at=firing.next_due_at,
+                    last_due_at=firing.due_at,
+                    last_fired_at=now,
+                    last_catch_up=firing.catch_up,
+                    last_coalesced=firing.coalesced,
+                    misses=ScheduleState.misses + (firing.coalesced - 1),
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return  # another process fired this occurrence
+        if firing.coalesced > 1:
+            await bump(self.db, "schedule_misses", firing.coalesced - 1)
+        try:
+            run = await self.engine.request(owner.id, RunTrigger.SCHEDULE)
+        except ZerocopyError as exc:
+            if exc.code == errors.REFRESH_IN_PROGRESS:
+                # The previous run (manual or scheduled) still goes: this occurrence is a miss.
+                await self._update(owner.id, misses=ScheduleState.misses + 1)
+                await bump(self.db, "schedule_misses", 1)
+                report.skipped_in_progress.append(owner.id)
+                log.info(
+                    "schedule.skipped_in_progress",
+                    segment_id=owner.id,
+                    running_run_id=exc.details.get("run_id"),
+                )
+                return
+            log.warning("schedule.request_failed", segment_id=owner.id, code=exc.code)
+            return
+        async with self.db.transaction() as s:
+            s.add(
+                ScheduledRun(
+                    run_id=run.id,
+                    owner_kind=SEGMENT,
+                    owner_id=owner.id,
+                    due_at=firing.due_at,
+                    catch_up=firing.catch_up,
+                    coalesced=firing.coalesced,
+                    enqueued_at=utcnow(),
+                )
+            )
+            await s.execute(
+                sa.update(ScheduleState)
+                .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == owner.id)
+                .values(last_run_id=run.id)
+            )
+        log.info(
+            "schedule.fired",
+            segment_id=owner.id,
+            run_id=run.id,
+            due_at=firing.due_at.isoformat(),
+            catch_up=firing.catch_up,
+            coalesced=firing.coalesced,
+        )
+        report.fired.append(run.id)
+        if firing.catch_up:
+            report.catch_up.append(run.id)
+        await self.submit(run.id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,210 @@
+"""Schedule services for the API: show, set, resume; member reads keep a schedule alive."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.scheduling.models import SEGMENT, ScheduledRun, ScheduleState
+from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, next_runs, parse_schedule
+from zerocopy.scheduling.scheduler import segment_digest
+from zerocopy.state.db import Database
+from zerocopy.state.models import RefreshRun, Segment, Workspace, utcnow
+
+MAX_CONTACTS = 20
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def _segment_and_zone(
+    db: Database, workspace_id: str, segment_id: str
+) -> tuple[Segment, str]:
+    async with db.session() as s:
+        row = (
+            await s.execute(
+                sa.select(Segment, Workspace.time_zone)
+                .join(Workspace, Workspace.id == Segment.workspace_id)
+                .where(Segment.id == segment_id, Segment.workspace_id == workspace_id)
+            )
+        ).first()
+    if row is None:
+        raise ZerocopyError(
+            errors.NOT_FOUND,
+            f"segment {segment_id} does not exist in this workspace",
+            details={"segment_id": segment_id},
+        )
+    return row[0], row[1] or "UTC"
+
+
+def _contacts(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > MAX_CONTACTS:
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"contacts must be a list of at most {MAX_CONTACTS} e-mail addresses",
+            details={"field": "contacts"},
+        )
+    out = []
+    for item in value:
+        if not isinstance(item, str) or "@" not in item or len(item) > 320 or " " in item.strip():
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                f"contacts: {item!r} is not an e-mail address",
+                details={"field": "contacts"},
+            )
+        out.append(item.strip())
+    return out
+
+
+async def schedule_view(
+    db: Database, workspace_id: str, segment_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """The schedule, its next 5 runs, pause state and last run's outcome."""
+    now = now or utcnow()
+    segment, zone = await _segment_and_zone(db, workspace_id, segment_id)
+    schedule = parse_schedule(segment.schedule or None)
+    async with db.session() as s:
+        state = await s.get(ScheduleState, (SEGMENT, segment_id))
+        last_run = None
+        if state is not None and state.last_run_id:
+            last_run = await s.get(RefreshRun, state.last_run_id)
+        if last_run is None and segment.last_run_id:
+            last_run = await s.get(RefreshRun, segment.last_run_id)
+        scheduled = await s.get(ScheduledRun, last_run.id) if last_run is not None else None
+    paused = state is not None and state.paused_reason is not None
+    upcoming: list[datetime] = []
+    if not paused:
+        first = state.next_due_at if state is not None and state.next_due_at else None
+        if first is not None and state is not None and state.planned_time_zone == zone:
+            upcoming = [first, *next_runs(schedule, first, zone, 4)] if first > now else []
+        if not upcoming:
+            upcoming = next_runs(schedule, now, zone, 5)
+    return {
+        "segment_id": segment_id,
+        "schedule": schedule.to_dict(),
+        "time_zone": zone,
+        "status": "manual" if schedule.is_manual else ("paused" if paused else "active"),
+        "paused": (
+            {
+                "reason": state.paused_reason,
+                "at": _iso(state.paused_at),
+                "message": (state.paused_details or {}).get("message"),
+            }
+            if paused and state is not None
+            else None
+        ),
+        "next_runs": [_iso(t) for t in upcoming],
+        "contacts": list(state.contacts or []) if state is not None else [],
+        "misses": state.misses if state is not None else 0,
+        "last_run": (
+            {
+                "id": last_run.id,
+                "status": last_run.status,
+                "trigger": last_run.trigger,
+                "error_code": last_run.error_code,
+                "error_message": last_run.error_message,
+                "created_at": _iso(last_run.created_at),
+                "finished_at": _iso(last_run.finished_at),
+                "due_at": _iso(scheduled.due_at) if scheduled else None,
+                "catch_up": scheduled.catch_up if scheduled else False,
+                "coalesced": scheduled.coalesced if scheduled else 1,
+            }
+            if last_run is not None
+            else None
+        ),
+    }
+
+
+async def _upsert_state(db: Database, segment: Segment, **values: Any) -> None:
+    async with db.transaction() as s:
+        state = await s.get(ScheduleState, (SEGMENT, segment.id))
+        if state is None:
+            s.add(
+                ScheduleState(
+                    owner_kind=SEGMENT,
+                    owner_id=segment.id,
+                    workspace_id=segment.workspace_id,
+                    **values,
+                )
+            )
+        else:
+            for key, value in values.items():
+                setattr(state, key, value)
+    # A concurrent scheduler tick may have inserted it meanwhile: retried once by the caller.
+
+
+async def set_schedule(
+    db: Database,
+    workspace_id: str,
+    segment_id: str,
+    doc: dict[str, Any] | None,
+    contacts: Any = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Validate and store a segment's schedule; re-plan it. A paused schedule stays paused."""
+    now = now or utcnow()
+    segment, zone = await _segment_and_zone(db, workspace_id, segment_id)
+    schedule = parse_schedule(doc, SEGMENT_FREQUENCIES)
+    async with db.transaction() as s:
+        await s.execute(
+            sa.update(Segment).where(Segment.id == segment_id).values(schedule=schedule.to_dict())
+        )
+    values: dict[str, Any] = {
+        "next_due_at": next_run(schedule, now, zone),
+        "planned_time_zone": zone,
+        "planned_key": schedule.key(),
+        "last_changed_at": now,
+        "definition_hash": segment_digest(segment, schedule.to_dict()),
+    }
+    if contacts is not None:
+        values["contacts"] = _contacts(contacts)
+    for attempt in range(2):
+        try:
+            await _upsert_state(db, segment, **values)
+            break
+        except IntegrityError:
+            if attempt:
+                raise
+    return await schedule_view(db, workspace_id, segment_id, now)
+
+
+async def resume_schedule(
+    db: Database, workspace_id: str, segment_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """Lift a pause; the schedule fires at its next occurrence after now (no burst)."""
+    now = now or utcnow()
+    segment, zone = await _segment_and_zone(db, workspace_id, segment_id)
+    schedule = parse_schedule(segment.schedule or None)
+    async with db.transaction() as s:
+        await s.execute(
+            sa.update(ScheduleState)
+            .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == segment_id)
+            .values(
+                paused_reason=None,
+                paused_at=None,
+                paused_details=None,
+                resumed_at=now,
+                next_due_at=next_run(schedule, now, zone),
+                planned_time_zone=zone,
+                planned_key=schedule.key(),
+            )
+        )
+    return await schedule_view(db, workspace_id, segment_id, now)
+
+
+async def record_member_read(db: Database, segment_id: str, now: datetime | None = None) -> None:
+    """A member read through the API: the segment is in use (does not resume a paused one)."""
+    async with db.transaction() as s:
+        await s.execute(
+            sa.update(ScheduleState)
+            .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == segment_id)
+            .values(last_member_read_at=now or utcnow())
+        )

@@ -1,0 +1,80 @@
+"""Wiring for ``zerocopy serve``: which runner, and whether this process runs the scheduler.
+
+* ``ZEROCOPY_RUNNER=inprocess`` (default): the in-process runner executes refreshes (under
+  per-source slots) and this process ticks the scheduler and does housekeeping.
+* ``ZEROCOPY_RUNNER=procrastinate``: this process only defers jobs; ``zerocopy worker``
+  processes execute them and tick the scheduler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+
+from zerocopy.logging import get_logger
+from zerocopy.scheduling.config import SchedulingConfig, load_config
+
+log = get_logger("zerocopy.scheduling.service")
+
+
+@asynccontextmanager
+async def open_scheduling(
+    runtime: Any, config: SchedulingConfig | None = None
+) -> AsyncIterator[Any]:
+    """Start the configured runner (set as ``runtime.runner``) and, in-process, the scheduler."""
+    from zerocopy.runner import InProcessRunner
+    from zerocopy.scheduling.execution import SlottedEngine
+    from zerocopy.scheduling.housekeeping import Housekeeper, Janitor
+    from zerocopy.scheduling.scheduler import Scheduler
+    from zerocopy.scheduling.slots import SourceSlots
+
+    config = config or load_config()
+    runtime.scheduling = config
+    if config.runner == "procrastinate":
+        from zerocopy.runner_procrastinate import ProcrastinateRunner
+
+        async with ProcrastinateRunner(runtime.db, default_limit=config.source_limit) as runner:
+            runtime.runner = runner
+            yield runtime
+        return
+    slots = SourceSlots(runtime.db, default_limit=config.source_limit)
+    engine = runtime.engine
+    engine.heartbeat_s = config.heartbeat_s
+    engine.stale_after_s = config.worker_lost_after_s
+    runner = InProcessRunner(
+        SlottedEngine(engine, slots),  # type: ignore[arg-type]
+        max_concurrent=max(runtime.settings.max_concurrent_refreshes, 1),
+        shutdown_grace_s=config.shutdown_grace_s,
+    )
+    scheduler = Scheduler(runtime.db, engine, runner.submit, config=config)
+    keeper = Housekeeper(
+        runtime.db,
+        engine,
+        Janitor(runtime.db, engine.adapter_factory, slots, grace_s=config.janitor_grace_s),
+        config=config,
+        holder=engine.worker,
+    )
+
+    async def loop() -> None:
+        while True:
+            try:
+                await scheduler.tick()
+            except Exception:
+                log.exception("scheduler.tick_failed")
+            try:
+                await keeper.pass_once()
+            except Exception:
+                log.exception("housekeeping.failed")
+            await anyio.sleep(config.tick_s)
+
+    async with runner:
+        runtime.runner = runner
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(loop)
+            try:
+                yield runtime
+            finally:
+                tg.cancel_scope.cancel()
