@@ -268,6 +268,20 @@ class SnowflakeAdapter(BaseAdapter):
     Snowflake's "Schema 'DB.S' does not exist or not authorized."
     """
 
+    @classmethod
+    def check_credential(cls, settings: dict[str, Any], secrets: dict[str, str]) -> None:
+        """The base checks, plus: key-pair only (no password), and a private key that parses."""
+        super().check_credential(settings, secrets)
+        if "password" in settings or "password" in secrets:
+            raise ZerocopyError(
+                errors.INVALID_CREDENTIAL,
+                "snowflake password auth is not offered: zerocopy logs in with a key pair; "
+                "register the public key it shows with ALTER USER … SET RSA_PUBLIC_KEY",
+                details={"field": "password"},
+            )
+        if secrets.get("private_key"):
+            load_private_key(secrets["private_key"])
+
     def __init__(self, config: Any) -> None:
         super().__init__(config)
         self._conn: Any = None

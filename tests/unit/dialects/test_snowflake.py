@@ -439,6 +439,14 @@ def test_password_is_not_a_credential_field() -> None:
     assert caught.value.code == errors.INVALID_CREDENTIAL
     with pytest.raises(ZerocopyError):
         SnowflakeAdapter.check_credential({"account": "a", "user": "u", "role": "r"}, {})
+    full = {"account": "a", "user": "u", "role": "r", "warehouse": "w"}
+    with pytest.raises(ZerocopyError) as no_password:
+        SnowflakeAdapter.check_credential(full, {"private_key": PEM, "password": "hunter2"})
+    assert no_password.value.code == errors.INVALID_CREDENTIAL
+    assert "hunter2" not in no_password.value.message
+    with pytest.raises(ZerocopyError) as bad_key:
+        SnowflakeAdapter.check_credential(full, {"private_key": "not a key"})
+    assert bad_key.value.details["field"] == "private_key"
 
 
 def test_poll_loop_stops_on_our_flag_even_without_a_query_id(rec: Recorder) -> None:
