@@ -10,8 +10,10 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from api.schemas.common import ErrorResponse
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger
@@ -158,3 +160,16 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     HTTPException: http_error_handler,
     Exception: unexpected_error_handler,
 }
+
+
+ERROR_RESPONSES: dict[int, ResponseSpec] = {
+    status: ResponseSpec(ErrorResponse, description=description, generate_examples=False)
+    for status, description in {
+        400: "validation_error: the request is malformed (body, parameters)",
+        401: "unauthorized: missing, unknown or revoked API key",
+        404: "not_found: no such object in the caller's workspace",
+        409: "conflict, refresh_in_progress, credential_in_use, source_not_active ...",
+        422: "a rule refused the request: SQL check codes, invalid_credential, warehouse codes",
+    }.items()
+}
+"""Documented on every ``/v1`` operation (replaces Litestar's default 400 schema)."""

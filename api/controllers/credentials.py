@@ -6,6 +6,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.schemas.credentials import CredentialCreate, CredentialRead, CredentialUpdate
 from api.views import credential_read
 from zerocopy.services import credentials
@@ -20,7 +21,7 @@ class CredentialController(Controller):
     path = "/v1/credentials"
     tags = ["credentials"]
 
-    @post(operation_id="createCredential")
+    @post(operation_id="createCredential", responses=ERROR_RESPONSES)
     async def create(
         self,
         caller: CallerDep,
@@ -40,7 +41,7 @@ class CredentialController(Controller):
         )
         return _read(runtime, cred)
 
-    @get(operation_id="listCredentials")
+    @get(operation_id="listCredentials", responses=ERROR_RESPONSES)
     async def list_all(
         self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep
     ) -> list[CredentialRead]:
@@ -48,7 +49,7 @@ class CredentialController(Controller):
         found = await credentials.list_credentials(session, caller.workspace_id)
         return [_read(runtime, c) for c in found]
 
-    @get("/{credential_id:str}", operation_id="getCredential")
+    @get("/{credential_id:str}", operation_id="getCredential", responses=ERROR_RESPONSES)
     async def get_one(
         self,
         caller: CallerDep,
@@ -60,7 +61,7 @@ class CredentialController(Controller):
         cred = await credentials.get_credential(session, caller.workspace_id, credential_id)
         return _read(runtime, cred)
 
-    @patch("/{credential_id:str}", operation_id="updateCredential")
+    @patch("/{credential_id:str}", operation_id="updateCredential", responses=ERROR_RESPONSES)
     async def update(
         self,
         caller: CallerDep,
@@ -81,7 +82,7 @@ class CredentialController(Controller):
         )
         return _read(runtime, cred)
 
-    @delete("/{credential_id:str}", operation_id="deleteCredential")
+    @delete("/{credential_id:str}", operation_id="deleteCredential", responses=ERROR_RESPONSES)
     async def remove(
         self, caller: CallerDep, session: SessionDep, credential_id: FromPath[str]
     ) -> None:

@@ -6,6 +6,7 @@ from litestar import Controller, get, post
 from litestar.params import FromPath
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.schemas.runs import RunRead
 from api.views import run_read
 from zerocopy.services import segments
@@ -15,14 +16,16 @@ class RunController(Controller):
     path = "/v1/runs"
     tags = ["runs"]
 
-    @get("/{run_id:str}", operation_id="getRun")
+    @get("/{run_id:str}", operation_id="getRun", responses=ERROR_RESPONSES)
     async def get_one(
         self, caller: CallerDep, session: SessionDep, run_id: FromPath[str]
     ) -> RunRead:
         """A run's status, counts and error."""
         return run_read(await segments.get_run(session, caller.workspace_id, run_id))
 
-    @post("/{run_id:str}/cancel", operation_id="cancelRun", status_code=202)
+    @post(
+        "/{run_id:str}/cancel", operation_id="cancelRun", responses=ERROR_RESPONSES, status_code=202
+    )
     async def cancel(
         self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, run_id: FromPath[str]
     ) -> RunRead:

@@ -8,6 +8,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.schemas.runs import RunRead
 from api.schemas.segments import (
     MemberCheck,
@@ -25,7 +26,9 @@ class SegmentController(Controller):
     path = "/v1/segments"
     tags = ["segments"]
 
-    @post("/validate", operation_id="validateSegmentSql", status_code=200)
+    @post(
+        "/validate", operation_id="validateSegmentSql", responses=ERROR_RESPONSES, status_code=200
+    )
     async def validate(
         self,
         caller: CallerDep,
@@ -46,7 +49,7 @@ class SegmentController(Controller):
         out: dict[str, Any] = result.to_dict()
         return out
 
-    @post(operation_id="createSegment")
+    @post(operation_id="createSegment", responses=ERROR_RESPONSES)
     async def create(
         self,
         caller: CallerDep,
@@ -68,20 +71,20 @@ class SegmentController(Controller):
         )
         return segment_read(segment)
 
-    @get(operation_id="listSegments")
+    @get(operation_id="listSegments", responses=ERROR_RESPONSES)
     async def list_all(self, caller: CallerDep, session: SessionDep) -> list[SegmentRead]:
         """Every segment of the workspace."""
         found = await segments.list_segments(session, caller.workspace_id)
         return [segment_read(s) for s in found]
 
-    @get("/{segment_id:str}", operation_id="getSegment")
+    @get("/{segment_id:str}", operation_id="getSegment", responses=ERROR_RESPONSES)
     async def get_one(
         self, caller: CallerDep, session: SessionDep, segment_id: FromPath[str]
     ) -> SegmentRead:
         """One segment."""
         return segment_read(await segments.get_segment(session, caller.workspace_id, segment_id))
 
-    @patch("/{segment_id:str}", operation_id="updateSegment")
+    @patch("/{segment_id:str}", operation_id="updateSegment", responses=ERROR_RESPONSES)
     async def update(
         self,
         caller: CallerDep,
@@ -104,14 +107,19 @@ class SegmentController(Controller):
         )
         return segment_read(segment)
 
-    @delete("/{segment_id:str}", operation_id="deleteSegment")
+    @delete("/{segment_id:str}", operation_id="deleteSegment", responses=ERROR_RESPONSES)
     async def remove(
         self, caller: CallerDep, session: SessionDep, segment_id: FromPath[str]
     ) -> None:
         """Delete a segment and its membership (refused while a refresh runs)."""
         await segments.delete_segment(session, caller.workspace_id, segment_id)
 
-    @post("/{segment_id:str}/refresh", operation_id="refreshSegment", status_code=202)
+    @post(
+        "/{segment_id:str}/refresh",
+        operation_id="refreshSegment",
+        responses=ERROR_RESPONSES,
+        status_code=202,
+    )
     async def refresh(
         self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, segment_id: FromPath[str]
     ) -> RunRead:
@@ -121,7 +129,7 @@ class SegmentController(Controller):
         )
         return run_read(run)
 
-    @get("/{segment_id:str}/runs", operation_id="listSegmentRuns")
+    @get("/{segment_id:str}/runs", operation_id="listSegmentRuns", responses=ERROR_RESPONSES)
     async def runs(
         self,
         caller: CallerDep,
@@ -133,7 +141,7 @@ class SegmentController(Controller):
         found = await segments.list_runs(session, caller.workspace_id, segment_id, limit=limit)
         return [run_read(r) for r in found]
 
-    @get("/{segment_id:str}/members", operation_id="listSegmentMembers")
+    @get("/{segment_id:str}/members", operation_id="listSegmentMembers", responses=ERROR_RESPONSES)
     async def members(
         self,
         caller: CallerDep,
@@ -151,7 +159,11 @@ class SegmentController(Controller):
             segment_id=segment_id, items=page.items, next_cursor=page.next_cursor, total=page.total
         )
 
-    @get("/{segment_id:str}/members/{external_id:str}", operation_id="checkSegmentMember")
+    @get(
+        "/{segment_id:str}/members/{external_id:str}",
+        operation_id="checkSegmentMember",
+        responses=ERROR_RESPONSES,
+    )
     async def member(
         self,
         caller: CallerDep,

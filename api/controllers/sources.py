@@ -6,6 +6,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.schemas.sources import (
     SourceCreate,
     SourceRead,
@@ -22,7 +23,7 @@ class SourceController(Controller):
     path = "/v1/sources"
     tags = ["sources"]
 
-    @post(operation_id="createSource")
+    @post(operation_id="createSource", responses=ERROR_RESPONSES)
     async def create(
         self, caller: CallerDep, session: SessionDep, data: JSONBody[SourceCreate]
     ) -> SourceRead:
@@ -37,19 +38,19 @@ class SourceController(Controller):
         )
         return source_read(source)
 
-    @get(operation_id="listSources")
+    @get(operation_id="listSources", responses=ERROR_RESPONSES)
     async def list_all(self, caller: CallerDep, session: SessionDep) -> list[SourceRead]:
         """Every source of the workspace."""
         return [source_read(s) for s in await sources.list_sources(session, caller.workspace_id)]
 
-    @get("/{source_id:str}", operation_id="getSource")
+    @get("/{source_id:str}", operation_id="getSource", responses=ERROR_RESPONSES)
     async def get_one(
         self, caller: CallerDep, session: SessionDep, source_id: FromPath[str]
     ) -> SourceRead:
         """One source."""
         return source_read(await sources.get_source(session, caller.workspace_id, source_id))
 
-    @patch("/{source_id:str}", operation_id="updateSource")
+    @patch("/{source_id:str}", operation_id="updateSource", responses=ERROR_RESPONSES)
     async def update(
         self,
         caller: CallerDep,
@@ -69,14 +70,19 @@ class SourceController(Controller):
         )
         return source_read(source)
 
-    @delete("/{source_id:str}", operation_id="deleteSource")
+    @delete("/{source_id:str}", operation_id="deleteSource", responses=ERROR_RESPONSES)
     async def remove(
         self, caller: CallerDep, session: SessionDep, source_id: FromPath[str]
     ) -> None:
         """Delete a source that no segment uses."""
         await sources.delete_source(session, caller.workspace_id, source_id)
 
-    @post("/{source_id:str}/test", operation_id="testSource", status_code=200)
+    @post(
+        "/{source_id:str}/test",
+        operation_id="testSource",
+        responses=ERROR_RESPONSES,
+        status_code=200,
+    )
     async def test(
         self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, source_id: FromPath[str]
     ) -> SourceTestRead:
@@ -84,7 +90,7 @@ class SourceController(Controller):
         outcome = await sources.test_source(session, runtime, caller.workspace_id, source_id)
         return source_test_read(outcome)
 
-    @get("/{source_id:str}/tables", operation_id="listSourceTables")
+    @get("/{source_id:str}/tables", operation_id="listSourceTables", responses=ERROR_RESPONSES)
     async def tables(
         self,
         caller: CallerDep,
@@ -98,7 +104,11 @@ class SourceController(Controller):
         found = await catalog.list_tables(session, caller.workspace_id, source_id, search=search)
         return [table_summary(t) for t in found]
 
-    @get("/{source_id:str}/tables/{table_name:str}", operation_id="getSourceTable")
+    @get(
+        "/{source_id:str}/tables/{table_name:str}",
+        operation_id="getSourceTable",
+        responses=ERROR_RESPONSES,
+    )
     async def table(
         self,
         caller: CallerDep,

@@ -306,6 +306,12 @@ async def test_openapi_document_is_valid_with_stable_operation_ids(api: Api) -> 
     } <= set(ids)
     assert doc["components"]["securitySchemes"]["BearerAuth"]["scheme"] == "bearer"
     assert operations[("/health", "get")]["security"] == [{}]  # anonymous allowed
+    # Errors are documented in our shape, not Litestar's default.
+    refresh = operations[("/v1/segments/{segment_id}/refresh", "post")]
+    assert refresh["responses"]["409"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    assert "status_code" not in json.dumps(refresh["responses"])
     # Secrets are write-only: in the create schema, never in the read schema.
     schemas = doc["components"]["schemas"]
     assert "secrets" in schemas["CredentialCreate"]["properties"]
