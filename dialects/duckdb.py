@@ -51,6 +51,12 @@ class _Instance:
     con: duckdb.DuckDBPyConnection
     read_only: bool
     users: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Serialises calls on ``con`` itself: a DuckDB connection refuses concurrent calls."""
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        with self.lock:
+            return self.con.cursor()
 
 
 _INSTANCES: dict[str, _Instance] = {}
@@ -88,7 +94,10 @@ def _release(path: str, inst: _Instance) -> None:
         inst.users -= 1
         if inst.users <= 0 and _INSTANCES.get(path) is inst:
             del _INSTANCES[path]
-            inst.con.close()
+            # A statement abandoned after the cancel grace still runs on one of its cursors:
+            # close() then refuses, and DuckDB frees the file when that cursor finishes.
+            with inst.lock, contextlib.suppress(duckdb.Error):
+                inst.con.close()
 
 
 def _bool_setting(value: Any, name: str) -> bool:
@@ -236,11 +245,11 @@ class DuckDBAdapter(BaseAdapter):
             )
 
     # ------------------------------------------------------------------ connections
-    def _database(self) -> duckdb.DuckDBPyConnection:
+    def _database(self) -> _Instance:
         with self._lock:
             if self._inst is None:
                 self._inst = _acquire(self.path, self.read_only)
-            return self._inst.con
+            return self._inst
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A fresh connection to the shared database for one statement (thread-safe)."""
@@ -261,8 +270,7 @@ class DuckDBAdapter(BaseAdapter):
         When the instance itself is read-only DuckDB refuses on its own (mapped by
         :attr:`ERROR_RULES`); when it is shared with a read-write source we must refuse.
         """
-        self._database()
-        if self.read_only and self._inst is not None and not self._inst.read_only:
+        if self.read_only and not self._database().read_only:
             raise ZerocopyError(
                 errors.PERMISSION_DENIED,
                 f"the DuckDB source is read-only, so it cannot {what}; set read_only to false "
