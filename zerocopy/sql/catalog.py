@@ -156,5 +156,12 @@ def _type(text: str, dialect: Dialect, seen: dict[str, str]) -> str:
 
 
 def _normalize(name: str, dialect: Dialect) -> str:
-    """Fold a catalog name like the dialect folds an unquoted identifier."""
-    return dialect.normalize_identifier(exp.Identifier(this=name, quoted=False)).name
+    """The name a query identifier must normalize to in order to mean this catalog entry.
+
+    Warehouses report names as stored. A mixed-case name (``firstName``) can only have been
+    created quoted, so it keeps its case (a query must quote it where the dialect is case
+    sensitive); a single-case name is folded like an unquoted identifier, so ``users`` in a
+    Snowflake catalog (many tools lower-case names) still matches an unquoted ``users``.
+    """
+    mixed = name != name.lower() and name != name.upper()
+    return dialect.normalize_identifier(exp.Identifier(this=name, quoted=mixed)).name

@@ -424,6 +424,12 @@ class _Check:
             work = root.copy()
         work = normalize_identifiers(work, dialect=self.read_dialect)
         work_tables = list(work.find_all(exp.Table))  # before qualification moves nodes
+        if self.rules.table_names_fold_inconsistently:
+            # match table names case-insensitively, like the catalog's (folded) names
+            for table in work_tables:
+                for part in table.parts:
+                    if isinstance(part, exp.Identifier):
+                        part.set("this", part.name.lower())
         # Qualify first, then one scope traversal serves tables and columns alike: the schema
         # holds only the scope's tables, so lookups need no database/schema on the tables.
         self.schema = self.view.scope_schema(scope[-1].name)

@@ -232,3 +232,34 @@ def test_other_schemas_in_the_catalog_stay_out_of_scope() -> None:
     assert ok.valid and ok.tables == ["marketing.users"]
     bad = check("SELECT external_user_id FROM finance.users", catalog=catalog)
     assert [e.code for e in bad.errors] == [OUT_OF_SCOPE]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "codes"),
+    [
+        # mixed-case catalog names were created quoted: case-sensitive where the dialect is
+        ("postgres", "SELECT external_user_id FROM users WHERE \"firstName\" = 'a'", []),
+        ("postgres", "SELECT external_user_id FROM users WHERE firstName = 'a'", [UNKNOWN_COLUMN]),
+        ("snowflake", "SELECT external_user_id FROM users WHERE firstName = 'a'", [UNKNOWN_COLUMN]),
+        ("postgres", 'SELECT external_user_id FROM "Orders"', []),
+        ("postgres", "SELECT external_user_id FROM Orders", [UNKNOWN_TABLE]),
+        # case-insensitive dialects resolve them either way
+        ("duckdb", "SELECT external_user_id FROM users WHERE firstName = 'a'", []),
+        ("redshift", "SELECT external_user_id FROM Orders", []),
+        ("databricks", "SELECT external_user_id FROM users WHERE firstname = 'a'", []),
+        # BigQuery: table names matched case-insensitively, qualified or not
+        ("bigquery", "SELECT external_user_id FROM marketing.Orders WHERE amount > 1", []),
+        ("bigquery", "SELECT external_user_id FROM orders WHERE amount > 1", []),
+        # single-case names fold: a lower-case Snowflake catalog matches unquoted names
+        ("snowflake", "SELECT EXTERNAL_USER_ID FROM USERS", []),
+    ],
+)
+def test_catalog_name_case_rules(dialect: str, sql: str, codes: list[str]) -> None:
+    catalog = {
+        "marketing": {
+            "users": {"external_user_id": "TEXT", "firstName": "TEXT"},
+            "Orders": {"external_user_id": "TEXT", "amount": "INT"},
+        }
+    }
+    result = check(sql, dialect=dialect, catalog=catalog)
+    assert [e.code for e in result.errors] == codes, result.errors

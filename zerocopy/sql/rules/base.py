@@ -64,6 +64,10 @@ class DialectRules:
     system_table_prefixes: tuple[str, ...] = ()
     """Unqualified table names that the warehouse resolves to a system catalog (``pg_…``)."""
 
+    table_names_fold_inconsistently: bool = False
+    """sqlglot folds unqualified table names but keeps qualified ones as written (BigQuery's
+    heuristic): table references are then matched case-insensitively against the catalog."""
+
     path_tables: bool = False
     """Whether a quoted table name that looks like a path/URL is read as a file (DuckDB)."""
 

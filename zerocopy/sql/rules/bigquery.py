@@ -25,4 +25,5 @@ RULES = DialectRules(
     function_namespaces=names("hll_count kll_quantiles approx_quantiles"),
     table_functions=names("unnest"),
     system_schemas=COMMON_SYSTEM_SCHEMAS,
+    table_names_fold_inconsistently=True,
 )
