@@ -28,6 +28,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 import pyarrow as pa
 import sqlalchemy as sa
@@ -478,6 +479,8 @@ class SyncEngine:
                             run, sync, data_type, pending, tracker, destination, counts
                         )
                         pending, pending_valid = [], 0
+                        # Between batches: where a cancel or the deadline takes effect.
+                        await anyio.lowlevel.checkpoint()
             if counts.limit_hit:
                 break
         if pending:
