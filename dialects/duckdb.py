@@ -256,6 +256,9 @@ class DuckDBAdapter(BaseAdapter):
         cur = self._database().cursor()
         # A query past ~2 s would otherwise draw a progress bar on the server's stdout.
         cur.execute("SET enable_progress_bar = false")
+        # Naive TIMESTAMPs are UTC: aware watermarks and TIMESTAMPTZ columns compare in UTC
+        # whatever the host's time zone.
+        cur.execute("SET TimeZone = 'UTC'")
         return cur
 
     def _catalog_name(self, cur: duckdb.DuckDBPyConnection) -> str:

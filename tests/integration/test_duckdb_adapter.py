@@ -3,6 +3,7 @@ one shared instance per file inside a process, settings, large streamed reads.""
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 import sys
 import textwrap
@@ -14,11 +15,12 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import duckdb
 import pytest
 
 from dialects.base import temp_table_name
 from dialects.duckdb import _INSTANCES, DuckDBAdapter
-from dialects.protocol import ConnectionConfig, QueryHandle, QueryTag, Scope
+from dialects.protocol import ConnectionConfig, QueryHandle, QueryTag, Scope, Watermark
 from dialects.registry import create_adapter
 from fixtures import build, load_duckdb
 from tests.conformance.targets.duckdb import SLOW_SQL
@@ -258,3 +260,26 @@ async def test_close_while_an_abandoned_statement_runs(warehouse_file: Path) -> 
     await anyio.to_thread.run_sync(thread.join, 5)
     assert not thread.is_alive()
     assert [getattr(e, "code", None) for e in errors_seen] == [errors.CANCELLED]
+
+
+async def test_aware_watermarks_compare_in_utc(warehouse_file: Path) -> None:
+    warehouse = build(users=50, only=["users_attributes_sync"])
+    load_duckdb(warehouse_file, SCHEMA, warehouse)
+    naive = dt.datetime(2024, 1, 1, 0, 10)
+    aware = dt.datetime(2024, 1, 1, 2, 10, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    stamps = warehouse.table("users_attributes_sync").data.column("UPDATED_AT").to_pylist()
+    expected = sum(1 for s in stamps if s >= naive)
+    assert 0 < expected < len(stamps)
+    # Same process, default config: this shares the adapter's database instance, and its
+    # global time zone is not UTC (as on a host set to New York).
+    holder = duckdb.connect(str(warehouse_file))
+    holder.execute("SET GLOBAL TimeZone = 'America/New_York'")
+    async with create_adapter("duckdb", _config(warehouse_file)) as adapter:
+        for value in (naive, aware):
+            n = 0
+            async for batch in adapter.read_incremental(
+                "users_attributes_sync", Watermark(value), batch_rows=1000
+            ):
+                n += batch.num_rows
+            assert n == expected, value
+    holder.close()
