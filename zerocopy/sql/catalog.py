@@ -21,7 +21,7 @@ class CatalogTable:
 
     @property
     def display(self) -> str:
-        """``schema.table`` as written in the catalog (what `CheckResult.tables` lists)."""
+        """``[database.]schema.table`` as written in the catalog (`CheckResult.tables`)."""
         return f"{self.schema}.{self.name}"
 
 
@@ -65,6 +65,7 @@ class SqlCatalog:
     def __init__(self, tables: Mapping[str, Any]) -> None:
         self._flat: dict[str, dict[str, dict[str, str]]] = {}
         self._databases: dict[str, set[str]] = {}
+        self._written: dict[str, str] = {}
         for key, value in (tables or {}).items():
             if not isinstance(value, Mapping):
                 continue
@@ -86,6 +87,8 @@ class SqlCatalog:
                 target[str(table)] = {str(c): str(t) for c, t in columns.items()}
         if database:
             self._databases.setdefault(schema, set()).add(database)
+        # how results name the schema: as the catalog wrote it, database included
+        self._written.setdefault(schema, f"{database}.{schema}" if database else schema)
 
     @classmethod
     def of(cls, catalog: SqlCatalog | Mapping[str, Any]) -> SqlCatalog:
@@ -117,7 +120,7 @@ class SqlCatalog:
                 }
                 target[norm_table] = norm_columns
                 tables[(norm_schema, norm_table)] = CatalogTable(
-                    schema, table, frozenset(norm_columns)
+                    self._written.get(schema, schema), table, frozenset(norm_columns)
                 )
             if schema in self._databases:
                 databases[norm_schema] = frozenset(

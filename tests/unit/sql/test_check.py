@@ -104,7 +104,7 @@ def test_catalog_keyed_by_database_dot_schema_and_three_levels() -> None:
             scope="analytics.marketing",
         )
         assert result.valid, result.errors
-        assert result.tables == ["marketing.users"]
+        assert result.tables == ["analytics.marketing.users"]
         assert "FROM analytics.marketing.users" in (result.sql or "")
 
 
