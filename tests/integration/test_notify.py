@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,17 +22,24 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support import free_port
 from zerocopy import errors
+from zerocopy.connections import AdapterFactory
 from zerocopy.errors import ZerocopyError
 from zerocopy.notify import (
     AlertState,
     NotificationSettings,
     RunOutcome,
     SmtpSettings,
+    notify_after_run,
     notify_run,
     send_email,
     smtp_settings_from_env,
 )
 from zerocopy.notify.decision import Event, Notification
+from zerocopy.secrets import SecretBox
+from zerocopy.state.db import Database
+from zerocopy.state.models import Credential, Source, SourceStatus, Workspace
+from zerocopy.state.sync_models import Sync
+from zerocopy.sync.engine import SyncEngine
 
 pytestmark = pytest.mark.anyio
 
@@ -244,3 +252,79 @@ def test_no_smtp_host_means_no_mail() -> None:
     with pytest.raises(ZerocopyError) as info:
         smtp_settings_from_env({"ZEROCOPY_SMTP_HOST": "h", "ZEROCOPY_SMTP_PORT": "x"})
     assert info.value.code == errors.VALIDATION_ERROR
+
+
+# ---------------------------------------------------------------- after real sync runs
+async def test_real_sync_runs_mail_once_on_failure_and_once_on_recovery(
+    smtp_server: tuple[Inbox, int], webhook: tuple[Hooks, str], tmp_path: Path
+) -> None:
+    """A DuckDB sync whose table is missing fails twice (one mail), then recovers (one mail)."""
+    import duckdb
+
+    inbox, port = smtp_server
+    hooks, url = webhook
+    duck = tmp_path / "wh.duckdb"
+    duckdb.connect(str(duck)).close()
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'state.sqlite3'}")
+    await db.upgrade()
+    try:
+        async with db.transaction() as s:
+            ws = Workspace(name="acme")
+            s.add(ws)
+            await s.flush()
+            cred = Credential(
+                workspace_id=ws.id, name="wh", kind="duckdb", settings={"path": str(duck)}
+            )
+            s.add(cred)
+            await s.flush()
+            src = Source(
+                workspace_id=ws.id,
+                credential_id=cred.id,
+                name="wh",
+                kind="duckdb",
+                scope="main",
+                max_runtime_s=60,
+                status=SourceStatus.ACTIVE,
+            )
+            s.add(src)
+            await s.flush()
+            sync = Sync(
+                workspace_id=ws.id,
+                name="users",
+                source_id=src.id,
+                table_name="users",
+                data_type="user_attributes",
+                status="active",
+                contacts=["ops@example.com"],
+                notifications={"webhook_url": url},
+            )
+            s.add(sync)
+            await s.flush()
+            sync_id = sync.id
+        engine = SyncEngine(db, AdapterFactory(SecretBox([SecretBox.generate_key()])))
+        smtp = SmtpSettings(host="127.0.0.1", port=port)
+        statuses = []
+        for _ in range(2):
+            run = await engine.run(sync_id)
+            statuses.append((run.status, run.error_code))
+            await notify_after_run(db, run.id, smtp)
+        await notify_after_run(db, run.id, smtp)  # a second call for one run sends nothing
+        with duckdb.connect(str(duck)) as con:
+            con.execute(
+                "CREATE TABLE users AS SELECT TIMESTAMP '2026-01-01' AS updated_at, "
+                "'u1' AS external_id, '{\"a\": 1}' AS payload"
+            )
+        run = await engine.run(sync_id)
+        statuses.append((run.status, run.error_code))
+        await notify_after_run(db, run.id, smtp)
+    finally:
+        await db.dispose()
+    failing_code = statuses[0][1]
+    assert statuses == [("error", failing_code), ("error", failing_code), ("success", None)]
+    assert failing_code is not None and failing_code != errors.INTERNAL_ERROR
+    assert [msg["X-Zerocopy-Event"] for _, msg in inbox.messages] == [
+        "sync_failing",
+        "sync_recovered",
+    ]
+    assert [b["event"] for b in hooks.bodies] == ["sync_failing", "sync_recovered"]
+    assert hooks.bodies[1]["rows_delivered"] == 1

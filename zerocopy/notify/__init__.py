@@ -11,6 +11,7 @@ from zerocopy.notify.decision import (
 )
 from zerocopy.notify.dispatch import DeliveryFailure, notify_run, send_notifications
 from zerocopy.notify.email import SmtpSettings, send_email, smtp_settings_from_env
+from zerocopy.notify.runs import notify_after_run, outcome_of
 from zerocopy.notify.webhook import send_webhook
 
 __all__ = [
@@ -23,7 +24,9 @@ __all__ = [
     "RunOutcome",
     "SmtpSettings",
     "decide",
+    "notify_after_run",
     "notify_run",
+    "outcome_of",
     "send_email",
     "send_notifications",
     "send_webhook",
