@@ -28,7 +28,7 @@ from zerocopy.scheduling.schedules import (
     schedule_view,
     set_schedule,
 )
-from zerocopy.scheduling.slots import SourceSlots
+from zerocopy.scheduling.slots import HOUSEKEEPING, SourceSlots
 from zerocopy.state.db import Database
 from zerocopy.state.models import RefreshRun, RunStatus, Segment, Workspace
 
@@ -234,6 +234,7 @@ async def test_janitor_drops_orphans_only(db: Database, tmp_path: Path) -> None:
     con.close()
     slots = SourceSlots(db)
     report = await Janitor(db, w.factory, slots, grace_s=5).sweep()
+    assert report.errors == {}
     assert [t.rsplit(".", 1)[-1] for t in report.dropped] == [lost.temp_table]
     left = sorted(t.rsplit(".", 1)[-1] for t in await w.temp_tables())
     assert left == sorted([fresh.temp_table, "zc_tmp_notours"])
@@ -246,11 +247,12 @@ async def test_source_slots_cap_concurrency(db: Database, tmp_path: Path) -> Non
     slots = SourceSlots(db, default_limit=4)
     assert slots.limit_for("duckdb") == 1  # SINGLE_WRITER_PROCESS
     assert slots.limit_for("postgres") == 4
-    assert await slots.try_acquire("src", 2, "r1") == 0
-    assert await slots.try_acquire("src", 2, "r2") == 1
-    assert await slots.try_acquire("src", 2, "r3") is None
+    # Housekeeping holders have no run record, so nothing reclaims them early.
+    assert await slots.try_acquire("src", 2, "r1", HOUSEKEEPING) == 0
+    assert await slots.try_acquire("src", 2, "r2", HOUSEKEEPING) == 1
+    assert await slots.try_acquire("src", 2, "r3", HOUSEKEEPING) is None
     await slots.release("r1")
-    assert await slots.try_acquire("src", 2, "r3") == 0
+    assert await slots.try_acquire("src", 2, "r3", HOUSEKEEPING) == 0
     # A slot whose run has ended (its process died) is taken back.
     run = await w.engine.request(w.segment_id, "api")
     assert await slots.try_acquire(w.source.id, 1, run.id) == 0

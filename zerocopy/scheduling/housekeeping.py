@@ -122,7 +122,7 @@ class Janitor:
     ) -> None:
         # The janitor talks to the warehouse like a run: it takes a slot (a DuckDB file admits
         # one process at a time).
-        holder = f"janitor-{new_id()}"
+        holder = new_id()  # fits the run id column; run_kind tells it apart
         async with self.slots.hold(source.id, source.kind, holder, HOUSEKEEPING):
             adapter = self.adapter_factory(source, credential, max_runtime_s=60.0)
             try:

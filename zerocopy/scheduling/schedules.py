@@ -132,6 +132,7 @@ async def _upsert_state(db: Database, segment: Segment, **values: Any) -> None:
                     owner_kind=SEGMENT,
                     owner_id=segment.id,
                     workspace_id=segment.workspace_id,
+                    created_at=values.get("last_changed_at") or utcnow(),
                     **values,
                 )
             )
