@@ -19,6 +19,7 @@ The function never raises: whatever goes wrong inside is reported as an issue.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -47,17 +48,19 @@ from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.result import CheckResult, SqlIssue
 from zerocopy.sql.rules import MODULES, DialectRules, rules_for
 
+_IN_CHECK = threading.local()
 
-class _CommandFallbackFilter(logging.Filter):
-    """sqlglot logs a warning whenever it keeps a statement as an opaque Command; the check
-    reports those as ``not_read_only`` itself, so the warning is noise (and output from a
-    function meant to be pure)."""
+
+class _QuietDuringCheck(logging.Filter):
+    """sqlglot logs warnings while parsing and scoping odd SQL (a statement kept as an opaque
+    Command, a scope it cannot traverse); the check reports those cases as issues itself, so
+    its own calls stay silent (a pure function has no output). Other sqlglot use is untouched."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Falling back to parsing as a 'Command'" not in record.getMessage()
+        return not getattr(_IN_CHECK, "active", False)
 
 
-logging.getLogger("sqlglot").addFilter(_CommandFallbackFilter())
+logging.getLogger("sqlglot").addFilter(_QuietDuringCheck())
 
 # Statement and clause node types that write, change session state or leave the query's
 # read-only world. Anything sqlglot could only keep as an opaque ``Command`` is refused too.
@@ -185,6 +188,7 @@ def check_segment_sql(
     target_name = target.strip().lower() if isinstance(target, str) and target.strip() else None
     target_name = target_name or dialect_name
     result = CheckResult(dialect=dialect_name, target=target_name)
+    _IN_CHECK.active = True
     try:
         _Check(sql, dialect_name, target_name, catalog, scope, id_column, result).run()
     except Exception as exc:  # the front door must answer, whatever sqlglot does inside
@@ -197,6 +201,8 @@ def check_segment_sql(
             )
         )
         result.sql = result.ids_sql = None
+    finally:
+        _IN_CHECK.active = False
     result.errors.sort(key=SqlIssue.sort_key)
     if result.errors:
         result.sql = result.ids_sql = None
@@ -208,6 +214,15 @@ def transpile_sql(sql: str, *, dialect: str, target: str) -> tuple[str | None, l
 
     Used by the TPC-H round trip and by callers that only need the target SQL.
     """
+    _IN_CHECK.active = True
+    try:
+        return _transpile(sql, dialect, target)
+    finally:
+        _IN_CHECK.active = False
+
+
+def _transpile(sql: str, dialect: str, target: str) -> tuple[str | None, list[SqlIssue]]:
+    """`transpile_sql` without the logging guard."""
     try:
         read, write = rules_for(dialect), rules_for(target)
         if read is None or write is None:

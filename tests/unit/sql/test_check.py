@@ -263,3 +263,12 @@ def test_catalog_name_case_rules(dialect: str, sql: str, codes: list[str]) -> No
     }
     result = check(sql, dialect=dialect, catalog=catalog)
     assert [e.code for e in result.errors] == codes, result.errors
+
+
+def test_the_check_writes_nothing(capfd: pytest.CaptureFixture[str]) -> None:
+    """sqlglot warns on opaque commands and unscopable SQL; the check reports, never prints."""
+    for sql in ("CALL cleanup()", "SELECT external_user_id FROM finance.users @stage"):
+        check(sql, dialect="snowflake")
+    transpile_sql("SELECT 1", dialect="duckdb", target="bigquery")
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == ""
