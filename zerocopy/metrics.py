@@ -1,0 +1,211 @@
+"""Prometheus metrics, computed from the state database at scrape time.
+
+Runs are executed by many processes (the API's in-process runner or N workers), so the truth
+is the database, not one process's memory: each scrape reads run records, the queue and the
+shared counters, and renders them with ``prometheus_client``. Scrapes are cheap (a few
+aggregate queries; duration histograms look at the last ``WINDOW``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from zerocopy.scheduling.counters import read_all
+from zerocopy.scheduling.models import ScheduledRun, SourceSlot
+from zerocopy.state.db import Database
+from zerocopy.state.models import RefreshRun, RunStatus, utcnow
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+WINDOW = timedelta(hours=24)
+"""Duration and lag histograms cover runs finished/started within this window."""
+
+DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def _histogram(
+    name: str, doc: str, values: Iterable[float], buckets: tuple[float, ...], labels: dict[str, str]
+) -> HistogramMetricFamily:
+    values = sorted(values)
+    counts, total = [], 0.0
+    i = 0
+    for bound in buckets:
+        while i < len(values) and values[i] <= bound:
+            total += values[i]
+            i += 1
+        counts.append((str(bound), float(i)))
+    total += sum(values[i:])
+    counts.append(("+Inf", float(len(values))))
+    family = HistogramMetricFamily(name, doc, labels=list(labels))
+    family.add_metric(list(labels.values()), counts, total)
+    return family
+
+
+async def snapshot(db: Database) -> dict[str, Any]:
+    """Everything a scrape renders, read from the database."""
+    since = utcnow() - WINDOW
+    async with db.session() as s:
+        by_status = (
+            await s.execute(
+                sa.select(
+                    RefreshRun.trigger, RefreshRun.status, RefreshRun.error_code, sa.func.count()
+                ).group_by(RefreshRun.trigger, RefreshRun.status, RefreshRun.error_code)
+            )
+        ).all()
+        durations = (
+            await s.execute(
+                sa.select(RefreshRun.status, RefreshRun.started_at, RefreshRun.finished_at).where(
+                    RefreshRun.finished_at >= since, RefreshRun.started_at.is_not(None)
+                )
+            )
+        ).all()
+        timings = (
+            await s.scalars(
+                sa.select(RefreshRun.timings).where(
+                    RefreshRun.finished_at >= since, RefreshRun.timings.is_not(None)
+                )
+            )
+        ).all()
+        moved = (
+            await s.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(RefreshRun.member_count), 0),
+                    sa.func.coalesce(sa.func.sum(RefreshRun.added), 0),
+                    sa.func.coalesce(sa.func.sum(RefreshRun.removed), 0),
+                ).where(RefreshRun.status == RunStatus.SUCCEEDED)
+            )
+        ).one()
+        lags = (
+            await s.execute(
+                sa.select(ScheduledRun.due_at, RefreshRun.started_at)
+                .join(RefreshRun, RefreshRun.id == ScheduledRun.run_id)
+                .where(RefreshRun.started_at >= since)
+            )
+        ).all()
+        queued = await s.scalar(
+            sa.select(sa.func.count()).where(RefreshRun.status == RunStatus.QUEUED)
+        )
+        running = await s.scalar(
+            sa.select(sa.func.count()).where(RefreshRun.status == RunStatus.RUNNING)
+        )
+        slots = await s.scalar(sa.select(sa.func.count()).select_from(SourceSlot))
+    queue_jobs: dict[str, int] = {}
+    if db.is_postgres:
+        async with db.session() as s:
+            present = await s.scalar(sa.text("SELECT to_regclass('procrastinate_jobs')"))
+            if present is not None:
+                rows = await s.execute(
+                    sa.text("SELECT status::text, count(*) FROM procrastinate_jobs GROUP BY 1")
+                )
+                queue_jobs = {status: int(n) for status, n in rows.all()}
+    return {
+        "by_status": [(t, st, code or "", int(n)) for t, st, code, n in by_status],
+        "durations": [
+            (st, (f - b).total_seconds())
+            for st, b, f in durations
+            if b is not None and f is not None
+        ],
+        "warehouse_s": [
+            float((t or {}).get("materialize", 0)) + float((t or {}).get("read", 0))
+            for t in timings
+        ],
+        "moved": tuple(int(x) for x in moved),
+        "lags": [max(0.0, (b - d).total_seconds()) for d, b in lags if b is not None],
+        "queued": int(queued or 0),
+        "running": int(running or 0),
+        "slots": int(slots or 0),
+        "queue_jobs": queue_jobs,
+        "counters": await read_all(db),
+    }
+
+
+class _Snapshot(Collector):
+    def __init__(self, snap: dict[str, Any]) -> None:
+        self.snap = snap
+
+    def collect(self) -> Iterable[Metric]:
+        snap = self.snap
+        runs = CounterMetricFamily(
+            "zerocopy_runs",
+            "Runs by kind, trigger, status and error code.",
+            labels=["kind", "trigger", "status", "error_code"],
+        )
+        for trigger, status, code, n in snap["by_status"]:
+            runs.add_metric(["refresh", trigger, status, code], n)
+        yield runs
+        for status in sorted({st for st, _ in snap["durations"]}):
+            yield _histogram(
+                "zerocopy_run_duration_seconds",
+                "Run durations (last 24 h) by kind and status.",
+                [d for st, d in snap["durations"] if st == status],
+                DURATION_BUCKETS,
+                {"kind": "refresh", "status": status},
+            )
+        yield _histogram(
+            "zerocopy_warehouse_query_seconds",
+            "Warehouse time per run (materialize + read, last 24 h).",
+            snap["warehouse_s"],
+            DURATION_BUCKETS,
+            {"kind": "refresh"},
+        )
+        yield _histogram(
+            "zerocopy_schedule_lag_seconds",
+            "Scheduled runs: due time to start (last 24 h).",
+            snap["lags"],
+            LAG_BUCKETS,
+            {"kind": "refresh"},
+        )
+        members, added, removed = snap["moved"]
+        ids = CounterMetricFamily(
+            "zerocopy_ids_moved", "Ids read back and changed.", labels=["what"]
+        )
+        ids.add_metric(["read"], members)
+        ids.add_metric(["added"], added)
+        ids.add_metric(["removed"], removed)
+        yield ids
+        depth = GaugeMetricFamily(
+            "zerocopy_queue_depth", "Runs waiting or running.", labels=["state"]
+        )
+        depth.add_metric(["queued"], snap["queued"])
+        depth.add_metric(["running"], snap["running"])
+        yield depth
+        jobs = GaugeMetricFamily(
+            "zerocopy_queue_jobs", "procrastinate jobs by status.", labels=["status"]
+        )
+        for status, n in sorted(snap["queue_jobs"].items()):
+            jobs.add_metric([status], n)
+        yield jobs
+        yield GaugeMetricFamily(
+            "zerocopy_source_slots_in_use", "Source slots held.", value=snap["slots"]
+        )
+        counters = snap["counters"]
+        yield CounterMetricFamily(
+            "zerocopy_janitor_drops",
+            "Orphan temp tables dropped by the janitor.",
+            value=counters.get("janitor_drops", 0),
+        )
+        yield CounterMetricFamily(
+            "zerocopy_schedule_misses",
+            "Schedule occurrences without their own run (coalesced or still running).",
+            value=counters.get("schedule_misses", 0),
+        )
+
+
+async def render(db: Database) -> bytes:
+    """The Prometheus text exposition of the current state."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Snapshot(await snapshot(db)))
+    return generate_latest(registry)
