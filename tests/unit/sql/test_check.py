@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+
 import duckdb
 import pytest
+import sqlglot
 
 from tests.unit.sql.catalog import CATALOG, MARKETING, SCOPE
 from zerocopy.errors import (
@@ -265,10 +268,19 @@ def test_catalog_name_case_rules(dialect: str, sql: str, codes: list[str]) -> No
     assert [e.code for e in result.errors] == codes, result.errors
 
 
-def test_the_check_writes_nothing(capfd: pytest.CaptureFixture[str]) -> None:
-    """sqlglot warns on opaque commands and unscopable SQL; the check reports, never prints."""
-    for sql in ("CALL cleanup()", "SELECT external_user_id FROM finance.users @stage"):
-        check(sql, dialect="snowflake")
-    transpile_sql("SELECT 1", dialect="duckdb", target="bigquery")
-    captured = capfd.readouterr()
-    assert captured.out == "" and captured.err == ""
+def test_the_check_logs_nothing() -> None:
+    """sqlglot warns on opaque commands and unscopable SQL; the check reports, never logs."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("sqlglot")
+    logger.addHandler(handler)
+    try:
+        for sql in ("CALL cleanup()", "SELECT external_user_id FROM finance.users @stage"):
+            check(sql, dialect="snowflake")
+        transpile_sql("CALL cleanup()", dialect="snowflake", target="duckdb")
+        assert records == []
+        sqlglot.parse_one("CALL cleanup()", read="snowflake")  # outside a check: untouched
+        assert len(records) == 1
+    finally:
+        logger.removeHandler(handler)
