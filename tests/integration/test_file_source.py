@@ -30,7 +30,15 @@ from zerocopy.state.sync_models import (
     SyncFile,
     SyncRowLog,
 )
-from zerocopy.sync.files import FileSourceSettings, FileSyncEngine, check_bucket_name, key_problem
+from zerocopy.sync.files import (
+    FileSourceSettings,
+    FileSyncEngine,
+    S3FileStore,
+    check_bucket_name,
+    key_problem,
+    preview_files,
+)
+from zerocopy.sync.types import DataType, RowError, ValidRow
 
 __all__ = ["http_peer", "http_peer_server", "s3_peer"]
 
@@ -254,3 +262,24 @@ def test_s3_naming_rules() -> None:
     with pytest.raises(ZerocopyError) as info:
         FileSourceSettings.from_dict({"bucket": "okay", "format": "xml"})
     assert info.value.code == errors.VALIDATION_ERROR
+
+
+async def test_preview_validates_the_first_rows_of_the_first_pending_file(
+    s3_peer: S3Peer, bucket: str
+) -> None:
+    put(s3_peer, bucket, "in/1.jsonl", JSONL)
+    put(s3_peer, bucket, "in/2.csv", CSV)
+    store = S3FileStore(
+        FileSourceSettings(bucket=bucket, prefix="in/", endpoint_url=s3_peer.endpoint_url),
+        {"access_key_id": s3_peer.access_key_id, "secret_access_key": s3_peer.secret_access_key},
+    )
+    preview = await preview_files(store, DataType.USER_ATTRIBUTES)
+    assert preview.files == ["in/1.jsonl", "in/2.csv"] and preview.previewed == "in/1.jsonl"
+    assert all(isinstance(v, ValidRow) for v in preview.verdicts)
+    ids = [v.identifier.value for v in preview.verdicts if isinstance(v, ValidRow) and v.identifier]
+    assert ids == ["u1", "u2", "three@example.com"]
+    put(s3_peer, bucket, "in/0.jsonl", "{not json}\n")
+    s3_peer.client().delete_object(Bucket=bucket, Key="in/1.jsonl")
+    bad = await preview_files(store, DataType.USER_ATTRIBUTES)
+    (verdict,) = bad.verdicts
+    assert isinstance(verdict, RowError) and verdict.code == "file_invalid"

@@ -487,6 +487,79 @@ def store_for(sync: Sync, credential: Credential | None, box: Any) -> S3FileStor
     return S3FileStore(settings, box.decrypt(credential.secret_ciphertext))
 
 
+# ------------------------------------------------------------------ test / preview
+@dataclass(slots=True)
+class FilePreview:
+    """What a sync test shows for a file-storage sync."""
+
+    files: list[str]
+    """Keys of the data files the next run would read (oldest first)."""
+    previewed: str | None
+    """The file the preview rows come from (the first pending one)."""
+    verdicts: list[ValidRow | RowError]
+
+
+async def preview_files(
+    store: S3FileStore,
+    data_type: DataType,
+    *,
+    done: set[tuple[str, str]] | None = None,
+    options: Any = None,
+    limit: int = 10,
+) -> FilePreview:
+    """Bucket reachable, pending files listed, first ``limit`` rows of the first one validated.
+
+    A first file that would be skipped whole shows as one ``file_invalid`` verdict.
+    """
+    await store.test()
+    pending = [
+        o
+        for o in await store.list_objects()
+        if (o.key, o.etag) not in (done or set())
+        and not o.key.endswith("/")
+        and file_format(o.key, store.settings.format) is not None
+    ]
+    if not pending:
+        return FilePreview([], None, [])
+    first = pending[0]
+    fh = await store.download(first)
+    try:
+        parsed = await anyio.to_thread.run_sync(
+            parse_file,
+            fh,
+            file_format(first.key, store.settings.format),
+            first.key,
+            first.etag,
+            data_type,
+        )
+    except FileInvalid as exc:
+        verdict = RowError(
+            position=0,
+            code=t.FILE_INVALID,
+            message=f"file {first.key} would be skipped: {exc}",
+            raw={"key": first.key},
+        )
+        return FilePreview([o.key for o in pending], first.key, [verdict])
+    finally:
+        fh.close()
+    verdicts: list[ValidRow | RowError] = []
+    if parsed.batches:
+        batch = parsed.batches[0].slice(0, limit)
+        verdicts = validate_batch(
+            data_type,
+            batch,
+            start_position=0,
+            hashes=parsed.hashes[0][:limit],
+            updated_us=[None] * batch.num_rows,
+            options=options,
+            require_updated_at=False,
+        )
+        for i, (code, message, raw) in parsed.refused.items():
+            if i < len(verdicts):
+                verdicts[i] = RowError(position=i, code=code, message=message, raw=raw)
+    return FilePreview([o.key for o in pending], first.key, verdicts)
+
+
 # ------------------------------------------------------------------ the run
 class _FileCursor:
     """Stands in for the watermark tracker: the cursor is per-file progress (rows done)."""
@@ -739,6 +812,7 @@ def _sync_options(sync: Sync) -> Any:
 
 __all__ = [
     "FileInvalid",
+    "FilePreview",
     "FileSourceSettings",
     "FileSyncEngine",
     "S3FileStore",
@@ -750,5 +824,6 @@ __all__ = [
     "parse_csv",
     "parse_file",
     "parse_jsonl",
+    "preview_files",
     "store_for",
 ]
