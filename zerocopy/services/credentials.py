@@ -123,5 +123,14 @@ async def delete_credential(session: AsyncSession, workspace_id: str, credential
             "delete them or move them to another credential first",
             details={"source_ids": list(users)},
         )
+    from zerocopy.state.sync_models import Sync  # file-storage syncs hold a credential directly
+
+    syncs = (await session.scalars(sa.select(Sync.id).where(Sync.credential_id == cred.id))).all()
+    if syncs:
+        raise ZerocopyError(
+            errors.CREDENTIAL_IN_USE,
+            f"credential {cred.name!r} is used by {len(syncs)} sync(s); delete them first",
+            details={"sync_ids": list(syncs)},
+        )
     await session.delete(cred)
     await session.commit()
