@@ -125,7 +125,10 @@ async def test_cancel_within_two_seconds(wired: Wired, from_other_process: bool)
         await canceller.request_cancel(run.id)
         final = await wait_status(wired, run.id, RunStatus.CANCELLED, timeout=5)
         took = time.monotonic() - asked
-    assert took < 2.0, took
+    assert final.cancel_requested_at is not None and final.finished_at is not None
+    engine_latency = (final.finished_at - final.cancel_requested_at).total_seconds()
+    print(f"cancel latency: engine {engine_latency:.3f} s, observed {took:.3f} s")
+    assert took < 2.0, (engine_latency, took, final.timings)
     assert final.error_code == errors.CANCELLED
     assert final.temp_table_dropped is True
     assert await wired.temp_tables() == []
@@ -224,7 +227,10 @@ async def test_cancel_from_another_os_process(wired: Wired) -> None:
         asked_at = float(out.split()[0])
         final = await wait_status(wired, run.id, RunStatus.CANCELLED, timeout=5)
         observed_at = time.time()
-    assert observed_at - asked_at < 2.0, observed_at - asked_at
+    assert final.cancel_requested_at is not None and final.finished_at is not None
+    engine_latency = (final.finished_at - final.cancel_requested_at).total_seconds()
+    print(f"cancel latency: engine {engine_latency:.3f} s, observed {observed_at - asked_at:.3f} s")
+    assert observed_at - asked_at < 2.0, (engine_latency, observed_at - asked_at, final.timings)
     assert final.temp_table_dropped is True and await wired.temp_tables() == []
     assert await wired.members.count(wired.segment_id) == 100
 
