@@ -498,7 +498,7 @@ class _Check:
         try:
             self.tokens = self.read_dialect.tokenize(text)
         except TokenError as exc:
-            self.issue(PARSE_ERROR, _token_error_message(exc))
+            self.token_error(exc)
             return []
         chunks: list[list[Token]] = [[]]
         for token in self.tokens:
@@ -531,7 +531,7 @@ class _Check:
                 self.issue(PARSE_ERROR, *_parse_error(error, self))
             return []
         except TokenError as exc:
-            self.issue(PARSE_ERROR, _token_error_message(exc))
+            self.token_error(exc)
             return []
         statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
         if not statements:
@@ -543,6 +543,25 @@ class _Check:
                 self.offset_position(first.start),
             )
         return statements
+
+    def token_error(self, exc: TokenError) -> None:
+        """A tokenizer failure: find the construct left open to point at it."""
+        tokenizer = self.read_dialect.tokenizer_class
+        found = _unterminated(
+            self.text,
+            quotes=[q for q in (*tokenizer._QUOTES, *tokenizer._IDENTIFIERS) if len(q) == 1],
+            escapes=set(tokenizer.STRING_ESCAPES) - {"'"},
+        )
+        if found is None:
+            self.issue(PARSE_ERROR, _token_error_message(exc))
+            return
+        offset, what = found
+        self.issue(
+            PARSE_ERROR,
+            f"Unterminated {what}: it is opened here and never closed. Close it (or remove "
+            "the stray quote/comment marker).",
+            self.offset_position(offset),
+        )
 
     def reparse(self) -> exp.Expr | None:
         """A fresh tree of the single statement (same tokens, so the same structure)."""
@@ -1154,6 +1173,42 @@ def _forbidden_name(func: exp.Func, rules: DialectRules) -> str | None:
     for name in sorted(names):
         if name in rules.forbidden_functions or name.startswith(rules.forbidden_prefixes):
             return _display_name(func) if isinstance(func, exp.Anonymous) else name.upper()
+    return None
+
+
+def _unterminated(text: str, *, quotes: list[str], escapes: set[str]) -> tuple[int, str] | None:
+    """Offset and kind of the first string, quoted name, comment or $$ block never closed."""
+    i, n = 0, len(text)
+    while i < n:
+        if text.startswith("--", i):
+            end = text.find("\n", i)
+            i = n if end == -1 else end + 1
+        elif text.startswith("/*", i):
+            end = text.find("*/", i + 2)
+            if end == -1:
+                return i, "comment"
+            i = end + 2
+        elif text.startswith("$$", i):
+            end = text.find("$$", i + 2)
+            if end == -1:
+                return i, "$$ string"
+            i = end + 2
+        elif text[i] in quotes:
+            quote, j = text[i], i + 1
+            while j < n:
+                if text[j] in escapes:
+                    j += 2
+                elif text[j] == quote and j + 1 < n and text[j + 1] == quote:
+                    j += 2  # doubled quote inside the string
+                elif text[j] == quote:
+                    break
+                else:
+                    j += 1
+            if j >= n:
+                return i, "string" if quote == "'" else "quoted name or string"
+            i = j + 1
+        else:
+            i += 1
     return None
 
 
