@@ -15,8 +15,10 @@ from litestar.openapi.spec import Components, SecurityScheme
 import zerocopy
 from api.controllers.credentials import CredentialController
 from api.controllers.health import health
+from api.controllers.metrics import liveness, prometheus_metrics, readiness
 from api.controllers.profiles import ProfileController
 from api.controllers.runs import RunController
+from api.controllers.schedules import ScheduleController, member_read_middleware
 from api.controllers.segments import SegmentController
 from api.controllers.sources import SourceController
 from api.controllers.syncs import SyncController, SyncRunController
@@ -24,6 +26,7 @@ from api.controllers.workspaces import WorkspaceController
 from api.deps import provide_caller, provide_runtime, provide_session
 from api.errors import EXCEPTION_HANDLERS
 from zerocopy.logging import configure_logging
+from zerocopy.scheduling.service import open_scheduling
 from zerocopy.services.context import open_runtime
 
 
@@ -40,7 +43,7 @@ def create_app(settings: Any = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, start_runner=False) as runtime, open_scheduling(runtime):
             app.state.runtime = runtime
             yield
 
@@ -74,7 +77,12 @@ def create_app(settings: Any = None) -> Litestar:
             SyncController,
             SyncRunController,
             ProfileController,
+            ScheduleController,
+            prometheus_metrics,
+            liveness,
+            readiness,
         ],
+        middleware=[member_read_middleware],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "session": Provide(provide_session),

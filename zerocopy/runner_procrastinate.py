@@ -112,6 +112,12 @@ class ProcrastinateRunner:
             await self.app.close_async()
             self.app = None
 
+    async def ping(self) -> None:
+        """Raise when the job queue is unreachable (readiness)."""
+        if self.app is None:
+            raise RuntimeError("the job queue is not open")
+        await self.app.connector.execute_query_one_async("SELECT count(*) FROM procrastinate_jobs")
+
     async def submit(self, run_id: str) -> None:
         from procrastinate import exceptions
 

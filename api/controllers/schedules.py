@@ -1,0 +1,94 @@
+"""Segment schedules: show (next 5 runs, last outcome, pause reason), set, resume."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Controller, get, post, put
+from litestar.params import FromPath, JSONBody
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import CallerDep, RuntimeDep
+from api.errors import ERROR_RESPONSES
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.logging import get_logger
+from zerocopy.scheduling import schedules
+
+log = get_logger("api.schedules")
+
+
+class ScheduleController(Controller):
+    path = "/v1/segments/{segment_id:str}/schedule"
+    tags = ["schedules"]
+
+    @get(operation_id="getSegmentSchedule", responses=ERROR_RESPONSES)
+    async def get_one(
+        self, caller: CallerDep, runtime: RuntimeDep, segment_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """The schedule in the workspace time zone, its next 5 runs, pause state, last run."""
+        return await schedules.schedule_view(runtime.db, caller.workspace_id, segment_id)
+
+    @put(operation_id="setSegmentSchedule", responses=ERROR_RESPONSES)
+    async def set_one(
+        self,
+        caller: CallerDep,
+        runtime: RuntimeDep,
+        segment_id: FromPath[str],
+        data: JSONBody[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Set ``{"schedule": {...} | null, "contacts": [...]}``; a paused schedule stays paused."""
+        if not isinstance(data, dict) or "schedule" not in data:
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                'send {"schedule": {"frequency": "daily", "hour": 2, "minute": 30}} '
+                '(or {"schedule": null} for manual only)',
+                details={"field": "schedule"},
+            )
+        return await schedules.set_schedule(
+            runtime.db, caller.workspace_id, segment_id, data["schedule"], data.get("contacts")
+        )
+
+    @post(
+        "/resume", operation_id="resumeSegmentSchedule", responses=ERROR_RESPONSES, status_code=200
+    )
+    async def resume(
+        self, caller: CallerDep, runtime: RuntimeDep, segment_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """Lift an automatic pause; the next run is the next occurrence after now."""
+        return await schedules.resume_schedule(runtime.db, caller.workspace_id, segment_id)
+
+
+_MEMBER_READ = re.compile(r"^/v1/segments/([^/]+)/members(?:/|$)")
+
+
+def member_read_middleware(app: ASGIApp) -> ASGIApp:
+    """Note successful member reads (``GET …/members``): a read segment is not stale."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        match = (
+            _MEMBER_READ.match(scope.get("path", ""))
+            if scope["type"] == "http" and scope.get("method") == "GET"
+            else None
+        )
+        if match is None:
+            await app(scope, receive, send)
+            return
+        status = 0
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        await app(scope, receive, capture)
+        if 200 <= status < 300:
+            try:
+                runtime = scope["app"].state.runtime
+                await schedules.record_member_read(runtime.db, match.group(1))
+            except Exception as exc:  # never fail a read for bookkeeping
+                log.warning("schedule.member_read_not_recorded", error=type(exc).__name__)
+
+    return middleware
