@@ -357,3 +357,11 @@ async def test_sync_run_failing_mid_way_keeps_the_watermark_and_the_next_run_com
     assert len(state["rows"]) == 250
     # Nothing acknowledged was sent twice: 250 rows in acknowledged POSTs in total.
     assert sum(r["rows"] for r in state["requests"] if r["status"] == 200) == 250
+
+
+async def test_a_passed_deadline_sends_nothing(http_peer: HttpPeer) -> None:
+    dest = destination(http_peer, deadline=anyio.current_time() - 1)
+    result = await dest.deliver(batch(rows(3)))
+    await dest.aclose()
+    assert not result.accepted and "deadline passed" in (result.error or "")
+    assert http_peer.state()["requests"] == []

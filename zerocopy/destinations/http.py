@@ -262,7 +262,9 @@ class HttpDestination:
             self.attempts += 1
             wait: float | None
             try:
-                resp = await self._client.post(self.config.url, content=content, headers=headers)
+                resp = await self._client.post(
+                    self.config.url, content=content, headers=headers, timeout=self._timeout()
+                )
             except httpx.TimeoutException as exc:
                 last, wait = f"timed out ({type(exc).__name__})", self._backoff(attempt)
             except httpx.TransportError as exc:
@@ -316,6 +318,22 @@ class HttpDestination:
         half = len(rows) // 2
         first = await self._send(batch, array, rows[:half], offset)
         return first + await self._send(batch, array, rows[half:], offset + half)
+
+    def _timeout(self) -> float:
+        """Per-POST timeout: the configured one, cut to what is left of the run's deadline.
+
+        Deliveries are shielded from the run's cancellation (a batch is never abandoned
+        half-way), so the destination itself must not outlive the deadline.
+        """
+        if self.deadline is None:
+            return self.config.timeout_s
+        left = self.deadline - anyio.current_time()
+        if left <= 0:
+            raise _BatchFailed(
+                f"the run's deadline passed before a batch reached {self.config.url}; the "
+                "watermark stays before this batch and the next run sends it again"
+            )
+        return min(self.config.timeout_s, left)
 
     def _backoff(self, attempt: int) -> float:
         base = min(self.config.backoff_max_s, self.config.backoff_base_s * 2**attempt)
