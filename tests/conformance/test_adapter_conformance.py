@@ -120,16 +120,18 @@ async def test_two_materializations_run_at_once(target: ConformanceTarget) -> No
     runs = [_run(), _run()]
     async with target.adapter() as adapter:
         try:
+
+            async def materialize(table: str, tag: QueryTag) -> None:
+                await adapter.materialize(
+                    _subscribed_ids_sql(adapter),
+                    table,
+                    deadline=anyio.current_time() + 60,
+                    tag=tag,
+                )
+
             async with anyio.create_task_group() as tg:
                 for _, table, tag in runs:
-                    tg.start_soon(
-                        lambda t=table, g=tag: adapter.materialize(
-                            _subscribed_ids_sql(adapter),
-                            t,
-                            deadline=anyio.current_time() + 60,
-                            tag=g,
-                        )
-                    )
+                    tg.start_soon(materialize, table, tag)
             assert {t for _, t, _ in runs} <= set(await _temp_tables(adapter))
         finally:
             for _, table, _ in runs:

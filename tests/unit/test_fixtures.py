@@ -97,7 +97,7 @@ def test_sync_rows_are_good_except_the_documented_bad_ones(wh: Warehouse) -> Non
     bad = {i: kind for kind, positions in wh.bad_sync_rows.items() for i in positions}
     assert set(wh.bad_sync_rows) == set(BAD_SYNC_KINDS)
     assert all(wh.bad_sync_rows[k] for k in BAD_SYNC_KINDS)
-    kinds_seen = Counter()
+    kinds_seen: Counter[str] = Counter()
     for i, row in enumerate(rows):
         kind = bad.get(i)
         kinds_seen[SYNC_ROW_KINDS[i % 20]] += 1
@@ -130,7 +130,9 @@ def test_load_duckdb_bulk_loads_tables_views_and_comments(wh: Warehouse) -> None
             "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE schema_name = 'mkt'"
         ).fetchall()
     )
-    assert comments == {t.name: t.description for t in (*wh.tables, *wh.views)}
+    described = {t.name: t.description for t in wh.tables}
+    described.update({v.name: v.description for v in wh.views})
+    assert comments == described
     column_comments = dict(
         con.sql(
             "SELECT column_name, comment FROM duckdb_columns() "
