@@ -252,3 +252,34 @@ async def test_concurrent_requests_from_many_engines_queue_one_run(wired: Wired)
             tg.start_soon(ask, engine)
     assert len(won) == 1 and len(refused) == 5
     assert set(refused) == set(won)
+
+
+async def test_runner_bounds_concurrency(wired: Wired) -> None:
+    """With max_concurrent=1 a second segment's run waits queued until the first ends."""
+    from zerocopy.state.models import Segment
+
+    async with wired.db.transaction() as s:
+        first = await s.get(Segment, wired.segment_id)
+        assert first is not None
+        second = Segment(
+            workspace_id=first.workspace_id,
+            source_id=first.source_id,
+            name="second",
+            sql="SELECT external_user_id FROM users WHERE external_user_id <= 5",
+            dialect="duckdb",
+        )
+        s.add(second)
+    await wired.set_sql(LONG_SQL)
+    slow = await wired.engine.request(wired.segment_id, max_runtime_s=60)
+    quick = await wired.engine.request(second.id)
+    async with InProcessRunner(wired.engine, max_concurrent=1) as runner:
+        await runner.submit(slow.id)
+        await wait_status(wired, slow.id, RunStatus.RUNNING)
+        await runner.submit(quick.id)
+        await anyio.sleep(0.6)
+        assert (await wired.engine.get(quick.id)).status == RunStatus.QUEUED
+        await wired.engine.request_cancel(slow.id)
+        await runner.wait_idle()
+    assert (await wired.engine.get(slow.id)).status == RunStatus.CANCELLED
+    done = await wired.engine.get(quick.id)
+    assert (done.status, done.member_count) == (RunStatus.SUCCEEDED, 5)
