@@ -1,4 +1,4 @@
-"""The ``zerocopy`` command: serve, demo, workspace create, db upgrade, sql check.
+"""The ``zerocopy`` command: serve, worker, demo, workspace create, db upgrade, sql check.
 
 Exit codes: 0 success (``sql check``: valid), 1 failure (``sql check``: invalid SQL),
 2 usage error (bad option, unreadable file, unknown dialect, missing SQL).
@@ -54,6 +54,35 @@ def serve(host: str | None, port: int | None) -> None:
         port=port or settings.port,
         log_level=settings.log_level if settings.log_level != "info" else "warning",
     )
+
+
+# --------------------------------------------------------------------------- worker
+@main.command()
+@click.option(
+    "--concurrency",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Jobs at once in this process (default: ZEROCOPY_WORKER_CONCURRENCY or 4).",
+)
+@click.option(
+    "--no-scheduler", is_flag=True, help="Only execute jobs; let other workers fire schedules."
+)
+def worker(concurrency: int | None, no_scheduler: bool) -> None:
+    """Execute queued refreshes from the PostgreSQL job queue (start as many as you like)."""
+    from zerocopy.logging import configure_logging
+    from zerocopy.runner_procrastinate import run_worker
+    from zerocopy.scheduling.config import load_config
+
+    settings = _load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    try:
+        config = load_config()
+        if concurrency is not None:
+            config = config.with_(concurrency=concurrency)
+        anyio.run(lambda: run_worker(settings, config, scheduler=not no_scheduler))
+    except ZerocopyError as exc:
+        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        sys.exit(EXIT_INVALID)
 
 
 # --------------------------------------------------------------------------- demo
@@ -194,3 +223,9 @@ def sql_check(
         sys.exit(EXIT_USAGE)
     click.echo(json.dumps(out, indent=2))
     sys.exit(0 if result.valid else EXIT_INVALID)
+
+
+# --------------------------------------------------------------------------- sync
+from zerocopy.sync.cli import sync as _sync_group  # noqa: E402  (its own module: zerocopy/sync/)
+
+main.add_command(_sync_group)
