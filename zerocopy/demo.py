@@ -325,6 +325,11 @@ async def run_demo(settings: Settings, users: int | None = None) -> None:
         _step(7, "Second refresh (added / removed since the first)")
         await _refresh_all(runtime, ws.id, source, cred, created)
 
+        from zerocopy.sync.demo import run_sync_demo
+
+        _step(8, "Ingestion syncs into the built-in profile store (rows, errors, watermark)")
+        await run_sync_demo(runtime, ws.id, source.id, warehouse_path, SCHEMA)
+
     _say()
     _say(f"Done in {time.perf_counter() - started:.1f} s.", bold=True)
     _say("Next: `zerocopy serve`, then follow the README's curl walkthrough.")
