@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import duckdb
 import pytest
 
 from tests.acceptance.conftest import SCHEMA, Api
+from zerocopy.services import syncs
 
 pytestmark = pytest.mark.anyio
 
@@ -358,3 +360,43 @@ async def test_postgres_source(api: Api, postgres_url: str) -> None:
     # p2's row has no UPDATED_AT: a row error, never a crash.
     assert (run["status"], run["rows_delivered"], run["rows_errored"]) == ("partial_success", 1, 1)
     assert await error_codes(api, run["id"]) == ["invalid_updated_at"]
+
+
+async def test_background_run_one_at_a_time_and_cancel(api: Api) -> None:
+    con = duckdb.connect(str(api.warehouse))
+    try:
+        con.execute(
+            f"CREATE TABLE {SCHEMA}.many_events AS SELECT TIMESTAMP '2026-01-01' + "
+            "to_seconds(i // 2) AS UPDATED_AT, 'u' || (i % 50) AS EXTERNAL_ID, "
+            "json_object('name', 'n' || i, 'time', '2026-01-01T00:00:00Z')::VARCHAR AS PAYLOAD "
+            "FROM range(20000) t(i)"
+        )
+    finally:
+        con.close()
+    source_id = await duckdb_source(api)
+    sync, _ = await ready_sync(
+        api, name="many", data_type="custom_events", source_id=source_id, table="many_events"
+    )
+    # A run held by another worker: "run now" is refused with its id, cancel reaches it.
+    engine = syncs.sync_engine(api.app.state.runtime)
+    held = await engine.request(sync["id"])
+    resp = await api.post(f"/v1/syncs/{sync['id']}/runs")
+    assert resp.status_code == 409, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == "sync_in_progress" and err["details"]["run_id"] == held.id
+    resp = await api.post(f"/v1/sync-runs/{held.id}/cancel")
+    assert resp.status_code == 202, resp.text
+    stopped = await engine.execute(held.id)
+    assert (stopped.status, stopped.rows_delivered) == ("cancelled", 0)
+    assert (await api.post(f"/v1/sync-runs/{held.id}/cancel")).status_code == 409
+    # "Run now" without waiting: 202 with the running run, executed in the background.
+    resp = await api.post(f"/v1/syncs/{sync['id']}/runs")
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["status"] == "running"
+    with anyio.fail_after(60):
+        while True:
+            final = (await api.get(f"/v1/sync-runs/{resp.json()['id']}")).json()
+            if final["status"] != "running":
+                break
+            await anyio.sleep(0.05)
+    assert (final["status"], final["rows_delivered"]) == ("success", 20000)

@@ -343,6 +343,8 @@ class SyncEngine:
         return sync, source, credential
 
     async def _execute(self, run: SyncRun, event: anyio.Event, counts: _Counts) -> str:
+        if await self._cancel_requested(run.id):
+            raise ZerocopyError(errors.CANCELLED, "cancelled on request before it started")
         sync, source, credential = await self._load(run)
         if source is None or credential is None or not sync.table_name:
             raise ZerocopyError(
