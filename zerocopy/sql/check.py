@@ -156,6 +156,9 @@ _FILE_SUFFIXES = (
     ".avro",
     ".orc",
 )
+# Longest SQL text checked: keeps a pasted dump from tying up a worker (a segment query of a
+# few hundred lines is ~20 KB).
+MAX_SQL_CHARS = 200_000
 # Bound on issues per code, so a pathological input (thousands of bad columns) stays cheap.
 _MAX_ISSUES_PER_CODE = 50
 
@@ -191,6 +194,14 @@ def check_segment_sql(
     _IN_CHECK.active = True
     try:
         _Check(sql, dialect_name, target_name, catalog, scope, id_column, result).run()
+    except RecursionError:
+        result.errors.append(
+            SqlIssue(
+                PARSE_ERROR,
+                "The query nests too deeply (hundreds of levels of parentheses or subqueries) "
+                "to be checked; simplify it, e.g. with CTEs or IN lists.",
+            )
+        )
     except Exception as exc:  # the front door must answer, whatever sqlglot does inside
         result.errors.append(
             SqlIssue(
@@ -406,6 +417,13 @@ class _Check:
             return
         if not isinstance(self.text, str):
             self.issue(PARSE_ERROR, "The SQL must be text.")
+            return
+        if len(self.text) > MAX_SQL_CHARS:
+            self.issue(
+                PARSE_ERROR,
+                f"The query is {len(self.text):,} characters long; segment queries are limited "
+                f"to {MAX_SQL_CHARS:,}. Move long literal lists into a table of the source.",
+            )
             return
         self.rules, self.write_rules = read, write
         self.read_dialect = Dialect.get_or_raise(read.sqlglot_dialect)

@@ -161,9 +161,24 @@ def test_odd_arguments_never_raise(catalog: Any, scope: Any, id_column: Any, dia
     _assert_structured(result)
 
 
-def test_deep_nesting_does_not_raise() -> None:
+def test_deep_nesting_is_refused_not_raised() -> None:
     sql = "SELECT external_user_id FROM users WHERE " + "(" * 3000 + "1" + ")" * 3000
-    _assert_structured(check_segment_sql(sql, dialect="postgres", catalog=_CATALOG, scope=SCOPE))
+    result = check_segment_sql(sql, dialect="postgres", catalog=_CATALOG, scope=SCOPE)
+    _assert_structured(result)
+    assert [e.code for e in result.errors] == [PARSE_ERROR]
+    assert "nests too deeply" in result.errors[0].message
+
+
+def test_realistic_nesting_is_fine() -> None:
+    sql = "SELECT external_user_id FROM users WHERE " + "(" * 100 + "1 = 1" + ")" * 100
+    assert check_segment_sql(sql, dialect="postgres", catalog=_CATALOG, scope=SCOPE).valid
+
+
+def test_oversized_sql_is_refused() -> None:
+    sql = "SELECT external_user_id FROM users WHERE country IN (" + "'FR', " * 40_000 + "'DE')"
+    result = check_segment_sql(sql, dialect="postgres", catalog=_CATALOG, scope=SCOPE)
+    assert [e.code for e in result.errors] == [PARSE_ERROR]
+    assert "limited" in result.errors[0].message
 
 
 def test_non_string_sql_does_not_raise() -> None:
