@@ -32,6 +32,8 @@ import anyio.to_thread
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlglot import exp
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 
 from dialects.base import temp_table_name
 from dialects.protocol import QueryTag
@@ -399,7 +401,8 @@ class RefreshEngine:
                 details={"errors": [e.to_dict() for e in result.errors]},
             )
         adapter = self.adapter_factory(source, credential, max_runtime_s=run.max_runtime_s)
-        return adapter, result.ids_sql, segment.id_column
+        column = warehouse_column_name(segment.id_column, adapter.SQLGLOT_DIALECT)
+        return adapter, result.ids_sql, column
 
     async def _warehouse_phase(
         self,
@@ -636,6 +639,17 @@ def catalog_mapping(tables: Any) -> dict[str, dict[str, dict[str, str]]]:
         columns = {str(c["name"]): str(c.get("data_type") or "") for c in table.columns or []}
         mapping.setdefault(table.schema, {})[table.name] = columns
     return mapping
+
+
+def warehouse_column_name(id_column: str, dialect: str) -> str:
+    """The id column's name as the warehouse stores the ``ids_sql`` alias.
+
+    ``ids_sql`` aliases the ids with the id column as an identifier quoted only when needed,
+    so the warehouse folds its case (Snowflake: ``EXTERNAL_USER_ID``; Postgres: lower case);
+    reading the column back must use the folded name.
+    """
+    ident = exp.to_identifier(id_column.strip())
+    return str(normalize_identifiers(ident, dialect=dialect or None).name)
 
 
 def _status_for(exc: ZerocopyError) -> str:
