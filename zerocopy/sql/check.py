@@ -1143,11 +1143,6 @@ def _scan(statement: exp.Expr) -> tuple[list[exp.Expr], list[exp.Expr]]:
     return refused, reading
 
 
-def _with_descendants(node: exp.Expr) -> Iterator[exp.Expr]:
-    """Depth-first pre-order walk (sqlglot's walk, kept in one place)."""
-    return node.walk(bfs=False)
-
-
 def _statement_name(node: exp.Expr) -> str:
     """A readable name for a refused statement or clause."""
     if isinstance(node, exp.Command):
