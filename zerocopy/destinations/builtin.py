@@ -313,7 +313,7 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> list[RowRejecti
         await s.execute(sa.delete(StoreProfile).where(StoreProfile.id.in_(chunk)))
     new_rows = [{**profiles.by_id[pid], "workspace_id": ws} for pid in sorted(profiles.new)]
     if new_rows:
-        await s.execute(sa.insert(StoreProfile), new_rows)
+        await s.execute(StoreProfile.__table__.insert(), new_rows)
     dirty = [profiles.by_id[pid] for pid in sorted(profiles.dirty)]
     if dirty:
         table = StoreProfile.__table__
@@ -336,11 +336,11 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> list[RowRejecti
             ],
         )
     if profiles.new_aliases:
-        await s.execute(sa.insert(StoreAlias), profiles.new_aliases)
+        await s.execute(StoreAlias.__table__.insert(), profiles.new_aliases)
     if events:
-        await s.execute(sa.insert(StoreEvent), events)
+        await s.execute(StoreEvent.__table__.insert(), events)
     if purchases:
-        await s.execute(sa.insert(StorePurchase), purchases)
+        await s.execute(StorePurchase.__table__.insert(), purchases)
     return rejections
 
 
@@ -405,7 +405,7 @@ async def _apply_keyed(
                 ident |= {"account_id": key}
             inserts.append(ident | values)
     if inserts:
-        await s.execute(sa.insert(model), inserts)
+        await s.execute(model.__table__.insert(), inserts)
     for key, values in updates:
         await s.execute(sa.update(model).where(*scope, key_col == key).values(**values))
     return []

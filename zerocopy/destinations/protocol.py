@@ -26,7 +26,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 from zerocopy.sync.types import DataType, ValidRow
 from zerocopy.sync.watermark import WatermarkState
 
-MAX_BATCH_ROWS = 1_000
+MAX_BATCH_ROWS = 5_000
 """Upper bound of rows in one :class:`DeliveryBatch` (the HTTP destination may split further)."""
 
 

@@ -576,7 +576,7 @@ class SyncEngine:
                     )
             async with self.db.transaction() as s:
                 if logs:
-                    await s.execute(sa.insert(SyncRowLog), logs)
+                    await s.execute(SyncRowLog.__table__.insert(), logs)
                 await s.execute(
                     sa.update(SyncRun)
                     .where(SyncRun.id == run.id)
