@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -175,6 +176,7 @@ async def main(users: int, state_url: str | None) -> dict[str, Any]:
     await refresh(CHURN_1, "churn_1pct_removed")
     await refresh(CHURN_2, "churn_1pct_both")
     await db.dispose()
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
