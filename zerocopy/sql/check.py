@@ -1052,12 +1052,13 @@ class _Check:
         if with_ is not None:
             root.set("with_", None)
         try:
+            ids_body, ids_issues = self.unordered_body(root)
             body, issues = _generate(root, target, rules)
             with_sql, with_issues = _generate(with_, target, rules) if with_ else ("", [])
         finally:
             if with_ is not None:
                 root.set("with_", with_)
-        issues += with_issues
+        issues += with_issues + ids_issues
         if issues or body is None or with_sql is None:
             self.issues.extend(issues)
             return
@@ -1079,8 +1080,20 @@ class _Check:
         string_type = rules.string_type
         self.result.ids_sql = (
             f"{prefix}SELECT DISTINCT CAST({alias}.{id_sql} AS {string_type}) AS {id_sql} "
-            f"FROM ({body}) AS {alias} WHERE {alias}.{id_sql} IS NOT NULL"
+            f"FROM ({ids_body or body}) AS {alias} WHERE {alias}.{id_sql} IS NOT NULL"
         )
+
+    def unordered_body(self, root: exp.Expr) -> tuple[str | None, list[SqlIssue]]:
+        """The query without an ORDER BY that only orders (no LIMIT/OFFSET/FETCH): the ids
+        are DISTINCT anyway, and some warehouses refuse ORDER BY in a derived table."""
+        order = root.args.get("order")
+        if order is None or any(root.args.get(k) for k in ("limit", "offset", "fetch")):
+            return None, []
+        root.set("order", None)
+        try:
+            return _generate(root.copy(), self.write_dialect, self.write_rules)
+        finally:
+            root.set("order", order)
 
 
 # --- small pure helpers -------------------------------------------------------------------

@@ -284,3 +284,13 @@ def test_the_check_logs_nothing() -> None:
         assert len(records) == 1
     finally:
         logger.removeHandler(handler)
+
+
+def test_ids_sql_drops_an_order_by_that_only_orders() -> None:
+    ordered = check("SELECT external_user_id FROM users ORDER BY lifetime_value DESC")
+    assert (
+        ordered.sql == "SELECT external_user_id FROM marketing.users ORDER BY lifetime_value DESC"
+    )
+    assert "ORDER BY" not in (ordered.ids_sql or "x ORDER BY")
+    top = check("SELECT external_user_id FROM users ORDER BY lifetime_value DESC LIMIT 10")
+    assert "ORDER BY lifetime_value DESC LIMIT 10" in (top.ids_sql or "")
