@@ -181,11 +181,12 @@ class SyncController(Controller):
     ) -> Response[SyncRunRead]:
         """Start a run now (``sync_in_progress`` with the running run's id if one is running)."""
         run = await syncs.start_run(session, runtime, caller.workspace_id, sync_id)
-        engine = syncs.sync_engine(runtime)
         if wait:
-            return Response(run_read(await engine.execute(run.id)), status_code=200)
+            return Response(run_read(await syncs.execute_run(runtime, run.id)), status_code=200)
         return Response(
-            run_read(run), status_code=202, background=BackgroundTask(engine.execute, run.id)
+            run_read(run),
+            status_code=202,
+            background=BackgroundTask(syncs.execute_run, runtime, run.id),
         )
 
     @get("/{sync_id:str}/runs", operation_id="listSyncRuns")

@@ -277,7 +277,7 @@ async def test_sync(
     """Table reachable, required columns present, first 10 rows validated; failures raise."""
     sync = await get_scoped(session, Sync, workspace_id, sync_id)
     if sync.source_id is None:
-        raise _invalid("source_id", "file-storage syncs are tested by zerocopy.sync.files")
+        return await _test_file_sync(session, runtime, sync)
     source = await get_scoped(session, Source, workspace_id, sync.source_id)
     cred = await get_scoped(session, Credential, workspace_id, source.credential_id)
     dtype = DataType(sync.data_type)
@@ -329,6 +329,47 @@ async def test_sync(
     )
 
 
+async def _test_file_sync(session: AsyncSession, runtime: Runtime, sync: Sync) -> SyncTestOutcome:
+    """File-storage syncs: bucket reachable, pending files, first rows of the first validated."""
+    from zerocopy.state.sync_models import SyncFile
+    from zerocopy.sync.files import preview_files, store_for
+
+    cred = await session.get(Credential, sync.credential_id) if sync.credential_id else None
+    done = {
+        (k, e)
+        for k, e in (
+            await session.execute(
+                sa.select(SyncFile.key, SyncFile.etag).where(SyncFile.sync_id == sync.id)
+            )
+        ).all()
+    }
+    started = anyio.current_time()
+    now = datetime.now(UTC)
+    try:
+        out = await preview_files(
+            store_for(sync, cred, runtime.secret_box),
+            DataType(sync.data_type),
+            done=done,
+            options=sync_options(sync),
+            limit=PREVIEW_ROWS,
+        )
+    except ZerocopyError as err:
+        sync.last_test_at, sync.last_test_ok = now, False
+        sync.last_test_error = {"code": err.code, "message": err.message, "details": err.details}
+        await session.commit()
+        raise
+    sync.last_test_at, sync.last_test_ok, sync.last_test_error = now, True, None
+    await session.commit()
+    settings = sync.source_settings or {}
+    return SyncTestOutcome(
+        sync=sync,
+        table=out.previewed or f"s3://{settings.get('bucket', '')}/{settings.get('prefix', '')}",
+        columns={},
+        preview=[_preview(v) for v in out.verdicts],
+        elapsed_s=round(anyio.current_time() - started, 3),
+    )
+
+
 def _preview(verdict: ValidRow | RowError) -> PreviewRow:
     if isinstance(verdict, RowError):
         return PreviewRow(verdict.position, False, verdict.code, verdict.message, verdict.raw)
@@ -361,6 +402,34 @@ def sync_engine(runtime: Runtime) -> SyncEngine:
         )
         runtime.sync_engine = engine  # type: ignore[attr-defined]
     return engine
+
+
+def file_sync_engine(runtime: Runtime) -> SyncEngine:
+    """The process's engine for file-storage syncs (same runs, cancel and row logs)."""
+    engine = getattr(runtime, "file_sync_engine", None)
+    if engine is None:
+        from zerocopy.connections import AdapterFactory
+        from zerocopy.destinations.factory import destination_factory
+        from zerocopy.sync.files import FileSyncEngine
+
+        engine = FileSyncEngine(
+            runtime.db,
+            AdapterFactory(runtime.secret_box),
+            destination_factory(runtime.db, runtime.settings),
+            box=runtime.secret_box,
+        )
+        runtime.file_sync_engine = engine  # type: ignore[attr-defined]
+    return engine
+
+
+async def execute_run(runtime: Runtime, run_id: str) -> SyncRun:
+    """Execute a started run with the engine its sync needs (warehouse or file storage)."""
+    async with runtime.db.session() as s:
+        run = await s.get(SyncRun, run_id)
+        sync = await s.get(Sync, run.sync_id) if run else None
+    if sync is not None and sync.source_id is None:
+        return await file_sync_engine(runtime).execute(run_id)
+    return await sync_engine(runtime).execute(run_id)
 
 
 async def start_run(

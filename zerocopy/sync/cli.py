@@ -167,7 +167,7 @@ def sync_run(workspace_id: str, sync_id: str) -> None:
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
             run = await syncs.start_run(s, rt, workspace_id, sync_id, trigger="cli")
-        return await syncs.sync_engine(rt).execute(run.id)
+        return await syncs.execute_run(rt, run.id)
 
     run = _run(go)
     _echo(run_dict(run))
