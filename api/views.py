@@ -16,6 +16,7 @@ from api.schemas.sources import (
     TableSummary,
 )
 from api.schemas.workspaces import WorkspaceRead
+from zerocopy.services.segments import run_duration
 from zerocopy.services.sources import TestOutcome
 from zerocopy.state.models import (
     CatalogTable,
@@ -145,5 +146,6 @@ def run_read(run: RefreshRun) -> RunRead:
         created_at=run.created_at,
         started_at=run.started_at,
         finished_at=run.finished_at,
-        duration_s=run.duration_s,
+        duration_s=run_duration(run),
+        timings=dict(run.timings) if run.timings else None,
     )

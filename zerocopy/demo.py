@@ -208,7 +208,7 @@ async def _refresh_all(
         gone = run.temp_table is not None and run.temp_table not in left
         _say(
             f"   {segment.name:<{width}}  members {run.member_count:>4}   "
-            f"+{run.added:<4} -{run.removed:<4}  {_seconds(run.duration_s):>7}   "
+            f"+{run.added:<4} -{run.removed:<4}  {_seconds(segments.run_duration(run)):>7}   "
             f"temp table {run.temp_table} ",
             nl=False,
         )

@@ -27,3 +27,6 @@ class RunRead(msgspec.Struct, kw_only=True):
     started_at: datetime | None
     finished_at: datetime | None
     duration_s: float | None
+    """End to end: check, warehouse query, id read, drop, diff and swap."""
+    timings: dict[str, float] | None
+    """Seconds per phase (check, materialize, read, drop, diff, swap, total)."""
