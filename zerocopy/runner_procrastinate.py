@@ -233,10 +233,6 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                             await sched.tick()
                         except Exception:
                             log.exception("scheduler.tick_failed")
-                    try:
-                        await keeper.pass_once()
-                    except Exception:
-                        log.exception("housekeeping.failed")
                     await anyio.sleep(config.tick_s)
 
             log.info(
@@ -247,10 +243,14 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(background)
+                tg.start_soon(keeper.run)
                 await app.run_worker_async(
                     queues=[QUEUE],
                     concurrency=config.concurrency,
                     shutdown_graceful_timeout=config.shutdown_grace_s,
+                    # Jobs held back by a busy source's lock become fetchable when that run
+                    # ends, which sends no notification: poll often, it is one cheap query.
+                    fetch_job_polling_interval=config.fetch_poll_s,
                     update_heartbeat_interval=max(1.0, config.worker_lost_after_s / 5),
                     stalled_worker_timeout=config.worker_lost_after_s,
                     install_signal_handlers=True,

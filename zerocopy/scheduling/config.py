@@ -40,6 +40,8 @@ class SchedulingConfig:
     """On SIGTERM running jobs get this long to finish before they are cancelled."""
     concurrency: int = 4
     """Jobs at once per worker process."""
+    fetch_poll_s: float = 0.25
+    """How often an idle worker looks for jobs besides being notified of new ones."""
 
     def with_(self, **changes: object) -> SchedulingConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -84,4 +86,5 @@ def load_config(env: Mapping[str, str] | None = None) -> SchedulingConfig:
         retention_every_s=_num(env, "ZEROCOPY_RETENTION_EVERY_S", d.retention_every_s),
         shutdown_grace_s=_num(env, "ZEROCOPY_SHUTDOWN_GRACE_S", d.shutdown_grace_s),
         concurrency=max(1, int(_num(env, "ZEROCOPY_WORKER_CONCURRENCY", d.concurrency))),
+        fetch_poll_s=max(0.05, _num(env, "ZEROCOPY_WORKER_POLL_S", d.fetch_poll_s)),
     )

@@ -8,12 +8,12 @@ runs once per period.
 from __future__ import annotations
 
 import importlib
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -38,9 +38,18 @@ log = get_logger("zerocopy.scheduling.housekeeping")
 
 
 async def take_lease(
-    db: Database, name: str, every_s: float, holder: str, now: datetime | None = None
+    db: Database,
+    name: str,
+    every_s: float,
+    holder: str,
+    now: datetime | None = None,
+    *,
+    run_on_create: bool = True,
 ) -> bool:
-    """True if this process should perform duty ``name`` now (at most once per ``every_s``)."""
+    """True if this process should perform duty ``name`` now (at most once per ``every_s``).
+
+    ``run_on_create=False``: a duty never performed before first runs one period from now.
+    """
     now = now or utcnow()
     following = now + timedelta(seconds=every_s)
     async with db.transaction() as s:
@@ -59,7 +68,7 @@ async def take_lease(
             s.add(Lease(name=name, holder=holder, next_at=following))
     except IntegrityError:
         return False
-    return True
+    return run_on_create
 
 
 @dataclass(slots=True)
@@ -68,6 +77,8 @@ class JanitorReport:
 
     dropped: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    """Sources busy with as many runs as their limit: swept on a later pass."""
     errors: dict[str, str] = field(default_factory=dict)
 
 
@@ -120,22 +131,27 @@ class Janitor:
     async def _sweep_source(
         self, source: Source, credential: Credential, report: JanitorReport
     ) -> None:
-        # The janitor talks to the warehouse like a run: it takes a slot (a DuckDB file admits
-        # one process at a time).
+        # The janitor talks to the warehouse like a run: it needs a free slot (a DuckDB file
+        # admits one process at a time). A busy source is skipped until the next pass rather
+        # than waited for, so the janitor never queues behind refreshes.
         holder = new_id()  # fits the run id column; run_kind tells it apart
-        async with self.slots.hold(source.id, source.kind, holder, HOUSEKEEPING):
+        limit = self.slots.limit_for(source.kind)
+        if await self.slots.try_acquire(source.id, limit, holder, HOUSEKEEPING) is None:
+            report.skipped.append(source.id)
+            return
+        try:
             adapter = self.adapter_factory(source, credential, max_runtime_s=60.0)
             try:
                 names = await adapter.list_temp_tables(TEMP_TABLE_PREFIX)
-                if not names:
-                    return
-                victims = await self._orphans(source.id, names, report)
+                victims = await self._orphans(source.id, names, report) if names else []
                 for name in victims:
                     await adapter.drop_table(name)
                     report.dropped.append(name)
                     log.info("janitor.dropped", source_id=source.id, table=name)
             finally:
                 await adapter.aclose()
+        finally:
+            await self.slots.release(holder)
 
     async def _orphans(self, source_id: str, names: list[str], report: JanitorReport) -> list[str]:
         now = self.clock()
@@ -205,17 +221,42 @@ class Housekeeper:
         self.holder = holder
         self.extra_reaper = extra_reaper
 
+    async def reap(self) -> list[str]:
+        lost: list[str] = await self.engine.reap_lost(self.config.worker_lost_after_s)
+        if self.extra_reaper is not None:
+            await self.extra_reaper()
+        return lost
+
     async def pass_once(self) -> dict[str, Any]:
+        """Every duty whose lease is due, one after the other (tests)."""
         done: dict[str, Any] = {}
-        if await take_lease(self.db, "reaper", self.config.reaper_every_s, self.holder):
-            lost = await self.engine.reap_lost(self.config.worker_lost_after_s)
-            if self.extra_reaper is not None:
-                await self.extra_reaper()
-            done["worker_lost"] = lost
-        if await take_lease(self.db, "janitor", self.config.janitor_every_s, self.holder):
-            t = time.perf_counter()
-            report = await self.janitor.sweep()
-            done["janitor"] = {"dropped": report.dropped, "s": round(time.perf_counter() - t, 3)}
-        if await take_lease(self.db, "retention", self.config.retention_every_s, self.holder):
-            done["retention"] = await sweep_retention(self.db)
+        for name, every, duty in self._duties():
+            if await take_lease(self.db, name, every, self.holder):
+                done[name] = await duty()
         return done
+
+    def _duties(self) -> list[tuple[str, float, Callable[[], Awaitable[Any]]]]:
+        return [
+            ("reaper", self.config.reaper_every_s, self.reap),
+            ("janitor", self.config.janitor_every_s, self.janitor.sweep),
+            ("retention", self.config.retention_every_s, lambda: sweep_retention(self.db)),
+        ]
+
+    async def run(self) -> None:
+        """Each duty in its own loop, so a slow janitor pass never delays worker-lost reaping."""
+        async with anyio.create_task_group() as tg:
+            for name, every, duty in self._duties():
+                tg.start_soon(self._loop, name, every, duty)
+
+    async def _loop(self, name: str, every: float, duty: Callable[[], Awaitable[Any]]) -> None:
+        tick = max(0.2, min(every, self.config.tick_s))
+        while True:
+            try:
+                # The janitor's first pass waits a period: a starting `serve` must not open
+                # every warehouse (a DuckDB file another process is using) right away.
+                first = name != "janitor"
+                if await take_lease(self.db, name, every, self.holder, run_on_create=first):
+                    await duty()
+            except Exception:
+                log.exception("housekeeping.failed", duty=name)
+            await anyio.sleep(tick)

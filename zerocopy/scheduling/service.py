@@ -64,16 +64,13 @@ async def open_scheduling(
                 await scheduler.tick()
             except Exception:
                 log.exception("scheduler.tick_failed")
-            try:
-                await keeper.pass_once()
-            except Exception:
-                log.exception("housekeeping.failed")
             await anyio.sleep(config.tick_s)
 
     async with runner:
         runtime.runner = runner
         async with anyio.create_task_group() as tg:
             tg.start_soon(loop)
+            tg.start_soon(keeper.run)
             try:
                 yield runtime
             finally:
