@@ -185,8 +185,8 @@ class _Profiles:
         for index in (self.by_external, self.by_braze, self.by_email, self.by_phone):
             for key in [k for k, v in index.items() if v == pid]:
                 del index[key]
-        for key in [k for k, v in self.by_alias.items() if v == pid]:
-            del self.by_alias[key]
+        for alias in [k for k, v in self.by_alias.items() if v == pid]:
+            del self.by_alias[alias]
         self.new_aliases = [a for a in self.new_aliases if a["profile_id"] != pid]
         self.dirty.discard(pid)
         if pid in self.new:
@@ -194,6 +194,12 @@ class _Profiles:
         else:
             self.deleted.add(pid)
         del row
+
+
+def _table(model: type[Any]) -> sa.Table:
+    """The Core table of a mapped class (typed, for executemany inserts)."""
+    table: sa.Table = model.__table__
+    return table
 
 
 def _chunks(values: list[Any]) -> list[list[Any]]:
@@ -220,8 +226,8 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
             result = await s.execute(
                 sa.select(*cols).where(StoreProfile.workspace_id == ws, column.in_(chunk))
             )
-            for rec in result.mappings():
-                found[rec["id"]] = dict(rec)
+            for hit in result.mappings():
+                found[hit["id"]] = dict(hit)
     alias_rows: list[Any] = []
     for chunk in _chunks(sorted(aliases)):
         labels = sorted({a[0] for a in chunk})
@@ -235,14 +241,14 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
                 StoreAlias.alias_name.in_(names),
             )
         )
-        for rec in result.mappings():
-            found[rec["id"]] = {c: rec[c] for c in _PROFILE_COLS}
-            alias_rows.append(rec)
+        for mapping in result.mappings():
+            found[mapping["id"]] = {c: mapping[c] for c in _PROFILE_COLS}
+            alias_rows.append(mapping)
     for rec in found.values():
         rec["attributes"] = dict(rec["attributes"] or {})
         profiles.add(rec)
-    for rec in alias_rows:
-        profiles.by_alias[(rec["alias_label"], rec["alias_name"])] = rec["id"]
+    for mapping in alias_rows:
+        profiles.by_alias[(mapping["alias_label"], mapping["alias_name"])] = mapping["id"]
     return profiles
 
 
@@ -313,10 +319,10 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> list[RowRejecti
         await s.execute(sa.delete(StoreProfile).where(StoreProfile.id.in_(chunk)))
     new_rows = [{**profiles.by_id[pid], "workspace_id": ws} for pid in sorted(profiles.new)]
     if new_rows:
-        await s.execute(StoreProfile.__table__.insert(), new_rows)
+        await s.execute(_table(StoreProfile).insert(), new_rows)
     dirty = [profiles.by_id[pid] for pid in sorted(profiles.dirty)]
     if dirty:
-        table = StoreProfile.__table__
+        table = _table(StoreProfile)
         await s.execute(
             sa.update(table)
             .where(table.c.id == sa.bindparam("b_id"))
@@ -336,11 +342,11 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> list[RowRejecti
             ],
         )
     if profiles.new_aliases:
-        await s.execute(StoreAlias.__table__.insert(), profiles.new_aliases)
+        await s.execute(_table(StoreAlias).insert(), profiles.new_aliases)
     if events:
-        await s.execute(StoreEvent.__table__.insert(), events)
+        await s.execute(_table(StoreEvent).insert(), events)
     if purchases:
-        await s.execute(StorePurchase.__table__.insert(), purchases)
+        await s.execute(_table(StorePurchase).insert(), purchases)
     return rejections
 
 
@@ -365,11 +371,11 @@ async def _apply_keyed(
     for chunk in _chunks(ids):
         result = await s.execute(sa.select(model).where(*scope, key_col.in_(chunk)))
         for obj in result.scalars():
-            key = obj.item_id if isinstance(obj, StoreCatalogItem) else obj.account_id
+            key = str(getattr(obj, "item_id", None) or getattr(obj, "account_id", ""))
             current[key] = {
-                "fields": dict(obj.fields or {}),
+                "fields": dict(getattr(obj, "fields", None) or {}),
                 "name": getattr(obj, "name", None),
-                "updated_at": obj.updated_at,
+                "updated_at": getattr(obj, "updated_at", None),
                 "exists": True,
             }
     state = dict(current)
@@ -388,7 +394,7 @@ async def _apply_keyed(
     removed = [k for k in current if k not in state]
     for chunk in _chunks(removed):
         await s.execute(sa.delete(model).where(*scope, key_col.in_(chunk)))
-    touched = {r.item_id for r in batch.rows if not r.deleted}
+    touched = {r.item_id for r in batch.rows if not r.deleted and r.item_id is not None}
     inserts, updates = [], []
     for key in sorted(touched & set(state)):
         rec = state[key]
@@ -398,14 +404,14 @@ async def _apply_keyed(
         if key in current:
             updates.append((key, values))
         else:
-            ident = {"workspace_id": ws}
+            ident: dict[str, Any] = {"workspace_id": ws}
             if is_catalog:
                 ident |= {"catalog": batch.catalog or "default", "item_id": key}
             else:
                 ident |= {"account_id": key}
             inserts.append(ident | values)
     if inserts:
-        await s.execute(model.__table__.insert(), inserts)
+        await s.execute(_table(model).insert(), inserts)
     for key, values in updates:
         await s.execute(sa.update(model).where(*scope, key_col == key).values(**values))
     return []

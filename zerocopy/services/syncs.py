@@ -33,7 +33,7 @@ FREQUENCIES = ("15m", "30m", "1h", "2h", "6h", "12h", "1d", "1w", "1mo")
 """Every 15 minutes up to monthly (schedules use it; "run now" works at any frequency)."""
 DESTINATIONS = ("builtin", "http")
 ROW_LOG_MODES = ("all", "errors")
-NOTIFICATION_KEYS = {
+NOTIFICATION_KEYS: dict[str, type | tuple[type, ...]] = {
     "on_error": bool,
     "on_success": bool,
     "even_if_no_rows": bool,

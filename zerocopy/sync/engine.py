@@ -231,7 +231,8 @@ class SyncEngine:
         event = self._local_cancels.setdefault(run.id, anyio.Event())
         started = time.perf_counter()
         counts = _Counts()
-        status, error = RunStatus.ERROR, None
+        status: str = RunStatus.ERROR
+        error: ZerocopyError | None = None
         try:
             try:
                 status = await self._execute(run, event, counts)
@@ -262,7 +263,8 @@ class SyncEngine:
         finally:
             self._local_cancels.pop(run.id, None)
         with anyio.CancelScope(shield=True):
-            return await self._finish(run, status, error, counts, started)
+            final = await self._finish(run, status, error, counts, started)
+        return final
 
     async def request_cancel(self, run_id: str) -> SyncRun:
         """Ask a running run to stop (from any process); it ends ``cancelled`` within ~1 s."""
@@ -576,7 +578,7 @@ class SyncEngine:
                     )
             async with self.db.transaction() as s:
                 if logs:
-                    await s.execute(SyncRowLog.__table__.insert(), logs)
+                    await s.execute(sa.insert(SyncRowLog.__table__), logs)  # type: ignore[arg-type]
                 await s.execute(
                     sa.update(SyncRun)
                     .where(SyncRun.id == run.id)
