@@ -120,7 +120,7 @@ async def test_attributes_sync_end_to_end(api: Api) -> None:
             "table": "USERS_ATTRIBUTES_SYNC",
             "frequency": "15m",
             "contacts": ["ops@example.com"],
-            "notifications": {"on_error": True, "row_error_threshold_pct": 10},
+            "notifications": {"notify_on_error": True, "row_error_threshold_pct": 10},
         },
     )
     assert resp.status_code == 201, resp.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,12 +34,13 @@ FREQUENCIES = ("15m", "30m", "1h", "2h", "6h", "12h", "1d", "1w", "1mo")
 DESTINATIONS = ("builtin", "http")
 ROW_LOG_MODES = ("all", "errors")
 NOTIFICATION_KEYS: dict[str, type | tuple[type, ...]] = {
-    "on_error": bool,
-    "on_success": bool,
-    "even_if_no_rows": bool,
+    "notify_on_error": bool,
+    "notify_on_success": bool,
+    "success_even_if_no_rows": bool,
     "row_error_threshold_pct": (int, float),
     "webhook_url": str,
 }
+"""The sync's ``notifications`` (see :class:`zerocopy.notify.decision.NotificationSettings`)."""
 PREVIEW_ROWS = 10
 MAX_LOOKBACK_MINUTES = 7 * 24 * 60
 ROW_LOG_RETENTION = timedelta(days=30)
@@ -399,9 +400,23 @@ def sync_engine(runtime: Runtime) -> SyncEngine:
             runtime.db,
             AdapterFactory(runtime.secret_box),
             destination_factory(runtime.db, runtime.settings),
+            on_finished=_notifier(runtime),
         )
         runtime.sync_engine = engine  # type: ignore[attr-defined]
     return engine
+
+
+def _notifier(runtime: Runtime) -> Callable[[SyncRun], Awaitable[Any]]:
+    """After each run: e-mail / webhook per the sync's notification settings (one per change)."""
+    from zerocopy.notify.email import smtp_settings_from_env
+    from zerocopy.notify.runs import notify_after_run
+
+    smtp = getattr(runtime.settings, "smtp", None) or smtp_settings_from_env()
+
+    async def notify(run: SyncRun) -> Any:
+        return await notify_after_run(runtime.db, run.id, smtp)
+
+    return notify
 
 
 def file_sync_engine(runtime: Runtime) -> SyncEngine:
@@ -417,6 +432,7 @@ def file_sync_engine(runtime: Runtime) -> SyncEngine:
             AdapterFactory(runtime.secret_box),
             destination_factory(runtime.db, runtime.settings),
             box=runtime.secret_box,
+            on_finished=_notifier(runtime),
         )
         runtime.file_sync_engine = engine  # type: ignore[attr-defined]
     return engine

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -153,6 +153,7 @@ class SyncEngine:
         batch_rows: int = 50_000,
         delivery_rows: int = MAX_BATCH_ROWS,
         worker: str = WORKER_ID,
+        on_finished: Callable[[SyncRun], Awaitable[Any]] | None = None,
     ) -> None:
         from zerocopy.destinations.builtin import BuiltinStore
 
@@ -167,6 +168,8 @@ class SyncEngine:
         self.batch_rows = batch_rows
         self.delivery_rows = min(delivery_rows, MAX_BATCH_ROWS)
         self.worker = worker
+        self.on_finished = on_finished
+        """Called with every finished run (notifications); best effort, never fails the run."""
         self._local_cancels: dict[str, anyio.Event] = {}
 
     # ------------------------------------------------------------------ public interface
@@ -264,7 +267,17 @@ class SyncEngine:
             self._local_cancels.pop(run.id, None)
         with anyio.CancelScope(shield=True):
             final = await self._finish(run, status, error, counts, started)
+        await self._after(final)
         return final
+
+    async def _after(self, run: SyncRun) -> None:
+        if self.on_finished is None:
+            return
+        try:
+            with anyio.move_on_after(60):
+                await self.on_finished(run)
+        except Exception as exc:
+            log.warning("sync.after_run_failed", run_id=run.id, error=redact_text(str(exc)))
 
     async def request_cancel(self, run_id: str) -> SyncRun:
         """Ask a running run to stop (from any process); it ends ``cancelled`` within ~1 s."""
