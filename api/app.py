@@ -13,6 +13,7 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
 import zerocopy
+from api.controllers.credential_keys import CredentialKeyController
 from api.controllers.credentials import CredentialController
 from api.controllers.health import health
 from api.controllers.metrics import liveness, prometheus_metrics, readiness
@@ -71,6 +72,7 @@ def create_app(settings: Any = None) -> Litestar:
             health,
             WorkspaceController,
             CredentialController,
+            CredentialKeyController,
             SourceController,
             SegmentController,
             RunController,

@@ -20,6 +20,7 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 
+from dialects.keys import GeneratedKeySpec
 from dialects.protocol import (
     ConnectionConfig,
     MaterializeResult,
@@ -98,6 +99,23 @@ class BaseAdapter:
                     f"{name!r} is a secret: send it under 'secrets', not 'settings'",
                     details={"field": name},
                 )
+
+    @classmethod
+    def generated_key(cls, settings: dict[str, Any]) -> GeneratedKeySpec | None:
+        """The key pair zerocopy must generate for a credential with ``settings`` (default none)."""
+        return None
+
+    @classmethod
+    def login_identity(cls, settings: dict[str, Any]) -> str | None:
+        """Key of the warehouse login that at most one workspace may use (default: no rule)."""
+        return None
+
+    @classmethod
+    def setup_script(
+        cls, settings: dict[str, Any], *, public_key: str, database: str, schema: str
+    ) -> str | None:
+        """SQL an admin runs once so this login can read the scope (``None``: not offered)."""
+        return None
 
     # ------------------------------------------------------------------ SQL rendering
     def quote_table(self, table: str) -> str:

@@ -24,6 +24,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from dialects.base import TEMP_TABLE_PREFIX, BaseAdapter
+from dialects.keys import GeneratedKeySpec
 from dialects.protocol import (
     ColumnInfo,
     ConnectionConfig,
@@ -143,6 +144,17 @@ class PostgresLikeAdapter(BaseAdapter):
                     "an SSH tunnel needs the secret 'ssh_private_key' (the generated key pair)",
                     details={"field": "ssh_private_key"},
                 )
+
+    @classmethod
+    def generated_key(cls, settings: dict[str, Any]) -> GeneratedKeySpec | None:
+        """An ed25519 pair for the SSH bastion when ``ssh_tunnel`` is set (passwords stay the user's)."""
+        if not settings.get("ssh_tunnel"):
+            return None
+        return GeneratedKeySpec(
+            secret="ssh_private_key",
+            algorithm="ed25519",
+            installed_by="~<ssh_tunnel.user>/.ssh/authorized_keys on the bastion",
+        )
 
     @property
     def user(self) -> str:

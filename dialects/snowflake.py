@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import pyarrow as pa
 
 from dialects.base import BaseAdapter, ErrorRule
+from dialects.keys import GeneratedKeySpec
 from dialects.protocol import (
     ColumnInfo,
     QueryHandle,
@@ -281,6 +282,35 @@ class SnowflakeAdapter(BaseAdapter):
             )
         if secrets.get("private_key"):
             load_private_key(secrets["private_key"])
+
+    @classmethod
+    def generated_key(cls, settings: dict[str, Any]) -> GeneratedKeySpec | None:
+        """Key-pair auth only: an RSA pair, two public-key slots per user (rotation)."""
+        return GeneratedKeySpec(
+            secret="private_key",
+            algorithm="rsa",
+            installed_by="ALTER USER … SET RSA_PUBLIC_KEY",
+            two_slot_rotation=True,
+        )
+
+    @classmethod
+    def login_identity(cls, settings: dict[str, Any]) -> str | None:
+        """``<account>/<LOGIN NAME>``: one Snowflake user belongs to one workspace."""
+        return snowflake_identity(settings)
+
+    @classmethod
+    def setup_script(
+        cls, settings: dict[str, Any], *, public_key: str, database: str, schema: str
+    ) -> str | None:
+        """:func:`setup_sql` for the credential's user, role and warehouse."""
+        return setup_sql(
+            str(settings["user"]),
+            str(settings["role"]),
+            str(settings["warehouse"]),
+            database,
+            schema,
+            public_key,
+        )
 
     def __init__(self, config: Any) -> None:
         super().__init__(config)

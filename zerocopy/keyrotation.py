@@ -78,7 +78,8 @@ class Rotation:
 
 def _user_sql(user: str) -> str:
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", user):
-        return user.upper() if user == user.lower() else f'"{user}"'
+        # Plain lower- or upper-case names resolve to the same upper-case user unquoted.
+        return user.upper() if user in (user.lower(), user.upper()) else f'"{user}"'
     return '"' + user.replace('"', '""') + '"'
 
 

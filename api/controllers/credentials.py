@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
+from api.controllers.credential_keys import key_read
 from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas.credentials import CredentialCreate, CredentialRead, CredentialUpdate
 from api.views import credential_read
-from zerocopy.services import credentials
+from zerocopy.services import credentials, warehouse_keys
 from zerocopy.state.models import Credential
 
 
 def _read(runtime: RuntimeDep, cred: Credential) -> CredentialRead:
-    return credential_read(cred, credentials.secret_field_names(runtime.secret_box, cred))
+    read = credential_read(cred, credentials.secret_field_names(runtime.secret_box, cred))
+    state = warehouse_keys.key_state(runtime.secret_box, cred)
+    return msgspec.structs.replace(read, key=key_read(state)) if state else read
 
 
 class CredentialController(Controller):

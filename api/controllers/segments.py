@@ -19,7 +19,7 @@ from api.schemas.segments import (
     SegmentValidate,
 )
 from api.views import run_read, segment_read
-from zerocopy.services import segments
+from zerocopy.services import cost, segments
 
 
 class SegmentController(Controller):
@@ -47,6 +47,12 @@ class SegmentController(Controller):
             id_column=data.id_column,
         )
         out: dict[str, Any] = result.to_dict()
+        # The warehouse's dry-run estimate where it has one (BigQuery), else null.
+        out.update(
+            await cost.validate_estimate(
+                session, runtime, caller.workspace_id, data.source_id, result
+            )
+        )
         return out
 
     @post(operation_id="createSegment", responses=ERROR_RESPONSES)

@@ -7,6 +7,8 @@ from typing import Any
 
 import msgspec
 
+from api.schemas.credential_keys import CredentialKeyRead
+
 
 class CredentialCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A new credential. ``secrets`` (passwords, keys, tokens) are stored encrypted."""
@@ -34,5 +36,7 @@ class CredentialRead(msgspec.Struct, kw_only=True):
     settings: dict[str, Any]
     secret_fields: list[str]
     public_key: str | None
+    key: CredentialKeyRead | None = None
+    """The generated key pair (public half, fingerprint, statements to run), if any."""
     created_at: datetime
     updated_at: datetime | None

@@ -11,13 +11,14 @@ from dialects.registry import adapter_class
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.secrets import SecretBox
+from zerocopy.services import warehouse_keys
 from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
 from zerocopy.state.models import Credential, Source, SourceStatus
 
 
 def secret_field_names(box: SecretBox, cred: Credential) -> list[str]:
     """Names (never values) of the secrets stored on ``cred``."""
-    return sorted(open_secrets(box, cred))
+    return sorted(k for k in open_secrets(box, cred) if k != warehouse_keys.ROTATION_FIELD)
 
 
 def open_secrets(box: SecretBox, cred: Credential) -> dict[str, str]:
@@ -50,7 +51,11 @@ async def create_credential(
 ) -> Credential:
     """Validate the fields for ``kind`` and store them; secrets encrypted."""
     name = check_name(name, "credential")
-    settings, secrets = _check_fields(kind, settings or {}, secrets or {})
+    # Generated key pairs (Snowflake, SSH tunnels) and one-login-per-workspace: the adapter says.
+    keys = await warehouse_keys.prepare_new(
+        session, workspace_id, kind, settings or {}, secrets or {}
+    )
+    settings, secrets = _check_fields(kind, settings or {}, keys.secrets)
     await ensure_unique_name(session, Credential, workspace_id, name)
     cred = Credential(
         workspace_id=workspace_id,
@@ -59,6 +64,7 @@ async def create_credential(
         settings=settings,
         secret_ciphertext=box.encrypt(secrets) if secrets else None,
     )
+    keys.apply(cred)
     session.add(cred)
     await session.commit()
     return cred
@@ -95,6 +101,13 @@ async def update_credential(
         cred.name = name
     if settings is not None or secrets is not None:
         merged_secrets = {**open_secrets(box, cred), **(secrets or {})}
+        merged_secrets = await warehouse_keys.prepare_update(
+            session,
+            cred,
+            cred.settings if settings is None else settings,
+            merged_secrets,
+            sent=secrets or {},
+        )
         new_settings, merged_secrets = _check_fields(
             cred.kind, cred.settings if settings is None else settings, merged_secrets
         )
