@@ -1,6 +1,7 @@
 """End-to-end refresh of a ~1M-member segment on DuckDB, next to the bare CTAS + id read.
 
     .venv/bin/python bench/refresh.py [--users 1000000] [--state sqlite|URL]
+    .venv/bin/python bench/refresh.py --warehouse redshift [--users N] [--batch-rows N]
 
 Builds the fixture warehouse (``users`` only) in a DuckDB file, wires a workspace, credential,
 source and segment in a fresh state database (SQLite by default) and then, in the same run:
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -184,7 +186,20 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--state", default=None, help="state database URL (default: SQLite)")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--warehouse",
+        choices=["duckdb", "redshift"],
+        default="duckdb",
+        help="redshift: run bench/refresh_redshift.py (Redshift adapter vs bare psycopg read); "
+        "its other options (--batch-rows, --only) pass through",
+    )
+    args, rest = parser.parse_known_args()
+    if args.warehouse == "redshift":
+        script = Path(__file__).resolve().parent / "refresh_redshift.py"
+        argv = [sys.executable, str(script), "--users", str(args.users), *rest]
+        os.execv(sys.executable, argv)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     configure_logging("warning", "console")
     result = anyio.run(main, args.users, args.state)
     print(json.dumps(result))
