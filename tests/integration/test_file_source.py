@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from tests.peers.http_destination.fixtures import HttpPeer, http_peer, http_peer_server
 from tests.peers.moto.fixtures import S3Peer, s3_peer
+from tests.support import REPO
 from zerocopy import errors
 from zerocopy.destinations.factory import destination_factory
 from zerocopy.errors import ZerocopyError
@@ -44,7 +45,8 @@ __all__ = ["http_peer", "http_peer_server", "s3_peer"]
 
 pytestmark = [pytest.mark.anyio, pytest.mark.peer("moto")]
 
-BOX = SecretBox([SecretBox.generate_key()])
+BOX_KEY = SecretBox.generate_key()
+BOX = SecretBox([BOX_KEY])
 
 
 @pytest.fixture
@@ -283,3 +285,75 @@ async def test_preview_validates_the_first_rows_of_the_first_pending_file(
     bad = await preview_files(store, DataType.USER_ATTRIBUTES)
     (verdict,) = bad.verdicts
     assert isinstance(verdict, RowError) and verdict.code == "file_invalid"
+
+
+CHILD = """
+import sys, anyio
+from zerocopy.secrets import SecretBox
+from zerocopy.state.db import Database
+from zerocopy.sync.files import FileSyncEngine
+
+async def main(url, sync_id, key):
+    db = Database(url)
+    engine = FileSyncEngine(db, adapter_factory=None, box=SecretBox([key]), delivery_rows=50)
+    await engine.run(sync_id)
+
+anyio.run(main, *sys.argv[1:4])
+"""
+
+
+async def test_kill_9_mid_file_then_a_new_run_equals_one_clean_run(
+    db: Database, s3_peer: S3Peer, bucket: str, tmp_path: Path
+) -> None:
+    """Events make any double delivery visible: after kill -9 and a new run, every line once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import anyio
+
+    from zerocopy.state.sync_models import SyncRun
+
+    n = 6000  # large enough that the kill lands mid-file even if delivery gets much faster
+    lines = "".join(
+        f'{{"external_id": "k{i % 40}", "payload": {{"name": "e{i}", '
+        f'"time": "2026-01-01T00:00:00Z"}}}}\n'
+        for i in range(n)
+    )
+    put(s3_peer, bucket, "in/big.jsonl", lines)
+    sync_id = await make_sync(db, s3_peer, bucket, "custom_events")
+    proc = await anyio.open_process(
+        [sys.executable, "-c", CHILD, db.url, sync_id, BOX_KEY],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            async with db.session() as s:
+                delivered = await s.scalar(
+                    sa.select(SyncRun.rows_delivered).where(SyncRun.sync_id == sync_id)
+                )
+            if delivered and delivered >= 200:
+                break
+            await anyio.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        with anyio.fail_after(10):
+            await proc.wait()
+    async with db.session() as s:
+        partial = await s.scalar(sa.select(sa.func.count()).select_from(StoreEvent))
+    assert partial is not None and 0 < partial < n, "the kill did not land mid-file"
+    eng = engine(db, stale_after_s=0.0)
+    assert await eng.reap_lost(0.0)
+    final = await eng.run(sync_id)
+    assert final.status == "success"
+    async with db.session() as s:
+        names = (await s.scalars(sa.select(StoreEvent.name))).all()
+        files = (await s.execute(sa.select(SyncFile.key))).all()
+    assert len(names) == n and len(set(names)) == n
+    assert files == [("in/big.jsonl",)]
+    assert final.rows_delivered == n - partial
