@@ -14,7 +14,7 @@ One test, in phases, so the workers start once (about 2 minutes on 2 cores):
    from the run records;
 5. the killed run ends ``worker_lost``, the victim's membership is untouched, the janitor
    leaves no temp table, and the next refresh gives the same members as the clean run;
-6. SIGTERM stops the remaining workers gracefully.
+6. SIGTERM while a slow refresh runs: grace period, then a proper cancel; workers exit 0.
 
 Syncs are not part of this run: the sync engine (issue 8) had no scheduled entry point when
 this was written.
@@ -42,7 +42,8 @@ from psycopg.conninfo import conninfo_to_dict
 from tests.integration.refresh_fixtures import make_warehouse
 from tests.support import scratch_database
 from zerocopy.connections import build_adapter
-from zerocopy.runner_procrastinate import ensure_queue_schema
+from zerocopy.refresh import RefreshEngine
+from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
 from zerocopy.scheduling.models import SEGMENT, ScheduledRun, ScheduleState
 from zerocopy.scheduling.schedule import parse_schedule
 from zerocopy.secrets import SecretBox
@@ -230,6 +231,13 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
         for log in logs
     ]
     auth = {"Authorization": f"Bearer {key}"}
+
+    async def run_of_db(run_id: str) -> RefreshRun:
+        async with db.session() as s:
+            run = await s.get(RefreshRun, run_id)
+        assert run is not None
+        return run
+
     try:
 
         async def registered() -> bool:
@@ -418,13 +426,27 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             f"200 scheduled refreshes: lag p50 {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s; cancel {cancel_s:.2f} s"
         )
 
-        # 6. SIGTERM: the remaining workers stop gracefully.
+        # 6. SIGTERM while a slow refresh runs: it gets the grace period (5 s here), then it
+        #    is cancelled properly (query cancelled, temp table dropped) and the workers exit 0.
+        _pg_exec(warehouse_pg, "INSERT INTO nums SELECT i FROM generate_series(11, 800) AS i")
+        engine = RefreshEngine(db, box)
+        async with ProcrastinateRunner(db) as runner:
+            last = await engine.request(victim, "api")
+            await runner.submit(last.id)
+        await _wait(lambda: _running(run_of_db, last.id), 30, "the last slow refresh to start")
+        stopping = time.monotonic()
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         for p in procs:
             if p is not killed:
                 assert p.wait(timeout=30) == 0
+        stopped_s = time.monotonic() - stopping
+        final = await run_of_db(last.id)
+        assert (final.status, final.error_code) == (RunStatus.CANCELLED, "cancelled")
+        assert "shut down" in (final.error_message or "")
+        assert final.temp_table_dropped is True
+        assert 4.5 <= stopped_s < 20, stopped_s
     finally:
         for p in procs:
             if p.poll() is None:

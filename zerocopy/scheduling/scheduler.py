@@ -225,11 +225,12 @@ class Scheduler:
 
     async def _pause_stale(self, owner: _Owner, state: ScheduleState, now: datetime) -> None:
         days = self.config.stale_after.total_seconds() / 86400
-        details = {
-            "message": (
-                f"paused automatically: nobody read this segment's members through the API "
-                f"and nobody changed it for {days:g} days; resume the schedule to run it again"
-            ),
+        message = (
+            f"paused automatically: nobody read this segment's members through the API "
+            f"and nobody changed it for {days:g} days; resume the schedule to run it again"
+        )
+        details: dict[str, Any] = {
+            "message": message,
             "stale_after_days": days,
             "last_member_read_at": _iso(state.last_member_read_at),
             "last_changed_at": _iso(state.last_changed_at),
@@ -254,7 +255,7 @@ class Scheduler:
                 owner.workspace_id,
                 owner.name,
                 state.contacts or [],
-                details["message"],
+                message,
             )
 
     async def _fire(

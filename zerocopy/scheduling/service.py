@@ -36,8 +36,8 @@ async def open_scheduling(
     if config.runner == "procrastinate":
         from zerocopy.runner_procrastinate import ProcrastinateRunner
 
-        async with ProcrastinateRunner(runtime.db, default_limit=config.source_limit) as runner:
-            runtime.runner = runner
+        async with ProcrastinateRunner(runtime.db, default_limit=config.source_limit) as queue:
+            runtime.runner = queue
             yield runtime
         return
     slots = SourceSlots(runtime.db, default_limit=config.source_limit)
