@@ -74,8 +74,15 @@ class BuiltinStore:
     KIND: ClassVar[str] = "builtin"
     COMMITS_WATERMARK: ClassVar[bool] = True
 
+    ANALYZE_FIRST_AFTER_ROWS: ClassVar[int] = 5_000
+    """PostgreSQL: refresh the profile tables' statistics after this many new rows, then after
+    twice as many each time. Without it the planner keeps the estimate of an empty table while
+    a first sync fills it, and identifier lookups fall back to scanning the whole workspace."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._new_rows = 0
+        self._analyze_after = self.ANALYZE_FIRST_AFTER_ROWS
 
     async def aclose(self) -> None:
         """Nothing to release: the state database belongs to the caller."""
@@ -84,7 +91,8 @@ class BuiltinStore:
         """Apply ``batch`` and store ``batch.watermark`` on the sync, in one transaction."""
         async with self.db.transaction() as s:
             if batch.data_type.is_user_type:
-                rejections = await _apply_users(s, batch)
+                rejections, created = await _apply_users(s, batch)
+                self._new_rows += created
             elif batch.data_type is DataType.CATALOG_ITEMS:
                 rejections = await _apply_keyed(s, batch, StoreCatalogItem)
             else:
@@ -94,6 +102,11 @@ class BuiltinStore:
                 .where(Sync.id == batch.sync_id)
                 .values(watermark=batch.watermark.to_json())
             )
+        if self.db.is_postgres and self._new_rows >= self._analyze_after:
+            async with self.db.engine.connect() as conn:
+                await conn.execute(sa.text("ANALYZE store_profile, store_alias"))
+                await conn.commit()
+            self._new_rows, self._analyze_after = 0, self._analyze_after * 2
         return DeliveryResult(
             accepted=True, delivered=len(batch.rows) - len(rejections), rejections=rejections
         )
@@ -202,6 +215,31 @@ def _table(model: type[Any]) -> sa.Table:
     return table
 
 
+async def _bulk_insert(s: AsyncSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` in the session's transaction: COPY on PostgreSQL, executemany elsewhere."""
+    if not rows:
+        return
+    conn = await s.connection()
+    if conn.dialect.name != "postgresql":
+        await s.execute(table.insert(), rows)
+        return
+    import orjson
+
+    columns = list(rows[0])
+    json_cols = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    names = ", ".join(f'"{c}"' for c in columns)
+    async with (
+        driver.cursor() as cur,
+        cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
+        for row in rows:
+            await copy.write_row(
+                [orjson.dumps(row[c]).decode() if c in json_cols else row[c] for c in columns]
+            )
+
+
 def _chunks(values: list[Any]) -> list[list[Any]]:
     return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
 
@@ -252,7 +290,8 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
     return profiles
 
 
-async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> list[RowRejection]:
+async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> tuple[list[RowRejection], int]:
+    """Apply user rows; the rejections and the number of profiles created."""
     ws = batch.workspace_id
     profiles = await _load_profiles(s, ws, batch.rows)
     rejections: list[RowRejection] = []
@@ -319,7 +358,7 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> list[RowRejecti
         await s.execute(sa.delete(StoreProfile).where(StoreProfile.id.in_(chunk)))
     new_rows = [{**profiles.by_id[pid], "workspace_id": ws} for pid in sorted(profiles.new)]
     if new_rows:
-        await s.execute(_table(StoreProfile).insert(), new_rows)
+        await _bulk_insert(s, _table(StoreProfile), new_rows)
     dirty = [profiles.by_id[pid] for pid in sorted(profiles.dirty)]
     if dirty:
         table = _table(StoreProfile)
@@ -342,12 +381,12 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> list[RowRejecti
             ],
         )
     if profiles.new_aliases:
-        await s.execute(_table(StoreAlias).insert(), profiles.new_aliases)
+        await _bulk_insert(s, _table(StoreAlias), profiles.new_aliases)
     if events:
-        await s.execute(_table(StoreEvent).insert(), events)
+        await _bulk_insert(s, _table(StoreEvent), events)
     if purchases:
-        await s.execute(_table(StorePurchase).insert(), purchases)
-    return rejections
+        await _bulk_insert(s, _table(StorePurchase), purchases)
+    return rejections, len(new_rows)
 
 
 def _time(text: str) -> datetime:
