@@ -1,7 +1,7 @@
 # ruff: noqa: ASYNC220, ASYNC230
 """Queue throughput and lag: 500 due refreshes through 1 and 3 ``zerocopy worker`` processes.
 
-    .venv/bin/python bench/scheduler.py [--jobs 500] [--workers 1,3] [--server URL]
+    .venv/bin/python bench/scheduler.py [--jobs 500] [--workers 1,3] [--concurrency 4] [--server URL]
 
 Uses the local PostgreSQL server (``ZEROCOPY_TEST_POSTGRES_URL`` or 127.0.0.1:5432) for both
 the state database and the warehouse (a scratch database with a 1,000-row ``users`` table),
@@ -12,7 +12,8 @@ with 500 small segments on one PostgreSQL source (per-source limit 4). In the sa
 * **workers = N**: this process enqueues 500 due refreshes (``request`` + procrastinate
   ``defer``, as ``zerocopy serve`` does) while N worker processes execute them. Each run is
   due when it is enqueued; lag = ``started_at - created_at`` from the run records; started
-  per second = jobs / (last start - first enqueue).
+  per second = jobs / (last start - first start). Enqueuing runs in this process at the same
+  time, on the same cores, as it would in ``zerocopy serve``.
 
 Prints one JSON line per worker count:
 ``{"workers": …, "jobs_per_s": …, "lag_p50_s": …, "lag_p99_s": …, "baseline_jobs_per_s": …}``.
@@ -185,7 +186,7 @@ async def with_workers(
         bad = [r.error_message for r in runs if r.status != RunStatus.SUCCEEDED]
         assert not bad, bad[:3]
         lags = [(r.started_at - r.created_at).total_seconds() for r in runs if r.started_at]
-        first = min(r.created_at for r in runs)
+        first = min(r.started_at for r in runs if r.started_at)
         last = max(r.started_at for r in runs if r.started_at)
         return {
             "jobs_per_s": round(len(runs) / (last - first).total_seconds(), 2),
@@ -227,7 +228,7 @@ async def main(args: argparse.Namespace) -> None:
             "ZEROCOPY_SECRET_KEY": key,
             "ZEROCOPY_RUNNER": "procrastinate",
             "ZEROCOPY_LOG_LEVEL": "warning",
-            "ZEROCOPY_WORKER_CONCURRENCY": "4",
+            "ZEROCOPY_WORKER_CONCURRENCY": str(args.concurrency),
             "ZEROCOPY_JANITOR_EVERY_S": "3600",
         }
         db = Database(state_url)
@@ -247,4 +248,5 @@ if __name__ == "__main__":
     parser.add_argument("--jobs", type=int, default=500)
     parser.add_argument("--workers", default="1,3")
     parser.add_argument("--server", default=None)
+    parser.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
     anyio.run(main, parser.parse_args())

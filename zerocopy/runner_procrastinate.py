@@ -64,6 +64,33 @@ def build_app(database_url: str, *, executor: Any = None, pool_size: int = 10) -
     return app
 
 
+LANE_FREED_SQL = """
+CREATE OR REPLACE FUNCTION zerocopy_notify_lane_freed() RETURNS trigger
+    LANGUAGE plpgsql AS $$
+BEGIN
+    -- Same payload as procrastinate's own insert notification: idle workers fetch again.
+    PERFORM pg_notify(
+        'procrastinate_queue_v1#' || OLD.queue_name,
+        json_build_object('type', 'job_inserted', 'job_id', OLD.id)::text
+    );
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER IF EXISTS zerocopy_lane_freed_update ON procrastinate_jobs;
+CREATE TRIGGER zerocopy_lane_freed_update
+    AFTER UPDATE OF status ON procrastinate_jobs FOR EACH ROW
+    WHEN (OLD.status = 'doing' AND NEW.status <> 'doing' AND OLD.lock IS NOT NULL)
+    EXECUTE PROCEDURE zerocopy_notify_lane_freed();
+DROP TRIGGER IF EXISTS zerocopy_lane_freed_delete ON procrastinate_jobs;
+CREATE TRIGGER zerocopy_lane_freed_delete
+    AFTER DELETE ON procrastinate_jobs FOR EACH ROW
+    WHEN (OLD.status = 'doing' AND OLD.lock IS NOT NULL)
+    EXECUTE PROCEDURE zerocopy_notify_lane_freed();
+"""
+"""A job held back by its source's lock becomes fetchable when the lane's running job ends,
+which procrastinate does not announce: this trigger does, so workers need not poll for it."""
+
+
 async def ensure_queue_schema(db: Database) -> None:
     """Install procrastinate's tables and functions once (idempotent, safe to race)."""
     if not db.is_postgres:
@@ -84,6 +111,11 @@ async def ensure_queue_schema(db: Database) -> None:
             # The driver reads "%" as a placeholder marker: escape it as procrastinate does.
             await conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
             log.info("queue.schema_installed")
+        lane_trigger = await conn.scalar(
+            sa.text("SELECT 1 FROM pg_trigger WHERE tgname = 'zerocopy_lane_freed_delete'")
+        )
+        if lane_trigger is None:
+            await conn.exec_driver_sql(LANE_FREED_SQL)
 
 
 class ProcrastinateRunner:
@@ -248,8 +280,8 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                     queues=[QUEUE],
                     concurrency=config.concurrency,
                     shutdown_graceful_timeout=config.shutdown_grace_s,
-                    # Jobs held back by a busy source's lock become fetchable when that run
-                    # ends, which sends no notification: poll often, it is one cheap query.
+                    # Freed lanes are announced by a trigger (LANE_FREED_SQL); polling is
+                    # only the fallback for a lost notification.
                     fetch_job_polling_interval=config.fetch_poll_s,
                     update_heartbeat_interval=max(1.0, config.worker_lost_after_s / 5),
                     stalled_worker_timeout=config.worker_lost_after_s,

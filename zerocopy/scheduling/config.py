@@ -40,7 +40,7 @@ class SchedulingConfig:
     """On SIGTERM running jobs get this long to finish before they are cancelled."""
     concurrency: int = 4
     """Jobs at once per worker process."""
-    fetch_poll_s: float = 0.25
+    fetch_poll_s: float = 1.0
     """How often an idle worker looks for jobs besides being notified of new ones."""
 
     def with_(self, **changes: object) -> SchedulingConfig:
