@@ -371,3 +371,19 @@ async def test_kill_9_mid_sync_then_a_new_run_equals_one_clean_run(
     clean = await engine.run(clean_id)
     assert (clean.status, clean.rows_delivered) == ("success", rows)
     assert await store_contents(db, ws_id) == await store_contents(db, clean_ws)
+
+
+async def test_max_runtime_stops_the_run_and_the_next_one_completes(
+    db: Database, tmp_path: Path
+) -> None:
+    wh = warehouse(tmp_path / "wh.duckdb", rows=4000)
+    sync_id, ws_id, _ = await make_sync(db, wh)
+    engine = new_engine(db, delivery_rows=50)
+    stopped = await engine.run(sync_id, max_runtime_s=0.5)
+    assert (stopped.status, stopped.error_code) == ("error", "timed_out")
+    assert stopped.rows_delivered < 4000
+    assert len(await event_names(db, ws_id)) == stopped.rows_delivered  # batches kept
+    final = await engine.run(sync_id)
+    assert final.status == "success"
+    assert stopped.rows_delivered + final.rows_delivered == 4000
+    assert len(await event_names(db, ws_id)) == 4000

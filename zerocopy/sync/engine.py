@@ -468,38 +468,69 @@ class SyncEngine:
             start = to_utc(start).replace(tzinfo=None)  # naive column: compare in UTC
         canonical = {actual: canon for canon, actual in resolved.columns.items()}
         wanted = [resolved.columns[c] for c in KNOWN_COLUMNS[data_type] if c in resolved.columns]
+        watermark = Watermark(start, column=resolved.columns[UPDATED_AT])
+        # Pipeline: the next source batch is read and validated (worker thread) while the
+        # current one is delivered; one batch in flight keeps memory bounded.
+        send, receive = anyio.create_memory_object_stream[tuple[list[ValidRow | RowError], int]](1)
+
+        async def produce() -> None:
+            position = 0
+            async with send:
+                async for raw in _batches(
+                    adapter, resolved.table, watermark, self.batch_rows, wanted
+                ):
+                    batch = raw.rename_columns([canonical.get(n, n) for n in raw.schema.names])
+                    verdicts, skipped = await anyio.to_thread.run_sync(
+                        _verdicts, data_type, batch, position, tracker, options
+                    )
+                    position += len(verdicts)
+                    await send.send((verdicts, skipped))
+
+        try:
+            await self._consume(
+                run, sync, data_type, produce, receive, tracker, destination, counts
+            )
+        except BaseExceptionGroup as group:
+            raise _unwrap(group) from None
+
+    async def _consume(
+        self,
+        run: SyncRun,
+        sync: Sync,
+        data_type: DataType,
+        produce: Callable[[], Awaitable[None]],
+        receive: Any,
+        tracker: WatermarkTracker,
+        destination: Destination,
+        counts: _Counts,
+    ) -> None:
+        """Deliver the validated batches ``produce`` sends, in order, ``delivery_rows`` at a time."""
         pending: list[ValidRow | RowError] = []
         pending_valid = 0
         limit = sync.row_limit
-        async for raw in _batches(
-            adapter,
-            resolved.table,
-            Watermark(start, column=resolved.columns[UPDATED_AT]),
-            self.batch_rows,
-            wanted,
-        ):
-            batch = raw.rename_columns([canonical.get(n, n) for n in raw.schema.names])
-            verdicts, skipped = await anyio.to_thread.run_sync(
-                _verdicts, data_type, batch, counts.read, tracker, options
-            )
-            counts.skipped += skipped
-            for verdict in verdicts:
-                if limit is not None and counts.read >= limit:
-                    counts.limit_hit = True
-                    break
-                counts.read += 1
-                pending.append(verdict)
-                if isinstance(verdict, ValidRow):
-                    pending_valid += 1
-                    if pending_valid >= self.delivery_rows:
-                        await self._flush(
-                            run, sync, data_type, pending, tracker, destination, counts
-                        )
-                        pending, pending_valid = [], 0
-                        # Between batches: where a cancel or the deadline takes effect.
-                        await anyio.lowlevel.checkpoint()
-            if counts.limit_hit:
-                break
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(produce)
+            async with receive:
+                async for verdicts, skipped in receive:
+                    counts.skipped += skipped
+                    for verdict in verdicts:
+                        if limit is not None and counts.read >= limit:
+                            counts.limit_hit = True
+                            break
+                        counts.read += 1
+                        pending.append(verdict)
+                        if isinstance(verdict, ValidRow):
+                            pending_valid += 1
+                            if pending_valid >= self.delivery_rows:
+                                await self._flush(
+                                    run, sync, data_type, pending, tracker, destination, counts
+                                )
+                                pending, pending_valid = [], 0
+                                # Between batches: where a cancel or the deadline takes effect.
+                                await anyio.lowlevel.checkpoint()
+                    if counts.limit_hit:
+                        tg.cancel_scope.cancel()  # stop reading: the rest waits for next run
+                        break
         if pending:
             await self._flush(run, sync, data_type, pending, tracker, destination, counts)
 
@@ -669,6 +700,24 @@ class SyncEngine:
         if (utcnow() - run.heartbeat_at).total_seconds() < self.stale_after_s:
             return False
         return run.id in await self.reap_lost()
+
+
+def _unwrap(group: BaseExceptionGroup) -> BaseException:
+    """The one error of a task group that failed for exactly one reason (else the group)."""
+    match, rest = group.split(ZerocopyError)
+    if match is not None and rest is None:
+        leaves = list(_leaves(match))
+        if len(leaves) == 1:
+            return leaves[0]
+    return group
+
+
+def _leaves(group: BaseExceptionGroup) -> Any:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            yield from _leaves(exc)
+        else:
+            yield exc
 
 
 async def _batches(
