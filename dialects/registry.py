@@ -16,6 +16,7 @@ ADAPTERS: dict[str, str] = {
     "redshift": "dialects.redshift:RedshiftAdapter",
     "databricks": "dialects.databricks:DatabricksAdapter",
     "snowflake": "dialects.snowflake:SnowflakeAdapter",
+    "fabric": "dialects.fabric:FabricAdapter",
 }
 """Add a warehouse here: ``kind -> "module:Class"``."""
 
