@@ -121,7 +121,8 @@ def _bool_setting(value: Any, name: str) -> bool:
 class _Running:
     """A CTAS in flight: what :meth:`DuckDBAdapter._cancel` needs to stop it from elsewhere."""
 
-    cursor: duckdb.DuckDBPyConnection
+    cursor: duckdb.DuckDBPyConnection | None = None
+    """Set once the statement's connection is open; a stop before that still counts."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     done: threading.Event = field(default_factory=threading.Event)
     executing: bool = False
@@ -141,7 +142,7 @@ class _Running:
             with self.lock:
                 if self.done.is_set() or self.committed:
                     return
-                if self.executing:
+                if self.executing and self.cursor is not None:
                     # interrupt() only hits a statement already running, so an interrupt sent
                     # just before execute() registers is lost: keep sending until it lands.
                     self.cursor.interrupt()
@@ -361,9 +362,16 @@ class DuckDBAdapter(BaseAdapter):
         self, sql: str, handle: QueryHandle, timeout_s: float, tag: QueryTag
     ) -> int | None:
         self._refuse_if_read_only("create the segment's result table")
-        cur = self._cursor()
-        running = _Running(cur)
+        # Publish the handle before opening the connection: a cancel that lands while the
+        # connection is being set up marks it stopped, and the check below refuses to run.
+        running = _Running()
         handle.native = running
+        try:
+            cur = self._cursor()
+        except BaseException:
+            running.done.set()
+            raise
+        running.cursor = cur
         timer = threading.Timer(timeout_s, lambda: running.stop(expired=True))
         timer.daemon = True
         try:
