@@ -564,6 +564,8 @@ class RefreshEngine:
         t = time.perf_counter()
         chunks = await anyio.to_thread.run_sync(self.members.encode, ids)
         outcome.timings["encode"] = time.perf_counter() - t
+        # finished_at covers the diff and encode above, not just the warehouse part.
+        values = {**values, "finished_at": utcnow()}
         t = time.perf_counter()
         async with self.db.transaction() as s:
             result = await s.execute(
