@@ -20,16 +20,20 @@ re-run from the same watermark rebuilds exactly the same store.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from datetime import datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from zerocopy.destinations.protocol import DeliveryBatch, DeliveryResult, RowRejection
 from zerocopy.state.db import Database
-from zerocopy.state.models import utcnow
+from zerocopy.state.models import UTCDateTime, utcnow
 from zerocopy.state.sync_models import (
     StoreAccount,
     StoreAlias,
@@ -45,6 +49,7 @@ from zerocopy.sync.validate import parse_timestamp_us
 from zerocopy.sync.watermark import from_micros
 
 PROFILE_NAMESPACE = uuid.UUID("6f1c2a8e-2d4b-4c1e-9a57-0c6f3b1d9e21")
+_NAMESPACE_BYTES = PROFILE_NAMESPACE.bytes
 IN_CHUNK = 500
 """Values per ``IN (...)`` lookup (SQLite's default variable limit is 999 on old builds)."""
 
@@ -54,7 +59,13 @@ _PROFILE_COLS = ("id", "external_id", "braze_id", "email", "phone", "attributes"
 def profile_id(workspace_id: str, ident: Identifier) -> str:
     """Deterministic id of the profile a given identifier creates."""
     key = f"{workspace_id}|{ident.kind}|{ident.value}|{ident.label or ''}"
-    return str(uuid.uuid5(PROFILE_NAMESPACE, key))
+    # uuid.uuid5 spelled out (SHA-1 of namespace + name, version 5, RFC 4122 variant): the
+    # same ids, without the UUID object per row.
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def merge_fields(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -215,33 +226,191 @@ def _table(model: type[Any]) -> sa.Table:
     return table
 
 
-async def _bulk_insert(s: AsyncSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` in the session's transaction: COPY on PostgreSQL, executemany elsewhere."""
-    if not rows:
-        return
-    conn = await s.connection()
-    if conn.dialect.name != "postgresql":
-        await s.execute(table.insert(), rows)
-        return
-    import orjson
+def _dumps(value: Any) -> str:
+    """JSON text of a column value: orjson, or the standard library for what orjson refuses."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # e.g. Decimal or an int past 64 bits: same result as SQLAlchemy's JSON
+        return json.dumps(value)
 
-    columns = list(rows[0])
-    json_cols = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """What ``UTCDateTime`` stores on SQLite: naive UTC text, always with microseconds."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column; pass an aware datetime")
+    u = value.astimezone(UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d} "
+        f"{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}"
+    )
+
+
+def _sqlite_params(
+    conn: AsyncConnection, table: sa.Table, columns: list[str], rows: list[dict[str, Any]]
+) -> list[tuple[Any, ...]]:
+    """Bind values as SQLAlchemy would store them on SQLite (same text for datetimes)."""
+    dialect = conn.dialect
+    procs: list[Callable[[Any], Any] | None] = []
+    for c in columns:
+        typ = table.c[c].type
+        if isinstance(typ, sa.JSON):
+            procs.append(lambda v: None if v is None else _dumps(v))
+        elif isinstance(typ, UTCDateTime):
+            procs.append(_sqlite_datetime)
+        else:
+            procs.append(typ.dialect_impl(dialect).bind_processor(dialect))
+    pairs = list(zip(columns, procs, strict=True))
+    return [tuple(row[c] if p is None else p(row[c]) for c, p in pairs) for row in rows]
+
+
+async def _raw(s: AsyncSession) -> tuple[AsyncConnection, Any]:
+    """The session's connection and its driver connection (same transaction)."""
+    conn = await s.connection()
     raw = await conn.get_raw_connection()
-    driver: Any = raw.driver_connection
+    return conn, raw.driver_connection
+
+
+async def _copy_rows(
+    driver: Any, table: str, columns: list[str], json_cols: set[str], rows: list[dict[str, Any]]
+) -> None:
+    """PostgreSQL ``COPY ... FROM STDIN`` of ``rows`` into ``table``."""
     names = ", ".join(f'"{c}"' for c in columns)
-    async with (
-        driver.cursor() as cur,
-        cur.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
-    ):
+    async with driver.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
         for row in rows:
             await copy.write_row(
-                [orjson.dumps(row[c]).decode() if c in json_cols else row[c] for c in columns]
+                [
+                    (None if row[c] is None else _dumps(row[c])) if c in json_cols else row[c]
+                    for c in columns
+                ]
             )
+
+
+async def _bulk_insert(s: AsyncSession, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` in the session's transaction: COPY on PostgreSQL, executemany elsewhere.
+
+    Both go straight to the driver connection: SQLAlchemy's per-row parameter processing cost
+    more than the database's own work.
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    conn, driver = await _raw(s)
+    if conn.dialect.name == "postgresql":
+        json_cols = {c for c in columns if isinstance(table.c[c].type, sa.JSON)}
+        await _copy_rows(driver, table.name, columns, json_cols, rows)
+        return
+    if conn.dialect.name != "sqlite":
+        await s.execute(table.insert(), rows)
+        return
+    names = ", ".join(f'"{c}"' for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    await driver.executemany(
+        f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})',
+        _sqlite_params(conn, table, columns, rows),
+    )
+
+
+_UPDATE_COLS = ["id", "attributes", "phone", "updated_at"]
+
+
+async def _update_profiles(s: AsyncSession, dirty: list[dict[str, Any]]) -> None:
+    """Write the changed profiles' attributes, phone and ``updated_at``.
+
+    PostgreSQL: COPY into a transaction-local staging table, then one ``UPDATE ... FROM``;
+    SQLite: one ``executemany`` on the driver connection.
+    """
+    table = _table(StoreProfile)
+    conn, driver = await _raw(s)
+    if conn.dialect.name == "postgresql":
+        async with driver.cursor() as cur:
+            await cur.execute(
+                "CREATE TEMP TABLE zc_stage_profile (id text PRIMARY KEY, attributes jsonb, "
+                "phone text, updated_at timestamptz) ON COMMIT DROP"
+            )
+        await _copy_rows(driver, "zc_stage_profile", _UPDATE_COLS, {"attributes"}, dirty)
+        async with driver.cursor() as cur:
+            await cur.execute(
+                "UPDATE store_profile AS p SET attributes = st.attributes, phone = st.phone, "
+                "updated_at = st.updated_at FROM zc_stage_profile AS st WHERE p.id = st.id"
+            )
+            await cur.execute("DROP TABLE zc_stage_profile")
+        return
+    if conn.dialect.name != "sqlite":
+        await s.execute(
+            sa.update(table)
+            .where(table.c.id == sa.bindparam("b_id"))
+            .values(
+                attributes=sa.bindparam("attributes"),
+                phone=sa.bindparam("phone"),
+                updated_at=sa.bindparam("updated_at"),
+            ),
+            [{"b_id": p["id"], **{c: p[c] for c in _UPDATE_COLS[1:]}} for p in dirty],
+        )
+        return
+    params = _sqlite_params(conn, table, _UPDATE_COLS, dirty)
+    await driver.executemany(
+        "UPDATE store_profile SET attributes = ?, phone = ?, updated_at = ? WHERE id = ?",
+        [(*rest, pid) for pid, *rest in params],
+    )
 
 
 def _chunks(values: list[Any]) -> list[list[Any]]:
     return [values[i : i + IN_CHUNK] for i in range(0, len(values), IN_CHUNK)]
+
+
+async def _select_profiles(
+    s: AsyncSession, ws: str, kind: str, values: list[str]
+) -> list[dict[str, Any]]:
+    """Profiles of ``ws`` whose ``kind`` column is one of ``values``, on the driver connection."""
+    conn, driver = await _raw(s)
+    select = ", ".join(_PROFILE_COLS)
+    out: list[dict[str, Any]] = []
+    if conn.dialect.name == "postgresql":
+        async with driver.cursor() as cur:
+            await cur.execute(
+                f"SELECT {select} FROM store_profile WHERE workspace_id = %s AND {kind} = ANY(%s)",
+                (ws, values),
+            )
+            for rec in await cur.fetchall():
+                row = dict(zip(_PROFILE_COLS, rec, strict=True))
+                row["updated_at"] = row["updated_at"].astimezone(UTC)
+                out.append(row)
+        return out
+    if conn.dialect.name != "sqlite":
+        cols = [getattr(StoreProfile, c) for c in _PROFILE_COLS]
+        column = getattr(StoreProfile, kind)
+        for chunk in _chunks(values):
+            result = await s.execute(
+                sa.select(*cols).where(StoreProfile.workspace_id == ws, column.in_(chunk))
+            )
+            out.extend(dict(hit) for hit in result.mappings())
+        return out
+    for chunk in _chunks(values):
+        marks = ", ".join("?" for _ in chunk)
+        cursor = await driver.execute(
+            f"SELECT {select} FROM store_profile WHERE workspace_id = ? AND {kind} IN ({marks})",
+            (ws, *chunk),
+        )
+        for rec in await cursor.fetchall():
+            row = dict(zip(_PROFILE_COLS, rec, strict=True))
+            row["attributes"] = _loads(row["attributes"])
+            # Stored by SQLAlchemy's SQLite DATETIME as naive UTC text.
+            row["updated_at"] = datetime.fromisoformat(row["updated_at"]).replace(tzinfo=UTC)
+            out.append(row)
+        await cursor.close()
+    return out
+
+
+def _loads(text: str | None) -> Any:
+    """JSON column text → value (orjson; the standard library for NaN and friends)."""
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
 
 
 async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Profiles:
@@ -259,13 +428,9 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
     cols = [getattr(StoreProfile, c) for c in _PROFILE_COLS]
     found: dict[str, dict[str, Any]] = {}
     for kind, values in wanted.items():
-        column = getattr(StoreProfile, kind)
-        for chunk in _chunks(sorted(values)):
-            result = await s.execute(
-                sa.select(*cols).where(StoreProfile.workspace_id == ws, column.in_(chunk))
-            )
-            for hit in result.mappings():
-                found[hit["id"]] = dict(hit)
+        if values:
+            for hit in await _select_profiles(s, ws, kind, sorted(values)):
+                found[hit["id"]] = hit
     alias_rows: list[Any] = []
     for chunk in _chunks(sorted(aliases)):
         labels = sorted({a[0] for a in chunk})
@@ -361,25 +526,7 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> tuple[list[RowR
         await _bulk_insert(s, _table(StoreProfile), new_rows)
     dirty = [profiles.by_id[pid] for pid in sorted(profiles.dirty)]
     if dirty:
-        table = _table(StoreProfile)
-        await s.execute(
-            sa.update(table)
-            .where(table.c.id == sa.bindparam("b_id"))
-            .values(
-                attributes=sa.bindparam("attributes"),
-                phone=sa.bindparam("phone"),
-                updated_at=sa.bindparam("updated_at"),
-            ),
-            [
-                {
-                    "b_id": p["id"],
-                    "attributes": p["attributes"],
-                    "phone": p["phone"],
-                    "updated_at": p["updated_at"],
-                }
-                for p in dirty
-            ],
-        )
+        await _update_profiles(s, dirty)
     if profiles.new_aliases:
         await _bulk_insert(s, _table(StoreAlias), profiles.new_aliases)
     if events:
