@@ -56,7 +56,6 @@ DEFAULT_AUTHORITY = "https://login.microsoftonline.com"
 TOKEN_SCOPE = "https://database.windows.net/.default"
 """Fabric's SQL endpoint accepts tokens for the Azure SQL resource."""
 
-TEMP_LIKE_ESCAPES = str.maketrans({"_": "[_]", "%": "[%]", "[": "[[]"})
 
 # The STS error codes that mean the secret itself is the problem.
 _EXPIRED = re.compile(r"AADSTS7000222", re.IGNORECASE)
@@ -161,8 +160,7 @@ class FabricAdapter(BaseAdapter):
         port = port or str(settings.get("port") or 1433)
         return (
             f"Server=tcp:{host},{port};Database={{{settings['database']}}};"
-            "Encrypt=yes;TrustServerCertificate=no;"
-            f"Connection Timeout={self.LOGIN_TIMEOUT_S};APP=zerocopy"
+            "Encrypt=yes;TrustServerCertificate=no"
         )
 
     # ------------------------------------------------------------------ token
@@ -246,7 +244,12 @@ class FabricAdapter(BaseAdapter):
     def _connect(self, timeout_s: float = 0) -> Iterator[Any]:
         raw = self._access_token().encode("utf-16-le")
         attrs = {SQL_COPT_SS_ACCESS_TOKEN: struct.pack("<I", len(raw)) + raw}
-        conn = mssql_python.connect(self.connection_string(), attrs_before=attrs, autocommit=True)
+        conn = mssql_python.connect(
+            self.connection_string(),
+            attrs_before=attrs,
+            autocommit=True,
+            timeout=self.LOGIN_TIMEOUT_S,
+        )
         try:
             if timeout_s:
                 conn.timeout = _whole_seconds(timeout_s)
@@ -405,10 +408,10 @@ class FabricAdapter(BaseAdapter):
     def _list_temp_tables(self, prefix: str) -> list[str]:
         sql = (
             "SELECT TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? "
-            "AND TABLE_NAME LIKE ?"
+            "AND LEFT(TABLE_NAME, ?) = ?"  # no LIKE: '_' would be a wildcard
         )
         with self._connect(self.config.max_runtime_s) as conn:
-            rows = conn.cursor().execute(sql, self.config.scope.schema, _like_prefix(prefix))
+            rows = conn.cursor().execute(sql, self.config.scope.schema, len(prefix), prefix)
             return [r[0] for r in rows.fetchall()]
 
     # ------------------------------------------------------------------ errors
@@ -450,8 +453,3 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is not None:
         return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
-
-
-def _like_prefix(prefix: str) -> str:
-    """A T-SQL LIKE pattern matching names that start with ``prefix`` literally."""
-    return prefix.translate(TEMP_LIKE_ESCAPES) + "%"
