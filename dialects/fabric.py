@@ -99,7 +99,7 @@ class FabricAdapter(BaseAdapter):
             "APIs in the tenant settings: {msg}",
         ),
         (
-            r"\b(?:229|230|262|297|300)\b.*(?:permission|denied)|permission was denied|"
+            r"permission (?:was )?denied|"
             r"does not have permission",
             errors.PERMISSION_DENIED,
             "the service principal lacks a permission; give it at least the Viewer role (read) "

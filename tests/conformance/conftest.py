@@ -14,11 +14,12 @@ from tests.conformance.target import CAPABILITIES, ERROR_CODES, ConformanceTarge
 from tests.conformance.targets.bigquery import bigquery_target  # noqa: F401
 from tests.conformance.targets.databricks import databricks_target  # noqa: F401
 from tests.conformance.targets.duckdb import duckdb_target  # noqa: F401
+from tests.conformance.targets.fabric import fabric_target  # noqa: F401
 from tests.conformance.targets.postgres import postgres_target  # noqa: F401
 from tests.conformance.targets.redshift import redshift_target  # noqa: F401
 from tests.conformance.targets.snowflake import snowflake_target  # noqa: F401
 
-KINDS = ["duckdb", "bigquery", "databricks", "postgres", "redshift", "snowflake"]
+KINDS = ["duckdb", "bigquery", "databricks", "postgres", "redshift", "snowflake", "fabric"]
 
 
 def _can_show(kind: str) -> frozenset[str]:
