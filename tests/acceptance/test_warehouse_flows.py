@@ -41,6 +41,7 @@ SEGMENT_SQL = {
     # Unquoted: the SQL check resolves the catalog's lower-case names case-insensitively.
     "snowflake": "SELECT external_user_id FROM users WHERE plan <> 'free'",
     "bigquery": "SELECT external_user_id FROM users WHERE plan <> 'free'",
+    "databricks": "SELECT external_user_id FROM users WHERE plan <> 'free'",
 }
 
 
@@ -51,6 +52,11 @@ def truth_sql(target: ConformanceTarget) -> str:
         return (
             f'SELECT "external_user_id" FROM "{scope.database}"."{scope.schema}"."users" '
             "WHERE \"plan\" <> 'free'"
+        )
+    if target.kind == "databricks":
+        return (
+            f"SELECT external_user_id FROM `{scope.database}`.`{scope.schema}`.`users` "
+            "WHERE plan <> 'free'"
         )
     if target.kind == "bigquery":
         return (
@@ -396,3 +402,54 @@ async def test_bigquery_flow_with_dry_run_estimate(
     )
     assert resp.json()["valid"] is False and resp.json()["estimated_bytes"] is None
     await segment_flow(api, target, check["source_id"])
+
+
+async def test_snowflake_rotation_keeps_the_current_key_when_the_test_fails(
+    api: Api, request: pytest.FixtureRequest
+) -> None:
+    """A failed test with the pending key changes nothing but ``last_error``.
+
+    fakesnow accepts any key, so the failure here is a closed port (the peer cannot refuse a
+    key); the state machine's handling of a refused key is the same call
+    (``keyrotation.record_test(ok=False)``, unit-tested in test_snowflake_setup.py).
+    """
+    target: ConformanceTarget = request.getfixturevalue("snowflake_target")
+    closed = target.broken["unreachable"]
+    resp = await api.post(
+        "/v1/credentials",
+        {"name": "closed", "kind": "snowflake", "settings": dict(closed.settings)},
+    )
+    assert resp.status_code == 201, resp.text
+    cred = resp.json()
+    resp = await api.post(
+        "/v1/sources", {"name": "closed", "credential_id": cred["id"], "scope": str(closed.scope)}
+    )
+    assert resp.status_code == 201, resp.text
+    started = (await api.post(f"/v1/credentials/{cred['id']}/key/rotation")).json()
+    resp = await api.post(
+        f"/v1/credentials/{cred['id']}/key/rotation/test", {"source_id": resp.json()["id"]}
+    )
+    assert resp.status_code == 502, resp.text
+    error = resp.json()["error"]
+    assert error["code"] == "unreachable" and error["details"]["phase"] == "pending"
+    assert "current key stays in use" in error["message"]
+    key = (await api.get(f"/v1/credentials/{cred['id']}/key")).json()
+    assert key["rotation"]["phase"] == "pending"
+    assert key["rotation"]["last_error"].startswith("unreachable: ")
+    assert key["public_key"] == cred["public_key"]  # logins still use the first key
+    assert key["statements"] == started["statements"]
+    fields = (await api.get(f"/v1/credentials/{cred['id']}")).json()["secret_fields"]
+    assert fields == ["pending_private_key", "private_key"]
+    # Without a source the pending key cannot be tested: a clear validation error.
+    resp = await api.post(
+        "/v1/credentials",
+        {
+            "name": "no source",
+            "kind": "snowflake",
+            "settings": {**dict(closed.settings), "user": "OTHER"},
+        },
+    )
+    other = resp.json()["id"]
+    await api.post(f"/v1/credentials/{other}/key/rotation")
+    resp = await api.post(f"/v1/credentials/{other}/key/rotation/test")
+    assert resp.status_code == 400 and "create a source" in resp.json()["error"]["message"]
