@@ -45,7 +45,7 @@ from zerocopy.state.sync_models import (
 )
 from zerocopy.sync import types as t
 from zerocopy.sync.types import DataType, Identifier, ValidRow
-from zerocopy.sync.validate import parse_timestamp_us
+from zerocopy.sync.validate import gc_paused, parse_timestamp_us
 from zerocopy.sync.watermark import from_micros
 
 PROFILE_NAMESPACE = uuid.UUID("6f1c2a8e-2d4b-4c1e-9a57-0c6f3b1d9e21")
@@ -262,7 +262,8 @@ def _sqlite_params(
         else:
             procs.append(typ.dialect_impl(dialect).bind_processor(dialect))
     pairs = list(zip(columns, procs, strict=True))
-    return [tuple(row[c] if p is None else p(row[c]) for c, p in pairs) for row in rows]
+    with gc_paused():
+        return [tuple(row[c] if p is None else p(row[c]) for c, p in pairs) for row in rows]
 
 
 async def _raw(s: AsyncSession) -> tuple[AsyncConnection, Any]:
@@ -455,10 +456,11 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
     return profiles
 
 
-async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> tuple[list[RowRejection], int]:
-    """Apply user rows; the rejections and the number of profiles created."""
+def _plan_users(
+    batch: DeliveryBatch, profiles: _Profiles
+) -> tuple[list[RowRejection], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Apply the rows to the loaded profiles in memory; the rejections, events and purchases."""
     ws = batch.workspace_id
-    profiles = await _load_profiles(s, ws, batch.rows)
     rejections: list[RowRejection] = []
     events: list[dict[str, Any]] = []
     purchases: list[dict[str, Any]] = []
@@ -516,6 +518,15 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> tuple[list[RowR
                     "row_hash": row.row_hash,
                 }
             )
+    return rejections, events, purchases
+
+
+async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> tuple[list[RowRejection], int]:
+    """Apply user rows; the rejections and the number of profiles created."""
+    ws = batch.workspace_id
+    profiles = await _load_profiles(s, ws, batch.rows)
+    with gc_paused():  # tens of thousands of small dicts, no cycles: skip the GC scans
+        rejections, events, purchases = _plan_users(batch, profiles)
     # Write: deletes, new profiles, changed profiles, aliases, events, purchases.
     for chunk in _chunks(sorted(profiles.deleted)):
         for model in (StoreEvent, StorePurchase, StoreAlias):
