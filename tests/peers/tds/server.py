@@ -75,8 +75,11 @@ def error_token(number: int, message: str, severity: int = 16, info: bool = Fals
     return bytes([0xAB if info else 0xAA]) + struct.pack("<H", len(body)) + body
 
 
-def done(status: int = 0, rows: int = 0, token: int = 0xFD) -> bytes:
-    return bytes([token]) + struct.pack("<HHQ", status, 0xC1, rows)
+CURCMD = {"select": 0xC1, "insert": 0xC3, "delete": 0xC4, "update": 0xC5, "create": 0xC6}
+
+
+def done(status: int = 0, rows: int = 0, token: int = 0xFD, verb: str = "select") -> bytes:
+    return bytes([token]) + struct.pack("<HHQ", status, CURCMD.get(verb, 0xC1), rows)
 
 
 def envchange(kind: int, new: bytes, old: bytes) -> bytes:
@@ -230,8 +233,10 @@ def translate(sql: str, session: Session) -> str:
     sql = sql.strip().rstrip(";")
     sql = re.sub(r"(?i)@@SPID", str(session.spid), sql)
     sql = re.sub(r"(?i)@@VERSION", "'Microsoft Fabric peer (TDS 7.4 on DuckDB)'", sql)
-    sql = re.sub(r"#(\w+)", r"temp.main.zc_temp_\1", sql)
+    sql = re.sub(r"#(\w+)", r"zc_session_temp_\1", sql)  # unqualified: DuckDB looks in temp first
     out = sqlglot.transpile(sql, read="fabric", write="duckdb")[0]
+    # A #table is a TEMP table of this session's own DuckDB connection, invisible to others.
+    out = re.sub(r"(?i)^CREATE TABLE (zc_session_temp_)", r"CREATE TEMP TABLE \1", out)
     out = re.sub(r"(?i)\bBIT\b", "BOOLEAN", out)
     return re.sub(r"[@$]P(\d+)", r"$\1", out)
 
@@ -452,7 +457,9 @@ class Session:
         else:
             n = struct.unpack_from("<H", p, i)[0]
             name = p[i + 2 : i + 2 + 2 * n].decode("utf-16-le").lower()
-            proc = {"sp_executesql": 10, "sp_prepexec": 13, "sp_execute": 12}.get(name, -1)
+            proc = {"sp_executesql": 10, "sp_prepare": 11, "sp_execute": 12, "sp_prepexec": 13}.get(
+                name, -1
+            )
             i += 2 + 2 * n
         i += 2  # option flags
         params: list[Any] = []
@@ -468,6 +475,10 @@ class Session:
             self.prepared[handle] = (params[2], [])
             result = self.run(params[2], params[3:])
             return [result, _return_status(), _return_int(handle), done(0, 0, 0xFE)]
+        if proc == 11:  # sp_prepare @handle OUTPUT, @params, @stmt: executed later
+            handle = len(self.prepared) + 1
+            self.prepared[handle] = (params[2], [])
+            return [_return_status(), _return_int(handle), done(0, 0, 0xFE)]
         if proc == 12:  # sp_execute @handle, values...
             result = self.run(self.prepared[int(params[0])][0], params[1:])
             return [result, _return_status(), done(0, 0, 0xFE)]
@@ -513,9 +524,10 @@ class Session:
         rows = self.db.fetchall()
         names = [d[0] for d in self.db.description]
         types = [str(d[1]) for d in self.db.description]
-        if re.match(r"(?is)\s*(?:/\*.*?\*/\s*)?(insert|update|delete|create|drop)\b", sql):
+        dml = re.match(r"(?is)\s*(?:/\*.*?\*/\s*)?(insert|update|delete|create|drop)\b", sql)
+        if dml:
             count = rows[0][0] if rows and names == ["Count"] else 0
-            return done(DONE_COUNT, int(count or 0))
+            return done(DONE_COUNT, int(count or 0), verb=dml.group(1).lower())
         cols = [
             Column(n, t, [r[k] for r in rows])
             for k, (n, t) in enumerate(zip(names, types, strict=True))
