@@ -579,6 +579,7 @@ class SyncEngine:
                         .values(watermark=watermark.to_json())
                     )
             rejected = {r.index: r for r in result.rejections}
+            log_all = sync.row_log == "all"
             logs: list[dict[str, Any]] = []
             for verdict in pending:
                 if isinstance(verdict, RowError):
@@ -616,7 +617,7 @@ class SyncEngine:
                     logs.append(
                         _log(run, row.position, "warning", code, message, _row_payload(row), row)
                     )
-                elif sync.row_log == "all":
+                elif log_all:
                     logs.append(
                         _log(run, row.position, "delivered", None, None, _row_payload(row), row)
                     )
@@ -739,7 +740,7 @@ def _verdicts(
     """Drop rows already delivered (same hash at the same UPDATED_AT), validate the rest."""
     hashes = row_hashes(batch)
     updated = updated_micros(batch.column(UPDATED_AT))
-    keep = [u is None or not tracker.is_seen(h, u) for h, u in zip(hashes, updated, strict=True)]
+    keep = tracker.unseen(hashes, updated)
     skipped = keep.count(False)
     if skipped:
         mask = pa.array(keep, pa.bool_())

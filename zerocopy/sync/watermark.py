@@ -95,6 +95,14 @@ class WatermarkTracker:
         """True when this exact row content at this ``UPDATED_AT`` was already delivered."""
         return self._seen.get(row_hash) == updated_us
 
+    def unseen(self, hashes: list[str], updated: list[int | None]) -> list[bool]:
+        """Per row: not already delivered (``is_seen`` false, or no ``UPDATED_AT``), in one pass."""
+        seen = self._seen
+        if not seen:
+            return [True] * len(hashes)
+        get = seen.get
+        return [u is None or get(h) != u for h, u in zip(hashes, updated, strict=True)]
+
     def record(self, row_hash: str, updated_us: int) -> None:
         """Account for a row (delivered or refused); rows come in ``UPDATED_AT`` order."""
         if self._value_us is None or updated_us > self._value_us:
