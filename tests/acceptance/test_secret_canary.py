@@ -327,11 +327,12 @@ SCENARIOS = {
 @pytest.mark.parametrize(
     "kind",
     [
-        pytest.param("postgres", marks=pytest.mark.postgres),
-        pytest.param("redshift", marks=pytest.mark.postgres),
-        "snowflake",
-        "bigquery",
-        "databricks",
+        pytest.param("postgres", marks=[pytest.mark.postgres, pytest.mark.xdist_group("postgres")]),
+        pytest.param("redshift", marks=[pytest.mark.postgres, pytest.mark.xdist_group("redshift")]),
+        *(
+            pytest.param(k, marks=pytest.mark.xdist_group(k))
+            for k in ("snowflake", "bigquery", "databricks")
+        ),
     ],
 )
 async def test_no_canary_in_logs_or_responses(

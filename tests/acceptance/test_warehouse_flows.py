@@ -4,7 +4,8 @@ credential → source (draft) → test (active, tables listed) → validate → 
 members, for postgres, redshift (PostgreSQL behind the Redshift proxy), snowflake (fakesnow;
 the credential shows its generated public key, rotation and setup SQL) and bigquery
 (bqemulator behind its IAM gate; validate shows the dry-run bytes estimate). Expected members
-come from querying each peer directly (``target.admin``), never from zerocopy. Databricks has
+come from querying each peer directly (``target.admin``), never from zerocopy. Each test joins
+its kind's xdist group, so it runs on the worker that already started that peer. Databricks has
 its own flow test in tests/integration/test_databricks_adapter.py.
 """
 
@@ -161,7 +162,9 @@ async def segment_flow(api: Api, target: ConformanceTarget, source_id: str) -> N
 
 # --------------------------------------------------------------------------- postgres, redshift
 @pytest.mark.postgres
-@pytest.mark.parametrize("kind", ["postgres", "redshift"])
+@pytest.mark.parametrize(
+    "kind", [pytest.param(k, marks=pytest.mark.xdist_group(k)) for k in ("postgres", "redshift")]
+)
 async def test_pglike_flow_end_to_end(api: Api, kind: str, request: pytest.FixtureRequest) -> None:
     target: ConformanceTarget = request.getfixturevalue(f"{kind}_target")
     resp = await api.post("/v1/credentials", credential_body(target, f"{kind} login"))
@@ -213,6 +216,7 @@ def bastion_for(public_key_line: str, base: Path, user: str) -> Iterator[tuple[i
 
 
 @pytest.mark.postgres
+@pytest.mark.xdist_group("redshift")
 async def test_redshift_through_ssh_tunnel_with_the_generated_key(
     api: Api, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -268,6 +272,7 @@ async def test_redshift_through_ssh_tunnel_with_the_generated_key(
 
 
 # --------------------------------------------------------------------------- snowflake
+@pytest.mark.xdist_group("snowflake")
 async def test_snowflake_flow_with_generated_key_rotation_and_setup_sql(
     api: Api, request: pytest.FixtureRequest
 ) -> None:
@@ -378,6 +383,7 @@ async def test_snowflake_flow_with_generated_key_rotation_and_setup_sql(
 
 
 # --------------------------------------------------------------------------- bigquery
+@pytest.mark.xdist_group("bigquery")
 async def test_bigquery_flow_with_dry_run_estimate(
     api: Api, request: pytest.FixtureRequest
 ) -> None:
@@ -404,6 +410,7 @@ async def test_bigquery_flow_with_dry_run_estimate(
     await segment_flow(api, target, check["source_id"])
 
 
+@pytest.mark.xdist_group("snowflake")
 async def test_snowflake_rotation_keeps_the_current_key_when_the_test_fails(
     api: Api, request: pytest.FixtureRequest
 ) -> None:
