@@ -151,3 +151,18 @@ def test_peer_types_rowcounts_temp_tables_and_spid(peer: TdsPeer) -> None:
     finally:
         one.close()
         two.close()
+
+
+async def test_revoked_permission_is_permission_denied(peer: TdsPeer) -> None:
+    """A workspace admin takes the principal's rights away: the next test says what to grant."""
+    peer.admin("REVOKE SELECT ON SCHEMA::marketing FROM [zerocopy]")
+    try:
+        async with FabricAdapter(_config(peer)) as adapter:
+            with pytest.raises(ZerocopyError) as caught:
+                await adapter.test()
+    finally:
+        peer.admin("GRANT SELECT ON SCHEMA::marketing TO [zerocopy]")
+    assert caught.value.code == errors.PERMISSION_DENIED
+    assert "Viewer role" in caught.value.message
+    async with FabricAdapter(_config(peer)) as adapter:
+        assert (await adapter.test()).tables  # granted back: works again
