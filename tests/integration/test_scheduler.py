@@ -271,3 +271,10 @@ async def test_leases_give_a_duty_to_one_process(db: Database) -> None:
     assert await take_lease(db, "janitor", 60, "a", now)
     assert not await take_lease(db, "janitor", 60, "b", now)
     assert await take_lease(db, "janitor", 60, "b", now + timedelta(seconds=61))
+
+
+async def test_retention_sweep_calls_the_sync_layer(db: Database) -> None:
+    from zerocopy.scheduling.housekeeping import sweep_retention
+
+    result = await sweep_retention(db)
+    assert result == {"row_logs": 0, "runs": 0}

@@ -36,7 +36,7 @@ class SchedulingConfig:
     janitor_grace_s: float = 300.0
     """Temp tables are dropped when older than their run's max runtime plus this."""
     retention_every_s: float = 3600.0
-    shutdown_grace_s: float = 30.0
+    shutdown_grace_s: float = 10.0
     """On SIGTERM running jobs get this long to finish before they are cancelled."""
     concurrency: int = 4
     """Jobs at once per worker process."""

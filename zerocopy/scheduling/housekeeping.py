@@ -187,7 +187,7 @@ class Janitor:
 
 async def sweep_retention(db: Database) -> dict[str, Any] | None:
     """Run the sync layer's retention (row logs 30 days, runs 12 months) if it is installed."""
-    for module_name in ("zerocopy.sync.retention", "zerocopy.sync.engine", "zerocopy.sync"):
+    for module_name in ("zerocopy.services.syncs", "zerocopy.sync.retention", "zerocopy.sync"):
         try:
             module = importlib.import_module(module_name)
         except ImportError:
