@@ -12,9 +12,9 @@ from tests.unit.sql.catalog import CATALOG, SCOPE
 from zerocopy.sql import SqlCatalog, check_segment_sql
 from zerocopy.sql.rules import rules_for
 
-CASES = yaml.safe_load((pathlib.Path(__file__).with_name("fabric_corpus.yaml")).read_text())[
-    "cases"
-]
+CASES = yaml.safe_load(
+    (pathlib.Path(__file__).parents[2] / "sql_corpus" / "fabric.yaml").read_text()
+)["cases"]
 _CATALOG = SqlCatalog(CATALOG)
 
 

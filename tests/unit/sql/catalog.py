@@ -67,4 +67,5 @@ DIALECTS: tuple[str, ...] = (
     "databricks",
     "duckdb",
     "postgres",
+    "fabric",
 )
