@@ -16,6 +16,7 @@ from api.schemas.sources import (
     TableSummary,
 )
 from api.schemas.workspaces import WorkspaceRead
+from zerocopy.services.credentials import credential_warnings
 from zerocopy.services.segments import run_duration
 from zerocopy.services.sources import TestOutcome
 from zerocopy.state.models import (
@@ -42,6 +43,8 @@ def credential_read(cred: Credential, secret_fields: list[str] | None = None) ->
         public_key=cred.public_key,
         created_at=cred.created_at,
         updated_at=cred.updated_at,
+        expires_at=cred.expires_at,
+        warnings=credential_warnings(cred),
     )
 
 

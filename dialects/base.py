@@ -78,6 +78,9 @@ class BaseAdapter:
     REQUIRED_SETTINGS: ClassVar[frozenset[str]] = frozenset()
     """Non-secret credential settings that must be present."""
 
+    SECRET_EXPIRES: ClassVar[bool] = False
+    """The warehouse's secret always expires (the credential records the date to warn before)."""
+
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config
 

@@ -85,6 +85,7 @@ class FabricAdapter(BaseAdapter):
     SUPPORTS_SERVER_CANCEL = True
     REQUIRED_SETTINGS = frozenset({"server", "database", "tenant_id", "client_id"})
     SECRET_FIELDS = frozenset({"client_secret"})
+    SECRET_EXPIRES = True  # Entra client secrets have a fixed end date (at most 2 years)
 
     LOGIN_TIMEOUT_S: ClassVar[int] = 15
     TOKEN_TIMEOUT_S: ClassVar[float] = 15.0

@@ -42,6 +42,7 @@ class CredentialController(Controller):
             kind=data.kind,
             settings=data.settings,
             secrets=data.secrets,
+            expires_at=data.expires_at,
         )
         return _read(runtime, cred)
 
@@ -83,6 +84,7 @@ class CredentialController(Controller):
             name=data.name,
             settings=data.settings,
             secrets=data.secrets,
+            expires_at=data.expires_at,
         )
         return _read(runtime, cred)
 

@@ -17,6 +17,8 @@ class CredentialCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     kind: str
     settings: dict[str, Any] = msgspec.field(default_factory=dict)
     secrets: dict[str, str] = msgspec.field(default_factory=dict)
+    expires_at: datetime | None = None
+    """When the secret expires, for kinds whose secrets do (fabric); UTC when no zone."""
 
 
 class CredentialUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -25,6 +27,8 @@ class CredentialUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     name: str | None = None
     settings: dict[str, Any] | None = None
     secrets: dict[str, str] | None = None
+    expires_at: datetime | None = None
+    """A new expiry date; a new secret sent without one clears the old date."""
 
 
 class CredentialRead(msgspec.Struct, kw_only=True):
@@ -40,3 +44,7 @@ class CredentialRead(msgspec.Struct, kw_only=True):
     """The generated key pair (public half, fingerprint, statements to run), if any."""
     created_at: datetime
     updated_at: datetime | None
+    expires_at: datetime | None = None
+    """When the secret expires (kinds whose secrets expire), as the user recorded it."""
+    warnings: list[str] = msgspec.field(default_factory=list)
+    """What to act on: the secret expires within 30 days, has expired, or has no date."""

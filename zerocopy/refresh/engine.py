@@ -342,13 +342,16 @@ class RefreshEngine:
                 outcome.status = _status_for(exc)
                 outcome.error = exc
             except Exception as exc:
-                log.exception("refresh.internal_error")
-                outcome.status = RunStatus.FAILED
-                outcome.error = ZerocopyError(
-                    errors.INTERNAL_ERROR,
-                    f"unexpected error during the refresh: {type(exc).__name__}: "
-                    f"{redact_text(str(exc))}",
-                )
+                found = _zerocopy_error_in(exc)
+                outcome.status = RunStatus.FAILED if found is None else _status_for(found)
+                outcome.error = found
+                if found is None:
+                    log.exception("refresh.internal_error")
+                    outcome.error = ZerocopyError(
+                        errors.INTERNAL_ERROR,
+                        f"unexpected error during the refresh: {type(exc).__name__}: "
+                        f"{redact_text(str(exc))}",
+                    )
         except anyio.get_cancelled_exc_class():
             # The process is stopping (runner shutdown): clean up, record, then let it stop.
             with anyio.CancelScope(shield=True):
@@ -652,6 +655,13 @@ def warehouse_column_name(id_column: str, dialect: str) -> str:
     """
     ident = exp.to_identifier(id_column.strip())
     return str(normalize_identifiers(ident, dialect=dialect or None).name)
+
+
+def _zerocopy_error_in(exc: BaseException) -> ZerocopyError | None:
+    """The one ZerocopyError inside (nested) exception groups of a single error, if any."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, ZerocopyError) else None
 
 
 def _status_for(exc: ZerocopyError) -> str:

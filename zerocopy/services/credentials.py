@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from dialects.registry import adapter_class
 from zerocopy import errors
+from zerocopy.credential_kinds import kind_class, secret_expires
 from zerocopy.errors import ZerocopyError
 from zerocopy.secrets import SecretBox
 from zerocopy.services import warehouse_keys
@@ -35,8 +37,60 @@ def _check_fields(kind: str, settings: Any, secrets: Any) -> tuple[dict[str, Any
         raise ZerocopyError(
             errors.VALIDATION_ERROR, "'secrets' must be a JSON object of string values"
         )
-    adapter_class(kind).check_credential(settings, secrets)
+    kind_class(kind).check_credential(settings, secrets)
     return settings, secrets
+
+
+EXPIRY_WARNING_DAYS = 30
+"""A secret that expires within this many days gets a warning on every read."""
+
+
+def _check_expiry(kind: str, expires_at: datetime | None) -> datetime | None:
+    """``expires_at`` as aware UTC; refused for kinds whose secrets do not expire."""
+    if expires_at is None:
+        return None
+    if not secret_expires(kind):
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"{kind} credentials have no secret that expires; omit 'expires_at'",
+            details={"field": "expires_at"},
+        )
+    # A date without a zone is taken as UTC, like every naive timestamp in zerocopy.
+    return expires_at.replace(tzinfo=UTC) if expires_at.tzinfo is None else expires_at
+
+
+def credential_warnings(cred: Credential, now: datetime | None = None) -> list[str]:
+    """What the user should act on: a secret that expires soon, has expired, or has no date."""
+    kind = cred.kind
+    try:
+        if not secret_expires(kind):
+            return []
+    except ZerocopyError:
+        return []
+    if cred.expires_at is None:
+        return [
+            f"the {kind} secret's expiry date is not recorded: set 'expires_at' (PATCH "
+            f"/v1/credentials/{cred.id}) so zerocopy warns {EXPIRY_WARNING_DAYS} days before"
+        ]
+    now = now or datetime.now(UTC)
+    expires = cred.expires_at
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    left = (expires - now).total_seconds()
+    when = expires.date().isoformat()
+    if left <= 0:
+        return [
+            f"the {kind} secret expired on {when}: refreshes and syncs fail with auth_failed; "
+            "create a new secret and update the credential's secret and 'expires_at'"
+        ]
+    days = math.ceil(left / 86400)
+    if days <= EXPIRY_WARNING_DAYS:
+        unit = "day" if days == 1 else "days"
+        return [
+            f"the {kind} secret expires in {days} {unit} (on {when}): create a new secret and "
+            "update the credential's secret and 'expires_at' before then"
+        ]
+    return []
 
 
 async def create_credential(
@@ -48,9 +102,12 @@ async def create_credential(
     kind: str,
     settings: dict[str, Any] | None = None,
     secrets: dict[str, str] | None = None,
+    expires_at: datetime | None = None,
 ) -> Credential:
     """Validate the fields for ``kind`` and store them; secrets encrypted."""
     name = check_name(name, "credential")
+    kind_class(kind)  # unknown kind: validation_error before anything else
+    expires_at = _check_expiry(kind, expires_at)
     # Generated key pairs (Snowflake, SSH tunnels) and one-login-per-workspace: the adapter says.
     keys = await warehouse_keys.prepare_new(
         session, workspace_id, kind, settings or {}, secrets or {}
@@ -63,6 +120,7 @@ async def create_credential(
         kind=kind,
         settings=settings,
         secret_ciphertext=box.encrypt(secrets) if secrets else None,
+        expires_at=expires_at,
     )
     keys.apply(cred)
     session.add(cred)
@@ -89,12 +147,20 @@ async def update_credential(
     name: str | None = None,
     settings: dict[str, Any] | None = None,
     secrets: dict[str, str] | None = None,
+    expires_at: datetime | None = None,
 ) -> Credential:
     """Rename, replace settings, or merge new secrets over the stored ones.
 
     Sources using a changed credential go back to ``draft``: their last test no longer holds.
+    A new secret of an expiring kind sent without ``expires_at`` clears the old date (it
+    described the old secret); the read then asks for the new one.
     """
     cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    expires_at = _check_expiry(cred.kind, expires_at)
+    if expires_at is not None:
+        cred.expires_at = expires_at
+    elif secrets and secret_expires(cred.kind):
+        cred.expires_at = None
     if name is not None:
         name = check_name(name, "credential")
         await ensure_unique_name(session, Credential, workspace_id, name, exclude_id=cred.id)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialects.protocol import Scope, TableInfo
 from zerocopy import errors
+from zerocopy.credential_kinds import is_warehouse, kind_class
 from zerocopy.errors import ZerocopyError
 from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
 from zerocopy.state.models import CatalogTable, Credential, Segment, Source, SourceStatus
@@ -55,6 +56,18 @@ def _check_runtime(minutes: int) -> int:
     return minutes * 60
 
 
+def _require_warehouse(cred: Credential) -> None:
+    """A source reads a warehouse: an object-storage credential is for file syncs."""
+    if not is_warehouse(cred.kind):
+        used_by = getattr(kind_class(cred.kind), "USED_BY", "") or "other features"
+        raise ZerocopyError(
+            errors.CREDENTIAL_KIND_MISMATCH,
+            f"credential {cred.name!r} is {cred.kind}, not a warehouse; a source needs a "
+            f"warehouse credential ({cred.kind} credentials are for {used_by})",
+            details={"field": "credential_id", "kind": cred.kind},
+        )
+
+
 async def create_source(
     session: AsyncSession,
     workspace_id: str,
@@ -67,6 +80,7 @@ async def create_source(
     """A new source in ``draft``: it becomes ``active`` after a successful test."""
     name = check_name(name, "source")
     cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    _require_warehouse(cred)
     source = Source(
         workspace_id=workspace_id,
         credential_id=cred.id,

@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from dialects.keys import GeneratedKeySpec
 from dialects.protocol import Scope
-from dialects.registry import adapter_class, create_adapter
+from dialects.registry import create_adapter
 from zerocopy import errors, keyrotation
+from zerocopy.credential_kinds import kind_class
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger, register_secret
 from zerocopy.secrets import SecretBox, generate_rsa_keypair, generate_ssh_keypair
@@ -133,7 +134,7 @@ def _new_key_id() -> str:
 def _spec_for(kind: str, settings: Any) -> GeneratedKeySpec | None:
     if not isinstance(settings, dict):
         return None  # the field check that follows reports the bad settings
-    return adapter_class(kind).generated_key(settings)
+    return kind_class(kind).generated_key(settings)
 
 
 def _refuse_managed(kind: str, spec: GeneratedKeySpec | None, sent: Any) -> None:
@@ -160,7 +161,7 @@ async def ensure_login_free(
     """``conflict`` when another workspace already has a credential for the same login."""
     if not isinstance(settings, dict):
         return
-    cls = adapter_class(kind)
+    cls = kind_class(kind)
     identity = cls.login_identity(settings)
     if identity is None:
         return
@@ -486,7 +487,7 @@ async def setup_script(
             details={"field": missing[0]},
         )
     state = key_state(box, cred)
-    script = adapter_class(cred.kind).setup_script(
+    script = kind_class(cred.kind).setup_script(
         settings,
         public_key=(state.public_key if state else None) or "",
         database=str(database),
