@@ -1,7 +1,7 @@
 """No secret ever reaches a log line or an API response: canaries seeded through the API.
 
 For each warehouse kind, canary secrets (passwords, generated private keys, access tokens,
-service-account JSON keys, the workspace API key) go in through the API; the test then drives
+service-account JSON keys, Fabric client secrets, the workspace API key) go in through the API; the test then drives
 connection tests, validation, refreshes and rotations, including failing paths (a wrong
 password or token → ``auth_failed``, a closed port → ``unreachable``, a refused password field
 → ``invalid_credential``). Everything logged is captured (structlog at DEBUG into a buffer,
@@ -30,9 +30,11 @@ from tests.acceptance.test_warehouse_flows import credential_body, segment_flow,
 from tests.conformance.target import ConformanceTarget
 from tests.conformance.targets.bigquery import bigquery_target  # noqa: F401
 from tests.conformance.targets.databricks import databricks_target  # noqa: F401
+from tests.conformance.targets.fabric import fabric_target  # noqa: F401
 from tests.conformance.targets.postgres import postgres_target  # noqa: F401
 from tests.conformance.targets.redshift import redshift_target  # noqa: F401
 from tests.conformance.targets.snowflake import snowflake_target  # noqa: F401
+from tests.peers.tds.launch import CLIENTS
 from tests.support import free_port
 from zerocopy.logging import configure_logging
 from zerocopy.services import workspaces
@@ -315,12 +317,94 @@ async def databricks_scenario(api: RecordingApi, target: ConformanceTarget) -> l
     return [good, bad]
 
 
+FABRIC_SEGMENT_SQL = "SELECT TOP 1000 external_user_id FROM users WHERE [plan] <> 'free'"
+
+
+async def fabric_scenario(api: RecordingApi, target: ConformanceTarget) -> list[str]:
+    """Service-principal client secrets: good, wrong, expired, misplaced, replaced."""
+    good = target.config.secrets["client_secret"]
+    body = credential_body(target, "sp")
+    body["expires_at"] = "2099-01-01T00:00:00Z"
+    resp = await api.post("/v1/credentials", body)
+    assert resp.status_code == 201, resp.text
+    cred_id = resp.json()["id"]
+    resp = await api.post(
+        "/v1/sources",
+        {"name": "fabric", "credential_id": cred_id, "scope": str(target.config.scope)},
+    )
+    source_id = resp.json()["id"]
+    resp = await api.post(f"/v1/sources/{source_id}/test")
+    assert resp.status_code == 200, resp.text
+    resp = await api.post(
+        "/v1/segments/validate", {"source_id": source_id, "sql": FABRIC_SEGMENT_SQL}
+    )
+    assert resp.json()["valid"] is True, resp.text
+    resp = await api.post(
+        "/v1/segments", {"name": "paying", "source_id": source_id, "sql": FABRIC_SEGMENT_SQL}
+    )
+    resp = await api.post(f"/v1/segments/{resp.json()['id']}/refresh")
+    assert resp.status_code == 202, resp.text
+    run = await api.wait_run(resp.json()["id"], timeout=120)
+    assert run["status"] == "succeeded", run
+    await api.get(f"/v1/credentials/{cred_id}")
+    await api.get("/v1/credentials")
+
+    # A wrong secret: Entra's AADSTS7000215 → auth_failed.
+    wrong = canary("fabric-secret")
+    await failing_test(
+        api,
+        target,
+        {
+            "name": "wrong secret",
+            "kind": "fabric",
+            "settings": dict(target.config.settings),
+            "secrets": {"client_secret": wrong},
+        },
+        422,
+        "auth_failed",
+    )
+    # An expired secret (the peer's expired client, AADSTS7000222), its date in the past.
+    expired = CLIENTS["app-expired"][0]
+    await failing_test(
+        api,
+        target,
+        {
+            "name": "expired secret",
+            "kind": "fabric",
+            "settings": {**target.config.settings, "client_id": "app-expired"},
+            "secrets": {"client_secret": expired},
+            "expires_at": "2020-01-01T00:00:00Z",
+        },
+        422,
+        "auth_failed",
+    )
+    # A secret sent as a setting is refused without echoing it.
+    misplaced = canary("fabric-in-settings")
+    resp = await api.post(
+        "/v1/credentials",
+        {
+            "name": "misplaced",
+            "kind": "fabric",
+            "settings": {**target.config.settings, "client_secret": misplaced},
+            "secrets": {"client_secret": canary("fabric-unused")},
+        },
+    )
+    assert_error(resp, 422, "invalid_credential")
+    # The good credential's secret replaced by a wrong one: the source's test fails.
+    replaced = canary("fabric-replaced")
+    resp = await api.patch(f"/v1/credentials/{cred_id}", {"secrets": {"client_secret": replaced}})
+    assert resp.status_code == 200, resp.text
+    assert_error(await api.post(f"/v1/sources/{source_id}/test"), 422, "auth_failed")
+    return [good, wrong, expired, misplaced, replaced]
+
+
 SCENARIOS = {
     "postgres": pglike_scenario,
     "redshift": pglike_scenario,
     "snowflake": snowflake_scenario,
     "bigquery": bigquery_scenario,
     "databricks": databricks_scenario,
+    "fabric": fabric_scenario,
 }
 
 
@@ -331,7 +415,7 @@ SCENARIOS = {
         pytest.param("redshift", marks=[pytest.mark.postgres, pytest.mark.xdist_group("redshift")]),
         *(
             pytest.param(k, marks=pytest.mark.xdist_group(k))
-            for k in ("snowflake", "bigquery", "databricks")
+            for k in ("snowflake", "bigquery", "databricks", "fabric")
         ),
     ],
 )
