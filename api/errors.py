@@ -12,6 +12,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import IntegrityError
 
 from api.schemas.common import ErrorResponse
 from zerocopy import errors
@@ -32,6 +33,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.SYNC_IN_PROGRESS: 409,
     errors.SOURCE_NOT_ACTIVE: 409,
     errors.CREDENTIAL_IN_USE: 409,
+    errors.SOURCE_IN_USE: 409,
     errors.DATA_TYPE_IMMUTABLE: 409,
     errors.CANCELLED: 409,
     # Well-formed requests the rules refuse (segment SQL, credentials, warehouse config).
@@ -145,6 +147,21 @@ def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> R
     )
 
 
+def integrity_error_handler(request: Request[Any, Any, Any], exc: IntegrityError) -> Response[Any]:
+    """A state-database constraint the services did not check first (a race, or a path
+    without its own check): ``conflict`` instead of a 500; the SQL and its values stay out."""
+    text = str(exc.orig or exc).lower()
+    if "foreign key" in text:
+        message = (
+            "this object is still used by another one (or refers to one that is gone); "
+            "delete or move what uses it first, then retry"
+        )
+    else:
+        message = "another request changed the same object at the same time; retry"
+    log.warning("request_conflict", path=request.url.path, error_type=type(exc.orig).__name__)
+    return Response(error_body(errors.CONFLICT, message), status_code=409)
+
+
 def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     """A bug: log it with the traceback, answer 500 without leaking anything."""
     log.exception("unhandled_error", path=request.url.path, error_type=type(exc).__name__)
@@ -157,6 +174,7 @@ def unexpected_error_handler(request: Request[Any, Any, Any], exc: Exception) ->
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     ZerocopyError: zerocopy_error_handler,
     ValidationException: validation_error_handler,
+    IntegrityError: integrity_error_handler,
     HTTPException: http_error_handler,
     Exception: unexpected_error_handler,
 }
@@ -168,7 +186,8 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
         400: "validation_error: the request is malformed (body, parameters)",
         401: "unauthorized: missing, unknown or revoked API key",
         404: "not_found: no such object in the caller's workspace",
-        409: "conflict, refresh_in_progress, credential_in_use, source_not_active ...",
+        409: "conflict, refresh_in_progress, sync_in_progress, credential_in_use, "
+        "source_in_use, source_not_active ...",
         422: "a rule refused the request: SQL check codes, invalid_credential, warehouse codes",
     }.items()
 }

@@ -317,7 +317,7 @@ async def test_walkthrough_end_to_end(api: Api) -> None:
 
     # Deleting: credential in use, then the whole chain in order.
     assert_error(await api.delete(f"/v1/credentials/{cred['id']}"), 409, "credential_in_use")
-    assert_error(await api.delete(f"/v1/sources/{source['id']}"), 409, "conflict")
+    assert_error(await api.delete(f"/v1/sources/{source['id']}"), 409, "source_in_use")
     for seg in (paid, cart):
         assert (await api.delete(f"/v1/segments/{seg['id']}")).status_code == 204
     assert (await api.delete(f"/v1/sources/{source['id']}")).status_code == 204

@@ -143,16 +143,34 @@ async def update_source(
 
 
 async def delete_source(session: AsyncSession, workspace_id: str, source_id: str) -> None:
-    """Delete a source and its catalog; ``conflict`` while segments use it."""
+    """Delete a source and its catalog; ``source_in_use`` while segments or syncs use it."""
+    from zerocopy.state.sync_models import Sync  # syncs read a source table directly
+
     source = await get_scoped(session, Source, workspace_id, source_id)
-    users = (
-        await session.scalars(sa.select(Segment.id).where(Segment.source_id == source.id))
+    segments = (
+        await session.execute(
+            sa.select(Segment.id, Segment.name)
+            .where(Segment.source_id == source.id)
+            .order_by(Segment.name)
+        )
     ).all()
-    if users:
+    syncs = (
+        await session.execute(
+            sa.select(Sync.id, Sync.name).where(Sync.source_id == source.id).order_by(Sync.name)
+        )
+    ).all()
+    if segments or syncs:
+        users = [f"segment {name!r}" for _, name in segments]
+        users += [f"sync {name!r}" for _, name in syncs]
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
         raise ZerocopyError(
-            errors.CONFLICT,
-            f"source {source.name!r} is used by {len(users)} segment(s); delete them first",
-            details={"segment_ids": list(users)},
+            errors.SOURCE_IN_USE,
+            f"source {source.name!r} is used by {shown}; delete those or move them to "
+            "another source first",
+            details={
+                "segment_ids": [sid for sid, _ in segments],
+                "sync_ids": [sid for sid, _ in syncs],
+            },
         )
     await session.execute(sa.delete(CatalogTable).where(CatalogTable.source_id == source.id))
     await session.delete(source)

@@ -233,8 +233,24 @@ async def update_sync(
 
 
 async def delete_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> None:
-    """Delete a sync with its runs and row logs (the delivered data stays in the store)."""
+    """Delete a sync with its runs and row logs (the delivered data stays in the store).
+
+    ``sync_in_progress`` while a run is running: its rows and watermark would land on a
+    sync that no longer exists.
+    """
     sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    running = await session.scalar(
+        sa.select(SyncRun.id)
+        .where(SyncRun.sync_id == sync.id, SyncRun.status == "running")
+        .limit(1)
+    )
+    if running is not None:
+        raise ZerocopyError(
+            errors.SYNC_IN_PROGRESS,
+            f"sync {sync.name!r} is running (run {running}); cancel it "
+            f"(POST /v1/sync-runs/{running}/cancel) or wait for it to finish, then delete",
+            details={"run_id": running, "sync_id": sync.id},
+        )
     await session.execute(sa.delete(SyncRowLog).where(SyncRowLog.sync_id == sync.id))
     await session.execute(sa.delete(SyncRun).where(SyncRun.sync_id == sync.id))
     await session.delete(sync)
