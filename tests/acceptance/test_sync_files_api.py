@@ -17,25 +17,25 @@ __all__ = ["s3_peer"]
 
 
 async def s3_credential(api: Api, peer: S3Peer) -> str:
-    """The object-storage credential, stored encrypted through the runtime's secret box.
-
-    Written through the state database: ``POST /v1/credentials`` only knows warehouse kinds
-    so far (``s3`` is not in ``dialects.registry``).
-    """
-    runtime = api.app.state.runtime
-    async with runtime.db.transaction() as s:
-        cred = Credential(
-            workspace_id=api.workspace_id,
-            name="bucket",
-            kind="s3",
-            settings={"endpoint_url": peer.endpoint_url, "region": peer.region},
-            secret_ciphertext=runtime.secret_box.encrypt(
-                {"access_key_id": peer.access_key_id, "secret_access_key": peer.secret_access_key}
-            ),
-        )
-        s.add(cred)
-        await s.flush()
-        return cred.id
+    """The object-storage credential, created through ``POST /v1/credentials`` (kind ``s3``)."""
+    resp = await api.post(
+        "/v1/credentials",
+        json={
+            "name": "bucket",
+            "kind": "s3",
+            "settings": {"endpoint_url": peer.endpoint_url, "region": peer.region},
+            "secrets": {
+                "access_key_id": peer.access_key_id,
+                "secret_access_key": peer.secret_access_key,
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert body["kind"] == "s3" and body["secret_fields"] == ["access_key_id", "secret_access_key"]
+    assert peer.secret_access_key not in resp.text
+    cred_id: str = body["id"]
+    return cred_id
 
 
 async def test_file_sync_over_http(api: Api, s3_peer: S3Peer) -> None:
@@ -82,3 +82,65 @@ async def test_file_sync_over_http(api: Api, s3_peer: S3Peer) -> None:
     assert resp.status_code == 409 and resp.json()["error"]["code"] == "credential_in_use"
     async with api.app.state.runtime.db.session() as s:
         assert await s.scalar(sa.select(sa.func.count()).select_from(Credential)) == 1
+
+
+async def test_s3_credential_fields_are_checked(api: Api) -> None:
+    body = {"name": "s3", "kind": "s3", "settings": {"region": "eu-west-1"}}
+    secret = "zc-s3-secret-not-echoed-1234"
+    refusals = [
+        ({"secrets": {"access_key_id": "AKIA1"}}, "secret_access_key"),
+        ({"secrets": {"access_key_id": "AKIA1", "secret_access_key": secret, "x": "y"}}, "x"),
+        (
+            {
+                "settings": {"secret_access_key": secret},
+                "secrets": {"access_key_id": "AKIA1", "secret_access_key": secret},
+            },
+            "secret_access_key",
+        ),
+        (
+            {
+                "settings": {"endpoint_url": "ftp://x"},
+                "secrets": {"access_key_id": "A", "secret_access_key": secret},
+            },
+            "endpoint_url",
+        ),
+        (
+            {
+                "settings": {"bucket": "Not_A_Bucket"},
+                "secrets": {"access_key_id": "A", "secret_access_key": secret},
+            },
+            "bucket",
+        ),
+        (
+            {
+                "settings": {"warehouse": "x"},
+                "secrets": {"access_key_id": "A", "secret_access_key": secret},
+            },
+            "warehouse",
+        ),
+    ]
+    for extra, field in refusals:
+        resp = await api.post("/v1/credentials", json={**body, **extra})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["error"]["code"] == "invalid_credential", resp.text
+        assert resp.json()["error"]["details"]["field"] == field, resp.text
+        assert secret not in resp.text
+
+    good = {"access_key_id": "AKIA1", "secret_access_key": secret, "session_token": "tok-123456"}
+    resp = await api.post(
+        "/v1/credentials",
+        json={**body, "settings": {"bucket": "zc-files", "region": "eu-west-1"}, "secrets": good},
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["secret_fields"] == sorted(good) and secret not in resp.text
+    assert resp.json()["warnings"] == []
+    # Not a warehouse: a source refuses it, naming what it is for.
+    resp = await api.post(
+        "/v1/sources", json={"name": "s", "credential_id": resp.json()["id"], "scope": "x"}
+    )
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "credential_kind_mismatch"
+    assert "file-storage syncs" in resp.json()["error"]["message"]
+    # Unknown kinds list the s3 kind with the warehouses.
+    resp = await api.post("/v1/credentials", json={**body, "kind": "ftp"})
+    assert resp.status_code == 400 and "s3" in resp.json()["error"]["message"], resp.text
