@@ -19,7 +19,11 @@ from api.controllers.health import health
 from api.controllers.metrics import liveness, prometheus_metrics, readiness
 from api.controllers.profiles import ProfileController
 from api.controllers.runs import RunController
-from api.controllers.schedules import ScheduleController, member_read_middleware
+from api.controllers.schedules import (
+    ScheduleController,
+    SyncScheduleController,
+    member_read_middleware,
+)
 from api.controllers.segments import SegmentController
 from api.controllers.sources import SourceController
 from api.controllers.syncs import SyncController, SyncRunController
@@ -80,6 +84,7 @@ def create_app(settings: Any = None) -> Litestar:
             SyncRunController,
             ProfileController,
             ScheduleController,
+            SyncScheduleController,
             prometheus_metrics,
             liveness,
             readiness,

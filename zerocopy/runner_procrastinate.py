@@ -31,11 +31,12 @@ from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.slots import source_limit
 from zerocopy.state.db import Database
-from zerocopy.state.models import RefreshRun, RunStatus, Source
+from zerocopy.state.models import RefreshRun, RunStatus, Source, utcnow
 
 log = get_logger("zerocopy.runner.procrastinate")
 
 REFRESH_TASK = "zerocopy.refresh"
+SYNC_TASK = "zerocopy.sync"
 QUEUE = "zerocopy"
 SCHEMA_LOCK_KEY = 0x7A635F71756575  # "zc_queu"
 """Advisory lock held while installing procrastinate's schema (N workers start together)."""
@@ -47,8 +48,10 @@ def libpq_url(url: str) -> str:
     return "postgresql" + sep + rest if scheme.startswith("postgresql") else url
 
 
-def build_app(database_url: str, *, executor: Any = None, pool_size: int = 10) -> Any:
-    """A procrastinate App on the state database; with ``executor``, able to run refresh jobs."""
+def build_app(
+    database_url: str, *, executor: Any = None, sync_executor: Any = None, pool_size: int = 10
+) -> Any:
+    """A procrastinate App on the state database; with executors, able to run their jobs."""
     import procrastinate
 
     connector = procrastinate.PsycopgConnector(
@@ -61,7 +64,32 @@ def build_app(database_url: str, *, executor: Any = None, pool_size: int = 10) -
         async def refresh(run_id: str) -> None:
             await executor.execute(run_id)
 
+    if sync_executor is not None:
+
+        @app.task(name=SYNC_TASK, queue=QUEUE, pass_context=False)
+        async def sync(sync_run_id: str) -> None:
+            await sync_executor.execute(sync_run_id)
+
     return app
+
+
+async def keep_queued_syncs_alive(db: Database) -> int:
+    """Refresh the heartbeat of sync runs whose job still waits in the queue.
+
+    A sync run is ``running`` from its request on; while its job waits (a busy source lane)
+    no engine beats for it, and it must not be reaped as ``worker_lost``. Live workers call
+    this every tick, so a waiting run stays alive exactly as long as some worker does.
+    """
+    async with db.transaction() as s:
+        result = await s.execute(
+            sa.text(
+                "UPDATE sync_run SET heartbeat_at = :now WHERE status = 'running' AND id IN ("
+                "SELECT args->>'sync_run_id' FROM procrastinate_jobs "
+                "WHERE task_name = :task AND status = 'todo')"
+            ),
+            {"now": utcnow(), "task": SYNC_TASK},
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 LANE_FREED_SQL = """
@@ -195,6 +223,44 @@ class ProcrastinateRunner:
                 priority=-int(ahead_in_workspace or 0),
             ).defer_async(run_id=run_id)
 
+    async def submit_sync(self, run_id: str) -> None:
+        """Defer the job of a ``running`` sync run (one per run; under its source's lanes)."""
+        from procrastinate import exceptions
+
+        from zerocopy.state.sync_models import Sync, SyncRun
+
+        if self.app is None:
+            raise RuntimeError("ProcrastinateRunner is not started: use `async with runner:`")
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    sa.select(Sync.source_id, SyncRun.created_at, Source.kind)
+                    .join(Sync, Sync.id == SyncRun.sync_id)
+                    .outerjoin(Source, Source.id == Sync.source_id)
+                    .where(SyncRun.id == run_id)
+                )
+            ).first()
+            if row is None:
+                return
+            lock: str | None = None
+            if row.source_id is not None:
+                ahead = await s.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(SyncRun)
+                    .join(Sync, Sync.id == SyncRun.sync_id)
+                    .where(
+                        Sync.source_id == row.source_id,
+                        SyncRun.status == "running",
+                        SyncRun.created_at < row.created_at,
+                    )
+                )
+                lane = int(ahead or 0) % source_limit(row.kind, self.default_limit)
+                lock = f"source:{row.source_id}:{lane}"
+        with contextlib.suppress(exceptions.AlreadyEnqueued):
+            await self.app.configure_task(
+                SYNC_TASK, queue=QUEUE, lock=lock, queueing_lock=f"sync_run:{run_id}"
+            ).defer_async(sync_run_id=run_id)
+
 
 async def fail_stalled_jobs(app: Any, db: Database, seconds: float) -> list[int]:
     """Fail jobs of dead workers (releasing their locks); re-defer runs they never started."""
@@ -219,35 +285,54 @@ async def fail_stalled_jobs(app: Any, db: Database, seconds: float) -> list[int]
 
 
 async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool = True) -> None:
-    """``zerocopy worker``: execute refresh jobs, tick the scheduler, do housekeeping.
+    """``zerocopy worker``: execute refresh and sync jobs, tick the schedulers, do housekeeping.
 
     SIGTERM/SIGINT: stop fetching jobs, let running ones finish for ``shutdown_grace_s``, then
     cancel them (the engine cancels the warehouse query, drops the temp table, records
     ``cancelled``).
     """
     from zerocopy.refresh import RefreshEngine
-    from zerocopy.scheduling.execution import SlottedEngine
+    from zerocopy.scheduling.execution import SlottedEngine, SlottedSyncExecutor
     from zerocopy.scheduling.housekeeping import Housekeeper, Janitor
     from zerocopy.scheduling.scheduler import Scheduler
     from zerocopy.scheduling.slots import SourceSlots
+    from zerocopy.scheduling.sync_scheduler import SyncScheduler
     from zerocopy.secrets import SecretBox
-    from zerocopy.services.context import open_database
+    from zerocopy.services import syncs
+    from zerocopy.services.context import Runtime, open_database
 
     async with open_database(settings) as db:
         await ensure_queue_schema(db)
+        box = SecretBox(settings.secret_keys)
         engine = RefreshEngine(
             db,
-            SecretBox(settings.secret_keys),
+            box,
             settings,
             heartbeat_s=config.heartbeat_s,
             stale_after_s=config.worker_lost_after_s,
         )
         slots = SourceSlots(db, default_limit=config.source_limit)
         executor = SlottedEngine(engine, slots)
-        app = build_app(db.url, executor=executor, pool_size=config.concurrency + 4)
+        sync_runtime = Runtime(settings, db, box)
+        sync_engine = syncs.sync_engine(sync_runtime)
+        sync_engine.heartbeat_s = config.heartbeat_s
+        sync_engine.stale_after_s = config.worker_lost_after_s
+        sync_executor = SlottedSyncExecutor(
+            db,
+            lambda run_id: syncs.execute_run(sync_runtime, run_id),
+            slots,
+            heartbeat_s=config.heartbeat_s,
+        )
+        app = build_app(
+            db.url,
+            executor=executor,
+            sync_executor=sync_executor,
+            pool_size=config.concurrency + 4,
+        )
         async with app.open_async():
             runner = ProcrastinateRunner(db, default_limit=config.source_limit, app=app)
             sched = Scheduler(db, engine, runner.submit, config=config)
+            sync_sched = SyncScheduler(db, sync_engine, runner.submit_sync, config=config)
             janitor = Janitor(db, engine.adapter_factory, slots, grace_s=config.janitor_grace_s)
             keeper = Housekeeper(
                 db,
@@ -265,6 +350,15 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                             await sched.tick()
                         except Exception:
                             log.exception("scheduler.tick_failed")
+                        try:
+                            await sync_sched.tick()
+                        except Exception:
+                            log.exception("sync_scheduler.tick_failed")
+                    try:
+                        await keep_queued_syncs_alive(db)
+                        await sync_engine.reap_lost()
+                    except Exception:
+                        log.exception("sync_reaper.failed")
                     await anyio.sleep(config.tick_s)
 
             log.info(
@@ -295,9 +389,11 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
 __all__ = [
     "QUEUE",
     "REFRESH_TASK",
+    "SYNC_TASK",
     "ProcrastinateRunner",
     "build_app",
     "ensure_queue_schema",
     "fail_stalled_jobs",
+    "keep_queued_syncs_alive",
     "run_worker",
 ]

@@ -1,4 +1,4 @@
-"""Segment schedules: show (next 5 runs, last outcome, pause reason), set, resume."""
+"""Schedules: segments (show next 5 runs, last outcome, pause reason; set; resume) and syncs."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger
 from zerocopy.scheduling import schedules
+from zerocopy.scheduling.sync_scheduler import sync_schedule_view
 
 log = get_logger("api.schedules")
 
@@ -58,6 +59,22 @@ class ScheduleController(Controller):
     ) -> dict[str, Any]:
         """Lift an automatic pause; the next run is the next occurrence after now."""
         return await schedules.resume_schedule(runtime.db, caller.workspace_id, segment_id)
+
+
+class SyncScheduleController(Controller):
+    path = "/v1/syncs/{sync_id:str}/schedule"
+    tags = ["schedules"]
+
+    @get(operation_id="getSyncSchedule", responses=ERROR_RESPONSES)
+    async def get_one(
+        self, caller: CallerDep, runtime: RuntimeDep, sync_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """The sync's frequency in the workspace time zone, its next 5 runs, last run's outcome.
+
+        ``next_runs`` is empty unless the sync is ``active`` (paused and draft syncs never run
+        on schedule); the frequency is changed with ``PATCH /v1/syncs/{id}``.
+        """
+        return await sync_schedule_view(runtime.db, caller.workspace_id, sync_id)
 
 
 _MEMBER_READ = re.compile(r"^/v1/segments/([^/]+)/members(?:/|$)")

@@ -16,8 +16,8 @@ One test, in phases, so the workers start once (about 2 minutes on 2 cores):
    leaves no temp table, and the next refresh gives the same members as the clean run;
 6. SIGTERM while a slow refresh runs: grace period, then a proper cancel; workers exit 0.
 
-Syncs are not part of this run: the sync engine (issue 8) had no scheduled entry point when
-this was written.
+Phase 4 also has a handful of syncs (on their own DuckDB file) due in the same minute: the
+workers' sync schedulers fire each exactly once as a ``zerocopy.sync`` job, and each completes.
 """
 
 from __future__ import annotations
@@ -40,12 +40,14 @@ from litestar.testing import AsyncTestClient
 from psycopg.conninfo import conninfo_to_dict
 
 from tests.integration.refresh_fixtures import make_warehouse
+from tests.integration.test_sync_engine import warehouse as sync_warehouse
 from tests.support import scratch_database
 from zerocopy.connections import build_adapter
 from zerocopy.refresh import RefreshEngine
 from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
-from zerocopy.scheduling.models import SEGMENT, ScheduledRun, ScheduleState
+from zerocopy.scheduling.models import SEGMENT, SYNC, ScheduledRun, ScheduleState
 from zerocopy.scheduling.schedule import parse_schedule
+from zerocopy.scheduling.sync_frequency import sync_schedule
 from zerocopy.secrets import SecretBox
 from zerocopy.services import workspaces
 from zerocopy.state.db import Database
@@ -58,10 +60,13 @@ from zerocopy.state.models import (
     Source,
     SourceStatus,
 )
+from zerocopy.state.sync_models import Sync, SyncRun
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 WORKERS = 3
+SYNCS = 5
+SYNC_ROWS = 20
 SEGMENTS_PER_SOURCE = 100
 PG_USERS = 300
 SLOW_SQL = (
@@ -94,16 +99,24 @@ def _pg_exec(url: str, sql: str) -> list[tuple[Any, ...]]:
 
 
 async def _source(
-    db: Database, box: SecretBox, workspace_id: str, kind: str, settings: dict[str, Any], scope: str
+    db: Database,
+    box: SecretBox,
+    workspace_id: str,
+    kind: str,
+    settings: dict[str, Any],
+    scope: str,
+    name: str | None = None,
 ) -> Source:
     async with db.transaction() as s:
-        cred = Credential(workspace_id=workspace_id, name=kind, kind=kind, settings=settings)
+        cred = Credential(
+            workspace_id=workspace_id, name=name or kind, kind=kind, settings=settings
+        )
         s.add(cred)
         await s.flush()
         src = Source(
             workspace_id=workspace_id,
             credential_id=cred.id,
-            name=kind,
+            name=name or kind,
             kind=kind,
             scope=scope,
             max_runtime_s=15,
@@ -208,6 +221,10 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             "sslmode": "disable",
         },
         "public",
+    )
+    events = sync_warehouse(tmp_path / "events.duckdb", rows=SYNC_ROWS)
+    events_src = await _source(
+        db, box, ws.id, "duckdb", {"path": str(events)}, "marketing", name="events"
     )
     victim = await _segment(db, pg_src, "victim", SLOW_SQL)
     cancel_me = await _segment(db, pg_src, "cancel me", SLOW_SQL)
@@ -326,6 +343,36 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
                             created_at=datetime.now(UTC),
                         )
                     )
+                # A handful of syncs due in the same minute, created with their plan in one
+                # transaction (else a worker's sync scheduler plans them for the next hour).
+                sync_rows = [
+                    Sync(
+                        workspace_id=ws.id,
+                        name=f"events {i}",
+                        source_id=events_src.id,
+                        table_name="events_in",
+                        data_type="custom_events",
+                        status="active",
+                        row_log="errors",
+                        frequency="1h",
+                    )
+                    for i in range(SYNCS)
+                ]
+                s.add_all(sync_rows)
+                await s.flush()
+                sync_ids = [x.id for x in sync_rows]
+                for sync_id in sync_ids:
+                    s.add(
+                        ScheduleState(
+                            owner_kind=SYNC,
+                            owner_id=sync_id,
+                            workspace_id=ws.id,
+                            next_due_at=due,
+                            planned_time_zone="UTC",
+                            planned_key=sync_schedule("1h").key(),
+                            created_at=datetime.now(UTC),
+                        )
+                    )
 
             progress_at = [time.monotonic()]
 
@@ -353,6 +400,17 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
                 return int(n or 0) >= len(mass)
 
             await _wait(all_done, 150, "200 scheduled refreshes to finish", every=0.5)
+
+            async def syncs_done() -> bool:
+                async with db.session() as s:
+                    n = await s.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(SyncRun)
+                        .where(SyncRun.status != "running")
+                    )
+                return int(n or 0) >= SYNCS
+
+            await _wait(syncs_done, 30, f"{SYNCS} scheduled syncs to finish", every=0.5)
 
             # 5. The killed run is worker_lost; membership untouched; janitor; next run.
             await _wait(
@@ -400,6 +458,7 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             )
             scheduled = list((await s.scalars(sa.select(ScheduledRun))).all())
             every_run = list((await s.scalars(sa.select(RefreshRun))).all())
+            sync_runs = list((await s.scalars(sa.select(SyncRun))).all())
         assert len(runs) == len(mass)
         assert {r.segment_id for r in runs} == set(mass)
         assert all(r.trigger == "schedule" for r in runs)
@@ -409,7 +468,13 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             if r.status != RunStatus.SUCCEEDED
         ]
         assert bad == []
-        assert len(scheduled) == len(mass) and {x.due_at for x in scheduled} == {due}
+        assert len(scheduled) == len(mass) + SYNCS and {x.due_at for x in scheduled} == {due}
+        # Each sync exactly once, by the schedule, all rows; its run record is its scheduled run.
+        assert sorted(r.sync_id for r in sync_runs) == sorted(sync_ids)
+        assert [(r.status, r.trigger, r.rows_read) for r in sync_runs] == [
+            ("success", "schedule", SYNC_ROWS)
+        ] * SYNCS
+        assert {x.run_id for x in scheduled if x.owner_kind == SYNC} == {r.id for r in sync_runs}
         by_segment: dict[str, list[tuple[datetime, datetime]]] = {}
         by_source: dict[str, list[tuple[datetime, datetime]]] = {}
         for r in every_run:

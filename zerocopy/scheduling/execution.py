@@ -1,13 +1,15 @@
-"""Executing a queued refresh under its source's concurrency slot (both runners use this)."""
+"""Executing a queued refresh or sync run under its source's concurrency slot (both runners)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 
-from zerocopy.scheduling.slots import REFRESH, SourceSlots
-from zerocopy.state.models import RefreshRun, RunStatus, Source
+from zerocopy.scheduling.slots import REFRESH, SYNC, SourceSlots
+from zerocopy.state.models import RefreshRun, RunStatus, Source, utcnow
 
 
 class SlottedEngine:
@@ -37,3 +39,65 @@ class SlottedEngine:
             return await self.engine.get(run_id)  # type: ignore[no-any-return]
         async with self.slots.hold(row.source_id, row.kind, run_id, REFRESH):
             return await self.engine.execute(run_id)  # type: ignore[no-any-return]
+
+
+class SlottedSyncExecutor:
+    """Executes a scheduled or requested sync run under its source's slot (both runners).
+
+    ``execute`` is the sync layer's (``services.syncs.execute_run`` bound to a runtime), which
+    picks the warehouse or file engine. A sync run is ``running`` from the moment it is
+    requested, so while it waits for a slot this keeps its heartbeat fresh: a full source
+    must not get a waiting run reaped as ``worker_lost``. File-storage syncs have no source
+    and no slot.
+    """
+
+    def __init__(
+        self,
+        db: Any,
+        execute: Callable[[str], Awaitable[Any]],
+        slots: SourceSlots,
+        *,
+        heartbeat_s: float = 2.0,
+    ) -> None:
+        self.db = db
+        self._execute = execute
+        self.slots = slots
+        self.heartbeat_s = heartbeat_s
+
+    async def execute(self, run_id: str) -> Any:
+        from zerocopy.state.sync_models import Sync, SyncRun
+
+        async with self.db.session() as s:
+            row = (
+                await s.execute(
+                    sa.select(SyncRun.status, SyncRun.finished_at, Sync.source_id, Source.kind)
+                    .join(Sync, Sync.id == SyncRun.sync_id)
+                    .outerjoin(Source, Source.id == Sync.source_id)
+                    .where(SyncRun.id == run_id)
+                )
+            ).first()
+        if row is None or row.status != "running" or row.finished_at is not None:
+            return None
+        if row.source_id is None:
+            return await self._execute(run_id)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._keep_alive, run_id)
+            await self.slots.acquire(row.source_id, row.kind, run_id, SYNC)
+            tg.cancel_scope.cancel()
+        try:
+            return await self._execute(run_id)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.slots.release(run_id)
+
+    async def _keep_alive(self, run_id: str) -> None:
+        from zerocopy.state.sync_models import SyncRun
+
+        while True:
+            await anyio.sleep(self.heartbeat_s)
+            async with self.db.transaction() as s:
+                await s.execute(
+                    sa.update(SyncRun)
+                    .where(SyncRun.id == run_id, SyncRun.status == "running")
+                    .values(heartbeat_at=utcnow())
+                )

@@ -1,7 +1,7 @@
 """Wiring for ``zerocopy serve``: which runner, and whether this process runs the scheduler.
 
-* ``ZEROCOPY_RUNNER=inprocess`` (default): the in-process runner executes refreshes (under
-  per-source slots) and this process ticks the scheduler and does housekeeping.
+* ``ZEROCOPY_RUNNER=inprocess`` (default): in-process runners execute refreshes and scheduled
+  syncs (under per-source slots) and this process ticks both schedulers and does housekeeping.
 * ``ZEROCOPY_RUNNER=procrastinate``: this process only defers jobs; ``zerocopy worker``
   processes execute them and tick the scheduler.
 """
@@ -20,16 +20,34 @@ from zerocopy.scheduling.config import SchedulingConfig, load_config
 log = get_logger("zerocopy.scheduling.service")
 
 
+class _LazySyncEngine:
+    """The runtime's sync engine, looked up when a run is requested, not when serving starts.
+
+    The sync layer builds its engine (and its notifier's SMTP settings) on first use; building
+    it at start-up would freeze settings that are read lazily everywhere else.
+    """
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+
+    async def request(self, sync_id: str, trigger: str) -> Any:
+        from zerocopy.services import syncs
+
+        return await syncs.sync_engine(self.runtime).request(sync_id, trigger)
+
+
 @asynccontextmanager
 async def open_scheduling(
     runtime: Any, config: SchedulingConfig | None = None
 ) -> AsyncIterator[Any]:
     """Start the configured runner (set as ``runtime.runner``) and, in-process, the scheduler."""
     from zerocopy.runner import InProcessRunner
-    from zerocopy.scheduling.execution import SlottedEngine
+    from zerocopy.scheduling.execution import SlottedEngine, SlottedSyncExecutor
     from zerocopy.scheduling.housekeeping import Housekeeper, Janitor
     from zerocopy.scheduling.scheduler import Scheduler
     from zerocopy.scheduling.slots import SourceSlots
+    from zerocopy.scheduling.sync_scheduler import SyncScheduler
+    from zerocopy.services import syncs
 
     config = config or load_config()
     runtime.scheduling = config
@@ -50,6 +68,22 @@ async def open_scheduling(
         shutdown_grace_s=config.shutdown_grace_s,
     )
     scheduler = Scheduler(runtime.db, engine, runner.submit, config=config)
+    # Scheduled syncs: their own bounded pool (a sync run is created running, nothing to
+    # recover on start: a dead process's run is reaped as worker_lost by the sync engine).
+    sync_runner = InProcessRunner(
+        SlottedSyncExecutor(  # type: ignore[arg-type]
+            runtime.db,
+            lambda run_id: syncs.execute_run(runtime, run_id),
+            slots,
+            heartbeat_s=config.heartbeat_s,
+        ),
+        max_concurrent=max(runtime.settings.max_concurrent_refreshes, 1),
+        shutdown_grace_s=config.shutdown_grace_s,
+        recover_on_start=False,
+    )
+    sync_scheduler = SyncScheduler(
+        runtime.db, _LazySyncEngine(runtime), sync_runner.submit, config=config
+    )
     keeper = Housekeeper(
         runtime.db,
         engine,
@@ -64,10 +98,15 @@ async def open_scheduling(
                 await scheduler.tick()
             except Exception:
                 log.exception("scheduler.tick_failed")
+            try:
+                await sync_scheduler.tick()
+            except Exception:
+                log.exception("sync_scheduler.tick_failed")
             await anyio.sleep(config.tick_s)
 
-    async with runner:
+    async with runner, sync_runner:
         runtime.runner = runner
+        runtime.sync_runner = sync_runner
         async with anyio.create_task_group() as tg:
             tg.start_soon(loop)
             tg.start_soon(keeper.run)

@@ -1,0 +1,50 @@
+"""``GET /v1/syncs/{id}/schedule``: next 5 run times in the workspace zone, last run's outcome."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.acceptance.conftest import Api
+from tests.acceptance.test_sync_api import duckdb_source, ready_sync, run_now
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_sync_schedule_shows_next_runs_and_last_outcome(api: Api) -> None:
+    source_id = await duckdb_source(api)
+    sync, _ = await ready_sync(
+        api,
+        name="attrs",
+        data_type="user_attributes",
+        source_id=source_id,
+        table="USERS_ATTRIBUTES_SYNC",
+        frequency="1h",
+    )
+    resp = await api.get(f"/v1/syncs/{sync['id']}/schedule")
+    assert resp.status_code == 200, resp.text
+    view = resp.json()
+    assert view["frequency"] == "1h" and view["status"] == "active"
+    assert view["schedule"] == {"frequency": "hourly", "minute": 0}
+    assert view["last_run"] is None
+    times = [datetime.fromisoformat(t) for t in view["next_runs"]]
+    assert len(times) == 5
+    assert all(t.minute == 0 and t.second == 0 for t in times)  # UTC workspace: on the hour
+    assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(hours=1)] * 4
+    assert timedelta(0) < times[0] - datetime.now(UTC) <= timedelta(hours=1)
+
+    run = await run_now(api, sync["id"])
+    view = (await api.get(f"/v1/syncs/{sync['id']}/schedule")).json()
+    assert view["last_run"]["id"] == run["id"]
+    assert view["last_run"]["status"] == run["status"] == "partial_success"
+    assert view["last_run"]["trigger"] == "api" and view["last_run"]["scheduled_for"] is None
+    assert view["next_runs"][0] == times[0].isoformat()  # "run now" does not shift it
+
+    assert (await api.post(f"/v1/syncs/{sync['id']}/pause")).status_code == 200
+    view = (await api.get(f"/v1/syncs/{sync['id']}/schedule")).json()
+    assert view["status"] == "paused" and view["next_runs"] == []
+
+    resp = await api.get("/v1/syncs/00000000-0000-0000-0000-000000000000/schedule")
+    assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"

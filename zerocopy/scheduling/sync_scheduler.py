@@ -1,0 +1,325 @@
+"""Scheduled syncs: active syncs fire on their ``frequency`` in the workspace's time zone.
+
+The same rules as segment schedules (:mod:`zerocopy.scheduling.scheduler`), on the same
+``schedule_state`` rows with ``owner_kind = "sync"``: a firing is claimed with a
+compare-and-set on ``next_due_at`` so exactly one process wins each occurrence; missed
+occurrences coalesce into one run recorded as a catch-up in ``scheduled_run``; "run now"
+never touches the plan. A sync that is not ``active`` has no plan (``next_due_at`` NULL);
+activating it again plans from that moment, so a resumed sync does not fire for the time it
+was paused. The scheduler only creates runs (``SyncEngine.request``) and hands their ids to
+``submit``; a runner executes them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
+from zerocopy.logging import get_logger
+from zerocopy.scheduling.config import SchedulingConfig
+from zerocopy.scheduling.counters import bump
+from zerocopy.scheduling.models import SYNC, ScheduledRun, ScheduleState
+from zerocopy.scheduling.schedule import Firing, Schedule, next_run, next_runs, plan_firing
+from zerocopy.scheduling.scheduler import TickReport
+from zerocopy.scheduling.sync_frequency import sync_schedule
+from zerocopy.state.db import Database
+from zerocopy.state.models import RunTrigger, Workspace, utcnow
+from zerocopy.state.sync_models import Sync
+from zerocopy.sync.types import SyncStatus
+
+log = get_logger("zerocopy.scheduling.syncs")
+
+Submit = Callable[[str], Awaitable[None]]
+Clock = Callable[[], datetime]
+
+
+@dataclass(slots=True)
+class _SyncOwner:
+    id: str
+    workspace_id: str
+    active: bool
+    schedule: Schedule | None
+    time_zone: str
+
+
+class SyncScheduler:
+    """``await sync_scheduler.tick()`` fires the syncs that are due (see the module doc)."""
+
+    def __init__(
+        self,
+        db: Database,
+        engine: Any,
+        submit: Submit,
+        *,
+        config: SchedulingConfig | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.db = db
+        self.engine = engine
+        """Anything with ``request(sync_id, trigger)`` (a :class:`SyncEngine`)."""
+        self.submit = submit
+        self.config = config or SchedulingConfig()
+        self.clock = clock
+
+    async def _syncs(self) -> list[_SyncOwner]:
+        async with self.db.session() as s:
+            rows = (
+                await s.execute(
+                    sa.select(
+                        Sync.id, Sync.workspace_id, Sync.status, Sync.frequency, Workspace.time_zone
+                    ).join(Workspace, Workspace.id == Sync.workspace_id)
+                )
+            ).all()
+        owners: list[_SyncOwner] = []
+        for row in rows:
+            schedule: Schedule | None = None
+            try:
+                schedule = sync_schedule(row.frequency)
+            except ZerocopyError as exc:
+                log.warning("sync_schedule.invalid", sync_id=row.id, error=exc.message)
+            owners.append(
+                _SyncOwner(
+                    row.id,
+                    row.workspace_id,
+                    row.status == SyncStatus.ACTIVE,
+                    schedule,
+                    row.time_zone or "UTC",
+                )
+            )
+        return owners
+
+    async def _states(self) -> dict[str, ScheduleState]:
+        async with self.db.session() as s:
+            rows = await s.scalars(sa.select(ScheduleState).where(ScheduleState.owner_kind == SYNC))
+            return {st.owner_id: st for st in rows.all()}
+
+    async def tick(self) -> TickReport:
+        """Plan newly active syncs, unplan inactive ones, re-plan edited ones, fire due ones."""
+        now = self.clock()
+        report = TickReport()
+        states = await self._states()
+        due: list[tuple[_SyncOwner, ScheduleState, Firing]] = []
+        for owner in await self._syncs():
+            state = states.get(owner.id)
+            if not owner.active or owner.schedule is None:
+                if state is not None and (
+                    state.next_due_at is not None or state.planned_key is not None
+                ):
+                    # Paused/draft: no plan, so re-activation plans from then (no burst).
+                    await self._update(owner.id, next_due_at=None, planned_key=None)
+                continue
+            schedule = owner.schedule
+            if state is None:
+                await self._plan(owner, schedule, now)
+                report.planned += 1
+                continue
+            if state.planned_time_zone != owner.time_zone or state.planned_key != schedule.key():
+                await self._update(
+                    owner.id,
+                    next_due_at=next_run(schedule, now, owner.time_zone),
+                    planned_time_zone=owner.time_zone,
+                    planned_key=schedule.key(),
+                )
+                report.replanned += 1
+                continue
+            if state.next_due_at is None:
+                continue
+            firing = plan_firing(
+                schedule,
+                owner.time_zone,
+                state.next_due_at,
+                now,
+                late_after_s=self.config.late_after_s,
+            )
+            if firing is not None:
+                due.append((owner, state, firing))
+        due.sort(key=lambda item: item[2].due_at)  # the longest-waiting first
+        for owner, state, firing in due:
+            await self._fire(owner, state, firing, now, report)
+        return report
+
+    async def _plan(self, owner: _SyncOwner, schedule: Schedule, now: datetime) -> None:
+        try:
+            async with self.db.transaction() as s:
+                s.add(
+                    ScheduleState(
+                        owner_kind=SYNC,
+                        owner_id=owner.id,
+                        workspace_id=owner.workspace_id,
+                        next_due_at=next_run(schedule, now, owner.time_zone),
+                        planned_time_zone=owner.time_zone,
+                        planned_key=schedule.key(),
+                        last_changed_at=now,
+                        created_at=now,
+                    )
+                )
+        except IntegrityError:
+            pass  # another process planned it first
+
+    async def _update(self, sync_id: str, **values: Any) -> None:
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.update(ScheduleState)
+                .where(ScheduleState.owner_kind == SYNC, ScheduleState.owner_id == sync_id)
+                .values(**values)
+            )
+
+    async def _fire(
+        self,
+        owner: _SyncOwner,
+        state: ScheduleState,
+        firing: Firing,
+        now: datetime,
+        report: TickReport,
+    ) -> None:
+        still_active = sa.exists().where(Sync.id == owner.id, Sync.status == SyncStatus.ACTIVE)
+        async with self.db.transaction() as s:
+            result = await s.execute(
+                sa.update(ScheduleState)
+                .where(
+                    ScheduleState.owner_kind == SYNC,
+                    ScheduleState.owner_id == owner.id,
+                    ScheduleState.next_due_at == state.next_due_at,
+                    still_active,
+                )
+                .values(
+                    next_due_at=firing.next_due_at,
+                    last_due_at=firing.due_at,
+                    last_fired_at=now,
+                    last_catch_up=firing.catch_up,
+                    last_coalesced=firing.coalesced,
+                    misses=ScheduleState.misses + (firing.coalesced - 1),
+                )
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return  # another process fired this occurrence, or the sync was paused
+        if firing.coalesced > 1:
+            await bump(self.db, "schedule_misses", firing.coalesced - 1)
+        try:
+            run = await self.engine.request(owner.id, RunTrigger.SCHEDULE)
+        except ZerocopyError as exc:
+            if exc.code == errors.SYNC_IN_PROGRESS:
+                # A manual or earlier run still goes: this occurrence is a miss.
+                await self._update(owner.id, misses=ScheduleState.misses + 1)
+                await bump(self.db, "schedule_misses", 1)
+                report.skipped_in_progress.append(owner.id)
+                log.info(
+                    "sync_schedule.skipped_in_progress",
+                    sync_id=owner.id,
+                    running_run_id=exc.details.get("run_id"),
+                )
+                return
+            log.warning("sync_schedule.request_failed", sync_id=owner.id, code=exc.code)
+            return
+        async with self.db.transaction() as s:
+            s.add(
+                ScheduledRun(
+                    run_id=run.id,
+                    owner_kind=SYNC,
+                    owner_id=owner.id,
+                    due_at=firing.due_at,
+                    catch_up=firing.catch_up,
+                    coalesced=firing.coalesced,
+                    enqueued_at=utcnow(),
+                )
+            )
+            await s.execute(
+                sa.update(ScheduleState)
+                .where(ScheduleState.owner_kind == SYNC, ScheduleState.owner_id == owner.id)
+                .values(last_run_id=run.id)
+            )
+        log.info(
+            "sync_schedule.fired",
+            sync_id=owner.id,
+            run_id=run.id,
+            due_at=firing.due_at.isoformat(),
+            catch_up=firing.catch_up,
+            coalesced=firing.coalesced,
+        )
+        report.fired.append(run.id)
+        if firing.catch_up:
+            report.catch_up.append(run.id)
+        await self.submit(run.id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def sync_schedule_view(
+    db: Database, workspace_id: str, sync_id: str, now: datetime | None = None
+) -> dict[str, Any]:
+    """A sync's schedule: frequency, time zone, next 5 run times, last run's outcome."""
+    from zerocopy.state.sync_models import SyncRun
+
+    now = now or utcnow()
+    async with db.session() as s:
+        row = (
+            await s.execute(
+                sa.select(Sync, Workspace.time_zone)
+                .join(Workspace, Workspace.id == Sync.workspace_id)
+                .where(Sync.id == sync_id, Sync.workspace_id == workspace_id)
+            )
+        ).first()
+        if row is None:
+            raise ZerocopyError(
+                errors.NOT_FOUND,
+                f"sync {sync_id} does not exist in this workspace",
+                details={"sync_id": sync_id},
+            )
+        sync, zone = row[0], row[1] or "UTC"
+        state = await s.get(ScheduleState, (SYNC, sync_id))
+        last_run = await s.scalar(
+            sa.select(SyncRun)
+            .where(SyncRun.sync_id == sync_id)
+            .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
+            .limit(1)
+        )
+        scheduled = await s.get(ScheduledRun, last_run.id) if last_run is not None else None
+    schedule = sync_schedule(sync.frequency)
+    active = sync.status == SyncStatus.ACTIVE
+    upcoming: list[datetime] = []
+    if active:
+        first = state.next_due_at if state is not None else None
+        if (
+            first is not None
+            and first > now
+            and state is not None
+            and state.planned_time_zone == zone
+            and state.planned_key == schedule.key()
+        ):
+            upcoming = [first, *next_runs(schedule, first, zone, 4)]
+        else:
+            upcoming = next_runs(schedule, now, zone, 5)
+    return {
+        "sync_id": sync_id,
+        "frequency": sync.frequency,
+        "schedule": schedule.to_dict(),
+        "time_zone": zone,
+        "status": sync.status,
+        "next_runs": [_iso(t) for t in upcoming],
+        "misses": state.misses if state is not None else 0,
+        "last_run": (
+            {
+                "id": last_run.id,
+                "status": last_run.status,
+                "trigger": last_run.trigger,
+                "started_at": _iso(last_run.started_at),
+                "finished_at": _iso(last_run.finished_at),
+                "error_code": last_run.error_code,
+                "error_message": last_run.error_message,
+                "scheduled_for": _iso(scheduled.due_at) if scheduled else None,
+                "catch_up": scheduled.catch_up if scheduled else False,
+                "coalesced": scheduled.coalesced if scheduled else 1,
+            }
+            if last_run is not None
+            else None
+        ),
+    }
