@@ -23,6 +23,7 @@ from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.counters import bump
 from zerocopy.scheduling.models import Lease
 from zerocopy.scheduling.slots import HOUSEKEEPING, SourceSlots
+from zerocopy.scheduling.steps import run_step
 from zerocopy.state.db import Database
 from zerocopy.state.models import (
     Credential,
@@ -250,13 +251,14 @@ class Housekeeper:
 
     async def _loop(self, name: str, every: float, duty: Callable[[], Awaitable[Any]]) -> None:
         tick = max(0.2, min(every, self.config.tick_s))
+        # The janitor's first pass waits a period: a starting `serve` must not open every
+        # warehouse (a DuckDB file another process is using) right away.
+        first = name != "janitor"
+
+        async def step() -> None:
+            if await take_lease(self.db, name, every, self.holder, run_on_create=first):
+                await duty()
+
         while True:
-            try:
-                # The janitor's first pass waits a period: a starting `serve` must not open
-                # every warehouse (a DuckDB file another process is using) right away.
-                first = name != "janitor"
-                if await take_lease(self.db, name, every, self.holder, run_on_create=first):
-                    await duty()
-            except Exception:
-                log.exception("housekeeping.failed", duty=name)
+            await run_step(f"housekeeping.{name}", step)
             await anyio.sleep(tick)

@@ -16,6 +16,7 @@ import anyio
 
 from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig, load_config
+from zerocopy.scheduling.steps import run_step
 
 log = get_logger("zerocopy.scheduling.service")
 
@@ -94,14 +95,8 @@ async def open_scheduling(
 
     async def loop() -> None:
         while True:
-            try:
-                await scheduler.tick()
-            except Exception:
-                log.exception("scheduler.tick_failed")
-            try:
-                await sync_scheduler.tick()
-            except Exception:
-                log.exception("sync_scheduler.tick_failed")
+            await run_step("scheduler.tick", scheduler.tick)
+            await run_step("sync_scheduler.tick", sync_scheduler.tick)
             await anyio.sleep(config.tick_s)
 
     async with runner, sync_runner:
