@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.slots import source_limit
+from zerocopy.scheduling.steps import run_step
 from zerocopy.state.db import Database
 from zerocopy.state.models import RefreshRun, RunStatus, Source, utcnow
 
@@ -344,21 +345,15 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
             )
 
             async def background() -> None:
+                async def sync_reaper() -> None:
+                    await keep_queued_syncs_alive(db)
+                    await sync_engine.reap_lost()
+
                 while True:
                     if scheduler:
-                        try:
-                            await sched.tick()
-                        except Exception:
-                            log.exception("scheduler.tick_failed")
-                        try:
-                            await sync_sched.tick()
-                        except Exception:
-                            log.exception("sync_scheduler.tick_failed")
-                    try:
-                        await keep_queued_syncs_alive(db)
-                        await sync_engine.reap_lost()
-                    except Exception:
-                        log.exception("sync_reaper.failed")
+                        await run_step("scheduler.tick", sched.tick)
+                        await run_step("sync_scheduler.tick", sync_sched.tick)
+                    await run_step("sync_reaper", sync_reaper)
                     await anyio.sleep(config.tick_s)
 
             log.info(
