@@ -280,9 +280,13 @@ async def test_preview_validates_the_first_rows_of_the_first_pending_file(
     assert all(isinstance(v, ValidRow) for v in preview.verdicts)
     ids = [v.identifier.value for v in preview.verdicts if isinstance(v, ValidRow) and v.identifier]
     assert ids == ["u1", "u2", "three@example.com"]
+    # Files are taken oldest first (LastModified, then key): with the earlier two gone, the
+    # new invalid file is the first pending one whatever second it was written in.
     put(s3_peer, bucket, "in/0.jsonl", "{not json}\n")
     s3_peer.client().delete_object(Bucket=bucket, Key="in/1.jsonl")
+    s3_peer.client().delete_object(Bucket=bucket, Key="in/2.csv")
     bad = await preview_files(store, DataType.USER_ATTRIBUTES)
+    assert bad.previewed == "in/0.jsonl"
     (verdict,) = bad.verdicts
     assert isinstance(verdict, RowError) and verdict.code == "file_invalid"
 
