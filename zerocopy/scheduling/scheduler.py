@@ -286,53 +286,92 @@ class Scheduler:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return  # another process fired this occurrence
-        if firing.coalesced > 1:
-            await bump(self.db, "schedule_misses", firing.coalesced - 1)
-        try:
-            run = await self.engine.request(owner.id, RunTrigger.SCHEDULE)
-        except ZerocopyError as exc:
-            if exc.code == errors.REFRESH_IN_PROGRESS:
-                # The previous run (manual or scheduled) still goes: this occurrence is a miss.
-                await self._update(owner.id, misses=ScheduleState.misses + 1)
-                await bump(self.db, "schedule_misses", 1)
-                report.skipped_in_progress.append(owner.id)
-                log.info(
-                    "schedule.skipped_in_progress",
-                    segment_id=owner.id,
-                    running_run_id=exc.details.get("run_id"),
-                )
-                return
-            log.warning("schedule.request_failed", segment_id=owner.id, code=exc.code)
-            return
-        async with self.db.transaction() as s:
-            s.add(
-                ScheduledRun(
-                    run_id=run.id,
-                    owner_kind=SEGMENT,
-                    owner_id=owner.id,
-                    due_at=firing.due_at,
-                    catch_up=firing.catch_up,
-                    coalesced=firing.coalesced,
-                    enqueued_at=utcnow(),
-                )
-            )
-            await s.execute(
-                sa.update(ScheduleState)
-                .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == owner.id)
-                .values(last_run_id=run.id)
-            )
-        log.info(
-            "schedule.fired",
-            segment_id=owner.id,
-            run_id=run.id,
-            due_at=firing.due_at.isoformat(),
-            catch_up=firing.catch_up,
-            coalesced=firing.coalesced,
+        await launch_scheduled_run(
+            self.db,
+            self.engine,
+            self.submit,
+            owner_kind=SEGMENT,
+            owner_id=owner.id,
+            firing=firing,
+            report=report,
+            in_progress_code=errors.REFRESH_IN_PROGRESS,
+            event="schedule",
+            id_key="segment_id",
         )
-        report.fired.append(run.id)
-        if firing.catch_up:
-            report.catch_up.append(run.id)
-        await self.submit(run.id)
+
+
+async def launch_scheduled_run(
+    db: Database,
+    engine: Any,
+    submit: Callable[[str], Awaitable[None]],
+    *,
+    owner_kind: str,
+    owner_id: str,
+    firing: Firing,
+    report: TickReport,
+    in_progress_code: str,
+    event: str,
+    id_key: str,
+) -> None:
+    """After an occurrence was claimed: request its run, record it as scheduled, submit it.
+
+    Shared by the segment and sync schedulers. A run of the owner that still goes (manual or
+    earlier) makes this occurrence a miss (``in_progress_code``); ``event`` prefixes the log
+    events and ``id_key`` names the owner's id in them.
+    """
+    if firing.coalesced > 1:
+        await bump(db, "schedule_misses", firing.coalesced - 1)
+    try:
+        run = await engine.request(owner_id, RunTrigger.SCHEDULE)
+    except ZerocopyError as exc:
+        if exc.code == in_progress_code:
+            async with db.transaction() as s:
+                await s.execute(
+                    sa.update(ScheduleState)
+                    .where(
+                        ScheduleState.owner_kind == owner_kind, ScheduleState.owner_id == owner_id
+                    )
+                    .values(misses=ScheduleState.misses + 1)
+                )
+            await bump(db, "schedule_misses", 1)
+            report.skipped_in_progress.append(owner_id)
+            log.info(
+                f"{event}.skipped_in_progress",
+                **{id_key: owner_id},
+                running_run_id=exc.details.get("run_id"),
+            )
+            return
+        log.warning(f"{event}.request_failed", **{id_key: owner_id}, code=exc.code)
+        return
+    async with db.transaction() as s:
+        s.add(
+            ScheduledRun(
+                run_id=run.id,
+                owner_kind=owner_kind,
+                owner_id=owner_id,
+                due_at=firing.due_at,
+                catch_up=firing.catch_up,
+                coalesced=firing.coalesced,
+                enqueued_at=utcnow(),
+            )
+        )
+        await s.execute(
+            sa.update(ScheduleState)
+            .where(ScheduleState.owner_kind == owner_kind, ScheduleState.owner_id == owner_id)
+            .values(last_run_id=run.id)
+        )
+    log.info(
+        f"{event}.fired",
+        **{id_key: owner_id},
+        run_id=run.id,
+        due_at=firing.due_at.isoformat(),
+        catch_up=firing.catch_up,
+        coalesced=firing.coalesced,
+    )
+    report.fired.append(run.id)
+    if firing.catch_up:
+        report.catch_up.append(run.id)
+    await submit(run.id)
 
 
 def _iso(value: datetime | None) -> str | None:

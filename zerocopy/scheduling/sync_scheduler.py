@@ -24,13 +24,12 @@ from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
-from zerocopy.scheduling.counters import bump
 from zerocopy.scheduling.models import SYNC, ScheduledRun, ScheduleState
 from zerocopy.scheduling.schedule import Firing, Schedule, next_run, next_runs, plan_firing
-from zerocopy.scheduling.scheduler import TickReport
+from zerocopy.scheduling.scheduler import TickReport, launch_scheduled_run
 from zerocopy.scheduling.sync_frequency import sync_schedule
 from zerocopy.state.db import Database
-from zerocopy.state.models import RunTrigger, Workspace, utcnow
+from zerocopy.state.models import Workspace, utcnow
 from zerocopy.state.sync_models import Sync
 from zerocopy.sync.types import SyncStatus
 
@@ -200,53 +199,18 @@ class SyncScheduler:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 return  # another process fired this occurrence, or the sync was paused
-        if firing.coalesced > 1:
-            await bump(self.db, "schedule_misses", firing.coalesced - 1)
-        try:
-            run = await self.engine.request(owner.id, RunTrigger.SCHEDULE)
-        except ZerocopyError as exc:
-            if exc.code == errors.SYNC_IN_PROGRESS:
-                # A manual or earlier run still goes: this occurrence is a miss.
-                await self._update(owner.id, misses=ScheduleState.misses + 1)
-                await bump(self.db, "schedule_misses", 1)
-                report.skipped_in_progress.append(owner.id)
-                log.info(
-                    "sync_schedule.skipped_in_progress",
-                    sync_id=owner.id,
-                    running_run_id=exc.details.get("run_id"),
-                )
-                return
-            log.warning("sync_schedule.request_failed", sync_id=owner.id, code=exc.code)
-            return
-        async with self.db.transaction() as s:
-            s.add(
-                ScheduledRun(
-                    run_id=run.id,
-                    owner_kind=SYNC,
-                    owner_id=owner.id,
-                    due_at=firing.due_at,
-                    catch_up=firing.catch_up,
-                    coalesced=firing.coalesced,
-                    enqueued_at=utcnow(),
-                )
-            )
-            await s.execute(
-                sa.update(ScheduleState)
-                .where(ScheduleState.owner_kind == SYNC, ScheduleState.owner_id == owner.id)
-                .values(last_run_id=run.id)
-            )
-        log.info(
-            "sync_schedule.fired",
-            sync_id=owner.id,
-            run_id=run.id,
-            due_at=firing.due_at.isoformat(),
-            catch_up=firing.catch_up,
-            coalesced=firing.coalesced,
+        await launch_scheduled_run(
+            self.db,
+            self.engine,
+            self.submit,
+            owner_kind=SYNC,
+            owner_id=owner.id,
+            firing=firing,
+            report=report,
+            in_progress_code=errors.SYNC_IN_PROGRESS,
+            event="sync_schedule",
+            id_key="sync_id",
         )
-        report.fired.append(run.id)
-        if firing.catch_up:
-            report.catch_up.append(run.id)
-        await self.submit(run.id)
 
 
 def _iso(value: datetime | None) -> str | None:
