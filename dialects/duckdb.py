@@ -75,7 +75,13 @@ def _acquire(path: str, read_only: bool) -> _Instance:
                     f"DuckDB file {path!r} does not exist; check the source's 'path' setting",
                     details={"warehouse": "duckdb", "path": path},
                 )
-            inst = _Instance(duckdb.connect(path, read_only=read_only), read_only)
+            con = duckdb.connect(path, read_only=read_only)
+            # Defence in depth behind the SQL check: the source reads its own database file
+            # only (no file/URL readers, ATTACH or extension installs). Set after connecting,
+            # not as connect config, so other in-process users of the file are not refused;
+            # DuckDB refuses turning it back on.
+            con.execute("SET enable_external_access = false")
+            inst = _Instance(con, read_only)
             _INSTANCES[path] = inst
         elif inst.read_only and not read_only:
             raise ZerocopyError(

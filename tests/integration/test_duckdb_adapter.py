@@ -283,3 +283,23 @@ async def test_aware_watermarks_compare_in_utc(warehouse_file: Path) -> None:
                 n += batch.num_rows
             assert n == expected, value
     holder.close()
+
+
+async def test_source_connection_cannot_read_files_even_past_the_sql_check(
+    warehouse_file: Path, tmp_path: Path
+) -> None:
+    """Defence in depth: the SQL check refuses ``read_csv``; the connection refuses it too."""
+    secret = tmp_path / "secret.csv"
+    secret.write_text("external_user_id\nstolen\n")
+    table = temp_table_name(str(uuid.uuid4()))
+    async with create_adapter("duckdb", _config(warehouse_file)) as adapter:
+        with pytest.raises(ZerocopyError) as info:
+            await adapter.materialize(
+                f"SELECT external_user_id FROM read_csv('{secret}')",
+                table,
+                deadline=anyio.current_time() + 30,
+                tag=_tag(),
+            )
+        await adapter.drop_table(table)
+    assert info.value.code == errors.WAREHOUSE_ERROR
+    assert "cannot access file" in info.value.message.lower()
