@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,17 +40,27 @@ class DialectView:
     mapping: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     """normalized schema -> table -> column -> type."""
 
-    by_scope: dict[str, MappingSchema] = field(default_factory=dict)
-    """normalized scope schema -> a one-level MappingSchema of just its tables (lazy)."""
+    by_scope: dict[tuple[str, bool], MappingSchema] = field(default_factory=dict)
+    """(normalized scope schema, annotate) -> a one-level MappingSchema of its tables (lazy)."""
 
-    def scope_schema(self, schema: str) -> MappingSchema:
+    def scope_schema(self, schema: str, *, annotate: bool = True) -> MappingSchema:
         """The scope's tables only: the checker refuses every other table before it matters
-        what sqlglot would resolve them to, and unqualified names need no lookup rules."""
-        found = self.by_scope.get(schema)
+        what sqlglot would resolve them to, and unqualified names need no lookup rules.
+
+        ``annotate=False`` gives a schema whose dialect does not type-annotate every scope
+        while qualifying columns (BigQuery does, for UNNEST sources; it costs more than the
+        qualification itself and the check needs no types).
+        """
+        key = (schema, annotate or not self.dialect.ANNOTATE_ALL_SCOPES)
+        found = self.by_scope.get(key)
         if found is None:
+            dialect = self.dialect
+            if not key[1]:
+                dialect = copy.copy(dialect)
+                dialect.ANNOTATE_ALL_SCOPES = False  # type: ignore[misc]
             tables: dict[str, object] = dict(self.mapping.get(schema, {}))
-            found = MappingSchema(tables, dialect=self.dialect, normalize=False)
-            self.by_scope[schema] = found
+            found = MappingSchema(tables, dialect=dialect, normalize=False)
+            self.by_scope[key] = found
         return found
 
 
