@@ -23,7 +23,7 @@ import logging
 import threading
 from collections.abc import Iterator, Mapping
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import Dialect
@@ -446,13 +446,17 @@ class _Check:
         statements = self.parse()
         if not statements:
             return
+        copies: list[_Copied] = []
         for statement in statements:
-            refused, reading = _scan(statement)
-            self.reading = reading
+            # one walk copies the statement (the copy is normalized and qualified later; the
+            # original stays as written for the output) and finds what the safety rules check
+            copied = _copy_tree(statement)
+            copies.append(copied)
+            self.reading = copied.reading
             before = len(self.issues)
-            self.check_read_only(statement, refused)
+            self.check_read_only(statement, copied.refused)
             if len(self.issues) == before:  # what a refused statement calls adds nothing
-                self.check_functions(reading)
+                self.check_functions(copied.reading)
         if len(statements) != 1 or not isinstance(statements[0], _QUERY_ROOTS):
             return
         root = statements[0]
@@ -464,20 +468,18 @@ class _Check:
             return
         catalog = SqlCatalog.of(self.catalog if self.catalog is not None else {})
         self.view: DialectView = catalog.view(self.read_dialect)
-        # The copy is normalized and qualified, the original stays as written for the output.
-        work, identifiers, table_pairs, verbatim = _copy_tree(root)
-        if verbatim:  # a `sqlglot.meta case_sensitive` comment: sqlglot's own walk honours it
+        work, table_pairs = copies[0].tree, copies[0].tables
+        if copies[
+            0
+        ].verbatim:  # a `sqlglot.meta case_sensitive` comment: sqlglot's own walk honours it
             work = normalize_identifiers(work, dialect=self.read_dialect)
         else:
             normalize = self.read_dialect.normalize_identifier
-            for identifier in identifiers:
+            for identifier in copies[0].identifiers:
                 normalize(identifier)
         # before qualification moves nodes: each work table with the original it copies
         self.originals = {id(copy): original for original, copy in table_pairs}
-        copies = {id(original): copy for original, copy in table_pairs}
-        work_tables = [  # in the original's walk order
-            copies[id(node)] for node in self.reading if id(node) in copies
-        ]
+        work_tables = [copy for _, copy in table_pairs]  # in walk order
         if self.rules.table_names_fold_inconsistently:
             # match table names case-insensitively, like the catalog's (folded) names
             for table in work_tables:
@@ -1116,25 +1118,52 @@ def _dialect(name: str) -> Dialect:
     return Dialect.get_or_raise(name)
 
 
-def _copy_tree(
-    root: exp.Expr,
-) -> tuple[exp.Expr, list[exp.Identifier], list[tuple[exp.Table, exp.Table]], bool]:
-    """A copy of ``root`` for the checks to normalize and qualify, with its identifiers, each
-    (original, copy) pair of tables, and whether a node asks to keep its case verbatim.
+class _Copied(NamedTuple):
+    """A statement's working copy and what one walk over it found."""
+
+    tree: exp.Expr
+    identifiers: list[exp.Identifier]
+    """The copy's identifiers, to normalize."""
+    tables: list[tuple[exp.Table, exp.Table]]
+    """(original, copy) for every table node."""
+    verbatim: bool
+    """Whether a node asks to keep its case (a ``sqlglot.meta case_sensitive`` comment)."""
+    refused: list[exp.Expr]
+    """Original nodes that are not read-only (statements, INTO, FOR UPDATE…)."""
+    reading: list[exp.Expr]
+    """Original nodes that read something: tables, functions, laterals, derived tables."""
+
+
+def _copy_tree(root: exp.Expr) -> _Copied:
+    """A copy of ``root`` for the checks to normalize and qualify, made in one breadth-first
+    walk that also classifies the original's nodes (the order of ``Expr.walk()``).
 
     sqlglot's ``copy()`` deep-copies every node's metadata dict with ``copy.deepcopy``, which
     costs more than parsing again; metadata holds positions and flags (immutable values), so
     a shallow copy of it is exact and several times cheaper.
     """
     expr, identifier_cls, table_cls = exp.Expr, exp.Identifier, exp.Table
+    kinds, kind_of = _KINDS, _kind
     top = root.__class__()
     identifiers: list[exp.Identifier] = []
     tables: list[tuple[exp.Table, exp.Table]] = []
+    refused: list[exp.Expr] = []
+    reading: list[exp.Expr] = []
     verbatim = False
-    stack: list[tuple[exp.Expr, exp.Expr]] = [(root, top)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        node, copy = pop()
+    queue: list[tuple[exp.Expr, exp.Expr]] = [(root, top)]
+    push = queue.append
+    position = 0
+    while position < len(queue):
+        node, copy = queue[position]
+        position += 1
+        cls = node.__class__
+        kind = kinds.get(cls)
+        if kind is None:
+            kind = kind_of(cls)
+        if kind == _KIND_READING:
+            reading.append(node)
+        elif kind == _KIND_REFUSED:
+            refused.append(node)
         if node.comments is not None:
             copy.comments = list(node.comments)
         if node._type is not None:
@@ -1143,7 +1172,6 @@ def _copy_tree(
         if meta is not None:
             copy._meta = dict(meta)
             verbatim = verbatim or bool(meta.get("case_sensitive"))
-        cls = node.__class__
         if cls is identifier_cls:
             identifiers.append(copy)  # type: ignore[arg-type]
         elif cls is table_cls:
@@ -1168,7 +1196,7 @@ def _copy_tree(
                 args[key] = items
             else:
                 args[key] = value
-    return top, identifiers, tables, verbatim
+    return _Copied(top, identifiers, tables, verbatim, refused, reading)
 
 
 def _parses_in(sql: str, dialect: Dialect) -> bool:
@@ -1212,20 +1240,6 @@ def _kind(cls: type) -> int:
             kind = _KIND_OTHER
         _KINDS[cls] = kind
     return kind
-
-
-def _scan(statement: exp.Expr) -> tuple[list[exp.Expr], list[exp.Expr]]:
-    """One walk: nodes that are not read-only, and nodes that read something (tables,
-    functions, derived tables)."""
-    refused: list[exp.Expr] = []
-    reading: list[exp.Expr] = []
-    for node in statement.walk():
-        kind = _kind(type(node))
-        if kind == _KIND_REFUSED:
-            refused.append(node)
-        elif kind == _KIND_READING:
-            reading.append(node)
-    return refused, reading
 
 
 def _statement_name(node: exp.Expr) -> str:
