@@ -81,6 +81,18 @@ class BaseAdapter:
     SECRET_EXPIRES: ClassVar[bool] = False
     """The warehouse's secret always expires (the credential records the date to warn before)."""
 
+    ID_ORDER: ClassVar[str | None] = None
+    """``ORDER BY`` expression that returns the ids in byte-wise (UTF-8 binary) order, ``{col}``
+    standing for the quoted id column, or ``None`` when the adapter cannot promise an order.
+    ``read_column(..., ordered=True)`` uses it; the refresh engine verifies the order while it
+    streams and falls back to sorting in memory when the promise does not hold."""
+
+    def id_order_by(self, quoted_column: str, ordered: bool) -> str:
+        """`` ORDER BY …`` for :meth:`read_column` (empty when unordered or not promised)."""
+        if not ordered or self.ID_ORDER is None:
+            return ""
+        return " ORDER BY " + self.ID_ORDER.format(col=quoted_column)
+
     def __init__(self, config: ConnectionConfig) -> None:
         self.config = config
 
@@ -160,7 +172,9 @@ class BaseAdapter:
     def _cancel(self, handle: QueryHandle) -> None:
         raise NotImplementedError
 
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
         raise NotImplementedError
 
     def _drop_table(self, table: str) -> None:
@@ -324,9 +338,11 @@ class BaseAdapter:
         await self._call(self._cancel, handle)
 
     async def read_column(
-        self, table: str, column: str, *, batch_rows: int = 100_000
+        self, table: str, column: str, *, batch_rows: int = 100_000, ordered: bool = False
     ) -> AsyncIterator[pa.Array]:
-        async for batch in self._iterate(lambda: self._read_column(table, column, batch_rows)):
+        async for batch in self._iterate(
+            lambda: self._read_column(table, column, batch_rows, ordered)
+        ):
             yield batch
 
     async def drop_table(self, table: str) -> None:

@@ -585,7 +585,10 @@ class BigQueryAdapter(BaseAdapter):
         )
 
     # ------------------------------------------------------------------ reading
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
+        # No ID_ORDER: Storage Read API streams carry no order; the engine sorts in memory.
         storage = self._storage()
         if storage is not None:
             try:

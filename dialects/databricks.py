@@ -95,6 +95,7 @@ class DatabricksAdapter(BaseAdapter):
     """A Databricks SQL warehouse (classic, pro or serverless)."""
 
     KIND = "databricks"
+    ID_ORDER = "{col}"  # STRING's default collation UTF8_BINARY is byte order
     SQLGLOT_DIALECT = "databricks"
     SUPPORTS_SERVER_TIMEOUT = True
     SUPPORTS_SERVER_CANCEL = True
@@ -397,8 +398,11 @@ class DatabricksAdapter(BaseAdapter):
                     raise
                 time.sleep(0.2)
 
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
-        sql = f"SELECT {self._ident(column)} FROM {self.quote_table(table)}"
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
+        col = self._ident(column)
+        sql = f"SELECT {col} FROM {self.quote_table(table)}{self.id_order_by(col, ordered)}"
         for batch in self._stream(sql, batch_rows):
             yield batch.column(0)
 

@@ -160,6 +160,7 @@ class DuckDBAdapter(BaseAdapter):
     """The embedded default: a DuckDB database file."""
 
     KIND: ClassVar[str] = "duckdb"
+    ID_ORDER: ClassVar[str | None] = '{col} COLLATE "binary"'  # byte-wise
     SQLGLOT_DIALECT: ClassVar[str] = "duckdb"
 
     SUPPORTS_SERVER_TIMEOUT: ClassVar[bool] = True
@@ -425,14 +426,15 @@ class DuckDBAdapter(BaseAdapter):
         if isinstance(running, _Running):
             running.stop()
 
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
         col = exp.to_identifier(column, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
+        sql = f"SELECT {col} FROM {self.quote_table(table)}{self.id_order_by(col, ordered)}"
         cur = self._cursor()
         try:
             # A streaming reader: DuckDB produces one chunk per batch, so memory stays flat.
-            reader = cur.sql(f"SELECT {col} FROM {self.quote_table(table)}").to_arrow_reader(
-                batch_rows
-            )
+            reader = cur.sql(sql).to_arrow_reader(batch_rows)
             for batch in reader:
                 if batch.num_rows:
                     yield batch.column(0)

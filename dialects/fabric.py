@@ -80,6 +80,9 @@ class FabricAdapter(BaseAdapter):
     """A Microsoft Fabric Warehouse (or its SQL analytics endpoint) via a service principal."""
 
     KIND = "fabric"
+    # The default warehouse collation Latin1_General_100_BIN2_UTF8 sorts by code point (=
+    # UTF-8 byte order); a case-insensitive warehouse fails the engine's check: sorted in memory.
+    ID_ORDER = "{col}"
     SQLGLOT_DIALECT = "fabric"
     SUPPORTS_SERVER_TIMEOUT = False
     SUPPORTS_SERVER_CANCEL = True
@@ -390,8 +393,11 @@ class FabricAdapter(BaseAdapter):
                     return
                 yield batch
 
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
-        sql = f"SELECT {self._ident(column)} FROM {self.quote_table(table)}"
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
+        col = self._ident(column)
+        sql = f"SELECT {col} FROM {self.quote_table(table)}{self.id_order_by(col, ordered)}"
         for batch in self._stream(sql, batch_rows):
             yield batch.column(0)
 

@@ -445,8 +445,11 @@ class PostgresLikeAdapter(BaseAdapter):
             self._query(conn, self.drop_sql(table))
 
     # ------------------------------------------------------------------ reads
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
-        sql = f"SELECT {self.quote_column(column)} FROM {self.quote_table(table)}"
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
+        col = self.quote_column(column)
+        sql = f"SELECT {col} FROM {self.quote_table(table)}{self.id_order_by(col, ordered)}"
         with self._session() as conn:
             for description, rows in self._stream(conn, sql, (), batch_rows):
                 yield _to_array([r[0] for r in rows], _oid(description[0]))

@@ -20,6 +20,7 @@ class PostgresAdapter(PostgresLikeAdapter):
     """A PostgreSQL database; the scope is a schema in the connection's database."""
 
     KIND = "postgres"
+    ID_ORDER = '{col} COLLATE "C"'  # byte order whatever the database's locale
     SQLGLOT_DIALECT = "postgres"
     DEFAULT_PORT = 5432
 

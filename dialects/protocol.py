@@ -152,8 +152,11 @@ class Adapter(Protocol):
     async def cancel(self, handle: QueryHandle) -> None: ...
 
     def read_column(
-        self, table: str, column: str, *, batch_rows: int = 100_000
-    ) -> AsyncIterator[pa.Array]: ...
+        self, table: str, column: str, *, batch_rows: int = 100_000, ordered: bool = False
+    ) -> AsyncIterator[pa.Array]:
+        """Ids as bounded Arrow batches; ``ordered``: in byte-wise order where ``ID_ORDER`` says
+        the adapter can promise it (the caller still verifies)."""
+        ...
 
     async def drop_table(self, table: str) -> None: ...
 

@@ -31,6 +31,8 @@ class RedshiftAdapter(PostgresLikeAdapter):
     """An Amazon Redshift cluster or Serverless workgroup; the scope is a schema."""
 
     KIND = "redshift"
+    # Redshift has no locale collations: VARCHAR sorts by bytes (COLLATE "C" is not accepted).
+    ID_ORDER = "{col}"
     SQLGLOT_DIALECT = "redshift"
     DEFAULT_PORT = 5439
     LATE_BINDING_VIEWS = True

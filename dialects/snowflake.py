@@ -204,6 +204,9 @@ class SnowflakeAdapter(BaseAdapter):
     """Snowflake through the official connector, with key-pair (JWT) auth only."""
 
     KIND = "snowflake"
+    # No collation is binary UTF-8 comparison (a column with DEFAULT_DDL_COLLATION is not:
+    # the engine's order check then falls back to sorting in memory).
+    ID_ORDER = "{col}"
     SQLGLOT_DIALECT = "snowflake"
 
     SUPPORTS_SERVER_TIMEOUT = True
@@ -652,9 +655,11 @@ class SnowflakeAdapter(BaseAdapter):
         finally:
             cur.close()
 
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
-        name = self._resolve_column(table, column)
-        sql = f"SELECT {quote_ident(name)} FROM {self.quote_table(table)}"
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
+        col = quote_ident(self._resolve_column(table, column))
+        sql = f"SELECT {col} FROM {self.quote_table(table)}{self.id_order_by(col, ordered)}"
         for batch in self._arrow_batches(sql, (), batch_rows):
             array = batch.column(0)
             # NUMBER ids arrive as the narrowest integer type per chunk; keep one type.

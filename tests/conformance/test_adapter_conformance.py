@@ -116,6 +116,31 @@ async def test_materialize_reads_ids_in_bounded_batches_and_drops_twice(
         assert table not in {t.name for t in await adapter.list_tables()}
 
 
+ORDER_PROBE = ["b", "B", "a_1", "a1", "A", "aB", "ab", "Z9", "z", "0", "-x", "~"]
+"""Ids whose byte order differs from any locale's (case, punctuation, digits)."""
+
+
+async def test_ordered_read_returns_ids_in_byte_order_where_promised(
+    target: ConformanceTarget,
+) -> None:
+    """``read_column(ordered=True)``: byte-wise order where ``ID_ORDER`` promises it."""
+    _, table, tag = _run()
+    async with target.adapter() as adapter:
+        col = _ident(adapter, ID)
+        sql = " UNION ALL ".join(f"SELECT '{v}' AS {col}" for v in ORDER_PROBE)
+        try:
+            await adapter.materialize(sql, table, deadline=anyio.current_time() + 60, tag=tag)
+            ids: list[str] = []
+            async for batch in adapter.read_column(table, ID, batch_rows=5, ordered=True):
+                ids.extend(str(v) for v in batch.to_pylist())
+        finally:
+            await adapter.drop_table(table)
+    if type(adapter).ID_ORDER is None:
+        assert sorted(ids) == sorted(ORDER_PROBE)
+    else:
+        assert ids == sorted(ORDER_PROBE, key=lambda v: v.encode())
+
+
 async def test_two_materializations_run_at_once(target: ConformanceTarget) -> None:
     runs = [_run(), _run()]
     async with target.adapter() as adapter:
