@@ -46,11 +46,14 @@ from zerocopy.errors import (
     UNKNOWN_TABLE,
     UNSUPPORTED_IN_DIALECT,
 )
+from zerocopy.sql import fastcopy
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
+from zerocopy.sql.generation import guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
 from zerocopy.sql.rules import MODULES, DialectRules, rules_for
 
 _IN_CHECK = threading.local()
+fastcopy.install()
 
 
 class _QuietDuringCheck(logging.Filter):
@@ -284,6 +287,7 @@ def _generate(
     try:
         # copy=False: the tree is ours and discarded after; comments are dropped from the
         # warehouse SQL (they carry nothing the warehouse needs).
+        guard_select_rewrites(target.generator_class)
         sql = target.generate(tree, copy=False, comments=False, unsupported_level=ErrorLevel.RAISE)
         return sql, []
     except UnsupportedError as exc:
