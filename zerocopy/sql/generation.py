@@ -55,6 +55,7 @@ def _guarded(transform: Transform, types: tuple[type[exp.Expr], ...]) -> Transfo
         return transform(expression)
 
     run.__qualname__ = f"guarded({_name(transform)})"
+    run.__wrapped__ = transform  # type: ignore[attr-defined]
     return run
 
 
