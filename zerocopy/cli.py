@@ -229,3 +229,8 @@ def sql_check(
 from zerocopy.sync.cli import sync as _sync_group  # noqa: E402  (its own module: zerocopy/sync/)
 
 main.add_command(_sync_group)
+
+# --------------------------------------------------------------------------- resources
+from zerocopy.commands import register as _register_commands  # noqa: E402  (zerocopy/commands/)
+
+_register_commands(main, workspace)

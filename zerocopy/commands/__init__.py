@@ -1,0 +1,24 @@
+"""``zerocopy credential|source|catalog|segment`` and ``workspace show|list``: the API on the CLI.
+
+Every command calls the same service as the API route it mirrors and prints that route's
+response body (the API's own DTOs and views) as JSON on stdout; logs go to stderr. Errors are
+``{"error": {...}}`` on stderr with exit 1; usage errors (bad option, unreadable file) exit 2.
+Commands are scoped to one workspace: ``--workspace`` or ``ZEROCOPY_WORKSPACE``.
+"""
+
+from __future__ import annotations
+
+import click
+
+from zerocopy.commands.credentials import credential
+from zerocopy.commands.segments import segment
+from zerocopy.commands.sources import catalog, source
+from zerocopy.commands.workspaces import workspace_list, workspace_show
+
+
+def register(main: click.Group, workspace: click.Group) -> None:
+    """Add the resource groups to ``main`` and ``show``/``list`` to ``workspace``."""
+    for group in (credential, source, catalog, segment):
+        main.add_command(group)
+    workspace.add_command(workspace_show)
+    workspace.add_command(workspace_list)
