@@ -1,26 +1,39 @@
 """Schedule arithmetic: pure functions of (schedule, time zone, instant), no clock, no I/O.
 
-Two families of frequencies:
+Two families of frequencies, both in the workspace's IANA time zone:
 
-* **elapsed intervals** (``every_15_minutes``, ``every_30_minutes``): UTC instants that are
-  multiples of the interval. Elapsed time has no DST: nothing is skipped or doubled.
+* **sub-hourly intervals** (``every_15_minutes``, ``every_30_minutes``): every instant whose
+  local wall-clock time is a whole multiple of 15 (30) minutes (local :00/:15/:30/:45, or
+  :00/:30), e.g. :00 and :30 in Asia/Kathmandu (+05:45) too. DST shifts are multiples of 30
+  minutes, so these runs are exactly 15 (30) minutes of real time apart across every
+  transition: a fall-back's repeated hour runs in both passes (distinct instants, never the
+  same instant twice) and a spring-forward's skipped hour simply has no slots.
 * **wall-clock slots** (``hourly`` at minute M, ``every_n_hours``, ``daily``, ``weekly``,
-  ``monthly``): local times in the workspace's IANA time zone. Each local slot fires at most
-  once: a slot inside a spring-forward gap fires at the first valid instant after the gap
-  (02:30 on a Paris spring-forward day → 03:00 CEST), a slot repeated by a fall-back fires
-  the first time only. Day 31 (or 29, 30) in a shorter month fires on its last day.
+  ``monthly``): local (date, HH:MM) slots. Each slot fires exactly once: a slot inside a
+  spring-forward gap fires at the first valid instant after the gap (02:30 on a Paris
+  spring-forward day → 03:00 CEST; a slot on a day a zone skipped entirely → the first instant
+  after the skip), a slot repeated by a fall-back fires on its first pass only. Slots that
+  resolve to the same instant fire once. So every local day has the same number of hourly or
+  every-N-hours runs (24 hourly runs on a 23- or 25-hour day). ``every_n_hours`` is anchored at
+  local midnight: slots at 00:MM, N:MM, 2N:MM, … of every local day, N a divisor of 24 (1, 2,
+  3, 4, 6, 8, 12) so that every day has the same slots. ``monthly`` on day 29/30/31 fires on the
+  month's last day when the month is shorter (once per month).
 
-Every function takes and returns aware UTC datetimes.
+``next_run(after)`` is the first firing instant strictly after ``after``. Every function
+takes and returns aware UTC datetimes.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
+import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
@@ -51,12 +64,10 @@ SYNC_FREQUENCIES = (
 
 INTERVAL_MINUTES = {EVERY_15_MINUTES: 15, EVERY_30_MINUTES: 30}
 
-EVERY_N_HOURS_ALLOWED = (2, 3, 4, 6, 8, 12)
-"""Divisors of 24, so every day has the same slots."""
+EVERY_N_HOURS_ALLOWED = (1, 2, 3, 4, 6, 8, 12)
+"""Divisors of 24 below 24, so every day has the same slots (24 hours is ``daily``)."""
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,15 +108,112 @@ class Schedule:
         return ",".join(f"{k}={v}" for k, v in sorted(asdict(self).items()))
 
 
-def _bad(message: str, field: str) -> ZerocopyError:
-    return ZerocopyError(errors.VALIDATION_ERROR, message, details={"field": field})
+_FIELDS: dict[str, tuple[str, ...]] = {
+    MANUAL: (),
+    EVERY_15_MINUTES: (),
+    EVERY_30_MINUTES: (),
+    HOURLY: ("minute",),
+    EVERY_N_HOURS: ("hours", "minute"),
+    DAILY: ("hour", "minute"),
+    WEEKLY: ("weekday", "hour", "minute"),
+    MONTHLY: ("day", "hour", "minute"),
+}
+"""The fields each frequency takes (besides ``frequency``); any other field is refused."""
+
+_ALL_FIELDS = ("frequency", "minute", "hour", "weekday", "day", "hours")
+
+# Frequencies people try that are outside what zerocopy runs, to say why precisely.
+_TOO_RARE = {"yearly", "annually", "annual", "quarterly", "bimonthly", "biannually", "every_year"}
+_TOO_OFTEN = {"minutely", "secondly", "every_minute", "every_second", "continuous", "realtime"}
+_EVERY = re.compile(r"^every_(\d+)_(second|minute|hour|day|week|month|year)s?$")
+_UNIT_MINUTES = {
+    "second": 1 / 60,
+    "minute": 1,
+    "hour": 60,
+    "day": 1440,
+    "week": 10080,
+    "month": 44640,
+    "year": 527040,
+}
+
+
+class Reason:
+    """``details.reason`` of a schedule ``validation_error`` (with ``details.field``)."""
+
+    REQUIRED = "required"
+    UNKNOWN_FIELD = "unknown_field"
+    NOT_APPLICABLE = "not_applicable"
+    INVALID_TYPE = "invalid_type"
+    OUT_OF_RANGE = "out_of_range"
+    INVALID_VALUE = "invalid_value"
+    UNKNOWN_FREQUENCY = "unknown_frequency"
+    TOO_FREQUENT = "too_frequent"
+    TOO_RARE = "too_rare"
+    NOT_ALLOWED_HERE = "not_allowed_here"
+    UNKNOWN_TIME_ZONE = "unknown_time_zone"
+
+
+def _bad(message: str, field: str, reason: str = Reason.INVALID_VALUE) -> ZerocopyError:
+    return ZerocopyError(
+        errors.VALIDATION_ERROR, message, details={"field": field, "reason": reason}
+    )
 
 
 def _int_field(doc: Mapping[str, Any], name: str, default: int, low: int, high: int) -> int:
     value = doc.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _bad(f"schedule.{name} must be an integer from {low} to {high}, got {value!r}", name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(
+            f"schedule.{name} must be an integer from {low} to {high}, got {value!r}",
+            name,
+            Reason.INVALID_TYPE,
+        )
+    if not low <= value <= high:
+        raise _bad(
+            f"schedule.{name} must be an integer from {low} to {high}, got {value!r}",
+            name,
+            Reason.OUT_OF_RANGE,
+        )
     return value
+
+
+def _frequency_error(frequency: Any, allowed: tuple[str, ...]) -> ZerocopyError:
+    """Why ``frequency`` is refused: too frequent, too rare, not for this owner, or unknown."""
+    choices = ", ".join(allowed)
+    most = next((f for f in allowed if f != MANUAL), MANUAL)
+    if frequency in SYNC_FREQUENCIES:  # valid elsewhere (sync-only frequencies on a segment)
+        return _bad(
+            f"schedule.frequency {frequency!r} is not available here: the most frequent "
+            f"schedule is {most!r} (one of {choices})",
+            "frequency",
+            Reason.NOT_ALLOWED_HERE,
+        )
+    text = frequency.strip().lower() if isinstance(frequency, str) else None
+    minutes: float | None = None
+    if text is not None and (m := _EVERY.match(text)):
+        minutes = int(m.group(1)) * _UNIT_MINUTES[m.group(2)]
+    if text in _TOO_OFTEN or (minutes is not None and minutes < 15):
+        return _bad(
+            f"schedule.frequency {frequency!r} is too frequent: the most frequent schedule is "
+            f"{most!r} (one of {choices})",
+            "frequency",
+            Reason.TOO_FREQUENT,
+        )
+    if text in _TOO_RARE or (minutes is not None and minutes > _UNIT_MINUTES["month"]):
+        return _bad(
+            f"schedule.frequency {frequency!r} is too rare: the least frequent schedule is "
+            f"'monthly' (one of {choices})",
+            "frequency",
+            Reason.TOO_RARE,
+        )
+    if frequency is None:
+        return _bad(
+            f"schedule.frequency is required (one of {choices})", "frequency", Reason.REQUIRED
+        )
+    return _bad(
+        f"schedule.frequency must be one of {choices}, got {frequency!r}",
+        "frequency",
+        Reason.UNKNOWN_FREQUENCY,
+    )
 
 
 def parse_schedule(
@@ -115,57 +223,126 @@ def parse_schedule(
 
     ``{"frequency": "daily", "hour": 2, "minute": 30}``, ``{"frequency": "weekly",
     "weekday": "monday", ...}``, ``{"frequency": "monthly", "day": 31, ...}``,
-    ``{"frequency": "every_n_hours", "hours": 6, "minute": 0}``.
+    ``{"frequency": "every_n_hours", "hours": 6, "minute": 0}``. ``minute`` and ``hour``
+    default to 0 and ``day`` to 1; ``weekday`` (weekly) and ``hours`` (every_n_hours) are
+    required. A field the frequency does not use is refused (``not_applicable``) rather than
+    silently ignored; ``null`` counts as absent for such fields. The error's ``details`` hold
+    ``field`` (the offending field) and ``reason`` (see :class:`Reason`).
     """
     if doc is None:
         return Schedule()
     if not isinstance(doc, Mapping):
-        raise _bad('schedule must be an object like {"frequency": "daily", ...}', "schedule")
-    frequency = doc.get("frequency")
-    if frequency not in allowed:
         raise _bad(
-            f"schedule.frequency must be one of {', '.join(allowed)}, got {frequency!r}",
-            "frequency",
+            'schedule must be an object like {"frequency": "daily", "hour": 2, "minute": 30} '
+            "or null",
+            "schedule",
+            Reason.INVALID_TYPE,
         )
-    known = {"frequency", "minute", "hour", "weekday", "day", "hours"}
-    unknown = sorted(set(doc) - known)
+    unknown = sorted(str(k) for k in doc if k not in _ALL_FIELDS)
     if unknown:
-        raise _bad(f"unknown schedule field(s): {', '.join(map(str, unknown))}", unknown[0])
-    minute = _int_field(doc, "minute", 0, 0, 59)
-    hour = _int_field(doc, "hour", 0, 0, 23)
-    day = _int_field(doc, "day", 1, 1, 31)
+        raise _bad(
+            f"unknown schedule field(s): {', '.join(unknown)} (known: {', '.join(_ALL_FIELDS)})",
+            unknown[0],
+            Reason.UNKNOWN_FIELD,
+        )
+    frequency = doc.get("frequency")
+    if not isinstance(frequency, str) or frequency not in allowed:
+        raise _frequency_error(frequency, allowed)
+    uses = _FIELDS[frequency]
+    for name in _ALL_FIELDS[1:]:
+        if name not in uses and doc.get(name) is not None:
+            raise _bad(
+                f"schedule.{name} does not apply to {frequency} schedules"
+                + (f" (they take: {', '.join(uses)})" if uses else " (they take no other field)"),
+                name,
+                Reason.NOT_APPLICABLE,
+            )
+    minute = _int_field(doc, "minute", 0, 0, 59) if "minute" in uses else 0
+    hour = _int_field(doc, "hour", 0, 0, 23) if "hour" in uses else 0
+    day = _int_field(doc, "day", 1, 1, 31) if "day" in uses else 1
     weekday = 0
     if frequency == WEEKLY:
         raw = doc.get("weekday")
-        if isinstance(raw, str) and raw.lower() in WEEKDAYS:
-            weekday = WEEKDAYS.index(raw.lower())
-        else:
+        if raw is None:
             raise _bad(
-                f"schedule.weekday must be one of {', '.join(WEEKDAYS)}, got {raw!r}", "weekday"
+                f"schedule.weekday is required for weekly schedules (one of {', '.join(WEEKDAYS)})",
+                "weekday",
+                Reason.REQUIRED,
             )
+        if not isinstance(raw, str) or raw.strip().lower() not in WEEKDAYS:
+            raise _bad(
+                f"schedule.weekday must be one of {', '.join(WEEKDAYS)}, got {raw!r}",
+                "weekday",
+                Reason.INVALID_VALUE if isinstance(raw, str) else Reason.INVALID_TYPE,
+            )
+        weekday = WEEKDAYS.index(raw.strip().lower())
     hours = 1
     if frequency == EVERY_N_HOURS:
-        hours = doc.get("hours")  # type: ignore[assignment]
-        if hours not in EVERY_N_HOURS_ALLOWED or isinstance(hours, bool):
+        raw_hours = doc.get("hours")
+        allowed_n = ", ".join(map(str, EVERY_N_HOURS_ALLOWED))
+        if raw_hours is None:
             raise _bad(
-                "schedule.hours must be one of "
-                f"{', '.join(map(str, EVERY_N_HOURS_ALLOWED))}, got {hours!r}",
+                f"schedule.hours is required for every_n_hours schedules (one of {allowed_n})",
                 "hours",
+                Reason.REQUIRED,
             )
+        if isinstance(raw_hours, bool) or not isinstance(raw_hours, int):
+            raise _bad(
+                f"schedule.hours must be an integer, one of {allowed_n}, got {raw_hours!r}",
+                "hours",
+                Reason.INVALID_TYPE,
+            )
+        if raw_hours not in EVERY_N_HOURS_ALLOWED:
+            raise _bad(
+                f"schedule.hours must divide a day evenly: one of {allowed_n} (runs at local "
+                f"00:MM, N:MM, 2N:MM, … every day; use daily for 24), got {raw_hours!r}",
+                "hours",
+                Reason.OUT_OF_RANGE,
+            )
+        hours = raw_hours
     return Schedule(
         frequency=frequency, minute=minute, hour=hour, weekday=weekday, day=day, hours=hours
     )
 
 
+_NOT_IANA = frozenset({"localtime", "posixrules", "Factory"})
+
+
+@functools.cache
+def _iana_names() -> frozenset[str]:
+    return frozenset(available_timezones()) - _NOT_IANA
+
+
 def load_zone(name: str) -> ZoneInfo:
-    """The IANA zone ``name``; ``validation_error`` when unknown."""
+    """The IANA zone ``name`` (exact spelling, e.g. ``Europe/Paris``); ``validation_error``.
+
+    Names that only resolve through the host's files (``localtime``, ``posixrules``,
+    ``Factory``, ``posix/…``, ``right/…`` with leap seconds) are refused.
+    """
+    if not isinstance(name, str) or name not in _iana_names():
+        raise _bad(
+            f"unknown IANA time zone {name!r} (e.g. 'Europe/Paris', 'America/New_York', 'UTC')",
+            "time_zone",
+            Reason.UNKNOWN_TIME_ZONE,
+        )
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _bad(f"unknown IANA time zone {name!r} (e.g. 'Europe/Paris')", "time_zone") from None
+    except (ZoneInfoNotFoundError, ValueError):  # pragma: no cover - listed but unreadable
+        raise _bad(
+            f"unknown IANA time zone {name!r} (e.g. 'Europe/Paris')",
+            "time_zone",
+            Reason.UNKNOWN_TIME_ZONE,
+        ) from None
 
 
 # --------------------------------------------------------------------------- local time
+def _offset_s(instant_s: int, zone: ZoneInfo) -> int:
+    """The zone's UTC offset in seconds at POSIX second ``instant_s``."""
+    offset = datetime.fromtimestamp(instant_s, UTC).astimezone(zone).utcoffset()
+    assert offset is not None
+    return int(offset.total_seconds())
+
+
 def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
     """The UTC instant of naive local ``wall``: first occurrence if repeated, gap end if skipped."""
     first = wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
@@ -184,6 +361,26 @@ def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
         else:
             lo_s = mid
     return datetime.fromtimestamp(hi_s, UTC)
+
+
+def _next_aligned(after: datetime, zone: ZoneInfo, step_s: int) -> datetime:
+    """The first instant > ``after`` whose local wall-clock time is a multiple of ``step_s``."""
+    lo = math.floor(after.timestamp())  # candidates are whole seconds: > lo means > after
+    for _ in range(16):
+        offset = _offset_s(lo + 1, zone)
+        candidate = -(-(lo + 1 + offset) // step_s) * step_s - offset  # first aligned >= lo+1
+        if _offset_s(candidate, zone) == offset:
+            return datetime.fromtimestamp(candidate, UTC)
+        # A transition lies in (lo+1, candidate]: find it, then align with the new offset.
+        a, b = lo + 1, candidate
+        while b - a > 1:
+            mid = (a + b) // 2
+            if _offset_s(mid, zone) == offset:
+                a = mid
+            else:
+                b = mid
+        lo = b - 1
+    raise AssertionError(f"no aligned instant after {after} in {zone}")  # pragma: no cover
 
 
 def _last_day(year: int, month: int) -> int:
@@ -218,11 +415,10 @@ def next_run(schedule: Schedule, after: datetime, zone: ZoneInfo | str) -> datet
     after = after.astimezone(UTC)
     step_min = INTERVAL_MINUTES.get(schedule.frequency)
     if step_min is not None:
-        step = step_min * 60
-        seconds = (after - _EPOCH) // timedelta(seconds=1)
-        return _EPOCH + timedelta(seconds=(seconds // step + 1) * step)
-    # A day earlier: the local date of `after` may already hold slots resolving past it.
-    day = after.astimezone(zone).date() - timedelta(days=1)
+        return _next_aligned(after, zone, step_min * 60)
+    # Two days earlier: the local date of `after` may be behind slots resolving past it (a
+    # skipped day, a fall-back), and a slot's local date may precede its instant's.
+    day = after.astimezone(zone).date() - timedelta(days=2)
     for _ in range(40):  # a month plus margin covers every frequency
         for slot in _slots(schedule, day):
             instant = resolve_local(datetime.combine(day, slot), zone)
