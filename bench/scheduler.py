@@ -5,18 +5,25 @@
 
 Uses the local PostgreSQL server (``ZEROCOPY_TEST_POSTGRES_URL`` or 127.0.0.1:5432) for both
 the state database and the warehouse (a scratch database with a 1,000-row ``users`` table),
-with 500 small segments on one PostgreSQL source (per-source limit 4). In the same run:
+with 500 small scheduled segments on one PostgreSQL source (per-source limit 4). In the same
+run:
 
 * **baseline**: the same 500 refreshes called directly on the engine in this process, 3 at a
   time (``request`` + ``execute``), no queue;
-* **workers = N**: this process enqueues 500 due refreshes (``request`` + procrastinate
-  ``defer``, as ``zerocopy serve`` does) while N worker processes execute them. Each run is
-  due when it is enqueued; lag = ``started_at - created_at`` from the run records; started
-  per second = jobs / (last start - first start). Enqueuing runs in this process at the same
-  time, on the same cores, as it would in ``zerocopy serve``.
+* **workers = N**: all 500 segments fall due at the same instant; this process's scheduler
+  (the production ``Scheduler.tick``: claim each occurrence, request the run, record it,
+  bulk-defer the jobs) fires them while N ``zerocopy worker --no-scheduler`` processes
+  execute them. Lag = ``started_at`` - the occurrence's due time (``scheduled_run.due_at``),
+  so it includes firing and enqueuing; started per second = jobs / (last start - first
+  start).
 
 Prints one JSON line per worker count:
 ``{"workers": …, "jobs_per_s": …, "lag_p50_s": …, "lag_p99_s": …, "baseline_jobs_per_s": …}``.
+
+On stderr: the baseline's own lag when the same 500 are due at once (its start), the firing
+time, and CPU seconds per job. With every job due at one instant the last one cannot start
+before ``jobs / throughput`` seconds, so the p99 lag of a burst is bounded below by about
+``0.99 * jobs / jobs_per_s`` for any executor, the bare engine included.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -44,6 +53,10 @@ from zerocopy.connections import AdapterFactory, build_adapter
 from zerocopy.logging import configure_logging
 from zerocopy.refresh import RefreshEngine
 from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
+from zerocopy.scheduling.config import SchedulingConfig
+from zerocopy.scheduling.models import SEGMENT, ScheduledRun, ScheduleState
+from zerocopy.scheduling.schedule import parse_schedule
+from zerocopy.scheduling.scheduler import Scheduler, segment_digest
 from zerocopy.secrets import SecretBox
 from zerocopy.state.db import Database
 from zerocopy.state.models import (
@@ -55,6 +68,7 @@ from zerocopy.state.models import (
     Source,
     SourceStatus,
     Workspace,
+    utcnow,
 )
 
 ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
@@ -112,6 +126,7 @@ async def setup(db: Database, box: SecretBox, warehouse_url: str, jobs: int) -> 
                     columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
                 )
             )
+        schedule = {"frequency": "hourly", "minute": 0}
         for i in range(jobs):
             seg = Segment(
                 workspace_id=ws.id,
@@ -119,27 +134,69 @@ async def setup(db: Database, box: SecretBox, warehouse_url: str, jobs: int) -> 
                 name=f"s{i}",
                 sql=f"SELECT external_user_id FROM users WHERE external_user_id % {2 + i % 11} = 0",
                 dialect="postgres",
+                schedule=schedule,
             )
             s.add(seg)
             await s.flush()
             ids.append(seg.id)
+            s.add(
+                ScheduleState(
+                    owner_kind=SEGMENT,
+                    owner_id=seg.id,
+                    workspace_id=ws.id,
+                    next_due_at=None,
+                    planned_time_zone="UTC",
+                    planned_key=parse_schedule(schedule).key(),
+                    definition_hash=segment_digest(seg, schedule),
+                    created_at=utcnow(),
+                )
+            )
     return ids
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds of this process, its reaped children and the live ``pids``."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        r = resource.getrusage(who)
+        total += r.ru_utime + r.ru_stime
+    hz = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / hz
+    return total
 
 
 async def baseline(db: Database, box: SecretBox, segments: list[str]) -> float:
     engine = RefreshEngine(db, AdapterFactory(box))
     limiter = anyio.CapacityLimiter(3)
+    started: list[float] = []
+    took: list[float] = []
 
     async def one(segment_id: str) -> None:
         async with limiter:
             run = await engine.refresh(segment_id, "cli")
             assert run.status == RunStatus.SUCCEEDED, run.error_message
+            assert run.started_at is not None and run.finished_at is not None
+            started.append(run.started_at.timestamp())
+            took.append((run.finished_at - run.started_at).total_seconds())
 
-    t = time.perf_counter()
+    t0, wall, cpu = time.time(), time.perf_counter(), cpu_s([])
     async with anyio.create_task_group() as tg:
         for segment_id in segments:
             tg.start_soon(one, segment_id)
-    return len(segments) / (time.perf_counter() - t)
+    elapsed = time.perf_counter() - wall
+    lags = [t - t0 for t in started]
+    print(
+        f"baseline: {len(segments) / elapsed:.1f} jobs/s; if all were due at its start, lag "
+        f"p50 {pct(lags, 0.5):.2f} s p99 {pct(lags, 0.99):.2f} s; run p50 "
+        f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * (cpu_s([]) - cpu) / len(segments):.0f} ms/job (this process)",
+        file=sys.stderr,
+    )
+    return len(segments) / elapsed
 
 
 async def with_workers(
@@ -165,12 +222,29 @@ async def with_workers(
                 raise RuntimeError("workers did not register")
             await anyio.sleep(0.2)
         engine = RefreshEngine(db, AdapterFactory(SecretBox([SecretBox.generate_key()])))
-        run_ids: list[str] = []
+        pids = [p.pid for p in procs]
+        cpu = cpu_s(pids)
         async with ProcrastinateRunner(db) as runner:
-            for segment_id in segments:
-                run = await engine.request(segment_id, "schedule")
-                await runner.submit(run.id)
-                run_ids.append(run.id)
+            due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+            async with db.transaction() as s:
+                await s.execute(
+                    sa.update(ScheduleState)
+                    .where(ScheduleState.owner_id.in_(segments))
+                    .values(next_due_at=due)
+                )
+            scheduler = Scheduler(
+                db,
+                engine,
+                runner.submit,
+                submit_many=runner.submit_many,
+                config=SchedulingConfig(runner="procrastinate"),
+            )
+            await anyio.sleep((due - datetime.now(UTC)).total_seconds())
+            fire_t = time.perf_counter()
+            report = await scheduler.tick()
+            fire_s = time.perf_counter() - fire_t
+            run_ids = report.fired
+            assert len(run_ids) == len(segments), (len(run_ids), report)
             while True:
                 async with db.session() as s:
                     done = await s.scalar(
@@ -181,13 +255,30 @@ async def with_workers(
                 if int(done or 0) == len(run_ids):
                     break
                 await anyio.sleep(0.2)
+        cpu = cpu_s(pids) - cpu
         async with db.session() as s:
             runs = (await s.scalars(sa.select(RefreshRun).where(RefreshRun.id.in_(run_ids)))).all()
+            due_at = dict(
+                (
+                    await s.execute(
+                        sa.select(ScheduledRun.run_id, ScheduledRun.due_at).where(
+                            ScheduledRun.run_id.in_(run_ids)
+                        )
+                    )
+                ).all()
+            )
         bad = [r.error_message for r in runs if r.status != RunStatus.SUCCEEDED]
         assert not bad, bad[:3]
-        lags = [(r.started_at - r.created_at).total_seconds() for r in runs if r.started_at]
+        lags = [(r.started_at - due_at[r.id]).total_seconds() for r in runs if r.started_at]
         first = min(r.started_at for r in runs if r.started_at)
         last = max(r.started_at for r in runs if r.started_at)
+        took = [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
+        print(
+            f"workers={workers}: fired and deferred {len(runs)} in {fire_s:.2f} s; run p50 "
+            f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * cpu / len(runs):.0f} ms/job "
+            "(workers + this process)",
+            file=sys.stderr,
+        )
         return {
             "jobs_per_s": round(len(runs) / (last - first).total_seconds(), 2),
             "lag_p50_s": round(pct(lags, 0.5), 3),

@@ -21,11 +21,14 @@ in procrastinate:
 from __future__ import annotations
 
 import contextlib
+from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 import anyio
+import anyio.to_thread
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
@@ -62,8 +65,14 @@ def build_app(
     if executor is not None:
 
         @app.task(name=REFRESH_TASK, queue=QUEUE, pass_context=False)
-        async def refresh(run_id: str) -> None:
-            await executor.execute(run_id)
+        async def refresh(
+            run_id: str,
+            source_id: str | None = None,
+            kind: str | None = None,
+            lane: int | None = None,
+        ) -> None:
+            # The source and lane ride with the job: the executor need not look them up.
+            await executor.execute(run_id, source_id=source_id, kind=kind, lane=lane)
 
     if sync_executor is not None:
 
@@ -180,49 +189,83 @@ class ProcrastinateRunner:
         await self.app.connector.execute_query_one_async("SELECT count(*) FROM procrastinate_jobs")
 
     async def submit(self, run_id: str) -> None:
+        await self.submit_many([run_id])
+
+    async def submit_many(self, run_ids: list[str]) -> None:
+        """Defer the jobs of queued refresh runs in one statement (the scheduler's bulk path).
+
+        One query reads, for every run, its source and how many runs are ahead of it (queued
+        in its workspace: the priority; active on its source: the lane), then one ``INSERT``
+        defers them all, so N due refreshes cost two round trips and one burst of
+        notifications instead of N of each. A run whose job already waits is skipped.
+        """
         from procrastinate import exceptions
+        from procrastinate.jobs import Job
 
         if self.app is None:
             raise RuntimeError("ProcrastinateRunner is not started: use `async with runner:`")
+        if not run_ids:
+            return
+        q = aliased(RefreshRun)
+        ahead = (
+            sa.select(sa.func.count())
+            .where(
+                q.workspace_id == RefreshRun.workspace_id,
+                q.status == RunStatus.QUEUED,
+                q.created_at < RefreshRun.created_at,
+            )
+            .scalar_subquery()
+        )
+        active = (
+            sa.select(sa.func.count())
+            .where(
+                q.source_id == RefreshRun.source_id,
+                q.status.in_(RunStatus.ACTIVE),
+                q.created_at < RefreshRun.created_at,
+            )
+            .scalar_subquery()
+        )
         async with self.db.session() as s:
-            row = (
+            rows = (
                 await s.execute(
                     sa.select(
-                        RefreshRun.workspace_id,
+                        RefreshRun.id,
                         RefreshRun.source_id,
-                        RefreshRun.created_at,
                         Source.kind,
+                        ahead.label("ahead"),
+                        active.label("active"),
                     )
                     .join(Source, Source.id == RefreshRun.source_id)
-                    .where(RefreshRun.id == run_id)
+                    .where(RefreshRun.id.in_(run_ids))
+                    .order_by(RefreshRun.created_at)
                 )
-            ).first()
-            if row is None:
-                return
-            ahead_in_workspace = await s.scalar(
-                sa.select(sa.func.count()).where(
-                    RefreshRun.workspace_id == row.workspace_id,
-                    RefreshRun.status == RunStatus.QUEUED,
-                    RefreshRun.created_at < row.created_at,
+            ).all()
+        jobs = []
+        for row in rows:
+            limit = source_limit(row.kind, self.default_limit)
+            lane = int(row.active or 0) % limit
+            jobs.append(
+                Job(
+                    queue=QUEUE,
+                    task_name=REFRESH_TASK,
+                    lock=f"source:{row.source_id}:{lane}",
+                    queueing_lock=f"run:{row.id}",
+                    priority=-int(row.ahead or 0),
+                    task_kwargs={
+                        "run_id": row.id,
+                        "source_id": row.source_id,
+                        "kind": row.kind,
+                        "lane": lane,
+                    },
                 )
             )
-            active_on_source = await s.scalar(
-                sa.select(sa.func.count()).where(
-                    RefreshRun.source_id == row.source_id,
-                    RefreshRun.status.in_(RunStatus.ACTIVE),
-                    RefreshRun.created_at < row.created_at,
-                )
-            )
-        limit = source_limit(row.kind, self.default_limit)
-        lane = int(active_on_source or 0) % limit
-        with contextlib.suppress(exceptions.AlreadyEnqueued):  # a job for it already waits
-            await self.app.configure_task(
-                REFRESH_TASK,
-                queue=QUEUE,
-                lock=f"source:{row.source_id}:{lane}",
-                queueing_lock=f"run:{run_id}",
-                priority=-int(ahead_in_workspace or 0),
-            ).defer_async(run_id=run_id)
+        try:
+            await self.app.job_manager.batch_defer_jobs_async(jobs)
+        except exceptions.AlreadyEnqueued:
+            # Some run already has its job (a re-submit): defer the others one by one.
+            for job in jobs:
+                with contextlib.suppress(exceptions.AlreadyEnqueued):
+                    await self.app.job_manager.defer_job_async(job)
 
     async def submit_sync(self, run_id: str) -> None:
         """Defer the job of a ``running`` sync run (one per run; under its source's lanes)."""
@@ -285,6 +328,68 @@ async def fail_stalled_jobs(app: Any, db: Database, seconds: float) -> list[int]
     return failed
 
 
+async def requeue_orphans(runner: ProcrastinateRunner, db: Database, seconds: float) -> list[str]:
+    """Defer again queued refresh runs that have no job (their enqueuer died in between).
+
+    A run is requested, then its job deferred; a process that dies between the two would
+    leave the run ``queued`` for ever, and its segment refusing new refreshes.
+    """
+    async with db.session() as s:
+        rows = await s.execute(
+            sa.text(
+                "SELECT r.id FROM refresh_run AS r WHERE r.status = :queued "
+                "AND r.created_at < :before AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j "
+                "WHERE j.task_name = :task AND j.status IN ('todo', 'doing') "
+                "AND j.args->>'run_id' = r.id)"
+            ),
+            {
+                "queued": RunStatus.QUEUED,
+                "before": utcnow() - timedelta(seconds=seconds),
+                "task": REFRESH_TASK,
+            },
+        )
+        ids = [row[0] for row in rows.all()]
+    if ids:
+        log.warning("queue.orphans_requeued", run_ids=ids)
+        await runner.submit_many(ids)
+    return ids
+
+
+async def warm_up(db: Database) -> list[str]:
+    """Load, before taking jobs, what the first job of each source kind would load lazily.
+
+    The adapters of the kinds in use (and their drivers), the SQL dialects and Arrow's
+    conversion paths take seconds of CPU to import; paid by the first jobs, that shows as
+    lag right after a worker starts, on the cores the other workers are using.
+    """
+    async with db.session() as s:
+        kinds = sorted(
+            set((await s.scalars(sa.select(Source.kind).where(Source.kind.is_not(None)))).all())
+        )
+
+    def load() -> None:
+        import pyarrow as pa
+        import sqlglot
+
+        from dialects.registry import adapter_class
+
+        pa.array(["x"], type=pa.string())  # pyarrow imports its pandas shim on first use
+        for kind in kinds:
+            try:
+                cls = adapter_class(kind)
+                sqlglot.Dialect.get_or_raise(getattr(cls, "SQLGLOT_DIALECT", None) or kind)
+            except Exception:  # an unknown or broken kind fails its own jobs, not the worker
+                log.warning("worker.warm_up_failed", kind=kind)
+
+    await anyio.to_thread.run_sync(load)
+    return kinds
+
+
+async def _reap_queue(runner: ProcrastinateRunner, app: Any, db: Database, seconds: float) -> None:
+    await fail_stalled_jobs(app, db, seconds)
+    await requeue_orphans(runner, db, seconds)
+
+
 async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool = True) -> None:
     """``zerocopy worker``: execute refresh and sync jobs, tick the schedulers, do housekeeping.
 
@@ -330,9 +435,12 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
             sync_executor=sync_executor,
             pool_size=config.concurrency + 4,
         )
+        await warm_up(db)
         async with app.open_async():
             runner = ProcrastinateRunner(db, default_limit=config.source_limit, app=app)
-            sched = Scheduler(db, engine, runner.submit, config=config)
+            sched = Scheduler(
+                db, engine, runner.submit, config=config, submit_many=runner.submit_many
+            )
             sync_sched = SyncScheduler(db, sync_engine, runner.submit_sync, config=config)
             janitor = Janitor(db, engine.adapter_factory, slots, grace_s=config.janitor_grace_s)
             keeper = Housekeeper(
@@ -341,7 +449,7 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                 janitor,
                 config=config,
                 holder=engine.worker,
-                extra_reaper=lambda: fail_stalled_jobs(app, db, config.worker_lost_after_s),
+                extra_reaper=lambda: _reap_queue(runner, app, db, config.worker_lost_after_s),
             )
 
             async def background() -> None:
@@ -349,11 +457,19 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                     await keep_queued_syncs_alive(db)
                     await sync_engine.reap_lost()
 
+                # Waiting sync runs must be kept alive well within worker_lost_after_s; doing
+                # it every tick in every worker is only load on the state database.
+                reap_every = max(
+                    config.tick_s, min(config.reaper_every_s, config.worker_lost_after_s / 3)
+                )
+                next_reap = 0.0
                 while True:
                     if scheduler:
                         await run_step("scheduler.tick", sched.tick)
                         await run_step("sync_scheduler.tick", sync_sched.tick)
-                    await run_step("sync_reaper", sync_reaper)
+                    if anyio.current_time() >= next_reap:
+                        await run_step("sync_reaper", sync_reaper)
+                        next_reap = anyio.current_time() + reap_every
                     await anyio.sleep(config.tick_s)
 
             log.info(
@@ -390,5 +506,7 @@ __all__ = [
     "ensure_queue_schema",
     "fail_stalled_jobs",
     "keep_queued_syncs_alive",
+    "requeue_orphans",
     "run_worker",
+    "warm_up",
 ]

@@ -26,18 +26,33 @@ class SlottedEngine:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
 
-    async def execute(self, run_id: str) -> RefreshRun:
-        async with self.engine.db.session() as s:
-            row = (
-                await s.execute(
-                    sa.select(RefreshRun.status, RefreshRun.source_id, Source.kind)
-                    .join(Source, Source.id == RefreshRun.source_id)
-                    .where(RefreshRun.id == run_id)
-                )
-            ).first()
-        if row is None or row.status != RunStatus.QUEUED:
-            return await self.engine.get(run_id)  # type: ignore[no-any-return]
-        async with self.slots.hold(row.source_id, row.kind, run_id, REFRESH):
+    async def execute(
+        self,
+        run_id: str,
+        *,
+        source_id: str | None = None,
+        kind: str | None = None,
+        lane: int | None = None,
+    ) -> RefreshRun:
+        """Take a slot of the run's source, then execute it (the engine claims it or not).
+
+        A queue job carries its run's ``source_id``, ``kind`` and ``lane`` (the slot it is
+        expected to find free): then nothing is read before the slot is taken, and a run
+        that is no longer queued is simply not claimed by the engine.
+        """
+        if source_id is None or kind is None:
+            async with self.engine.db.session() as s:
+                row = (
+                    await s.execute(
+                        sa.select(RefreshRun.status, RefreshRun.source_id, Source.kind)
+                        .join(Source, Source.id == RefreshRun.source_id)
+                        .where(RefreshRun.id == run_id)
+                    )
+                ).first()
+            if row is None or row.status != RunStatus.QUEUED:
+                return await self.engine.get(run_id)  # type: ignore[no-any-return]
+            source_id, kind = row.source_id, row.kind
+        async with self.slots.hold(source_id, kind, run_id, REFRESH, prefer=lane):
             return await self.engine.execute(run_id)  # type: ignore[no-any-return]
 
 

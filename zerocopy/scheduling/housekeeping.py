@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -51,6 +51,20 @@ async def take_lease(
 
     ``run_on_create=False``: a duty never performed before first runs one period from now.
     """
+    taken, _next_at = await _take_lease(db, name, every_s, holder, now, run_on_create=run_on_create)
+    return taken
+
+
+async def _take_lease(
+    db: Database,
+    name: str,
+    every_s: float,
+    holder: str,
+    now: datetime | None = None,
+    *,
+    run_on_create: bool = True,
+) -> tuple[bool, datetime | None]:
+    """:func:`take_lease`, plus when the lease falls due next if another process holds it."""
     now = now or utcnow()
     following = now + timedelta(seconds=every_s)
     async with db.transaction() as s:
@@ -60,16 +74,16 @@ async def take_lease(
             .values(next_at=following, holder=holder)
         )
         if result.rowcount == 1:  # type: ignore[attr-defined]
-            return True
-        exists = await s.scalar(sa.select(Lease.name).where(Lease.name == name))
-    if exists is not None:
-        return False
+            return True, following
+        next_at = await s.scalar(sa.select(Lease.next_at).where(Lease.name == name))
+    if next_at is not None:
+        return False, next_at
     try:
         async with db.transaction() as s:
             s.add(Lease(name=name, holder=holder, next_at=following))
     except IntegrityError:
-        return False
-    return run_on_create
+        return False, None
+    return run_on_create, following
 
 
 @dataclass(slots=True)
@@ -255,10 +269,27 @@ class Housekeeper:
         # warehouse (a DuckDB file another process is using) right away.
         first = name != "janitor"
 
+        wait = tick
+
         async def step() -> None:
-            if await take_lease(self.db, name, every, self.holder, run_on_create=first):
+            nonlocal wait
+            taken, next_at = await _take_lease(
+                self.db, name, every, self.holder, run_on_create=first
+            )
+            # Sleep until the lease falls due (checking at least every period), not every
+            # tick: N idle workers polling 3 leases each is load on the state database.
+            wait = tick
+            if next_at is not None:
+                ahead = (_aware(next_at) - utcnow()).total_seconds()
+                wait = min(max(tick, ahead), max(tick, every))
+            if taken:
                 await duty()
 
         while True:
             await run_step(f"housekeeping.{name}", step)
-            await anyio.sleep(tick)
+            await anyio.sleep(wait)
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite gives naive datetimes back: they are UTC."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -69,18 +69,43 @@ class SourceSlots:
 
     @asynccontextmanager
     async def hold(
-        self, source_id: str, kind: str, run_id: str, run_kind: str = REFRESH
+        self,
+        source_id: str,
+        kind: str,
+        run_id: str,
+        run_kind: str = REFRESH,
+        *,
+        prefer: int | None = None,
     ) -> AsyncIterator[int]:
         """Wait for a free slot of ``source_id``, hold it for the block, then give it back."""
-        slot = await self.acquire(source_id, kind, run_id, run_kind)
+        slot = await self.acquire(source_id, kind, run_id, run_kind, prefer=prefer)
         try:
             yield slot
         finally:
             with anyio.CancelScope(shield=True):
                 await self.release(run_id)
 
-    async def acquire(self, source_id: str, kind: str, run_id: str, run_kind: str = REFRESH) -> int:
+    async def acquire(
+        self,
+        source_id: str,
+        kind: str,
+        run_id: str,
+        run_kind: str = REFRESH,
+        *,
+        prefer: int | None = None,
+    ) -> int:
+        """A slot of ``source_id`` for ``run_id``, waiting while all are held.
+
+        ``prefer``: the slot the caller expects free (a queue lane): tried first, with one
+        ``INSERT`` and no read.
+        """
         limit = self.limit_for(kind)
+        if (
+            prefer is not None
+            and 0 <= prefer < limit
+            and await self._insert(source_id, prefer, run_id, run_kind)
+        ):
+            return prefer
         delay = self.poll_s
         while True:
             slot = await self.try_acquire(source_id, limit, run_id, run_kind)
@@ -98,17 +123,17 @@ class SourceSlots:
             await self._reclaim(source_id)
             held = await self._held(source_id)
         for slot in range(limit):
-            if slot in held:
-                continue
-            try:
-                async with self.db.transaction() as s:
-                    s.add(
-                        SourceSlot(source_id=source_id, slot=slot, run_kind=run_kind, run_id=run_id)
-                    )
-            except IntegrityError:
-                continue  # another process took it (or this run already holds one)
-            return slot
+            if slot not in held and await self._insert(source_id, slot, run_id, run_kind):
+                return slot
         return None
+
+    async def _insert(self, source_id: str, slot: int, run_id: str, run_kind: str) -> bool:
+        try:
+            async with self.db.transaction() as s:
+                s.add(SourceSlot(source_id=source_id, slot=slot, run_kind=run_kind, run_id=run_id))
+        except IntegrityError:
+            return False  # another process took it (or this run already holds one)
+        return True
 
     async def release(self, run_id: str) -> None:
         async with self.db.transaction() as s:
