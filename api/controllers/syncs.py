@@ -20,6 +20,7 @@ from api.schemas.syncs import (
     SyncTestRead,
     SyncUpdate,
 )
+from zerocopy.scheduling.dispatch import dispatch_sync_run, wait_sync_run
 from zerocopy.services import syncs
 from zerocopy.state.sync_models import Sync, SyncRun
 from zerocopy.sync.watermark import WatermarkState
@@ -181,6 +182,10 @@ class SyncController(Controller):
     ) -> Response[SyncRunRead]:
         """Start a run now (``sync_in_progress`` with the running run's id if one is running)."""
         run = await syncs.start_run(session, runtime, caller.workspace_id, sync_id)
+        if await dispatch_sync_run(runtime, run.id):  # the runner's workers execute it
+            if wait:
+                return Response(run_read(await wait_sync_run(runtime, run.id)), status_code=200)
+            return Response(run_read(run), status_code=202)
         if wait:
             return Response(run_read(await syncs.execute_run(runtime, run.id)), status_code=200)
         return Response(
