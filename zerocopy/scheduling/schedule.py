@@ -416,12 +416,17 @@ def next_run(schedule: Schedule, after: datetime, zone: ZoneInfo | str) -> datet
     step_min = INTERVAL_MINUTES.get(schedule.frequency)
     if step_min is not None:
         return _next_aligned(after, zone, step_min * 60)
-    # Two days earlier: the local date of `after` may be behind slots resolving past it (a
-    # skipped day, a fall-back), and a slot's local date may precede its instant's.
-    day = after.astimezone(zone).date() - timedelta(days=2)
+    # A slot fires the first time the local clock reaches (or jumps past) it, so a slot at
+    # or before the wall time of `after` has fired by then: only later slots are resolved.
+    # (A later one may still resolve before `after`: the clock's second pass in a fall-back.)
+    wall_after = after.astimezone(zone).replace(tzinfo=None)
+    day = wall_after.date()
     for _ in range(40):  # a month plus margin covers every frequency
         for slot in _slots(schedule, day):
-            instant = resolve_local(datetime.combine(day, slot), zone)
+            wall = datetime.combine(day, slot)
+            if wall <= wall_after:
+                continue
+            instant = resolve_local(wall, zone)
             if instant > after:
                 return instant
         day += timedelta(days=1)

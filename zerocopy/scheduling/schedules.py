@@ -83,8 +83,14 @@ async def schedule_view(
     upcoming: list[datetime] = []
     if not paused:
         first = state.next_due_at if state is not None and state.next_due_at else None
-        if first is not None and state is not None and state.planned_time_zone == zone:
-            upcoming = [first, *next_runs(schedule, first, zone, 4)] if first > now else []
+        if (
+            first is not None
+            and first > now
+            and state is not None
+            and state.planned_time_zone == zone
+            and state.planned_key == schedule.key()
+        ):
+            upcoming = [first, *next_runs(schedule, first, zone, 4)]
         if not upcoming:
             upcoming = next_runs(schedule, now, zone, 5)
     return {
@@ -154,19 +160,29 @@ async def set_schedule(
     now = now or utcnow()
     segment, zone = await _segment_and_zone(db, workspace_id, segment_id)
     schedule = parse_schedule(doc, SEGMENT_FREQUENCIES)
+    checked_contacts = _contacts(contacts) if contacts is not None else None  # before any write
     async with db.transaction() as s:
         await s.execute(
             sa.update(Segment).where(Segment.id == segment_id).values(schedule=schedule.to_dict())
         )
+    async with db.session() as s:
+        state = await s.get(ScheduleState, (SEGMENT, segment_id))
+    unchanged = (
+        state is not None
+        and state.next_due_at is not None
+        and state.planned_key == schedule.key()
+        and state.planned_time_zone == zone
+    )
     values: dict[str, Any] = {
-        "next_due_at": next_run(schedule, now, zone),
+        # The same schedule again keeps its plan (an occurrence already due still fires).
+        "next_due_at": state.next_due_at if unchanged and state else next_run(schedule, now, zone),
         "planned_time_zone": zone,
         "planned_key": schedule.key(),
         "last_changed_at": now,
         "definition_hash": segment_digest(segment, schedule.to_dict()),
     }
-    if contacts is not None:
-        values["contacts"] = _contacts(contacts)
+    if checked_contacts is not None:
+        values["contacts"] = checked_contacts
     for attempt in range(2):
         try:
             await _upsert_state(db, segment, **values)
@@ -180,14 +196,31 @@ async def set_schedule(
 async def resume_schedule(
     db: Database, workspace_id: str, segment_id: str, now: datetime | None = None
 ) -> dict[str, Any]:
-    """Lift a pause; the schedule fires at its next occurrence after now (no burst)."""
+    """Lift a pause; the schedule fires at its next occurrence after now (no burst).
+
+    Resuming a schedule that is not paused only counts as use (the stale clock restarts): its
+    plan is kept, so an occurrence already due still fires.
+    """
     now = now or utcnow()
     segment, zone = await _segment_and_zone(db, workspace_id, segment_id)
     schedule = parse_schedule(segment.schedule or None)
     async with db.transaction() as s:
         await s.execute(
             sa.update(ScheduleState)
-            .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == segment_id)
+            .where(
+                ScheduleState.owner_kind == SEGMENT,
+                ScheduleState.owner_id == segment_id,
+                ScheduleState.paused_reason.is_(None),
+            )
+            .values(resumed_at=now)
+        )
+        await s.execute(
+            sa.update(ScheduleState)
+            .where(
+                ScheduleState.owner_kind == SEGMENT,
+                ScheduleState.owner_id == segment_id,
+                ScheduleState.paused_reason.is_not(None),
+            )
             .values(
                 paused_reason=None,
                 paused_at=None,

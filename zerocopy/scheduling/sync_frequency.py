@@ -1,8 +1,15 @@
 """The one place that maps a sync's stored ``frequency`` string to schedule arithmetic.
 
-Sync frequencies carry no time of day: calendar frequencies fire at local midnight of the
-workspace's time zone (``1d`` daily 00:00, ``1w`` Monday 00:00, ``1mo`` the 1st at 00:00),
-hour frequencies at minute 0 of every N local hours, ``15m``/``30m`` on elapsed UTC multiples.
+Sync frequencies carry no time of day; everything is in the workspace's time zone, with the
+DST rules of :mod:`zerocopy.scheduling.schedule`:
+
+* ``15m``/``30m``: every local quarter/half hour (:00/:15/:30/:45, :00/:30), exactly 15/30
+  minutes of real time apart, also across DST (a repeated hour runs in both passes).
+* ``1h``: minute 0 of every local hour; ``2h``…``12h``: local 00:00, N:00, 2N:00, … of every
+  day (anchored at local midnight, N divides 24). Each local slot runs once: a slot in a
+  spring-forward gap runs when the gap ends, a repeated one on its first pass only.
+* ``1d`` daily 00:00, ``1w`` Monday 00:00, ``1mo`` the 1st at 00:00 (where midnight does not
+  exist, e.g. America/Santiago's spring-forward day, at the first instant after the gap).
 """
 
 from __future__ import annotations

@@ -1,0 +1,218 @@
+"""Segment schedules over HTTP on the real app: next 5 runs in the workspace zone, validation
+errors that name the field, "run now" and re-sending or resuming never shift the plan, the
+stale pause (with a short ``ZEROCOPY_STALE_AFTER_DAYS``) shown with its reason until resumed."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import anyio
+import pytest
+import sqlalchemy as sa
+from litestar.testing import AsyncTestClient
+
+from api.app import create_app
+from tests.acceptance.conftest import Api, api, state_url, warehouse_file  # noqa: F401
+from tests.acceptance.test_api_flow import assert_error, connected_source
+from zerocopy.scheduling.models import Notice
+from zerocopy.services import workspaces
+from zerocopy.settings import load_settings
+
+pytestmark = pytest.mark.anyio
+
+
+async def _in_zone(api: Api, zone: str) -> Api:  # noqa: F811
+    """The same app, authenticated as a new workspace in ``zone``."""
+    async with api.app.state.runtime.db.session() as session:
+        ws, key = await workspaces.create_workspace(session, name=zone, time_zone=zone)
+    return Api(api.client, key, ws.id, api.settings, api.warehouse, api.app)
+
+
+async def _segment(api: Api) -> str:  # noqa: F811
+    source_id = await connected_source(api)
+    resp = await api.post(
+        "/v1/segments",
+        {"name": "S", "source_id": source_id, "sql": "SELECT external_user_id FROM users"},
+    )
+    assert resp.status_code == 201, resp.text
+    segment_id: str = resp.json()["id"]
+    return segment_id
+
+
+async def _put(api: Api, segment_id: str, body: object) -> object:  # noqa: F811
+    return await api.client.put(f"/v1/segments/{segment_id}/schedule", json=body, headers=api.auth)
+
+
+def _times(view: dict[str, object]) -> list[datetime]:
+    return [datetime.fromisoformat(t) for t in view["next_runs"]]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("zone", "doc", "wall", "spacing"),
+    [
+        (
+            "Europe/Paris",
+            {"frequency": "daily", "hour": 2, "minute": 30},
+            (2, 30),
+            timedelta(days=1),
+        ),
+        ("Asia/Kathmandu", {"frequency": "hourly", "minute": 0}, (None, 0), timedelta(hours=1)),
+        (
+            "America/New_York",
+            {"frequency": "weekly", "weekday": "sunday", "hour": 23, "minute": 59},
+            (23, 59),
+            timedelta(days=7),
+        ),
+    ],
+)
+async def test_next_five_runs_are_local_wall_times(
+    api: Api,  # noqa: F811
+    zone: str,
+    doc: dict[str, object],
+    wall: tuple[int | None, int],
+    spacing: timedelta,
+) -> None:
+    ws = await _in_zone(api, zone)
+    segment_id = await _segment(ws)
+    before = datetime.now(UTC)
+    resp = await _put(ws, segment_id, {"schedule": doc})
+    assert resp.status_code == 200, resp.text  # type: ignore[attr-defined]
+    view = (await ws.get(f"/v1/segments/{segment_id}/schedule")).json()
+    assert view["time_zone"] == zone and view["status"] == "active"
+    times = _times(view)
+    assert len(times) == 5 and before < times[0] <= datetime.now(UTC) + spacing
+    assert all(a < b for a, b in itertools.pairwise(times))
+    for t in times:
+        local = t.astimezone(ZoneInfo(zone))
+        assert (local.minute, local.second) == (wall[1], 0)
+        assert wall[0] is None or local.hour == wall[0]
+    if doc["frequency"] == "weekly":
+        assert {t.astimezone(ZoneInfo(zone)).weekday() for t in times} == {6}
+    if zone == "Asia/Kathmandu":  # +05:45: local :00 is :15 UTC
+        assert {t.astimezone(UTC).minute for t in times} == {15}
+        assert [b - a for a, b in itertools.pairwise(times)] == [spacing] * 4
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"schedule": {"frequency": "every_15_minutes"}}, "frequency", "not_allowed_here"),
+        ({"schedule": {"frequency": "every_5_minutes"}}, "frequency", "too_frequent"),
+        ({"schedule": {"frequency": "yearly"}}, "frequency", "too_rare"),
+        ({"schedule": {"frequency": "hourly", "minute": 60}}, "minute", "out_of_range"),
+        ({"schedule": {"frequency": "daily", "hour": 24}}, "hour", "out_of_range"),
+        ({"schedule": {"frequency": "weekly", "weekday": "funday"}}, "weekday", "invalid_value"),
+        ({"schedule": {"frequency": "monthly", "day": 32}}, "day", "out_of_range"),
+        ({"schedule": {"frequency": "hourly", "hour": 2}}, "hour", "not_applicable"),
+        ({"schedule": "daily"}, "schedule", "invalid_type"),
+    ],
+)
+async def test_invalid_schedules_are_refused_naming_the_field(
+    api: Api,  # noqa: F811
+    body: dict[str, object],
+    field: str,
+    reason: str,
+) -> None:
+    segment_id = await _segment(api)
+    error = assert_error(await _put(api, segment_id, body), 400, "validation_error")
+    assert error["details"] == {"field": field, "reason": reason}
+    assert field in error["message"]
+    view = (await api.get(f"/v1/segments/{segment_id}/schedule")).json()
+    assert view["status"] == "manual" and view["next_runs"] == []
+
+
+async def test_invalid_contacts_leave_the_schedule_unchanged(api: Api) -> None:  # noqa: F811
+    segment_id = await _segment(api)
+    good = {"schedule": {"frequency": "daily", "hour": 5, "minute": 0}, "contacts": ["a@x.io"]}
+    assert (await _put(api, segment_id, good)).status_code == 200  # type: ignore[attr-defined]
+    bad = {"schedule": {"frequency": "hourly", "minute": 7}, "contacts": ["not an address"]}
+    error = assert_error(await _put(api, segment_id, bad), 400, "validation_error")
+    assert error["details"]["field"] == "contacts"
+    view = (await api.get(f"/v1/segments/{segment_id}/schedule")).json()
+    assert view["schedule"] == {"frequency": "daily", "minute": 0, "hour": 5}
+    assert view["contacts"] == ["a@x.io"]
+
+
+async def test_run_now_resend_and_resume_do_not_shift_the_plan(api: Api) -> None:  # noqa: F811
+    segment_id = await _segment(api)
+    base = f"/v1/segments/{segment_id}/schedule"
+    doc = {"frequency": "monthly", "day": 31, "hour": 23, "minute": 45}
+    assert (await _put(api, segment_id, {"schedule": doc})).status_code == 200  # type: ignore[attr-defined]
+    planned = (await api.get(base)).json()["next_runs"]
+    run = await api.post(f"/v1/segments/{segment_id}/refresh")
+    assert run.status_code == 202, run.text
+    await api.wait_run(run.json()["id"])
+    view = (await api.get(base)).json()
+    assert view["next_runs"] == planned and view["last_run"]["trigger"] == "api"
+    assert view["last_run"]["catch_up"] is False and view["last_run"]["due_at"] is None
+    assert (await _put(api, segment_id, {"schedule": doc})).json()["next_runs"] == planned  # type: ignore[attr-defined]
+    resumed = await api.post(f"{base}/resume")
+    assert resumed.status_code == 200 and resumed.json()["next_runs"] == planned
+    # Month ends: day 31 runs on each month's last day, once.
+    days = [datetime.fromisoformat(t).date() for t in planned]
+    assert all((d + timedelta(days=1)).day == 1 for d in days)
+    assert len({(d.year, d.month) for d in days}) == 5
+
+
+@pytest.fixture
+async def quick_stale_api(
+    tmp_path: Path,
+    state_url: str,  # noqa: F811
+    warehouse_file: Path,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Api]:
+    """The app with schedules going stale after 3 seconds and a fast scheduler tick."""
+    monkeypatch.setenv("ZEROCOPY_STALE_AFTER_DAYS", str(3 / 86400))
+    monkeypatch.setenv("ZEROCOPY_SCHEDULER_TICK_S", "0.2")
+    settings = load_settings(
+        {
+            "ZEROCOPY_DATA_DIR": str(tmp_path / "data"),
+            "ZEROCOPY_DATABASE_URL": state_url,
+            "ZEROCOPY_LOG_LEVEL": "warning",
+        }
+    )
+    app = create_app(settings)
+    async with AsyncTestClient(app) as client:
+        async with app.state.runtime.db.session() as session:
+            ws, key = await workspaces.create_workspace(session, name="Acme")
+        yield Api(client, key, ws.id, settings, warehouse_file, app)
+
+
+async def _wait_status(api: Api, base: str, status: str) -> dict[str, object]:  # noqa: F811
+    with anyio.fail_after(60):
+        while True:
+            view: dict[str, object] = (await api.get(base)).json()
+            if view["status"] == status:
+                return view
+            await anyio.sleep(0.2)
+
+
+async def test_stale_pause_is_shown_and_only_resume_lifts_it(quick_stale_api: Api) -> None:
+    app_api = quick_stale_api
+    segment_id = await _segment(app_api)
+    base = f"/v1/segments/{segment_id}/schedule"
+    body = {"schedule": {"frequency": "daily", "hour": 4, "minute": 0}, "contacts": ["o@x.io"]}
+    assert (await _put(app_api, segment_id, body)).status_code == 200  # type: ignore[attr-defined]
+    view = await _wait_status(app_api, base, "paused")
+    paused = view["paused"]
+    assert isinstance(paused, dict) and paused["reason"] == "stale"
+    assert "resume" in paused["message"] and view["next_runs"] == []
+    db = app_api.app.state.runtime.db
+    async with db.session() as s:
+        notices = (await s.scalars(sa.select(Notice).where(Notice.owner_id == segment_id))).all()
+    assert [(n.event, n.recipients) for n in notices] == [("schedule_paused", ["o@x.io"])]
+    # Reading members and editing the schedule do not resume it.
+    assert (await app_api.get(f"/v1/segments/{segment_id}/members")).status_code == 200
+    body["schedule"] = {"frequency": "daily", "hour": 5, "minute": 0}
+    edited = (await _put(app_api, segment_id, body)).json()  # type: ignore[attr-defined]
+    assert edited["status"] == "paused" and edited["next_runs"] == []
+    assert edited["schedule"] == {"frequency": "daily", "minute": 0, "hour": 5}
+    resumed = await app_api.post(f"{base}/resume")
+    assert resumed.status_code == 200, resumed.text
+    assert resumed.json()["status"] == "active" and resumed.json()["paused"] is None
+    first = datetime.fromisoformat(resumed.json()["next_runs"][0])
+    assert first.astimezone(UTC).hour == 5 and len(resumed.json()["next_runs"]) == 5
