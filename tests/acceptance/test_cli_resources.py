@@ -17,8 +17,11 @@ from typing import Any
 
 import duckdb
 import pytest
+from litestar.testing import TestClient
 
+from api.app import create_app
 from fixtures.warehouse import build, load_duckdb
+from zerocopy.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ZEROCOPY = str(ROOT / ".venv" / "bin" / "zerocopy")
@@ -32,6 +35,7 @@ class Env:
     warehouse: Path
     state: Path
     workspace_id: str
+    api_key: str
 
 
 def zc(
@@ -77,9 +81,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
         "ZEROCOPY_WORKSPACE": "",
     }
     created = zc(base, "workspace", "create", "CLI Co")
-    found = re.search(r"workspace: (\S+)", created.stdout)
+    found = re.search(r"workspace: (\S+).*api key: +(\S+)", created.stdout, re.S)
     assert found, created.stdout
-    return Env({**base, "ZEROCOPY_WORKSPACE": found.group(1)}, warehouse, state, found.group(1))
+    ws_id, key = found.groups()
+    return Env({**base, "ZEROCOPY_WORKSPACE": ws_id}, warehouse, state, ws_id, key)
 
 
 def expected_members(warehouse: Path) -> list[str]:
@@ -159,6 +164,24 @@ def test_credential_to_members(env: Env) -> None:
     # A source with segments is not deleted; the segment list shows what exists.
     in_use = zc(env, "source", "delete", source["id"], code=1)
     assert error(in_use)["details"]["segment_ids"] == [segment["id"]]
+    done = zc(env, "segment", "cancel", run["id"], code=1)
+    assert (error(done)["code"], error(done)["details"]["status"]) == ("conflict", "succeeded")
+
+    # What each command printed is the API's response body for the same object.
+    with TestClient(create_app(load_settings(env.vars))) as api:
+        api.headers["Authorization"] = f"Bearer {env.api_key}"
+        assert api.get(f"/v1/credentials/{cred['id']}").json() == cred
+        assert api.get(f"/v1/sources/{source['id']}").json() == tested["source"]
+        assert api.get(f"/v1/sources/{source['id']}/tables/USERS").json() == table
+        body = {"source_id": source["id"], "sql": "SELECT email FROM users"}
+        assert api.post("/v1/segments/validate", json=body).json() == invalid
+        assert api.get(f"/v1/runs/{run['id']}").json() == run
+        members = api.get(
+            f"/v1/segments/{segment['id']}/members", params={"limit": 5, "cursor": wanted[1]}
+        )
+        assert members.json() == page
+        now = api.get(f"/v1/segments/{segment['id']}").json()
+        assert set(now) == set(segment) and now["last_run_id"] == run["id"]
 
 
 def test_secrets_never_come_back(env: Env) -> None:
