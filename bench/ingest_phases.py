@@ -72,9 +72,9 @@ def validate_all(batches: list[Any]) -> list[Any]:
     out: list[Any] = []
     position = 0
     for batch in batches:
-        verdicts, _ = _verdicts(DataType.USER_ATTRIBUTES, batch, position, tracker, SyncOptions())
-        position += len(verdicts)
-        out.extend(verdicts)
+        chunk, _ = _verdicts(DataType.USER_ATTRIBUTES, batch, position, tracker, SyncOptions())
+        position += chunk.n
+        out.append(chunk.valid)
     return out
 
 
@@ -130,21 +130,28 @@ async def store_phases(
     await db.upgrade()
     ws, sync_id = await _workspace(db, path)
     store = BuiltinStore(db)
+    from zerocopy.sync.types import AttributeRows
+
     out = []
-    for rows in (first, second):
+    for chunks in (first, second):
         started = time.perf_counter()
-        for i in range(0, len(rows), MAX_BATCH_ROWS):
-            part = rows[i : i + MAX_BATCH_ROWS]
-            await store.deliver(
-                DeliveryBatch(
-                    workspace_id=ws,
-                    sync_id=sync_id,
-                    run_id="bench",
-                    data_type=DataType.USER_ATTRIBUTES,
-                    rows=part,
-                    watermark=WatermarkState(value=part[-1].updated_at, seen={}),
+        for rows in chunks:
+            for i in range(0, len(rows), MAX_BATCH_ROWS):
+                if isinstance(rows, AttributeRows):
+                    part, columns = [], rows.slice(i, min(i + MAX_BATCH_ROWS, len(rows)))
+                else:
+                    part, columns = rows[i : i + MAX_BATCH_ROWS], None
+                await store.deliver(
+                    DeliveryBatch(
+                        workspace_id=ws,
+                        sync_id=sync_id,
+                        run_id="bench",
+                        data_type=DataType.USER_ATTRIBUTES,
+                        rows=part,
+                        watermark=WatermarkState(value=None, seen={}),
+                        columns=columns,
+                    )
                 )
-            )
         out.append(time.perf_counter() - started)
     await db.dispose()
     return out[0], out[1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -226,3 +227,111 @@ async def test_credential_used_by_a_sync_cannot_be_deleted(db: Database) -> None
             await credentials.delete_credential(s, ws, cred.id)
     assert info.value.code == "credential_in_use"
     assert len(info.value.details["sync_ids"]) == 1
+
+
+# ------------------------------------------------------------------ columnar attributes path
+def _source_batch(specs: list[tuple[str | None, str | None]], minutes: list[int]) -> Any:
+    return pa.RecordBatch.from_pydict(
+        {
+            "UPDATED_AT": [T + timedelta(minutes=m) for m in minutes],
+            "EXTERNAL_ID": [e for e, _ in specs],
+            "PAYLOAD": [p for _, p in specs],
+        }
+    )
+
+
+async def _store_rows(db: Database, ws: str) -> list[tuple[Any, ...]]:
+    async with db.session() as s:
+        found = await s.execute(
+            sa.select(
+                StoreProfile.external_id,
+                StoreProfile.braze_id,
+                StoreProfile.email,
+                StoreProfile.phone,
+                StoreProfile.attributes,
+                StoreProfile.updated_at,
+            ).where(StoreProfile.workspace_id == ws)
+        )
+        return sorted(
+            (e, len(b), em, ph, json.dumps(a, sort_keys=True), u) for e, b, em, ph, a, u in found
+        )
+
+
+async def test_columnar_attributes_equal_the_per_row_path(db: Database) -> None:
+    """The fast path (AttributeRows, set-based merge) leaves exactly the per-row path's store."""
+    from zerocopy.sync.types import AttributeRows, RowError
+    from zerocopy.sync.validate import attribute_columns, row_hashes, updated_micros
+
+    A = DataType.USER_ATTRIBUTES
+    first = _source_batch(
+        [
+            ("u1", '{"plan": "pro", "name": "Ann", "nested": {"x": 1}}'),
+            ("u2", '{"plan": "free"}'),
+            ("tab\there\\back", '{"k": "v\\\\t\\"q\\""}'),
+        ],
+        [0, 30, 1],
+    )
+    second = _source_batch(
+        [
+            ("u1", '{"name": null, "nested": {"y": null}, "score": 3}'),  # merge, null removes
+            ("u2", '{"plan": "team"}'),  # older than the stored profile: updated_at stays
+            ("u3", '{"a": 1, "gone": null}'),  # new profile, null dropped
+            ("u3", '{"a": 2, "b": [1, {"c": null}]}'),  # same id twice in one batch: in order
+            ("u3", '{"a": null}'),
+            ("", '{"a": 1}'),  # no identifier: row error
+            ("u4", "[1, 2]"),  # not an object: row error
+            ("u5", '{"é": "ünïcode ✓", "n": 1.25, "t": true, "f": false, "z": 0}'),
+            ("tab\there\\back", '{"k": null, "k2": "line\\nbreak"}'),
+        ],
+        [5, 10, 11, 12, 13, 14, 15, 16, 17],
+    )
+    results: list[list[tuple[Any, ...]]] = []
+    for columnar in (False, True):
+        ws, sync_id = await workspace_and_sync(db)
+        for batch in (first, second):
+            hashes, updated = row_hashes(batch), updated_micros(batch.column("UPDATED_AT"))
+            per_row = validate_batch(A, batch, start_position=0)
+            fast = attribute_columns(batch, start_position=0, hashes=hashes, updated_us=updated)
+            assert fast is not None
+            cols, refused = fast
+            assert [(e.position, e.code) for e in refused] == [
+                (v.position, v.code) for v in per_row if isinstance(v, RowError)
+            ]
+            valid = [v for v in per_row if isinstance(v, ValidRow)]
+            assert [v.position for v in cols.materialise()] == [v.position for v in valid]
+            assert [v.payload for v in cols.materialise()] == [v.payload for v in valid]
+            delivery = DeliveryBatch(
+                workspace_id=ws,
+                sync_id=sync_id,
+                run_id="r",
+                data_type=A,
+                rows=[] if columnar else valid,
+                watermark=WatermarkState(value=T, seen={}),
+                columns=cols if columnar else None,
+            )
+            result = await BuiltinStore(db).deliver(delivery)
+            assert (result.accepted, result.delivered) == (True, len(valid))
+            assert isinstance(cols, AttributeRows)
+        results.append(await _store_rows(db, ws))
+    assert results[0] == results[1]
+    assert len(results[0]) == 5
+
+
+async def test_columnar_path_declines_rows_it_cannot_prove(db: Database) -> None:
+    """Subscription fields, other identifiers, long digit runs: the per-row path decides."""
+    from zerocopy.sync.validate import attribute_columns, row_hashes, updated_micros
+
+    for payload in (
+        '{"email_subscribe": "opted_in"}',
+        '{"big": 123456789012345678901}',
+        '{"n": 1.5e3}',
+        '{"m": -0.0}',
+    ):
+        batch = _source_batch([("u1", payload)], [0])
+        fast = attribute_columns(
+            batch,
+            start_position=0,
+            hashes=row_hashes(batch),
+            updated_us=updated_micros(batch.column("UPDATED_AT")),
+        )
+        assert fast is None

@@ -27,7 +27,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import numpy as np
 import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -44,9 +47,9 @@ from zerocopy.state.sync_models import (
     Sync,
 )
 from zerocopy.sync import types as t
-from zerocopy.sync.types import DataType, Identifier, ValidRow
+from zerocopy.sync.types import AttributeRows, DataType, Identifier, ValidRow
 from zerocopy.sync.validate import gc_paused, parse_timestamp_us
-from zerocopy.sync.watermark import from_micros
+from zerocopy.sync.watermark import from_micros, to_micros
 
 PROFILE_NAMESPACE = uuid.UUID("6f1c2a8e-2d4b-4c1e-9a57-0c6f3b1d9e21")
 _NAMESPACE_BYTES = PROFILE_NAMESPACE.bytes
@@ -84,6 +87,8 @@ class BuiltinStore:
 
     KIND: ClassVar[str] = "builtin"
     COMMITS_WATERMARK: ClassVar[bool] = True
+    ACCEPTS_COLUMNS: ClassVar[bool] = True
+    """Takes :class:`AttributeRows` (set-based merge on PostgreSQL and SQLite)."""
 
     ANALYZE_FIRST_AFTER_ROWS: ClassVar[int] = 5_000
     """PostgreSQL: refresh the profile tables' statistics after this many new rows, then after
@@ -101,7 +106,10 @@ class BuiltinStore:
     async def deliver(self, batch: DeliveryBatch) -> DeliveryResult:
         """Apply ``batch`` and store ``batch.watermark`` on the sync, in one transaction."""
         async with self.db.transaction() as s:
-            if batch.data_type.is_user_type:
+            if batch.columns is not None:
+                rejections, created = await _apply_attribute_columns(s, batch)
+                self._new_rows += created
+            elif batch.data_type.is_user_type:
                 rejections, created = await _apply_users(s, batch)
                 self._new_rows += created
             elif batch.data_type is DataType.CATALOG_ITEMS:
@@ -119,7 +127,7 @@ class BuiltinStore:
                 await conn.commit()
             self._new_rows, self._analyze_after = 0, self._analyze_after * 2
         return DeliveryResult(
-            accepted=True, delivered=len(batch.rows) - len(rejections), rejections=rejections
+            accepted=True, delivered=batch.count - len(rejections), rejections=rejections
         )
 
 
@@ -612,3 +620,208 @@ async def _apply_keyed(
     for key, values in updates:
         await s.execute(sa.update(model).where(*scope, key_col == key).values(**values))
     return []
+
+
+# ------------------------------------------------------------------ columnar attributes
+async def _apply_attribute_columns(
+    s: AsyncSession, batch: DeliveryBatch
+) -> tuple[list[RowRejection], int]:
+    """Apply ``user_attributes`` rows identified by external id, carried as columns.
+
+    The same semantics as :func:`_apply_users` for these rows (find by external id or create
+    the profile with its deterministic id, merge top-level keys with ``null`` removing,
+    ``updated_at`` = the latest row's), set-based: PostgreSQL stages the batch with one
+    ``COPY`` and merges with two statements per *round*; SQLite merges in Python and writes
+    with ``executemany``. A round holds at most one row per external id: the n-th row of an
+    id that occurs several times in the batch is in round n, so rows apply in source order.
+    Nothing here refuses a row (external ids always create).
+    """
+    columns = batch.columns
+    assert columns is not None
+    conn, driver = await _raw(s)
+    if conn.dialect.name == "postgresql":
+        created = await _attributes_postgres(driver, batch.workspace_id, columns)
+        return [], created
+    if conn.dialect.name == "sqlite":
+        created = await _attributes_sqlite(driver, batch.workspace_id, columns)
+        return [], created
+    rows = columns.materialise()
+    plain = DeliveryBatch(
+        workspace_id=batch.workspace_id,
+        sync_id=batch.sync_id,
+        run_id=batch.run_id,
+        data_type=batch.data_type,
+        rows=rows,
+        watermark=batch.watermark,
+        catalog=batch.catalog,
+    )
+    return await _apply_users(s, plain)
+
+
+def _rounds(ids: pa.Array) -> np.ndarray:
+    """Per row: how many earlier rows of the batch have the same id (0 for the first)."""
+    n = len(ids)
+    if pc.count_distinct(ids).as_py() == n:
+        return np.zeros(n, dtype=np.int64)
+    codes = pc.dictionary_encode(ids).indices.to_numpy(zero_copy_only=False)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_codes)) + 1]
+    group_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n) - group_start
+    return rank
+
+
+def _profile_ids(workspace_id: str, external_ids: list[str]) -> list[str]:
+    """:func:`profile_id` of external-id identifiers, for many at once."""
+    sha1 = hashlib.sha1
+    prefix = _NAMESPACE_BYTES + f"{workspace_id}|external_id|".encode()
+    out: list[str] = []
+    for value in external_ids:
+        digest = bytearray(sha1(prefix + value.encode() + b"|").digest()[:16])
+        digest[6] = (digest[6] & 0x0F) | 0x50
+        digest[8] = (digest[8] & 0x3F) | 0x80
+        h = digest.hex()
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def _copy_escape(values: pa.Array) -> pa.Array:
+    """Text for PostgreSQL's ``COPY ... FROM STDIN`` text format (backslash escapes)."""
+    for raw, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+        values = pc.replace_substring(values, raw, escaped)
+    return values
+
+
+_PG_ATTRS = (
+    "CASE WHEN st.has_null THEN {base} - ARRAY(SELECT e.key FROM jsonb_each(st.payload) AS e "
+    "WHERE jsonb_typeof(e.value) = 'null') ELSE {base} END"
+)
+_PG_TS = "(timestamptz 'epoch' + st.upd * interval '1 microsecond')"
+
+
+async def _attributes_postgres(driver: Any, ws: str, columns: AttributeRows) -> int:
+    ext = columns.external_ids.cast(pa.string())
+    rounds = _rounds(ext)
+    pids = pa.array(_profile_ids(ws, ext.to_pylist()), pa.string())
+    payloads = columns.payloads.cast(pa.string())
+    has_null = pc.if_else(pc.match_substring(payloads, "null"), "t", "f")
+    lines = pc.binary_join_element_wise(
+        pids,
+        _copy_escape(ext),
+        _copy_escape(payloads),
+        has_null,
+        pc.cast(pa.array(columns.updated_us, pa.int64()), pa.string()),
+        pc.cast(pa.array(rounds, pa.int64()), pa.string()),
+        "\t",
+    )
+    data = ("\n".join(lines.to_pylist()) + "\n").encode()
+    async with driver.cursor() as cur:
+        await cur.execute(
+            "CREATE TEMP TABLE zc_stage_attr (pid text, ext text, payload jsonb, "
+            "has_null boolean, upd bigint, round integer) ON COMMIT DROP"
+        )
+        async with cur.copy(
+            "COPY zc_stage_attr (pid, ext, payload, has_null, upd, round) FROM STDIN"
+        ) as copy:
+            await copy.write(data)
+        nulls = pc.sum(pc.cast(pc.equal(has_null, "t"), pa.int64())).as_py() or 0
+        if nulls:
+            await cur.execute("ANALYZE zc_stage_attr")
+        written = 0
+        for rnd in range(int(rounds.max()) + 1):
+            # Index-driven upsert (no join for the planner to get wrong while the store
+            # grows); the proposed attributes are the payload without its null keys.
+            await cur.execute(
+                "INSERT INTO store_profile AS p "
+                "(id, workspace_id, external_id, braze_id, email, phone, attributes, updated_at) "
+                "SELECT st.pid, %s, st.ext, replace(st.pid, '-', ''), NULL, NULL, "
+                + _PG_ATTRS.format(base="st.payload")
+                + f", {_PG_TS} FROM zc_stage_attr AS st WHERE st.round = %s "
+                "ON CONFLICT (workspace_id, external_id) DO UPDATE SET "
+                "attributes = p.attributes || EXCLUDED.attributes, "
+                "updated_at = GREATEST(p.updated_at, EXCLUDED.updated_at)",
+                (ws, rnd),
+            )
+            written += max(cur.rowcount, 0)
+            if nulls:
+                # A null removes the key from an existing profile's attributes too.
+                await cur.execute(
+                    "UPDATE store_profile AS p SET attributes = p.attributes - ARRAY("
+                    "SELECT e.key FROM jsonb_each(st.payload) AS e "
+                    "WHERE jsonb_typeof(e.value) = 'null') "
+                    "FROM zc_stage_attr AS st WHERE st.has_null AND st.round = %s "
+                    "AND p.workspace_id = %s AND p.external_id = st.ext",
+                    (rnd, ws),
+                )
+        await cur.execute("DROP TABLE zc_stage_attr")
+    return written  # inserted + updated: an upper bound of new profiles (ANALYZE pacing)
+
+
+def _strip_nulls(text: str) -> str:
+    """A payload's JSON text as the attributes of a new profile (``null`` values removed)."""
+    value = orjson.loads(text)
+    return _dumps({k: v for k, v in value.items() if v is not None})
+
+
+async def _attributes_sqlite(driver: Any, ws: str, columns: AttributeRows) -> int:
+    ext = columns.external_ids.cast(pa.string()).to_pylist()
+    payloads = columns.payloads.cast(pa.string()).to_pylist()
+    upd_us = columns.updated_us.tolist()
+    stamps = pc.strftime(
+        pa.array(columns.updated_us, pa.int64()).cast(pa.timestamp("us")),
+        format="%Y-%m-%d %H:%M:%S",
+    ).to_pylist()
+    current: dict[str, list[Any]] = {}
+    """external id → [profile id, attributes (dict, or JSON text when untouched), updated_at
+    text, updated_at µs, is new]"""
+    for chunk in _chunks(sorted(set(ext))):
+        marks = ", ".join("?" for _ in chunk)
+        cursor = await driver.execute(
+            "SELECT id, external_id, attributes, updated_at FROM store_profile "
+            f"WHERE workspace_id = ? AND external_id IN ({marks})",
+            (ws, *chunk),
+        )
+        for pid, ext_id, attrs, updated in await cursor.fetchall():
+            when = datetime.fromisoformat(updated).replace(tzinfo=UTC)
+            current[ext_id] = [pid, _loads(attrs) or {}, updated, to_micros(when), False]
+        await cursor.close()
+    new_ids = [e for e in dict.fromkeys(ext) if e not in current]
+    for e, pid in zip(new_ids, _profile_ids(ws, new_ids), strict=True):
+        current[e] = [pid, None, None, None, True]
+    changed: set[str] = set()
+    with gc_paused():
+        for e, payload, us, stamp in zip(ext, payloads, upd_us, stamps, strict=True):
+            rec = current[e]
+            attrs = rec[1]
+            if attrs is None:  # a new profile's first row: its payload as it came
+                rec[1] = _strip_nulls(payload) if "null" in payload else payload
+                rec[2], rec[3] = stamp, us
+            else:
+                if isinstance(attrs, str):
+                    attrs = orjson.loads(attrs)
+                rec[1] = merge_fields(attrs, orjson.loads(payload))
+                if us > rec[3]:
+                    rec[2], rec[3] = stamp, us
+            changed.add(e)
+        inserts: list[tuple[Any, ...]] = []
+        updates: list[tuple[Any, ...]] = []
+        for e in sorted(changed):
+            pid, attrs, stamp, _us, is_new = current[e]
+            text = attrs if isinstance(attrs, str) else _dumps(attrs)
+            if is_new:
+                inserts.append((pid, ws, e, pid.replace("-", ""), None, None, text, stamp))
+            else:
+                updates.append((text, stamp, pid))
+    if inserts:
+        await driver.executemany(
+            "INSERT INTO store_profile (id, workspace_id, external_id, braze_id, email, phone, "
+            "attributes, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            inserts,
+        )
+    if updates:
+        await driver.executemany(
+            "UPDATE store_profile SET attributes = ?, updated_at = ? WHERE id = ?", updates
+        )
+    return len(inserts)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol, runtime_checkable
 
-from zerocopy.sync.types import DataType, ValidRow
+from zerocopy.sync.types import AttributeRows, DataType, ValidRow
 from zerocopy.sync.watermark import WatermarkState
 
 MAX_BATCH_ROWS = 5_000
@@ -39,9 +39,12 @@ class DeliveryBatch:
         sync_id: the sync delivering.
         run_id: the run delivering (for logs / idempotency).
         data_type: the sync's data type; every row has the shape documented on ``ValidRow``.
-        rows: at most ``MAX_BATCH_ROWS`` valid rows.
+        rows: at most ``MAX_BATCH_ROWS`` valid rows (empty when ``columns`` carries them).
         watermark: cursor state valid once this batch is accepted.
         catalog: catalog name (catalog-items syncs only).
+        columns: the engine's columnar fast path (``user_attributes`` by external id), only
+            given to destinations with ``ACCEPTS_COLUMNS = True``; then ``rows`` is empty and
+            rejection indexes point into ``columns``. :meth:`valid_rows` materialises either.
     """
 
     workspace_id: str
@@ -51,6 +54,16 @@ class DeliveryBatch:
     rows: list[ValidRow]
     watermark: WatermarkState
     catalog: str | None = None
+    columns: AttributeRows | None = None
+
+    @property
+    def count(self) -> int:
+        """Number of valid rows in the batch, whichever way they are carried."""
+        return len(self.columns) if self.columns is not None else len(self.rows)
+
+    def valid_rows(self) -> list[ValidRow]:
+        """The rows as :class:`ValidRow` objects (materialises ``columns`` when set)."""
+        return self.columns.materialise() if self.columns is not None else self.rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +97,8 @@ class Destination(Protocol):
     KIND: ClassVar[str]
     COMMITS_WATERMARK: ClassVar[bool]
     """True: :meth:`deliver` stores ``batch.watermark`` in the same transaction as the rows."""
+    # Optional ``ACCEPTS_COLUMNS: ClassVar[bool]``: True when :meth:`deliver` takes
+    # ``DeliveryBatch.columns``; the engine materialises ``ValidRow`` objects for the others.
 
     async def deliver(self, batch: DeliveryBatch) -> DeliveryResult:
         """Apply one batch; raise :class:`zerocopy.errors.ZerocopyError` on sync-level failure."""

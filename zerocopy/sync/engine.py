@@ -19,6 +19,7 @@ takes effect between batches and during warehouse reads, never half-way through 
 
 from __future__ import annotations
 
+import bisect
 import os
 import socket
 import time
@@ -47,11 +48,12 @@ from zerocopy.logging import get_logger, redact_text
 from zerocopy.state.db import Database
 from zerocopy.state.models import Credential, Source, new_id, utcnow
 from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
-from zerocopy.sync.types import DataType, RowError, RunStatus, ValidRow
+from zerocopy.sync.types import AttributeRows, DataType, RowError, RunStatus, ValidRow
 from zerocopy.sync.validate import (
     KNOWN_COLUMNS,
     UPDATED_AT,
     SyncOptions,
+    attribute_columns,
     canonical_columns,
     missing_columns,
     row_hashes,
@@ -471,7 +473,7 @@ class SyncEngine:
         watermark = Watermark(start, column=resolved.columns[UPDATED_AT])
         # Pipeline: the next source batch is read and validated (worker thread) while the
         # current one is delivered; one batch in flight keeps memory bounded.
-        send, receive = anyio.create_memory_object_stream[tuple[list[ValidRow | RowError], int]](1)
+        send, receive = anyio.create_memory_object_stream[tuple[_Chunk, int]](1)
 
         async def produce() -> None:
             position = 0
@@ -480,11 +482,11 @@ class SyncEngine:
                     adapter, resolved.table, watermark, self.batch_rows, wanted
                 ):
                     batch = raw.rename_columns([canonical.get(n, n) for n in raw.schema.names])
-                    verdicts, skipped = await anyio.to_thread.run_sync(
+                    chunk, skipped = await anyio.to_thread.run_sync(
                         _verdicts, data_type, batch, position, tracker, options
                     )
-                    position += len(verdicts)
-                    await send.send((verdicts, skipped))
+                    position += chunk.n
+                    await send.send((chunk, skipped))
 
         try:
             await self._consume(
@@ -504,30 +506,32 @@ class SyncEngine:
         destination: Destination,
         counts: _Counts,
     ) -> None:
-        """Deliver the validated batches ``produce`` sends, in order, ``delivery_rows`` at a time."""
-        pending: list[ValidRow | RowError] = []
+        """Deliver the validated chunks ``produce`` sends, in order, ``delivery_rows`` at a time."""
+        pending: list[_Chunk] = []
         pending_valid = 0
         limit = sync.row_limit
         async with anyio.create_task_group() as tg:
             tg.start_soon(produce)
             async with receive:
-                async for verdicts, skipped in receive:
+                async for chunk, skipped in receive:
                     counts.skipped += skipped
-                    for verdict in verdicts:
-                        if limit is not None and counts.read >= limit:
-                            counts.limit_hit = True
-                            break
-                        counts.read += 1
-                        pending.append(verdict)
-                        if isinstance(verdict, ValidRow):
-                            pending_valid += 1
-                            if pending_valid >= self.delivery_rows:
-                                await self._flush(
-                                    run, sync, data_type, pending, tracker, destination, counts
-                                )
-                                pending, pending_valid = [], 0
-                                # Between batches: where a cancel or the deadline takes effect.
-                                await anyio.lowlevel.checkpoint()
+                    if limit is not None and chunk.n > limit - counts.read:
+                        # Rows past the limit wait for the next run.
+                        counts.limit_hit = True
+                        chunk = chunk.cut(max(0, limit - counts.read))[0]
+                    while chunk.n:
+                        need = self.delivery_rows - pending_valid
+                        head, chunk = chunk.cut(chunk.rows_for_valid(need))
+                        counts.read += head.n
+                        pending.append(head)
+                        pending_valid += head.valid_count
+                        if pending_valid >= self.delivery_rows:
+                            await self._flush(
+                                run, sync, data_type, pending, tracker, destination, counts
+                            )
+                            pending, pending_valid = [], 0
+                            # Between batches: where a cancel or the deadline takes effect.
+                            await anyio.lowlevel.checkpoint()
                     if counts.limit_hit:
                         tg.cancel_scope.cancel()  # stop reading: the rest waits for next run
                         break
@@ -539,19 +543,48 @@ class SyncEngine:
         run: SyncRun,
         sync: Sync,
         data_type: DataType,
-        pending: list[ValidRow | RowError],
-        tracker: WatermarkTracker,
+        pending: list[_Chunk] | list[ValidRow | RowError],
+        tracker: Any,
         destination: Destination,
         counts: _Counts,
     ) -> None:
-        """Deliver one batch (shielded) and commit its watermark; log its rows."""
-        for verdict in pending:
-            if verdict.updated_us is not None:
-                tracker.record(verdict.row_hash, verdict.updated_us)
+        """Deliver one batch (shielded) and commit its watermark; log its rows.
+
+        ``pending`` is the engine's chunks, or (file source) plain verdicts in order.
+        """
+        chunks: list[_Chunk] = (
+            pending  # type: ignore[assignment]
+            if pending and isinstance(pending[0], _Chunk)
+            else [_chunk_of(pending, 0)]  # type: ignore[arg-type]
+        )
+        parts: list[AttributeRows] = []
+        listed: list[ValidRow] = []
+        for chunk in chunks:
+            for error in chunk.errors:
+                if error.updated_us is not None:
+                    tracker.record(error.row_hash, error.updated_us)
+            if isinstance(chunk.valid, AttributeRows):
+                if len(chunk.valid):
+                    tracker.record_many(chunk.valid.hashes, chunk.valid.updated_us)
+                    parts.append(chunk.valid)
+            else:
+                for row in chunk.valid:
+                    if row.updated_us is not None:
+                        tracker.record(row.row_hash, row.updated_us)
+                listed.extend(chunk.valid)
         watermark = tracker.snapshot()
-        rows = [v for v in pending if isinstance(v, ValidRow)]
+        columns: AttributeRows | None = None
+        rows: list[ValidRow] = listed
+        if parts and not listed and getattr(destination, "ACCEPTS_COLUMNS", False):
+            columns = AttributeRows.concat(parts)
+        elif parts:
+            rows = []
+            for chunk in chunks:
+                valid = chunk.valid
+                rows.extend(valid.materialise() if isinstance(valid, AttributeRows) else valid)
+        count = len(columns) if columns is not None else len(rows)
         with anyio.CancelScope(shield=True):
-            if rows:
+            if count:
                 result = await destination.deliver(
                     DeliveryBatch(
                         workspace_id=sync.workspace_id,
@@ -561,6 +594,7 @@ class SyncEngine:
                         rows=rows,
                         watermark=watermark,
                         catalog=sync.catalog_name,
+                        columns=columns,
                     )
                 )
             else:
@@ -571,7 +605,7 @@ class SyncEngine:
                     f"the destination did not accept a batch: {result.error or 'no reason given'}; "
                     "the watermark stays at the last accepted batch",
                 )
-            if not rows or not getattr(destination, "COMMITS_WATERMARK", False):
+            if not count or not getattr(destination, "COMMITS_WATERMARK", False):
                 async with self.db.transaction() as s:
                     await s.execute(
                         sa.update(Sync)
@@ -581,8 +615,8 @@ class SyncEngine:
             rejected = {r.index: r for r in result.rejections}
             log_all = sync.row_log == "all"
             logs: list[dict[str, Any]] = []
-            for verdict in pending:
-                if isinstance(verdict, RowError):
+            for chunk in chunks:
+                for verdict in chunk.errors:
                     counts.errored += 1
                     logs.append(
                         _log(
@@ -595,32 +629,39 @@ class SyncEngine:
                             verdict,
                         )
                     )
-            for index, row in enumerate(rows):
-                rej = rejected.get(index)
-                if rej is not None:
-                    counts.errored += 1
-                    logs.append(
-                        _log(
-                            run,
-                            row.position,
-                            "error",
-                            rej.code,
-                            rej.message,
-                            _row_payload(row),
-                            row,
+            if columns is not None and not rejected and not log_all:
+                counts.delivered += count  # columnar rows carry no warnings
+            else:
+                if columns is not None:
+                    rows = columns.materialise()
+                for index, row in enumerate(rows):
+                    rej = rejected.get(index)
+                    if rej is not None:
+                        counts.errored += 1
+                        logs.append(
+                            _log(
+                                run,
+                                row.position,
+                                "error",
+                                rej.code,
+                                rej.message,
+                                _row_payload(row),
+                                row,
+                            )
                         )
-                    )
-                    continue
-                counts.delivered += 1
-                if row.warnings:
-                    code, message = row.warnings[0]
-                    logs.append(
-                        _log(run, row.position, "warning", code, message, _row_payload(row), row)
-                    )
-                elif log_all:
-                    logs.append(
-                        _log(run, row.position, "delivered", None, None, _row_payload(row), row)
-                    )
+                        continue
+                    counts.delivered += 1
+                    if row.warnings:
+                        code, message = row.warnings[0]
+                        logs.append(
+                            _log(
+                                run, row.position, "warning", code, message, _row_payload(row), row
+                            )
+                        )
+                    elif log_all:
+                        logs.append(
+                            _log(run, row.position, "delivered", None, None, _row_payload(row), row)
+                        )
             async with self.db.transaction() as s:
                 if logs:
                     await s.execute(sa.insert(SyncRowLog.__table__), logs)  # type: ignore[arg-type]
@@ -730,13 +771,68 @@ async def _batches(
         yield batch
 
 
+@dataclass(slots=True)
+class _Chunk:
+    """Verdicts of ``n`` consecutive rows (positions ``start`` …): refused and valid rows.
+
+    ``valid`` is a list of :class:`ValidRow` (per-row path) or :class:`AttributeRows`
+    (columnar fast path); both sorted by position.
+    """
+
+    n: int
+    start: int
+    errors: list[RowError]
+    valid: list[ValidRow] | AttributeRows
+
+    @property
+    def valid_count(self) -> int:
+        return len(self.valid)
+
+    def _valid_positions(self) -> Any:
+        if isinstance(self.valid, AttributeRows):
+            return self.valid.positions
+        return [v.position for v in self.valid]
+
+    def rows_for_valid(self, wanted: int) -> int:
+        """How many leading rows hold ``wanted`` valid rows (all rows when fewer)."""
+        if wanted <= 0:
+            return 0
+        if self.valid_count <= wanted:
+            return self.n
+        return int(self._valid_positions()[wanted - 1]) - self.start + 1
+
+    def cut(self, k: int) -> tuple[_Chunk, _Chunk]:
+        """The first ``k`` rows and the rest."""
+        end = self.start + k
+        head_err = [e for e in self.errors if e.position < end]
+        tail_err = self.errors[len(head_err) :]
+        j = bisect.bisect_left(self._valid_positions(), end)
+        valid = self.valid
+        if isinstance(valid, AttributeRows):
+            head_v: list[ValidRow] | AttributeRows = valid.slice(0, j)
+            tail_v: list[ValidRow] | AttributeRows = valid.slice(j, len(valid))
+        else:
+            head_v, tail_v = valid[:j], valid[j:]
+        return (
+            _Chunk(k, self.start, head_err, head_v),
+            _Chunk(self.n - k, end, tail_err, tail_v),
+        )
+
+
+def _chunk_of(verdicts: list[ValidRow | RowError], start: int) -> _Chunk:
+    errors = [v for v in verdicts if isinstance(v, RowError)]
+    valid = [v for v in verdicts if isinstance(v, ValidRow)]
+    first = verdicts[0].position if verdicts else start
+    return _Chunk(len(verdicts), first, errors, valid)
+
+
 def _verdicts(
     data_type: DataType,
     batch: pa.RecordBatch,
     start_position: int,
     tracker: WatermarkTracker,
     options: SyncOptions,
-) -> tuple[list[ValidRow | RowError], int]:
+) -> tuple[_Chunk, int]:
     """Drop rows already delivered (same hash at the same UPDATED_AT), validate the rest."""
     hashes = row_hashes(batch)
     updated = updated_micros(batch.column(UPDATED_AT))
@@ -747,6 +843,13 @@ def _verdicts(
         batch = batch.filter(mask)
         hashes = [h for h, k in zip(hashes, keep, strict=True) if k]
         updated = [u for u, k in zip(updated, keep, strict=True) if k]
+    if data_type is DataType.USER_ATTRIBUTES:
+        fast = attribute_columns(
+            batch, start_position=start_position, hashes=hashes, updated_us=updated
+        )
+        if fast is not None:
+            columns, refused = fast
+            return _Chunk(batch.num_rows, start_position, refused, columns), skipped
     verdicts = validate_batch(
         data_type,
         batch,
@@ -755,7 +858,7 @@ def _verdicts(
         updated_us=updated,
         options=options,
     )
-    return verdicts, skipped
+    return _chunk_of(verdicts, start_position), skipped
 
 
 def _row_payload(row: ValidRow) -> dict[str, Any]:

@@ -14,8 +14,8 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -667,3 +667,115 @@ def json_safe(value: Any) -> Any:
 def raw_row(cols: dict[str, list[Any]], i: int) -> dict[str, Any]:
     """The source row ``i`` as a JSON-safe dict (kept with row errors)."""
     return {name: json_safe(values[i]) for name, values in cols.items()}
+
+
+# ------------------------------------------------------------------ columnar fast path
+_NUMBER_FORMS = "[0-9][eE][-+]?[0-9]|-0\\.0*([^0-9]|$)"
+_EDGE_SPACE = "^[\\x1c-\\x1f\\x85]|[\\x1c-\\x1f\\x85]$"
+"""Characters ``str.strip`` removes that Arrow's whitespace trim keeps."""
+
+
+def _is_text(col: pa.Array) -> bool:
+    return pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+
+
+def _mask(values: pa.Array) -> np.ndarray:
+    return pc.fill_null(values, False).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def attribute_columns(
+    batch: pa.RecordBatch,
+    *,
+    start_position: int,
+    hashes: Sequence[str],
+    updated_us: Sequence[int | None],
+) -> tuple[t.AttributeRows, list[RowError]] | None:
+    """Validate a ``user_attributes`` batch column-wise, or ``None`` for the per-row path.
+
+    Applies when every row either is *simple* — identified by an external id only, with a
+    ``UPDATED_AT``, and a one-line JSON object payload without subscription fields, very long
+    digit runs or NUL escapes — or is refused. Simple rows are checked with vectorised Arrow
+    kernels and one msgspec decode of their joined payloads, and stay columns; the others go
+    through :func:`validate_batch` and must all come out as row errors (else ``None``: the
+    caller validates the whole batch row by row, so mixed batches keep the exact semantics).
+    """
+    n = batch.num_rows
+    names = batch.schema.names
+    if n == 0 or "EXTERNAL_ID" not in names or PAYLOAD not in names:
+        return None
+    ext = batch.column("EXTERNAL_ID")
+    payload = batch.column(PAYLOAD)
+    if not _is_text(ext) or not _is_text(payload):
+        return None
+    code, present = identifier_verdicts(batch)
+    upd = pa.array(updated_us, pa.int64())
+    simple = (code == IDENT_OK) & present["EXTERNAL_ID"] & _mask(pc.is_valid(upd))
+    simple &= _mask(pc.equal(ext, pc.utf8_trim_whitespace(ext)))
+    simple &= ~_mask(pc.match_substring_regex(ext, _EDGE_SPACE))
+    simple &= _mask(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(payload)), 0))
+    for needle in ("\n", "\r", "subscri", "\\u0000"):
+        simple &= ~_mask(pc.match_substring(payload, needle))
+    simple &= ~_mask(pc.match_substring_regex(payload, _LONG_DIGITS.pattern.decode()))
+    # Numbers PostgreSQL's jsonb would read back differently (1e3 as 1000, -0.0 as 0.0).
+    simple &= ~_mask(pc.match_substring_regex(payload, _NUMBER_FORMS))
+    if not simple.any():
+        return None
+    candidates = np.flatnonzero(simple)
+    simple[candidates] = _object_mask(pc.filter(payload, pa.array(simple, pa.bool_())))
+    simple_idx = np.flatnonzero(simple)
+    if len(simple_idx) == 0:
+        return None
+    mask = pa.array(simple, pa.bool_())
+    payloads = pc.filter(payload, mask)
+    errors: list[RowError] = []
+    other_idx = np.flatnonzero(~simple)
+    if len(other_idx):
+        others = batch.take(pa.array(other_idx))
+        verdicts = validate_batch(
+            DataType.USER_ATTRIBUTES,
+            others,
+            start_position=0,
+            hashes=[hashes[i] for i in other_idx.tolist()],
+            updated_us=[updated_us[i] for i in other_idx.tolist()],
+        )
+        for i, verdict in zip(other_idx.tolist(), verdicts, strict=True):
+            if not isinstance(verdict, RowError):
+                return None
+            errors.append(replace(verdict, position=start_position + i))
+    us = upd.to_numpy(zero_copy_only=False)
+    rows = t.AttributeRows(
+        positions=simple_idx.astype(np.int64) + start_position,
+        hashes=list(hashes) if len(other_idx) == 0 else [hashes[i] for i in simple_idx.tolist()],
+        updated_us=np.asarray(us[simple_idx], dtype=np.int64),
+        external_ids=pc.filter(ext, mask),
+        payloads=payloads,
+    )
+    return rows, errors
+
+
+def _object_mask(payloads: pa.Array) -> np.ndarray:
+    """Per (one-line, non-blank) payload: whether it is a JSON object msgspec decodes.
+
+    One decode of the joined rows; only when that fails is each row decoded on its own.
+    """
+    rows = payloads if pa.types.is_large_string(payloads.type) else payloads.cast(pa.large_string())
+    offsets = pa.array([0, len(rows)], pa.int64())
+    joined = pc.binary_join(
+        pa.LargeListArray.from_arrays(offsets, rows), pa.scalar("\n", pa.large_string())
+    )
+    _validity, offs, buf = joined.buffers()
+    assert offs is not None
+    start, end = np.frombuffer(offs, dtype=np.int64)[joined.offset : joined.offset + 2].tolist()
+    data = memoryview(buf)[start:end] if buf is not None else b""
+    with gc_paused():
+        try:
+            values = _LINES.decode_lines(data)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+            values = None
+        if values is not None and len(values) == len(rows):
+            return np.fromiter((type(v) is dict for v in values), dtype=bool, count=len(rows))
+        out = np.zeros(len(rows), dtype=bool)
+        for i, text in enumerate(rows.to_pylist()):
+            with suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                out[i] = type(_LINES.decode(text)) is dict
+        return out

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -108,6 +110,22 @@ class WatermarkTracker:
         if self._value_us is None or updated_us > self._value_us:
             self._value_us = updated_us
         self._seen[row_hash] = updated_us
+
+    def record_many(self, hashes: list[str], updated_us: Any) -> None:
+        """:meth:`record` for many rows at once (``updated_us``: an int64 numpy array).
+
+        Only hashes that :meth:`snapshot` would keep (inside the lookback window of the new
+        value) are stored, so a long run does not grow the map.
+        """
+        if not hashes:
+            return
+        top = int(updated_us.max())
+        if self._value_us is None or top > self._value_us:
+            self._value_us = top
+        floor = self._value_us - self._lookback_us
+        seen = self._seen
+        for i in np.flatnonzero(updated_us >= floor).tolist():
+            seen[hashes[i]] = int(updated_us[i])
 
     def snapshot(self) -> WatermarkState:
         """State to commit now: only hashes still inside ``[value - lookback, value]`` kept."""
