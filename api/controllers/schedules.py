@@ -47,6 +47,13 @@ class ScheduleController(Controller):
                 '(or {"schedule": null} for manual only)',
                 details={"field": "schedule"},
             )
+        unknown = sorted(str(key) for key in data if key not in ("schedule", "contacts"))
+        if unknown:
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                f"unknown field(s) {', '.join(unknown)}: send schedule and optionally contacts",
+                details={"field": unknown[0], "reason": "unknown_field"},
+            )
         return await schedules.set_schedule(
             runtime.db, caller.workspace_id, segment_id, data["schedule"], data.get("contacts")
         )
