@@ -216,3 +216,28 @@ async def test_stale_pause_is_shown_and_only_resume_lifts_it(quick_stale_api: Ap
     assert resumed.json()["status"] == "active" and resumed.json()["paused"] is None
     first = datetime.fromisoformat(resumed.json()["next_runs"][0])
     assert first.astimezone(UTC).hour == 5 and len(resumed.json()["next_runs"]) == 5
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b"[1, 2]", None),
+        (b"{}", "schedule"),
+        (b'{"schedule": {"frequency": "daily"}, "contact": ["a@x.io"]}', None),
+        (b"{not json", None),
+    ],
+)
+async def test_malformed_bodies_are_validation_errors(
+    api: Api,  # noqa: F811
+    content: bytes,
+    field: str | None,
+) -> None:
+    segment_id = await _segment(api)
+    resp = await api.client.put(
+        f"/v1/segments/{segment_id}/schedule",
+        content=content,
+        headers={**api.auth, "Content-Type": "application/json"},
+    )
+    error = assert_error(resp, 400, "validation_error")
+    if field is not None:
+        assert error["details"]["field"] == field
