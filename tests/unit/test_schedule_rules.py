@@ -25,7 +25,7 @@ from zerocopy.scheduling.schedule import (
     parse_schedule,
     plan_firing,
 )
-from zerocopy.scheduling.sync_frequency import sync_schedule
+from zerocopy.scheduling.sync_frequency import check_sync_frequency, sync_schedule
 
 
 def local(zone: str, *args: int, fold: int = 0) -> datetime:
@@ -406,3 +406,38 @@ def test_iana_names_load(name: str) -> None:
 def test_naive_instants_are_refused() -> None:
     with pytest.raises(ValueError):
         next_run(parse_schedule({"frequency": "hourly"}), datetime(2026, 1, 1), "UTC")
+
+
+# ----------------------------------------------------------------- sync frequency strings
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("5m", "too_frequent"),
+        ("1m", "too_frequent"),
+        ("10m", "too_frequent"),
+        ("30s", "too_frequent"),
+        ("2mo", "too_rare"),
+        ("1y", "too_rare"),
+        ("6w", "too_rare"),
+        ("5h", "unknown_frequency"),
+        ("24h", "unknown_frequency"),
+        ("daily", "unknown_frequency"),
+        ("", "unknown_frequency"),
+        (None, "unknown_frequency"),
+        (15, "unknown_frequency"),
+    ],
+)
+def test_sync_frequencies_outside_15_minutes_to_monthly_say_why(value: object, reason: str) -> None:
+    with pytest.raises(ZerocopyError) as info:
+        check_sync_frequency(value)
+    assert info.value.code == "validation_error"
+    assert info.value.details == {"field": "frequency", "reason": reason}
+    assert "frequency" in info.value.message and "15m" in info.value.message
+
+
+@pytest.mark.parametrize(
+    "value", ["15m", "30m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d", "1w", "1mo"]
+)
+def test_every_sync_frequency_between_15_minutes_and_monthly_is_valid(value: str) -> None:
+    assert check_sync_frequency(value) == value
+    assert not sync_schedule(value).is_manual

@@ -14,6 +14,8 @@ DST rules of :mod:`zerocopy.scheduling.schedule`:
 
 from __future__ import annotations
 
+import re
+
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.scheduling.schedule import (
@@ -44,14 +46,38 @@ SYNC_FREQUENCY_SCHEDULES: dict[str, Schedule] = {
 """Every frequency string a sync may store (a superset of what the sync API accepts today)."""
 
 
+_AMOUNT = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|d|w|mo|y)\s*$")
+_MINUTES = {"s": 1 / 60, "sec": 1 / 60, "m": 1, "min": 1, "h": 60, "d": 1440, "w": 10080}
+_MINUTES |= {"mo": 44640, "y": 527040}
+
+
+def check_sync_frequency(
+    value: object, accepted: tuple[str, ...] = tuple(SYNC_FREQUENCY_SCHEDULES)
+) -> str:
+    """``value`` if it is one of ``accepted``, else a ``validation_error`` on ``frequency``.
+
+    ``details.reason`` says why: ``too_frequent`` (under 15 minutes: ``5m``, ``30s``),
+    ``too_rare`` (beyond monthly: ``2mo``, ``1y``) or ``unknown_frequency`` (anything else,
+    e.g. ``5h``: every N hours must divide a day).
+    """
+    if isinstance(value, str) and value in accepted:
+        return value
+    choices = ", ".join(accepted)
+    match = _AMOUNT.match(value) if isinstance(value, str) else None
+    minutes = int(match.group(1)) * _MINUTES[match.group(2)] if match else None
+    if minutes is not None and minutes < 15:
+        reason, why = "too_frequent", "is too frequent: the most frequent is 15m"
+    elif minutes is not None and minutes > _MINUTES["mo"]:
+        reason, why = "too_rare", "is too rare: the least frequent is 1mo"
+    else:
+        reason, why = "unknown_frequency", "is not a sync frequency"
+    raise ZerocopyError(
+        errors.VALIDATION_ERROR,
+        f"frequency {value!r} {why} (one of {choices})",
+        details={"field": "frequency", "reason": reason},
+    )
+
+
 def sync_schedule(frequency: str) -> Schedule:
     """The :class:`Schedule` of a sync ``frequency`` string; ``validation_error`` when unknown."""
-    try:
-        return SYNC_FREQUENCY_SCHEDULES[frequency]
-    except (KeyError, TypeError):
-        raise ZerocopyError(
-            errors.VALIDATION_ERROR,
-            f"sync frequency must be one of {', '.join(SYNC_FREQUENCY_SCHEDULES)}, "
-            f"got {frequency!r}",
-            details={"field": "frequency"},
-        ) from None
+    return SYNC_FREQUENCY_SCHEDULES[check_sync_frequency(frequency)]

@@ -67,4 +67,4 @@ def test_unknown_frequency_is_a_validation_error(bad: object) -> None:
     with pytest.raises(ZerocopyError) as info:
         sync_schedule(bad)  # type: ignore[arg-type]
     assert info.value.code == "validation_error"
-    assert info.value.details == {"field": "frequency"}
+    assert info.value.details["field"] == "frequency"
