@@ -45,13 +45,19 @@ def key_read(state: Any) -> Any:
 
 
 def _statements_hint(read: Any) -> None:
-    """Tell the human what to run for a generated key (the JSON on stdout has it too)."""
+    """Tell the human what to do about a generated key and any warning (stdout has it too)."""
+    for warning in getattr(read, "warnings", None) or []:
+        hint(f"warning: {warning}")
     key = getattr(read, "key", read)
-    if key is None or not getattr(key, "statements", None):
+    if key is None:
         return
-    hint(f"next, run this ({key.installed_by}):")
-    for statement in key.statements:
-        hint(f"  {statement}")
+    if key.statements:
+        hint(f"next, run this ({key.installed_by}):")
+        for statement in key.statements:
+            hint(f"  {statement}")
+    elif key.public_key and key.rotation is None:
+        hint(f"next, add this public key to {key.installed_by}:")
+        hint(f"  {key.public_key}")
 
 
 def _expires_at(value: str | None) -> datetime | None:
@@ -141,7 +147,9 @@ def credential_show(workspace_id: str, credential_id: str) -> None:
             cred = await credentials.get_credential(s, workspace_id, credential_id)
             return credential_read(rt, cred)
 
-    echo(run(go, workspace_id))
+    read = run(go, workspace_id)
+    echo(read)
+    _statements_hint(read)
 
 
 @credential.command("update")
