@@ -83,7 +83,7 @@ async def bare(factory: AdapterFactory, source: Source, credential: Credential, 
 BENCH_CATALOG: dict[str, Any] = {}
 
 
-async def main(users: int, state_url: str | None) -> dict[str, Any]:
+async def main(users: int, state_url: str | None, stream: bool = True) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="zc-bench-"))
     t = time.perf_counter()
     warehouse = build(users, only={"users"})
@@ -143,8 +143,8 @@ async def main(users: int, state_url: str | None) -> dict[str, Any]:
         ]
     BENCH_CATALOG.update(catalog_mapping(rows))
 
-    engine = RefreshEngine(db, factory)
-    out: dict[str, Any] = {"users": users, "state": db.dialect}
+    engine = RefreshEngine(db, factory, stream=stream)
+    out: dict[str, Any] = {"users": users, "state": db.dialect, "stream": stream}
 
     async def refresh(sql: str, label: str) -> RefreshRun:
         async with db.transaction() as s:
@@ -187,6 +187,11 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=1_000_000)
     parser.add_argument("--state", default=None, help="state database URL (default: SQLite)")
     parser.add_argument(
+        "--in-memory",
+        action="store_true",
+        help="the engine collects, sorts and diffs ids in memory instead of streaming them",
+    )
+    parser.add_argument(
         "--warehouse",
         choices=["duckdb", "redshift"],
         default="duckdb",
@@ -201,5 +206,5 @@ if __name__ == "__main__":
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     configure_logging("warning", "console")
-    result = anyio.run(main, args.users, args.state)
+    result = anyio.run(main, args.users, args.state, not args.in_memory)
     print(json.dumps(result))

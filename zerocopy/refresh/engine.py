@@ -40,6 +40,7 @@ from dialects.protocol import QueryTag
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import bound_context, get_logger, redact_text
+from zerocopy.refresh.stream import StreamResult, stream_refresh
 from zerocopy.secrets import SecretBox
 from zerocopy.settings import Settings
 from zerocopy.state.db import Database
@@ -68,6 +69,9 @@ class _Outcome:
     status: str
     error: ZerocopyError | None = None
     ids: pa.Array | None = None
+    streamed: StreamResult | None = None
+    """Set when the ids were streamed into the run's version (already written, not current)."""
+    wrote_version: bool = False
     query_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     temp_table_dropped: bool | None = None
@@ -87,6 +91,9 @@ class RefreshEngine:
         heartbeat_s: how often a running refresh refreshes ``heartbeat_at``.
         stale_after_s: a ``running`` run without heartbeat for this long is ``worker_lost``.
         batch_rows: ids per Arrow batch read back from the warehouse.
+        stream: read ids in byte order where the adapter promises it (``ID_ORDER``) and
+            stream them into the new version (memory flat in the segment's size); ``False``
+            always collects, sorts and diffs in memory.
         worker: the name recorded on runs this engine executes.
     """
 
@@ -102,6 +109,7 @@ class RefreshEngine:
         stale_after_s: float = 60.0,
         batch_rows: int = 100_000,
         worker: str = WORKER_ID,
+        stream: bool = True,
     ) -> None:
         from zerocopy.connections import AdapterFactory as DefaultFactory
 
@@ -119,6 +127,7 @@ class RefreshEngine:
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.batch_rows = batch_rows
+        self.stream = stream
         self.worker = worker
         self._local_cancels: dict[str, anyio.Event] = {}
 
@@ -456,10 +465,26 @@ class RefreshEngine:
                     outcome.query_id = result.query_id
                     outcome.timings[phase] = time.perf_counter() - t
                     phase, t = "read", time.perf_counter()
-                    async for batch in adapter.read_column(
-                        table, column, batch_rows=self.batch_rows
-                    ):
-                        batches.append(batch)
+                    if self.stream and getattr(adapter, "ID_ORDER", None) is not None:
+                        outcome.wrote_version = True
+                        got = await stream_refresh(
+                            adapter.read_column(
+                                table, column, batch_rows=self.batch_rows, ordered=True
+                            ),
+                            members=self.members,
+                            segment_id=run.segment_id,
+                            version=run.id,
+                            timings=outcome.timings,
+                        )
+                        if isinstance(got, StreamResult):
+                            outcome.streamed = got
+                        else:
+                            batches.append(got)  # order not kept: normalised in memory
+                    else:
+                        async for batch in adapter.read_column(
+                            table, column, batch_rows=self.batch_rows
+                        ):
+                            batches.append(batch)
                     outcome.timings[phase] = time.perf_counter() - t
             finally:
                 # A stopped phase still reports how long it ran.
@@ -479,9 +504,11 @@ class RefreshEngine:
                 details={"max_runtime_s": run.max_runtime_s, "query_id": outcome.query_id},
             )
             return
-        t = time.perf_counter()
-        outcome.ids = await anyio.to_thread.run_sync(normalise_ids, batches)
-        outcome.timings["normalise"] = time.perf_counter() - t
+        if outcome.streamed is None:
+            t = time.perf_counter()
+            outcome.ids = await anyio.to_thread.run_sync(normalise_ids, batches)
+            outcome.timings.setdefault("normalise", 0.0)
+            outcome.timings["normalise"] += time.perf_counter() - t
         outcome.status = RunStatus.SUCCEEDED
 
     async def _cleanup(self, run: RefreshRun, adapter: Any, outcome: _Outcome) -> None:
@@ -510,10 +537,12 @@ class RefreshEngine:
             "temp_table_dropped": outcome.temp_table_dropped,
             "query_id": outcome.query_id,
         }
-        if outcome.status == RunStatus.SUCCEEDED and outcome.ids is not None:
+        succeeded = outcome.ids is not None or outcome.streamed is not None
+        if outcome.status == RunStatus.SUCCEEDED and succeeded:
             try:
                 return await self._commit_success(run, outcome, started, values)
             except _RunNoLongerRunning:
+                await self._discard_version(run, outcome)
                 return await self.get(run.id)
             except Exception as exc:
                 log.exception("refresh.swap_failed")
@@ -523,6 +552,7 @@ class RefreshEngine:
                     f"storing the new membership failed: {type(exc).__name__}: "
                     f"{redact_text(str(exc))}; the previous membership is unchanged",
                 )
+        await self._discard_version(run, outcome)
         error = outcome.error or ZerocopyError(errors.INTERNAL_ERROR, "the refresh failed")
         outcome.timings["total"] = time.perf_counter() - started
         values.update(
@@ -552,21 +582,36 @@ class RefreshEngine:
         )
         return final
 
+    async def _discard_version(self, run: RefreshRun, outcome: _Outcome) -> None:
+        """Delete chunks a streamed run wrote under its version (never the current one)."""
+        if not outcome.wrote_version:
+            return
+        try:
+            await self.members.discard(run.segment_id, run.id)
+        except Exception as exc:  # orphans go with the segment's next successful swap
+            log.warning("refresh.discard_failed", error=redact_text(str(exc)))
+
     async def _commit_success(
         self, run: RefreshRun, outcome: _Outcome, started: float, values: dict[str, Any]
     ) -> RefreshRun:
         ids = outcome.ids
-        assert ids is not None
-        t = time.perf_counter()
-        old = await self.members.load(run.segment_id)
-        outcome.timings["load_previous"] = time.perf_counter() - t
-        t = time.perf_counter()
-        added, removed = await anyio.to_thread.run_sync(diff_counts, old, ids)
-        del old
-        outcome.timings["diff"] = time.perf_counter() - t
-        t = time.perf_counter()
-        chunks = await anyio.to_thread.run_sync(self.members.encode, ids)
-        outcome.timings["encode"] = time.perf_counter() - t
+        chunks = None
+        if outcome.streamed is not None:
+            count = outcome.streamed.count
+            added, removed = outcome.streamed.added, outcome.streamed.removed
+        else:
+            assert ids is not None
+            count = len(ids)
+            t = time.perf_counter()
+            old = await self.members.load(run.segment_id)
+            outcome.timings["load_previous"] = time.perf_counter() - t
+            t = time.perf_counter()
+            added, removed = await anyio.to_thread.run_sync(diff_counts, old, ids)
+            del old
+            outcome.timings["diff"] = time.perf_counter() - t
+            t = time.perf_counter()
+            chunks = await anyio.to_thread.run_sync(self.members.encode, ids)
+            outcome.timings["encode"] = time.perf_counter() - t
         # finished_at covers the diff and encode above, not just the warehouse part.
         values = {**values, "finished_at": utcnow()}
         t = time.perf_counter()
@@ -576,7 +621,7 @@ class RefreshEngine:
                 .where(RefreshRun.id == run.id, RefreshRun.status == RunStatus.RUNNING)
                 .values(
                     status=RunStatus.SUCCEEDED,
-                    member_count=len(ids),
+                    member_count=count,
                     added=added,
                     removed=removed,
                     **values,
@@ -584,7 +629,10 @@ class RefreshEngine:
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 raise _RunNoLongerRunning  # reaped as worker_lost meanwhile: keep the old one
-            await self.members.swap(s, run.segment_id, run.id, ids, chunks=chunks)
+            if ids is None:
+                await self.members.flip(s, run.segment_id, run.id, count)
+            else:
+                await self.members.swap(s, run.segment_id, run.id, ids, chunks=chunks)
             await s.execute(
                 sa.update(Segment)
                 .where(Segment.id == run.segment_id)

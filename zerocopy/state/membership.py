@@ -10,7 +10,12 @@ diffed by Arrow kernels, and a 1M-member version is ~60 rows to write.
 Atomic swap. :meth:`MembershipStore.swap` inserts the new version's chunks, moves the
 segment's pointer and deletes the older chunks in the caller's transaction; readers read
 through the pointer in one statement, so they see the old membership until the commit and
-the new one after, never a mix, and a failed run writes nothing.
+the new one after, never a mix, and a failed run writes nothing. A *streamed* refresh (see
+:mod:`zerocopy.refresh.stream`) writes its version's chunks as they fill
+(:meth:`MembershipStore.write_chunks`; invisible: no pointer names them), then
+:meth:`MembershipStore.flip` moves the pointer and deletes older versions in the final
+transaction; a failed run's chunks are deleted (:meth:`MembershipStore.discard`), and any
+orphan left by a killed process goes with the segment's next successful swap or flip.
 
 Reads. ``count`` is a column; ``contains`` and ``page`` (keyset by id, byte-wise order) find
 the one chunk whose ``[first_id, last_id]`` covers the id through an index, then search the
@@ -85,22 +90,35 @@ class Chunk:
 
 def encode_chunks(ids: pa.Array, chunk_rows: int = CHUNK_ROWS) -> list[Chunk]:
     """Cut sorted ``ids`` into IPC-encoded chunks."""
-    out: list[Chunk] = []
-    for seq, start in enumerate(range(0, len(ids), chunk_rows)):
-        part = pc.cast(ids.slice(start, chunk_rows), pa.string())
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, _SCHEMA, options=_IPC_OPTIONS) as writer:
-            writer.write_batch(pa.record_batch([part], schema=_SCHEMA))
-        out.append(
-            Chunk(
-                seq=seq,
-                first_id=part[0].as_py(),
-                last_id=part[-1].as_py(),
-                count=len(part),
-                blob=sink.getvalue().to_pybytes(),
-            )
-        )
-    return out
+    return [
+        encode_chunk(ids.slice(start, chunk_rows), seq)
+        for seq, start in enumerate(range(0, len(ids), chunk_rows))
+    ]
+
+
+def encode_chunk(part: pa.Array, seq: int) -> Chunk:
+    """One non-empty, sorted slice of a version as an IPC-encoded chunk."""
+    if part.type != pa.string():
+        part = pc.cast(part, pa.string())
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, _SCHEMA, options=_IPC_OPTIONS) as writer:
+        writer.write_batch(pa.record_batch([part], schema=_SCHEMA))
+    return Chunk(
+        seq=seq,
+        first_id=part[0].as_py(),
+        last_id=part[-1].as_py(),
+        count=len(part),
+        blob=sink.getvalue().to_pybytes(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkMeta:
+    version: str
+    seq: int
+    first_id: str
+    last_id: str
+    count: int
 
 
 def decode_chunk(blob: bytes) -> pa.Array:
@@ -231,6 +249,69 @@ class MembershipStore:
                 blobs = (await s.scalars(stmt)).all()
         return normalise_sorted([decode_chunk(b) for b in blobs])
 
+    # ---------------------------------------------------------------- streamed versions
+    async def current_chunks(self, segment_id: str) -> list[ChunkMeta]:
+        """The current version's chunk list (no ids), in id order: what a streamed diff walks."""
+        stmt = _current_chunks(segment_id).with_only_columns(
+            SegmentMemberChunk.version,
+            SegmentMemberChunk.seq,
+            SegmentMemberChunk.first_id,
+            SegmentMemberChunk.last_id,
+            SegmentMemberChunk.count,
+        )
+        async with self.db.session() as s:
+            rows = (await s.execute(stmt.order_by(SegmentMemberChunk.seq))).all()
+        return [ChunkMeta(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def read_chunks(self, segment_id: str, version: str, seqs: Sequence[int]) -> list[bytes]:
+        """IPC blobs of some chunks of one version, in ``seqs`` order (bypasses the cache)."""
+        if not seqs:
+            return []
+        stmt = sa.select(SegmentMemberChunk.seq, SegmentMemberChunk.ids).where(
+            SegmentMemberChunk.segment_id == segment_id,
+            SegmentMemberChunk.version == version,
+            SegmentMemberChunk.seq.in_(list(seqs)),
+        )
+        async with self.db.session() as s:
+            found = {r[0]: bytes(r[1]) for r in (await s.execute(stmt)).all()}
+        return [found[q] for q in seqs]
+
+    async def write_chunks(self, segment_id: str, version: str, chunks: Sequence[Chunk]) -> None:
+        """Store chunks of a version that is not current yet (invisible until :meth:`flip`)."""
+        if not chunks:
+            return
+        async with self.db.transaction() as s:
+            await s.execute(sa.insert(SegmentMemberChunk), _rows(segment_id, version, chunks))
+
+    async def flip(self, session: AsyncSession, segment_id: str, version: str, count: int) -> int:
+        """Make an already written version current and delete the others, in the caller's
+        transaction (the streamed counterpart of :meth:`swap`)."""
+        await session.execute(
+            sa.update(Segment)
+            .where(Segment.id == segment_id)
+            .values(membership_version=version, member_count=count)
+        )
+        await session.execute(
+            sa.delete(SegmentMemberChunk).where(
+                SegmentMemberChunk.segment_id == segment_id, SegmentMemberChunk.version != version
+            )
+        )
+        return count
+
+    async def discard(self, segment_id: str, version: str) -> None:
+        """Delete a version's chunks unless it is the current one (a failed streamed run)."""
+        current = (
+            sa.select(Segment.membership_version).where(Segment.id == segment_id).scalar_subquery()
+        )
+        async with self.db.transaction() as s:
+            await s.execute(
+                sa.delete(SegmentMemberChunk).where(
+                    SegmentMemberChunk.segment_id == segment_id,
+                    SegmentMemberChunk.version == version,
+                    sa.func.coalesce(current, "") != version,
+                )
+            )
+
     # ---------------------------------------------------------------- swap
     def encode(self, ids: pa.Array) -> list[Chunk]:
         """Chunks for :meth:`swap`, computed outside the transaction (CPU-bound: run in a thread)."""
@@ -258,21 +339,7 @@ class MembershipStore:
             )
         )
         if chunks:
-            await session.execute(
-                sa.insert(SegmentMemberChunk),
-                [
-                    {
-                        "segment_id": segment_id,
-                        "version": version,
-                        "seq": c.seq,
-                        "first_id": c.first_id,
-                        "last_id": c.last_id,
-                        "count": c.count,
-                        "ids": c.blob,
-                    }
-                    for c in chunks
-                ],
-            )
+            await session.execute(sa.insert(SegmentMemberChunk), _rows(segment_id, version, chunks))
         await session.execute(
             sa.update(Segment)
             .where(Segment.id == segment_id)
@@ -324,6 +391,21 @@ class MembershipStore:
 
     async def _has_after(self, segment_id: str, last: str) -> bool:
         return bool(await self._chunks_from(segment_id, after=last, inclusive=False, limit=1))
+
+
+def _rows(segment_id: str, version: str, chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
+    return [
+        {
+            "segment_id": segment_id,
+            "version": version,
+            "seq": c.seq,
+            "first_id": c.first_id,
+            "last_id": c.last_id,
+            "count": c.count,
+            "ids": c.blob,
+        }
+        for c in chunks
+    ]
 
 
 def _current_chunks(segment_id: str) -> sa.Select[Any]:

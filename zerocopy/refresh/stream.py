@@ -1,0 +1,285 @@
+"""Streamed refresh: ids in byte order → checked, de-duplicated, merge-diffed, chunked as they come.
+
+When an adapter promises byte-wise order (``ID_ORDER``, see :mod:`dialects.base`), the engine
+never holds the new membership: each batch is
+
+1. cleaned: cast to ``string``, nulls dropped, its order *verified* (against the previous batch
+   too) and neighbours de-duplicated;
+2. merged against the previous membership: its sorted chunks are decoded one by one, only as
+   far as the batch's last id, so the common-id count (hence added/removed) needs a window of
+   about one batch and one chunk;
+3. cut into chunks of the store's size, IPC-encoded and written under the run's version, which
+   readers cannot see until the engine flips the segment's pointer in its final transaction.
+
+Memory is thus bounded by a batch, a chunk window and a chunk being filled, whatever the
+segment's size. If the order promise is broken (a case-insensitive collation, integer ids,
+an adapter bug) the stream raises :class:`OrderBroken` internally and the driver falls back to
+the in-memory path: it reads back what it wrote, takes the rest of the stream, sorts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+import anyio
+import anyio.to_thread
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from zerocopy.logging import get_logger
+from zerocopy.state.membership import (
+    CHUNK_ROWS,
+    Chunk,
+    ChunkMeta,
+    MembershipStore,
+    decode_chunk,
+    encode_chunk,
+    normalise_ids,
+)
+
+log = get_logger("zerocopy.refresh")
+
+PREFETCH = 1
+"""Batches the warehouse reader may run ahead of the merge."""
+
+WRITE_EVERY = 8
+"""Chunks written per state transaction (8 x 16,384 ids)."""
+
+
+class OrderBroken(Exception):
+    """The ids did not arrive in byte-wise order."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    count: int
+    added: int
+    removed: int
+
+
+class SortedMerge:
+    """The CPU side of a streamed refresh (pure: no I/O, one thread at a time)."""
+
+    def __init__(self, old_count: int, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.old_count = old_count
+        self.chunk_rows = chunk_rows
+        self.count = 0
+        self.common = 0
+        self.seq = 0
+        self.last: str | None = None
+        self._pending: list[pa.Array] = []
+        self._pending_rows = 0
+        self._window: pa.Array = pa.array([], pa.string())
+
+    @property
+    def added(self) -> int:
+        return self.count - self.common
+
+    @property
+    def removed(self) -> int:
+        return self.old_count - self.common
+
+    def clean(self, batch: pa.Array | pa.ChunkedArray) -> pa.Array:
+        """Distinct non-null ``string`` ids of ``batch``; :class:`OrderBroken` if out of order."""
+        arr = batch.combine_chunks() if isinstance(batch, pa.ChunkedArray) else batch
+        if arr.type != pa.string():
+            arr = pc.cast(arr, pa.string())
+        if arr.null_count:
+            arr = pc.drop_null(arr)
+        n = len(arr)
+        if n > 1:
+            head, tail = arr.slice(0, n - 1), arr.slice(1)
+            if pc.any(pc.less(tail, head)).as_py():
+                raise OrderBroken("ids within a batch are not in byte order")
+            same = pc.equal(tail, head)
+            if pc.any(same).as_py():
+                arr = pc.filter(arr, pa.concat_arrays([pa.array([True]), pc.invert(same)]))
+        if n and self.last is not None:
+            first = arr[0].as_py()
+            if first < self.last:
+                raise OrderBroken("a batch starts before the previous one ended")
+            if first == self.last:
+                arr = arr.slice(1)
+        if len(arr):
+            self.last = arr[-1].as_py()
+        return arr
+
+    def add_previous(self, arr: pa.Array) -> None:
+        """Append a decoded chunk of the previous membership (in id order) to the window."""
+        if len(self._window):
+            self._window = pa.concat_arrays([self._window, arr])
+        else:
+            self._window = arr
+
+    def feed(self, arr: pa.Array) -> list[Chunk]:
+        """Count ``arr``'s ids already members, then return the chunks it completes.
+
+        ``arr`` comes from :meth:`clean`; the window must hold every previous id up to its
+        last id (see :func:`stream_refresh`).
+        """
+        if not len(arr):
+            return []
+        self.count += len(arr)
+        window = self._window
+        if len(window):
+            # Previous ids below this batch's first can match nothing later: drop them.
+            below = pc.sum(pc.less(window, arr[0])).as_py() or 0
+            window = window.slice(below)
+            upto = pc.sum(pc.less_equal(window, arr[-1])).as_py() or 0
+            if upto:
+                part = window.slice(0, upto)
+                self.common += pc.sum(pc.is_in(arr, value_set=part)).as_py() or 0
+            self._window = window.slice(upto)
+        self._pending.append(arr)
+        self._pending_rows += len(arr)
+        return self._cut(final=False)
+
+    def finish(self) -> list[Chunk]:
+        return self._cut(final=True)
+
+    def pending(self) -> list[pa.Array]:
+        return list(self._pending)
+
+    def _cut(self, *, final: bool) -> list[Chunk]:
+        if self._pending_rows < self.chunk_rows and not (final and self._pending_rows):
+            return []
+        whole = pa.concat_arrays(self._pending) if len(self._pending) > 1 else self._pending[0]
+        out: list[Chunk] = []
+        start = 0
+        while len(whole) - start >= self.chunk_rows or (final and start < len(whole)):
+            out.append(encode_chunk(whole.slice(start, self.chunk_rows), self.seq))
+            self.seq += 1
+            start += self.chunk_rows
+        rest = whole.slice(start)
+        self._pending = [rest] if len(rest) else []
+        self._pending_rows = len(rest)
+        return out
+
+
+async def stream_refresh(
+    batches: AsyncIterator[pa.Array],
+    *,
+    members: MembershipStore,
+    segment_id: str,
+    version: str,
+    timings: dict[str, float],
+) -> StreamResult | pa.Array:
+    """Consume ordered id batches into version ``version`` of the segment's membership.
+
+    Returns the counts once every chunk is written (the caller flips the pointer), or, if the
+    order promise broke, the whole id set normalised in memory (the caller swaps it as usual;
+    chunks written so far are replaced by that swap or discarded by the caller on failure).
+    """
+    send, receive = anyio.create_memory_object_stream[pa.Array](PREFETCH)
+
+    async def fetch() -> None:
+        # The warehouse side (fetch + conversion in the adapter's thread) overlaps our work on
+        # the previous batch; at most PREFETCH + 2 batches are alive at once.
+        async with send:
+            async for batch in batches:
+                await send.send(batch)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(fetch)
+        async with receive:
+            return await _consume(receive, members, segment_id, version, timings)
+
+
+async def _consume(
+    batches: AsyncIterator[pa.Array],
+    members: MembershipStore,
+    segment_id: str,
+    version: str,
+    timings: dict[str, float],
+) -> StreamResult | pa.Array:
+    previous = await members.current_chunks(segment_id)
+    merge = SortedMerge(sum(c.count for c in previous), members.chunk_rows)
+    loaded = 0  # previous chunks already in the merge window
+    ready: list[Chunk] = []
+    written: list[int] = []
+    spent = {"diff": 0.0, "write": 0.0}
+
+    async def write(final: bool) -> None:
+        nonlocal ready
+        if ready and (final or len(ready) >= WRITE_EVERY):
+            t = time.perf_counter()
+            with anyio.CancelScope(shield=True):  # a half-done insert helps no one
+                await members.write_chunks(segment_id, version, ready)
+            written.extend(c.seq for c in ready)
+            ready = []
+            spent["write"] += time.perf_counter() - t
+
+    raw: pa.Array | None = None
+    try:
+        async for raw in batches:
+            t = time.perf_counter()
+            arr = await anyio.to_thread.run_sync(merge.clean, raw)
+            if len(arr):
+                # Load the previous chunks that may hold ids up to this batch's last one.
+                need = _needed(previous, loaded, arr[-1].as_py())
+                if need:
+                    with anyio.CancelScope(shield=True):
+                        blobs = await members.read_chunks(segment_id, previous[0].version, need)
+                    for blob in blobs:
+                        merge.add_previous(decode_chunk(blob))
+                    loaded += len(need)
+                ready.extend(await anyio.to_thread.run_sync(merge.feed, arr))
+            raw = None
+            spent["diff"] += time.perf_counter() - t
+            await write(final=False)
+        ready.extend(await anyio.to_thread.run_sync(merge.finish))
+        await write(final=True)
+    except OrderBroken as exc:
+        log.warning("refresh.ids_not_in_byte_order", reason=str(exc), fallback="sort in memory")
+        return await _in_memory(
+            merge, raw, batches, members, segment_id, version, written, ready, timings
+        )
+    timings["diff"] = timings.get("diff", 0.0) + spent["diff"]
+    timings["write_chunks"] = spent["write"]
+    return StreamResult(count=merge.count, added=merge.added, removed=merge.removed)
+
+
+def _needed(previous: Sequence[ChunkMeta], loaded: int, upto: str) -> list[int]:
+    need: list[int] = []
+    for meta in previous[loaded:]:
+        if meta.first_id > upto:
+            break
+        need.append(meta.seq)
+    return need
+
+
+async def _in_memory(
+    merge: SortedMerge,
+    raw: pa.Array | None,
+    rest: AsyncIterator[pa.Array],
+    members: MembershipStore,
+    segment_id: str,
+    version: str,
+    written: list[int],
+    ready: list[Chunk],
+    timings: dict[str, float],
+) -> pa.Array:
+    """Fallback: every id seen so far (written chunks, chunks not yet written, the pending tail,
+    the offending batch) plus the rest of the stream, sorted and de-duplicated in memory."""
+    arrays: list[pa.Array] = [
+        decode_chunk(b) for b in await _read_back(members, segment_id, version, written)
+    ]
+    arrays.extend(decode_chunk(c.blob) for c in ready)
+    arrays.extend(merge.pending())
+    if raw is not None:
+        arrays.append(raw)
+    async for batch in rest:
+        arrays.append(batch)
+    t = time.perf_counter()
+    ids = await anyio.to_thread.run_sync(normalise_ids, arrays)
+    timings["normalise"] = time.perf_counter() - t
+    return ids
+
+
+async def _read_back(
+    members: MembershipStore, segment_id: str, version: str, seqs: list[int]
+) -> list[bytes]:
+    with anyio.CancelScope(shield=True):
+        return await members.read_chunks(segment_id, version, seqs)
