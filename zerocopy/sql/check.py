@@ -143,6 +143,27 @@ _STATEMENT_NAMES: dict[str, str] = {
 }
 
 _QUERY_ROOTS = (exp.Select, exp.SetOperation, exp.Subquery, exp.Values)
+# First tokens of a query (a TABLE query in some dialects, DuckDB's FROM-first).
+_QUERY_START_TOKENS = frozenset(
+    {TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN, TokenType.VALUES, TokenType.FROM}
+)
+# First words of statements that are not queries, in any supported dialect: a statement that
+# starts with one is refused as not read-only even when sqlglot cannot parse the rest.
+_COMMAND_WORDS = frozenset(
+    " ".join(
+        [
+            "INSERT UPDATE DELETE MERGE UPSERT REPLACE CREATE DROP ALTER TRUNCATE RENAME",
+            "UNDROP GRANT REVOKE DENY COPY UNLOAD EXPORT IMPORT LOAD CALL EXEC EXECUTE DO",
+            "SET RESET UNSET USE SHOW DESCRIBE DESC EXPLAIN BEGIN START COMMIT ROLLBACK",
+            "ABORT END SAVEPOINT RELEASE ATTACH DETACH INSTALL FORCE PRAGMA VACUUM ANALYZE",
+            "ANALYSE CHECKPOINT OPTIMIZE REFRESH CACHE UNCACHE CLEAR MSCK ADD LIST LS PUT",
+            "GET REMOVE RM LOCK UNLOCK DECLARE PREPARE DEALLOCATE LISTEN NOTIFY UNLISTEN",
+            "DISCARD REINDEX CLUSTER COMMENT SECURITY SUMMARIZE KILL WAITFOR BULK RESTORE",
+            "BACKUP ASSERT RAISE RETURN LOOP WHILE IF REPEAT FOR FETCH CLOSE MOVE OPEN",
+            "FLUSH REPAIR SIGNAL RESIGNAL HANDLER TABLE",
+        ]
+    ).split()
+)
 _PATH_CHARS = frozenset("/\\:*?")
 _FILE_SUFFIXES = (
     ".csv",
@@ -339,7 +360,10 @@ class _Check:
         self.known_tables: dict[int, CatalogTable] = {}  # in-scope catalog tables, by node id
         self.reading: list[exp.Expr] = []
         self.refused_starts: set[int] = set()  # offsets of refused table functions
+        self.refused_calls: set[int | None] = set()  # offsets of refused scalar functions
         self.scopes: list[Scope] = []
+        self.parse_failed = False  # a statement did not parse: only safety rules apply
+        self.source_refused = False  # a FROM item reads a file/stage/function: no columns
         self.originals: dict[int, exp.Table] = {}  # work-tree table id -> original table
 
     # --- helpers ------------------------------------------------------------------------
@@ -461,7 +485,7 @@ class _Check:
             self.check_read_only(statement, copied.refused)
             if len(self.issues) == before:  # what a refused statement calls adds nothing
                 self.check_functions(copied.reading)
-        if len(statements) != 1 or not isinstance(statements[0], _QUERY_ROOTS):
+        if self.parse_failed or len(statements) != 1 or not isinstance(statements[0], _QUERY_ROOTS):
             return
         root = statements[0]
         if any(i.code == NOT_READ_ONLY for i in self.issues):
@@ -499,7 +523,7 @@ class _Check:
         work, optimizer_error = self.qualify(work, scope[-1].name)
         scopes = self.traverse(work)
         tables_ok = self.tables_ok = self.check_tables(root, work_tables, scope, scopes)
-        if any(i.code == FORBIDDEN_FUNCTION for i in self.issues):
+        if self.source_refused:
             return  # sources that read files/stages have no columns to check against
         if optimizer_error is not None:
             if tables_ok:
@@ -570,27 +594,68 @@ class _Check:
                 f"starts with '{second.text[:40]}'); remove everything after the first query.",
                 self.offset_position(second.start),
             )
+        statements: list[exp.Expr] = []
+        failed = False
+        for chunk in chunks:
+            statement = self.parse_chunk(chunk)
+            if statement is None:
+                failed = True
+            else:
+                statements.append(statement)
+        self.parse_failed = failed
+        return statements
+
+    def parse_chunk(self, chunk: list[Token]) -> exp.Expr | None:
+        """Parse one statement's tokens; None (with its issue recorded) when it is not one
+        read-only query sqlglot understands.
+
+        A statement that starts like a command (``CREATE SECRET …``, ``EXPORT DATABASE …``)
+        is refused as not read-only even where sqlglot cannot parse the rest of it: what it
+        does matters more than its syntax. Anything else that does not parse is a syntax
+        error, and an expression that is not a statement at all (``users``, ``1``) too.
+        """
+        first = chunk[0]
+        word = first.text.upper()
+        command = word in _COMMAND_WORDS and first.token_type not in _QUERY_START_TOKENS
         try:
             parsed = self.read_dialect.parser(error_level=ErrorLevel.RAISE, max_errors=5).parse(
-                self.tokens, text
+                chunk, self.text
             )
         except ParseError as exc:
-            for error in exc.errors or [{"description": str(exc)}]:
-                self.issue(PARSE_ERROR, *_parse_error(error, self))
-            return []
+            if command:
+                self.refuse_command(first)
+            else:
+                for error in exc.errors or [{"description": str(exc)}]:
+                    self.issue(PARSE_ERROR, *_parse_error(error, self))
+            return None
         except TokenError as exc:
             self.token_error(exc)
-            return []
-        statements = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
-        if not statements:
-            first = chunks[0][0]
+            return None
+        trees = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
+        tree = trees[0] if len(trees) == 1 else None
+        if tree is not None and isinstance(tree, (*_QUERY_ROOTS, *_NOT_READ_ONLY_TYPES)):
+            return tree
+        if command or (tree is not None and first.token_type in _QUERY_START_TOKENS):
+            # a statement sqlglot reads as something else (CHECKPOINT, ASSERT …, TABLE t
+            # where the dialect has no TABLE query)
+            self.refuse_command(first)
+        else:
             self.issue(
                 PARSE_ERROR,
                 f"Syntax error near '{first.text[:40]}': this is not a query. Write one SELECT "
                 "that returns the id column.",
                 self.offset_position(first.start),
             )
-        return statements
+        return None
+
+    def refuse_command(self, first: Token) -> None:
+        """A statement that is not a read-only query, named by its first word."""
+        self.issue(
+            NOT_READ_ONLY,
+            f"'{first.text.upper()[:40]}' statements are not allowed: segment queries may only "
+            "read data. Write a single SELECT.",
+            self.offset_position(first.start),
+        )
 
     def token_error(self, exc: TokenError) -> None:
         """A tokenizer failure: find the construct left open to point at it."""
@@ -677,6 +742,7 @@ class _Check:
                 node.this, exp.Query | exp.Dot
             ):
                 # Snowflake TABLE('schema.name'): a table named by a string escapes every check
+                self.source_refused = True
                 self.issue(
                     FORBIDDEN_FUNCTION,
                     "TABLE(...) with a table name given as text is not allowed: write the table "
@@ -690,12 +756,18 @@ class _Check:
             elif isinstance(node, exp.Func) and id(node) not in table_funcs:
                 name = _forbidden_name(node, rules)
                 if name:
-                    self.issue(
-                        FORBIDDEN_FUNCTION,
-                        f"Function {name}() is not allowed in a segment: it reads or changes "
-                        "data outside the source's tables. Remove it.",
-                        self.node_position(node),
-                    )
+                    self.refuse_function(name, node, source=False)
+
+    def refuse_function(self, name: str, func: exp.Expr, *, source: bool) -> None:
+        """A function on the deny-list; ``source`` when it is what a FROM item reads."""
+        self.source_refused = self.source_refused or source
+        self.refused_calls.add(_start_offset(func))
+        self.issue(
+            FORBIDDEN_FUNCTION,
+            f"Function {name}() is not allowed in a segment: it reads or changes "
+            "data outside the source's tables. Remove it.",
+            self.node_position(func),
+        )
 
     def check_qualified_function(self, dot: exp.Dot) -> None:
         """``schema.fn(...)``: a user function must live in the source's schema."""
@@ -706,11 +778,18 @@ class _Check:
         )
         scope = self.scope_text.strip().lower() if isinstance(self.scope_text, str) else ""
         allowed = {scope, scope.rsplit(".", 1)[-1]} - {""}
-        if qualifier.lower() in allowed or qualifier.lower() in self.rules.function_namespaces:
+        if qualifier.lower() in allowed:
+            return
+        if qualifier.lower() in self.rules.function_namespaces:
+            # a built-in namespace (pg_catalog.lower, HLL_COUNT.MERGE): the deny-list applies
+            name = _forbidden_name(func, self.rules)
+            if name:
+                self.refuse_function(f"{qualifier}.{name}", func, source=_is_source(dot))
             return
         start = _start_offset(func)
         if start is not None:
             self.refused_starts.add(start)
+        self.source_refused = self.source_refused or _is_source(dot)
         self.issue(
             FORBIDDEN_FUNCTION,
             f"Function {qualifier}.{_display_name(func)}() is outside this source's scope "
@@ -727,6 +806,7 @@ class _Check:
             self.check_table_function(this, table_funcs)
             return
         if isinstance(this, exp.Var) and str(this.this).startswith("@"):
+            self.source_refused = True
             self.issue(
                 FORBIDDEN_FUNCTION,
                 f"Reading the stage {this.this} is not allowed: a segment may only read the "
@@ -743,6 +823,7 @@ class _Check:
             message = f"Reading the file '{name}' is not allowed"
         else:
             message = f"Reading files with {table.db}.`{name}` is not allowed"
+        self.source_refused = True
         self.issue(
             FORBIDDEN_FUNCTION,
             f"{message}: a segment may only read the source's tables.",
@@ -765,6 +846,7 @@ class _Check:
         start = _start_offset(func)
         if start is not None:
             self.refused_starts.add(start)
+        self.source_refused = True
         self.issue(
             FORBIDDEN_FUNCTION,
             f"Table function {shown}() is not allowed in a segment; allowed table functions in "
@@ -1027,7 +1109,9 @@ class _Check:
                 position,
             )
             return
-        if _is_constant(match, self.root_scope):
+        if _is_constant(match, self.root_scope) and not any(
+            _start_offset(func) in self.refused_calls for func in match.find_all(exp.Func)
+        ):  # an id computed by a refused function: that refusal says it all
             self.issue(
                 MISSING_ID_COLUMN,
                 f"'{match.alias_or_name}' is a constant, not the id column of a table: the "
@@ -1390,6 +1474,16 @@ def _is_join_construct(node: exp.Expr) -> bool:
         and isinstance(node.this, exp.Table)
         and bool(node.this.args.get("joins"))
     )
+
+
+def _is_source(node: exp.Expr) -> bool:
+    """Whether a node is (part of) a FROM item rather than an expression of its query."""
+    current = node.parent
+    while current is not None and not isinstance(current, exp.Query):
+        if isinstance(current, exp.Table | exp.Lateral | exp.TableFromRows | exp.From | exp.Join):
+            return True
+        current = current.parent
+    return False
 
 
 def _is_inside(node: exp.Expr, outer: exp.Expr) -> bool:

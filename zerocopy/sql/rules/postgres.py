@@ -38,6 +38,7 @@ RULES = DialectRules(
     forbidden_functions=POSTGRES_FORBIDDEN,
     forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "binary_upgrade_"),
     allowed_functions=POSTGRES_ALLOWED,
+    function_namespaces=names("pg_catalog"),
     table_functions=POSTGRES_TABLE_FUNCTIONS,
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("pg_catalog pg_toast public_system"),
     system_table_prefixes=("pg_",),

@@ -14,6 +14,7 @@ RULES = DialectRules(
     forbidden_functions=POSTGRES_FORBIDDEN | names("has_table_privilege slice_num"),
     forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "stl_", "stv_", "svv_", "svl_", "sys_"),
     allowed_functions=POSTGRES_ALLOWED,
+    function_namespaces=names("pg_catalog"),
     # Redshift has no set-returning functions in FROM besides UNNEST-like navigation of SUPER.
     table_functions=names("unnest"),
     system_schemas=names("information_schema pg_catalog pg_internal sys"),
