@@ -279,8 +279,8 @@ class Spec:
         return {acc["id"]: acc for acc in resp.json()}
 
 
-@pytest.fixture(params=COMBOS)
-async def spec(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Spec]:
+@pytest.fixture(name="spec", params=COMBOS)
+async def spec_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Spec]:
     source_kind, state_kind = request.param
     with ExitStack() as stack:
         if source_kind == "duckdb":
