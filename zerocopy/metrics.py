@@ -9,7 +9,7 @@ aggregate queries; duration histograms look at the last ``WINDOW``).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +34,19 @@ WINDOW = timedelta(hours=24)
 
 DURATION_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
+
+
+def _buckets(values: Iterable[float], buckets: tuple[float, ...]) -> tuple[list[Any], float]:
+    """Cumulative ``(bound, count)`` pairs and the sum, as ``add_metric`` takes them."""
+    values = sorted(values)
+    counts: list[Any] = []
+    i = 0
+    for bound in buckets:
+        while i < len(values) and values[i] <= bound:
+            i += 1
+        counts.append((str(bound), float(i)))
+    counts.append(("+Inf", float(len(values))))
+    return counts, float(sum(values))
 
 
 def _histogram(
@@ -102,6 +115,7 @@ async def snapshot(db: Database) -> dict[str, Any]:
             sa.select(sa.func.count()).where(RefreshRun.status == RunStatus.RUNNING)
         )
         slots = await s.scalar(sa.select(sa.func.count()).select_from(SourceSlot))
+    syncs = await _sync_snapshot(db, since)
     queue_jobs: dict[str, int] = {}
     if db.is_postgres:
         async with db.session() as s:
@@ -112,12 +126,17 @@ async def snapshot(db: Database) -> dict[str, Any]:
                 )
                 queue_jobs = {status: int(n) for status, n in rows.all()}
     return {
-        "by_status": [(t, st, code or "", int(n)) for t, st, code, n in by_status],
+        "by_status": [("refresh", t, st, code or "", int(n)) for t, st, code, n in by_status]
+        + syncs["by_status"],
         "durations": [
-            (st, (f - b).total_seconds())
+            ("refresh", st, (f - b).total_seconds())
             for st, b, f in durations
             if b is not None and f is not None
-        ],
+        ]
+        + syncs["durations"],
+        "sync_lags": syncs["lags"],
+        "rows": syncs["rows"],
+        "sync_running": syncs["running"],
         "warehouse_s": [
             float((t or {}).get("materialize", 0)) + float((t or {}).get("read", 0))
             for t in timings
@@ -132,6 +151,58 @@ async def snapshot(db: Database) -> dict[str, Any]:
     }
 
 
+async def _sync_snapshot(db: Database, since: datetime) -> dict[str, Any]:
+    """Sync runs: by trigger/status/code, durations and lags (last 24 h), rows moved."""
+    from zerocopy.state.sync_models import SyncRun
+
+    async with db.session() as s:
+        by_status = (
+            await s.execute(
+                sa.select(
+                    SyncRun.trigger, SyncRun.status, SyncRun.error_code, sa.func.count()
+                ).group_by(SyncRun.trigger, SyncRun.status, SyncRun.error_code)
+            )
+        ).all()
+        durations = (
+            await s.execute(
+                sa.select(SyncRun.status, SyncRun.started_at, SyncRun.finished_at).where(
+                    SyncRun.finished_at >= since, SyncRun.started_at.is_not(None)
+                )
+            )
+        ).all()
+        lags = (
+            await s.execute(
+                sa.select(ScheduledRun.due_at, SyncRun.started_at)
+                .join(SyncRun, SyncRun.id == ScheduledRun.run_id)
+                .where(SyncRun.started_at >= since)
+            )
+        ).all()
+        rows = (
+            await s.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(SyncRun.rows_read), 0),
+                    sa.func.coalesce(sa.func.sum(SyncRun.rows_delivered), 0),
+                    sa.func.coalesce(sa.func.sum(SyncRun.rows_skipped), 0),
+                    sa.func.coalesce(sa.func.sum(SyncRun.rows_errored), 0),
+                )
+            )
+        ).one()
+        running = await s.scalar(
+            sa.select(sa.func.count()).select_from(SyncRun).where(SyncRun.status == "running")
+        )
+    return {
+        "by_status": [("sync", t, st, code or "", int(n)) for t, st, code, n in by_status],
+        "durations": [
+            ("sync", st, (f - b).total_seconds())
+            for st, b, f in durations
+            if b is not None and f is not None
+        ],
+        "lags": [max(0.0, (b - d).total_seconds()) for d, b in lags if b is not None],
+        "rows": tuple(int(x) for x in rows),
+        "running": int(running or 0),
+    }
+
+
 class _Snapshot(Collector):
     def __init__(self, snap: dict[str, Any]) -> None:
         self.snap = snap
@@ -143,17 +214,20 @@ class _Snapshot(Collector):
             "Runs by kind, trigger, status and error code.",
             labels=["kind", "trigger", "status", "error_code"],
         )
-        for trigger, status, code, n in snap["by_status"]:
-            runs.add_metric(["refresh", trigger, status, code], n)
+        for kind, trigger, status, code, n in snap["by_status"]:
+            runs.add_metric([kind, trigger, status, code], n)
         yield runs
-        for status in sorted({st for st, _ in snap["durations"]}):
-            yield _histogram(
-                "zerocopy_run_duration_seconds",
-                "Run durations (last 24 h) by kind and status.",
-                [d for st, d in snap["durations"] if st == status],
-                DURATION_BUCKETS,
-                {"kind": "refresh", "status": status},
-            )
+        # One family, one sample set per (kind, status): the exposition format wants a
+        # metric family once.
+        durations = HistogramMetricFamily(
+            "zerocopy_run_duration_seconds",
+            "Run durations (last 24 h) by kind and status.",
+            labels=["kind", "status"],
+        )
+        for kind, status in sorted({(k, st) for k, st, _ in snap["durations"]}):
+            values = [d for k, st, d in snap["durations"] if (k, st) == (kind, status)]
+            durations.add_metric([kind, status], *_buckets(values, DURATION_BUCKETS))
+        yield durations
         yield _histogram(
             "zerocopy_warehouse_query_seconds",
             "Warehouse time per run (materialize + read, last 24 h).",
@@ -161,13 +235,14 @@ class _Snapshot(Collector):
             DURATION_BUCKETS,
             {"kind": "refresh"},
         )
-        yield _histogram(
+        lags = HistogramMetricFamily(
             "zerocopy_schedule_lag_seconds",
             "Scheduled runs: due time to start (last 24 h).",
-            snap["lags"],
-            LAG_BUCKETS,
-            {"kind": "refresh"},
+            labels=["kind"],
         )
+        lags.add_metric(["refresh"], *_buckets(snap["lags"], LAG_BUCKETS))
+        lags.add_metric(["sync"], *_buckets(snap["sync_lags"], LAG_BUCKETS))
+        yield lags
         members, added, removed = snap["moved"]
         ids = CounterMetricFamily(
             "zerocopy_ids_moved", "Ids read back and changed.", labels=["what"]
@@ -176,11 +251,24 @@ class _Snapshot(Collector):
         ids.add_metric(["added"], added)
         ids.add_metric(["removed"], removed)
         yield ids
-        depth = GaugeMetricFamily(
-            "zerocopy_queue_depth", "Runs waiting or running.", labels=["state"]
+        read, delivered, skipped, errored = snap["rows"]
+        rows = CounterMetricFamily(
+            "zerocopy_rows_moved",
+            "Sync rows read, delivered, skipped and refused.",
+            labels=["what"],
         )
-        depth.add_metric(["queued"], snap["queued"])
-        depth.add_metric(["running"], snap["running"])
+        rows.add_metric(["read"], read)
+        rows.add_metric(["delivered"], delivered)
+        rows.add_metric(["skipped"], skipped)
+        rows.add_metric(["errored"], errored)
+        yield rows
+        depth = GaugeMetricFamily(
+            "zerocopy_queue_depth", "Runs waiting or running.", labels=["kind", "state"]
+        )
+        depth.add_metric(["refresh", "queued"], snap["queued"])
+        depth.add_metric(["refresh", "running"], snap["running"])
+        # A sync run is "running" from its request on, waiting for its slot included.
+        depth.add_metric(["sync", "running"], snap["sync_running"])
         yield depth
         jobs = GaugeMetricFamily(
             "zerocopy_queue_jobs", "procrastinate jobs by status.", labels=["status"]

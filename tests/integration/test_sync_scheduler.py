@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from tests.integration.state_fixtures import db_fixture  # noqa: F401
 from tests.integration.test_sync_engine import make_sync, new_engine, warehouse
+from zerocopy import metrics
 from zerocopy.runner import InProcessRunner
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.execution import SlottedSyncExecutor
@@ -120,6 +121,17 @@ async def test_a_due_sync_fires_once_with_two_schedulers_and_runs_through_the_ru
     assert done.status == "success" and done.rows_read == 40
     async with db.session() as s:
         assert (await s.scalar(sa.select(sa.func.count()).select_from(SourceSlot))) == 0
+    # Its record starts when it took the slot; /metrics counts it as a sync run, with its
+    # rows and its due-to-start lag.
+    assert done.started_at is not None and done.started_at >= done.created_at
+    text = (await metrics.render(db)).decode()
+    assert (
+        'zerocopy_runs_total{error_code="",kind="sync",status="success",trigger="schedule"} 1.0'
+        in text
+    )
+    assert 'zerocopy_rows_moved_total{what="read"} 40.0' in text
+    assert 'zerocopy_schedule_lag_seconds_count{kind="sync"} 1.0' in text
+    assert text.count("# TYPE zerocopy_run_duration_seconds histogram") == 1
 
     view = await sync_schedule_view(db, ws_id, sync_id, now=clock.now)
     assert view["next_runs"] == [

@@ -5,6 +5,10 @@ Syncs due in the same minute are fired by the workers' sync schedulers (each tic
 worker competes for them), deferred as ``zerocopy.sync`` jobs and executed under the DuckDB
 file's single per-source slot: each sync runs exactly once, completely, every slot is given
 back, and every plan moves to its next occurrence.
+
+"Run now" through the API of a ``serve`` on the procrastinate runner is a queue job too:
+before any worker runs, the run waits (``sync_in_progress`` for a second request, its job in
+the queue, nothing read by the API process); the workers then execute it.
 """
 
 from __future__ import annotations
@@ -22,11 +26,13 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.test_sync_engine import make_sync, warehouse
-from zerocopy.runner_procrastinate import ensure_queue_schema
+from zerocopy.runner_procrastinate import SYNC_TASK, ensure_queue_schema
 from zerocopy.scheduling.models import SYNC, ScheduledRun, ScheduleState
 from zerocopy.scheduling.sync_frequency import sync_schedule
 from zerocopy.secrets import SecretBox
+from zerocopy.services import workspaces
 from zerocopy.state.db import Database
+from zerocopy.state.models import Credential, Source, SourceStatus
 from zerocopy.state.sync_models import Sync, SyncRun
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -49,8 +55,13 @@ async def _wait(predicate: Any, timeout: float, what: str, every: float = 0.2) -
 
 
 async def test_workers_fire_each_due_sync_once_under_the_source_slot(
-    postgres_url: str, tmp_path: Path
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from api.app import create_app
+    from zerocopy.settings import load_settings
+
     key = SecretBox.generate_key()
     env = {
         **os.environ,
@@ -106,6 +117,61 @@ async def test_workers_fire_each_due_sync_once_under_the_source_slot(
                 )
             )
 
+    # "Run now" of a sync in another workspace (its own DuckDB file), through the API of a
+    # serve on the procrastinate runner, while no worker runs yet.
+    for name in ("ZEROCOPY_RUNNER", "ZEROCOPY_SECRET_KEY", "ZEROCOPY_WORKER_LOST_AFTER_S"):
+        monkeypatch.setenv(name, env[name])
+    now_wh = warehouse(tmp_path / "now.duckdb", rows=ROWS)
+    async with db.session() as s:
+        now_ws, api_key = await workspaces.create_workspace(s, name="run-now")
+    async with db.transaction() as s:
+        cred = Credential(
+            workspace_id=now_ws.id, name="now", kind="duckdb", settings={"path": str(now_wh)}
+        )
+        s.add(cred)
+        await s.flush()
+        src = Source(
+            workspace_id=now_ws.id,
+            credential_id=cred.id,
+            name="now",
+            kind="duckdb",
+            scope="marketing",
+            status=SourceStatus.ACTIVE,
+        )
+        s.add(src)
+        await s.flush()
+        now_sync = Sync(
+            workspace_id=now_ws.id,
+            name="now",
+            source_id=src.id,
+            table_name="events_in",
+            data_type="custom_events",
+            status="active",
+            row_log="errors",
+        )
+        s.add(now_sync)
+    auth = {"Authorization": f"Bearer {api_key}"}
+    async with AsyncTestClient(create_app(load_settings(env))) as client:
+        resp = await client.post(f"/v1/syncs/{now_sync.id}/runs", headers=auth)
+        assert resp.status_code == 202, resp.text
+        now_run = resp.json()["id"]
+        again = await client.post(f"/v1/syncs/{now_sync.id}/runs", headers=auth)
+        assert again.status_code == 409, again.text
+        assert again.json()["error"]["code"] == "sync_in_progress"
+        assert again.json()["error"]["details"]["run_id"] == now_run
+        await anyio.sleep(1.0)  # the API process would have read the 30 rows by now
+    async with db.session() as s:
+        waiting = await s.get(SyncRun, now_run)
+        jobs = await s.scalar(
+            sa.text(
+                "SELECT count(*) FROM procrastinate_jobs WHERE task_name = :task "
+                "AND status = 'todo' AND args->>'sync_run_id' = :run"
+            ),
+            {"task": SYNC_TASK, "run": now_run},
+        )
+    assert waiting is not None and (waiting.status, waiting.rows_read) == ("running", 0)
+    assert jobs == 1
+
     logs = [open(tmp_path / f"worker{i}.log", "wb") for i in range(WORKERS)]
     procs = [
         subprocess.Popen([ZEROCOPY, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -124,11 +190,13 @@ async def test_workers_fire_each_due_sync_once_under_the_source_slot(
 
         async def all_done() -> bool:
             done = [r for r in await runs() if r.status != "running"]
-            return len(done) >= SYNCS
+            return len(done) >= SYNCS + 1
 
-        await _wait(all_done, 90, f"{SYNCS} scheduled syncs to finish")
+        await _wait(all_done, 90, f"{SYNCS} scheduled syncs and the run-now to finish")
         await anyio.sleep(1.5)  # more ticks of both workers: nothing fires twice
-        every = await runs()
+        every = [r for r in await runs() if r.id != now_run]
+        ran_now = next(r for r in await runs() if r.id == now_run)
+        assert (ran_now.status, ran_now.trigger, ran_now.rows_read) == ("success", "api", ROWS)
         assert sorted(r.sync_id for r in every) == sorted(sync_ids)
         assert [
             (r.status, r.error_code, r.error_message) for r in every if r.status != "success"

@@ -100,6 +100,15 @@ class SlottedSyncExecutor:
             await self.slots.acquire(row.source_id, row.kind, run_id, SYNC)
             tg.cancel_scope.cancel()
         try:
+            # The run starts now, holding its slot: its record shows when it really ran
+            # (created_at keeps the request), and its max runtime excludes the wait.
+            now = utcnow()
+            async with self.db.transaction() as s:
+                await s.execute(
+                    sa.update(SyncRun)
+                    .where(SyncRun.id == run_id, SyncRun.status == "running")
+                    .values(started_at=now, heartbeat_at=now)
+                )
             return await self._execute(run_id)
         finally:
             with anyio.CancelScope(shield=True):
