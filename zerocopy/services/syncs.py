@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialects.protocol import Watermark
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.scheduling.sync_frequency import check_sync_frequency
 from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
 from zerocopy.state.db import Database
 from zerocopy.state.models import Credential, Source
@@ -29,7 +30,7 @@ from zerocopy.sync.validate import KNOWN_COLUMNS, validate_batch
 if TYPE_CHECKING:
     from zerocopy.services.context import Runtime
 
-FREQUENCIES = ("15m", "30m", "1h", "2h", "6h", "12h", "1d", "1w", "1mo")
+FREQUENCIES = ("15m", "30m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d", "1w", "1mo")
 """Every 15 minutes up to monthly (schedules use it; "run now" works at any frequency)."""
 DESTINATIONS = ("builtin", "http")
 ROW_LOG_MODES = ("all", "errors")
@@ -63,9 +64,7 @@ def _data_type(value: str) -> DataType:
 
 
 def _frequency(value: str) -> str:
-    if value not in FREQUENCIES:
-        raise _invalid("frequency", f"frequency must be one of {', '.join(FREQUENCIES)}")
-    return value
+    return check_sync_frequency(value, FREQUENCIES)  # reason: too_frequent / too_rare / …
 
 
 def _contacts(values: list[str]) -> list[str]:
