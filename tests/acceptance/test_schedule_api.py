@@ -241,3 +241,47 @@ async def test_malformed_bodies_are_validation_errors(
     error = assert_error(resp, 400, "validation_error")
     if field is not None:
         assert error["details"]["field"] == field
+
+
+async def test_sync_frequencies_every_n_hours_and_refusals(api: Api) -> None:  # noqa: F811
+    from tests.acceptance.test_sync_api import duckdb_source, ready_sync
+
+    ws = await _in_zone(api, "Asia/Kathmandu")
+    source_id = await duckdb_source(ws)
+    body = {
+        "name": "attrs",
+        "data_type": "user_attributes",
+        "source_id": source_id,
+        "table": "USERS_ATTRIBUTES_SYNC",
+    }
+    for frequency, reason in [
+        ("5m", "too_frequent"),
+        ("2mo", "too_rare"),
+        ("5h", "unknown_frequency"),
+    ]:
+        error = assert_error(
+            await ws.post("/v1/syncs", json={**body, "frequency": frequency}),
+            400,
+            "validation_error",
+        )
+        assert error["details"] == {"field": "frequency", "reason": reason}
+    sync, _ = await ready_sync(ws, **body, frequency="3h")
+    view = (await ws.get(f"/v1/syncs/{sync['id']}/schedule")).json()
+    assert view["schedule"] == {"frequency": "every_n_hours", "minute": 0, "hours": 3}
+    local = [
+        datetime.fromisoformat(t).astimezone(ZoneInfo("Asia/Kathmandu")) for t in view["next_runs"]
+    ]
+    assert len(local) == 5 and all(t.hour % 3 == 0 and t.minute == 0 for t in local)
+    assert [b - a for a, b in itertools.pairwise(local)] == [timedelta(hours=3)] * 4
+    error = assert_error(
+        await ws.patch(f"/v1/syncs/{sync['id']}", {"frequency": "1m"}), 400, "validation_error"
+    )
+    assert error["details"] == {"field": "frequency", "reason": "too_frequent"}
+    resp = await ws.patch(f"/v1/syncs/{sync['id']}", {"frequency": "30m"})
+    assert resp.status_code == 200, resp.text
+    # 30m in Kathmandu (+05:45): the local half hours, i.e. :15 and :45 UTC.
+    view = (await ws.get(f"/v1/syncs/{sync['id']}/schedule")).json()
+    times = [datetime.fromisoformat(t) for t in view["next_runs"]]
+    assert {t.astimezone(ZoneInfo("Asia/Kathmandu")).minute for t in times} <= {0, 30}
+    assert {t.astimezone(UTC).minute for t in times} <= {15, 45}
+    assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(minutes=30)] * 4
