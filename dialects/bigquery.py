@@ -679,7 +679,9 @@ class BigQueryAdapter(BaseAdapter):
         select = ", ".join(f"`{c}`" for c in columns) if columns else "*"
         sql = f"SELECT {select} FROM {self.quote_table(table)}"
         params: list[Any] = []
-        if watermark.value is not None:
+        if watermark.nulls_only:
+            sql += f" WHERE `{cursor.name}` IS NULL"
+        elif watermark.value is not None:
             # Inclusive: rows at the watermark come back; the sync drops those it already has.
             sql += f" WHERE `{cursor.name}` >= @watermark"
             params.append(

@@ -412,7 +412,9 @@ class DatabricksAdapter(BaseAdapter):
         select = ", ".join(self._ident(c) for c in columns) if columns else "*"
         col = self._ident(watermark.column)
         sql = f"SELECT {select} FROM {self.quote_table(table)}"
-        if watermark.value is not None:
+        if watermark.nulls_only:
+            sql += f" WHERE {col} IS NULL"
+        elif watermark.value is not None:
             # Inclusive: rows tied with the last delivered value come back; the caller
             # drops the ones it has already delivered (see DESIGN.md, sync).
             sql += f" WHERE {col} >= {_timestamp_literal(watermark.value)}"

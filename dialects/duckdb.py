@@ -462,7 +462,9 @@ class DuckDBAdapter(BaseAdapter):
         col = exp.to_identifier(watermark.column, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
         sql = f"SELECT {select} FROM {self.quote_table(table)}"
         params: list[Any] = []
-        if watermark.value is not None:
+        if watermark.nulls_only:
+            sql += f" WHERE {col} IS NULL"
+        elif watermark.value is not None:
             # Inclusive: rows tied with the last delivered value come back; the caller
             # de-duplicates them by key (see DESIGN.md, sync).
             sql += f" WHERE {col} >= ?"

@@ -295,7 +295,9 @@ class FabricAdapter(BaseAdapter):
         select = ", ".join(self._ident(c) for c in columns) if columns else "*"
         col = self._ident(watermark.column)
         sql = f"SELECT {select} FROM {self.quote_table(table)}"
-        if watermark.value is not None:
+        if watermark.nulls_only:
+            sql += f" WHERE {col} IS NULL"
+        elif watermark.value is not None:
             # Inclusive: ties with the last delivered value come back; the caller drops the
             # rows it already delivered (DESIGN.md, sync).
             sql += f" WHERE {col} >= ?"
@@ -405,7 +407,11 @@ class FabricAdapter(BaseAdapter):
         self, table: str, watermark: Watermark, batch_rows: int, columns: list[str] | None
     ) -> Iterator[pa.RecordBatch]:
         sql = self.incremental_sql(table, watermark, columns)
-        params = () if watermark.value is None else (_naive_utc(watermark.value),)
+        params = (
+            ()
+            if watermark.value is None or watermark.nulls_only
+            else (_naive_utc(watermark.value),)
+        )
         yield from self._stream(sql, batch_rows, *params)
 
     def _drop_table(self, table: str) -> None:

@@ -461,7 +461,9 @@ class PostgresLikeAdapter(BaseAdapter):
         col = self.quote_column(watermark.column)
         sql = f"SELECT {select} FROM {self.quote_table(table)}"
         params: tuple[Any, ...] = ()
-        if watermark.value is not None:
+        if watermark.nulls_only:
+            sql += f" WHERE {col} IS NULL"
+        elif watermark.value is not None:
             # Inclusive: rows at the watermark come back; the engine drops the ones it has seen.
             sql += f" WHERE {col} >= %s"
             params = (watermark.value,)

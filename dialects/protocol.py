@@ -122,6 +122,8 @@ class Watermark:
 
     value: datetime | None
     column: str = "UPDATED_AT"
+    nulls_only: bool = False
+    """Read only the rows whose ``column`` is NULL (``value`` ignored): a sync reports them."""
 
 
 @dataclass(frozen=True, slots=True)

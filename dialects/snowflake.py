@@ -674,7 +674,9 @@ class SnowflakeAdapter(BaseAdapter):
         column = quote_ident(watermark.column)
         sql = f"SELECT {select} FROM {self.quote_table(table)}"
         params: tuple[Any, ...] = ()
-        if watermark.value is not None:
+        if watermark.nulls_only:
+            sql += f" WHERE {column} IS NULL"
+        elif watermark.value is not None:
             sql += f" WHERE {column} >= %s"
             params = (watermark.value,)
         sql += f" ORDER BY {column}"
