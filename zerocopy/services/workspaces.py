@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.scheduling.schedule import load_zone
 from zerocopy.secrets import api_keys
 from zerocopy.state.models import ApiKey, Workspace
 
@@ -38,13 +38,7 @@ async def create_workspace(
     session: AsyncSession, *, name: str, time_zone: str = "UTC"
 ) -> tuple[Workspace, str]:
     """Create a workspace and its first API key; the plain key is returned once, never stored."""
-    try:
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ZerocopyError(
-            errors.VALIDATION_ERROR,
-            f"unknown time zone {time_zone!r}; use an IANA name such as 'Europe/Paris'",
-        ) from None
+    load_zone(time_zone)  # IANA names only; validation_error on field time_zone
     ws = Workspace(name=_check_name(name), time_zone=time_zone)
     session.add(ws)
     await session.flush()
