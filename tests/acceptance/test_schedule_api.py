@@ -285,3 +285,17 @@ async def test_sync_frequencies_every_n_hours_and_refusals(api: Api) -> None:  #
     assert {t.astimezone(ZoneInfo("Asia/Kathmandu")).minute for t in times} <= {0, 30}
     assert {t.astimezone(UTC).minute for t in times} <= {15, 45}
     assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(minutes=30)] * 4
+
+
+@pytest.mark.parametrize(
+    "zone", ["Mars/Olympus", "localtime", "posix/Europe/Paris", "europe/paris"]
+)
+async def test_workspace_time_zone_must_be_an_iana_name(api: Api, zone: str) -> None:  # noqa: F811
+    from zerocopy.errors import ZerocopyError
+
+    async with api.app.state.runtime.db.session() as session:
+        with pytest.raises(ZerocopyError) as info:
+            await workspaces.create_workspace(session, name="Z", time_zone=zone)
+    assert info.value.code == "validation_error"
+    assert info.value.details == {"field": "time_zone", "reason": "unknown_time_zone"}
+    assert zone in info.value.message
