@@ -364,6 +364,7 @@ class _Check:
         self.scopes: list[Scope] = []
         self.parse_failed = False  # a statement did not parse: only safety rules apply
         self.source_refused = False  # a FROM item reads a file/stage/function: no columns
+        self.scope_ids: list[exp.Identifier] = []  # the scope, normalized
         self.originals: dict[int, exp.Table] = {}  # work-tree table id -> original table
 
     # --- helpers ------------------------------------------------------------------------
@@ -520,6 +521,7 @@ class _Check:
         # only: without one, the (costly) annotation changes nothing the check uses
         annotate = any(isinstance(node, exp.Unnest) for node in self.reading)
         self.schema = self.view.scope_schema(scope[-1].name, annotate=annotate)
+        self.scope_ids = scope
         work, optimizer_error = self.qualify(work, scope[-1].name)
         scopes = self.traverse(work)
         tables_ok = self.tables_ok = self.check_tables(root, work_tables, scope, scopes)
@@ -943,7 +945,14 @@ class _Check:
         db, catalog, name = table.db, table.catalog, table.name
         written = self.written_table(table)
         extra = table.parts[:-3] if len(table.parts) > 3 else []
-        if extra or (catalog and catalog != scope_db) or (db and db != scope_schema):
+        # `database..table` (Snowflake) names the database's default schema, PUBLIC
+        default_schema = bool(catalog) and not db and scope_schema.lower() != "public"
+        if (
+            extra
+            or default_schema
+            or (catalog and catalog != scope_db)
+            or (db and db != scope_schema)
+        ):
             where = ".".join(p.name for p in table.parts[:-1])
             system = _is_system(table, rules)
             reason = "a system catalog" if system else f"the schema/database '{where}'"
@@ -958,6 +967,7 @@ class _Check:
         if found is None and (
             _is_system(table, rules)
             or (not db and name.lower().startswith(rules.system_table_prefixes))
+            or name.lower() in rules.system_tables
         ):
             self.issue(
                 OUT_OF_SCOPE,
@@ -996,6 +1006,8 @@ class _Check:
         for column in scope.columns:
             name = column.name
             if not name or isinstance(column.this, exp.Star):
+                continue
+            if column.args.get("db") and self.column_out_of_scope(column):
                 continue
             table = column.table
             if table:
@@ -1039,6 +1051,24 @@ class _Check:
                     "query" + (f"; did you mean {hint}?" if hint else ".") + "",
                     self.node_position(column),
                 )
+
+    def column_out_of_scope(self, column: exp.Column) -> bool:
+        """``schema.table.column`` naming another schema (or database) than the scope's:
+        recorded as out of scope, True."""
+        scope = self.scope_ids
+        schema_ok = column.text("db") == scope[-1].name
+        catalog = column.text("catalog")
+        catalog_ok = not catalog or (len(scope) == 2 and catalog == scope[0].name)
+        if schema_ok and catalog_ok:
+            return False
+        where = ".".join(p for p in (catalog, column.text("db")) if p)
+        self.issue(
+            OUT_OF_SCOPE,
+            f"Column {self.written(column)} refers to the schema/database '{where}', outside "
+            f"this source's scope '{self.scope_text}'. Qualify columns with their table alias.",
+            self.node_position(column),
+        )
+        return True
 
     def source_names_known(self, scope: Scope) -> bool:
         """True when every source's columns are known (so an unresolved column is an error)."""
@@ -1561,13 +1591,19 @@ def _is_constant(projection: exp.Expr, scope: Scope | None, depth: int = 0) -> b
     """True when an output column carries no table column (a literal, NULL, or a constant
     passed up through subqueries and CTEs)."""
     expression = projection.unalias() if isinstance(projection, exp.Alias) else projection
-    columns = list(expression.find_all(exp.Column))
+    # a TableColumn is a FROM item used as a value (BigQuery's `UNNEST(...) AS t`, then `t`)
+    columns = list(expression.find_all(exp.Column, exp.TableColumn))
     if not columns:
         return True
     if scope is None or depth > 20:
         return False
     for column in columns:
-        source = scope.sources.get(column.table)
+        key = column.name if isinstance(column, exp.TableColumn) else column.text("table")
+        source = scope.sources.get(key)
+        if isinstance(source, Scope) and isinstance(source.expression, exp.Values | exp.Unnest):
+            if source.expression.find(exp.Column) is None:
+                continue  # rows or an array written out as literals
+            return False
         if not isinstance(source, Scope) or not isinstance(source.expression, exp.Query):
             return False
         inner = source.expression

@@ -64,6 +64,9 @@ class DialectRules:
     system_table_prefixes: tuple[str, ...] = ()
     """Unqualified table names that the warehouse resolves to a system catalog (``pg_…``)."""
 
+    system_tables: frozenset[str] = frozenset()
+    """Metadata tables inside any schema, the scope's too (BigQuery ``dataset.__TABLES__``)."""
+
     table_names_fold_inconsistently: bool = False
     """sqlglot folds unqualified table names but keeps qualified ones as written (BigQuery's
     heuristic): table references are then matched case-insensitively against the catalog."""

@@ -25,5 +25,6 @@ RULES = DialectRules(
     function_namespaces=names("hll_count kll_quantiles approx_quantiles"),
     table_functions=names("unnest"),
     system_schemas=COMMON_SYSTEM_SCHEMAS,
+    system_tables=names("__tables__ __tables_summary__ __partitions_summary__"),
     table_names_fold_inconsistently=True,
 )

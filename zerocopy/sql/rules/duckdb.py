@@ -24,7 +24,7 @@ RULES = DialectRules(
         read_ndjson_auto read_json_objects read_ndjson_objects read_text read_blob read_xlsx
         iceberg_scan delta_scan sqlite_scan postgres_scan mysql_scan postgres_query mysql_query
         postgres_execute mysql_execute excel_scan ducklake_snapshots arrow_scan
-        txid_current"""
+        txid_current nextval currval setval setseed file_exists"""
     ),
     forbidden_prefixes=(
         "read_",
@@ -41,7 +41,9 @@ RULES = DialectRules(
         "test_",
     ),
     table_functions=COMMON_TABLE_FUNCTIONS
-    | names("range generate_series explodinggenerateseries generateseries unnest"),
+    | names(
+        "range generate_series explodinggenerateseries generateseries unnest json_each json_tree"
+    ),
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("pg_catalog main_system system temp"),
     system_table_prefixes=("duckdb_", "pg_", "sqlite_"),
     path_tables=True,
