@@ -181,10 +181,16 @@ async def stream_refresh(
             async for batch in batches:
                 await send.send(batch)
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(fetch)
-        async with receive:
-            return await _consume(receive, members, segment_id, version, timings)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch)
+            async with receive:
+                return await _consume(receive, members, segment_id, version, timings)
+    except BaseExceptionGroup as group:
+        # One failure (the adapter's error, usually) reaches the caller as itself.
+        if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
+            raise group.exceptions[0] from None
+        raise
 
 
 async def _consume(
