@@ -299,3 +299,48 @@ async def test_workspace_time_zone_must_be_an_iana_name(api: Api, zone: str) -> 
     assert info.value.code == "validation_error"
     assert info.value.details == {"field": "time_zone", "reason": "unknown_time_zone"}
     assert zone in info.value.message
+
+
+async def test_scheduled_then_manual_runs_and_a_catch_up_through_the_api(
+    api: Api,  # noqa: F811
+) -> None:
+    """A scheduler with a frozen clock ahead of real time fires on the app's own runner: the
+    live scheduler never sees these occurrences due (their plan is moved on first)."""
+    from zerocopy.scheduling.config import load_config
+    from zerocopy.scheduling.scheduler import Scheduler
+
+    segment_id = await _segment(api)
+    base = f"/v1/segments/{segment_id}/schedule"
+    view = (await _put(api, segment_id, {"schedule": {"frequency": "hourly", "minute": 7}})).json()  # type: ignore[attr-defined]
+    due = datetime.fromisoformat(view["next_runs"][0])
+    runtime = api.app.state.runtime
+    now = due + timedelta(seconds=1)
+    sched = Scheduler(
+        runtime.db, runtime.engine, runtime.runner.submit, config=load_config(), clock=lambda: now
+    )
+    report = await sched.tick()
+    assert len(report.fired) == 1 and report.catch_up == []
+    assert (await api.wait_run(report.fired[0]))["status"] == "succeeded"
+    view = (await api.get(base)).json()
+    assert view["last_run"]["id"] == report.fired[0] and view["last_run"]["trigger"] == "schedule"
+    assert view["last_run"]["due_at"] == due.isoformat() and view["last_run"]["catch_up"] is False
+    assert view["next_runs"][0] == (due + timedelta(hours=1)).isoformat()
+
+    # "Run now" afterwards: it is the last run shown, and the plan does not move.
+    manual = await api.post(f"/v1/segments/{segment_id}/refresh")
+    assert manual.status_code == 202, manual.text
+    await api.wait_run(manual.json()["id"])
+    view = (await api.get(base)).json()
+    assert view["last_run"]["id"] == manual.json()["id"] and view["last_run"]["trigger"] == "api"
+    assert view["next_runs"][0] == (due + timedelta(hours=1)).isoformat()
+
+    # Down for three occurrences: one run, marked catch-up, standing for all three.
+    now = due + timedelta(hours=3, minutes=10)
+    report = await sched.tick()
+    assert len(report.fired) == 1 and report.catch_up == report.fired
+    await api.wait_run(report.fired[0])
+    view = (await api.get(base)).json()
+    assert view["last_run"]["catch_up"] is True and view["last_run"]["coalesced"] == 3
+    assert view["last_run"]["due_at"] == (due + timedelta(hours=1)).isoformat()
+    assert view["misses"] == 2
+    assert view["next_runs"][0] == (due + timedelta(hours=4)).isoformat()

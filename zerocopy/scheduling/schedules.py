@@ -73,11 +73,13 @@ async def schedule_view(
     schedule = parse_schedule(segment.schedule or None)
     async with db.session() as s:
         state = await s.get(ScheduleState, (SEGMENT, segment_id))
-        last_run = None
-        if state is not None and state.last_run_id:
-            last_run = await s.get(RefreshRun, state.last_run_id)
-        if last_run is None and segment.last_run_id:
-            last_run = await s.get(RefreshRun, segment.last_run_id)
+        # The most recent run, whatever started it ("run now" after a scheduled run is shown).
+        last_run = await s.scalar(
+            sa.select(RefreshRun)
+            .where(RefreshRun.segment_id == segment_id)
+            .order_by(RefreshRun.created_at.desc(), RefreshRun.id.desc())
+            .limit(1)
+        )
         scheduled = await s.get(ScheduledRun, last_run.id) if last_run is not None else None
     paused = state is not None and state.paused_reason is not None
     upcoming: list[datetime] = []
