@@ -19,13 +19,10 @@ import click
 
 from zerocopy.errors import ZerocopyError
 
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-
-workspace_option = click.option(
-    "--workspace", "workspace_id", envvar="ZEROCOPY_WORKSPACE", required=True,
-    help="Workspace id (or ZEROCOPY_WORKSPACE).",
-)  # fmt: skip
+# The same exit codes and workspace option as ``zerocopy sync``.
+from zerocopy.sync.cli import EXIT_FAILED as EXIT_FAILED
+from zerocopy.sync.cli import EXIT_USAGE as EXIT_USAGE
+from zerocopy.sync.cli import workspace_option as workspace_option
 
 
 def usage(message: str) -> click.UsageError:
