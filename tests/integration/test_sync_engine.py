@@ -30,7 +30,7 @@ from zerocopy.errors import ZerocopyError
 from zerocopy.secrets import SecretBox
 from zerocopy.state.db import Database
 from zerocopy.state.models import Credential, Source, SourceStatus, Workspace
-from zerocopy.state.sync_models import StoreEvent, StoreProfile, Sync
+from zerocopy.state.sync_models import StoreEvent, StoreProfile, Sync, SyncRowLog
 from zerocopy.sync.engine import SyncEngine
 from zerocopy.sync.watermark import WatermarkState
 
@@ -398,3 +398,54 @@ async def test_max_runtime_stops_the_run_and_the_next_one_completes(
     assert final.status == "success"
     assert stopped.rows_delivered + final.rows_delivered == rows
     assert len(await event_names(db, ws_id)) == rows
+
+
+def add_null_rows(path: Path, rows: list[tuple[str, str]]) -> None:
+    """Insert ``(EXTERNAL_ID, event name)`` rows whose UPDATED_AT is NULL."""
+    con = duckdb.connect(str(path))
+    try:
+        for ext, name in rows:
+            payload = json.dumps({"name": name, "time": "2026-03-01T00:00:00Z"})
+            con.execute("INSERT INTO marketing.events_in VALUES (NULL, ?, ?)", [ext, payload])
+    finally:
+        con.close()
+
+
+async def test_null_updated_at_rows_are_reported_by_the_run_that_reads_them_once(
+    setup: SyncSetup,
+) -> None:
+    add_rows(setup.warehouse, [("2026-03-01 00:00:00", "a", "ok-1")])
+    add_null_rows(setup.warehouse, [("a", "null-1")])
+    first = await setup.engine.run(setup.sync_id)
+    assert (first.status, first.rows_delivered, first.rows_errored) == ("partial_success", 1, 1)
+    # A NULL row committed after the first run is outside every ``>=`` read: still reported.
+    add_null_rows(setup.warehouse, [("b", "null-2")])
+    add_rows(setup.warehouse, [("2026-03-01 00:00:05", "a", "ok-2")])
+    second = await setup.engine.run(setup.sync_id)
+    assert (second.status, second.rows_delivered, second.rows_errored) == ("partial_success", 1, 1)
+    # Nothing changed: the NULL rows are read again but not reported again.
+    third = await setup.engine.run(setup.sync_id)
+    assert (third.status, third.rows_delivered, third.rows_errored) == ("success", 0, 0)
+    assert third.rows_skipped >= 2
+    # A fixed row leaves the set; the same content coming back later is reported again.
+    con = duckdb.connect(str(setup.warehouse))
+    try:
+        con.execute(
+            "DELETE FROM marketing.events_in WHERE UPDATED_AT IS NULL AND EXTERNAL_ID = 'b'"
+        )
+    finally:
+        con.close()
+    fourth = await setup.engine.run(setup.sync_id)
+    assert (fourth.rows_errored, len(WatermarkState.from_json(fourth.watermark_after).invalid)) == (
+        0,
+        1,
+    )
+    add_null_rows(setup.warehouse, [("b", "null-2")])
+    fifth = await setup.engine.run(setup.sync_id)
+    assert fifth.rows_errored == 1
+    async with setup.db.session() as s:
+        codes = (
+            await s.scalars(sa.select(SyncRowLog.code).where(SyncRowLog.sync_id == setup.sync_id))
+        ).all()
+    assert sorted(codes) == ["invalid_updated_at"] * 3
+    assert sorted(await event_names(setup.db, setup.workspace_id)) == ["ok-1", "ok-2"]

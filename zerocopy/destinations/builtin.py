@@ -379,7 +379,8 @@ async def _select_profiles(
     if conn.dialect.name == "postgresql":
         async with driver.cursor() as cur:
             await cur.execute(
-                f"SELECT {select} FROM store_profile WHERE workspace_id = %s AND {kind} = ANY(%s)",
+                f"SELECT {select} FROM store_profile WHERE workspace_id = %s AND {kind} = ANY(%s) "
+                f"AND {kind} IS NOT NULL",  # the e-mail/phone indexes are partial
                 (ws, values),
             )
             for rec in await cur.fetchall():
@@ -392,14 +393,17 @@ async def _select_profiles(
         column = getattr(StoreProfile, kind)
         for chunk in _chunks(values):
             result = await s.execute(
-                sa.select(*cols).where(StoreProfile.workspace_id == ws, column.in_(chunk))
+                sa.select(*cols).where(
+                    StoreProfile.workspace_id == ws, column.in_(chunk), column.is_not(None)
+                )
             )
             out.extend(dict(hit) for hit in result.mappings())
         return out
     for chunk in _chunks(values):
         marks = ", ".join("?" for _ in chunk)
         cursor = await driver.execute(
-            f"SELECT {select} FROM store_profile WHERE workspace_id = ? AND {kind} IN ({marks})",
+            f"SELECT {select} FROM store_profile WHERE workspace_id = ? AND {kind} IN ({marks}) "
+            f"AND {kind} IS NOT NULL",
             (ws, *chunk),
         )
         for rec in await cursor.fetchall():
@@ -707,6 +711,16 @@ async def _attributes_postgres(driver: Any, ws: str, columns: AttributeRows) -> 
     pids = pa.array(_profile_ids(ws, ext.to_pylist()), pa.string())
     payloads = columns.payloads.cast(pa.string())
     has_null = pc.if_else(pc.match_substring(payloads, "null"), "t", "f")
+    nulls = pc.sum(pc.cast(pc.equal(has_null, "t"), pa.int64())).as_py() or 0
+    if not nulls and not rounds.any():
+        async with driver.cursor() as cur:
+            await cur.execute(
+                "SELECT 1 FROM store_profile WHERE workspace_id = %s "
+                "AND external_id = ANY(%s) LIMIT 1",
+                (ws, ext.to_pylist()),
+            )
+            if await cur.fetchone() is None:
+                return await _copy_new_profiles(driver, ws, columns, ext, pids, payloads)
     lines = pc.binary_join_element_wise(
         pids,
         _copy_escape(ext),
@@ -726,7 +740,6 @@ async def _attributes_postgres(driver: Any, ws: str, columns: AttributeRows) -> 
             "COPY zc_stage_attr (pid, ext, payload, has_null, upd, round) FROM STDIN"
         ) as copy:
             await copy.write(data)
-        nulls = pc.sum(pc.cast(pc.equal(has_null, "t"), pa.int64())).as_py() or 0
         if nulls:
             await cur.execute("ANALYZE zc_stage_attr")
         written = 0
@@ -757,6 +770,40 @@ async def _attributes_postgres(driver: Any, ws: str, columns: AttributeRows) -> 
                 )
         await cur.execute("DROP TABLE zc_stage_attr")
     return written  # inserted + updated: an upper bound of new profiles (ANALYZE pacing)
+
+
+async def _copy_new_profiles(
+    driver: Any, ws: str, columns: AttributeRows, ext: pa.Array, pids: pa.Array, payloads: pa.Array
+) -> int:
+    """Every row creates its profile (no id twice, none stored, no null to drop): one COPY."""
+    stamps = pc.binary_join_element_wise(
+        pc.strftime(
+            pa.array(columns.updated_us, pa.int64()).cast(pa.timestamp("us")),
+            format="%Y-%m-%d %H:%M:%S",
+        ),
+        pa.scalar("+00"),
+        "",
+    )
+    n = len(pids)
+    lines = pc.binary_join_element_wise(
+        pids,
+        pa.array([ws] * n, pa.string()),
+        _copy_escape(ext),
+        pc.replace_substring(pids, "-", ""),
+        _copy_escape(payloads),
+        stamps,
+        "\t",
+    )
+    data = ("\n".join(lines.to_pylist()) + "\n").encode()
+    async with (
+        driver.cursor() as cur,
+        cur.copy(
+            "COPY store_profile (id, workspace_id, external_id, braze_id, attributes, updated_at) "
+            "FROM STDIN"
+        ) as copy,
+    ):
+        await copy.write(data)
+    return n
 
 
 def _strip_nulls(text: str) -> str:

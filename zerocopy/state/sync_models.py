@@ -159,8 +159,22 @@ class StoreProfile(Base):
     __table_args__ = (
         sa.UniqueConstraint("workspace_id", "external_id"),
         sa.UniqueConstraint("workspace_id", "braze_id"),
-        sa.Index("ix_store_profile_email", "workspace_id", "email", "updated_at"),
-        sa.Index("ix_store_profile_phone", "workspace_id", "phone", "updated_at"),
+        sa.Index(
+            "ix_store_profile_email",
+            "workspace_id",
+            "email",
+            "updated_at",
+            postgresql_where=sa.text("email IS NOT NULL"),
+            sqlite_where=sa.text("email IS NOT NULL"),
+        ),
+        sa.Index(
+            "ix_store_profile_phone",
+            "workspace_id",
+            "phone",
+            "updated_at",
+            postgresql_where=sa.text("phone IS NOT NULL"),
+            sqlite_where=sa.text("phone IS NOT NULL"),
+        ),
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)

@@ -475,18 +475,27 @@ class SyncEngine:
         # current one is delivered; one batch in flight keeps memory bounded.
         send, receive = anyio.create_memory_object_stream[tuple[_Chunk, int]](1)
 
+        reads = [watermark]
+        if start is not None:
+            # Rows with a NULL UPDATED_AT are outside every ``>=`` read: they are read on
+            # every run and reported once per content (the tracker's ``invalid`` hashes).
+            reads.append(Watermark(None, column=watermark.column, nulls_only=True))
+
         async def produce() -> None:
             position = 0
             async with send:
-                async for raw in _batches(
-                    adapter, resolved.table, watermark, self.batch_rows, wanted
-                ):
-                    batch = raw.rename_columns([canonical.get(n, n) for n in raw.schema.names])
-                    chunk, skipped = await anyio.to_thread.run_sync(
-                        _verdicts, data_type, batch, position, tracker, options
-                    )
-                    position += chunk.n
-                    await send.send((chunk, skipped))
+                for read in reads:
+                    async for raw in _batches(
+                        adapter, resolved.table, read, self.batch_rows, wanted
+                    ):
+                        names = [canonical.get(n, n) for n in raw.schema.names]
+                        batch = raw.rename_columns(names)
+                        chunk, skipped = await anyio.to_thread.run_sync(
+                            _verdicts, data_type, batch, position, tracker, options
+                        )
+                        position += chunk.n
+                        await send.send((chunk, skipped))
+                tracker.read_all_invalid()
 
         try:
             await self._consume(
@@ -535,8 +544,9 @@ class SyncEngine:
                     if counts.limit_hit:
                         tg.cancel_scope.cancel()  # stop reading: the rest waits for next run
                         break
-        if pending:
-            await self._flush(run, sync, data_type, pending, tracker, destination, counts)
+        # Always: the last flush also commits what the run learnt about rows without a usable
+        # UPDATED_AT (and costs one transaction when nothing is pending).
+        await self._flush(run, sync, data_type, pending, tracker, destination, counts)
 
     async def _flush(
         self,
@@ -554,15 +564,18 @@ class SyncEngine:
         """
         chunks: list[_Chunk] = (
             pending  # type: ignore[assignment]
-            if pending and isinstance(pending[0], _Chunk)
+            if not pending or isinstance(pending[0], _Chunk)
             else [_chunk_of(pending, 0)]  # type: ignore[arg-type]
         )
         parts: list[AttributeRows] = []
         listed: list[ValidRow] = []
+        record_invalid = getattr(tracker, "record_invalid", None)
         for chunk in chunks:
             for error in chunk.errors:
                 if error.updated_us is not None:
                     tracker.record(error.row_hash, error.updated_us)
+                elif record_invalid is not None:
+                    record_invalid(error.row_hash)
             if isinstance(chunk.valid, AttributeRows):
                 if len(chunk.valid):
                     tracker.record_many(chunk.valid.hashes, chunk.valid.updated_us)

@@ -48,6 +48,12 @@ class WatermarkState:
     value: datetime | None = None
     seen: dict[str, int] = field(default_factory=dict)
     """Row content hash → its ``UPDATED_AT`` in epoch microseconds."""
+    invalid: tuple[str, ...] = ()
+    """Content hashes of rows already reported for a null or unparseable ``UPDATED_AT``.
+
+    Every run reads such rows again (they have no place in the order); one whose hash is here
+    is skipped, not reported again. A run that read them all keeps only the ones it saw, so a
+    fixed or deleted row leaves the set and a changed one (new hash) is reported again."""
 
     def read_from(self, lookback: timedelta | None = None) -> datetime | None:
         """Lower bound (inclusive) of the next read."""
@@ -57,10 +63,13 @@ class WatermarkState:
 
     def to_json(self) -> dict[str, Any]:
         """JSON shape stored in the state database."""
-        return {
+        out: dict[str, Any] = {
             "value": self.value.isoformat() if self.value else None,
             "seen": self.seen,
         }
+        if self.invalid:
+            out["invalid"] = list(self.invalid)
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any] | None) -> WatermarkState:
@@ -69,7 +78,11 @@ class WatermarkState:
             return cls()
         raw = data.get("value")
         value = to_utc(datetime.fromisoformat(raw)) if raw else None
-        return cls(value=value, seen={str(k): int(v) for k, v in (data.get("seen") or {}).items()})
+        return cls(
+            value=value,
+            seen={str(k): int(v) for k, v in (data.get("seen") or {}).items()},
+            invalid=tuple(str(h) for h in data.get("invalid") or ()),
+        )
 
 
 class WatermarkTracker:
@@ -81,12 +94,16 @@ class WatermarkTracker:
     ``snapshot`` gives the state to commit with the batch just delivered.
     """
 
-    __slots__ = ("_lookback_us", "_seen", "_value_us")
+    __slots__ = ("_invalid", "_invalid_now", "_lookback_us", "_prune", "_seen", "_value_us")
 
     def __init__(self, state: WatermarkState, lookback: timedelta | None = None) -> None:
         self._value_us: int | None = to_micros(state.value) if state.value else None
         self._seen = dict(state.seen)
         self._lookback_us = int(lookback.total_seconds() * 1_000_000) if lookback else 0
+        self._invalid = set(state.invalid)
+        self._invalid_now: set[str] = set()
+        """Hashes of rows without a usable ``UPDATED_AT`` read by this run."""
+        self._prune = False
 
     @property
     def value_us(self) -> int | None:
@@ -100,10 +117,31 @@ class WatermarkTracker:
     def unseen(self, hashes: list[str], updated: list[int | None]) -> list[bool]:
         """Per row: not already delivered (``is_seen`` false, or no ``UPDATED_AT``), in one pass."""
         seen = self._seen
-        if not seen:
+        if not seen and not self._invalid:
+            if None in updated:
+                self._invalid_now.update(
+                    h for h, u in zip(hashes, updated, strict=True) if u is None
+                )
             return [True] * len(hashes)
         get = seen.get
-        return [u is None or get(h) != u for h, u in zip(hashes, updated, strict=True)]
+        invalid = self._invalid
+        out: list[bool] = []
+        for h, u in zip(hashes, updated, strict=True):
+            if u is None:
+                self._invalid_now.add(h)
+                out.append(h not in invalid)
+            else:
+                out.append(get(h) != u)
+        return out
+
+    def record_invalid(self, row_hash: str) -> None:
+        """Account for a row refused for its null or unparseable ``UPDATED_AT``."""
+        self._invalid.add(row_hash)
+        self._invalid_now.add(row_hash)
+
+    def read_all_invalid(self) -> None:
+        """This run has read every row without a usable ``UPDATED_AT``: forget the others."""
+        self._prune = True
 
     def record(self, row_hash: str, updated_us: int) -> None:
         """Account for a row (delivered or refused); rows come in ``UPDATED_AT`` order."""
@@ -129,8 +167,13 @@ class WatermarkTracker:
 
     def snapshot(self) -> WatermarkState:
         """State to commit now: only hashes still inside ``[value - lookback, value]`` kept."""
+        if self._prune:
+            self._invalid &= self._invalid_now
+        invalid = tuple(sorted(self._invalid))
         if self._value_us is None:
-            return WatermarkState()
+            return WatermarkState(invalid=invalid)
         floor = self._value_us - self._lookback_us
         self._seen = {h: t for h, t in self._seen.items() if t >= floor}
-        return WatermarkState(value=from_micros(self._value_us), seen=dict(self._seen))
+        return WatermarkState(
+            value=from_micros(self._value_us), seen=dict(self._seen), invalid=invalid
+        )
