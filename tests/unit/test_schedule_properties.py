@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from zerocopy.scheduling.schedule import WEEKDAYS, next_run, next_runs, parse_schedule
+from zerocopy.scheduling.schedule import WEEKDAYS, next_run, next_runs, parse_schedule, plan_firing
 
 ZONES = [
     "UTC",
@@ -199,3 +199,30 @@ def test_long_sequences_strictly_increase_and_never_repeat(
     assert all(a < b for a, b in itertools.pairwise(got))
     # Re-planning from a run finds the following one (a scheduler that fired t plans > t).
     assert all(next_run(parse_schedule(doc), a, zone) == b for a, b in itertools.pairwise(got))
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    doc=FREQUENT,
+    where=near_a_transition(30),
+    down=st.integers(0, 8),
+    extra=st.floats(0, 1, allow_nan=False),
+)
+def test_a_firing_coalesces_exactly_the_missed_occurrences(
+    doc: dict[str, Any], where: tuple[str, datetime], down: int, extra: float
+) -> None:
+    """Due at an occurrence, ticking after ``down`` more occurrences have passed: one firing
+    standing for all of them, planned next at the first occurrence after now."""
+    zone = ZoneInfo(where[0])
+    schedule = parse_schedule(doc)
+    occurrences = oracle(doc, where[1], zone, down + 2)
+    due, last_missed, following = occurrences[0], occurrences[down], occurrences[down + 1]
+    now = last_missed + (following - last_missed) * extra
+    if now >= following:
+        now = last_missed
+    firing = plan_firing(schedule, zone, due, now, late_after_s=60)
+    assert firing is not None
+    assert firing.due_at == due and firing.coalesced == down + 1
+    assert firing.next_due_at == following == next_run(schedule, now, zone)
+    assert firing.catch_up == (down > 0 or (now - due).total_seconds() > 60)
+    assert plan_firing(schedule, zone, due, due - timedelta(microseconds=1)) is None

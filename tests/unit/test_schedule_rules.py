@@ -391,8 +391,21 @@ def test_unknown_time_zones_are_refused(name: str) -> None:
         load_zone(name)
     assert info.value.code == "validation_error"
     assert info.value.details == {"field": "time_zone", "reason": "unknown_time_zone"}
-    with pytest.raises(ZerocopyError):
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "", "../etc/passwd"])
+def test_planning_in_an_unreadable_zone_is_a_validation_error(name: str) -> None:
+    with pytest.raises(ZerocopyError) as info:
         next_run(parse_schedule({"frequency": "daily"}), datetime(2026, 1, 1, tzinfo=UTC), name)
+    assert info.value.details["field"] == "time_zone"
+
+
+def test_a_stored_non_iana_zone_still_plans() -> None:
+    """Refused for new workspaces, but a workspace stored earlier keeps its schedules."""
+    after = datetime(2026, 1, 1, tzinfo=UTC)
+    assert next_run(parse_schedule({"frequency": "hourly"}), after, "posix/Europe/Paris") == (
+        datetime(2026, 1, 1, 1, tzinfo=UTC)
+    )
 
 
 @pytest.mark.parametrize(

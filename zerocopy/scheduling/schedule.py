@@ -335,6 +335,15 @@ def load_zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def _stored_zone(name: str) -> ZoneInfo:
+    """The zone of a stored name: any name ZoneInfo reads (validated ones are IANA names; a
+    workspace stored before that check, e.g. ``localtime``, keeps working)."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        return load_zone(name)  # raises the validation_error
+
+
 # --------------------------------------------------------------------------- local time
 def _offset_s(instant_s: int, zone: ZoneInfo) -> int:
     """The zone's UTC offset in seconds at POSIX second ``instant_s``."""
@@ -411,7 +420,7 @@ def next_run(schedule: Schedule, after: datetime, zone: ZoneInfo | str) -> datet
         raise ValueError("after must be an aware datetime")
     if schedule.is_manual:
         return None
-    zone = load_zone(zone) if isinstance(zone, str) else zone
+    zone = _stored_zone(zone) if isinstance(zone, str) else zone
     after = after.astimezone(UTC)
     step_min = INTERVAL_MINUTES.get(schedule.frequency)
     if step_min is not None:
