@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from litestar import Controller, get
+from litestar import Controller, get, patch
+from litestar.params import JSONBody
 
-from api.deps import CallerDep
+from api.deps import CallerDep, SessionDep
 from api.errors import ERROR_RESPONSES
-from api.schemas.workspaces import WorkspaceRead
+from api.schemas.workspaces import WorkspaceRead, WorkspaceUpdate
 from api.views import workspace_read
+from zerocopy.services import workspaces
 
 
 class WorkspaceController(Controller):
@@ -18,3 +20,11 @@ class WorkspaceController(Controller):
     async def get_workspace(self, caller: CallerDep) -> WorkspaceRead:
         """The workspace the API key belongs to."""
         return workspace_read(caller.workspace)
+
+    @patch(operation_id="updateWorkspace", responses=ERROR_RESPONSES)
+    async def update_workspace(
+        self, caller: CallerDep, session: SessionDep, data: JSONBody[WorkspaceUpdate]
+    ) -> WorkspaceRead:
+        """Change the IANA ``time_zone``; every schedule is re-planned in it (no burst)."""
+        ws = await workspaces.set_time_zone(session, caller.workspace_id, data.time_zone)
+        return workspace_read(ws)

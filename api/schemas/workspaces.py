@@ -14,3 +14,9 @@ class WorkspaceRead(msgspec.Struct, kw_only=True):
     name: str
     time_zone: str
     created_at: datetime
+
+
+class WorkspaceUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Change the workspace: its IANA ``time_zone`` (schedules are re-planned in it)."""
+
+    time_zone: str

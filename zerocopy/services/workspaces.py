@@ -47,6 +47,18 @@ async def create_workspace(
     return ws, key
 
 
+async def set_time_zone(session: AsyncSession, workspace_id: str, time_zone: str) -> Workspace:
+    """Change the workspace's IANA time zone: its schedules are re-planned in the new zone
+    from now on (the schedule views at once, the scheduler at its next tick; no burst)."""
+    load_zone(time_zone)
+    ws = await session.get(Workspace, workspace_id)
+    if ws is None:
+        raise ZerocopyError(errors.NOT_FOUND, f"workspace {workspace_id} does not exist")
+    ws.time_zone = time_zone
+    await session.commit()
+    return ws
+
+
 async def create_api_key(session: AsyncSession, workspace_id: str, name: str | None) -> str:
     """Another API key for the workspace (shown once)."""
     key = await _add_key(session, workspace_id, name)
