@@ -344,3 +344,45 @@ async def test_scheduled_then_manual_runs_and_a_catch_up_through_the_api(
     assert view["last_run"]["due_at"] == (due + timedelta(hours=1)).isoformat()
     assert view["misses"] == 2
     assert view["next_runs"][0] == (due + timedelta(hours=4)).isoformat()
+
+
+async def test_changing_the_workspace_time_zone_replans_its_schedules(
+    api: Api,  # noqa: F811
+) -> None:
+    from zerocopy.scheduling.config import load_config
+    from zerocopy.scheduling.scheduler import Scheduler
+
+    ws = await _in_zone(api, "Europe/Paris")
+    segment_id = await _segment(ws)
+    base = f"/v1/segments/{segment_id}/schedule"
+    doc = {"frequency": "daily", "hour": 9, "minute": 0}
+    before = (await _put(ws, segment_id, {"schedule": doc})).json()  # type: ignore[attr-defined]
+    assert {
+        datetime.fromisoformat(t).astimezone(ZoneInfo("Europe/Paris")).hour
+        for t in before["next_runs"]
+    } == {9}
+    for bad, reason in [("Mars/Olympus", "unknown_time_zone"), ("localtime", "unknown_time_zone")]:
+        error = assert_error(
+            await ws.patch("/v1/workspace", {"time_zone": bad}), 400, "validation_error"
+        )
+        assert error["details"] == {"field": "time_zone", "reason": reason}
+    assert_error(
+        await ws.patch("/v1/workspace", {"time_zone": "UTC", "x": 1}), 400, "validation_error"
+    )
+    resp = await ws.patch("/v1/workspace", {"time_zone": "Asia/Tokyo"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["time_zone"] == "Asia/Tokyo"
+    assert (await ws.get("/v1/workspace")).json()["time_zone"] == "Asia/Tokyo"
+    after = (await ws.get(base)).json()
+    assert after["time_zone"] == "Asia/Tokyo"
+    tokyo = [
+        datetime.fromisoformat(t).astimezone(ZoneInfo("Asia/Tokyo")) for t in after["next_runs"]
+    ]
+    assert len(tokyo) == 5 and {(t.hour, t.minute) for t in tokyo} == {(9, 0)}
+    assert tokyo[0] - datetime.now(UTC) <= timedelta(days=1)
+    # The scheduler re-plans too (nothing fires for the old plan), and agrees with the view.
+    runtime = api.app.state.runtime
+    sched = Scheduler(runtime.db, runtime.engine, runtime.runner.submit, config=load_config())
+    report = await sched.tick()
+    assert report.fired == []
+    assert (await ws.get(base)).json()["next_runs"] == after["next_runs"]
