@@ -627,8 +627,9 @@ class _Check:
             if command:
                 self.refuse_command(first)
             else:
-                for error in exc.errors or [{"description": str(exc)}]:
-                    self.issue(PARSE_ERROR, *_parse_error(error, self))
+                # the first error only: sqlglot's later ones mostly follow from it
+                error = (exc.errors or [{"description": str(exc)}])[0]
+                self.issue(PARSE_ERROR, *_parse_error(error, self))
             return None
         except TokenError as exc:
             self.token_error(exc)

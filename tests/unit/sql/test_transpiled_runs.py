@@ -86,6 +86,44 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "sqlglot passes T-SQL's SYSUTCDATETIME() through; DuckDB has no such function",
     ),
+    # adversarial.yaml: dialect-specific constructs sqlglot passes through to DuckDB as is
+    ("adversarial", "pg_catalog_builtin_namespace", "postgres"): (
+        RUN_ERROR,
+        "DuckDB's pg_catalog has no lower(); sqlglot keeps the qualifier",
+    ),
+    ("adversarial", "rows_from", "postgres"): (RUN_ERROR, "DuckDB has no ROWS FROM (...)"),
+    ("adversarial", "snowflake_split_to_table", "snowflake"): (
+        RUN_ERROR,
+        "TABLE(SPLIT_TO_TABLE(...)) is passed through; DuckDB has neither",
+    ),
+    ("adversarial", "snowflake_flatten_value_path", "snowflake"): (
+        REFUSED,
+        "same as snowflake:lateral_flatten",
+    ),
+    ("adversarial", "snowflake_udtf_in_scope", "snowflake"): (
+        RUN_ERROR,
+        "TABLE(udtf(...)) is passed through, and the test database has no such function",
+    ),
+    ("adversarial", "snowflake_changes_clause", "snowflake"): (
+        RUN_ERROR,
+        "CHANGES/AT clauses have no DuckDB equivalent; sqlglot passes them through",
+    ),
+    ("adversarial", "bigquery_net_namespace", "bigquery"): (
+        RUN_ERROR,
+        "NET.HOST needs DuckDB's inet extension (not installed offline)",
+    ),
+    ("adversarial", "bigquery_time_travel", "bigquery"): (
+        RUN_ERROR,
+        "FOR SYSTEM_TIME AS OF becomes FOR TIMESTAMP AS OF, which DuckDB does not parse",
+    ),
+    ("adversarial", "databricks_lateral_view_json_tuple", "databricks"): (
+        RUN_ERROR,
+        "LATERAL VIEW JSON_TUPLE is passed through; DuckDB has no LATERAL VIEW",
+    ),
+    ("adversarial", "databricks_version_as_of", "databricks"): (
+        RUN_ERROR,
+        "VERSION AS OF (Delta time travel) has no DuckDB equivalent",
+    ),
     **{
         ("tricks", "udf_of_the_source_schema", dialect): (
             RUN_ERROR,
