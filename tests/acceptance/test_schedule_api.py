@@ -129,9 +129,10 @@ async def test_invalid_contacts_leave_the_schedule_unchanged(api: Api) -> None: 
     segment_id = await _segment(api)
     good = {"schedule": {"frequency": "daily", "hour": 5, "minute": 0}, "contacts": ["a@x.io"]}
     assert (await _put(api, segment_id, good)).status_code == 200  # type: ignore[attr-defined]
-    bad = {"schedule": {"frequency": "hourly", "minute": 7}, "contacts": ["not an address"]}
-    error = assert_error(await _put(api, segment_id, bad), 400, "validation_error")
-    assert error["details"]["field"] == "contacts"
+    for contact in ["not an address", "a@b@x.io", "@x.io", "a@x", "a\t@x.io", 42]:
+        bad = {"schedule": {"frequency": "hourly", "minute": 7}, "contacts": [contact]}
+        error = assert_error(await _put(api, segment_id, bad), 400, "validation_error")
+        assert error["details"]["field"] == "contacts"
     view = (await api.get(f"/v1/segments/{segment_id}/schedule")).json()
     assert view["schedule"] == {"frequency": "daily", "minute": 0, "hour": 5}
     assert view["contacts"] == ["a@x.io"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from zerocopy.state.db import Database
 from zerocopy.state.models import RefreshRun, Segment, Workspace, utcnow
 
 MAX_CONTACTS = 20
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+"""One ``@`` between a non-empty local part and a dotted domain, no whitespace."""
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -54,7 +57,7 @@ def _contacts(value: Any) -> list[str]:
         )
     out = []
     for item in value:
-        if not isinstance(item, str) or "@" not in item or len(item) > 320 or " " in item.strip():
+        if not isinstance(item, str) or len(item) > 320 or not _EMAIL.match(item.strip()):
             raise ZerocopyError(
                 errors.VALIDATION_ERROR,
                 f"contacts: {item!r} is not an e-mail address",
