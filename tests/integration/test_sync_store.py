@@ -285,10 +285,12 @@ async def test_columnar_attributes_equal_the_per_row_path(db: Database) -> None:
         ],
         [5, 10, 11, 12, 13, 14, 15, 16, 17],
     )
+    # No null, no repeated id, but an existing profile: the optimistic COPY must back off.
+    third = _source_batch([("u9", '{"a": 1}'), ("u1", '{"z": 1}')], [20, 21])
     results: list[list[tuple[Any, ...]]] = []
     for columnar in (False, True):
         ws, sync_id = await workspace_and_sync(db)
-        for batch in (first, second):
+        for batch in (first, second, third):
             hashes, updated = row_hashes(batch), updated_micros(batch.column("UPDATED_AT"))
             per_row = validate_batch(A, batch, start_position=0)
             fast = attribute_columns(batch, start_position=0, hashes=hashes, updated_us=updated)
@@ -314,7 +316,7 @@ async def test_columnar_attributes_equal_the_per_row_path(db: Database) -> None:
             assert isinstance(cols, AttributeRows)
         results.append(await _store_rows(db, ws))
     assert results[0] == results[1]
-    assert len(results[0]) == 5
+    assert len(results[0]) == 6
 
 
 async def test_columnar_path_declines_rows_it_cannot_prove(db: Database) -> None:

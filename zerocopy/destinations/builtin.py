@@ -24,6 +24,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -99,6 +100,7 @@ class BuiltinStore:
         self.db = db
         self._new_rows = 0
         self._analyze_after = self.ANALYZE_FIRST_AFTER_ROWS
+        self._columnar = _ColumnarState()
 
     async def aclose(self) -> None:
         """Nothing to release: the state database belongs to the caller."""
@@ -107,7 +109,7 @@ class BuiltinStore:
         """Apply ``batch`` and store ``batch.watermark`` on the sync, in one transaction."""
         async with self.db.transaction() as s:
             if batch.columns is not None:
-                rejections, created = await _apply_attribute_columns(s, batch)
+                rejections, created = await _apply_attribute_columns(s, batch, self._columnar)
                 self._new_rows += created
             elif batch.data_type.is_user_type:
                 rejections, created = await _apply_users(s, batch)
@@ -627,8 +629,16 @@ async def _apply_keyed(
 
 
 # ------------------------------------------------------------------ columnar attributes
+@dataclass(slots=True)
+class _ColumnarState:
+    """What one store learnt across a run's batches."""
+
+    copy_first: bool = True
+    """No batch has met an existing profile yet: try a plain COPY of new profiles first."""
+
+
 async def _apply_attribute_columns(
-    s: AsyncSession, batch: DeliveryBatch
+    s: AsyncSession, batch: DeliveryBatch, state: _ColumnarState
 ) -> tuple[list[RowRejection], int]:
     """Apply ``user_attributes`` rows identified by external id, carried as columns.
 
@@ -644,7 +654,7 @@ async def _apply_attribute_columns(
     assert columns is not None
     conn, driver = await _raw(s)
     if conn.dialect.name == "postgresql":
-        created = await _attributes_postgres(driver, batch.workspace_id, columns)
+        created = await _attributes_postgres(driver, batch.workspace_id, columns, state)
         return [], created
     if conn.dialect.name == "sqlite":
         created = await _attributes_sqlite(driver, batch.workspace_id, columns)
@@ -705,22 +715,31 @@ _PG_ATTRS = (
 _PG_TS = "(timestamptz 'epoch' + st.upd * interval '1 microsecond')"
 
 
-async def _attributes_postgres(driver: Any, ws: str, columns: AttributeRows) -> int:
+async def _attributes_postgres(
+    driver: Any, ws: str, columns: AttributeRows, state: _ColumnarState
+) -> int:
     ext = columns.external_ids.cast(pa.string())
     rounds = _rounds(ext)
     pids = pa.array(_profile_ids(ws, ext.to_pylist()), pa.string())
     payloads = columns.payloads.cast(pa.string())
     has_null = pc.if_else(pc.match_substring(payloads, "null"), "t", "f")
     nulls = pc.sum(pc.cast(pc.equal(has_null, "t"), pa.int64())).as_py() or 0
-    if not nulls and not rounds.any():
+    if not nulls and not rounds.any() and state.copy_first:
+        # Optimistic: a first load creates every profile, so COPY straight into the table;
+        # a unique violation (some profile exists) rolls back to the savepoint and this
+        # store takes the staging path from then on.
         async with driver.cursor() as cur:
-            await cur.execute(
-                "SELECT 1 FROM store_profile WHERE workspace_id = %s "
-                "AND external_id = ANY(%s) LIMIT 1",
-                (ws, ext.to_pylist()),
-            )
-            if await cur.fetchone() is None:
-                return await _copy_new_profiles(driver, ws, columns, ext, pids, payloads)
+            await cur.execute("SAVEPOINT zc_copy_new")
+            try:
+                written = await _copy_new_profiles(driver, ws, columns, ext, pids, payloads)
+            except Exception as exc:
+                if getattr(exc, "sqlstate", None) != "23505":
+                    raise
+                await cur.execute("ROLLBACK TO SAVEPOINT zc_copy_new")
+                state.copy_first = False
+            else:
+                await cur.execute("RELEASE SAVEPOINT zc_copy_new")
+                return written
     lines = pc.binary_join_element_wise(
         pids,
         _copy_escape(ext),
