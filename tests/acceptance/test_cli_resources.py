@@ -221,6 +221,16 @@ def test_secrets_never_come_back(env: Env) -> None:
     assert key["public_key"] and out(sf)["secret_fields"] == ["private_key"]
     assert key["statements"] == [f"ALTER USER ZC_SVC SET RSA_PUBLIC_KEY = '{key['public_key']}';"]
     assert key["statements"][0] in sf.stderr  # told to the human too
+    rotating = zc(debug, "credential", "key", "rotate", out(sf)["id"])
+    outputs.append(rotating)
+    pending = out(rotating)["rotation"]["pending"]
+    assert out(rotating)["statements"] == [
+        f"ALTER USER ZC_SVC SET RSA_PUBLIC_KEY_2 = '{pending['public_key']}';"
+    ]
+    aborted = zc(debug, "credential", "key", "abort", out(sf)["id"])
+    outputs.append(aborted)
+    assert out(aborted)["rotation"]["pending"] is None
+    assert out(aborted)["statements"] == ["ALTER USER ZC_SVC UNSET RSA_PUBLIC_KEY_2;"]
 
     for proc in outputs:
         for text in (proc.stdout, proc.stderr):
