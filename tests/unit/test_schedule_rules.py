@@ -358,6 +358,9 @@ def test_valid_documents_and_canonical_form() -> None:
         "hour": 5,
         "weekday": "sunday",
     }
+    assert parse_schedule({"frequency": "weekly", "weekday": " tue "}).to_dict()["weekday"] == (
+        "tuesday"
+    )
     doc = {"frequency": "every_n_hours", "hours": 1, "minute": 5}
     assert parse_schedule(doc).to_dict() == doc
     # A field set to null that the frequency does not use is the same as absent.

@@ -68,6 +68,7 @@ EVERY_N_HOURS_ALLOWED = (1, 2, 3, 4, 6, 8, 12)
 """Divisors of 24 below 24, so every day has the same slots (24 hours is ``daily``)."""
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_WEEKDAY_NAMES = {w: i for i, w in enumerate(WEEKDAYS)} | {w[:3]: i for i, w in enumerate(WEEKDAYS)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,13 +270,14 @@ def parse_schedule(
                 "weekday",
                 Reason.REQUIRED,
             )
-        if not isinstance(raw, str) or raw.strip().lower() not in WEEKDAYS:
+        given = raw.strip().lower() if isinstance(raw, str) else None
+        if given not in _WEEKDAY_NAMES:
             raise _bad(
-                f"schedule.weekday must be one of {', '.join(WEEKDAYS)}, got {raw!r}",
+                f"schedule.weekday must be one of {', '.join(WEEKDAYS)} (or mon…sun), got {raw!r}",
                 "weekday",
                 Reason.INVALID_VALUE if isinstance(raw, str) else Reason.INVALID_TYPE,
             )
-        weekday = WEEKDAYS.index(raw.strip().lower())
+        weekday = _WEEKDAY_NAMES[given]
     hours = 1
     if frequency == EVERY_N_HOURS:
         raw_hours = doc.get("hours")
