@@ -449,3 +449,50 @@ async def test_null_updated_at_rows_are_reported_by_the_run_that_reads_them_once
         ).all()
     assert sorted(codes) == ["invalid_updated_at"] * 3
     assert sorted(await event_names(setup.db, setup.workspace_id)) == ["ok-1", "ok-2"]
+
+
+async def test_columnar_attributes_through_the_engine_with_small_batches_and_a_row_limit(
+    db: Database, tmp_path: Path
+) -> None:
+    """The columnar path cut into delivery batches and at the row limit loses nothing."""
+    wh = tmp_path / "attrs.duckdb"
+    con = duckdb.connect(str(wh))
+    try:
+        con.execute("CREATE SCHEMA marketing")
+        con.execute(
+            "CREATE TABLE marketing.attrs_in AS SELECT "
+            f"TIMESTAMP '{BASE}' + to_seconds(i::BIGINT) AS UPDATED_AT, "
+            "CASE WHEN i % 9 = 4 THEN NULL ELSE 'u' || (i % 7) END AS EXTERNAL_ID, "
+            "json_object('v', i, 'gone', CASE WHEN i % 5 = 0 THEN NULL ELSE i END)::VARCHAR "
+            "AS PAYLOAD FROM range(30) t(i)"
+        )
+    finally:
+        con.close()
+    sync_id, ws_id, _ = await make_sync(db, wh, name="attrs", row_limit=11)
+    async with db.transaction() as s:
+        await s.execute(
+            sa.update(Sync)
+            .where(Sync.id == sync_id)
+            .values(table_name="attrs_in", data_type="user_attributes")
+        )
+    engine = new_engine(db, delivery_rows=4)
+    runs = [await engine.run(sync_id) for _ in range(4)]
+    assert [r.status for r in runs] == [
+        "limit_exceeded",
+        "limit_exceeded",
+        "partial_success",
+        "success",
+    ]
+    assert sum(r.rows_read for r in runs) == 30
+    assert sum(r.rows_errored for r in runs) == 3  # i = 4, 13, 22: no identifier
+    assert sum(r.rows_delivered for r in runs) == 27
+    contents = await store_contents(db, ws_id)
+    # Each profile holds its last row's value; 'gone' removed where that row had a null.
+    last: dict[str, int] = {}
+    for i in range(30):
+        if i % 9 != 4:
+            last[f"u{i % 7}"] = i
+    got = {ext: json.loads(attrs) for ext, _e, _p, attrs, _u in contents["profiles"]}
+    assert {ext: a["v"] for ext, a in got.items()} == last
+    for ext, i in last.items():
+        assert ("gone" in got[ext]) == (i % 5 != 0)
