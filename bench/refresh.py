@@ -1,7 +1,8 @@
 """End-to-end refresh of a ~1M-member segment on DuckDB, next to the bare CTAS + id read.
 
     .venv/bin/python bench/refresh.py [--users 1000000] [--state sqlite|URL]
-    .venv/bin/python bench/refresh.py --warehouse redshift [--users N] [--batch-rows N]
+    .venv/bin/python bench/refresh.py [--in-memory]   # --in-memory: RefreshEngine(stream=False)
+    .venv/bin/python bench/refresh.py --warehouse redshift [--users N ...] [--batch-rows N]
 
 Builds the fixture warehouse (``users`` only) in a DuckDB file, wires a workspace, credential,
 source and segment in a fresh state database (SQLite by default) and then, in the same run:
@@ -184,7 +185,7 @@ async def main(users: int, state_url: str | None, stream: bool = True) -> dict[s
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=None, help="default 1M (redshift: 1M and 3M)")
     parser.add_argument("--state", default=None, help="state database URL (default: SQLite)")
     parser.add_argument(
         "--in-memory",
@@ -201,10 +202,11 @@ if __name__ == "__main__":
     args, rest = parser.parse_known_args()
     if args.warehouse == "redshift":
         script = Path(__file__).resolve().parent / "refresh_redshift.py"
-        argv = [sys.executable, str(script), "--users", str(args.users), *rest]
+        users = ["--users", str(args.users)] if args.users else []
+        argv = [sys.executable, str(script), *users, *rest]
         os.execv(sys.executable, argv)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     configure_logging("warning", "console")
-    result = anyio.run(main, args.users, args.state, not args.in_memory)
+    result = anyio.run(main, args.users or 1_000_000, args.state, not args.in_memory)
     print(json.dumps(result))

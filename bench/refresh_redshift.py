@@ -1,20 +1,25 @@
-"""A 1M-member segment through the Redshift adapter, next to a bare psycopg cursor read.
+"""Segment refreshes through the Redshift adapter, next to bare psycopg reads of the same table.
 
-    .venv/bin/python bench/refresh_redshift.py [--users 1000000] [--batch-rows 100000]
+    .venv/bin/python bench/refresh.py --warehouse redshift [--users 1000000 3000000]
+    .venv/bin/python bench/refresh_redshift.py [--users N ...] [--batch-rows 100000] [--only ...]
 
-Loads ``marketing.users`` (``--users`` rows) into a scratch database on the local PostgreSQL
-server, starts the Redshift proxy peer in front of it, and measures in the same run, each in
-its own child process so that every peak RSS (``ru_maxrss``) is that path's own:
+For each ``--users`` size, loads ``marketing.users`` into a scratch database on the local
+PostgreSQL server, starts the Redshift proxy peer in front of it, and measures, each path in
+its own child process so that every peak RSS (``VmHWM``) is that path's own:
 
-1. ``engine``: the product's refresh of a segment selecting every user, through the
-   Redshift adapter (check, CTAS, streamed ids, diff, swap, drop), state in SQLite;
-2. ``adapter``: the Redshift adapter alone: CTAS + ``read_column`` of every id + drop;
-3. ``psycopg``: a bare psycopg 3 named cursor (``fetchmany``) reading the same ids directly;
-4. ``driver_fetchall``: redshift_connector's plain ``execute`` + ``fetchall`` (what the
-   adapter avoids: the driver buffers the whole result inside ``execute()``).
+1. ``engine``: the product's refresh of a segment selecting every user through the Redshift
+   adapter (check, CTAS, ids streamed in byte order into chunks with the diff, flip, drop),
+   state in SQLite;
+2. ``engine_in_memory``: the same refresh with ``RefreshEngine(stream=False)`` (ids collected,
+   sorted, diffed and encoded in memory: the path before streaming);
+3. ``adapter``: the Redshift adapter alone: CTAS + ``read_column`` of every id + drop;
+4. ``psycopg_fetchall``: bare psycopg 3, ``execute`` + ``fetchall`` of the ids;
+5. ``psycopg_stream``: bare psycopg 3 server-side (named) cursor, ``fetchmany(batch_rows)``;
+6. ``driver_fetchall`` (only with ``--only``): redshift_connector ``execute`` + ``fetchall``.
 
 Prints rows/s, peak RSS and RSS growth over the process's idle baseline per path, the size of
-the result (Arrow bytes), then one JSON line.
+the result in memory (Arrow bytes of the ids; the ``fetchall`` list of tuples of ``str``), the
+ratios that matter, then one JSON line.
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -37,16 +41,22 @@ SCHEMA = "marketing"
 SEGMENT_SQL = "SELECT external_user_id FROM users"
 
 
-def rss_mb() -> float:
-    """Current resident set size (MB) from /proc."""
+def _status_mb(field: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
 
+def rss_mb() -> float:
+    """Current resident set size (MB)."""
+    return _status_mb("VmRSS")
+
+
 def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This process image's peak RSS (``VmHWM``). Not ``ru_maxrss``: Linux carries that over
+    ``exec`` from the forking parent, so every child would report at least the parent's RSS."""
+    return _status_mb("VmHWM")
 
 
 # --------------------------------------------------------------------------- child paths
@@ -88,7 +98,7 @@ def run_adapter(env: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "seconds": seconds, "arrow_bytes": nbytes, "baseline_mb": baseline}
 
 
-def run_psycopg(env: dict[str, Any]) -> dict[str, Any]:
+def run_psycopg_stream(env: dict[str, Any]) -> dict[str, Any]:
     import psycopg
 
     baseline = rss_mb()
@@ -99,6 +109,23 @@ def run_psycopg(env: dict[str, Any]) -> dict[str, Any]:
         while batch := cur.fetchmany(env["batch_rows"]):
             rows += len(batch)
     return {"rows": rows, "seconds": time.perf_counter() - started, "baseline_mb": baseline}
+
+
+def run_psycopg_fetchall(env: dict[str, Any]) -> dict[str, Any]:
+    import psycopg
+    import pyarrow as pa
+
+    baseline = rss_mb()
+    started = time.perf_counter()
+    with psycopg.connect(env["url"]) as conn:
+        result = conn.execute(f'SELECT DISTINCT external_user_id FROM "{SCHEMA}"."users"')
+        rows = result.fetchall()
+    seconds = time.perf_counter() - started
+    peak = peak_mb()  # before the sizes below allocate anything
+    python_bytes = sys.getsizeof(rows) + sum(sys.getsizeof(r) + sys.getsizeof(r[0]) for r in rows)
+    arrow_bytes = pa.array([r[0] for r in rows], pa.string()).nbytes
+    return {"rows": len(rows), "seconds": seconds, "baseline_mb": baseline, "peak_mb": peak,
+            "python_bytes": python_bytes, "arrow_bytes": arrow_bytes}  # fmt: skip
 
 
 def run_driver_fetchall(env: dict[str, Any]) -> dict[str, Any]:
@@ -117,7 +144,11 @@ def run_driver_fetchall(env: dict[str, Any]) -> dict[str, Any]:
     return {"rows": rows, "seconds": time.perf_counter() - started, "baseline_mb": baseline}
 
 
-def run_engine(env: dict[str, Any]) -> dict[str, Any]:
+def run_engine_in_memory(env: dict[str, Any]) -> dict[str, Any]:
+    return run_engine(env, stream=False)
+
+
+def run_engine(env: dict[str, Any], stream: bool = True) -> dict[str, Any]:
     import anyio
 
     from zerocopy.connections import AdapterFactory, build_adapter
@@ -175,7 +206,7 @@ def run_engine(env: dict[str, Any]) -> dict[str, Any]:
                     )
                 )  # fmt: skip
         catalog_mapping  # noqa: B018 - imported to fail early if the engine's API moved
-        engine = RefreshEngine(db, AdapterFactory(box))
+        engine = RefreshEngine(db, AdapterFactory(box), batch_rows=env["batch_rows"], stream=stream)
         baseline = rss_mb()
         started = time.perf_counter()
         run = await engine.refresh(seg.id, trigger="bench")
@@ -190,10 +221,13 @@ def run_engine(env: dict[str, Any]) -> dict[str, Any]:
 
 CHILDREN = {
     "engine": run_engine,
+    "engine_in_memory": run_engine_in_memory,
     "adapter": run_adapter,
-    "psycopg": run_psycopg,
+    "psycopg_fetchall": run_psycopg_fetchall,
+    "psycopg_stream": run_psycopg_stream,
     "driver_fetchall": run_driver_fetchall,
 }
+DEFAULT = ["engine", "engine_in_memory", "adapter", "psycopg_fetchall", "psycopg_stream"]
 
 
 def child(mode: str, env_json: str) -> None:
@@ -205,16 +239,96 @@ def child(mode: str, env_json: str) -> None:
     except Exception:  # logging setup is optional for the adapter-only paths
         pass
     result = CHILDREN[mode](env)
-    result["peak_mb"] = peak_mb()
+    result.setdefault("peak_mb", peak_mb())
     print(json.dumps(result, default=str))
 
 
 # --------------------------------------------------------------------------- parent
+def measure(size: int, env: dict[str, Any], modes: list[str]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for mode in modes:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--env", json.dumps(env)],
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ},
+        )  # fmt: skip
+        if proc.returncode != 0:
+            print(f"{mode:>18}: FAILED\n{proc.stderr[-2000:]}")
+            results[mode] = {"error": proc.stderr[-500:]}
+            continue
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        r["rows_per_s"] = r["rows"] / r["seconds"] if r["seconds"] else None
+        r["growth_mb"] = r["peak_mb"] - r["baseline_mb"]
+        results[mode] = r
+        print(
+            f"{mode:>18}: {r['rows']:>9,} ids in {r['seconds']:6.2f} s = "
+            f"{r['rows_per_s']:>9,.0f} rows/s; peak RSS {r['peak_mb']:4.0f} MB "
+            f"(+{r['growth_mb']:.0f} MB over idle {r['baseline_mb']:.0f} MB)"
+        )
+    return results
+
+
+def ratios(size: int, r: dict[str, Any]) -> dict[str, float]:
+    """The comparisons the acceptance asks for, printed and returned."""
+    out: dict[str, float] = {}
+    ok = {k: v for k, v in r.items() if isinstance(v, dict) and "error" not in v}
+    size_src = ok.get("psycopg_fetchall") or ok.get("adapter") or {}
+    arrow = size_src.get("arrow_bytes")
+    python = ok.get("psycopg_fetchall", {}).get("python_bytes")
+    if arrow:
+        line = f"result in memory: {arrow / 2**20:.1f} MB as Arrow"
+        if python:
+            line += f", {python / 2**20:.1f} MB as fetchall's Python tuples of str"
+        print("  " + line)
+    engine = ok.get("engine")
+    if engine is None:
+        return out
+    for other, label in [
+        ("psycopg_fetchall", "psycopg fetchall"),
+        ("psycopg_stream", "psycopg server-side cursor"),
+        ("engine_in_memory", "engine in memory"),
+        ("adapter", "adapter alone"),
+    ]:
+        if other in ok:
+            g = engine["growth_mb"] / max(ok[other]["growth_mb"], 1e-9)
+            p = engine["peak_mb"] / ok[other]["peak_mb"]
+            s = engine["rows_per_s"] / ok[other]["rows_per_s"]
+            out[f"engine_vs_{other}_growth"] = round(g, 3)
+            out[f"engine_vs_{other}_peak"] = round(p, 3)
+            out[f"engine_vs_{other}_speed"] = round(s, 3)
+            print(f"  engine vs {label}: RSS growth {g:.2f}x, peak RSS {p:.2f}x, rows/s {s:.2f}x")
+    if arrow:
+        out["engine_growth_vs_arrow"] = round(engine["growth_mb"] * 2**20 / arrow, 3)
+        print(f"  engine RSS growth / result as Arrow: {out['engine_growth_vs_arrow']:.2f}x")
+    if python:
+        out["engine_growth_vs_python"] = round(engine["growth_mb"] * 2**20 / python, 3)
+        print(
+            f"  engine RSS growth / fetchall's Python objects: {out['engine_growth_vs_python']:.2f}x"
+        )
+    return out
+
+
+def load(url: str, users: int) -> None:
+    import psycopg
+
+    from tests.peers.redshift_proxy.peer import REDSHIFT_CATALOG_SQL
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"')  # type: ignore[arg-type]
+        conn.execute(f'DROP TABLE IF EXISTS "{SCHEMA}"."users"')  # type: ignore[arg-type]
+        conn.execute(
+            f'CREATE TABLE "{SCHEMA}"."users" AS SELECT '  # type: ignore[arg-type]
+            "'u' || lpad(g::text, 9, '0') AS external_user_id, (g % 3 = 0) AS is_subscribed "
+            f"FROM generate_series(1, {users}) AS g"
+        )
+        conn.execute(f'ANALYZE "{SCHEMA}"."users"')  # type: ignore[arg-type]
+        conn.execute(REDSHIFT_CATALOG_SQL.read_text())  # type: ignore[arg-type]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, nargs="+", default=[1_000_000, 3_000_000])
     parser.add_argument("--batch-rows", type=int, default=100_000)
-    parser.add_argument("--only", nargs="*", choices=sorted(CHILDREN), default=list(CHILDREN))
+    parser.add_argument("--only", nargs="*", choices=sorted(CHILDREN), default=DEFAULT)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -222,10 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         child(args.child, args.env)
         return 0
 
-    import psycopg
     from psycopg.conninfo import conninfo_to_dict
 
-    from tests.peers.redshift_proxy.peer import REDSHIFT_CATALOG_SQL, redshift_proxy
+    from tests.peers.redshift_proxy.peer import redshift_proxy
     from tests.support import postgres_server_url, scratch_database
 
     server = postgres_server_url()
@@ -233,48 +346,33 @@ def main(argv: list[str] | None = None) -> int:
         print("no PostgreSQL server (set ZEROCOPY_TEST_POSTGRES_URL)", file=sys.stderr)
         return 2
     info = conninfo_to_dict(server)
-    with scratch_database(server) as url:
-        t = time.perf_counter()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{SCHEMA}"')  # type: ignore[arg-type]
-            conn.execute(
-                f'CREATE TABLE "{SCHEMA}"."users" AS SELECT '  # type: ignore[arg-type]
-                "'u' || lpad(g::text, 9, '0') AS external_user_id, (g % 3 = 0) AS is_subscribed "
-                f"FROM generate_series(1, {args.users}) AS g"
-            )
-            conn.execute(f'ANALYZE "{SCHEMA}"."users"')  # type: ignore[arg-type]
-            conn.execute(REDSHIFT_CATALOG_SQL.read_text())  # type: ignore[arg-type]
-        print(f"{args.users:,} users loaded in {time.perf_counter() - t:.1f} s")
-        with redshift_proxy(
-            int(info.get("port") or 5432), str(info.get("host") or "127.0.0.1")
-        ) as port:
-            env = {
-                "url": url, "proxy_port": port, "database": conninfo_to_dict(url)["dbname"],
-                "user": str(info.get("user") or "postgres"), "batch_rows": args.batch_rows,
-            }  # fmt: skip
-            results: dict[str, Any] = {"users": args.users, "batch_rows": args.batch_rows}
-            for mode in args.only:
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--child", mode, "--env", json.dumps(env)],
-                    capture_output=True, text=True, cwd=ROOT, env={**os.environ},
-                )  # fmt: skip
-                if proc.returncode != 0:
-                    print(f"{mode}: FAILED\n{proc.stderr[-2000:]}")
-                    results[mode] = {"error": proc.stderr[-500:]}
-                    continue
-                r = json.loads(proc.stdout.strip().splitlines()[-1])
-                r["rows_per_s"] = r["rows"] / r["seconds"] if r["seconds"] else None
-                r["growth_mb"] = r["peak_mb"] - r["baseline_mb"]
-                results[mode] = r
-                print(
-                    f"{mode:>16}: {r['rows']:>9,} ids in {r['seconds']:.2f} s = "
-                    f"{r['rows_per_s']:>10,.0f} rows/s; peak RSS {r['peak_mb']:.0f} MB "
-                    f"(+{r['growth_mb']:.0f} MB over idle {r['baseline_mb']:.0f} MB)"
-                )
-            if "adapter" in results and "arrow_bytes" in results["adapter"]:
-                mb = results["adapter"]["arrow_bytes"] / 2**20
-                print(f"result size: {mb:.1f} MB as Arrow (Python str objects: ~{mb * 6:.0f} MB)")
-        print(json.dumps(results, default=str))
+    out: dict[str, Any] = {"batch_rows": args.batch_rows, "sizes": {}}
+    with (
+        scratch_database(server) as url,
+        redshift_proxy(int(info.get("port") or 5432), str(info.get("host") or "127.0.0.1")) as port,
+    ):
+        env = {
+            "url": url, "proxy_port": port, "database": conninfo_to_dict(url)["dbname"],
+            "user": str(info.get("user") or "postgres"), "batch_rows": args.batch_rows,
+        }  # fmt: skip
+        for size in args.users:
+            t = time.perf_counter()
+            load(url, size)
+            print(f"== {size:,} ids (table loaded in {time.perf_counter() - t:.1f} s; "
+                  f"batch_rows {args.batch_rows:,}) ==")  # fmt: skip
+            results = measure(size, env, args.only)
+            results["ratios"] = ratios(size, results)
+            out["sizes"][size] = results
+    engines = [
+        (size, r["engine"]) for size, r in out["sizes"].items()
+        if "growth_mb" in r.get("engine", {})
+    ]  # fmt: skip
+    if len(engines) > 1:
+        print(
+            "engine RSS growth by size: "
+            + ", ".join(f"{size:,} ids +{e['growth_mb']:.0f} MB" for size, e in engines)
+        )
+    print(json.dumps(out, default=str))
     return 0
 
 
