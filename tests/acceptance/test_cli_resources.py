@@ -100,6 +100,8 @@ def test_credential_to_members(env: Env) -> None:
 
     shown = out(zc(env, "workspace", "show"))
     assert (shown["id"], shown["name"], shown["time_zone"]) == (env.workspace_id, "CLI Co", "UTC")
+    moved = out(zc(env, "workspace", "update", "--time-zone", "Europe/Paris"))
+    assert moved == {**shown, "time_zone": "Europe/Paris"}
 
     cred = out(
         zc(env, "credential", "create", "--kind", "duckdb", "--name", "Local DuckDB",
@@ -170,6 +172,7 @@ def test_credential_to_members(env: Env) -> None:
     # What each command printed is the API's response body for the same object.
     with TestClient(create_app(load_settings(env.vars))) as api:
         api.headers["Authorization"] = f"Bearer {env.api_key}"
+        assert api.get("/v1/workspace").json() == moved
         assert api.get(f"/v1/credentials/{cred['id']}").json() == cred
         assert api.get(f"/v1/sources/{source['id']}").json() == tested["source"]
         assert api.get(f"/v1/sources/{source['id']}/tables/USERS").json() == table

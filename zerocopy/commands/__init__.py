@@ -1,4 +1,4 @@
-"""``zerocopy credential|source|catalog|segment`` and ``workspace show|list``: the API on the CLI.
+"""``zerocopy credential|source|catalog|segment`` and ``workspace show|update|list``: the API on the CLI.
 
 Every command calls the same service as the API route it mirrors and prints that route's
 response body (the API's own DTOs and views) as JSON on stdout; logs go to stderr. Errors are
@@ -13,12 +13,13 @@ import click
 from zerocopy.commands.credentials import credential
 from zerocopy.commands.segments import segment
 from zerocopy.commands.sources import catalog, source
-from zerocopy.commands.workspaces import workspace_list, workspace_show
+from zerocopy.commands.workspaces import workspace_list, workspace_show, workspace_update
 
 
 def register(main: click.Group, workspace: click.Group) -> None:
-    """Add the resource groups to ``main`` and ``show``/``list`` to ``workspace``."""
+    """Add the resource groups to ``main`` and ``show``/``update``/``list`` to ``workspace``."""
     for group in (credential, source, catalog, segment):
         main.add_command(group)
     workspace.add_command(workspace_show)
+    workspace.add_command(workspace_update)
     workspace.add_command(workspace_list)

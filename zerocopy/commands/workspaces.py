@@ -1,4 +1,4 @@
-"""``zerocopy workspace show|list`` (``create`` lives in ``zerocopy.cli``)."""
+"""``zerocopy workspace show|update|list`` (``create`` lives in ``zerocopy.cli``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,21 @@ def workspace_show(workspace_id: str) -> None:
             return workspace_read(await workspaces.get_workspace(s, workspace_id))
 
     echo(run(go))
+
+
+@click.command("update")
+@workspace_option
+@click.option("--time-zone", required=True, help="IANA time zone, e.g. Europe/Paris.")
+def workspace_update(workspace_id: str, time_zone: str) -> None:
+    """Change the time zone (``PATCH /v1/workspace``); every schedule is re-planned in it."""
+    from api.views import workspace_read
+    from zerocopy.services import workspaces
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return workspace_read(await workspaces.set_time_zone(s, workspace_id, time_zone))
+
+    echo(run(go, workspace_id))
 
 
 @click.command("list")
