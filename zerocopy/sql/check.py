@@ -1036,6 +1036,8 @@ class _Check:
                     )
             elif known_sources:
                 owners = [s for s in scope.sources if name in resolver.get_source_columns(s)]
+                if len(owners) == 1:
+                    continue  # left unqualified by sqlglot (e.g. under a PIVOT) but known
                 if len(owners) > 1:
                     self.issue(
                         UNKNOWN_COLUMN,
