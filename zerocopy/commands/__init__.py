@@ -1,4 +1,4 @@
-"""``zerocopy credential|source|catalog|segment`` and ``workspace show|update|list``: the API on the CLI.
+"""The API on the CLI: ``credential|source|catalog|segment|profile``, ``workspace show|update|list``.
 
 Every command calls the same service as the API route it mirrors and prints that route's
 response body (the API's own DTOs and views) as JSON on stdout; logs go to stderr. Errors are
@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from zerocopy.commands.credentials import credential
+from zerocopy.commands.profiles import profile
 from zerocopy.commands.segments import segment
 from zerocopy.commands.sources import catalog, source
 from zerocopy.commands.workspaces import workspace_list, workspace_show, workspace_update
@@ -18,7 +19,7 @@ from zerocopy.commands.workspaces import workspace_list, workspace_show, workspa
 
 def register(main: click.Group, workspace: click.Group) -> None:
     """Add the resource groups to ``main`` and ``show``/``update``/``list`` to ``workspace``."""
-    for group in (credential, source, catalog, segment):
+    for group in (credential, source, catalog, segment, profile):
         main.add_command(group)
     workspace.add_command(workspace_show)
     workspace.add_command(workspace_update)
