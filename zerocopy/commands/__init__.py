@@ -1,4 +1,4 @@
-"""The API on the CLI: ``credential|source|catalog|segment|profile``, ``workspace show|update|list``.
+"""The API on the CLI: credential, source, catalog, segment, profile; workspace show|update|list.
 
 Every command calls the same service as the API route it mirrors and prints that route's
 response body (the API's own DTOs and views) as JSON on stdout; logs go to stderr. Errors are
