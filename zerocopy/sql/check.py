@@ -1010,6 +1010,8 @@ class _Check:
                 continue
             if column.args.get("db") and self.column_out_of_scope(column):
                 continue
+            if _is_all_keyword(column):
+                continue  # ORDER BY ALL / GROUP BY ALL, read as a column by some dialects
             table = column.table
             if table:
                 owner = _owning_scope(scope, table)
@@ -1506,6 +1508,18 @@ def _is_join_construct(node: exp.Expr) -> bool:
         isinstance(node, exp.Subquery)
         and isinstance(node.this, exp.Table)
         and bool(node.this.args.get("joins"))
+    )
+
+
+def _is_all_keyword(column: exp.Column) -> bool:
+    """An unquoted, unqualified ``ALL`` that is a whole ORDER BY / GROUP BY item."""
+    this = column.this
+    return (
+        isinstance(this, exp.Identifier)
+        and not this.quoted
+        and this.name.upper() == "ALL"
+        and not column.table
+        and isinstance(column.parent, exp.Ordered | exp.Group)
     )
 
 

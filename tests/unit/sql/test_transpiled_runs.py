@@ -124,6 +124,15 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "VERSION AS OF (Delta time travel) has no DuckDB equivalent",
     ),
+    ("adversarial", "databricks_lambda_variables", "databricks"): (
+        RUN_ERROR,
+        "sqlglot renders Spark's exists(array, lambda) as DuckDB EXISTS(LIST_TRANSFORM(...)), "
+        "dropping the predicate; DuckDB rejects it",
+    ),
+    ("adversarial", "snowflake_lambda_filter", "snowflake"): (
+        RUN_ERROR,
+        "FILTER over a VARIANT path becomes LIST_FILTER over JSON, which DuckDB cannot bind",
+    ),
     **{
         ("tricks", "udf_of_the_source_schema", dialect): (
             RUN_ERROR,
