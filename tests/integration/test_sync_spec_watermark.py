@@ -174,7 +174,6 @@ async def test_null_and_unparseable_updated_at_are_row_errors(spec: Spec) -> Non
     assert await names(spec) == ["ok-1", "ok-2"]
 
 
-@pytest.mark.xfail(strict=True, reason="findings-sync.md #1")
 async def test_text_updated_at_is_parsed_and_garbage_is_a_row_error(spec: Spec) -> None:
     cols = {"UPDATED_AT": "text", "EXTERNAL_ID": "text", "PAYLOAD": "text"}
     spec.warehouse.create(

@@ -60,7 +60,7 @@ from zerocopy.sync.validate import (
     updated_micros,
     validate_batch,
 )
-from zerocopy.sync.watermark import WatermarkState, WatermarkTracker, to_utc
+from zerocopy.sync.watermark import WatermarkState, WatermarkTracker, to_micros, to_utc
 
 log = get_logger("zerocopy.sync")
 
@@ -80,6 +80,9 @@ class ResolvedTable:
     """Canonical upper-case name → actual column name."""
     updated_at_tz: bool
     """Whether ``UPDATED_AT`` is a timestamp *with* time zone (else naive = UTC)."""
+    updated_at_text: bool = False
+    """``UPDATED_AT`` is text (ISO 8601 parsed here): the warehouse cannot compare or order it
+    as time, so every run reads the whole table and filters after parsing."""
 
 
 def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> ResolvedTable:
@@ -113,7 +116,8 @@ def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> Re
             details={"table": info.name, "column": columns[UPDATED_AT], "type": upd_type},
         )
     tz = ("TZ" in upd_type or "TIME ZONE" in upd_type) and "WITHOUT" not in upd_type
-    return ResolvedTable(table=info.name, columns=columns, updated_at_tz=tz)
+    text = "TIMESTAMP" not in upd_type and "DATE" not in upd_type
+    return ResolvedTable(table=info.name, columns=columns, updated_at_tz=tz, updated_at_text=text)
 
 
 def sync_options(sync: Sync) -> SyncOptions:
@@ -466,7 +470,15 @@ class SyncEngine:
         counts: _Counts,
     ) -> None:
         start = state.read_from(lookback)
-        if start is not None and not resolved.updated_at_tz:
+        floor_us: int | None = None
+        if resolved.updated_at_text:
+            # Text: read everything (no server-side comparison with a timestamp), drop rows
+            # before the window after parsing, and keep the committed value where it was until
+            # the whole table has been read (rows come in text order, not time order).
+            floor_us = to_micros(start) if start is not None else None
+            start = None
+            tracker.hold_value()
+        elif start is not None and not resolved.updated_at_tz:
             start = to_utc(start).replace(tzinfo=None)  # naive column: compare in UTC
         canonical = {actual: canon for canon, actual in resolved.columns.items()}
         wanted = [resolved.columns[c] for c in KNOWN_COLUMNS[data_type] if c in resolved.columns]
@@ -491,7 +503,7 @@ class SyncEngine:
                         names = [canonical.get(n, n) for n in raw.schema.names]
                         batch = raw.rename_columns(names)
                         chunk, skipped = await anyio.to_thread.run_sync(
-                            _verdicts, data_type, batch, position, tracker, options
+                            _verdicts, data_type, batch, position, tracker, options, floor_us
                         )
                         position += chunk.n
                         await send.send((chunk, skipped))
@@ -546,6 +558,8 @@ class SyncEngine:
                         break
         # Always: the last flush also commits what the run learnt about rows without a usable
         # UPDATED_AT (and costs one transaction when nothing is pending).
+        if tracker.complete and not counts.limit_hit:
+            tracker.release_value()  # every row read is in this last batch or an earlier one
         await self._flush(run, sync, data_type, pending, tracker, destination, counts)
 
     async def _flush(
@@ -845,11 +859,17 @@ def _verdicts(
     start_position: int,
     tracker: WatermarkTracker,
     options: SyncOptions,
+    floor_us: int | None = None,
 ) -> tuple[_Chunk, int]:
-    """Drop rows already delivered (same hash at the same UPDATED_AT), validate the rest."""
+    """Drop rows already delivered (same hash at the same UPDATED_AT), validate the rest.
+
+    ``floor_us``: also drop rows parsed before it (text ``UPDATED_AT``, read whole).
+    """
     hashes = row_hashes(batch)
     updated = updated_micros(batch.column(UPDATED_AT))
     keep = tracker.unseen(hashes, updated)
+    if floor_us is not None:
+        keep = [k and (u is None or u >= floor_us) for k, u in zip(keep, updated, strict=True)]
     skipped = keep.count(False)
     if skipped:
         mask = pa.array(keep, pa.bool_())

@@ -94,7 +94,16 @@ class WatermarkTracker:
     ``snapshot`` gives the state to commit with the batch just delivered.
     """
 
-    __slots__ = ("_invalid", "_invalid_now", "_lookback_us", "_prune", "_seen", "_value_us")
+    __slots__ = (
+        "_held_us",
+        "_holding",
+        "_invalid",
+        "_invalid_now",
+        "_lookback_us",
+        "_prune",
+        "_seen",
+        "_value_us",
+    )
 
     def __init__(self, state: WatermarkState, lookback: timedelta | None = None) -> None:
         self._value_us: int | None = to_micros(state.value) if state.value else None
@@ -104,6 +113,8 @@ class WatermarkTracker:
         self._invalid_now: set[str] = set()
         """Hashes of rows without a usable ``UPDATED_AT`` read by this run."""
         self._prune = False
+        self._held_us = self._value_us
+        self._holding = False
 
     @property
     def value_us(self) -> int | None:
@@ -143,6 +154,20 @@ class WatermarkTracker:
         """This run has read every row without a usable ``UPDATED_AT``: forget the others."""
         self._prune = True
 
+    @property
+    def complete(self) -> bool:
+        """Whether the run has read everything it was going to read."""
+        return self._prune
+
+    def hold_value(self) -> None:
+        """Rows may come out of time order: snapshots keep the value the run started from
+        (and every hash recorded since) until :meth:`release_value`."""
+        self._holding = True
+
+    def release_value(self) -> None:
+        """Every row has been read and recorded: snapshots may move the value again."""
+        self._holding = False
+
     def record(self, row_hash: str, updated_us: int) -> None:
         """Account for a row (delivered or refused); rows come in ``UPDATED_AT`` order."""
         if self._value_us is None or updated_us > self._value_us:
@@ -161,6 +186,12 @@ class WatermarkTracker:
         if self._value_us is None or top > self._value_us:
             self._value_us = top
         floor = self._value_us - self._lookback_us
+        if self._holding:  # every hash from the held window on is kept
+            floor = (
+                self._held_us - self._lookback_us
+                if self._held_us is not None
+                else int(updated_us.min())
+            )
         seen = self._seen
         for i in np.flatnonzero(updated_us >= floor).tolist():
             seen[hashes[i]] = int(updated_us[i])
@@ -170,6 +201,12 @@ class WatermarkTracker:
         if self._prune:
             self._invalid &= self._invalid_now
         invalid = tuple(sorted(self._invalid))
+        if self._holding:
+            held = self._held_us
+            floor = held - self._lookback_us if held is not None else None
+            seen = {h: t for h, t in self._seen.items() if floor is None or t >= floor}
+            value = from_micros(held) if held is not None else None
+            return WatermarkState(value=value, seen=seen, invalid=invalid)
         if self._value_us is None:
             return WatermarkState(invalid=invalid)
         floor = self._value_us - self._lookback_us
