@@ -10,7 +10,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import sqlite3
 import subprocess
+import time
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +31,11 @@ ROOT = Path(__file__).resolve().parents[2]
 ZEROCOPY = str(ROOT / ".venv" / "bin" / "zerocopy")
 SCHEMA = "marketing"
 SEGMENT_SQL = "SELECT external_user_id FROM users WHERE country = 'US' AND plan <> 'free'"
+SLOW_SQL = (
+    "SELECT u.external_user_id FROM users AS u, events AS a, events AS b, events AS c "
+    "WHERE a.name || b.name || c.name = 'x' OR u.country = 'US'"
+)
+"""Minutes on the fixture (users x events^3): only a cancel ends it."""
 
 
 @dataclass
@@ -92,6 +101,18 @@ def expected_members(warehouse: Path) -> list[str]:
     with duckdb.connect(str(warehouse), read_only=True) as con:
         rows = con.execute(SEGMENT_SQL.replace("FROM users", f"FROM {SCHEMA}.users")).fetchall()
     return sorted({str(r[0]) for r in rows if r[0] is not None}, key=lambda s: s.encode())
+
+
+def wait_until_running(state: Path, run_id: str, timeout: float = 60.0) -> None:
+    """Until the state database shows the run claimed by its process."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with closing(sqlite3.connect(state, timeout=10)) as con:
+            row = con.execute("SELECT status FROM refresh_run WHERE id = ?", (run_id,)).fetchone()
+        if row is not None and row[0] == "running":
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} never started")
 
 
 def test_credential_to_members(env: Env) -> None:
@@ -168,6 +189,35 @@ def test_credential_to_members(env: Env) -> None:
     assert error(in_use)["details"]["segment_ids"] == [segment["id"]]
     done = zc(env, "segment", "cancel", run["id"], code=1)
     assert (error(done)["code"], error(done)["details"]["status"]) == ("conflict", "succeeded")
+
+    # Ctrl-C during an in-process refresh cancels it properly: run cancelled, temp table gone.
+    slow = out(
+        zc(env, "segment", "create", "--source", source["id"], "--name", "Slow", "--sql", SLOW_SQL)
+    )
+    proc = subprocess.Popen(
+        [ZEROCOPY, "segment", "refresh", slow["id"]],
+        env={**os.environ, **env.vars},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    told = proc.stderr.readline()  # printed once the run is queued and Ctrl-C is handled
+    assert "Ctrl-C cancels" in told, told
+    run_id = told.split("(run ")[1].split(")")[0]
+    wait_until_running(env.state, run_id)  # the warehouse query is under way
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1, stderr
+    stopped = json.loads(stdout)
+    assert (stopped["id"], stopped["status"]) == (run_id, "cancelled")
+    assert stopped["error"]["code"] == "cancelled" and stopped["started_at"] is not None
+    with duckdb.connect(str(env.warehouse), read_only=True) as con:
+        left = con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_name LIKE 'zc_tmp_%'"
+        ).fetchall()
+    assert left == []
 
     # What each command printed is the API's response body for the same object.
     with TestClient(create_app(load_settings(env.vars))) as api:

@@ -4,11 +4,14 @@ cancel, members, schedule / resume.
 ``segment refresh`` executes the run in this process (under the source's concurrency slot,
 like a worker) and prints the finished run; with ``ZEROCOPY_RUNNER=procrastinate`` it queues
 a job for ``zerocopy worker`` processes and prints the queued run (``--wait``: the final one).
-A run that ends ``failed`` or ``cancelled`` exits 1, its run still printed on stdout.
+A run that does not succeed exits 1, its run still printed on stdout. Ctrl-C (or SIGTERM)
+during an in-process refresh cancels the run properly (warehouse query cancelled, temporary
+table dropped) and prints it ``cancelled``.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Any
 
@@ -334,11 +337,33 @@ async def _refresh(rt: Any, workspace_id: str, segment_id: str, wait: bool) -> A
     rt.engine.heartbeat_s = config.heartbeat_s
     rt.engine.stale_after_s = config.worker_lost_after_s
     rt.runner = _ThisProcess()
-    async with rt.db.session() as s:
-        queued = await segments.request_refresh(s, rt, workspace_id, segment_id, trigger="cli")
-    hint(f"refreshing segment {segment_id} in this process (run {queued.id})")
-    slots = SourceSlots(rt.db, default_limit=config.source_limit)
-    return await SlottedEngine(rt.engine, slots).execute(queued.id)
+    slotted = SlottedEngine(rt.engine, SourceSlots(rt.db, default_limit=config.source_limit))
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with rt.db.session() as s:
+            queued = await segments.request_refresh(s, rt, workspace_id, segment_id, trigger="cli")
+        hint(f"refreshing segment {segment_id} in this process (run {queued.id}); Ctrl-C cancels")
+        return await _execute_here(rt, slotted, queued.id, signals)
+
+
+async def _execute_here(rt: Any, slotted: Any, run_id: str, signals: Any) -> Any:
+    """Execute ``run_id``; SIGINT/SIGTERM cancel it properly (query cancelled, temp table
+    dropped, run ``cancelled``) instead of killing the process mid-run."""
+    async with anyio.create_task_group() as tg:
+        execution = anyio.CancelScope()
+
+        async def on_signal() -> None:
+            async for signum in signals:
+                hint(f"{signal.Signals(signum).name}: cancelling run {run_id}")
+                if (await rt.engine.request_cancel(run_id)).is_final:
+                    execution.cancel()  # cancelled while queued (e.g. waiting for a slot)
+
+        tg.start_soon(on_signal)
+        with execution:
+            finished = await slotted.execute(run_id)
+        tg.cancel_scope.cancel()
+    if execution.cancel_called:
+        return await rt.engine.get(run_id)
+    return finished
 
 
 @segment.command("refresh")
