@@ -124,6 +124,18 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "VERSION AS OF (Delta time travel) has no DuckDB equivalent",
     ),
+    ("adversarial", "postgres_only_table", "postgres"): (
+        RUN_ERROR,
+        "FROM ONLY (no inheritance children) is PostgreSQL syntax DuckDB does not parse",
+    ),
+    ("adversarial", "postgres_regexp_split_to_table", "postgres"): (
+        RUN_ERROR,
+        "DuckDB has no regexp_split_to_table table function",
+    ),
+    ("adversarial", "postgres_jsonb_to_recordset", "postgres"): (
+        RUN_ERROR,
+        "DuckDB has no jsonb_to_recordset table function",
+    ),
     ("adversarial", "databricks_lambda_variables", "databricks"): (
         RUN_ERROR,
         "sqlglot renders Spark's exists(array, lambda) as DuckDB EXISTS(LIST_TRANSFORM(...)), "

@@ -18,7 +18,15 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
     query_to_xml query_to_xml_and_xmlschema query_to_xmlschema cursor_to_xml cursor_to_xmlschema
     table_to_xml table_to_xml_and_xmlschema schema_to_xml database_to_xml
     ts_stat ts_rewrite nextval setval currval lastval txid_current
-    set_config current_setting inet_server_addr inet_server_port"""
+    set_config current_setting inet_server_addr inet_server_port""",
+    # catalog probes: whether other tables/schemas exist or what the role may do there
+    """has_table_privilege has_column_privilege has_any_column_privilege
+    has_database_privilege has_schema_privilege has_function_privilege
+    has_sequence_privilege has_foreign_data_wrapper_privilege has_language_privilege
+    has_server_privilege has_tablespace_privilege has_type_privilege has_parameter_privilege
+    to_regclass to_regproc to_regprocedure to_regoper to_regoperator to_regtype
+    to_regtypemod to_regnamespace to_regrole to_regcollation
+    obj_description col_description shobj_description current_schemas""",
 )
 
 POSTGRES_ALLOWED = names("pg_typeof")
@@ -28,7 +36,9 @@ POSTGRES_TABLE_FUNCTIONS = COMMON_TABLE_FUNCTIONS | names(
     jsonb_array_elements jsonb_array_elements_text json_array_elements json_array_elements_text
     jsonb_each jsonb_each_text json_each json_each_text jsonb_object_keys json_object_keys
     regexp_split_to_table string_to_table jsonb_to_recordset json_to_recordset
-    jsonb_path_query unnest"""
+    jsonb_path_query unnest generate_subscripts regexp_matches
+    json_populate_recordset jsonb_populate_recordset json_to_record jsonb_to_record
+    json_populate_record jsonb_populate_record"""
 )
 
 RULES = DialectRules(
