@@ -1,0 +1,158 @@
+"""Probes of the rules of issue 8 on inputs real warehouses produce.
+
+Booleans are not numbers, ``null`` removes any attribute (subscription fields too), e-mail
+identity ignores case, bad e-mail / phone values are refused, ``DATE`` columns are
+``UPDATED_AT`` values, and two syncs of one workspace may run at the same time on the same
+users (their schedules fire together).
+"""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture, ts  # noqa: F401
+
+pytestmark = pytest.mark.anyio
+
+USER = {"UPDATED_AT": "ts", "EXTERNAL_ID": "text", "PAYLOAD": "text"}
+
+
+def at(i: int) -> str:
+    return f"2026-03-01 00:00:{i:02d}"
+
+
+async def test_a_boolean_is_not_a_price(spec: Spec) -> None:
+    base = {"product_id": "p", "currency": "USD", "time": "2026-03-01T00:00:00Z"}
+    spec.warehouse.create(
+        "buys",
+        USER,
+        [
+            (at(0), "b1", j({**base, "price": 2.5})),
+            (at(1), "b1", j({**base, "price": True})),
+            (at(2), "b1", j({**base, "price": "2.5"})),
+        ],
+    )
+    run = await spec.run(await spec.ready("purchases", "buys"))
+    assert await spec.codes(run["id"]) == ["invalid_field", "invalid_field"], run
+    prof = await spec.profile(external_id="b1")
+    assert prof is not None
+    assert [p["price"] for p in await spec.purchases(prof["id"])] == [2.5]
+
+
+async def test_null_removes_subscription_fields_too(spec: Spec) -> None:
+    spec.warehouse.create(
+        "attrs",
+        USER,
+        [(at(0), "s1", j({"email_subscribe": "opted_in", "push_subscribe": "subscribed"}))],
+    )
+    sync_id = await spec.ready("user_attributes", "attrs")
+    assert (await spec.run(sync_id))["status"] == "success"
+    spec.warehouse.insert(
+        "attrs",
+        USER,
+        [(at(1), "s1", j({"email_subscribe": None, "subscription_groups": None}))],
+    )
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"]) == ("success", 1), await spec.rows(run["id"])
+    prof = await spec.profile(external_id="s1")
+    assert prof is not None and prof["attributes"] == {"push_subscribe": "subscribed"}
+
+
+async def test_email_identity_ignores_case(spec: Spec) -> None:
+    cols = {"UPDATED_AT": "ts", "EMAIL": "text", "PAYLOAD": "text"}
+    spec.warehouse.create(
+        "attrs",
+        cols,
+        [
+            (at(0), "Mixed.Case@Example.COM", j({"a": 1})),
+            (at(1), "mixed.case@example.com", j({"b": 2})),
+        ],
+    )
+    run = await spec.run(await spec.ready("user_attributes", "attrs"))
+    assert (run["status"], run["rows_delivered"]) == ("success", 2)
+    prof = await spec.profile(email="MIXED.case@example.com")
+    assert prof is not None and prof["attributes"] == {"a": 1, "b": 2}
+
+
+async def test_malformed_email_and_phone_are_refused(spec: Spec) -> None:
+    cols = {"UPDATED_AT": "ts", "EMAIL": "text", "PHONE": "text", "PAYLOAD": "text"}
+    spec.warehouse.create(
+        "attrs",
+        cols,
+        [
+            (at(0), "not-an-email", None, j({"a": 1})),
+            (at(1), None, "call me", j({"a": 1})),
+            (at(2), "ok@example.com", None, j({"a": 1})),
+        ],
+    )
+    run = await spec.run(await spec.ready("user_attributes", "attrs"))
+    assert (run["rows_delivered"], run["rows_errored"]) == (1, 2), run
+    errors = await spec.rows(run["id"])
+    assert [e["position"] for e in errors] == [0, 1]
+    assert all(e["code"] and e["message"] for e in errors)
+    assert await spec.profile(email="not-an-email") is None
+
+
+async def test_a_date_column_is_an_updated_at(spec: Spec) -> None:
+    kind = "DATE"
+    spec.warehouse.execute(
+        f'CREATE TABLE marketing."dated" ("UPDATED_AT" {kind}, "EXTERNAL_ID" VARCHAR, '
+        '"PAYLOAD" VARCHAR)'
+    )
+    spec.warehouse.execute(
+        "INSERT INTO marketing.\"dated\" VALUES ('2026-03-01', 'd1', '{\"v\": 1}'), "
+        "('2026-03-02', 'd2', '{\"v\": 2}')"
+    )
+    sync_id = await spec.ready("user_attributes", "dated")
+    first = await spec.run(sync_id)
+    assert (first["status"], first["rows_delivered"]) == ("success", 2), first
+    assert ts(first["watermark_after"]) == ts("2026-03-02T00:00:00Z")
+    spec.warehouse.execute(
+        "INSERT INTO marketing.\"dated\" VALUES ('2026-03-02', 'd3', '{\"v\": 3}'), "
+        "('2026-03-03', 'd4', '{\"v\": 4}')"
+    )
+    second = await spec.run(sync_id)
+    assert (second["status"], second["rows_delivered"]) == ("success", 2), second
+    for user in ("d1", "d2", "d3", "d4"):
+        assert await spec.profile(external_id=user) is not None
+
+
+@pytest.mark.xfail(strict=True, reason="findings-sync.md #2")
+async def test_two_syncs_on_the_same_new_users_at_the_same_time(spec: Spec) -> None:
+    """Attributes and events of the same new users, run together (as their schedules fire):
+    the two walk the users in opposite orders, so they meet whichever is faster."""
+    users = 3000
+
+    def stamp(i: int) -> str:
+        return f"2026-03-01 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d}"
+
+    spec.warehouse.create("attrs", USER, [(stamp(i), f"c{i}", j({"i": i})) for i in range(users)])
+    spec.warehouse.create(
+        "evs",
+        USER,
+        [
+            (stamp(i), f"c{users - 1 - i}", j({"name": "signup", "time": "2026-03-01T00:00:00Z"}))
+            for i in range(users)
+        ],
+    )
+    attrs = await spec.ready("user_attributes", "attrs")
+    events = await spec.ready("custom_events", "evs")
+    engine = spec.engine
+    runs = [await engine.request(attrs), await engine.request(events)]
+
+    async def execute(run_id: str) -> None:
+        await engine.execute(run_id)
+
+    async with anyio.create_task_group() as tg:
+        for run in runs:
+            tg.start_soon(execute, run.id)
+    finals = [(await spec.get(f"/v1/sync-runs/{run.id}")).json() for run in runs]
+    assert [(f["status"], f["rows_delivered"], f["error"]) for f in finals] == [
+        ("success", users, None),
+        ("success", users, None),
+    ]
+    for i in (0, users // 2, users - 1):
+        prof = await spec.profile(external_id=f"c{i}")
+        assert prof is not None and prof["attributes"] == {"i": i}
+        assert [e["name"] for e in await spec.events(prof["id"])] == ["signup"]
