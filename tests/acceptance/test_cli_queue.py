@@ -1,12 +1,13 @@
 """``zerocopy segment refresh`` with a job queue: PostgreSQL state, ``ZEROCOPY_RUNNER=procrastinate``.
 
-Without ``--wait`` the command only queues (nothing executes it until a worker runs); a queued
-run is cancelled at once by ``segment cancel``; with a ``zerocopy worker`` running,
-``refresh --wait`` prints the run the worker finished.
+Without a worker a queued run just waits: ``--wait`` is stopped by Ctrl-C (exit 130, the run
+still queued) and a queued run is cancelled at once by ``segment cancel``; with a
+``zerocopy worker`` running, ``refresh --wait`` prints the run the worker finished.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -47,9 +48,24 @@ def test_refresh_through_the_queue(tmp_path: Path, postgres_url: str) -> None:
            "--sql", "SELECT external_user_id FROM users")
     )  # fmt: skip
 
-    queued = out(zc(env, "segment", "refresh", segment["id"]))
+    # No worker yet: --wait waits until Ctrl-C, which stops the wait, not the run (exit 130).
+    waiting = subprocess.Popen(
+        [ZEROCOPY, "segment", "refresh", segment["id"], "--wait"],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert waiting.stderr is not None
+    told = waiting.stderr.readline()
+    assert "waiting for a worker" in told, told
+    waiting.send_signal(signal.SIGINT)
+    stdout, stderr = waiting.communicate(timeout=60)
+    assert waiting.returncode == 130, stderr
+    queued = json.loads(stdout)
     assert (queued["status"], queued["trigger"]) == ("queued", "cli")
-    busy = zc(env, "segment", "refresh", segment["id"], code=1)
+    busy = zc(env, "segment", "refresh", segment["id"], code=1)  # without --wait: only queues
     assert error(busy)["details"]["run_id"] == queued["id"]  # refresh_in_progress
     cancelled = out(zc(env, "segment", "cancel", queued["id"]))
     assert (cancelled["status"], cancelled["error"]["code"]) == ("cancelled", "cancelled")

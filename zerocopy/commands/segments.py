@@ -3,7 +3,8 @@ cancel, members, schedule / resume.
 
 ``segment refresh`` executes the run in this process (under the source's concurrency slot,
 like a worker) and prints the finished run; with ``ZEROCOPY_RUNNER=procrastinate`` it queues
-a job for ``zerocopy worker`` processes and prints the queued run (``--wait``: the final one).
+a job for ``zerocopy worker`` processes and prints the queued run (``--wait``: the final one;
+Ctrl-C stops waiting, prints the run as it is and exits 130).
 A run that does not succeed exits 1, its run still printed on stdout. Ctrl-C (or SIGTERM)
 during an in-process refresh cancels the run properly (warehouse query cancelled, temporary
 table dropped) and prints it ``cancelled``.
@@ -33,6 +34,8 @@ from zerocopy.commands._common import (
 
 POLL_S = 0.5
 """How often ``refresh --wait`` looks at a run another process executes."""
+EXIT_INTERRUPTED = 130
+"""``refresh --wait`` stopped by Ctrl-C before the run ended (128 + SIGINT, as shells do)."""
 
 id_column_option = click.option(
     "--id-column", default=None, help="Column holding the user id (default external_user_id).",
@@ -323,13 +326,7 @@ async def _refresh(rt: Any, workspace_id: str, segment_id: str, wait: bool) -> A
                 queued = await segments.request_refresh(
                     s, rt, workspace_id, segment_id, trigger="cli"
                 )
-        if not wait:
-            return queued
-        while not queued.is_final:
-            await anyio.sleep(POLL_S)
-            async with rt.db.session() as s:
-                queued = await segments.get_run(s, workspace_id, queued.id)
-        return queued
+        return await _wait(rt, workspace_id, queued) if wait else queued
 
     from zerocopy.scheduling.execution import SlottedEngine
     from zerocopy.scheduling.slots import SourceSlots
@@ -343,6 +340,31 @@ async def _refresh(rt: Any, workspace_id: str, segment_id: str, wait: bool) -> A
             queued = await segments.request_refresh(s, rt, workspace_id, segment_id, trigger="cli")
         hint(f"refreshing segment {segment_id} in this process (run {queued.id}); Ctrl-C cancels")
         return await _execute_here(rt, slotted, queued.id, signals)
+
+
+async def _wait(rt: Any, workspace_id: str, run_row: Any) -> Any:
+    """Poll until a worker has finished the run; Ctrl-C stops waiting (the run goes on)."""
+    from zerocopy.services import segments
+
+    hint(f"run {run_row.id} queued; waiting for a worker (Ctrl-C stops waiting)")
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with anyio.create_task_group() as tg:
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    hint(
+                        f"{signal.Signals(signum).name}: stopped waiting; run {run_row.id} goes "
+                        f"on ('zerocopy segment cancel {run_row.id}' stops it)"
+                    )
+                    tg.cancel_scope.cancel()
+
+            tg.start_soon(on_signal)
+            while not run_row.is_final:
+                await anyio.sleep(POLL_S)
+                async with rt.db.session() as s:
+                    run_row = await segments.get_run(s, workspace_id, run_row.id)
+            tg.cancel_scope.cancel()
+    return run_row
 
 
 async def _execute_here(rt: Any, slotted: Any, run_id: str, signals: Any) -> Any:
@@ -381,6 +403,8 @@ def segment_refresh(workspace_id: str, segment_id: str, wait: bool) -> None:
     echo(read)
     if read.status in RunStatus.FINAL and read.status != RunStatus.SUCCEEDED:
         sys.exit(EXIT_FAILED)
+    if wait and read.status in RunStatus.ACTIVE:
+        sys.exit(EXIT_INTERRUPTED)  # Ctrl-C stopped the wait, not the run
 
 
 @segment.command("cancel")
