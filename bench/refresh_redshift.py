@@ -1,7 +1,7 @@
 """Segment refreshes through the Redshift adapter, next to bare psycopg reads of the same table.
 
     .venv/bin/python bench/refresh.py --warehouse redshift [--users 1000000 3000000]
-    .venv/bin/python bench/refresh_redshift.py [--users N ...] [--batch-rows 100000] [--only ...]
+    .venv/bin/python bench/refresh_redshift.py [--users N ...] [--batch-rows 50000] [--only ...]
 
 For each ``--users`` size, loads ``marketing.users`` into a scratch database on the local
 PostgreSQL server, starts the Redshift proxy peer in front of it, and measures, each path in
@@ -327,7 +327,7 @@ def load(url: str, users: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="+", default=[1_000_000, 3_000_000])
-    parser.add_argument("--batch-rows", type=int, default=100_000)
+    parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--only", nargs="*", choices=sorted(CHILDREN), default=DEFAULT)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)

@@ -107,7 +107,7 @@ class RefreshEngine:
         cancel_poll_s: float = 0.3,
         heartbeat_s: float = 2.0,
         stale_after_s: float = 60.0,
-        batch_rows: int = 100_000,
+        batch_rows: int = 50_000,
         worker: str = WORKER_ID,
         stream: bool = True,
     ) -> None:

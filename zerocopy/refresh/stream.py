@@ -71,7 +71,7 @@ class SortedMerge:
         self.last: str | None = None
         self._pending: list[pa.Array] = []
         self._pending_rows = 0
-        self._window: pa.Array = pa.array([], pa.string())
+        self._window: pa.Array = pa.nulls(0, pa.string())  # pa.array would import pandas
 
     @property
     def added(self) -> int:
@@ -93,9 +93,9 @@ class SortedMerge:
             head, tail = arr.slice(0, n - 1), arr.slice(1)
             if pc.any(pc.less(tail, head)).as_py():
                 raise OrderBroken("ids within a batch are not in byte order")
-            same = pc.equal(tail, head)
-            if pc.any(same).as_py():
-                arr = pc.filter(arr, pa.concat_arrays([pa.array([True]), pc.invert(same)]))
+            differs = pc.not_equal(tail, head)
+            if not pc.all(differs).as_py():
+                arr = pa.concat_arrays([arr.slice(0, 1), pc.filter(tail, differs)])
         if n and self.last is not None:
             first = arr[0].as_py()
             if first < self.last:

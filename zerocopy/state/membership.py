@@ -58,7 +58,7 @@ def normalise_ids(batches: Iterable[pa.Array | pa.ChunkedArray]) -> pa.Array:
             if len(part):
                 chunks.append(pc.cast(part, pa.large_string()))
     if not chunks:
-        return pa.array([], type=pa.large_string())
+        return pa.nulls(0, pa.large_string())  # not pa.array: that imports pandas
     ids = pc.drop_null(pa.chunked_array(chunks, type=pa.large_string()).combine_chunks())
     ids = pc.take(ids, pc.array_sort_indices(ids))
     # The warehouse already returns DISTINCT ids: dedupe by comparing neighbours (cheaper
@@ -66,8 +66,7 @@ def normalise_ids(batches: Iterable[pa.Array | pa.ChunkedArray]) -> pa.Array:
     if len(ids) > 1:
         same = pc.equal(ids.slice(1), ids.slice(0, len(ids) - 1))
         if pc.any(same).as_py():
-            keep = pa.concat_arrays([pa.array([True]), pc.invert(same)])
-            ids = pc.filter(ids, keep)
+            ids = pa.concat_arrays([ids.slice(0, 1), pc.filter(ids.slice(1), pc.invert(same))])
     return ids
 
 
@@ -426,5 +425,5 @@ def _current_chunks(segment_id: str) -> sa.Select[Any]:
 def normalise_sorted(arrays: list[pa.Array]) -> pa.Array:
     """Concatenate already-sorted, non-overlapping chunks as one ``large_string`` array."""
     if not arrays:
-        return pa.array([], type=pa.large_string())
+        return pa.nulls(0, pa.large_string())  # not pa.array: that imports pandas
     return pa.concat_arrays([pc.cast(a, pa.large_string()) for a in arrays])
