@@ -191,6 +191,7 @@ async def stream_refresh(
         if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
             raise group.exceptions[0] from None
         raise
+    raise AssertionError("unreachable: the task group returned or raised")
 
 
 async def _consume(
@@ -288,4 +289,5 @@ async def _read_back(
     members: MembershipStore, segment_id: str, version: str, seqs: list[int]
 ) -> list[bytes]:
     with anyio.CancelScope(shield=True):
-        return await members.read_chunks(segment_id, version, seqs)
+        blobs = await members.read_chunks(segment_id, version, seqs)
+    return blobs
