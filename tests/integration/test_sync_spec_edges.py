@@ -182,3 +182,30 @@ async def test_lookback_with_a_row_limit_delivers_everything_once(spec: Spec) ->
     late = await spec.run(sync_id)
     assert late["rows_delivered"] == 1, late
     assert await names(spec) == sorted([f"m{m:02d}" for m in range(12)] + ["late"])
+
+
+async def test_row_limit_with_refused_rows_accounts_for_every_row_once(spec: Spec) -> None:
+    rows = [
+        ev("2026-03-01 00:00:00", "bad-0", user=None),
+        ev("2026-03-01 00:00:01", "ok-1"),
+        ev("2026-03-01 00:00:02", "bad-2", user=None),
+        ev("2026-03-01 00:00:03", "ok-3"),
+        ev("2026-03-01 00:00:04", "ok-4"),
+        ev("2026-03-01 00:00:05", "bad-5", user=None),
+    ]
+    spec.warehouse.create("evs", EVENTS, rows)
+    sync_id = await spec.ready("custom_events", "evs", row_limit=2)
+    delivered, refused = [], []
+    for _ in range(8):
+        run = await spec.run(sync_id)
+        assert run["status"] in ("limit_exceeded", "success", "partial_success"), run
+        for log in await spec.rows(run["id"], errors_only=False):
+            (refused if log["verdict"] == "error" else delivered).append(log["position"])
+        if run["status"] != "limit_exceeded":
+            break
+    assert run["status"] != "limit_exceeded"
+    last = await spec.run(sync_id)
+    assert (last["status"], last["rows_delivered"], last["rows_errored"]) == ("success", 0, 0)
+    assert await names(spec) == ["ok-1", "ok-3", "ok-4"]
+    assert len(delivered) == 3
+    assert len(refused) == 3, refused  # each refused row reported once

@@ -224,3 +224,15 @@ async def test_one_run_at_a_time(spec: Spec) -> None:
     done = await spec.engine.execute(held.id)
     assert done.status == "success"
     assert (await spec.run(sync_id))["status"] == "success"
+
+
+@pytest.mark.xfail(strict=True, reason="findings-sync.md #4")
+async def test_the_row_limit_can_be_removed(spec: Spec) -> None:
+    spec.warehouse.create("evs", EVENTS, [ev(i) for i in range(5)])
+    sync_id = await spec.ready("custom_events", "evs", row_limit=2)
+    assert (await spec.run(sync_id))["status"] == "limit_exceeded"
+    resp = await spec.patch(f"/v1/syncs/{sync_id}", json={"row_limit": None})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["row_limit"] is None
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"]) == ("success", 3)
