@@ -752,6 +752,16 @@ class _Check:
                     "name directly so it can be checked against the source.",
                     self.node_position(node),
                 )
+            elif isinstance(node, exp.QueryTransform):
+                # Hive/Spark SELECT TRANSFORM(...) USING 'script': runs a program, and its
+                # output columns are whatever the script prints
+                self.source_refused = True
+                self.issue(
+                    FORBIDDEN_FUNCTION,
+                    "SELECT TRANSFORM(...) USING '...' runs an external script and is not "
+                    "allowed in a segment; compute the columns with SQL functions.",
+                    self.node_position(node),
+                )
             elif isinstance(node, exp.Dot):
                 if isinstance(node.expression, exp.Func):
                     table_funcs.add(id(node.expression))  # one issue for `schema.fn()`
@@ -1356,7 +1366,14 @@ def _kind(cls: type) -> int:
         if issubclass(cls, _NOT_READ_ONLY_TYPES):
             kind = _KIND_REFUSED
         elif issubclass(
-            cls, exp.Table | exp.Lateral | exp.TableFromRows | exp.Func | exp.Dot | exp.Subquery
+            cls,
+            exp.Table
+            | exp.Lateral
+            | exp.TableFromRows
+            | exp.Func
+            | exp.Dot
+            | exp.Subquery
+            | exp.QueryTransform,
         ):
             kind = _KIND_READING
         else:
