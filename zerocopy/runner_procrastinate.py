@@ -32,10 +32,10 @@ from sqlalchemy.orm import aliased
 
 from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
-from zerocopy.scheduling.slots import source_limit
+from zerocopy.scheduling.slots import slot_key, source_limit
 from zerocopy.scheduling.steps import run_step
 from zerocopy.state.db import Database
-from zerocopy.state.models import RefreshRun, RunStatus, Source, utcnow
+from zerocopy.state.models import Credential, RefreshRun, RunStatus, Source, utcnow
 
 log = get_logger("zerocopy.runner.procrastinate")
 
@@ -232,10 +232,12 @@ class ProcrastinateRunner:
                         RefreshRun.id,
                         RefreshRun.source_id,
                         Source.kind,
+                        Credential.settings,
                         ahead.label("ahead"),
                         active.label("active"),
                     )
                     .join(Source, Source.id == RefreshRun.source_id)
+                    .join(Credential, Credential.id == Source.credential_id)
                     .where(RefreshRun.id.in_(run_ids))
                     .order_by(RefreshRun.created_at)
                 )
@@ -244,16 +246,17 @@ class ProcrastinateRunner:
         for row in rows:
             limit = source_limit(row.kind, self.default_limit)
             lane = int(row.active or 0) % limit
+            key = slot_key(row.source_id, row.kind, row.settings)
             jobs.append(
                 Job(
                     queue=QUEUE,
                     task_name=REFRESH_TASK,
-                    lock=f"source:{row.source_id}:{lane}",
+                    lock=f"source:{key}:{lane}",
                     queueing_lock=f"run:{row.id}",
                     priority=-int(row.ahead or 0),
                     task_kwargs={
                         "run_id": row.id,
-                        "source_id": row.source_id,
+                        "source_id": key,
                         "kind": row.kind,
                         "lane": lane,
                     },
@@ -278,9 +281,10 @@ class ProcrastinateRunner:
         async with self.db.session() as s:
             row = (
                 await s.execute(
-                    sa.select(Sync.source_id, SyncRun.created_at, Source.kind)
+                    sa.select(Sync.source_id, SyncRun.created_at, Source.kind, Credential.settings)
                     .join(Sync, Sync.id == SyncRun.sync_id)
                     .outerjoin(Source, Source.id == Sync.source_id)
+                    .outerjoin(Credential, Credential.id == Source.credential_id)
                     .where(SyncRun.id == run_id)
                 )
             ).first()
@@ -299,7 +303,7 @@ class ProcrastinateRunner:
                     )
                 )
                 lane = int(ahead or 0) % source_limit(row.kind, self.default_limit)
-                lock = f"source:{row.source_id}:{lane}"
+                lock = f"source:{slot_key(row.source_id, row.kind, row.settings)}:{lane}"
         with contextlib.suppress(exceptions.AlreadyEnqueued):
             await self.app.configure_task(
                 SYNC_TASK, queue=QUEUE, lock=lock, queueing_lock=f"sync_run:{run_id}"
@@ -453,24 +457,24 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
             )
 
             async def background() -> None:
-                async def sync_reaper() -> None:
-                    await keep_queued_syncs_alive(db)
-                    await sync_engine.reap_lost()
-
-                # Waiting sync runs must be kept alive well within worker_lost_after_s; doing
-                # it every tick in every worker is only load on the state database.
-                reap_every = max(
-                    config.tick_s, min(config.reaper_every_s, config.worker_lost_after_s / 3)
-                )
-                next_reap = 0.0
                 while True:
                     if scheduler:
                         await run_step("scheduler.tick", sched.tick)
                         await run_step("sync_scheduler.tick", sync_sched.tick)
-                    if anyio.current_time() >= next_reap:
-                        await run_step("sync_reaper", sync_reaper)
-                        next_reap = anyio.current_time() + reap_every
                     await anyio.sleep(config.tick_s)
+
+            async def sync_reaper() -> None:
+                # Its own loop: a long scheduler tick (hundreds of owners due at once) must
+                # not starve the heartbeats of sync runs waiting in the queue.
+                every = max(0.2, min(config.tick_s, config.worker_lost_after_s / 6))
+
+                async def step() -> None:
+                    await keep_queued_syncs_alive(db)
+                    await sync_engine.reap_lost()
+
+                while True:
+                    await run_step("sync_reaper", step)
+                    await anyio.sleep(every)
 
             log.info(
                 "worker.started",
@@ -480,6 +484,7 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(background)
+                tg.start_soon(sync_reaper)
                 tg.start_soon(keeper.run)
                 await app.run_worker_async(
                     queues=[QUEUE],

@@ -16,8 +16,10 @@ One test, in phases, so the workers start once (about 2 minutes on 2 cores):
    leaves no temp table, and the next refresh gives the same members as the clean run;
 6. SIGTERM while a slow refresh runs: grace period, then a proper cancel; workers exit 0.
 
-Phase 4 also has a handful of syncs (on their own DuckDB file) due in the same minute: the
-workers' sync schedulers fire each exactly once as a ``zerocopy.sync`` job, and each completes.
+Phase 4 also has 50 syncs due in the same minute, half on their own DuckDB file, half on the
+PostgreSQL source the segments use: the workers' sync schedulers fire each exactly once as a
+``zerocopy.sync`` job, each completes, and the per-source limits hold for refreshes and syncs
+together (a sync's ``started_at`` is when it took its source slot).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ from zerocopy.state.sync_models import Sync, SyncRun
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 WORKERS = 3
-SYNCS = 5
+SYNCS = 50
 SYNC_ROWS = 20
 SEGMENTS_PER_SOURCE = 100
 PG_USERS = 300
@@ -89,6 +91,13 @@ def warehouse_pg(postgres_server: str) -> Iterator[str]:
                 f"FROM generate_series(1, {PG_USERS}) AS i"
             )
             con.execute("CREATE TABLE nums AS SELECT i AS n FROM generate_series(1, 10) AS i")
+            con.execute(
+                "CREATE TABLE events_in AS SELECT "
+                "TIMESTAMP '2026-03-01 00:00:00' + (i / 3) * INTERVAL '1 second' AS updated_at, "
+                "'u' || (i % 97) AS external_id, "
+                "json_build_object('name', 'e' || i, 'time', '2026-03-01T00:00:00Z')::text "
+                f"AS payload FROM generate_series(0, {SYNC_ROWS - 1}) AS i"
+            )
         yield url
 
 
@@ -343,13 +352,14 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
                             created_at=datetime.now(UTC),
                         )
                     )
-                # A handful of syncs due in the same minute, created with their plan in one
+                # 50 syncs due in the same minute (half on a DuckDB file, half on the
+                # PostgreSQL source of the segments), created with their plan in one
                 # transaction (else a worker's sync scheduler plans them for the next hour).
                 sync_rows = [
                     Sync(
                         workspace_id=ws.id,
                         name=f"events {i}",
-                        source_id=events_src.id,
+                        source_id=events_src.id if i % 2 else pg_src.id,
                         table_name="events_in",
                         data_type="custom_events",
                         status="active",
@@ -361,6 +371,7 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
                 s.add_all(sync_rows)
                 await s.flush()
                 sync_ids = [x.id for x in sync_rows]
+                sync_source = {x.id: x.source_id for x in sync_rows}
                 for sync_id in sync_ids:
                     s.add(
                         ScheduleState(
@@ -410,7 +421,7 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
                     )
                 return int(n or 0) >= SYNCS
 
-            await _wait(syncs_done, 30, f"{SYNCS} scheduled syncs to finish", every=0.5)
+            await _wait(syncs_done, 90, f"{SYNCS} scheduled syncs to finish", every=0.5)
 
             # 5. The killed run is worker_lost; membership untouched; janitor; next run.
             await _wait(
@@ -471,9 +482,9 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
         assert len(scheduled) == len(mass) + SYNCS and {x.due_at for x in scheduled} == {due}
         # Each sync exactly once, by the schedule, all rows; its run record is its scheduled run.
         assert sorted(r.sync_id for r in sync_runs) == sorted(sync_ids)
-        assert [(r.status, r.trigger, r.rows_read) for r in sync_runs] == [
-            ("success", "schedule", SYNC_ROWS)
-        ] * SYNCS
+        assert [
+            (r.status, r.trigger, r.rows_read, r.error_code, r.error_message) for r in sync_runs
+        ] == [("success", "schedule", SYNC_ROWS, None, None)] * SYNCS
         assert {x.run_id for x in scheduled if x.owner_kind == SYNC} == {r.id for r in sync_runs}
         by_segment: dict[str, list[tuple[datetime, datetime]]] = {}
         by_source: dict[str, list[tuple[datetime, datetime]]] = {}
@@ -483,9 +494,13 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             end = r.finished_at or datetime.now(UTC)
             by_segment.setdefault(r.segment_id, []).append((r.started_at, end))
             by_source.setdefault(r.source_id, []).append((r.started_at, end))
+        for r in sync_runs:
+            assert r.started_at is not None and r.finished_at is not None
+            by_source.setdefault(sync_source[r.sync_id], []).append((r.started_at, r.finished_at))
         assert max(_max_overlap(v) for v in by_segment.values()) == 1
         assert _max_overlap(by_source[duck_src.id]) == 1  # a DuckDB file: one process at a time
-        assert _max_overlap(by_source[pg_src.id]) <= 4
+        assert _max_overlap(by_source[events_src.id]) == 1  # 25 syncs on another DuckDB file
+        assert _max_overlap(by_source[pg_src.id]) <= 4  # 100 refreshes + 25 syncs
         lags = sorted((r.started_at - due).total_seconds() for r in runs if r.started_at)
         print(
             f"200 scheduled refreshes: lag p50 {lags[len(lags) // 2]:.2f} s, max {lags[-1]:.2f} s; cancel {cancel_s:.2f} s"

@@ -8,8 +8,8 @@ from typing import Any
 import anyio
 import sqlalchemy as sa
 
-from zerocopy.scheduling.slots import REFRESH, SYNC, SourceSlots
-from zerocopy.state.models import RefreshRun, RunStatus, Source, utcnow
+from zerocopy.scheduling.slots import REFRESH, SYNC, SourceSlots, slot_key
+from zerocopy.state.models import Credential, RefreshRun, RunStatus, Source, utcnow
 
 
 class SlottedEngine:
@@ -44,14 +44,20 @@ class SlottedEngine:
             async with self.engine.db.session() as s:
                 row = (
                     await s.execute(
-                        sa.select(RefreshRun.status, RefreshRun.source_id, Source.kind)
+                        sa.select(
+                            RefreshRun.status,
+                            RefreshRun.source_id,
+                            Source.kind,
+                            Credential.settings,
+                        )
                         .join(Source, Source.id == RefreshRun.source_id)
+                        .join(Credential, Credential.id == Source.credential_id)
                         .where(RefreshRun.id == run_id)
                     )
                 ).first()
             if row is None or row.status != RunStatus.QUEUED:
                 return await self.engine.get(run_id)  # type: ignore[no-any-return]
-            source_id, kind = row.source_id, row.kind
+            source_id, kind = slot_key(row.source_id, row.kind, row.settings), row.kind
         async with self.slots.hold(source_id, kind, run_id, REFRESH, prefer=lane):
             return await self.engine.execute(run_id)  # type: ignore[no-any-return]
 
@@ -85,9 +91,16 @@ class SlottedSyncExecutor:
         async with self.db.session() as s:
             row = (
                 await s.execute(
-                    sa.select(SyncRun.status, SyncRun.finished_at, Sync.source_id, Source.kind)
+                    sa.select(
+                        SyncRun.status,
+                        SyncRun.finished_at,
+                        Sync.source_id,
+                        Source.kind,
+                        Credential.settings,
+                    )
                     .join(Sync, Sync.id == SyncRun.sync_id)
                     .outerjoin(Source, Source.id == Sync.source_id)
+                    .outerjoin(Credential, Credential.id == Source.credential_id)
                     .where(SyncRun.id == run_id)
                 )
             ).first()
@@ -97,7 +110,8 @@ class SlottedSyncExecutor:
             return await self._execute(run_id)
         async with anyio.create_task_group() as tg:
             tg.start_soon(self._keep_alive, run_id)
-            await self.slots.acquire(row.source_id, row.kind, run_id, SYNC)
+            key = slot_key(row.source_id, row.kind, row.settings)
+            await self.slots.acquire(key, row.kind, run_id, SYNC)
             tg.cancel_scope.cancel()
         try:
             # The run starts now, holding its slot: its record shows when it really ran
@@ -117,11 +131,13 @@ class SlottedSyncExecutor:
     async def _keep_alive(self, run_id: str) -> None:
         from zerocopy.state.sync_models import SyncRun
 
+        # Beat at once: the run was kept alive by the queue while its job waited, and a
+        # reaper must not find it stale between the job's fetch and the first beat.
         while True:
-            await anyio.sleep(self.heartbeat_s)
             async with self.db.transaction() as s:
                 await s.execute(
                     sa.update(SyncRun)
                     .where(SyncRun.id == run_id, SyncRun.status == "running")
                     .values(heartbeat_at=utcnow())
                 )
+            await anyio.sleep(self.heartbeat_s)

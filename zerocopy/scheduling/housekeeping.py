@@ -22,7 +22,7 @@ from zerocopy.logging import get_logger, redact_text
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.counters import bump
 from zerocopy.scheduling.models import Lease
-from zerocopy.scheduling.slots import HOUSEKEEPING, SourceSlots
+from zerocopy.scheduling.slots import HOUSEKEEPING, SourceSlots, slot_key
 from zerocopy.scheduling.steps import run_step
 from zerocopy.state.db import Database
 from zerocopy.state.models import (
@@ -151,7 +151,8 @@ class Janitor:
         # than waited for, so the janitor never queues behind refreshes.
         holder = new_id()  # fits the run id column; run_kind tells it apart
         limit = self.slots.limit_for(source.kind)
-        if await self.slots.try_acquire(source.id, limit, holder, HOUSEKEEPING) is None:
+        key = slot_key(source.id, source.kind, credential.settings)
+        if await self.slots.try_acquire(key, limit, holder, HOUSEKEEPING) is None:
             report.skipped.append(source.id)
             return
         try:

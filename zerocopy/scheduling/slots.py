@@ -7,16 +7,20 @@ and whose run was then reaped as ``worker_lost``) is taken back by the next acqu
 crash never leaks capacity for longer than the heartbeat timeout.
 
 The limit comes from the adapter's flags: ``SINGLE_WRITER_PROCESS`` (a DuckDB file) means 1,
-so workers queue for the file instead of failing on its lock; ``MAX_CONCURRENT_QUERIES`` caps
-the default (4).
+so workers queue for the file instead of failing on its lock, and the slots are the file's
+(:func:`slot_key`), shared by every source on it; ``MAX_CONCURRENT_QUERIES`` caps the default
+(4).
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import anyio
 import sqlalchemy as sa
@@ -52,6 +56,26 @@ def source_limit(kind: str, default: int = DEFAULT_SOURCE_LIMIT) -> int:
         return 1
     cap = getattr(cls, "MAX_CONCURRENT_QUERIES", None)
     return min(default, cap) if cap else default
+
+
+def slot_key(source_id: str, kind: str, settings: Mapping[str, Any] | None) -> str:
+    """The slot set (and queue lanes) a source's runs share.
+
+    Usually the source's own. A warehouse that admits one writing process at a time (a DuckDB
+    file) is limited per file, not per source: every source on the file shares one key, so
+    two sources on one file never run in two processes at once.
+    """
+    from dialects.registry import adapter_class
+
+    path = (settings or {}).get("path")
+    try:
+        single = bool(getattr(adapter_class(kind), "SINGLE_WRITER_PROCESS", False))
+    except Exception:
+        single = False
+    if not single or not path:
+        return source_id
+    digest = hashlib.sha256(os.path.realpath(str(path)).encode()).hexdigest()
+    return "file:" + digest[:31]  # as long as a source id (the slot table's column)
 
 
 class SourceSlots:
