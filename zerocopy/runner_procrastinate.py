@@ -362,9 +362,9 @@ async def requeue_orphans(runner: ProcrastinateRunner, db: Database, seconds: fl
 async def warm_up(db: Database) -> list[str]:
     """Load, before taking jobs, what the first job of each source kind would load lazily.
 
-    The adapters of the kinds in use (and their drivers), the SQL dialects and Arrow's
-    conversion paths take seconds of CPU to import; paid by the first jobs, that shows as
-    lag right after a worker starts, on the cores the other workers are using.
+    The adapters of the kinds in use (and their drivers) and the SQL dialects take seconds
+    of CPU to import; paid by the first jobs, that shows as lag right after a worker starts,
+    on the cores the other workers are using.
     """
     async with db.session() as s:
         kinds = sorted(
@@ -372,12 +372,10 @@ async def warm_up(db: Database) -> list[str]:
         )
 
     def load() -> None:
-        import pyarrow as pa
         import sqlglot
 
         from dialects.registry import adapter_class
 
-        pa.array(["x"], type=pa.string())  # pyarrow imports its pandas shim on first use
         for kind in kinds:
             try:
                 cls = adapter_class(kind)
