@@ -223,3 +223,41 @@ async def test_awkward_json_in_catalog_items(spec: Spec, request: pytest.Fixture
     items = await spec.catalog("aw")
     for i in await check_awkward(spec, run, len(AWKWARD)):
         assert items[f"k{i}"]["fields"] == AWKWARD[i]
+
+
+@pytest.mark.xfail(strict=True, reason="findings-sync.md #5")
+async def test_an_infinite_updated_at_is_a_row_error(spec: Spec) -> None:
+    """Both warehouses accept ``'infinity'`` timestamps; no driver can hand one to Python."""
+    event = j({"name": "e", "time": "2026-03-01T00:00:00Z"})
+    spec.warehouse.create("evs", USER, [(at(0), "i1", event)])
+    sync_id = await spec.ready("custom_events", "evs")
+    assert (await spec.run(sync_id))["rows_delivered"] == 1
+    spec.warehouse.execute(
+        f"INSERT INTO marketing.\"evs\" VALUES ('infinity', 'i2', '{event}'), "
+        f"('-infinity', 'i3', '{event}'), ('2026-03-01 00:00:01', 'i4', '{event}')"
+    )
+    run = await spec.run(sync_id)
+    assert run["status"] == "partial_success", run["error"]
+    assert (run["rows_delivered"], run["rows_errored"]) == (1, 1)  # -infinity is before it
+    assert await spec.codes(run["id"]) == ["invalid_updated_at"]
+    assert ts(run["watermark_after"]) == ts("2026-03-01T00:00:01Z")
+    assert await spec.profile(external_id="i4") is not None
+    # The preview of a new sync on the same table shows the verdicts too.
+    other = await spec.create_sync("custom_events", "evs")
+    preview = (await spec.test_sync(other["id"]))["preview"]
+    assert sorted(p["code"] or "" for p in preview) == [
+        "",
+        "",
+        "invalid_updated_at",
+        "invalid_updated_at",
+    ]
+
+
+async def test_a_numeric_external_id_column(spec: Spec) -> None:
+    cols = {"UPDATED_AT": "ts", "EXTERNAL_ID": "int", "PAYLOAD": "text"}
+    spec.warehouse.create("attrs", cols, [(at(0), 1234567, j({"n": 1})), (at(1), 42, j({"n": 2}))])
+    run = await spec.run(await spec.ready("user_attributes", "attrs"))
+    assert (run["status"], run["rows_delivered"]) == ("success", 2), run
+    prof = await spec.profile(external_id="1234567")
+    assert prof is not None and prof["external_id"] == "1234567"
+    assert prof["attributes"] == {"n": 1}
