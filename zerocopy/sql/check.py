@@ -21,12 +21,12 @@ from __future__ import annotations
 import gc
 import logging
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from functools import cache
 from typing import Any, NamedTuple
 
 from sqlglot import Token, TokenType, exp
-from sqlglot.dialects.dialect import Dialect
+from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError, UnsupportedError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.qualify_columns import qualify_columns
@@ -504,8 +504,12 @@ class _Check:
             work = normalize_identifiers(work, dialect=self.read_dialect)
         else:
             normalize = self.read_dialect.normalize_identifier
+            fold = _FOLDS.get(self.read_dialect.normalization_strategy)
             for identifier in copies[0].identifiers:
-                normalize(identifier)
+                name = identifier.this
+                # normalizing only ever folds case: a name already folded stays as it is
+                if fold is None or not isinstance(name, str) or fold(name) != name:
+                    normalize(identifier)
         # before qualification moves nodes: each work table with the original it copies
         self.originals = {id(copy): original for original, copy in table_pairs}
         work_tables = [copy for _, copy in table_pairs]  # in walk order
@@ -1242,6 +1246,16 @@ class _Check:
 
 
 # --- small pure helpers -------------------------------------------------------------------
+
+
+# How each identifier normalization strategy folds an unquoted name (CASE_SENSITIVE: never).
+_FOLDS: dict[NormalizationStrategy, Callable[[str], str]] = {
+    NormalizationStrategy.LOWERCASE: str.lower,
+    NormalizationStrategy.CASE_INSENSITIVE: str.lower,
+    NormalizationStrategy.UPPERCASE: str.upper,
+    NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE: str.upper,
+    NormalizationStrategy.CASE_SENSITIVE: lambda name: name,
+}
 
 
 @cache
