@@ -273,3 +273,17 @@ async def test_identifiers_of_events_purchases_and_deletes(spec: Spec) -> None:
     assert await spec.profile(alias_name="al-del", alias_label="crm") is None
     assert await spec.profile(external_id="by-braze") is None
     assert await spec.profile(email="ev@example.com") is not None  # untouched
+
+
+async def test_a_braze_id_never_creates_a_profile_for_events_or_purchases(spec: Spec) -> None:
+    cols = {"UPDATED_AT": "ts", "BRAZE_ID": "text", "PAYLOAD": "text"}
+    event = j({"name": "e", "time": "2026-03-01T00:00:00Z"})
+    buy = j({"product_id": "p", "currency": "USD", "price": 1, "time": "2026-03-01T00:00:00Z"})
+    spec.warehouse.create("evs", cols, [("2026-03-01 00:00:00", "ghost-1", event)])
+    spec.warehouse.create("buys", cols, [("2026-03-01 00:00:00", "ghost-2", buy)])
+    for data_type, table in (("custom_events", "evs"), ("purchases", "buys")):
+        run = await spec.run(await spec.ready(data_type, table))
+        assert (run["rows_delivered"], run["rows_errored"]) == (0, 1), run
+        assert await spec.codes(run["id"]) == ["unknown_braze_id"]
+    assert await spec.profile(braze_id="ghost-1") is None
+    assert await spec.profile(braze_id="ghost-2") is None
