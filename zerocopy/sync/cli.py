@@ -1,9 +1,11 @@
-"""``zerocopy sync ...``: create / test / activate / run / cancel / runs / errors / export / sweep.
+"""``zerocopy sync ...``: create / list / show / update / delete / test / activate / pause /
+run / cancel / runs / errors / export / sweep.
 
 Commands work on the state database of the settings (``ZEROCOPY_*``), scoped to one
-workspace (``--workspace`` or ``ZEROCOPY_WORKSPACE``). Output is JSON (one object, or JSON
-lines for ``export --format jsonl``). Exit codes: 0 done, 1 failed (run ended ``error`` /
-``cancelled``, or a refused request), 2 usage error.
+workspace (``--workspace`` or ``ZEROCOPY_WORKSPACE``). Each prints the response body of the
+API route it mirrors (the API's own DTOs) as JSON on stdout, or JSON lines / CSV for
+``export``; logs go to stderr. Exit codes: 0 done, 1 failed (run ended ``error`` /
+``cancelled``, or a refused request: ``{"error": {...}}`` on stderr), 2 usage error.
 """
 
 from __future__ import annotations
@@ -14,10 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import anyio
 import click
-
-from zerocopy.errors import ZerocopyError
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -28,60 +27,57 @@ workspace_option = click.option(
 )  # fmt: skip
 
 
-def _run(fn: Callable[[Any], Awaitable[Any]], *, runner: bool = False) -> Any:
-    from zerocopy.logging import configure_logging
-    from zerocopy.services.context import open_runtime
-    from zerocopy.settings import get_settings
+def _run(fn: Callable[[Any], Awaitable[Any]], workspace_id: str | None = None) -> Any:
+    """The runtime for ``fn`` (no runner); a refused request is ``{"error": ...}``, exit 1."""
+    from zerocopy.commands._common import run
 
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)  # stderr: stdout stays JSON
-
-    async def main() -> Any:
-        async with open_runtime(settings, start_runner=runner) as runtime:
-            return await fn(runtime)
-
-    try:
-        return anyio.run(main)
-    except ZerocopyError as exc:
-        click.echo(json.dumps({"error": exc.to_dict()}, default=str), err=True)
-        sys.exit(EXIT_FAILED)
+    return run(fn, workspace_id)
 
 
 def _echo(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str))
+    """API DTOs (or plain data) as indented JSON on stdout, encoded as the API encodes them."""
+    from zerocopy.commands._common import echo
+
+    echo(data)
 
 
-def _sync_dict(sync: Any) -> dict[str, Any]:
-    from zerocopy.sync.watermark import WatermarkState
+def sync_read(sync: Any) -> Any:
+    """A sync as the API shows it (``SyncRead``)."""
+    from api.controllers.syncs import sync_read as api_sync_read
 
-    return {
-        "id": sync.id,
-        "name": sync.name,
-        "data_type": sync.data_type,
-        "status": sync.status,
-        "table": sync.table_name,
-        "frequency": sync.frequency,
-        "watermark": WatermarkState.from_json(sync.watermark).value,
-    }
+    return api_sync_read(sync)
 
 
-def run_dict(run: Any) -> dict[str, Any]:
-    """A run as the CLI prints it."""
-    from zerocopy.sync.watermark import WatermarkState
+def run_read(run: Any) -> Any:
+    """A sync run as the API shows it (``SyncRunRead``)."""
+    from api.controllers.syncs import run_read as api_run_read
 
-    return {
-        "id": run.id,
-        "sync_id": run.sync_id,
-        "status": run.status,
-        "rows_read": run.rows_read,
-        "rows_skipped": run.rows_skipped,
-        "rows_delivered": run.rows_delivered,
-        "rows_errored": run.rows_errored,
-        "watermark_before": WatermarkState.from_json(run.watermark_before).value,
-        "watermark_after": WatermarkState.from_json(run.watermark_after).value,
-        "duration_s": run.duration_s,
-        "error": {"code": run.error_code, "message": run.error_message} if run.error_code else None,
-    }
+    return api_run_read(run)
+
+
+def _json_object(text: str | None, option: str) -> dict[str, Any] | None:
+    """``--notifications``: a JSON object, or a usage error."""
+    if text is None:
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise click.UsageError(f"{option} is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise click.UsageError(f"{option} must be a JSON object")
+    return doc
+
+
+notifications_option = click.option(
+    "--notifications", "notifications_json", default=None, metavar="JSON",
+    help='JSON object, e.g. \'{"notify_on_error": true, "row_error_threshold_pct": 5}\' '
+         "(notify_on_error, notify_on_success, success_even_if_no_rows, "
+         "row_error_threshold_pct, webhook_url).",
+)  # fmt: skip
+row_log_option = click.option(
+    "--row-log", type=click.Choice(["all", "errors"]), default=None,
+    help="Rows to log per run: every row or only refused ones (default all).",
+)  # fmt: skip
 
 
 @click.group()
@@ -101,22 +97,118 @@ def sync() -> None:
 @click.option("--lookback-minutes", default=0, show_default=True, type=int)
 @click.option("--row-limit", default=None, type=int)
 @click.option("--contact", "contacts", multiple=True, help="E-mail to notify (repeatable).")
+@notifications_option
+@row_log_option
 @click.option("--destination", default="builtin", show_default=True)
-def sync_create(workspace_id: str, **opts: Any) -> None:
-    """Create a sync in draft."""
+def sync_create(
+    workspace_id: str, notifications_json: str | None, row_log: str | None, **opts: Any
+) -> None:
+    """Create a sync in draft (``POST /v1/syncs``); test it, then activate it."""
     from zerocopy.services import syncs
+
+    notifications = _json_object(notifications_json, "--notifications")
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
-            return await syncs.create_sync(
+            created = await syncs.create_sync(
                 s,
                 workspace_id,
                 contacts=list(opts.pop("contacts")),
                 table=opts.pop("table"),
+                notifications=notifications,
+                row_log=row_log or "all",
                 **opts,
             )
+            return sync_read(created)
 
-    _echo(_sync_dict(_run(go)))
+    _echo(_run(go, workspace_id))
+
+
+@sync.command("list")
+@workspace_option
+def sync_list(workspace_id: str) -> None:
+    """Every sync of the workspace, oldest first (``GET /v1/syncs``)."""
+    from zerocopy.services import syncs
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return [sync_read(x) for x in await syncs.list_syncs(s, workspace_id)]
+
+    _echo(_run(go, workspace_id))
+
+
+@sync.command("show")
+@workspace_option
+@click.argument("sync_id")
+def sync_show(workspace_id: str, sync_id: str) -> None:
+    """One sync with its committed watermark and last test (``GET /v1/syncs/{id}``)."""
+    from zerocopy.services import syncs
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return sync_read(await syncs.get_sync(s, workspace_id, sync_id))
+
+    _echo(_run(go, workspace_id))
+
+
+@sync.command("update")
+@workspace_option
+@click.argument("sync_id")
+@click.option("--name", default=None)
+@click.option("--data-type", default=None,
+              help="Never changes: another value is refused (data_type_immutable).")  # fmt: skip
+@click.option("--source", "source_id", default=None, help="Another source id (draft again).")
+@click.option("--table", default=None, help="Another table or view (draft again).")
+@click.option("--frequency", default=None)
+@click.option("--lookback-minutes", default=None, type=int)
+@click.option("--row-limit", default=None, type=int)
+@click.option("--contact", "contacts", multiple=True,
+              help="E-mail to notify (repeatable; replaces the list).")  # fmt: skip
+@click.option("--no-contacts", is_flag=True, help="Remove every contact.")
+@notifications_option
+@row_log_option
+@click.option("--status", type=click.Choice(["draft", "active", "paused"]), default=None,
+              help="active needs a passed test (conflict otherwise).")  # fmt: skip
+def sync_update(
+    workspace_id: str,
+    sync_id: str,
+    contacts: tuple[str, ...],
+    no_contacts: bool,
+    notifications_json: str | None,
+    **changes: Any,
+) -> None:
+    """Change a sync (``PATCH /v1/syncs/{id}``); options left out stay as they are.
+
+    A new source or table puts the sync back in draft (test it again).
+    """
+    from zerocopy.services import syncs
+
+    if contacts and no_contacts:
+        raise click.UsageError("--contact and --no-contacts: not both")
+    if contacts or no_contacts:
+        changes["contacts"] = list(contacts)
+    changes["notifications"] = _json_object(notifications_json, "--notifications")
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return sync_read(await syncs.update_sync(s, workspace_id, sync_id, **changes))
+
+    _echo(_run(go, workspace_id))
+
+
+@sync.command("delete")
+@workspace_option
+@click.argument("sync_id")
+def sync_delete(workspace_id: str, sync_id: str) -> None:
+    """Delete a sync, its runs and row logs (``sync_in_progress`` while a run runs)."""
+    from zerocopy.services import syncs
+
+    async def go(rt: Any) -> None:
+        async with rt.db.session() as s:
+            await syncs.delete_sync(s, workspace_id, sync_id)
+
+    _run(go, workspace_id)
+    click.echo(f"deleted sync {sync_id}", err=True)  # the API answers 204: no body on stdout
 
 
 @sync.command("test")
@@ -124,37 +216,58 @@ def sync_create(workspace_id: str, **opts: Any) -> None:
 @click.argument("sync_id")
 def sync_test(workspace_id: str, sync_id: str) -> None:
     """Reach the table, check its columns, validate the first 10 rows (row verdicts)."""
+    from api.schemas.syncs import PreviewRowRead, SyncTestRead
     from zerocopy.services import syncs
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
-            return await syncs.test_sync(s, rt, workspace_id, sync_id)
+            out = await syncs.test_sync(s, rt, workspace_id, sync_id)
+            return SyncTestRead(
+                sync=sync_read(out.sync),
+                table=out.table,
+                columns=out.columns,
+                preview=[
+                    PreviewRowRead(
+                        position=p.position,
+                        valid=p.valid,
+                        code=p.code,
+                        message=p.message,
+                        row=p.row,
+                    )
+                    for p in out.preview
+                ],
+                elapsed_s=out.elapsed_s,
+            )
 
-    out = _run(go)
-    _echo(
-        {
-            "table": out.table,
-            "columns": out.columns,
-            "preview": [
-                {"position": p.position, "valid": p.valid, "code": p.code, "message": p.message}
-                for p in out.preview
-            ],
-        }
-    )
+    _echo(_run(go, workspace_id))
 
 
 @sync.command("activate")
 @workspace_option
 @click.argument("sync_id")
 def sync_activate(workspace_id: str, sync_id: str) -> None:
-    """Activate a tested sync."""
+    """Activate a tested sync, or resume a paused one (``conflict`` until a test passes)."""
     from zerocopy.services import syncs
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
-            return await syncs.activate_sync(s, workspace_id, sync_id)
+            return sync_read(await syncs.activate_sync(s, workspace_id, sync_id))
 
-    _echo(_sync_dict(_run(go)))
+    _echo(_run(go, workspace_id))
+
+
+@sync.command("pause")
+@workspace_option
+@click.argument("sync_id")
+def sync_pause(workspace_id: str, sync_id: str) -> None:
+    """``paused``: no scheduled runs until ``activate`` (``run`` still works)."""
+    from zerocopy.services import syncs
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return sync_read(await syncs.pause_sync(s, workspace_id, sync_id))
+
+    _echo(_run(go, workspace_id))
 
 
 @sync.command("run")
@@ -167,11 +280,11 @@ def sync_run(workspace_id: str, sync_id: str) -> None:
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
             run = await syncs.start_run(s, rt, workspace_id, sync_id, trigger="cli")
-        return await syncs.execute_run(rt, run.id)
+        return run_read(await syncs.execute_run(rt, run.id))
 
-    run = _run(go)
-    _echo(run_dict(run))
-    if run.status in ("error", "cancelled"):
+    done = _run(go, workspace_id)
+    _echo(done)
+    if done.status in ("error", "cancelled"):
         sys.exit(EXIT_FAILED)
 
 
@@ -184,9 +297,9 @@ def sync_cancel(workspace_id: str, run_id: str) -> None:
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
-            return await syncs.cancel_run(s, rt, workspace_id, run_id)
+            return run_read(await syncs.cancel_run(s, rt, workspace_id, run_id))
 
-    _echo(run_dict(_run(go)))
+    _echo(_run(go, workspace_id))
 
 
 @sync.command("runs")
@@ -199,9 +312,10 @@ def sync_runs(workspace_id: str, sync_id: str, limit: int) -> None:
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
-            return await syncs.list_runs(s, workspace_id, sync_id, limit=limit)
+            found = await syncs.list_runs(s, workspace_id, sync_id, limit=limit)
+            return [run_read(r) for r in found]
 
-    _echo([run_dict(r) for r in _run(go)])
+    _echo(_run(go, workspace_id))
 
 
 @sync.command("errors")
@@ -219,7 +333,7 @@ def sync_errors(workspace_id: str, run_id: str, all_rows: bool, limit: int) -> N
                 s, workspace_id, run_id, errors_only=not all_rows, limit=limit
             )
 
-    _echo([syncs.row_log_dict(r) for r in _run(go)])
+    _echo([syncs.row_log_dict(r) for r in _run(go, workspace_id)])
 
 
 @sync.command("export")
@@ -242,7 +356,7 @@ def sync_export(
         ]
         return b"".join(chunks)
 
-    data = _run(go)
+    data = _run(go, workspace_id)
     if output is None:
         sys.stdout.buffer.write(data)
     else:
