@@ -136,6 +136,14 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "DuckDB has no jsonb_to_recordset table function",
     ),
+    ("adversarial", "bigquery_implicit_unnest_of_column", "bigquery"): (
+        RUN_ERROR,
+        "UNNEST of a JSON column: DuckDB's UNNEST wants a list",
+    ),
+    ("adversarial", "bigquery_query_parameter", "bigquery"): (
+        RUN_ERROR,
+        "@ids is a query parameter the test run does not bind",
+    ),
     ("adversarial", "databricks_lambda_variables", "databricks"): (
         RUN_ERROR,
         "sqlglot renders Spark's exists(array, lambda) as DuckDB EXISTS(LIST_TRANSFORM(...)), "
