@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
@@ -27,8 +28,16 @@ from zerocopy.refresh import RefreshEngine
 from zerocopy.refresh.stream import StreamResult, stream_refresh
 from zerocopy.secrets import SecretBox
 from zerocopy.state.db import Database
-from zerocopy.state.membership import MembershipStore, normalise_ids
-from zerocopy.state.models import CatalogTable, Credential, RunStatus, SegmentMemberChunk, Source
+from zerocopy.state.membership import MembershipStore, encode_chunks, normalise_ids
+from zerocopy.state.models import (
+    CatalogTable,
+    Credential,
+    RefreshRun,
+    RunStatus,
+    SegmentMemberChunk,
+    Source,
+    utcnow,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -104,6 +113,29 @@ async def test_streamed_and_in_memory_paths_agree(db: Database, tmp_path: Path) 
         (len(twos), len(twos - fives), len(fives - twos)),
     ]
     assert await all_members(w.members, w.segment_id) == expected(range(2, 1001, 2))
+
+
+async def test_a_lost_worker_s_streamed_chunks_are_discarded_by_the_reaper(
+    db: Database, tmp_path: Path
+) -> None:
+    w = await wire(db, tmp_path, "SELECT external_user_id FROM users WHERE external_user_id <= 50")
+    done = await w.engine.refresh(w.segment_id)
+    assert done.status == RunStatus.SUCCEEDED, done.error_message
+    lost = await w.engine.request(w.segment_id)
+    async with db.transaction() as s:  # as if a worker claimed it, streamed, then died
+        await s.execute(
+            sa.update(RefreshRun)
+            .where(RefreshRun.id == lost.id)
+            .values(status=RunStatus.RUNNING, heartbeat_at=utcnow() - timedelta(hours=1))
+        )
+    chunks = encode_chunks(normalise_ids([pa.array(["x", "y"])]), 1)
+    await w.members.write_chunks(w.segment_id, lost.id, chunks)
+    assert await versions(db, w.segment_id) == {done.id, lost.id}
+
+    assert await w.engine.reap_lost() == [lost.id]
+    assert (await w.engine.get(lost.id)).error_code == "worker_lost"
+    assert await versions(db, w.segment_id) == {done.id}
+    assert await w.members.count(w.segment_id) == 50
 
 
 # ------------------------------------------------------------------ stream_refresh, state DBs

@@ -293,16 +293,15 @@ class RefreshEngine:
             seconds=self.stale_after_s if stale_after_s is None else stale_after_s
         )
         async with self.db.transaction() as s:
-            ids = list(
-                (
-                    await s.scalars(
-                        sa.select(RefreshRun.id).where(
-                            RefreshRun.status == RunStatus.RUNNING,
-                            RefreshRun.heartbeat_at < limit,
-                        )
+            lost = (
+                await s.execute(
+                    sa.select(RefreshRun.id, RefreshRun.segment_id).where(
+                        RefreshRun.status == RunStatus.RUNNING,
+                        RefreshRun.heartbeat_at < limit,
                     )
-                ).all()
-            )
+                )
+            ).all()
+            ids = [r[0] for r in lost]
             if ids:
                 await s.execute(
                     sa.update(RefreshRun)
@@ -316,8 +315,12 @@ class RefreshEngine:
                         temp_table_dropped=False,
                     )
                 )
-        for run_id in ids:
+        for run_id, segment_id in lost:
             log.warning("refresh.worker_lost", run_id=run_id)
+            try:  # chunks a streamed run wrote before its worker died (never current)
+                await self.members.discard(segment_id, run_id)
+            except Exception as exc:
+                log.warning("refresh.discard_failed", run_id=run_id, error=redact_text(str(exc)))
         return ids
 
     # ------------------------------------------------------------------ execution
