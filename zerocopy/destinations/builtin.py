@@ -106,7 +106,37 @@ class BuiltinStore:
         """Nothing to release: the state database belongs to the caller."""
 
     async def deliver(self, batch: DeliveryBatch) -> DeliveryResult:
-        """Apply ``batch`` and store ``batch.watermark`` on the sync, in one transaction."""
+        """Apply ``batch`` and store ``batch.watermark`` on the sync, in one transaction.
+
+        On PostgreSQL, rows holding a NUL character (``\\u0000`` in JSON, or in an id) are
+        refused (``invalid_field``): ``jsonb`` and ``text`` cannot store it, and one such
+        cell must not fail the batch. A unique violation (another sync created the same new
+        profile concurrently) retries the whole transaction, which then finds the profile.
+        """
+        refused: list[RowRejection] = []
+        if self.db.is_postgres and batch.columns is None:
+            batch, refused = _without_nul_rows(batch)
+        for attempt in range(3):
+            try:
+                rejections = await self._apply(batch)
+            except Exception as exc:
+                if attempt == 2 or not _is_unique_violation(exc):
+                    raise
+                continue
+            break
+        rejections = refused + _remap(rejections, batch)
+        if self.db.is_postgres and self._new_rows >= self._analyze_after:
+            async with self.db.engine.connect() as conn:
+                await conn.execute(sa.text("ANALYZE store_profile, store_alias"))
+                await conn.commit()
+            self._new_rows, self._analyze_after = 0, self._analyze_after * 2
+        return DeliveryResult(
+            accepted=True,
+            delivered=batch.count - len(rejections) + len(refused),
+            rejections=rejections,
+        )
+
+    async def _apply(self, batch: DeliveryBatch) -> list[RowRejection]:
         async with self.db.transaction() as s:
             if batch.columns is not None:
                 rejections, created = await _apply_attribute_columns(s, batch, self._columnar)
@@ -123,14 +153,60 @@ class BuiltinStore:
                 .where(Sync.id == batch.sync_id)
                 .values(watermark=batch.watermark.to_json())
             )
-        if self.db.is_postgres and self._new_rows >= self._analyze_after:
-            async with self.db.engine.connect() as conn:
-                await conn.execute(sa.text("ANALYZE store_profile, store_alias"))
-                await conn.commit()
-            self._new_rows, self._analyze_after = 0, self._analyze_after * 2
-        return DeliveryResult(
-            accepted=True, delivered=batch.count - len(rejections), rejections=rejections
-        )
+        return rejections
+
+
+class _Kept(DeliveryBatch):
+    """A batch without its NUL rows; ``kept`` maps its row indexes to the original ones."""
+
+    __slots__ = ("kept",)
+
+
+def _has_nul(row: ValidRow) -> bool:
+    texts = [row.item_id, row.name, row.phone]
+    if row.identifier is not None:
+        texts += [row.identifier.value, row.identifier.label]
+    if any(t_ is not None and "\x00" in t_ for t_ in texts):
+        return True
+    try:
+        return b"\\u0000" in orjson.dumps(row.payload)
+    except TypeError:
+        return "\\u0000" in json.dumps(row.payload)
+
+
+def _without_nul_rows(batch: DeliveryBatch) -> tuple[DeliveryBatch, list[RowRejection]]:
+    """PostgreSQL cannot store NUL in ``jsonb`` or ``text``: such rows are row errors."""
+    bad = [i for i, row in enumerate(batch.rows) if _has_nul(row)]
+    if not bad:
+        return batch, []
+    skip = set(bad)
+    kept = _Kept(
+        workspace_id=batch.workspace_id,
+        sync_id=batch.sync_id,
+        run_id=batch.run_id,
+        data_type=batch.data_type,
+        rows=[row for i, row in enumerate(batch.rows) if i not in skip],
+        watermark=batch.watermark,
+        catalog=batch.catalog,
+    )
+    kept.kept = [i for i in range(len(batch.rows)) if i not in skip]
+    message = "PostgreSQL cannot store the NUL character (\\u0000) this row holds"
+    return kept, [RowRejection(i, t.INVALID_FIELD, message) for i in bad]
+
+
+def _remap(rejections: list[RowRejection], batch: DeliveryBatch) -> list[RowRejection]:
+    """Rejection indexes of a :class:`_Kept` batch → indexes into the original batch."""
+    if not isinstance(batch, _Kept) or not rejections:
+        return rejections
+    return [RowRejection(batch.kept[r.index], r.code, r.message) for r in rejections]
+
+
+def _is_unique_violation(exc: BaseException) -> bool:
+    """A unique-constraint violation, whichever layer raised it (SQLAlchemy or the driver)."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) == "23505":
+        return True
+    return type(orig).__name__ == "IntegrityError" and "UNIQUE constraint failed" in str(orig)
 
 
 # ------------------------------------------------------------------ user types

@@ -926,7 +926,18 @@ def _log(
         "verdict": verdict,
         "code": code,
         "message": message,
-        "payload": payload,
+        "payload": _without_nul(payload),
         "row_updated_at": row.updated_at,
         "created_at": utcnow(),
     }
+
+
+def _without_nul(value: Any) -> Any:
+    """A logged row with NUL characters shown as U+FFFD (PostgreSQL's jsonb refuses NUL)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(v) for v in value]
+    return value
