@@ -134,3 +134,23 @@ def test_fast_deepcopy_matches_copy_deepcopy() -> None:
     for value in values:
         fast = fastcopy.deepcopy(value)
         assert fast == copy.deepcopy(value) and fast is not value
+
+
+def test_check_leaves_the_garbage_collector_as_it_found_it() -> None:
+    import gc
+
+    from tests.unit.sql.catalog import CATALOG, SCOPE
+    from zerocopy.sql import check_segment_sql
+
+    assert gc.isenabled()
+    for sql in ("SELECT external_user_id FROM users", "SELECT FROM WHERE", "\x00" * 3):
+        check_segment_sql(sql, dialect="postgres", catalog=CATALOG, scope=SCOPE)
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        check_segment_sql(
+            "SELECT external_user_id FROM users", dialect="duckdb", catalog=CATALOG, scope=SCOPE
+        )
+        assert not gc.isenabled()  # a caller that paused the GC keeps it paused
+    finally:
+        gc.enable()
