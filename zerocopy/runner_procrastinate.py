@@ -362,8 +362,8 @@ async def requeue_orphans(runner: ProcrastinateRunner, db: Database, seconds: fl
 async def warm_up(db: Database) -> list[str]:
     """Load, before taking jobs, what the first job of each source kind would load lazily.
 
-    The adapters of the kinds in use (and their drivers) and the SQL dialects take seconds
-    of CPU to import; paid by the first jobs, that shows as lag right after a worker starts,
+    The SQL check, the adapters of the kinds in use (and their drivers) and their SQL
+    dialects take seconds of CPU to import; paid by the first jobs, that shows as lag right after a worker starts,
     on the cores the other workers are using.
     """
     async with db.session() as s:
@@ -374,6 +374,7 @@ async def warm_up(db: Database) -> list[str]:
     def load() -> None:
         import sqlglot
 
+        import zerocopy.sql  # noqa: F401  (the segment SQL check every refresh runs)
         from dialects.registry import adapter_class
 
         for kind in kinds:
@@ -464,7 +465,7 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
             async def sync_reaper() -> None:
                 # Its own loop: a long scheduler tick (hundreds of owners due at once) must
                 # not starve the heartbeats of sync runs waiting in the queue.
-                every = max(0.2, min(config.tick_s, config.worker_lost_after_s / 6))
+                every = max(0.2, min(config.reaper_every_s, config.worker_lost_after_s / 3))
 
                 async def step() -> None:
                     await keep_queued_syncs_alive(db)
