@@ -118,7 +118,6 @@ async def test_a_date_column_is_an_updated_at(spec: Spec) -> None:
         assert await spec.profile(external_id=user) is not None
 
 
-@pytest.mark.xfail(strict=True, reason="findings-sync.md #2")
 async def test_two_syncs_on_the_same_new_users_at_the_same_time(spec: Spec) -> None:
     """Attributes and events of the same new users, run together (as their schedules fire):
     the two walk the users in opposite orders, so they meet whichever is faster."""
@@ -169,11 +168,6 @@ integers past 2**53 must not become doubles): a row is stored or refused, the ru
 dies."""
 
 
-def pg_store_finding_3(spec: Spec, request: pytest.FixtureRequest) -> None:
-    if spec.state_kind == "postgres":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="findings-sync.md #3"))
-
-
 async def check_awkward(spec: Spec, run: dict[str, object], count: int) -> list[int]:
     """Every row is delivered or a row error with a code; the delivered positions."""
     assert run["status"] in ("success", "partial_success"), run["error"]
@@ -186,8 +180,7 @@ async def check_awkward(spec: Spec, run: dict[str, object], count: int) -> list[
     return [i for i in range(count) if i not in bad]
 
 
-async def test_awkward_json_in_attributes(spec: Spec, request: pytest.FixtureRequest) -> None:
-    pg_store_finding_3(spec, request)
+async def test_awkward_json_in_attributes(spec: Spec) -> None:
     spec.warehouse.create("attrs", USER, [(at(i), f"k{i}", j(p)) for i, p in enumerate(AWKWARD)])
     run = await spec.run(await spec.ready("user_attributes", "attrs"))
     for i in await check_awkward(spec, run, len(AWKWARD)):
@@ -195,8 +188,7 @@ async def test_awkward_json_in_attributes(spec: Spec, request: pytest.FixtureReq
         assert prof is not None and prof["attributes"] == AWKWARD[i]
 
 
-async def test_awkward_json_in_event_properties(spec: Spec, request: pytest.FixtureRequest) -> None:
-    pg_store_finding_3(spec, request)
+async def test_awkward_json_in_event_properties(spec: Spec) -> None:
     spec.warehouse.create(
         "evs",
         USER,
@@ -212,8 +204,7 @@ async def test_awkward_json_in_event_properties(spec: Spec, request: pytest.Fixt
         assert [e["properties"] for e in await spec.events(prof["id"])] == [AWKWARD[i]]
 
 
-async def test_awkward_json_in_catalog_items(spec: Spec, request: pytest.FixtureRequest) -> None:
-    pg_store_finding_3(spec, request)
+async def test_awkward_json_in_catalog_items(spec: Spec) -> None:
     spec.warehouse.create(
         "items",
         {"UPDATED_AT": "ts", "ID": "text", "PAYLOAD": "text"},
@@ -261,3 +252,27 @@ async def test_a_numeric_external_id_column(spec: Spec) -> None:
     prof = await spec.profile(external_id="1234567")
     assert prof is not None and prof["external_id"] == "1234567"
     assert prof["attributes"] == {"n": 1}
+
+
+async def test_huge_purchase_quantities_are_stored_or_refused(
+    spec: Spec, request: pytest.FixtureRequest
+) -> None:
+    """``quantity`` is "a positive integer": one past 32 or 64 bits is stored or refused."""
+    if spec.state_kind == "postgres":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="findings-sync.md #6"))
+    base = {"product_id": "p", "currency": "USD", "price": 1, "time": "2026-03-01T00:00:00Z"}
+    quantities = [3_000_000_000, 10**30, 2]
+    spec.warehouse.create(
+        "buys",
+        USER,
+        [(at(i), "q1", j({**base, "quantity": q})) for i, q in enumerate(quantities)],
+    )
+    run = await spec.run(await spec.ready("purchases", "buys"))
+    assert run["status"] in ("success", "partial_success"), run["error"]
+    assert run["rows_delivered"] + run["rows_errored"] == 3
+    refused = {e["position"] for e in await spec.rows(run["id"])}
+    assert 2 not in refused
+    prof = await spec.profile(external_id="q1")
+    assert prof is not None
+    stored = sorted(p["quantity"] for p in await spec.purchases(prof["id"]))
+    assert stored == sorted(q for i, q in enumerate(quantities) if i not in refused)
