@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
 from litestar.params import FromPath, JSONBody, Parameter
@@ -130,7 +131,11 @@ class SyncController(Controller):
         data: JSONBody[SyncUpdate],
     ) -> SyncRead:
         """Change a sync (``data_type_immutable`` for its data type)."""
-        changes = {f: getattr(data, f) for f in data.__struct_fields__}
+        changes = {
+            f: getattr(data, f)
+            for f in data.__struct_fields__
+            if getattr(data, f) is not msgspec.UNSET
+        }
         return sync_read(await syncs.update_sync(session, caller.workspace_id, sync_id, **changes))
 
     @delete("/{sync_id:str}", operation_id="deleteSync")

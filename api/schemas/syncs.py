@@ -31,19 +31,22 @@ class SyncCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class SyncUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """Change a sync; ``data_type`` can never change (``data_type_immutable``)."""
+    """Change a sync; ``data_type`` can never change (``data_type_immutable``).
 
-    name: str | None = None
-    data_type: str | None = None
-    source_id: str | None = None
-    table: str | None = None
-    frequency: str | None = None
-    contacts: list[str] | None = None
-    notifications: dict[str, Any] | None = None
-    row_limit: int | None = None
-    lookback_minutes: int | None = None
-    row_log: str | None = None
-    status: str | None = None
+    Fields left out stay as they are; ``"row_limit": null`` removes the row limit.
+    """
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    data_type: str | msgspec.UnsetType = msgspec.UNSET
+    source_id: str | msgspec.UnsetType = msgspec.UNSET
+    table: str | msgspec.UnsetType = msgspec.UNSET
+    frequency: str | msgspec.UnsetType = msgspec.UNSET
+    contacts: list[str] | msgspec.UnsetType = msgspec.UNSET
+    notifications: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    row_limit: int | msgspec.UnsetType | None = msgspec.UNSET
+    lookback_minutes: int | msgspec.UnsetType = msgspec.UNSET
+    row_log: str | msgspec.UnsetType = msgspec.UNSET
+    status: str | msgspec.UnsetType = msgspec.UNSET
 
 
 class SyncRead(msgspec.Struct, kw_only=True):

@@ -226,7 +226,6 @@ async def test_one_run_at_a_time(spec: Spec) -> None:
     assert (await spec.run(sync_id))["status"] == "success"
 
 
-@pytest.mark.xfail(strict=True, reason="findings-sync.md #4")
 async def test_the_row_limit_can_be_removed(spec: Spec) -> None:
     spec.warehouse.create("evs", EVENTS, [ev(i) for i in range(5)])
     sync_id = await spec.ready("custom_events", "evs", row_limit=2)

@@ -94,6 +94,10 @@ def _notifications(value: dict[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
+_NULLABLE = frozenset({"row_limit"})
+"""Sync fields whose ``None`` means "off" (clear it), not "unchanged"."""
+
+
 def _row_limit(value: int | None) -> int | None:
     if value is not None and (isinstance(value, bool) or value < 1):
         raise _invalid("row_limit", "row_limit must be a positive number of rows (or null)")
@@ -183,9 +187,13 @@ async def get_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> Sy
 async def update_sync(
     session: AsyncSession, workspace_id: str, sync_id: str, **changes: Any
 ) -> Sync:
-    """Change a sync; ``data_type_immutable`` for the data type; a new table means a new test."""
+    """Change a sync; ``data_type_immutable`` for the data type; a new table means a new test.
+
+    Only the fields passed change. ``row_limit=None`` removes the row limit; ``None`` for a
+    field that cannot be empty means "unchanged".
+    """
     sync = await get_scoped(session, Sync, workspace_id, sync_id)
-    changes = {k: v for k, v in changes.items() if v is not None}
+    changes = {k: v for k, v in changes.items() if v is not None or k in _NULLABLE}
     if "data_type" in changes and changes["data_type"] != sync.data_type:
         raise ZerocopyError(
             errors.DATA_TYPE_IMMUTABLE,

@@ -162,6 +162,7 @@ def sync_show(workspace_id: str, sync_id: str) -> None:
 @click.option("--frequency", default=None)
 @click.option("--lookback-minutes", default=None, type=int)
 @click.option("--row-limit", default=None, type=int)
+@click.option("--no-row-limit", is_flag=True, help="Remove the per-run row limit.")
 @click.option("--contact", "contacts", multiple=True,
               help="E-mail to notify (repeatable; replaces the list).")  # fmt: skip
 @click.option("--no-contacts", is_flag=True, help="Remove every contact.")
@@ -174,6 +175,7 @@ def sync_update(
     sync_id: str,
     contacts: tuple[str, ...],
     no_contacts: bool,
+    no_row_limit: bool,
     notifications_json: str | None,
     **changes: Any,
 ) -> None:
@@ -185,6 +187,11 @@ def sync_update(
 
     if contacts and no_contacts:
         raise click.UsageError("--contact and --no-contacts: not both")
+    if no_row_limit and changes.get("row_limit") is not None:
+        raise click.UsageError("--row-limit and --no-row-limit: not both")
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if no_row_limit:
+        changes["row_limit"] = None
     if contacts or no_contacts:
         changes["contacts"] = list(contacts)
     changes["notifications"] = _json_object(notifications_json, "--notifications")
