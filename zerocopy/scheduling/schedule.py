@@ -337,7 +337,7 @@ def load_zone(name: str) -> ZoneInfo:
         ) from None
 
 
-def _stored_zone(name: str) -> ZoneInfo:
+def stored_zone(name: str) -> ZoneInfo:
     """The zone of a stored name: any name ZoneInfo reads (validated ones are IANA names; a
     workspace stored before that check, e.g. ``localtime``, keeps working)."""
     try:
@@ -422,7 +422,7 @@ def next_run(schedule: Schedule, after: datetime, zone: ZoneInfo | str) -> datet
         raise ValueError("after must be an aware datetime")
     if schedule.is_manual:
         return None
-    zone = _stored_zone(zone) if isinstance(zone, str) else zone
+    zone = stored_zone(zone) if isinstance(zone, str) else zone
     after = after.astimezone(UTC)
     step_min = INTERVAL_MINUTES.get(schedule.frequency)
     if step_min is not None:

@@ -35,6 +35,7 @@ from zerocopy.scheduling.schedule import (
     next_run,
     parse_schedule,
     plan_firing,
+    stored_zone,
 )
 from zerocopy.state.db import Database
 from zerocopy.state.models import (
@@ -138,6 +139,7 @@ class Scheduler:
                 continue  # never scheduled (SQL NULL or JSON null)
             try:
                 schedule = parse_schedule(row.schedule, SEGMENT_FREQUENCIES)
+                stored_zone(row.time_zone or "UTC")  # one unreadable zone must not stop the tick
             except ZerocopyError as exc:
                 log.warning("schedule.invalid", segment_id=row.id, error=exc.message)
                 continue

@@ -25,7 +25,14 @@ from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.models import SYNC, ScheduledRun, ScheduleState
-from zerocopy.scheduling.schedule import Firing, Schedule, next_run, next_runs, plan_firing
+from zerocopy.scheduling.schedule import (
+    Firing,
+    Schedule,
+    next_run,
+    next_runs,
+    plan_firing,
+    stored_zone,
+)
 from zerocopy.scheduling.scheduler import TickReport, launch_scheduled_run
 from zerocopy.scheduling.sync_frequency import sync_schedule
 from zerocopy.state.db import Database
@@ -81,7 +88,9 @@ class SyncScheduler:
             schedule: Schedule | None = None
             try:
                 schedule = sync_schedule(row.frequency)
+                stored_zone(row.time_zone or "UTC")  # one unreadable zone must not stop the tick
             except ZerocopyError as exc:
+                schedule = None
                 log.warning("sync_schedule.invalid", sync_id=row.id, error=exc.message)
             owners.append(
                 _SyncOwner(
