@@ -12,8 +12,6 @@ import ast
 import re
 from pathlib import Path
 
-import pytest
-
 from api.errors import CODE_BY_HTTP_STATUS, STATUS_BY_CODE
 from zerocopy import errors
 from zerocopy.sync import types
@@ -112,10 +110,6 @@ def test_row_error_codes_are_all_listed() -> None:
     assert not ROW_CODES & ERROR_CODES  # a row verdict is never mistaken for a request error
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="README lacks: credential_kind_mismatch (422), method_not_allowed (405)",
-)
 def test_readme_documents_every_error_code() -> None:
     assert sorted(ERROR_CODES - readme_table_codes()) == []
 
