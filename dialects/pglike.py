@@ -459,17 +459,28 @@ class PostgresLikeAdapter(BaseAdapter):
     def _read_incremental(
         self, table: str, watermark: Watermark, batch_rows: int, columns: list[str] | None
     ) -> Iterator[pa.RecordBatch]:
-        select = ", ".join(self.quote_column(c) for c in columns) if columns else "*"
         col = self.quote_column(watermark.column)
-        sql = f"SELECT {select} FROM {self.quote_table(table)}"
+        # PostgreSQL's 'infinity' timestamps cannot reach Python: read them as NULL, which
+        # the sync reports as an unusable UPDATED_AT.
+        finite = f"CASE WHEN {col}::text IN ('infinity', '-infinity') THEN NULL ELSE {col} END"
+        select = (
+            ", ".join(
+                f"{finite} AS {col}" if c == watermark.column else self.quote_column(c)
+                for c in columns
+            )
+            if columns
+            else "*"
+        )
+        # The alias keeps WHERE / ORDER BY on the table's column (and its index), not the CASE.
+        sql = f"SELECT {select} FROM {self.quote_table(table)} AS zc_src"
         params: tuple[Any, ...] = ()
         if watermark.nulls_only:
-            sql += f" WHERE {col} IS NULL"
+            sql += f" WHERE zc_src.{col} IS NULL"
         elif watermark.value is not None:
             # Inclusive: rows at the watermark come back; the engine drops the ones it has seen.
-            sql += f" WHERE {col} >= %s"
+            sql += f" WHERE zc_src.{col} >= %s"
             params = (watermark.value,)
-        sql += f" ORDER BY {col}"
+        sql += f" ORDER BY zc_src.{col}"
         with self._session() as conn:
             for description, rows in self._stream(conn, sql, params, batch_rows):
                 names = [d[0] for d in description]
