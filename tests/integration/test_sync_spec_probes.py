@@ -216,7 +216,6 @@ async def test_awkward_json_in_catalog_items(spec: Spec) -> None:
         assert items[f"k{i}"]["fields"] == AWKWARD[i]
 
 
-@pytest.mark.xfail(strict=True, reason="findings-sync.md #5")
 async def test_an_infinite_updated_at_is_a_row_error(spec: Spec) -> None:
     """Both warehouses accept ``'infinity'`` timestamps; no driver can hand one to Python."""
     event = j({"name": "e", "time": "2026-03-01T00:00:00Z"})

@@ -130,7 +130,32 @@ def _as_text(col: pa.Array) -> pa.Array:
     try:
         return pc.cast(col, pa.string())
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-        return pa.array([None if v is None else repr(v) for v in col.to_pylist()], pa.string())
+        return pa.array([None if v is None else repr(v) for v in _pylist(col)], pa.string())
+
+
+_MIN_US = -62_135_596_800_000_000
+"""0001-01-01T00:00:00Z in epoch microseconds (Python's smallest datetime)."""
+_MAX_US = 253_402_300_799_999_999
+"""9999-12-31T23:59:59.999999Z in epoch microseconds (Python's largest datetime)."""
+
+
+def _pylist(col: pa.Array) -> list[Any]:
+    """``col.to_pylist()``, except that timestamps Python cannot represent (a warehouse's
+    ``infinity``, years past 9999) become their text, e.g. ``'infinity (9223372036854775807)'``."""
+    try:
+        return col.to_pylist()
+    except (OverflowError, ValueError):
+        if not pa.types.is_timestamp(col.type) and not pa.types.is_date(col.type):
+            raise
+    out: list[Any] = []
+    for i in range(len(col)):
+        try:
+            out.append(col[i].as_py())
+        except (OverflowError, ValueError):
+            raw = col.slice(i, 1).view(pa.int64() if col.type.bit_width == 64 else pa.int32())
+            value = raw[0].as_py()
+            out.append("infinity" if value > 0 else "-infinity")
+    return out
 
 
 def updated_micros(col: pa.Array) -> list[int | None]:
@@ -140,11 +165,23 @@ def updated_micros(col: pa.Array) -> list[int | None]:
     ISO 8601 (naive → UTC); dates are midnight UTC.
     """
     typ = col.type
-    if pa.types.is_timestamp(typ):
-        us = pc.cast(col, pa.timestamp("us", tz=typ.tz)) if typ.unit != "us" else col
-        return pc.cast(us, pa.int64()).to_pylist()  # stored values are UTC instants
-    if pa.types.is_date(typ):
-        return pc.cast(pc.cast(col, pa.timestamp("us")), pa.int64()).to_pylist()
+    if pa.types.is_timestamp(typ) or pa.types.is_date(typ):
+        if pa.types.is_timestamp(typ):
+            raw = col.view(pa.int64())  # stored values are UTC instants
+            per_us = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0}[typ.unit]
+        else:
+            raw = col.view(pa.int32() if typ.bit_width == 32 else pa.int64())
+            per_us = 86_400_000_000 if typ.bit_width == 32 else 1_000
+        values = raw.to_pylist()
+        out_ts: list[int | None] = []
+        for v in values:
+            if v is None:
+                out_ts.append(None)
+                continue
+            us = v // 1_000 if per_us == 0 else v * per_us
+            # Outside Python's datetime range (a warehouse's ``infinity``): unusable.
+            out_ts.append(us if _MIN_US <= us <= _MAX_US else None)
+        return out_ts
     out: list[int | None] = []
     for value in col.to_pylist():
         out.append(parse_timestamp_us(value))
@@ -287,7 +324,7 @@ def _validate_batch(
     names = list(batch.schema.names)
     if updated_us is None:
         updated_us = updated_micros(batch.column(UPDATED_AT)) if UPDATED_AT in names else [None] * n
-    cols = {name: batch.column(name).to_pylist() for name in names}
+    cols = {name: _pylist(batch.column(name)) for name in names}
     idents: np.ndarray | None = None
     if data_type.is_user_type:
         idents, _ = identifier_verdicts(batch)
