@@ -71,6 +71,9 @@ ISO_4217 = frozenset(
     TZS UAH UGX USD UYU UZS VES VND VUV WST XAF XCD XOF XPF YER ZAR ZMW ZWL""".split()  # noqa: SIM905
 )
 
+MAX_QUANTITY = 2**31 - 1
+"""Largest purchase ``quantity`` (the store's column is a 32-bit integer on every database)."""
+
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 ().\-]{3,24}$")
 
@@ -651,6 +654,10 @@ def _check_purchase(payload: dict[str, Any]) -> None:
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise _RowRefused(
             t.INVALID_FIELD, f"'quantity' must be a positive integer, got {quantity!r}"
+        )
+    if quantity > MAX_QUANTITY:
+        raise _RowRefused(
+            t.INVALID_FIELD, f"'quantity' must be at most {MAX_QUANTITY}, got {quantity!r}"
         )
     payload["quantity"] = quantity
     _time_field(payload)
