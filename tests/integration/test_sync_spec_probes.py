@@ -273,3 +273,47 @@ async def test_huge_purchase_quantities_are_stored_or_refused(
     assert prof is not None
     stored = sorted(p["quantity"] for p in await spec.purchases(prof["id"]))
     assert stored == sorted(q for i, q in enumerate(quantities) if i not in refused)
+
+
+LONG = "x" * 500
+"""Longer than any text column of the store; a value is stored whole or refused, never cut."""
+
+
+async def test_long_identifiers_and_names_are_stored_or_refused(
+    spec: Spec, request: pytest.FixtureRequest
+) -> None:
+    if spec.state_kind == "postgres":
+        request.applymarker(pytest.mark.xfail(strict=True, reason="findings-sync.md #7"))
+    event = {"time": "2026-03-01T00:00:00Z"}
+    spec.warehouse.create(
+        "evs",
+        USER,
+        [
+            (at(0), LONG, j({**event, "name": "e"})),
+            (at(1), "short", j({**event, "name": LONG})),
+            (at(2), "short", j({**event, "name": "plain"})),
+        ],
+    )
+    buy = {"currency": "USD", "price": 1, "time": "2026-03-01T00:00:00Z"}
+    spec.warehouse.create("buys", USER, [(at(0), "short", j({**buy, "product_id": LONG}))])
+    spec.warehouse.create(
+        "accs",
+        {"UPDATED_AT": "ts", "ID": "text", "NAME": "text", "PAYLOAD": "text"},
+        [(at(0), LONG, "Acme", j({})), (at(1), "acc-1", LONG, j({}))],
+    )
+    for data_type, table, count in (
+        ("custom_events", "evs", 3),
+        ("purchases", "buys", 1),
+        ("accounts", "accs", 2),
+    ):
+        run = await spec.run(await spec.ready(data_type, table))
+        assert run["status"] in ("success", "partial_success"), (table, run["error"])
+        assert run["rows_delivered"] + run["rows_errored"] == count, run
+    prof = await spec.profile(external_id="short")
+    assert prof is not None
+    names = [e["name"] for e in await spec.events(prof["id"])]
+    assert "plain" in names and all(n in ("plain", LONG) for n in names)
+    long_prof = await spec.profile(external_id=LONG)
+    assert long_prof is None or long_prof["external_id"] == LONG
+    for acc_id, acc in (await spec.accounts()).items():
+        assert acc_id in (LONG, "acc-1") and acc["name"] in ("Acme", LONG)
