@@ -317,3 +317,26 @@ async def test_long_identifiers_and_names_are_stored_or_refused(
     assert long_prof is None or long_prof["external_id"] == LONG
     for acc_id, acc in (await spec.accounts()).items():
         assert acc_id in (LONG, "acc-1") and acc["name"] in ("Acme", LONG)
+
+
+async def test_awkward_json_in_accounts_and_purchase_properties(spec: Spec) -> None:
+    spec.warehouse.create(
+        "accs",
+        {"UPDATED_AT": "ts", "ID": "text", "NAME": "text", "PAYLOAD": "text"},
+        [(at(i), f"k{i}", "Acme", j(p)) for i, p in enumerate(AWKWARD)],
+    )
+    run = await spec.run(await spec.ready("accounts", "accs"))
+    accounts = await spec.accounts()
+    for i in await check_awkward(spec, run, len(AWKWARD)):
+        assert accounts[f"k{i}"]["fields"] == AWKWARD[i]
+    buy = {"product_id": "p", "currency": "USD", "price": 1, "time": "2026-03-01T00:00:00Z"}
+    spec.warehouse.create(
+        "buys",
+        USER,
+        [(at(i), f"k{i}", j({**buy, "properties": p})) for i, p in enumerate(AWKWARD)],
+    )
+    run = await spec.run(await spec.ready("purchases", "buys"))
+    for i in await check_awkward(spec, run, len(AWKWARD)):
+        prof = await spec.profile(external_id=f"k{i}")
+        assert prof is not None
+        assert [p["properties"] for p in await spec.purchases(prof["id"])] == [AWKWARD[i]]
