@@ -209,3 +209,24 @@ async def test_row_limit_with_refused_rows_accounts_for_every_row_once(spec: Spe
     assert await names(spec) == ["ok-1", "ok-3", "ok-4"]
     assert len(delivered) == 3
     assert len(refused) == 3, refused  # each refused row reported once
+
+
+@pytest.mark.parametrize(("kind", "yes", "no"), [("int", 1, 0), ("text", "true", "false")])
+async def test_deleted_as_a_number_or_text_column(
+    spec: Spec, kind: str, yes: object, no: object
+) -> None:
+    cols = {"UPDATED_AT": "ts", "ID": "text", "PAYLOAD": "text", "DELETED": kind}
+    spec.warehouse.create(
+        "items",
+        cols,
+        [
+            ("2026-03-01 00:00:00", "keep", j({"t": 1}), no),
+            ("2026-03-01 00:00:01", "drop", j({"t": 2}), no),
+            ("2026-03-01 00:00:02", "drop", j({}), yes),
+            ("2026-03-01 00:00:03", "odd", j({"t": 3}), 7 if kind == "int" else "maybe"),
+        ],
+    )
+    run = await spec.run(await spec.ready("catalog_items", "items", catalog_name="c"))
+    assert (run["rows_delivered"], run["rows_errored"]) == (3, 1), run
+    assert await spec.codes(run["id"]) == ["invalid_field"]
+    assert sorted(await spec.catalog("c")) == ["keep"]
