@@ -113,9 +113,11 @@ class BuiltinStore:
         cell must not fail the batch. A unique violation (another sync created the same new
         profile concurrently) retries the whole transaction, which then finds the profile.
         """
+        if batch.columns is not None and _too_long_ids(batch.columns):
+            batch = _as_rows(batch)  # the per-row path reports the over-long ids
         refused: list[RowRejection] = []
-        if self.db.is_postgres and batch.columns is None:
-            batch, refused = _without_nul_rows(batch)
+        if batch.columns is None:
+            batch, refused = _without_unstorable_rows(batch, postgres=self.db.is_postgres)
         for attempt in range(3):
             try:
                 rejections = await self._apply(batch)
@@ -174,12 +176,92 @@ def _has_nul(row: ValidRow) -> bool:
         return "\\u0000" in json.dumps(row.payload)
 
 
-def _without_nul_rows(batch: DeliveryBatch) -> tuple[DeliveryBatch, list[RowRejection]]:
-    """PostgreSQL cannot store NUL in ``jsonb`` or ``text``: such rows are row errors."""
-    bad = [i for i, row in enumerate(batch.rows) if _has_nul(row)]
-    if not bad:
+def _length(column: Any) -> int:
+    return int(column.type.length)
+
+
+_ID_LIMITS: dict[str, int] = {
+    "external_id": _length(StoreProfile.__table__.c.external_id),
+    "braze_id": _length(StoreProfile.__table__.c.braze_id),
+    "email": _length(StoreProfile.__table__.c.email),
+    "phone": _length(StoreProfile.__table__.c.phone),
+    "alias": _length(StoreAlias.__table__.c.alias_name),
+}
+"""The longest identifier value each kind's store column holds (characters)."""
+_ALIAS_LABEL_LIMIT = _length(StoreAlias.__table__.c.alias_label)
+_FIELD_LIMITS: dict[DataType, tuple[tuple[str, str, int], ...]] = {
+    DataType.CUSTOM_EVENTS: (("payload", "name", _length(StoreEvent.__table__.c.name)),),
+    DataType.PURCHASES: (("payload", "product_id", _length(StorePurchase.__table__.c.product_id)),),
+    DataType.CATALOG_ITEMS: (("row", "item_id", _length(StoreCatalogItem.__table__.c.item_id)),),
+    DataType.ACCOUNTS: (
+        ("row", "item_id", _length(StoreAccount.__table__.c.account_id)),
+        ("row", "name", _length(StoreAccount.__table__.c.name)),
+    ),
+}
+"""Per data type: (where, field, longest value) of the texts the store keeps in sized columns."""
+_FIELD_LABELS = {("row", "item_id"): "ID", ("row", "name"): "NAME"}
+
+
+def _too_long(row: ValidRow, data_type: DataType) -> str | None:
+    """Why the store cannot hold ``row`` as is (a value longer than its column), or None.
+
+    The same limits hold on SQLite and PostgreSQL, so both stores refuse the same rows.
+    """
+    ident = row.identifier
+    checks: list[tuple[str, str | None, int]] = []
+    if ident is not None:
+        checks.append((ident.kind, ident.value, _ID_LIMITS.get(ident.kind, 400)))
+        if ident.label is not None:
+            checks.append(("alias_label", ident.label, _ALIAS_LABEL_LIMIT))
+    if row.phone is not None:
+        checks.append(("phone", row.phone, _ID_LIMITS["phone"]))
+    for where, name, limit in _FIELD_LIMITS.get(data_type, ()):
+        value = row.payload.get(name) if where == "payload" else getattr(row, name)
+        label = _FIELD_LABELS.get((where, name), name)
+        checks.append((label, value if isinstance(value, str) else None, limit))
+    for label, value, limit in checks:
+        if value is not None and len(value) > limit:
+            return (
+                f"{label} is {len(value)} characters long; the profile store keeps at most {limit}"
+            )
+    return None
+
+
+def _too_long_ids(columns: AttributeRows) -> bool:
+    lengths = pc.utf8_length(columns.external_ids.cast(pa.string()))
+    longest = pc.max(lengths).as_py()
+    return longest is not None and longest > _ID_LIMITS["external_id"]
+
+
+def _as_rows(batch: DeliveryBatch) -> DeliveryBatch:
+    """``batch`` with its columnar rows materialised (same rows, same indexes)."""
+    return DeliveryBatch(
+        workspace_id=batch.workspace_id,
+        sync_id=batch.sync_id,
+        run_id=batch.run_id,
+        data_type=batch.data_type,
+        rows=batch.valid_rows(),
+        watermark=batch.watermark,
+        catalog=batch.catalog,
+    )
+
+
+def _without_unstorable_rows(
+    batch: DeliveryBatch, *, postgres: bool
+) -> tuple[DeliveryBatch, list[RowRejection]]:
+    """Rows the store cannot hold are row errors (``invalid_field``), never a failed batch:
+    a value longer than its column (both stores), and on PostgreSQL a NUL character, which
+    ``jsonb`` and ``text`` cannot store."""
+    refused: list[RowRejection] = []
+    for i, row in enumerate(batch.rows):
+        why = _too_long(row, batch.data_type)
+        if why is None and postgres and _has_nul(row):
+            why = "PostgreSQL cannot store the NUL character (\\u0000) this row holds"
+        if why is not None:
+            refused.append(RowRejection(i, t.INVALID_FIELD, why))
+    if not refused:
         return batch, []
-    skip = set(bad)
+    skip = {r.index for r in refused}
     kept = _Kept(
         workspace_id=batch.workspace_id,
         sync_id=batch.sync_id,
@@ -190,8 +272,7 @@ def _without_nul_rows(batch: DeliveryBatch) -> tuple[DeliveryBatch, list[RowReje
         catalog=batch.catalog,
     )
     kept.kept = [i for i in range(len(batch.rows)) if i not in skip]
-    message = "PostgreSQL cannot store the NUL character (\\u0000) this row holds"
-    return kept, [RowRejection(i, t.INVALID_FIELD, message) for i in bad]
+    return kept, refused
 
 
 def _remap(rejections: list[RowRejection], batch: DeliveryBatch) -> list[RowRejection]:
