@@ -57,7 +57,9 @@ class FakeAdapter(BaseAdapter):
         if self.honour_cancel:
             self.stop.set()
 
-    def _read_column(self, table: str, column: str, batch_rows: int) -> Iterator[pa.Array]:
+    def _read_column(
+        self, table: str, column: str, batch_rows: int, ordered: bool = False
+    ) -> Iterator[pa.Array]:
         for i in range(3):
             time.sleep(0.3)  # a driver fetching the next batch
             yield pa.array([f"{i}"])

@@ -346,8 +346,9 @@ async def _wait(rt: Any, workspace_id: str, run_row: Any) -> Any:
     """Poll until a worker has finished the run; Ctrl-C stops waiting (the run goes on)."""
     from zerocopy.services import segments
 
-    hint(f"run {run_row.id} queued; waiting for a worker (Ctrl-C stops waiting)")
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        # Said once the signals are ours: a Ctrl-C right after this line stops the wait.
+        hint(f"run {run_row.id} queued; waiting for a worker (Ctrl-C stops waiting)")
         async with anyio.create_task_group() as tg:
 
             async def on_signal() -> None:
