@@ -305,7 +305,6 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             # 2 + 3. Slow refreshes: one worker is killed, another run is cancelled via the API.
             _pg_exec(warehouse_pg, "INSERT INTO nums SELECT i FROM generate_series(11, 1500) AS i")
             doomed = await refresh(victim)
-            to_cancel = await refresh(cancel_me)
             await _wait(lambda: _running(run_of, doomed), 30, "the victim's slow refresh to start")
             await anyio.sleep(0.5)  # well inside the CTAS
             doomed_run = await run_of(doomed)
@@ -314,6 +313,9 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             killed.send_signal(signal.SIGKILL)
             killed_at = datetime.now(UTC)
 
+            # Queued only now: a job fetched by the killed worker would never see the cancel
+            # (it ends worker_lost instead), so the run to cancel must go to a live worker.
+            to_cancel = await refresh(cancel_me)
             await _wait(lambda: _running(run_of, to_cancel), 30, "the refresh to cancel to start")
             await anyio.sleep(0.5)
             asked = time.monotonic()
