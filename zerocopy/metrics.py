@@ -67,24 +67,36 @@ def _histogram(
     return family
 
 
+async def _runs(
+    s: Any, model: Any, kind: str, since: datetime
+) -> tuple[list[tuple[str, str, str, str, int]], list[tuple[str, str, float]]]:
+    """Runs of one kind (``RefreshRun`` or ``SyncRun``): counts by trigger/status/code, and
+    the durations of those finished since ``since``."""
+    counts = await s.execute(
+        sa.select(model.trigger, model.status, model.error_code, sa.func.count()).group_by(
+            model.trigger, model.status, model.error_code
+        )
+    )
+    finished = await s.execute(
+        sa.select(model.status, model.started_at, model.finished_at).where(
+            model.finished_at >= since, model.started_at.is_not(None)
+        )
+    )
+    return (
+        [(kind, t, st, code or "", int(n)) for t, st, code, n in counts.all()],
+        [
+            (kind, st, (f - b).total_seconds())
+            for st, b, f in finished.all()
+            if b is not None and f is not None
+        ],
+    )
+
+
 async def snapshot(db: Database) -> dict[str, Any]:
     """Everything a scrape renders, read from the database."""
     since = utcnow() - WINDOW
     async with db.session() as s:
-        by_status = (
-            await s.execute(
-                sa.select(
-                    RefreshRun.trigger, RefreshRun.status, RefreshRun.error_code, sa.func.count()
-                ).group_by(RefreshRun.trigger, RefreshRun.status, RefreshRun.error_code)
-            )
-        ).all()
-        durations = (
-            await s.execute(
-                sa.select(RefreshRun.status, RefreshRun.started_at, RefreshRun.finished_at).where(
-                    RefreshRun.finished_at >= since, RefreshRun.started_at.is_not(None)
-                )
-            )
-        ).all()
+        by_status, durations = await _runs(s, RefreshRun, "refresh", since)
         timings = (
             await s.scalars(
                 sa.select(RefreshRun.timings).where(
@@ -126,14 +138,8 @@ async def snapshot(db: Database) -> dict[str, Any]:
                 )
                 queue_jobs = {status: int(n) for status, n in rows.all()}
     return {
-        "by_status": [("refresh", t, st, code or "", int(n)) for t, st, code, n in by_status]
-        + syncs["by_status"],
-        "durations": [
-            ("refresh", st, (f - b).total_seconds())
-            for st, b, f in durations
-            if b is not None and f is not None
-        ]
-        + syncs["durations"],
+        "by_status": by_status + syncs["by_status"],
+        "durations": durations + syncs["durations"],
         "sync_lags": syncs["lags"],
         "rows": syncs["rows"],
         "sync_running": syncs["running"],
@@ -156,20 +162,7 @@ async def _sync_snapshot(db: Database, since: datetime) -> dict[str, Any]:
     from zerocopy.state.sync_models import SyncRun
 
     async with db.session() as s:
-        by_status = (
-            await s.execute(
-                sa.select(
-                    SyncRun.trigger, SyncRun.status, SyncRun.error_code, sa.func.count()
-                ).group_by(SyncRun.trigger, SyncRun.status, SyncRun.error_code)
-            )
-        ).all()
-        durations = (
-            await s.execute(
-                sa.select(SyncRun.status, SyncRun.started_at, SyncRun.finished_at).where(
-                    SyncRun.finished_at >= since, SyncRun.started_at.is_not(None)
-                )
-            )
-        ).all()
+        by_status, durations = await _runs(s, SyncRun, "sync", since)
         lags = (
             await s.execute(
                 sa.select(ScheduledRun.due_at, SyncRun.started_at)
@@ -191,12 +184,8 @@ async def _sync_snapshot(db: Database, since: datetime) -> dict[str, Any]:
             sa.select(sa.func.count()).select_from(SyncRun).where(SyncRun.status == "running")
         )
     return {
-        "by_status": [("sync", t, st, code or "", int(n)) for t, st, code, n in by_status],
-        "durations": [
-            ("sync", st, (f - b).total_seconds())
-            for st, b, f in durations
-            if b is not None and f is not None
-        ],
+        "by_status": by_status,
+        "durations": durations,
         "lags": [max(0.0, (b - d).total_seconds()) for d, b in lags if b is not None],
         "rows": tuple(int(x) for x in rows),
         "running": int(running or 0),
