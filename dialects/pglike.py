@@ -122,6 +122,8 @@ class PostgresLikeAdapter(BaseAdapter):
     def __init__(self, config: ConnectionConfig) -> None:
         super().__init__(config)
         self._idle: list[Any] = []
+        self._busy: dict[int, Any] = {}
+        """Sessions lent out by :meth:`_session` (``id`` → connection), interrupted on close."""
         self._pool_lock = threading.Lock()
         self._tunnel: SSHTunnel | None = None
         self._tunnel_lock = threading.Lock()
@@ -222,11 +224,16 @@ class PostgresLikeAdapter(BaseAdapter):
             conn = None
         if conn is None:
             conn = self._connect()
+        with self._pool_lock:
+            self._busy[id(conn)] = conn
         try:
             yield conn
         except BaseException:
             _close_quietly(conn)
             raise
+        finally:
+            with self._pool_lock:
+                self._busy.pop(id(conn), None)
         with self._pool_lock:
             if len(self._idle) < self.MAX_IDLE_CONNECTIONS:
                 self._idle.append(conn)
@@ -236,6 +243,11 @@ class PostgresLikeAdapter(BaseAdapter):
     def _close(self) -> None:
         with self._pool_lock:
             idle, self._idle = self._idle, []
+            busy = list(self._busy.values())
+        # A statement still running in a thread its caller abandoned (a sync read cancelled
+        # or past its deadline) would go on in the warehouse: cancel it server-side.
+        for conn in busy:
+            _interrupt_quietly(conn)
         for conn in idle:
             _close_quietly(conn)
         with self._tunnel_lock:
@@ -619,6 +631,15 @@ def _to_array(values: list[Any], oid: int | None) -> pa.Array:
 def _close_quietly(conn: Any) -> None:
     with contextlib.suppress(Exception):
         conn.close()
+
+
+def _interrupt_quietly(conn: Any) -> None:
+    """Cancel the statement a session runs, from this thread (libpq cancel request)."""
+    with contextlib.suppress(Exception):
+        if hasattr(conn, "cancel_safe"):  # psycopg >= 3.2: bounded, non-blocking connect
+            conn.cancel_safe(timeout=5)
+        elif hasattr(conn, "cancel"):
+            conn.cancel()
 
 
 def cursor_name() -> str:
