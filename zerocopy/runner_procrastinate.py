@@ -271,7 +271,11 @@ class ProcrastinateRunner:
                     await self.app.job_manager.defer_job_async(job)
 
     async def submit_sync(self, run_id: str) -> None:
-        """Defer the job of a ``running`` sync run (one per run; under its source's lanes)."""
+        """Defer the job of a ``running`` sync run (one per run; under its source's lanes).
+
+        Its priority is minus the sync runs of its workspace already waiting in the queue,
+        so workspaces take turns (as refresh jobs do) instead of first-come-first-served.
+        """
         from procrastinate import exceptions
 
         from zerocopy.state.sync_models import Sync, SyncRun
@@ -281,7 +285,13 @@ class ProcrastinateRunner:
         async with self.db.session() as s:
             row = (
                 await s.execute(
-                    sa.select(Sync.source_id, SyncRun.created_at, Source.kind, Credential.settings)
+                    sa.select(
+                        Sync.source_id,
+                        SyncRun.workspace_id,
+                        SyncRun.created_at,
+                        Source.kind,
+                        Credential.settings,
+                    )
                     .join(Sync, Sync.id == SyncRun.sync_id)
                     .outerjoin(Source, Source.id == Sync.source_id)
                     .outerjoin(Credential, Credential.id == Source.credential_id)
@@ -290,6 +300,15 @@ class ProcrastinateRunner:
             ).first()
             if row is None:
                 return
+            waiting = await s.scalar(
+                sa.text(
+                    "SELECT count(*) FROM sync_run AS r JOIN procrastinate_jobs AS j "
+                    "ON j.args->>'sync_run_id' = r.id AND j.task_name = :task "
+                    "AND j.status = 'todo' WHERE r.workspace_id = :ws "
+                    "AND r.status = 'running' AND r.created_at < :created"
+                ),
+                {"task": SYNC_TASK, "ws": row.workspace_id, "created": row.created_at},
+            )
             lock: str | None = None
             if row.source_id is not None:
                 ahead = await s.scalar(
@@ -306,7 +325,11 @@ class ProcrastinateRunner:
                 lock = f"source:{slot_key(row.source_id, row.kind, row.settings)}:{lane}"
         with contextlib.suppress(exceptions.AlreadyEnqueued):
             await self.app.configure_task(
-                SYNC_TASK, queue=QUEUE, lock=lock, queueing_lock=f"sync_run:{run_id}"
+                SYNC_TASK,
+                queue=QUEUE,
+                lock=lock,
+                queueing_lock=f"sync_run:{run_id}",
+                priority=-int(waiting or 0),
             ).defer_async(sync_run_id=run_id)
 
 

@@ -148,8 +148,7 @@ class SyncScheduler:
             )
             if firing is not None:
                 due.append((owner, state, firing))
-        due.sort(key=lambda item: item[2].due_at)  # the longest-waiting first
-        for owner, state, firing in due:
+        for owner, state, firing in round_robin(due):
             await self._fire(owner, state, firing, now, report)
         return report
 
@@ -220,6 +219,27 @@ class SyncScheduler:
             event="sync_schedule",
             id_key="sync_id",
         )
+
+
+def round_robin(
+    due: list[tuple[_SyncOwner, ScheduleState, Firing]],
+) -> list[tuple[_SyncOwner, ScheduleState, Firing]]:
+    """Firing order: workspaces take turns, each one's longest-waiting sync first.
+
+    Round k holds every workspace's k-th sync (by due time, then id); inside a round the
+    longest-waiting goes first. A workspace with many due syncs thus cannot push the others
+    behind all of its own: the in-process runner executes in this order, and the queue's
+    priority (``ProcrastinateRunner.submit_sync``) keeps the turns across ticks.
+    """
+    ordered = sorted(due, key=lambda item: (item[2].due_at, item[0].id))
+    turn: dict[str, int] = {}
+    ranked = []
+    for item in ordered:
+        k = turn.get(item[0].workspace_id, 0)
+        turn[item[0].workspace_id] = k + 1
+        ranked.append((k, item))
+    ranked.sort(key=lambda pair: (pair[0], pair[1][2].due_at, pair[1][0].id))
+    return [item for _, item in ranked]
 
 
 def _iso(value: datetime | None) -> str | None:
