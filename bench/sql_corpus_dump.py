@@ -1,0 +1,87 @@
+"""Dump every SQL-corpus result for every target dialect to JSON (a before/after diff tool).
+
+For each case of ``tests/sql_corpus/*.yaml``, each of its input dialects, and each target
+(the case's own target or the input dialect, then every warehouse dialect and fabric), runs
+`check_segment_sql` and records the whole result (``to_dict()``: validity, errors with
+messages and positions, transpiled SQL, ids SQL, tables). Two dumps of different code must be
+byte-identical when a change is meant to keep the check's output as it was.
+
+Usage: .venv/bin/python bench/sql_corpus_dump.py OUT.json
+       .venv/bin/python bench/sql_corpus_dump.py --diff A.json B.json
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+from typing import Any
+
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))  # tests.unit.sql.catalog; zerocopy as installed or on PYTHONPATH
+
+from tests.unit.sql.catalog import CATALOG, DIALECTS, SCOPE  # noqa: E402
+from zerocopy.sql import SqlCatalog, check_segment_sql  # noqa: E402
+
+TARGETS = ("snowflake", "bigquery", "redshift", "databricks", "duckdb", "postgres", "fabric")
+
+
+def dump() -> dict[str, Any]:
+    """``{"file:case:dialect->target": result dict}`` for the whole corpus."""
+    catalog = SqlCatalog(CATALOG)
+    out: dict[str, Any] = {}
+    for path in sorted((ROOT / "tests" / "sql_corpus").glob("*.yaml")):
+        for case in yaml.safe_load(path.read_text())["cases"]:
+            dialects = case["dialect"]
+            if dialects == "all":
+                dialects = list(DIALECTS)
+            elif isinstance(dialects, str):
+                dialects = [dialects]
+            for dialect in dialects:
+                own = case.get("target")
+                targets = [own or dialect, *(t for t in TARGETS if t != (own or dialect))]
+                for target in targets:
+                    result = check_segment_sql(
+                        case["sql"],
+                        dialect=dialect,
+                        catalog=catalog,
+                        scope=case.get("scope", SCOPE),
+                        id_column=case.get("id_column", "external_user_id"),
+                        target=target,
+                    )
+                    out[f"{path.stem}:{case['id']}:{dialect}->{target}"] = result.to_dict()
+    return out
+
+
+def diff(a: str, b: str) -> int:
+    """Print the keys whose results differ; exit status 1 when any does."""
+    left = json.loads(pathlib.Path(a).read_text())
+    right = json.loads(pathlib.Path(b).read_text())
+    bad = 0
+    for key in sorted(set(left) | set(right)):
+        if left.get(key) != right.get(key):
+            bad += 1
+            if bad <= 20:
+                print(f"DIFF {key}\n  - {left.get(key)}\n  + {right.get(key)}")
+    print(f"{len(left)} vs {len(right)} results; {bad} differ")
+    return 1 if bad else 0
+
+
+def main() -> int:
+    if len(sys.argv) == 4 and sys.argv[1] == "--diff":
+        return diff(sys.argv[2], sys.argv[3])
+    if len(sys.argv) != 2:
+        print(__doc__)
+        return 2
+    results = dump()
+    pathlib.Path(sys.argv[1]).write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    import zerocopy.sql.check as code
+
+    print(f"{len(results)} results of {code.__file__} written to {sys.argv[1]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
