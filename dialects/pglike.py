@@ -247,13 +247,32 @@ class PostgresLikeAdapter(BaseAdapter):
         # A statement still running in a thread its caller abandoned (a sync read cancelled
         # or past its deadline) would go on in the warehouse: cancel it server-side.
         for conn in busy:
-            _interrupt_quietly(conn)
+            self._interrupt(conn)
         for conn in idle:
             _close_quietly(conn)
         with self._tunnel_lock:
             if self._tunnel is not None:
                 self._tunnel.close()
                 self._tunnel = None
+
+    def _interrupt(self, conn: Any) -> None:
+        """Cancel the statement a lent-out session runs, from another thread (best effort)."""
+        with contextlib.suppress(Exception):
+            if hasattr(conn, "cancel_safe"):  # psycopg >= 3.2: libpq cancel, bounded
+                conn.cancel_safe(timeout=5)
+                return
+            # redshift-connector has no cancel call: pg_cancel_backend from a second session,
+            # with the backend pid of the session's BackendKeyData (first 4 bytes).
+            key = getattr(conn, "_backend_key_data", None)
+            if not key or len(key) < 4:
+                return
+            other = self._connect()
+            try:
+                self._query(
+                    other, "SELECT pg_cancel_backend(%s)", (int.from_bytes(key[:4], "big"),)
+                )
+            finally:
+                _close_quietly(other)
 
     @staticmethod
     def _query(conn: Any, sql: str, params: Sequence[Any] = ()) -> list[Sequence[Any]]:
@@ -631,15 +650,6 @@ def _to_array(values: list[Any], oid: int | None) -> pa.Array:
 def _close_quietly(conn: Any) -> None:
     with contextlib.suppress(Exception):
         conn.close()
-
-
-def _interrupt_quietly(conn: Any) -> None:
-    """Cancel the statement a session runs, from this thread (libpq cancel request)."""
-    with contextlib.suppress(Exception):
-        if hasattr(conn, "cancel_safe"):  # psycopg >= 3.2: bounded, non-blocking connect
-            conn.cancel_safe(timeout=5)
-        elif hasattr(conn, "cancel"):
-            conn.cancel()
 
 
 def cursor_name() -> str:
