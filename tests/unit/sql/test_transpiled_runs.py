@@ -160,6 +160,81 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         )
         for dialect in ("snowflake", "postgres", "duckdb", "redshift")
     },
+    # redteam.yaml: valid in their own dialect; DuckDB cannot run (or sqlglot cannot render) them
+    ("redteam", "sf_flatten_tags_exists", "snowflake"): (
+        REFUSED,
+        "same as snowflake:lateral_flatten",
+    ),
+    ("redteam", "sf_table_flatten_outer_index", "snowflake"): (
+        RUN_ERROR,
+        "same as snowflake:table_flatten",
+    ),
+    ("redteam", "sf_array_contains_and_group_by_all", "snowflake"): (
+        RUN_ERROR,
+        "ARRAY_CONTAINS over a VARIANT path becomes ARRAY_LENGTH over JSON, which DuckDB cannot bind",
+    ),
+    ("redteam", "sf_sample_rows", "snowflake"): (
+        REFUSED,
+        "SAMPLE (n ROWS) is BERNOULLI with a row count; sqlglot says DuckDB cannot express it",
+    ),
+    ("redteam", "sf_asof_join_last_event", "snowflake"): (
+        REFUSED,
+        "ASOF JOIN ... MATCH_CONDITION is passed through; DuckDB's parser rejects it",
+    ),
+    ("redteam", "sf_session_variable_filter", "snowflake"): (
+        RUN_ERROR,
+        "$since is a session variable the test run does not set",
+    ),
+    ("redteam", "bq_farm_fingerprint_holdout", "bigquery"): (
+        RUN_ERROR,
+        "DuckDB has no FARM_FINGERPRINT; sqlglot passes it through",
+    ),
+    ("redteam", "bq_array_agg_offset", "bigquery"): (
+        REFUSED,
+        "LIMIT inside ARRAY_AGG: sqlglot reports that DuckDB cannot express it",
+    ),
+    ("redteam", "bq_system_variable_and_session_user", "bigquery"): (
+        REFUSED,
+        "@@project_id becomes $$project_id (a dollar-quote opener in DuckDB); the re-parse of "
+        "the output catches it",
+    ),
+    ("redteam", "rs_json_extract_path_text_nested", "redshift"): (
+        RUN_ERROR,
+        "Redshift's JSON_SERIALIZE(SUPER) is passed through; DuckDB has no such function",
+    ),
+    ("redteam", "dbx_group_by_all_qualify", "databricks"): (
+        RUN_ERROR,
+        "DuckDB: combining QUALIFY with GROUP BY ALL is not supported yet",
+    ),
+    ("redteam", "dbx_timestamp_as_of", "databricks"): (
+        RUN_ERROR,
+        "Delta TIMESTAMP AS OF becomes FOR TIMESTAMP AS OF, which DuckDB does not parse",
+    ),
+    ("redteam", "dbx_exists_lambda_over_from_json", "databricks"): (
+        RUN_ERROR,
+        "same as adversarial:databricks_lambda_variables (the lambda predicate is dropped)",
+    ),
+    ("redteam", "pg_jsonb_key_exists_operator", "postgres"): (
+        RUN_ERROR,
+        "jsonb ? 'key' is emitted as JSON ? 'key'; in DuckDB ? is a parameter marker",
+    ),
+    ("redteam", "pg_jsonb_any_key_exists", "postgres"): (
+        REFUSED,
+        "jsonb ?| array[...] is emitted as JSON ?| [...], which DuckDB's parser rejects",
+    ),
+    ("redteam", "pg_jsonb_path_exists", "postgres"): (
+        RUN_ERROR,
+        "DuckDB has no jsonb_path_exists",
+    ),
+    ("redteam", "pg_left_join_lateral_tags", "postgres"): (
+        RUN_ERROR,
+        "same as postgres:jsonb_array_elements",
+    ),
+    ("redteam", "pg_generate_series_catalog_namespace", "postgres"): (
+        RUN_ERROR,
+        "same as adversarial:pg_catalog_builtin_namespace (DuckDB's pg_catalog has no "
+        "generate_series)",
+    ),
 }
 
 
