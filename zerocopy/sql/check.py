@@ -22,7 +22,7 @@ import gc
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, NamedTuple
 
 from sqlglot import Token, TokenType, exp
@@ -1224,7 +1224,7 @@ class _Check:
             )
             return
         self.result.sql = sql
-        id_sql = target.generate(exp.to_identifier(str(self.id_column).strip()))
+        id_sql = _id_sql(self.write_rules.sqlglot_dialect, str(self.id_column).strip())
         alias = "zc_segment"
         string_type = rules.string_type
         self.result.ids_sql = (
@@ -1263,6 +1263,12 @@ def _dialect(name: str) -> Dialect:
     """One sqlglot dialect instance per name (``Dialect.get_or_raise`` builds a new one on
     every call; instances hold only settings, so sharing them is safe)."""
     return Dialect.get_or_raise(name)
+
+
+@lru_cache(maxsize=256)
+def _id_sql(dialect: str, name: str) -> str:
+    """The id column as an identifier of the target dialect (quoted when it must be)."""
+    return _dialect(dialect).generate(exp.to_identifier(name))
 
 
 class _Copied(NamedTuple):

@@ -12,10 +12,18 @@ sqlglot's compiled generators cannot be subclassed from Python (instances refuse
 handler is swapped in the class's ``TRANSFORMS`` (and its dispatch cache) for every user of
 that generator in the process; the output is unchanged by construction. A sqlglot whose
 SELECT handler cannot be read this way is left untouched.
+
+Where a generator has several guarded rewrites (Snowflake four, BigQuery and Redshift two),
+one search per SELECT decides for all of them: a gate placed first in the list looks once for
+any of their node types, and when there is none each guard skips without its own search. That
+holds while the rewrites before a guard cannot create those nodes: each unguarded rewrite of
+such a list must be in `_INERT` (verified against its source), else every guard searches for
+itself as before.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -42,6 +50,25 @@ _GUARDS: dict[str, tuple[type[exp.Expr], ...]] = {
 }
 
 
+# Unguarded SELECT rewrites that create no node of any type in `_GUARDS` (each verified against
+# its source: they move, copy or wrap what the SELECT already holds, or add windows, joins of
+# existing tables, EXISTS, aliases, columns).
+_INERT: frozenset[str] = frozenset(
+    {
+        "sqlglot.transforms:eliminate_window_clause",
+        "sqlglot.transforms:eliminate_distinct_on",
+        "sqlglot.transforms:eliminate_semi_and_anti_joins",
+        "sqlglot.transforms:eliminate_qualify",
+        "sqlglot.generators.bigquery:_unnest_explode_generate_series",
+        "sqlglot.generators.bigquery:_alias_ordered_group",
+    }
+)
+
+# The SELECT the gate last found free of every guarded node type (per thread: generators run
+# in threads). A guard trusts it only for that very object; anything else searches itself.
+_gate = threading.local()
+
+
 def _name(function: Any) -> str:
     return f"{getattr(function, '__module__', '')}:{getattr(function, '__qualname__', '')}"
 
@@ -50,13 +77,40 @@ def _guarded(transform: Transform, types: tuple[type[exp.Expr], ...]) -> Transfo
     """``transform``, skipped for a SELECT that contains none of ``types``."""
 
     def run(expression: exp.Expr) -> exp.Expr:
-        if isinstance(expression, exp.Select) and expression.find(*types) is None:
+        if isinstance(expression, exp.Select) and (
+            getattr(_gate, "select", None) is expression or expression.find(*types) is None
+        ):
             return expression
         return transform(expression)
 
     run.__qualname__ = f"guarded({_name(transform)})"
     run.__wrapped__ = transform  # type: ignore[attr-defined]
     return run
+
+
+def _gate_for(types: tuple[type[exp.Expr], ...]) -> Transform:
+    """First rewrite of a gated list: one search for all the guarded node types; it changes
+    nothing, only records the SELECT when none of them is in it."""
+
+    def gate(expression: exp.Expr) -> exp.Expr:
+        found = isinstance(expression, exp.Select) and expression.find(*types) is None
+        _gate.select = expression if found else None
+        return expression
+
+    gate._zerocopy_gate = True  # type: ignore[attr-defined]
+    return gate
+
+
+def _gated(rewrites: list[Transform], names: list[str]) -> list[Transform]:
+    """``rewrites`` (guards already applied) with a gate first, when sound and worth it: two
+    guards or more, and every unguarded rewrite before the last guard is `_INERT`."""
+    guarded = [i for i, name in enumerate(names) if name in _GUARDS]
+    if len(guarded) < 2:
+        return rewrites
+    if any(name not in _GUARDS and name not in _INERT for name in names[: guarded[-1]]):
+        return rewrites
+    types = tuple(dict.fromkeys(t for i in guarded for t in _GUARDS[names[i]]))
+    return [_gate_for(types), *rewrites]
 
 
 def _select_rewrites(
@@ -90,6 +144,7 @@ def guard_select_rewrites(base: type[Generator]) -> bool:
     ]
     if all(new is old for new, old in zip(guarded, rewrites, strict=True)):
         return False
+    guarded = _gated(guarded, [_name(rewrite) for rewrite in rewrites])
     select_handler = transforms.preprocess(guarded, final)
     select_handler._zerocopy_guarded = True  # type: ignore[attr-defined]
     # TRANSFORMS is this class's own dict (sqlglot builds one per generator class)
