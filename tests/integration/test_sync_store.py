@@ -24,6 +24,7 @@ from zerocopy.state.sync_models import (
     Sync,
     SyncRowLog,
     SyncRun,
+    braze_id_of,
 )
 from zerocopy.sync.types import DataType, ValidRow
 from zerocopy.sync.validate import validate_batch
@@ -106,16 +107,20 @@ async def test_merge_null_removes_and_watermark_commits_with_the_batch(db: Datab
     )
 
 
+P_OLD = "0000000a-0000-5000-8000-000000000001"
+P_NEW = "0000000b-0000-5000-8000-000000000002"
+
+
 async def test_braze_id_never_creates_and_email_matches_the_most_recent(db: Database) -> None:
     ws, sync_id = await workspace_and_sync(db)
     A = DataType.USER_ATTRIBUTES
     async with db.transaction() as s:
-        for pid, when in (("p-old", T - timedelta(days=2)), ("p-new", T - timedelta(days=1))):
+        for pid, when in ((P_OLD, T - timedelta(days=2)), (P_NEW, T - timedelta(days=1))):
             s.add(
                 StoreProfile(
                     id=pid,
                     workspace_id=ws,
-                    braze_id=f"bz-{pid}",
+                    braze_id=braze_id_of(pid),  # always derived from the id
                     email="x@example.com",
                     attributes={},
                     updated_at=when,
@@ -130,23 +135,23 @@ async def test_braze_id_never_creates_and_email_matches_the_most_recent(db: Data
             A,
             {"BRAZE_ID": "nobody", "PAYLOAD": '{"a": 1}'},
             {"EMAIL": "X@example.com", "PAYLOAD": '{"via": "email"}'},
-            {"BRAZE_ID": "bz-p-old", "PAYLOAD": '{"via": "braze"}'},
+            {"BRAZE_ID": braze_id_of(P_OLD), "PAYLOAD": '{"via": "braze"}'},
             {"PHONE": "+15550001111", "PAYLOAD": '{"via": "phone"}'},
         ),
     )
     assert [(r.index, r.code) for r in result.rejections] == [(0, "unknown_braze_id")]
     assert result.delivered == 3
     by_id = {p.id: p for p in await profiles(db, ws)}
-    assert by_id["p-old"].attributes == {"via": "braze"}
-    assert by_id["p-new"].attributes == {"via": "email"}  # the most recently updated one
+    assert by_id[P_OLD].attributes == {"via": "braze"}
+    assert by_id[P_NEW].attributes == {"via": "email"}  # the most recently updated one
     created = [p for p in by_id.values() if p.phone == "+15550001111"]
     assert len(created) == 1 and created[0].attributes == {"via": "phone"}
     assert len(by_id) == 3  # the unknown braze id created nothing
-    # p-old is now the most recently updated: the next e-mail row goes to it.
+    # P_OLD is now the most recently updated: the next e-mail row goes to it.
     later = rows(A, {"EMAIL": "x@example.com", "PAYLOAD": '{"n": 2}'}, minutes=9)
     await deliver(db, ws, sync_id, A, later)
     by_id = {p.id: p for p in await profiles(db, ws)}
-    assert by_id["p-old"].attributes == {"via": "braze", "n": 2}
+    assert by_id[P_OLD].attributes == {"via": "braze", "n": 2}
 
 
 async def test_aliases_events_and_deletes(db: Database) -> None:

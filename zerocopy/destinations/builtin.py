@@ -46,6 +46,8 @@ from zerocopy.state.sync_models import (
     StoreProfile,
     StorePurchase,
     Sync,
+    braze_id_of,
+    profile_id_of_braze,
 )
 from zerocopy.sync import types as t
 from zerocopy.sync.types import AttributeRows, DataType, Identifier, ValidRow
@@ -340,7 +342,7 @@ class _Profiles:
         row: dict[str, Any] = {
             "id": pid,
             "external_id": ident.value if ident.kind == "external_id" else None,
-            "braze_id": pid.replace("-", ""),
+            "braze_id": braze_id_of(pid),
             "email": ident.value if ident.kind == "email" else None,
             "phone": ident.value if ident.kind == "phone" else None,
             "attributes": {},
@@ -599,6 +601,9 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
             wanted[ident.kind].add(ident.value)
     cols = [getattr(StoreProfile, c) for c in _PROFILE_COLS]
     found: dict[str, dict[str, Any]] = {}
+    # A braze id is its profile's id without dashes (no index of its own): by primary key.
+    braze = wanted.pop("braze_id")
+    wanted["id"] = {pid for b in braze if (pid := profile_id_of_braze(b)) is not None}
     for kind, values in wanted.items():
         if values:
             for hit in await _select_profiles(s, ws, kind, sorted(values)):

@@ -16,6 +16,7 @@ from zerocopy.state.sync_models import (
     StoreEvent,
     StoreProfile,
     StorePurchase,
+    profile_id_of_braze,
 )
 
 MAX_LIMIT = 1000
@@ -65,6 +66,8 @@ async def find_profile(
         )
     else:
         ((key, value),) = given.items()
+        if key == "braze_id":  # derived from the profile id, not indexed: by primary key
+            stmt = stmt.where(StoreProfile.id == (profile_id_of_braze(value) or ""))
         stmt = stmt.where(getattr(StoreProfile, key) == value)
     stmt = stmt.order_by(StoreProfile.updated_at.desc(), StoreProfile.id).limit(1)
     profile = await session.scalar(stmt)

@@ -12,7 +12,16 @@ from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.scheduling.schedule import load_zone
 from zerocopy.secrets import api_keys
-from zerocopy.state.models import ApiKey, Workspace
+from zerocopy.state.models import ApiKey, Credential, Segment, Source, Workspace
+from zerocopy.state.sync_models import (
+    StoreAccount,
+    StoreAlias,
+    StoreCatalogItem,
+    StoreEvent,
+    StoreProfile,
+    StorePurchase,
+    Sync,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +121,31 @@ async def get_workspace(session: AsyncSession, workspace_id: str) -> Workspace:
     if ws is None:
         raise ZerocopyError(errors.NOT_FOUND, f"workspace {workspace_id} not found")
     return ws
+
+
+_STORE_TABLES = (
+    StoreEvent,
+    StorePurchase,
+    StoreAlias,
+    StoreProfile,
+    StoreCatalogItem,
+    StoreAccount,
+)
+"""The profile store's tables, children first. They have no foreign key to ``workspace`` (a
+per-row check would slow bulk syncs down), so a workspace's rows are deleted explicitly."""
+
+
+async def delete_workspace(session: AsyncSession, workspace_id: str) -> None:
+    """Delete a workspace and everything it owns, in one transaction.
+
+    Its profile store rows go first (explicitly: no foreign key cascades to them), then its
+    syncs, segments, sources and credentials (whose ``RESTRICT`` links would otherwise depend
+    on the order a cascade visits them); what remains cascades from the workspace row.
+    """
+    ws = await session.get(Workspace, workspace_id)
+    if ws is None:
+        raise ZerocopyError(errors.NOT_FOUND, f"workspace {workspace_id} not found")
+    for model in (*_STORE_TABLES, Sync, Segment, Source, Credential):
+        await session.execute(sa.delete(model).where(model.workspace_id == workspace_id))
+    await session.execute(sa.delete(Workspace).where(Workspace.id == workspace_id))
+    await session.commit()

@@ -158,7 +158,6 @@ class StoreProfile(Base):
     __tablename__ = "store_profile"
     __table_args__ = (
         sa.UniqueConstraint("workspace_id", "external_id"),
-        sa.UniqueConstraint("workspace_id", "braze_id"),
         sa.Index(
             "ix_store_profile_email",
             "workspace_id",
@@ -178,14 +177,31 @@ class StoreProfile(Base):
     )
 
     id: Mapped[str] = mapped_column(sa.String(36), primary_key=True)
-    workspace_id: Mapped[str] = mapped_column(sa.ForeignKey("workspace.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(sa.String(36))
+    """No foreign key: bulk syncs would pay a per-row check; deleting a workspace deletes its
+    store rows explicitly (:func:`zerocopy.services.workspaces.delete_workspace`)."""
     external_id: Mapped[str | None] = mapped_column(sa.String(400))
     braze_id: Mapped[str] = mapped_column(sa.String(64))
+    """Always the profile id's 32 hex digits (:func:`braze_id_of`); not indexed: a lookup by
+    braze id goes through the primary key (:func:`profile_id_of_braze`)."""
     email: Mapped[str | None] = mapped_column(sa.String(400))
     phone: Mapped[str | None] = mapped_column(sa.String(64))
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_at: Mapped[datetime]
     """The ``UPDATED_AT`` of the last row applied (email/phone pick the most recent profile)."""
+
+
+def braze_id_of(profile_id: str) -> str:
+    """The braze id of a profile: its id without dashes."""
+    return profile_id.replace("-", "")
+
+
+def profile_id_of_braze(braze_id: str) -> str | None:
+    """The id of the profile ``braze_id`` can belong to, or None when no profile can have it."""
+    b = braze_id.lower()
+    if len(b) != 32 or b != braze_id or any(c not in "0123456789abcdef" for c in b):
+        return None
+    return f"{b[:8]}-{b[8:12]}-{b[12:16]}-{b[16:20]}-{b[20:]}"
 
 
 class StoreAlias(Base):
