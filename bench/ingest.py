@@ -7,12 +7,16 @@ Cases (each variant runs in its own child process, so its peak RSS is its own):
   (a) **bare**: psycopg 3 server-side cursor → Arrow → ``COPY`` into PostgreSQL, no validation;
   (b) **dlt**: ``sql_table(..., incremental=updated_at, backend="pyarrow")`` loaded into DuckDB,
   dlt installed into its own venv ``.cache/bench-dlt/`` by this script (never the product venv).
+  Also printed, not a target: **bare into the store's shape**, the same read and ``COPY``
+  into a table with ``store_profile``'s own keys and indexes (ours / it = our engine's
+  overhead; it / bare = what an indexed store costs). JSON key ``vs_bare_store_shape``.
 * ``duckdb``: DuckDB source table → built-in store on SQLite, next to a bare DuckDB → Arrow →
   SQLite ``executemany`` copy.
 
 Usage: ``.venv/bin/python bench/ingest.py [--rows 1000000] [--cases pg,duckdb] [--no-dlt]``.
 The last line is one JSON object for the PostgreSQL case:
-``{"rows", "rows_per_s", "vs_bare", "vs_dlt", "peak_mb"}`` (ratios = our throughput / theirs).
+``{"rows", "rows_per_s", "vs_bare", "vs_dlt", "peak_mb", "vs_bare_store_shape"}`` (ratios =
+our throughput / theirs).
 Our runs use ``row_log="errors"`` (only refused rows are logged, as a production sync would).
 """
 
@@ -194,6 +198,62 @@ def child_bare_pg(src_url: str, target_url: str) -> dict[str, Any]:
     return {"rows": total, "seconds": time.perf_counter() - started}
 
 
+def child_bare_store_pg(src_url: str, target_url: str) -> dict[str, Any]:
+    """The bare baseline's read and COPY, into a table of the store's own shape.
+
+    The target is ``store_profile`` of a migrated state database (the same primary key,
+    unique indexes and ``jsonb`` column as ours); the server fills ``id`` (a random UUID, as
+    random in the primary key as our derived ids), ``braze_id`` and ``workspace_id`` by
+    column defaults, so the client work is the bare baseline's. Ours minus this is our
+    engine's overhead; this minus bare is the cost of an indexed store.
+    """
+    import io
+
+    import anyio
+    import psycopg
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from zerocopy.state.db import Database
+
+    async def migrate() -> None:
+        db = Database(target_url.replace("postgresql://", "postgresql+psycopg://", 1))
+        await db.upgrade()
+        await db.dispose()
+
+    anyio.run(migrate)
+    with psycopg.connect(target_url, autocommit=True) as conn:
+        ws = conn.execute(
+            "INSERT INTO workspace (id, name, time_zone, created_at, updated_at) "
+            "VALUES (gen_random_uuid()::text, 'bare', 'UTC', now(), now()) RETURNING id"
+        ).fetchone()
+        assert ws is not None
+        conn.execute(
+            "ALTER TABLE store_profile ALTER id SET DEFAULT gen_random_uuid()::text, "
+            "ALTER braze_id SET DEFAULT replace(gen_random_uuid()::text, '-', ''), "
+            f"ALTER workspace_id SET DEFAULT '{ws[0]}'"
+        )
+    started = time.perf_counter()
+    total = 0
+    with psycopg.connect(src_url) as src, psycopg.connect(target_url) as dst:
+        with src.cursor(name="bare") as cur:
+            cur.execute("SELECT updated_at, external_id, payload FROM users ORDER BY updated_at")
+            names = ["updated_at", "external_id", "attributes"]
+            while rows := cur.fetchmany(BATCH):
+                cols = list(zip(*rows, strict=True))
+                table = pa.table({n: pa.array(c) for n, c in zip(names, cols, strict=True)})
+                buf = io.BytesIO()
+                pacsv.write_csv(table, buf)
+                with dst.cursor().copy(
+                    "COPY store_profile (updated_at, external_id, attributes) "
+                    "FROM STDIN (FORMAT csv, HEADER true)"
+                ) as copy:
+                    copy.write(buf.getvalue())
+                total += len(rows)
+        dst.commit()
+    return {"rows": total, "seconds": time.perf_counter() - started}
+
+
 def child_bare_duckdb(duck_path: str, state_path: str) -> dict[str, Any]:
     import sqlite3
 
@@ -274,6 +334,7 @@ def child_main(argv: list[str]) -> None:
         "ours-pg": child_ours_pg,
         "ours-duckdb": child_ours_duckdb,
         "bare-pg": child_bare_pg,
+        "bare-store-pg": child_bare_store_pg,
         "bare-duckdb": child_bare_duckdb,
     }[name]
     result = fn(*rest)
@@ -297,7 +358,12 @@ def case_pg(rows: int, with_dlt: bool) -> dict[str, Any]:
 
 
 def _case_pg(server: str, rows: int, with_dlt: bool, scratch: Any) -> dict[str, Any]:
-    with scratch(server) as src, scratch(server) as state, scratch(server) as bare_target:
+    with (
+        scratch(server) as src,
+        scratch(server) as state,
+        scratch(server) as bare_target,
+        scratch(server) as store_target,
+    ):
         t0 = time.perf_counter()
         seed_postgres(src, rows)
         print(f"pg: seeded {rows} rows in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -305,6 +371,8 @@ def _case_pg(server: str, rows: int, with_dlt: bool, scratch: Any) -> dict[str, 
         print(f"pg ours: {ours}", flush=True)
         bare = run_child([__file__, "--child", "bare-pg", src, bare_target])
         print(f"pg bare: {bare}", flush=True)
+        bare_store = run_child([__file__, "--child", "bare-store-pg", src, store_target])
+        print(f"pg bare into the store's shape: {bare_store}", flush=True)
         dlt_result = None
         if with_dlt:
             python = ensure_dlt()
@@ -322,9 +390,12 @@ def _case_pg(server: str, rows: int, with_dlt: bool, scratch: Any) -> dict[str, 
         "vs_bare": round(rate(ours) / rate(bare), 3),
         "vs_dlt": round(rate(ours) / rate(dlt_result), 3) if dlt_result else None,
         "peak_mb": ours["peak_mb"],
+        "vs_bare_store_shape": round(rate(ours) / rate(bare_store), 3),
     }
     print(
         f"pg: ours {rate(ours):,.0f} rows/s ({ours['status']}), bare {rate(bare):,.0f} rows/s"
+        f", bare into the store's shape {rate(bare_store):,.0f} rows/s"
+        f" (ours {rate(ours) / rate(bare_store):.2f}x of it)"
         + (f", dlt {rate(dlt_result):,.0f} rows/s" if dlt_result else "")
         + f"; peak RSS ours {ours['peak_mb']} MB, bare {bare['peak_mb']} MB"
         + (f", dlt {dlt_result['peak_mb']} MB" if dlt_result else ""),
