@@ -235,6 +235,17 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "same as adversarial:pg_catalog_builtin_namespace (DuckDB's pg_catalog has no "
         "generate_series)",
     ),
+    ("redteam", "postgres_json_table_tags", "postgres"): (
+        RUN_ERROR,
+        "JSON_TABLE (PostgreSQL 17) is passed through; DuckDB does not parse it",
+    ),
+    **{
+        ("redteam", case, "databricks"): (
+            RUN_ERROR,
+            "variant_explode(_outer) is Databricks' VARIANT table function; DuckDB has none",
+        )
+        for case in ("databricks_variant_explode_tags", "databricks_variant_explode_outer_keys")
+    },
 }
 
 

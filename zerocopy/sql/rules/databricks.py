@@ -20,12 +20,12 @@ RULES = DialectRules(
         read_state_metadata cloud_files_state http_request secret try_secret list_secrets
         java_method reflect try_reflect input_file_name input_file_block_start
         input_file_block_length table_changes
-        vector_search sql_keywords"""
+        vector_search sql_keywords is_member is_account_group_member"""
     ),
     forbidden_prefixes=("read_", "ai_", "http_", "cloud_files"),
     table_functions=names(
         """explode explode_outer posexplode posexplode_outer inline inline_outer stack
-        range json_tuple unnest"""
+        range json_tuple unnest variant_explode variant_explode_outer"""
     ),
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("system"),
     file_formats=names("csv json parquet delta orc avro text binaryfile jdbc libsvm image xml"),

@@ -39,6 +39,7 @@ RULES = DialectRules(
         "ducklake_",
         "arrow_",
         "test_",
+        "http_",  # http_client extension: http_get/http_post
     ),
     table_functions=COMMON_TABLE_FUNCTIONS
     | names(

@@ -27,6 +27,15 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
     to_regclass to_regproc to_regprocedure to_regoper to_regoperator to_regtype
     to_regtypemod to_regnamespace to_regrole to_regcollation
     obj_description col_description shobj_description current_schemas""",
+    # read other schemas or relations named in a string: whole schemas/databases as XML (data
+    # included), raw pages, tuple/lock statistics, xml2's query on a named relation
+    """schema_to_xmlschema schema_to_xml_and_xmlschema database_to_xmlschema
+    database_to_xml_and_xmlschema table_to_xmlschema xpath_table get_raw_page
+    pgstattuple pgstattuple_approx pgstatindex pgstatginindex pgstathashindex pgrowlocks
+    bt_index_check bt_index_parent_check verify_heapam row_security_active""",
+    # index maintenance with side effects
+    """brin_summarize_new_values brin_summarize_range brin_desummarize_range
+    gin_clean_pending_list""",
 )
 
 POSTGRES_ALLOWED = names("pg_typeof")
@@ -38,7 +47,8 @@ POSTGRES_TABLE_FUNCTIONS = COMMON_TABLE_FUNCTIONS | names(
     regexp_split_to_table string_to_table jsonb_to_recordset json_to_recordset
     jsonb_path_query unnest generate_subscripts regexp_matches
     json_populate_recordset jsonb_populate_recordset json_to_record jsonb_to_record
-    json_populate_record jsonb_populate_record"""
+    json_populate_record jsonb_populate_record
+    json_table jsontable"""  # JSON_TABLE (PostgreSQL 17); sqlglot's node is JSONTable
 )
 
 RULES = DialectRules(

@@ -11,7 +11,8 @@ RULES = DialectRules(
     sqlglot_dialect="redshift",
     # A bare VARCHAR is VARCHAR(256) in Redshift: ids longer than that would fail the CTAS.
     string_type="VARCHAR(65535)",
-    forbidden_functions=POSTGRES_FORBIDDEN | names("has_table_privilege slice_num"),
+    forbidden_functions=POSTGRES_FORBIDDEN
+    | names("has_table_privilege has_assumerole_privilege slice_num"),
     forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "stl_", "stv_", "svv_", "svl_", "sys_"),
     allowed_functions=POSTGRES_ALLOWED,
     function_namespaces=names("pg_catalog"),

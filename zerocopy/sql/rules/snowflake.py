@@ -24,9 +24,13 @@ RULES = DialectRules(
         login_history login_history_by_user copy_history task_history warehouse_load_history
         warehouse_metering_history automatic_clustering_history stage_storage_usage_history
         policy_references tag_references tag_references_all_columns rest_event_history
-        system_call"""
+        system_call extract_semantic_categories to_file try_to_file
+        is_role_in_session is_database_role_in_session is_application_role_in_session
+        is_granted_to_invoker_role current_available_roles"""
     ),
-    forbidden_prefixes=("system$",),
+    # AI_COMPLETE/AI_FILTER/AI_CLASSIFY… send rows to a model (SNOWFLAKE.CORTEX.* already is
+    # refused as another schema's function); FL_* read the metadata of staged files
+    forbidden_prefixes=("system$", "ai_", "fl_"),
     # The table functions a segment may need: flattening semi-structured data, splitting
     # strings and generating rows. Everything else in TABLE(...) is refused.
     table_functions=names("flatten split_to_table strtok_split_to_table generator unnest explode"),
