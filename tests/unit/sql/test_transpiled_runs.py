@@ -246,6 +246,39 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         )
         for case in ("databricks_variant_explode_tags", "databricks_variant_explode_outer_keys")
     },
+    ("redteam", "bq_lax_int64", "bigquery"): (RUN_ERROR, "DuckDB has no LAX_INT64"),
+    ("redteam", "rs_can_json_parse_add_months", "redshift"): (
+        RUN_ERROR,
+        "DuckDB has no CAN_JSON_PARSE; sqlglot passes it through",
+    ),
+    ("redteam", "rs_date_minus_int_trunc", "redshift"): (
+        RUN_ERROR,
+        "Redshift TRUNC(timestamp) (to a date) is kept as TRUNC, which DuckDB only has for numbers",
+    ),
+    ("redteam", "dbx_variant_get", "databricks"): (
+        RUN_ERROR,
+        "variant_get/try_variant_get (Databricks VARIANT) are passed through; DuckDB has neither",
+    ),
+    ("redteam", "dbx_unix_timestamp", "databricks"): (
+        RUN_ERROR,
+        "unix_timestamp(ts) becomes strptime(ts, fmt), which DuckDB cannot bind on a timestamp",
+    ),
+    ("redteam", "pg_jsonpath_exists_operator", "postgres"): (
+        REFUSED,
+        "jsonb @? jsonpath is passed through; DuckDB's parser rejects @?",
+    ),
+    ("redteam", "pg_jsonb_extract_path_text", "postgres"): (
+        RUN_ERROR,
+        "DuckDB has no jsonb_extract_path_text",
+    ),
+    ("redteam", "pg_jsonb_path_operator", "postgres"): (
+        RUN_ERROR,
+        "jsonb #> '{a,b}' becomes JSONB_EXTRACT, which DuckDB does not have",
+    ),
+    ("redteam", "pg_to_char_justify_days", "postgres"): (
+        RUN_ERROR,
+        "DuckDB has no justify_days",
+    ),
 }
 
 
