@@ -366,6 +366,9 @@ class _Check:
         self.source_refused = False  # a FROM item reads a file/stage/function: no columns
         self.scope_ids: list[exp.Identifier] = []  # the scope, normalized
         self.originals: dict[int, exp.Table] = {}  # work-tree table id -> original table
+        # per scope (by id; the scopes live as long as the check): resolvers, known sources
+        self._resolvers: dict[int, Resolver] = {}
+        self._known: dict[tuple[int, str], bool] = {}
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -1016,7 +1019,7 @@ class _Check:
         """Every column of a SELECT must come from one of its sources (or an outer scope)."""
         if not isinstance(scope.expression, exp.Select):
             return
-        resolver = Resolver(scope, self.schema)
+        resolver = self.resolver(scope)
         known_sources = self.source_names_known(scope)
         for column in scope.columns:
             name = column.name
@@ -1037,7 +1040,7 @@ class _Check:
                         self.node_position(column),
                     )
                     continue
-                resolver_for = Resolver(owner, self.schema) if owner is not scope else resolver
+                resolver_for = self.resolver(owner) if owner is not scope else resolver
                 if not self.source_known(owner, table):
                     continue
                 columns = resolver_for.get_source_columns(table)
@@ -1089,12 +1092,29 @@ class _Check:
         )
         return True
 
+    def resolver(self, scope: Scope) -> Resolver:
+        """One sqlglot resolver per scope for the whole validation (it caches source columns;
+        the work tree no longer changes once columns are validated)."""
+        found = self._resolvers.get(id(scope))
+        if found is None:
+            found = self._resolvers[id(scope)] = Resolver(scope, self.schema)
+        return found
+
     def source_names_known(self, scope: Scope) -> bool:
         """True when every source's columns are known (so an unresolved column is an error)."""
         return all(self.source_known(scope, name) for name in scope.sources)
 
     def source_known(self, scope: Scope, name: str) -> bool:
-        """Whether a source's column list is exact: a catalog table or a star-free subquery."""
+        """Whether a source's column list is exact: a catalog table or a star-free subquery
+        (memoized per scope and name: asked for every column)."""
+        key = (id(scope), name)
+        known = self._known.get(key)
+        if known is None:
+            known = self._known[key] = self._source_known(scope, name)
+        return known
+
+    def _source_known(self, scope: Scope, name: str) -> bool:
+        """`source_known`, computed."""
         source = scope.sources.get(name)
         if isinstance(source, exp.Table):
             return id(source) in self.known_tables
@@ -1295,7 +1315,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     costs more than parsing again; metadata holds positions and flags (immutable values), so
     a shallow copy of it is exact and several times cheaper.
     """
-    expr, identifier_cls, table_cls = exp.Expr, exp.Identifier, exp.Table
+    expr = exp.Expr
     kinds, kind_of = _KINDS, _kind
     top = root.__class__()
     identifiers: list[exp.Identifier] = []
@@ -1305,18 +1325,21 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     verbatim = False
     queue: list[tuple[exp.Expr, exp.Expr]] = [(root, top)]
     push = queue.append
-    position = 0
-    while position < len(queue):
-        node, copy = queue[position]
-        position += 1
+    for node, copy in queue:  # breadth first: the list grows while it is walked
         cls = node.__class__
         kind = kinds.get(cls)
         if kind is None:
             kind = kind_of(cls)
-        if kind == _KIND_READING:
-            reading.append(node)
-        elif kind == _KIND_REFUSED:
-            refused.append(node)
+        if kind:
+            if kind == _KIND_IDENTIFIER:
+                identifiers.append(copy)  # type: ignore[arg-type]
+            elif kind == _KIND_READING:
+                reading.append(node)
+            elif kind == _KIND_TABLE:
+                reading.append(node)
+                tables.append((node, copy))  # type: ignore[arg-type]
+            else:
+                refused.append(node)
         if node.comments is not None:
             copy.comments = list(node.comments)
         if node._type is not None:
@@ -1325,10 +1348,6 @@ def _copy_tree(root: exp.Expr) -> _Copied:
         if meta is not None:
             copy._meta = dict(meta)
             verbatim = verbatim or bool(meta.get("case_sensitive"))
-        if cls is identifier_cls:
-            identifiers.append(copy)  # type: ignore[arg-type]
-        elif cls is table_cls:
-            tables.append((node, copy))  # type: ignore[arg-type]
         args = copy.args
         for key, value in node.args.items():
             if isinstance(value, expr):
@@ -1375,16 +1394,22 @@ def _start_offset(node: exp.Expr) -> int | None:
     return min(starts) if starts else None
 
 
-_KIND_OTHER, _KIND_REFUSED, _KIND_READING = 0, 1, 2
+# What the copy walk does with a node: nothing, refuse it, read it (tables, functions…),
+# normalize it (exactly `exp.Identifier`), or read it and pair it with its copy (exactly
+# `exp.Table`).
+_KIND_OTHER, _KIND_REFUSED, _KIND_READING, _KIND_IDENTIFIER, _KIND_TABLE = 0, 1, 2, 3, 4
 _KINDS: dict[type, int] = {}
 
 
 def _kind(cls: type) -> int:
-    """What the safety checks care about for a node class (cached: the walk is hot)."""
+    """What the safety checks and the copy walk care about for a node class (cached: the walk
+    is hot)."""
     kind = _KINDS.get(cls)
     if kind is None:
         if issubclass(cls, _NOT_READ_ONLY_TYPES):
             kind = _KIND_REFUSED
+        elif cls is exp.Table:
+            kind = _KIND_TABLE
         elif issubclass(
             cls,
             exp.Table
@@ -1396,6 +1421,8 @@ def _kind(cls: type) -> int:
             | exp.QueryTransform,
         ):
             kind = _KIND_READING
+        elif cls is exp.Identifier:
+            kind = _KIND_IDENTIFIER
         else:
             kind = _KIND_OTHER
         _KINDS[cls] = kind
