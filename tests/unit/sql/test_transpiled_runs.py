@@ -275,6 +275,10 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "jsonb #> '{a,b}' becomes JSONB_EXTRACT, which DuckDB does not have",
     ),
+    ("redteam", "pg_jsonb_path_text", "postgres"): (
+        RUN_ERROR,
+        "jsonb #>> '{a,b}' becomes JSONB_EXTRACT_SCALAR, which DuckDB does not have",
+    ),
     ("redteam", "pg_to_char_justify_days", "postgres"): (
         RUN_ERROR,
         "DuckDB has no justify_days",
