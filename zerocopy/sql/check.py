@@ -577,7 +577,7 @@ class _Check:
         """Tokenize, count statements, parse; returns the non-empty statements."""
         text = self.text
         try:
-            self.tokens = self.read_dialect.tokenize(text)
+            self.tokens = _tokenize(self.read_dialect, text)
         except TokenError as exc:
             self.token_error(exc)
             return []
@@ -1283,6 +1283,28 @@ def _dialect(name: str) -> Dialect:
     """One sqlglot dialect instance per name (``Dialect.get_or_raise`` builds a new one on
     every call; instances hold only settings, so sharing them is safe)."""
     return Dialect.get_or_raise(name)
+
+
+_TOKENIZERS = threading.local()
+
+
+def _tokenize(dialect: Dialect, text: str) -> list[Token]:
+    """``dialect.tokenize(text)`` with one tokenizer per dialect and thread: building one sets
+    up its scanner from three dozen settings each time, and tokenizing resets all its state
+    (it returns a new list of tokens on every call; it is reset after each call too)."""
+    tokenizers: dict[int, Any] | None = getattr(_TOKENIZERS, "by_dialect", None)
+    if tokenizers is None:
+        tokenizers = _TOKENIZERS.by_dialect = {}
+    tokenizer = tokenizers.get(id(dialect))
+    if tokenizer is None:  # dialect instances are the cached, never freed ones of `_dialect`
+        tokenizer = tokenizers[id(dialect)] = dialect.tokenizer()
+    try:
+        tokens: list[Token] = tokenizer.tokenize(text)
+    finally:
+        core = getattr(tokenizer, "_core", None)
+        if core is not None:  # keep neither the text nor its tokens alive until the next call
+            core.reset()
+    return tokens
 
 
 @lru_cache(maxsize=256)

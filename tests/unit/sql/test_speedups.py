@@ -171,3 +171,24 @@ def test_check_leaves_the_garbage_collector_as_it_found_it() -> None:
         assert not gc.isenabled()  # a caller that paused the GC keeps it paused
     finally:
         gc.enable()
+
+
+def test_reused_tokenizer_gives_the_tokens_of_a_fresh_one() -> None:
+    """The check keeps one tokenizer per dialect and thread: same tokens, also after a failure."""
+    from sqlglot.errors import TokenError
+
+    from zerocopy.sql.check import _dialect, _tokenize
+
+    def shape(tokens: list) -> list[tuple]:
+        return [(t.token_type, t.text, t.start, t.end, t.line, t.col, t.comments) for t in tokens]
+
+    for name in TARGETS:
+        dialect = _dialect(name)
+        for sql in ("SELECT a /* c */ FROM t; SELECT 'x'", "SELECT 'unterminated", "SELECT 1"):
+            try:
+                fresh = shape(dialect.tokenize(sql))
+            except TokenError:
+                with pytest.raises(TokenError):
+                    _tokenize(dialect, sql)
+                continue
+            assert shape(_tokenize(dialect, sql)) == fresh, (name, sql)
