@@ -1,9 +1,13 @@
 # ruff: noqa: ASYNC220, ASYNC230, SIM115
-"""Worker guarantees for syncs: 2 real ``zerocopy worker`` processes on PostgreSQL state.
+"""Worker guarantees for syncs: 3 real ``zerocopy worker`` processes on PostgreSQL state.
 
-The warehouse is a PostgreSQL database whose ``events_in`` is a view over ``events_base`` that
-sleeps ``delay.secs`` before its first row (an InitPlan ``pg_sleep``): 0 makes syncs instant,
-a few seconds keeps a sync inside its warehouse read, where a kill or a cancel lands.
+The warehouse is a PostgreSQL database whose ``events_in`` is a view over ``events_base``
+that can be made slow in two places: ``delay.all_s`` sleeps before its first row (an InitPlan
+``pg_sleep``: a sync is stuck in its first read, nothing delivered yet), ``delay.null_s``
+sleeps on rows whose ``UPDATED_AT`` is NULL (one such row exists), which a sync with a
+watermark reads in a second query after the first one's rows went to the delivery pipeline
+(5,000-row batches, each committed with its watermark): a kill there lands after some
+batches were committed and with the rest pending.
 
 Two workspaces read the same view: "victim" (the one that suffers) and "control" (clean runs
 of the same data, the reference). In phases, the workers started once:
@@ -18,9 +22,12 @@ of the same data, the reference). In phases, the workers started once:
    cancelled through the API: it ends ``cancelled`` within 2 s and its warehouse query is gone
    from ``pg_stat_activity``;
 4. the killed run ends ``error``/``worker_lost`` within a bounded time, the victim's
-   watermark and store are exactly as the clean run left them; the view is fast again, the
-   next victim run delivers the new rows once: its store, profiles and watermark equal the
-   control workspace's after the same two runs without a kill.
+   watermark and store are exactly as the clean run left them;
+5. the victim runs again, slow only on its NULL-``UPDATED_AT`` read: once a batch
+   (5,000 rows) is committed, the worker running it is SIGKILLed too; that run ends
+   ``worker_lost`` with the watermark of its last committed batch;
+6. the view is fast again, the next victim run delivers the remaining rows once: its store,
+   profiles and watermark equal the control workspace's after one clean run of the same rows.
 """
 
 from __future__ import annotations
@@ -52,9 +59,11 @@ from zerocopy.state.sync_models import StoreEvent, StoreProfile, Sync, SyncRun
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.xdist_group("sync_workers")]
 
-WORKERS = 2
+WORKERS = 3
 ROWS = 300
-ADDED = 60
+ADDED = 6_500
+"""New rows after the first run: one full 5,000-row delivery batch and a pending rest."""
+BATCH = 5_000
 SLOW_S = 30
 """The view's sleep while slow: far longer than any phase (ended by kill, cancel or us)."""
 ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
@@ -72,12 +81,21 @@ def warehouse_pg(postgres_server: str) -> Iterator[str]:
                 "'properties', json_build_object('i', i))::text AS payload "
                 f"FROM generate_series(0, {ROWS - 1}) AS i"
             )
-            con.execute("CREATE TABLE delay (secs float8 NOT NULL)")
-            con.execute("INSERT INTO delay VALUES (0)")
             con.execute(
-                "CREATE VIEW events_in AS SELECT e.updated_at, e.external_id, e.payload "
-                "FROM events_base AS e "
-                "WHERE (SELECT count(*) FROM delay AS d WHERE pg_sleep(d.secs) IS NULL) >= 0"
+                "INSERT INTO events_base VALUES (NULL, 'u1', "
+                '\'{"name": "no time", "time": "2026-03-01T00:00:00Z"}\')'
+            )
+            con.execute("CREATE TABLE delay (all_s float8 NOT NULL, null_s float8 NOT NULL)")
+            con.execute("INSERT INTO delay VALUES (0, 0)")
+            con.execute(
+                "CREATE FUNCTION slow_text(p text) RETURNS text LANGUAGE sql VOLATILE AS "
+                "$$ SELECT pg_sleep((SELECT null_s FROM delay)); SELECT p $$"
+            )
+            con.execute(
+                "CREATE VIEW events_in AS SELECT e.updated_at, e.external_id, "
+                "CASE WHEN e.updated_at IS NULL THEN slow_text(e.payload) ELSE e.payload END "
+                "AS payload FROM events_base AS e "
+                "WHERE (SELECT count(*) FROM delay AS d WHERE pg_sleep(d.all_s) IS NULL) >= 0"
             )
         yield url
 
@@ -253,6 +271,8 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
     victim_auth = {"Authorization": f"Bearer {victim_key}"}
     control_auth = {"Authorization": f"Bearer {control_key}"}
 
+    began = time.monotonic()
+    phases: list[str] = []
     logs = [open(tmp_path / f"worker{i}.log", "wb") for i in range(WORKERS)]
     procs = [
         subprocess.Popen([ZEROCOPY, "worker"], env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -286,11 +306,15 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
                 return str(resp.json()["id"])
 
             # 1. Clean first runs, executed by the workers.
+
+            phases.append(f"1@{time.monotonic() - began:.1f}")
             first = [await run_now(victim, victim_auth), await run_now(control, control_auth)]
             for run_id in first:
                 await _wait(finished(run_id), 60, "a clean first run")
                 done = await run_of(run_id)
-                assert (done.status, done.rows_read, done.error_message) == ("success", ROWS, None)
+                assert (done.status, done.error_message) == ("partial_success", None)
+                assert (done.rows_read, done.rows_delivered) == (ROWS + 1, ROWS)
+                assert done.rows_errored == 1  # the NULL UPDATED_AT row, reported
             clean_watermark = await watermark(victim)
             assert clean_watermark is not None
             clean_store = await _store(db, victim_ws)
@@ -298,6 +322,8 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
             assert clean_store == await _store(db, control_ws)
 
             # 2. New rows (three at the watermark's own timestamp), a slow view, a kill.
+
+            phases.append(f"2@{time.monotonic() - began:.1f}")
             _pg(
                 warehouse_pg,
                 "INSERT INTO events_base SELECT "
@@ -306,7 +332,7 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
                 "'time', '2026-03-02T00:00:00Z', 'properties', json_build_object('i', i))::text "
                 f"FROM generate_series(0, {ADDED - 1}) AS i",
             )
-            _pg(warehouse_pg, "UPDATE delay SET secs = %s", (SLOW_S,))
+            _pg(warehouse_pg, "UPDATE delay SET all_s = %s", (SLOW_S,))
             doomed = await run_now(victim, victim_auth)
             reads = await _wait(lambda: _async(_reads(warehouse_pg)), 30, "the victim's read")
             assert len(reads) == 1, reads
@@ -314,22 +340,28 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
             assert again.status_code == 409, again.text
             assert again.json()["error"]["code"] == "sync_in_progress"
             assert again.json()["error"]["details"]["run_id"] == doomed
-            pid = _pid_with_local_port(reads[0][1], [p.pid for p in procs])
-            assert pid is not None, f"no worker owns the warehouse connection {reads[0]}"
-            killed = next(p for p in procs if p.pid == pid)
-            killed.send_signal(signal.SIGKILL)
-            killed_at = datetime.now(UTC)
-            killed.wait(timeout=10)
-            # PostgreSQL notices a vanished client only when it next writes: end the orphan
-            # read as an operator would, so it does not count in the cancel check below.
-            _pg(warehouse_pg, "SELECT pg_terminate_backend(%s)", (reads[0][0],))
 
             async def no_reads() -> bool:
                 return _reads(warehouse_pg) == []
 
-            await _wait(no_reads, 10, "the orphaned read to end")
+            async def kill_the_reader(reads: list[tuple[int, int]]) -> datetime:
+                pid = _pid_with_local_port(reads[0][1], [p.pid for p in procs])
+                assert pid is not None, f"no worker owns the warehouse connection {reads[0]}"
+                killed = next(p for p in procs if p.pid == pid)
+                killed.send_signal(signal.SIGKILL)
+                killed_at = datetime.now(UTC)
+                killed.wait(timeout=10)
+                # PostgreSQL notices a vanished client only when it next writes: end the
+                # orphan read as an operator would, so it does not count in later checks.
+                _pg(warehouse_pg, "SELECT pg_terminate_backend(%s)", (reads[0][0],))
+                await _wait(no_reads, 10, "the orphaned read to end")
+                return killed_at
+
+            killed_at = await kill_the_reader(reads)
 
             # 3. Cancel through the API a slow run on the live worker.
+
+            phases.append(f"3@{time.monotonic() - began:.1f}")
             to_cancel = await run_now(cancel_me, control_auth)
             cancel_reads = await _wait(
                 lambda: _async(_reads(warehouse_pg)), 30, "the read of the run to cancel"
@@ -357,6 +389,8 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
             assert await watermark(cancel_me) is None  # nothing delivered
 
             # 4. worker_lost within a bound; watermark and store untouched; the next run.
+
+            phases.append(f"4@{time.monotonic() - began:.1f}")
             await _wait(finished(doomed), 30, "the killed run to be reaped", every=0.2)
             lost = await run_of(doomed)
             assert (lost.status, lost.error_code) == ("error", "worker_lost")
@@ -367,23 +401,62 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
             assert await watermark(victim) == clean_watermark
             assert await _store(db, victim_ws) == clean_store
 
-            _pg(warehouse_pg, "UPDATE delay SET secs = 0")
+            # 5. Slow only on the NULL-UPDATED_AT read: killed after a committed batch.
+
+            phases.append(f"5@{time.monotonic() - began:.1f}")
+            _pg(warehouse_pg, "UPDATE delay SET all_s = 0, null_s = %s", (SLOW_S,))
+            partial = await run_now(victim, victim_auth)
+
+            async def a_batch_then_reading() -> Any:
+                async with db.session() as s:
+                    stored = await s.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(StoreEvent)
+                        .where(StoreEvent.workspace_id == victim_ws)
+                    )
+                if int(stored or 0) < ROWS + BATCH:
+                    return None
+                return _reads(warehouse_pg)
+
+            reads = await _wait(a_batch_then_reading, 60, "a batch and the NULL read", every=0.2)
+            assert len(reads) == 1, reads
+            killed_again_at = await kill_the_reader(reads)
+            await _wait(finished(partial), 30, "the second killed run to be reaped", every=0.2)
+            lost_again = await run_of(partial)
+            assert (lost_again.status, lost_again.error_code) == ("error", "worker_lost")
+            assert lost_again.finished_at is not None
+            lost_again_s = (lost_again.finished_at - killed_again_at).total_seconds()
+            assert lost_again_s < 12, lost_again_s
+            partial_store = await _store(db, victim_ws)
+            assert len(partial_store[0]) == ROWS + BATCH  # the pending rest was not
+            partial_watermark = await watermark(victim)
+            assert partial_watermark not in (None, clean_watermark)
+            assert lost_again.watermark_after == partial_watermark
+
+            # 6. Fast again: the victim catches up; the control runs once, cleanly.
+
+            phases.append(f"6@{time.monotonic() - began:.1f}")
+            _pg(warehouse_pg, "UPDATE delay SET null_s = 0")
             nxt = await run_now(victim, victim_auth)
             ctl = await run_now(control, control_auth)
             for run_id in (nxt, ctl):
                 await _wait(finished(run_id), 60, "the runs after the kill")
             after, reference = await run_of(nxt), await run_of(ctl)
-            assert (after.status, after.error_message) == ("success", None)
+            # The NULL-UPDATED_AT row was reported by the first runs: now only skipped.
+            assert (after.status, after.error_message, after.rows_errored) == ("success", None, 0)
             assert (reference.status, reference.error_message) == ("success", None)
-            assert after.rows_delivered == reference.rows_delivered == ADDED
+            assert after.rows_delivered == ADDED - BATCH
+            assert reference.rows_delivered == ADDED
             victim_store, control_store = await _store(db, victim_ws), await _store(db, control_ws)
             assert len(victim_store[0]) == ROWS + ADDED
             assert len({e[4] for e in victim_store[0]}) == ROWS + ADDED  # each row once
+            assert set(partial_store[0]) <= set(control_store[0])
             assert victim_store == control_store
             assert await watermark(victim) == await watermark(control)
             print(
                 f"sync cancel {cancel_s:.2f} s (query gone {query_gone_s:.2f} s); "
-                f"worker_lost {lost_after_s:.1f} s after the kill"
+                f"worker_lost {lost_after_s:.1f} s / {lost_again_s:.1f} s after the kills; "
+                f"phases started at (s) {' '.join(phases)}, end {time.monotonic() - began:.1f}"
             )
     finally:
         for p in procs:
@@ -397,7 +470,7 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
                 p.wait(timeout=10)
         for log in logs:
             log.close()
-        _pg(warehouse_pg, "UPDATE delay SET secs = 0")
+        _pg(warehouse_pg, "UPDATE delay SET all_s = 0, null_s = 0")
         _pg(
             warehouse_pg,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
