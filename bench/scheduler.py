@@ -1,7 +1,8 @@
-# ruff: noqa: ASYNC220, ASYNC230
+# ruff: noqa: ASYNC220, ASYNC230, ASYNC240
 """Queue throughput and lag: 500 due refreshes through 1 and 3 ``zerocopy worker`` processes.
 
     .venv/bin/python bench/scheduler.py [--jobs 500] [--workers 1,3] [--concurrency 4] [--server URL]
+        [--profile DIR]
 
 Uses the local PostgreSQL server (``ZEROCOPY_TEST_POSTGRES_URL`` or 127.0.0.1:5432) for both
 the state database and the warehouse (a scratch database with a 1,000-row ``users`` table),
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -170,7 +172,12 @@ def cpu_s(pids: list[int]) -> float:
     return total
 
 
-async def baseline(db: Database, box: SecretBox, segments: list[str]) -> float:
+async def baseline(
+    db: Database,
+    box: SecretBox,
+    segments: list[str],
+    stats: Callable[[], dict[str, tuple[int, int]]] | None = None,
+) -> float:
     engine = RefreshEngine(db, AdapterFactory(box))
     limiter = anyio.CapacityLimiter(3)
     started: list[float] = []
@@ -184,27 +191,60 @@ async def baseline(db: Database, box: SecretBox, segments: list[str]) -> float:
             started.append(run.started_at.timestamp())
             took.append((run.finished_at - run.started_at).total_seconds())
 
+    before = stats() if stats else {}
     t0, wall, cpu = time.time(), time.perf_counter(), cpu_s([])
     async with anyio.create_task_group() as tg:
         for segment_id in segments:
             tg.start_soon(one, segment_id)
     elapsed = time.perf_counter() - wall
+    cpu = cpu_s([]) - cpu
+    after = stats() if stats else {}
     lags = [t - t0 for t in started]
     print(
         f"baseline: {len(segments) / elapsed:.1f} jobs/s; if all were due at its start, lag "
         f"p50 {pct(lags, 0.5):.2f} s p99 {pct(lags, 0.99):.2f} s; run p50 "
-        f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * (cpu_s([]) - cpu) / len(segments):.0f} ms/job (this process)",
+        f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * cpu / len(segments):.0f} ms/job (this process)"
+        + "".join(
+            f"; {name}: {(after[name][0] - before[name][0]) / len(segments):.1f} transactions "
+            f"and {(after[name][1] - before[name][1]) / len(segments):.2f} new sessions per job"
+            for name in ("state", "warehouse")
+            if name in after and name in before
+        ),
         file=sys.stderr,
     )
     return len(segments) / elapsed
 
 
+def db_stats(server: str, *names: str) -> dict[str, tuple[int, int]]:
+    """``{database: (transactions, sessions)}`` so far, from ``pg_stat_database``."""
+    with psycopg.connect(server, autocommit=True) as con:
+        time.sleep(0.6)  # backends report their counters at most every 0.5 s
+        rows = con.execute(
+            "SELECT datname, xact_commit + xact_rollback, sessions FROM pg_stat_database "
+            "WHERE datname = ANY(%s)",
+            (list(names),),
+        ).fetchall()
+    return {name: (int(x), int(n)) for name, x, n in rows}
+
+
 async def with_workers(
-    db: Database, env: dict[str, str], segments: list[str], workers: int, logdir: Path
+    db: Database,
+    env: dict[str, str],
+    segments: list[str],
+    workers: int,
+    logdir: Path,
+    profile: Path | None = None,
+    stats: Callable[[], dict[str, tuple[int, int]]] | None = None,
 ) -> dict[str, float]:
+    def command(i: int) -> list[str]:
+        if profile is None:
+            return [ZEROCOPY, "worker", "--no-scheduler"]
+        out = str(profile / f"worker{workers}_{i}.prof")
+        return [sys.executable, "-m", "cProfile", "-o", out, ZEROCOPY, "worker", "--no-scheduler"]
+
     procs = [
         subprocess.Popen(
-            [ZEROCOPY, "worker", "--no-scheduler"],
+            command(i),
             env=env,
             stdout=open(logdir / f"w{workers}_{i}.log", "wb"),  # noqa: SIM115
             stderr=subprocess.STDOUT,
@@ -223,6 +263,7 @@ async def with_workers(
             await anyio.sleep(0.2)
         engine = RefreshEngine(db, AdapterFactory(SecretBox([SecretBox.generate_key()])))
         pids = [p.pid for p in procs]
+        before = stats() if stats else {}
         cpu = cpu_s(pids)
         async with ProcrastinateRunner(db) as runner:
             due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
@@ -256,6 +297,7 @@ async def with_workers(
                     break
                 await anyio.sleep(0.2)
         cpu = cpu_s(pids) - cpu
+        after = stats() if stats else {}
         async with db.session() as s:
             runs = (await s.scalars(sa.select(RefreshRun).where(RefreshRun.id.in_(run_ids)))).all()
             due_at = dict(
@@ -276,7 +318,13 @@ async def with_workers(
         print(
             f"workers={workers}: fired and deferred {len(runs)} in {fire_s:.2f} s; run p50 "
             f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * cpu / len(runs):.0f} ms/job "
-            "(workers + this process)",
+            "(workers + this process)"
+            + "".join(
+                f"; {label}: {(after[name][0] - before[name][0]) / len(runs):.1f} transactions "
+                f"and {(after[name][1] - before[name][1]) / len(runs):.2f} new sessions per job"
+                for label, name in (("state db", "state"), ("warehouse", "warehouse"))
+                if name in after and name in before
+            ),
             file=sys.stderr,
         )
         return {
@@ -326,9 +374,18 @@ async def main(args: argparse.Namespace) -> None:
         await db.upgrade()
         await ensure_queue_schema(db)
         segments = await setup(db, box, warehouse_url, args.jobs)
-        base = await baseline(db, box, segments)
+        names = {"state": state_url.rsplit("/", 1)[1], "warehouse": warehouse_url.rsplit("/", 1)[1]}
+
+        def stats() -> dict[str, tuple[int, int]]:
+            got = db_stats(server, *names.values())
+            return {label: got[name] for label, name in names.items() if name in got}
+
+        base = await baseline(db, box, segments, stats)
+        profile = Path(args.profile).resolve() if args.profile else None
+        if profile:
+            profile.mkdir(parents=True, exist_ok=True)
         for n in [int(x) for x in args.workers.split(",")]:
-            result = await with_workers(db, env, segments, n, Path(tmp))
+            result = await with_workers(db, env, segments, n, Path(tmp), profile, stats)
             line = {"workers": n, **result, "baseline_jobs_per_s": round(base, 2)}
             print(json.dumps(line), flush=True)
         await db.dispose()
@@ -340,4 +397,7 @@ if __name__ == "__main__":
     parser.add_argument("--workers", default="1,3")
     parser.add_argument("--server", default=None)
     parser.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
+    parser.add_argument(
+        "--profile", default=None, help="cProfile each worker into DIR/worker<N>_<i>.prof"
+    )
     anyio.run(main, parser.parse_args())

@@ -66,6 +66,11 @@ class BaseAdapter:
     SINGLE_WRITER_PROCESS: ClassVar[bool] = False
     """Only one OS process may write to this warehouse at a time (a DuckDB file)."""
 
+    REUSABLE: ClassVar[bool] = False
+    """One instance may serve many runs, also at once, and be kept open between them
+    (:class:`zerocopy.connections.AdapterCache`): every statement borrows a session of its
+    own from the instance's pool, so two concurrent queries never share a session."""
+
     CANCEL_GRACE_S: ClassVar[float] = 2.0
     """How long to wait for a cancelled statement's thread to come back before abandoning it."""
 

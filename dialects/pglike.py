@@ -240,6 +240,25 @@ class PostgresLikeAdapter(BaseAdapter):
                 return
         _close_quietly(conn)
 
+    def _borrow(self) -> Any:
+        """An idle pooled session that still looks alive, else a new one (caller owns it)."""
+        while True:
+            with self._pool_lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None:
+                return self._connect()
+            if self._is_usable(conn):
+                return conn
+            _close_quietly(conn)
+
+    def _give_back(self, conn: Any) -> None:
+        """Return a healthy session to the pool (closed when the pool is full)."""
+        with self._pool_lock:
+            if len(self._idle) < self.MAX_IDLE_CONNECTIONS:
+                self._idle.append(conn)
+                return
+        _close_quietly(conn)
+
     def _close(self) -> None:
         with self._pool_lock:
             idle, self._idle = self._idle, []
@@ -405,7 +424,10 @@ class PostgresLikeAdapter(BaseAdapter):
     ) -> int | None:
         state = RunningStatement()
         handle.native = state
-        conn = self._connect()  # own session: _cancel signals its backend from another one
+        # Its own session (_cancel signals its backend from another one): a new one, or for a
+        # REUSABLE adapter an idle pooled one, given back only after a clean CTAS.
+        conn = self._borrow() if self.REUSABLE else self._connect()
+        clean = False
         try:
             schema = self.config.scope.schema
             (pid, usage, create), *_ = self._query(
@@ -431,10 +453,19 @@ class PostgresLikeAdapter(BaseAdapter):
                 raise self._statement_error(exc, state, handle, timeout_s) from exc
             finally:
                 cur.close()
+            if self.REUSABLE:
+                self._query(conn, "RESET statement_timeout")  # pooled sessions have none
+                clean = True
             return rows if isinstance(rows, int) and rows >= 0 else None
         finally:
             state.done.set()
-            _close_quietly(conn)
+            # _cancel sets cancel_requested before it checks done and signals the backend: a
+            # session whose statement someone tried to cancel is never reused (a late
+            # pg_cancel_backend must not hit the next run's statement).
+            if clean and not state.cancel_requested:
+                self._give_back(conn)
+            else:
+                _close_quietly(conn)
 
     def _statement_error(
         self, exc: Exception, state: RunningStatement, handle: QueryHandle, timeout_s: float

@@ -23,6 +23,8 @@ class PostgresAdapter(PostgresLikeAdapter):
     ID_ORDER = '{col} COLLATE "C"'  # byte order whatever the database's locale
     SQLGLOT_DIALECT = "postgres"
     DEFAULT_PORT = 5432
+    REUSABLE = True
+    MAX_IDLE_CONNECTIONS = 4  # the default per-source limit: a kept adapter reconnects rarely
 
     DEFAULT_SSLMODE = "prefer"
     """libpq ``sslmode`` when the ``sslmode`` setting is absent (``require`` in production)."""

@@ -521,6 +521,8 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                     delete_jobs="successful",
                 )
                 tg.cancel_scope.cancel()
+            with anyio.CancelScope(shield=True):
+                await engine.aclose()  # warehouse sessions kept between runs
             log.info("worker.stopped", worker=engine.worker)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -111,6 +112,7 @@ class RefreshEngine:
         worker: str = WORKER_ID,
         stream: bool = True,
     ) -> None:
+        from zerocopy.connections import AdapterCache
         from zerocopy.connections import AdapterFactory as DefaultFactory
 
         if adapter_factory is None:
@@ -130,6 +132,14 @@ class RefreshEngine:
         self.stream = stream
         self.worker = worker
         self._local_cancels: dict[str, anyio.Event] = {}
+        self.adapters = AdapterCache()
+        """Warehouse adapters (and their sessions) kept between runs, for reusable kinds."""
+        self._checked: OrderedDict[tuple[Any, ...], str] = OrderedDict()
+        """``ids_sql`` of segment SQL that passed the check, by everything the check reads."""
+
+    async def aclose(self) -> None:
+        """Close the warehouse adapters kept between runs (process shutdown)."""
+        await self.adapters.aclose()
 
     # ------------------------------------------------------------------ public interface
     async def request(
@@ -325,9 +335,10 @@ class RefreshEngine:
 
     # ------------------------------------------------------------------ execution
     async def _claim(self, run_id: str) -> RefreshRun | None:
+        """``queued → running`` compare-and-set; the claimed run (one statement) or ``None``."""
         now = utcnow()
         async with self.db.transaction() as s:
-            result = await s.execute(
+            return await s.scalar(
                 sa.update(RefreshRun)
                 .where(
                     RefreshRun.id == run_id,
@@ -337,9 +348,9 @@ class RefreshEngine:
                 .values(
                     status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=self.worker
                 )
+                .returning(RefreshRun)
+                .execution_options(synchronize_session=False)
             )
-            claimed = result.rowcount == 1  # type: ignore[attr-defined]
-        return await self.get(run_id) if claimed else None
 
     async def _execute_claimed(self, run: RefreshRun, event: anyio.Event) -> RefreshRun:
         started = time.perf_counter()
@@ -381,21 +392,62 @@ class RefreshEngine:
 
     async def _prepare(self, run: RefreshRun, outcome: _Outcome) -> tuple[Any, str, str]:
         """Load the run's segment, source and catalog; check the SQL; build the adapter."""
-        from zerocopy.sql import check_segment_sql
-
         t = time.perf_counter()
         async with self.db.session() as s:
-            segment = await s.get(Segment, run.segment_id)
-            source = await s.get(Source, run.source_id)
-            if segment is None or source is None:
+            # One statement for the segment, its source and credential, one for the catalog.
+            row = (
+                await s.execute(
+                    sa.select(Segment, Source, Credential)
+                    .select_from(Segment)
+                    .join(Source, Source.id == run.source_id)
+                    .outerjoin(Credential, Credential.id == Source.credential_id)
+                    .where(Segment.id == run.segment_id)
+                )
+            ).first()
+            if row is None:
                 raise ZerocopyError(errors.NOT_FOUND, "the segment or its source was deleted")
-            credential = await s.get(Credential, source.credential_id)
+            segment, source, credential = row
             tables = (
-                await s.scalars(sa.select(CatalogTable).where(CatalogTable.source_id == source.id))
+                await s.execute(
+                    sa.select(CatalogTable.schema, CatalogTable.name, CatalogTable.columns)
+                    .where(CatalogTable.source_id == source.id)
+                    .order_by(CatalogTable.schema, CatalogTable.name)
+                )
             ).all()
         if credential is None:
             raise ZerocopyError(errors.NOT_FOUND, "the source's credential was deleted")
-        catalog = catalog_mapping(tables)
+        ids_sql = self._check(segment, source, catalog_mapping(tables))
+        outcome.timings["check"] = time.perf_counter() - t
+        adapter = self.adapters.acquire(
+            self.adapter_factory, source, credential, max_runtime_s=run.max_runtime_s
+        )
+        column = warehouse_column_name(segment.id_column, adapter.SQLGLOT_DIALECT)
+        return adapter, ids_sql, column
+
+    CHECK_CACHE_SIZE = 2048
+
+    def _check(self, segment: Segment, source: Source, catalog: dict[str, Any]) -> str:
+        """The segment's ``ids_sql``, checked; cached by SQL, dialect, scope, target and catalog.
+
+        The check is a pure function of these inputs, so a repeat refresh of an unchanged
+        segment against an unchanged catalog reuses the checked query.
+        """
+        import orjson
+
+        from zerocopy.sql import check_segment_sql
+
+        key = (
+            segment.sql,
+            segment.dialect,
+            segment.id_column,
+            source.scope,
+            source.kind,
+            orjson.dumps(catalog, option=orjson.OPT_SORT_KEYS),
+        )
+        cached = self._checked.get(key)
+        if cached is not None:
+            self._checked.move_to_end(key)
+            return cached
         result = check_segment_sql(
             segment.sql,
             dialect=segment.dialect,
@@ -404,7 +456,6 @@ class RefreshEngine:
             id_column=segment.id_column,
             target=source.kind,
         )
-        outcome.timings["check"] = time.perf_counter() - t
         if not result.valid or not result.ids_sql:
             first = result.errors[0] if result.errors else None
             raise ZerocopyError(
@@ -415,9 +466,10 @@ class RefreshEngine:
                 column=first.column if first else None,
                 details={"errors": [e.to_dict() for e in result.errors]},
             )
-        adapter = self.adapter_factory(source, credential, max_runtime_s=run.max_runtime_s)
-        column = warehouse_column_name(segment.id_column, adapter.SQLGLOT_DIALECT)
-        return adapter, result.ids_sql, column
+        self._checked[key] = result.ids_sql
+        if len(self._checked) > self.CHECK_CACHE_SIZE:
+            self._checked.popitem(last=False)
+        return result.ids_sql
 
     async def _warehouse_phase(
         self,
@@ -529,7 +581,8 @@ class RefreshEngine:
             log.warning("refresh.drop_failed", error=redact_text(str(exc)))
         outcome.timings["drop"] = time.perf_counter() - t
         try:
-            await adapter.aclose()
+            # A kept adapter goes back for the source's next run (its sessions stay open).
+            await self.adapters.release(adapter)
         except Exception as exc:
             log.warning("refresh.close_failed", error=redact_text(str(exc)))
 
@@ -566,15 +619,18 @@ class RefreshEngine:
             timings=_rounded(outcome.timings),
         )
         async with self.db.transaction() as s:
-            await s.execute(
+            final = await s.scalar(
                 sa.update(RefreshRun)
                 .where(RefreshRun.id == run.id, RefreshRun.status == RunStatus.RUNNING)
                 .values(**values)
+                .returning(RefreshRun)
+                .execution_options(synchronize_session=False)
             )
             await s.execute(
                 sa.update(Segment).where(Segment.id == run.segment_id).values(last_run_id=run.id)
             )
-        final = await self.get(run.id)
+        if final is None:  # no longer running (reaped meanwhile): as recorded
+            final = await self.get(run.id)
         log.info(
             "refresh.finished",
             status=final.status,
@@ -643,12 +699,14 @@ class RefreshEngine:
             )
             outcome.timings["swap"] = time.perf_counter() - t
             outcome.timings["total"] = time.perf_counter() - started
-            await s.execute(
+            final = await s.scalar(
                 sa.update(RefreshRun)
                 .where(RefreshRun.id == run.id)
                 .values(timings=_rounded(outcome.timings))
+                .returning(RefreshRun)
+                .execution_options(synchronize_session=False)
             )
-        final = await self.get(run.id)
+        assert final is not None
         log.info(
             "refresh.finished",
             status=final.status,
