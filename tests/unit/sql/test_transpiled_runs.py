@@ -279,6 +279,34 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "jsonb #>> '{a,b}' becomes JSONB_EXTRACT_SCALAR, which DuckDB does not have",
     ),
+    ("redteam", "bq_unnest_json_items_lax_string", "bigquery"): (
+        RUN_ERROR,
+        "LAX_STRING is passed through; DuckDB has no such function",
+    ),
+    ("redteam", "sf_left_join_lateral_flatten_outer", "snowflake"): (
+        REFUSED,
+        "same as snowflake:lateral_flatten",
+    ),
+    ("redteam", "pg_not_exists_empty_select", "postgres"): (
+        RUN_ERROR,
+        "PostgreSQL's empty select list (EXISTS (SELECT FROM ...)) is kept; DuckDB rejects it",
+    ),
+    ("redteam", "sf_is_array_size", "snowflake"): (
+        RUN_ERROR,
+        "same as redteam:sf_array_contains_and_group_by_all (ARRAY_SIZE over JSON)",
+    ),
+    ("redteam", "dbx_map_keys_from_json", "databricks"): (
+        RUN_ERROR,
+        "same as databricks:lateral_view_explode (Spark schema string in from_json)",
+    ),
+    ("redteam", "pg_jsonb_arrow_then_key_exists", "postgres"): (
+        RUN_ERROR,
+        "same as redteam:pg_jsonb_key_exists_operator (? is a parameter marker in DuckDB)",
+    ),
+    ("redteam", "rs_json_array_length_serialize", "redshift"): (
+        RUN_ERROR,
+        "same as redteam:rs_json_extract_path_text_nested (JSON_SERIALIZE)",
+    ),
     ("redteam", "pg_to_char_justify_days", "postgres"): (
         RUN_ERROR,
         "DuckDB has no justify_days",
