@@ -75,7 +75,7 @@ class RedshiftAdapter(PostgresLikeAdapter):
 
     def _stream(
         self, conn: Any, sql: str, params: Sequence[Any], fetch_rows: int
-    ) -> Iterator[tuple[Sequence[Any], list[Sequence[Any]]]]:
+    ) -> Iterator[tuple[Sequence[Any], Sequence[Sequence[Any]]]]:
         name = cursor_name()
         n = self._fetch_rows(fetch_rows)
         cur = conn.cursor()
@@ -84,10 +84,11 @@ class RedshiftAdapter(PostgresLikeAdapter):
             cur.execute(f"DECLARE {name} CURSOR FOR {sql}", tuple(params) if params else None)
             while True:
                 cur.execute(f"FETCH FORWARD {n} FROM {name}")
-                rows = cur.fetchall()
+                rows = cur.fetchall()  # a tuple; the driver's own buffer is left empty
                 if not rows:
                     break
-                yield cur.description, list(rows)
+                yield cur.description, rows
+                del rows  # before the next FETCH builds its rows
             cur.execute(f"CLOSE {name}")
             cur.execute("COMMIT")
         except BaseException:

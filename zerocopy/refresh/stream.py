@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from zerocopy.logging import get_logger
 from zerocopy.state.membership import (
     CHUNK_ROWS,
+    POOL,
     Chunk,
     ChunkMeta,
     MembershipStore,
@@ -83,19 +84,23 @@ class SortedMerge:
 
     def clean(self, batch: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Distinct non-null ``string`` ids of ``batch``; :class:`OrderBroken` if out of order."""
-        arr = batch.combine_chunks() if isinstance(batch, pa.ChunkedArray) else batch
+        if isinstance(batch, pa.ChunkedArray):
+            arr = batch.combine_chunks(memory_pool=POOL)
+        else:
+            arr = batch
         if arr.type != pa.string():
-            arr = pc.cast(arr, pa.string())
+            arr = pc.cast(arr, pa.string(), memory_pool=POOL)
         if arr.null_count:
-            arr = pc.drop_null(arr)
+            arr = pc.drop_null(arr, memory_pool=POOL)
         n = len(arr)
         if n > 1:
             head, tail = arr.slice(0, n - 1), arr.slice(1)
-            if pc.any(pc.less(tail, head)).as_py():
+            if pc.any(pc.less(tail, head, memory_pool=POOL), memory_pool=POOL).as_py():
                 raise OrderBroken("ids within a batch are not in byte order")
-            differs = pc.not_equal(tail, head)
-            if not pc.all(differs).as_py():
-                arr = pa.concat_arrays([arr.slice(0, 1), pc.filter(tail, differs)])
+            differs = pc.not_equal(tail, head, memory_pool=POOL)
+            if not pc.all(differs, memory_pool=POOL).as_py():
+                kept = pc.filter(tail, differs, memory_pool=POOL)
+                arr = pa.concat_arrays([arr.slice(0, 1), kept], memory_pool=POOL)
         if n and self.last is not None:
             first = arr[0].as_py()
             if first < self.last:
@@ -109,7 +114,7 @@ class SortedMerge:
     def add_previous(self, arr: pa.Array) -> None:
         """Append a decoded chunk of the previous membership (in id order) to the window."""
         if len(self._window):
-            self._window = pa.concat_arrays([self._window, arr])
+            self._window = pa.concat_arrays([self._window, arr], memory_pool=POOL)
         else:
             self._window = arr
 
@@ -125,12 +130,12 @@ class SortedMerge:
         window = self._window
         if len(window):
             # Previous ids below this batch's first can match nothing later: drop them.
-            below = pc.sum(pc.less(window, arr[0])).as_py() or 0
+            below = _count(pc.less(window, arr[0], memory_pool=POOL))
             window = window.slice(below)
-            upto = pc.sum(pc.less_equal(window, arr[-1])).as_py() or 0
+            upto = _count(pc.less_equal(window, arr[-1], memory_pool=POOL))
             if upto:
                 part = window.slice(0, upto)
-                self.common += pc.sum(pc.is_in(arr, value_set=part)).as_py() or 0
+                self.common += _count(pc.is_in(arr, value_set=part, memory_pool=POOL))
             self._window = window.slice(upto)
         self._pending.append(arr)
         self._pending_rows += len(arr)
@@ -145,7 +150,10 @@ class SortedMerge:
     def _cut(self, *, final: bool) -> list[Chunk]:
         if self._pending_rows < self.chunk_rows and not (final and self._pending_rows):
             return []
-        whole = pa.concat_arrays(self._pending) if len(self._pending) > 1 else self._pending[0]
+        if len(self._pending) > 1:
+            whole = pa.concat_arrays(self._pending, memory_pool=POOL)
+        else:
+            whole = self._pending[0]
         out: list[Chunk] = []
         start = 0
         while len(whole) - start >= self.chunk_rows or (final and start < len(whole)):
@@ -156,6 +164,11 @@ class SortedMerge:
         self._pending = [rest] if len(rest) else []
         self._pending_rows = len(rest)
         return out
+
+
+def _count(mask: pa.Array) -> int:
+    """Number of true values of a boolean mask."""
+    return int(pc.sum(mask, memory_pool=POOL).as_py() or 0)
 
 
 async def stream_refresh(
