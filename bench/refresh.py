@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/refresh.py [--users 1000000] [--state sqlite|URL]
     .venv/bin/python bench/refresh.py [--in-memory]   # --in-memory: RefreshEngine(stream=False)
-    .venv/bin/python bench/refresh.py --warehouse redshift [--users N ...] [--batch-rows N]
+    .venv/bin/python bench/refresh.py --warehouse redshift [--users N ...] [--batch-rows N] [--only ...]
 
 Builds the fixture warehouse (``users`` only) in a DuckDB file, wires a workspace, credential,
 source and segment in a fresh state database (SQLite by default) and then, in the same run:
@@ -185,7 +185,13 @@ async def main(users: int, state_url: str | None, stream: bool = True) -> dict[s
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--users", type=int, default=None, help="default 1M (redshift: 1M and 3M)")
+    parser.add_argument(
+        "--users",
+        type=int,
+        nargs="+",
+        default=None,
+        help="default 1M (redshift: 1M and 3M; e.g. --users 1000000 3000000 10000000)",
+    )
     parser.add_argument("--state", default=None, help="state database URL (default: SQLite)")
     parser.add_argument(
         "--in-memory",
@@ -202,11 +208,12 @@ if __name__ == "__main__":
     args, rest = parser.parse_known_args()
     if args.warehouse == "redshift":
         script = Path(__file__).resolve().parent / "refresh_redshift.py"
-        users = ["--users", str(args.users)] if args.users else []
+        users = ["--users", *map(str, args.users)] if args.users else []
         argv = [sys.executable, str(script), *users, *rest]
         os.execv(sys.executable, argv)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     configure_logging("warning", "console")
-    result = anyio.run(main, args.users or 1_000_000, args.state, not args.in_memory)
-    print(json.dumps(result))
+    for users in args.users or [1_000_000]:
+        result = anyio.run(main, users, args.state, not args.in_memory)
+        print(json.dumps(result))

@@ -1,7 +1,10 @@
 """Segment refreshes through the Redshift adapter, next to bare psycopg reads of the same table.
 
-    .venv/bin/python bench/refresh.py --warehouse redshift [--users 1000000 3000000]
+    .venv/bin/python bench/refresh.py --warehouse redshift [--users 1000000 3000000 10000000]
     .venv/bin/python bench/refresh_redshift.py [--users N ...] [--batch-rows 50000] [--only ...]
+
+Default sizes 1M and 3M (about 2 minutes on a quiet 2-core machine); add 10000000 to see the
+curve further out (about 4 more minutes, ~1.5 GB for ``psycopg_fetchall``).
 
 For each ``--users`` size, loads ``marketing.users`` into a scratch database on the local
 PostgreSQL server, starts the Redshift proxy peer in front of it, and measures, each path in
@@ -18,8 +21,10 @@ its own child process so that every peak RSS (``VmHWM``) is that path's own:
 6. ``driver_fetchall`` (only with ``--only``): redshift_connector ``execute`` + ``fetchall``.
 
 Prints rows/s, peak RSS and RSS growth over the process's idle baseline per path, the size of
-the result in memory (Arrow bytes of the ids; the ``fetchall`` list of tuples of ``str``), the
-ratios that matter, then one JSON line.
+the result in memory (Arrow bytes of the ids, exact; the ``fetchall`` list of tuples of ``str``,
+measured by ``psycopg_fetchall`` and otherwise computed from the same ``sys.getsizeof`` terms),
+the ratios that matter, a table of the engine's growth against the result size per size, then
+one JSON line.
 """
 
 from __future__ import annotations
@@ -75,10 +80,10 @@ def run_adapter(env: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     baseline = rss_mb()
 
-    async def go() -> tuple[int, int, float]:
+    async def go() -> tuple[int, int, float, float]:
         table = "zc_tmp_bench_redshift"
         async with RedshiftAdapter(config) as adapter:
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             await adapter.materialize(
                 f'SELECT DISTINCT external_user_id FROM "{SCHEMA}"."users"',
                 table,
@@ -92,23 +97,25 @@ def run_adapter(env: dict[str, Any]) -> dict[str, Any]:
                 rows += len(batch)
                 nbytes += batch.nbytes
             await adapter.drop_table(table)
-            return rows, nbytes, time.perf_counter() - started
+            return rows, nbytes, time.perf_counter() - started, time.process_time() - cpu
 
-    rows, nbytes, seconds = anyio.run(go)
-    return {"rows": rows, "seconds": seconds, "arrow_bytes": nbytes, "baseline_mb": baseline}
+    rows, nbytes, seconds, cpu_s = anyio.run(go)
+    return {"rows": rows, "seconds": seconds, "cpu_s": cpu_s, "arrow_bytes": nbytes,
+            "baseline_mb": baseline}  # fmt: skip
 
 
 def run_psycopg_stream(env: dict[str, Any]) -> dict[str, Any]:
     import psycopg
 
     baseline = rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     rows = 0
     with psycopg.connect(env["url"]) as conn, conn.cursor(name="bench") as cur:
         cur.execute(f'SELECT DISTINCT external_user_id FROM "{SCHEMA}"."users"')
         while batch := cur.fetchmany(env["batch_rows"]):
             rows += len(batch)
-    return {"rows": rows, "seconds": time.perf_counter() - started, "baseline_mb": baseline}
+    return {"rows": rows, "seconds": time.perf_counter() - started,
+            "cpu_s": time.process_time() - cpu, "baseline_mb": baseline}  # fmt: skip
 
 
 def run_psycopg_fetchall(env: dict[str, Any]) -> dict[str, Any]:
@@ -116,23 +123,23 @@ def run_psycopg_fetchall(env: dict[str, Any]) -> dict[str, Any]:
     import pyarrow as pa
 
     baseline = rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with psycopg.connect(env["url"]) as conn:
         result = conn.execute(f'SELECT DISTINCT external_user_id FROM "{SCHEMA}"."users"')
         rows = result.fetchall()
-    seconds = time.perf_counter() - started
+    seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
     peak = peak_mb()  # before the sizes below allocate anything
     python_bytes = sys.getsizeof(rows) + sum(sys.getsizeof(r) + sys.getsizeof(r[0]) for r in rows)
     arrow_bytes = pa.array([r[0] for r in rows], pa.string()).nbytes
-    return {"rows": len(rows), "seconds": seconds, "baseline_mb": baseline, "peak_mb": peak,
-            "python_bytes": python_bytes, "arrow_bytes": arrow_bytes}  # fmt: skip
+    return {"rows": len(rows), "seconds": seconds, "cpu_s": cpu_s, "baseline_mb": baseline,
+            "peak_mb": peak, "python_bytes": python_bytes, "arrow_bytes": arrow_bytes}  # fmt: skip
 
 
 def run_driver_fetchall(env: dict[str, Any]) -> dict[str, Any]:
     import redshift_connector
 
     baseline = rss_mb()
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     conn = redshift_connector.connect(
         host="127.0.0.1", port=env["proxy_port"], database=env["database"], user=env["user"],
         password="unused", ssl=False,
@@ -141,7 +148,8 @@ def run_driver_fetchall(env: dict[str, Any]) -> dict[str, Any]:
     cur.execute(f'SELECT DISTINCT external_user_id FROM "{SCHEMA}"."users"')
     rows = len(cur.fetchall())
     conn.close()
-    return {"rows": rows, "seconds": time.perf_counter() - started, "baseline_mb": baseline}
+    return {"rows": rows, "seconds": time.perf_counter() - started,
+            "cpu_s": time.process_time() - cpu, "baseline_mb": baseline}  # fmt: skip
 
 
 def run_engine_in_memory(env: dict[str, Any]) -> dict[str, Any]:
@@ -208,12 +216,13 @@ def run_engine(env: dict[str, Any], stream: bool = True) -> dict[str, Any]:
         catalog_mapping  # noqa: B018 - imported to fail early if the engine's API moved
         engine = RefreshEngine(db, AdapterFactory(box), batch_rows=env["batch_rows"], stream=stream)
         baseline = rss_mb()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         run = await engine.refresh(seg.id, trigger="bench")
-        seconds = time.perf_counter() - started
+        seconds, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         assert run.status == "succeeded", (run.error_code, run.error_message)
         await db.dispose()
-        return {"rows": run.member_count, "seconds": seconds, "baseline_mb": baseline,
+        return {"rows": run.member_count, "seconds": seconds, "cpu_s": cpu_s,
+                "baseline_mb": baseline,
                 "timings": run.timings}  # fmt: skip
 
     return anyio.run(go)
@@ -257,28 +266,34 @@ def measure(size: int, env: dict[str, Any], modes: list[str]) -> dict[str, Any]:
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
         r["rows_per_s"] = r["rows"] / r["seconds"] if r["seconds"] else None
+        r["rows_per_cpu_s"] = r["rows"] / r["cpu_s"] if r.get("cpu_s") else None
         r["growth_mb"] = r["peak_mb"] - r["baseline_mb"]
         results[mode] = r
         print(
             f"{mode:>18}: {r['rows']:>9,} ids in {r['seconds']:6.2f} s = "
-            f"{r['rows_per_s']:>9,.0f} rows/s; peak RSS {r['peak_mb']:4.0f} MB "
+            f"{r['rows_per_s']:>9,.0f} rows/s ({r['cpu_s']:5.2f} CPU s in this process = "
+            f"{r['rows_per_cpu_s']:>9,.0f} rows/CPU s); peak RSS {r['peak_mb']:4.0f} MB "
             f"(+{r['growth_mb']:.0f} MB over idle {r['baseline_mb']:.0f} MB)"
         )
     return results
 
 
-def ratios(size: int, r: dict[str, Any]) -> dict[str, float]:
+def ratios(size: int, r: dict[str, Any], computed: dict[str, int]) -> dict[str, float]:
     """The comparisons the acceptance asks for, printed and returned."""
     out: dict[str, float] = {}
     ok = {k: v for k, v in r.items() if isinstance(v, dict) and "error" not in v}
-    size_src = ok.get("psycopg_fetchall") or ok.get("adapter") or {}
-    arrow = size_src.get("arrow_bytes")
-    python = ok.get("psycopg_fetchall", {}).get("python_bytes")
-    if arrow:
-        line = f"result in memory: {arrow / 2**20:.1f} MB as Arrow"
-        if python:
-            line += f", {python / 2**20:.1f} MB as fetchall's Python tuples of str"
-        print("  " + line)
+    measured = ok.get("psycopg_fetchall", {}).get("python_bytes")
+    arrow = computed["arrow_bytes"]
+    python = measured or computed["python_bytes"]
+    got = ok.get("psycopg_fetchall", {}).get("arrow_bytes")
+    if got is not None and got != arrow:
+        print(f"  NOTE: psycopg_fetchall's ids are {got:,} Arrow bytes, computed {arrow:,}")
+    print(
+        f"  result in memory: {arrow / 2**20:.1f} MB as Arrow, {python / 2**20:.1f} MB as "
+        f"fetchall's Python tuples of str ({'measured' if measured else 'computed'})"
+    )
+    out["arrow_mb"] = round(arrow / 2**20, 1)
+    out["python_mb"] = round(python / 2**20, 1)
     engine = ok.get("engine")
     if engine is None:
         return out
@@ -305,6 +320,56 @@ def ratios(size: int, r: dict[str, Any]) -> dict[str, float]:
             f"  engine RSS growth / fetchall's Python objects: {out['engine_growth_vs_python']:.2f}x"
         )
     return out
+
+
+def result_size(url: str) -> dict[str, int]:
+    """The segment's result as Arrow (exact) and as ``fetchall``'s list of 1-tuples of ``str``
+    (the ``sys.getsizeof`` sum ``run_psycopg_fetchall`` measures), from the table's ids."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), coalesce(sum(octet_length(external_user_id)), 0), "  # type: ignore[arg-type]
+            "coalesce(sum(length(external_user_id)), 0), bool_and(external_user_id ~ '^[ -~]*$') "
+            f'FROM (SELECT DISTINCT external_user_id FROM "{SCHEMA}"."users") AS ids'
+        ).fetchone()
+    assert row is not None
+    rows, utf8, chars, ascii_only = int(row[0]), int(row[1]), int(row[2]), bool(row[3])
+    # Arrow string array without nulls, as ``Array.nbytes`` counts it: an int32 offset per id
+    # and the UTF-8 bytes.
+    arrow = 4 * rows + utf8
+    # A list (header + a pointer per row), a 1-tuple per row, a compact ASCII str per row.
+    list_bytes = sys.getsizeof([None] * rows)
+    tuple_bytes = sys.getsizeof(("",))
+    str_bytes = sys.getsizeof("") if ascii_only else sys.getsizeof("\u0100") - 2
+    python = list_bytes + rows * (tuple_bytes + str_bytes) + (chars if ascii_only else 2 * chars)
+    return {"rows": rows, "arrow_bytes": arrow, "python_bytes": python}
+
+
+def summary(sizes: dict[int, dict[str, Any]]) -> None:
+    """One line per size: the result's size next to each path's RSS growth (MB)."""
+    modes = [m for m in CHILDREN if any("growth_mb" in r.get(m, {}) for r in sizes.values())]
+    if not modes:
+        return
+    print("\nRSS growth over idle (MB) by size, next to the result's size:")
+    head = f"{'ids':>11} {'Arrow':>7} {'Python':>7}" + "".join(f" {m:>17}" for m in modes)
+    print(
+        head + f" {'engine/Arrow':>12} {'engine/Python':>13} {'engine ids/s':>12} {'ids/CPU s':>10}"
+    )
+    for size, r in sizes.items():
+        ratio = r.get("ratios", {})
+        cells = "".join(
+            f" {r[m]['growth_mb']:>17.0f}" if "growth_mb" in r.get(m, {}) else f" {'-':>17}"
+            for m in modes
+        )
+        engine = r.get("engine", {})
+        tail = (
+            f" {ratio['engine_growth_vs_arrow']:>12.2f} {ratio['engine_growth_vs_python']:>13.2f}"
+            f" {engine['rows_per_s']:>12,.0f} {engine.get('rows_per_cpu_s') or 0:>10,.0f}"
+            if "growth_mb" in engine
+            else ""
+        )
+        print(f"{size:>11,} {ratio['arrow_mb']:>7.1f} {ratio['python_mb']:>7.1f}{cells}{tail}")
 
 
 def load(url: str, users: int) -> None:
@@ -358,20 +423,13 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.users:
             t = time.perf_counter()
             load(url, size)
+            computed = result_size(url)
             print(f"== {size:,} ids (table loaded in {time.perf_counter() - t:.1f} s; "
                   f"batch_rows {args.batch_rows:,}) ==")  # fmt: skip
             results = measure(size, env, args.only)
-            results["ratios"] = ratios(size, results)
+            results["ratios"] = ratios(size, results, computed)
             out["sizes"][size] = results
-    engines = [
-        (size, r["engine"]) for size, r in out["sizes"].items()
-        if "growth_mb" in r.get("engine", {})
-    ]  # fmt: skip
-    if len(engines) > 1:
-        print(
-            "engine RSS growth by size: "
-            + ", ".join(f"{size:,} ids +{e['growth_mb']:.0f} MB" for size, e in engines)
-        )
+    summary(out["sizes"])
     print(json.dumps(out, default=str))
     return 0
 
