@@ -961,7 +961,6 @@ class _Check:
         """Classify one stored-table reference; records its issue and returns None if refused."""
         rules = self.rules
         db, catalog, name = table.db, table.catalog, table.name
-        written = self.written_table(table)
         extra = table.parts[:-3] if len(table.parts) > 3 else []
         # `database..table` (Snowflake) names the database's default schema, PUBLIC
         default_schema = bool(catalog) and not db and scope_schema.lower() != "public"
@@ -976,7 +975,7 @@ class _Check:
             reason = "a system catalog" if system else f"the schema/database '{where}'"
             self.issue(
                 OUT_OF_SCOPE,
-                f"Table {written} is in {reason}, outside this source's scope "
+                f"Table {self.written_table(table)} is in {reason}, outside this source's scope "
                 f"'{self.scope_text}'. Only tables in '{self.scope_text}' can be used.",
                 self.node_position(table),
             )
@@ -989,7 +988,7 @@ class _Check:
         ):
             self.issue(
                 OUT_OF_SCOPE,
-                f"Table {written} is a system catalog table, outside this source's scope "
+                f"Table {self.written_table(table)} is a system catalog table, outside this source's scope "
                 f"'{self.scope_text}'. Only tables in '{self.scope_text}' can be used.",
                 self.node_position(table),
             )
@@ -998,7 +997,7 @@ class _Check:
             hint = _closest(name, [t for (s, t) in self.view.tables if s == scope_schema])
             self.issue(
                 UNKNOWN_TABLE,
-                f"Table {written} does not exist in '{self.scope_text}'"
+                f"Table {self.written_table(table)} does not exist in '{self.scope_text}'"
                 + (f"; did you mean {hint}?" if hint else ".")
                 + " Check the source's table list (refresh the catalog if it was just created).",
                 self.node_position(table),
