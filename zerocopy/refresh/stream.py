@@ -35,6 +35,7 @@ from zerocopy.state.membership import (
     Chunk,
     ChunkMeta,
     MembershipStore,
+    combine,
     decode_chunk,
     encode_chunk,
     normalise_ids,
@@ -84,10 +85,7 @@ class SortedMerge:
 
     def clean(self, batch: pa.Array | pa.ChunkedArray) -> pa.Array:
         """Distinct non-null ``string`` ids of ``batch``; :class:`OrderBroken` if out of order."""
-        if isinstance(batch, pa.ChunkedArray):
-            arr = batch.combine_chunks(memory_pool=POOL)
-        else:
-            arr = batch
+        arr = combine(batch)
         if arr.type != pa.string():
             arr = pc.cast(arr, pa.string(), memory_pool=POOL)
         if arr.null_count:

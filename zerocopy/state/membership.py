@@ -63,6 +63,19 @@ def _refresh_pool() -> pa.MemoryPool:
 POOL = _refresh_pool()
 """Pass as ``memory_pool=`` to every Arrow call that allocates on the refresh path."""
 
+
+def combine(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One array from a chunked one, allocated from :data:`POOL` (``ChunkedArray.combine_chunks``
+    ignores its ``memory_pool`` argument in pyarrow 26 and copies a single chunk anyway)."""
+    if not isinstance(arr, pa.ChunkedArray):
+        return arr
+    if arr.num_chunks == 1:
+        return arr.chunk(0)
+    if arr.num_chunks == 0:
+        return pa.nulls(0, arr.type)  # not pa.array: that imports pandas
+    return pa.concat_arrays(arr.chunks, memory_pool=POOL)
+
+
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 _SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False)])
 
@@ -78,7 +91,7 @@ def normalise_ids(batches: Iterable[pa.Array | pa.ChunkedArray]) -> pa.Array:
                 chunks.append(pc.cast(part, pa.large_string(), memory_pool=POOL))
     if not chunks:
         return pa.nulls(0, pa.large_string())  # not pa.array: that imports pandas
-    ids = pa.chunked_array(chunks, type=pa.large_string()).combine_chunks(memory_pool=POOL)
+    ids = pa.concat_arrays(chunks, memory_pool=POOL) if len(chunks) > 1 else chunks[0]
     del chunks
     ids = pc.drop_null(ids, memory_pool=POOL)
     ids = pc.take(ids, pc.array_sort_indices(ids, memory_pool=POOL), memory_pool=POOL)
@@ -144,7 +157,7 @@ class ChunkMeta:
 
 def decode_chunk(blob: bytes) -> pa.Array:
     table = pa.ipc.open_stream(pa.py_buffer(blob), memory_pool=POOL).read_all()
-    return table.column(0).combine_chunks(memory_pool=POOL)
+    return combine(table.column(0))
 
 
 def position_after(sorted_ids: pa.Array, after: str) -> int:
