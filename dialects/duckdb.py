@@ -230,6 +230,8 @@ class DuckDBAdapter(BaseAdapter):
         self.read_only = _bool_setting(settings.get("read_only"), "read_only")
         self._inst: _Instance | None = None
         self._lock = threading.Lock()
+        self._reading: dict[int, duckdb.DuckDBPyConnection] = {}
+        """Cursors of reads in progress (``id`` → cursor), interrupted on close."""
 
     @classmethod
     def check_credential(cls, settings: dict[str, Any], secrets: dict[str, str]) -> None:
@@ -292,6 +294,12 @@ class DuckDBAdapter(BaseAdapter):
     def _close(self) -> None:
         with self._lock:
             inst, self._inst = self._inst, None
+            reading = list(self._reading.values())
+        # A read still running in a thread its caller abandoned (a sync cancelled or past its
+        # deadline) would go on scanning: interrupt it.
+        for cur in reading:
+            with contextlib.suppress(Exception):
+                cur.interrupt()
         if inst is not None:
             _release(self.path, inst)
 
@@ -471,10 +479,14 @@ class DuckDBAdapter(BaseAdapter):
             params.append(watermark.value)
         sql += f" ORDER BY {col}"
         cur = self._cursor()
+        with self._lock:
+            self._reading[id(cur)] = cur
         try:
             reader = cur.sql(sql, params=params or None).to_arrow_reader(batch_rows)
             for batch in reader:
                 if batch.num_rows:
                     yield batch
         finally:
+            with self._lock:
+                self._reading.pop(id(cur), None)
             cur.close()
