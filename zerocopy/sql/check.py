@@ -1469,7 +1469,7 @@ _CLASS_NAMES: dict[type, set[str]] = {}
 def _function_names(func: exp.Func) -> set[str]:
     """Every lower-case name a function node may be known by (as typed, sqlglot's names)."""
     if isinstance(func, exp.Anonymous):
-        return {str(func.this).lower()}
+        return {func.name.lower()}  # the identifier's text: a quoted name is the same function
     cls = type(func)
     names = _CLASS_NAMES.get(cls)
     if names is None:
@@ -1481,7 +1481,7 @@ def _function_names(func: exp.Func) -> set[str]:
 def _display_name(func: exp.Func) -> str:
     """The function's name as the user most likely typed it."""
     if isinstance(func, exp.Anonymous):
-        return str(func.this)
+        return func.name
     return type(func).sql_names()[0] if type(func).sql_names() else func.key.upper()
 
 
