@@ -774,7 +774,7 @@ class _Check:
                     table_funcs.add(id(node.expression))  # one issue for `schema.fn()`
                     self.check_qualified_function(node)
             elif isinstance(node, exp.Func) and id(node) not in table_funcs:
-                name = _forbidden_name(node, rules)
+                name = _forbidden_in(node, rules, self.write_rules)
                 if name:
                     self.refuse_function(name, node, source=False)
 
@@ -802,7 +802,7 @@ class _Check:
             return
         if qualifier.lower() in self.rules.function_namespaces:
             # a built-in namespace (pg_catalog.lower, HLL_COUNT.MERGE): the deny-list applies
-            name = _forbidden_name(func, self.rules)
+            name = _forbidden_in(func, self.rules, self.write_rules)
             if name:
                 self.refuse_function(f"{qualifier}.{name}", func, source=_is_source(dot))
             return
@@ -859,7 +859,7 @@ class _Check:
             names & rules.forbidden_functions
         ):
             return
-        forbidden = _forbidden_name(func, rules)
+        forbidden = _forbidden_in(func, rules, self.write_rules)
         if forbidden is None and names & rules.table_functions:
             return
         shown = forbidden or _display_name(func)
@@ -1494,6 +1494,12 @@ def _forbidden_name(func: exp.Func, rules: DialectRules) -> str | None:
         if name in rules.forbidden_functions or name.startswith(rules.forbidden_prefixes):
             return _display_name(func) if isinstance(func, exp.Anonymous) else name.upper()
     return None
+
+
+def _forbidden_in(func: exp.Func, read: DialectRules, write: DialectRules) -> str | None:
+    """The name under which a function is forbidden by the input dialect's rules or, when the
+    query runs in another dialect, by the target warehouse's (what it will execute there)."""
+    return _forbidden_name(func, read) or (None if write is read else _forbidden_name(func, write))
 
 
 def _unterminated(text: str, *, quotes: list[str], escapes: set[str]) -> tuple[int, str] | None:
