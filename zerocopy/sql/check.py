@@ -46,7 +46,7 @@ from zerocopy.errors import (
     UNKNOWN_TABLE,
     UNSUPPORTED_IN_DIALECT,
 )
-from zerocopy.sql import fastcopy
+from zerocopy.sql import fastcopy, hardening
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.generation import guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
@@ -824,6 +824,8 @@ class _Check:
         this = table.this
         if isinstance(this, exp.Func):
             self.check_table_function(this, table_funcs)
+            return
+        if not isinstance(this, exp.Identifier) and hardening.refuse_unnamed_source(self, table):
             return
         if isinstance(this, exp.Var) and str(this.this).startswith("@"):
             self.source_refused = True
