@@ -101,6 +101,15 @@ def _gate_for(types: tuple[type[exp.Expr], ...]) -> Transform:
     return gate
 
 
+def _ungate(expression: exp.Expr) -> exp.Expr:
+    """Last rewrite of a gated list: forget the SELECT (do not keep its tree alive)."""
+    _gate.select = None
+    return expression
+
+
+_ungate._zerocopy_gate = True  # type: ignore[attr-defined]
+
+
 def _gated(rewrites: list[Transform], names: list[str]) -> list[Transform]:
     """``rewrites`` (guards already applied) with a gate first, when sound and worth it: two
     guards or more, and every unguarded rewrite before the last guard is `_INERT`."""
@@ -110,7 +119,7 @@ def _gated(rewrites: list[Transform], names: list[str]) -> list[Transform]:
     if any(name not in _GUARDS and name not in _INERT for name in names[: guarded[-1]]):
         return rewrites
     types = tuple(dict.fromkeys(t for i in guarded for t in _GUARDS[names[i]]))
-    return [_gate_for(types), *rewrites]
+    return [_gate_for(types), *rewrites, _ungate]
 
 
 def _select_rewrites(
