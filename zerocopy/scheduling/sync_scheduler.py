@@ -8,13 +8,21 @@ never touches the plan. A sync that is not ``active`` has no plan (``next_due_at
 activating it again plans from that moment, so a resumed sync does not fire for the time it
 was paused. The scheduler only creates runs (``SyncEngine.request``) and hands their ids to
 ``submit``; a runner executes them.
+
+Each tick (at most once per reaper period) also ends as ``worker_lost`` the running sync runs
+whose requesting process on this host is gone and whose heartbeat stopped: on the in-process
+runner nothing else reaps them (a ``zerocopy serve`` killed mid-sync and started again would
+show its run ``running`` until that sync is next requested).
 """
 
 from __future__ import annotations
 
+import os
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +45,7 @@ from zerocopy.scheduling.scheduler import TickReport, launch_scheduled_run
 from zerocopy.scheduling.sync_frequency import sync_schedule
 from zerocopy.state.db import Database
 from zerocopy.state.models import Workspace, utcnow
-from zerocopy.state.sync_models import Sync
+from zerocopy.state.sync_models import Sync, SyncRun
 from zerocopy.sync.types import SyncStatus
 
 log = get_logger("zerocopy.scheduling.syncs")
@@ -73,6 +81,7 @@ class SyncScheduler:
         self.submit = submit
         self.config = config or SchedulingConfig()
         self.clock = clock
+        self._next_reap = 0.0
 
     async def _syncs(self) -> list[_SyncOwner]:
         async with self.db.session() as s:
@@ -112,6 +121,9 @@ class SyncScheduler:
         """Plan newly active syncs, unplan inactive ones, re-plan edited ones, fire due ones."""
         now = self.clock()
         report = TickReport()
+        if time.monotonic() >= self._next_reap:
+            self._next_reap = time.monotonic() + self.config.reaper_every_s
+            await reap_dead_local_runs(self.db, self.config.worker_lost_after_s)
         states = await self._states()
         due: list[tuple[_SyncOwner, ScheduleState, Firing]] = []
         for owner in await self._syncs():
@@ -219,6 +231,75 @@ class SyncScheduler:
             event="sync_schedule",
             id_key="sync_id",
         )
+
+
+REAP_MIN_STALE_S = 6.0
+"""Never reap a run that missed fewer than 3 beats of a sync engine at its default 2 s (the
+in-process sync engine is not tuned by ``ZEROCOPY_HEARTBEAT_S``)."""
+
+
+def _gone_here(worker: str | None, host: str) -> bool:
+    """Whether ``worker`` ("host:pid", the process that requested a run) is a dead process here."""
+    name, _, pid_text = (worker or "").rpartition(":")
+    if name != host or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists (another user's process)
+    return False
+
+
+async def reap_dead_local_runs(db: Database, stale_after_s: float) -> list[str]:
+    """End ``worker_lost`` the running sync runs requested by a dead process of this host.
+
+    Both conditions: no heartbeat for ``stale_after_s`` (so a run executing or waiting in a
+    queue elsewhere, kept beating, is never touched) and the requesting process gone (so a run
+    waiting in a live in-process pool, which does not beat, is never touched either). The
+    watermark stays at the last committed batch, as :meth:`SyncEngine.reap_lost` leaves it.
+    """
+    limit = utcnow() - timedelta(seconds=max(stale_after_s, REAP_MIN_STALE_S))
+    host = socket.gethostname()
+    async with db.session() as s:
+        rows = (
+            await s.execute(
+                sa.select(SyncRun.id, SyncRun.worker).where(
+                    SyncRun.status == "running", SyncRun.heartbeat_at < limit
+                )
+            )
+        ).all()
+    gone = [row.id for row in rows if _gone_here(row.worker, host)]
+    reaped: list[str] = []
+    for run_id in gone:
+        async with db.transaction() as s:
+            run = await s.get(SyncRun, run_id)
+            sync = await s.get(Sync, run.sync_id) if run is not None else None
+            result = await s.execute(
+                sa.update(SyncRun)
+                .where(
+                    SyncRun.id == run_id,
+                    SyncRun.status == "running",
+                    SyncRun.heartbeat_at < limit,
+                )
+                .values(
+                    status="error",
+                    error_code=errors.WORKER_LOST,
+                    error_message="the process running this sync stopped; the watermark "
+                    "stays at the last committed batch and the next run continues from it",
+                    finished_at=utcnow(),
+                    watermark_after=sync.watermark if sync is not None else None,
+                )
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                reaped.append(run_id)
+    for run_id in reaped:
+        log.warning("sync.worker_lost", run_id=run_id, reaped_by="sync_scheduler")
+    return reaped
 
 
 def round_robin(
