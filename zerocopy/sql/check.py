@@ -417,7 +417,7 @@ class _Check:
         spans = [
             (c._meta["start"], c._meta["end"])
             for c in node.walk()
-            if c._meta and "start" in c._meta and "end" in c._meta
+            if c._meta and isinstance(c._meta.get("end"), int) and "start" in c._meta
         ]
         if spans:
             start, end = min(a for a, _ in spans), max(b for _, b in spans)
@@ -433,7 +433,7 @@ class _Check:
         spans = [
             (p._meta["start"], p._meta["end"])
             for p in table.parts
-            if p._meta and "start" in p._meta and "end" in p._meta
+            if p._meta and isinstance(p._meta.get("end"), int) and "start" in p._meta
         ]
         if len(spans) == len(table.parts) and spans:
             text: str = self.text[min(a for a, _ in spans) : max(b for _, b in spans) + 1]
