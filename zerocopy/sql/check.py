@@ -1179,15 +1179,16 @@ class _Check:
                 position,
             )
             return
-        if _is_constant(match, self.root_scope) and not any(
-            _start_offset(func) in self.refused_calls for func in match.find_all(exp.Func)
+        constant = hardening.constant_id(query, match, self.root_scope, self.scopes)
+        if constant is not None and not any(
+            _start_offset(func) in self.refused_calls for func in constant.find_all(exp.Func)
         ):  # an id computed by a refused function: that refusal says it all
             self.issue(
                 MISSING_ID_COLUMN,
                 f"'{match.alias_or_name}' is a constant, not the id column of a table: the "
                 f"segment would not contain real users. Select the table's "
                 f"'{self.id_column}' column.",
-                self.node_position(match),
+                self.node_position(constant),
             )
 
     def star_reaches_id(self, query: exp.Query, wanted: str) -> bool:

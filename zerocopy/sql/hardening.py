@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlglot import exp
+from sqlglot.optimizer.scope import Scope
 
 from zerocopy.errors import FORBIDDEN_FUNCTION
 
@@ -45,3 +46,133 @@ def refuse_unnamed_source(check: Any, table: exp.Table) -> bool:
     check.source_refused = True
     check.issue(FORBIDDEN_FUNCTION, message, position)
     return True
+
+
+def constant_id(
+    query: exp.Query, match: exp.Expr, root: Scope | None, scopes: list[Scope]
+) -> exp.Expr | None:
+    """The projection that makes the id column a constant (``match`` itself, or the id
+    position of a later set-operation branch), or None when every row's id comes from a table
+    column.
+
+    Constants are literals, NULL, a CASE choosing between literals, and columns passed up
+    from literal rows: subqueries, CTEs and LATERAL subqueries returning a constant, literal
+    ``VALUES``/``UNNEST`` rows, and table functions over literals only (``generate_series(1,
+    1000)``, ``range(…)``, ``FLATTEN(PARSE_JSON('[…]'))``, ``SPLIT_TO_TABLE('a,b', ',')``). In
+    a set operation every branch's projection at the id's position counts (names come from the
+    first branch, rows from all of them).
+    """
+    if isinstance(query, exp.SetOperation) and root is not None:
+        position = _position(query, match)
+        if position is None:
+            return match if _is_constant(match, root, scopes) else None
+        for leaf in _leaf_scopes(root):
+            selects = leaf.expression.selects
+            if position < len(selects) and _is_constant(selects[position], leaf, scopes):
+                return selects[position]
+        return None
+    return match if _is_constant(match, root, scopes) else None
+
+
+def _position(query: exp.Query, match: exp.Expr) -> int | None:
+    """Index of ``match`` among the first branch's projections."""
+    branch: exp.Expr = query
+    while isinstance(branch, exp.SetOperation):
+        branch = branch.this.unnest()
+    if not isinstance(branch, exp.Query):
+        return None
+    return next((i for i, s in enumerate(branch.selects) if s is match), None)
+
+
+def _leaf_scopes(scope: Scope, depth: int = 0) -> list[Scope]:
+    """The SELECT scopes of a set operation's branches, in order."""
+    if not scope.set_operation_scopes or depth > 50:
+        return [scope] if isinstance(scope.expression, exp.Select) else []
+    return [leaf for s in scope.set_operation_scopes for leaf in _leaf_scopes(s, depth + 1)]
+
+
+def _generator_is_literal(node: exp.Expr) -> bool:
+    """A table function reading only literals (no column of a table)."""
+    return node.find(exp.Column) is None
+
+
+def _is_constant(
+    projection: exp.Expr, scope: Scope | None, scopes: list[Scope], depth: int = 0
+) -> bool:
+    """True when an output column carries no table column."""
+    expression = projection.unalias() if isinstance(projection, exp.Alias) else projection
+    # a TableColumn is a FROM item used as a value (BigQuery's `UNNEST(...) AS t`, then `t`)
+    columns = list(expression.find_all(exp.Column, exp.TableColumn))
+    if not columns:
+        return True
+    if _literal_case(expression):
+        return True
+    if scope is None or depth > 20:
+        return False
+    for column in columns:
+        key = column.name if isinstance(column, exp.TableColumn) else column.text("table")
+        source = scope.sources.get(key)
+        if source is None and not key:  # Postgres `FROM generate_series(1, 9) AS g`, then `g`
+            source = scope.sources.get(column.name)
+        if isinstance(source, exp.Table):
+            if isinstance(source.this, exp.Func) and _generator_is_literal(source.this):
+                continue  # generate_series(1, 1000), range(1000)
+            return False
+        if not isinstance(source, Scope):
+            return False
+        inner = source.expression
+        if isinstance(inner, exp.Values | exp.Unnest | exp.TableFromRows):
+            if _generator_is_literal(inner):
+                continue  # rows or an array written out as literals
+            return False
+        if isinstance(inner, exp.Lateral):
+            if isinstance(inner.this, exp.Subquery):
+                select = inner.this.unnest()
+                lateral = next((s for s in scopes if s.expression is select), None)
+                if isinstance(select, exp.Query) and _column_constant(
+                    select, lateral, column.name, scopes, depth
+                ):
+                    continue
+                return False
+            if _generator_is_literal(inner):
+                continue  # LATERAL FLATTEN(PARSE_JSON('[…]'))
+            return False
+        if not isinstance(inner, exp.Query):
+            return False
+        if not _column_constant(inner, source, column.name, scopes, depth):
+            return False
+    return True
+
+
+def _column_constant(
+    query: exp.Query, scope: Scope | None, name: str, scopes: list[Scope], depth: int
+) -> bool:
+    """Whether the output column ``name`` of a subquery is a constant in any of its branches."""
+    branch: exp.Expr = query
+    while isinstance(branch, exp.SetOperation):
+        branch = branch.this.unnest()
+    if not isinstance(branch, exp.Query):
+        return False
+    position = next((i for i, s in enumerate(branch.selects) if s.alias_or_name == name), None)
+    if position is None:
+        return False
+    if isinstance(query, exp.SetOperation):
+        if scope is None:
+            return False
+        return any(
+            position < len(leaf.expression.selects)
+            and _is_constant(leaf.expression.selects[position], leaf, scopes, depth + 1)
+            for leaf in _leaf_scopes(scope)
+        )
+    return _is_constant(branch.selects[position], scope, scopes, depth + 1)
+
+
+def _literal_case(expression: exp.Expr) -> bool:
+    """``CASE … THEN 'a' ELSE 'b' END`` (possibly cast): every id it yields is typed in."""
+    while isinstance(expression, exp.Cast | exp.Paren):
+        expression = expression.this
+    if not isinstance(expression, exp.Case):
+        return False
+    results = [when.args.get("true") for when in expression.args.get("ifs") or []]
+    results.append(expression.args.get("default"))
+    return all(r is None or r.find(exp.Column, exp.TableColumn) is None for r in results)
