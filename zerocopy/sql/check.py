@@ -1022,7 +1022,7 @@ class _Check:
             return
         resolver = self.resolver(scope)
         known_sources = self.source_names_known(scope)
-        for column in scope.columns:
+        for column in hardening.scope_columns(scope):
             name = column.name
             if not name or isinstance(column.this, exp.Star):
                 continue

@@ -176,3 +176,54 @@ def _literal_case(expression: exp.Expr) -> bool:
     results = [when.args.get("true") for when in expression.args.get("ifs") or []]
     results.append(expression.args.get("default"))
     return all(r is None or r.find(exp.Column, exp.TableColumn) is None for r in results)
+
+
+_COLUMN_OWNERS = (
+    exp.Select,
+    exp.Qualify,
+    exp.Order,
+    exp.Cluster,
+    exp.Having,
+    exp.Hint,
+    exp.Table,
+    exp.Star,
+    exp.Distinct,
+)
+
+
+def scope_columns(scope: Scope) -> list[exp.Column]:
+    """sqlglot's ``scope.columns`` plus the unqualified columns of HAVING and QUALIFY that name
+    no output column: sqlglot leaves those out (they might be select aliases), so a typo there
+    (``HAVING SUM(prise) > 100``) would only fail in the warehouse. Only a SELECT with one of
+    these clauses pays for the extra look (its already collected columns, no new walk)."""
+    columns = scope.columns
+    expression = scope.expression
+    if not (expression.args.get("having") or expression.args.get("qualify")):
+        return columns
+    named = set(expression.named_selects)
+    seen = {id(c) for c in columns}
+    extra = []
+    for column in scope._raw_columns:
+        if id(column) in seen or column.table or column.name in named:
+            continue
+        if isinstance(column.this, exp.Star):
+            continue
+        if not isinstance(column.find_ancestor(*_COLUMN_OWNERS), exp.Having | exp.Qualify):
+            continue
+        if _lambda_variable(column):
+            continue
+        extra.append(column)
+    return columns + extra if extra else columns
+
+
+def _lambda_variable(column: exp.Column) -> bool:
+    """Whether a column is a parameter of an enclosing lambda (``x -> x > 1``)."""
+    node = column.parent
+    name = column.name
+    while node is not None and not isinstance(node, exp.Query):
+        if isinstance(node, exp.Lambda) and any(
+            p.name == name for p in node.expressions if isinstance(p, exp.Expr)
+        ):
+            return True
+        node = node.parent
+    return False
