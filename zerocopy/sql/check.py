@@ -1156,7 +1156,7 @@ class _Check:
                 )
             return  # else the stars could not be expanded because of a reported error
         matches = [s for s in selects if s.alias_or_name.lower() == wanted]
-        match = matches[0] if matches else None
+        match = self.id_match = matches[0] if matches else None
         if len(matches) > 1:
             self.issue(
                 MISSING_ID_COLUMN,
@@ -1249,9 +1249,10 @@ class _Check:
         id_sql = _id_sql(self.write_rules.sqlglot_dialect, str(self.id_column).strip())
         alias = "zc_segment"
         string_type = rules.string_type
+        ref = hardening.id_reference(getattr(self, "id_match", None), root, target, id_sql)
         self.result.ids_sql = (
-            f"{prefix}SELECT DISTINCT CAST({alias}.{id_sql} AS {string_type}) AS {id_sql} "
-            f"FROM ({ids_body or body}) AS {alias} WHERE {alias}.{id_sql} IS NOT NULL"
+            f"{prefix}SELECT DISTINCT CAST({alias}.{ref} AS {string_type}) AS {id_sql} "
+            f"FROM ({ids_body or body}) AS {alias} WHERE {alias}.{ref} IS NOT NULL"
         )
 
     def unordered_body(self, root: exp.Expr) -> tuple[str | None, list[SqlIssue]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlglot import exp
+from sqlglot.dialects.dialect import NormalizationStrategy
 from sqlglot.optimizer.scope import Scope
 
 from zerocopy.errors import FORBIDDEN_FUNCTION
@@ -227,3 +228,48 @@ def _lambda_variable(column: exp.Column) -> bool:
             return True
         node = node.parent
     return False
+
+
+_CASE_INSENSITIVE = (
+    NormalizationStrategy.CASE_INSENSITIVE,
+    getattr(
+        NormalizationStrategy, "CASE_INSENSITIVE_UPPERCASE", NormalizationStrategy.CASE_INSENSITIVE
+    ),
+)
+
+
+def id_reference(match: exp.Expr | None, root: exp.Expr, target: Any, id_sql: str) -> str:
+    """How the generated ``ids_sql`` names the query's id column: the configured name
+    (``id_sql``), unless the query returns it under a quoted name that the target would not
+    find unquoted (PostgreSQL ``AS "External_User_Id"``, Snowflake ``AS "external_user_id"``):
+    then that quoted name, exactly as the query writes it.
+
+    ``match`` is the id projection of the checked (normalized) copy; ``root`` the original
+    query being emitted, whose projection at the same position carries the name as written.
+    """
+    if match is None or not isinstance(match.parent, exp.Select):
+        return id_sql
+    branch: exp.Expr = root.unnest() if isinstance(root, exp.Subquery) else root
+    while isinstance(branch, exp.SetOperation):
+        branch = branch.this.unnest()
+    if not isinstance(branch, exp.Select) or not isinstance(match.index, int):
+        return id_sql
+    written = branch.expressions
+    if len(written) != len(match.parent.expressions) or match.index >= len(written):
+        return id_sql  # stars expanded in the copy: the name comes from the catalog
+    original = written[match.index]
+    if isinstance(original, exp.Alias):
+        identifier = original.args.get("alias")
+    else:
+        identifier = original.this if isinstance(original, exp.Column) else None
+    if not isinstance(identifier, exp.Identifier) or not identifier.quoted:
+        return id_sql
+    name = identifier.name
+    if name.lower() != match.alias_or_name.lower() or target.normalization_strategy in (
+        _CASE_INSENSITIVE
+    ):
+        return id_sql
+    folded = target.normalize_identifier(exp.to_identifier(id_sql.strip('"`[]'), quoted=False))
+    if folded.name == name:
+        return id_sql
+    return target.generate(exp.Identifier(this=name, quoted=True))
