@@ -478,6 +478,7 @@ class _Check:
         statements = self.parse()
         if not statements:
             return
+        hardening.restore_json_arrows(self, statements)
         copies: list[_Copied] = []
         for statement in statements:
             # one walk copies the statement (the copy is normalized and qualified later; the

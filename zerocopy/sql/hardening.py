@@ -273,3 +273,31 @@ def id_reference(match: exp.Expr | None, root: exp.Expr, target: Any, id_sql: st
     if folded.name == name:
         return id_sql
     return target.generate(exp.Identifier(this=name, quoted=True))
+
+
+def restore_json_arrows(check: Any, statements: list[exp.Expr]) -> None:
+    """DuckDB ``col->'$.path'`` written as a function argument: sqlglot parses it as a lambda
+    with a string body (``LAMBDA col : '$.path'``, which DuckDB refuses), so such a lambda is
+    turned back into the JSON extraction it is (no real lambda has a bare string body). Only
+    DuckDB input whose text has an arrow pays for the look."""
+    if check.rules.sqlglot_dialect != "duckdb" or "->" not in check.text:
+        return
+    dialect = check.read_dialect
+    for statement in statements:
+        for node in list(statement.find_all(exp.Lambda)):
+            body, params = node.this, node.expressions
+            if not (
+                isinstance(body, exp.Literal)
+                and body.is_string
+                and len(params) == 1
+                and isinstance(params[0], exp.Identifier)
+            ):
+                continue
+            param = params[0]
+            rebuilt = dialect.parse(f"{dialect.generate(param)} -> {dialect.generate(body)}")[0]
+            if not isinstance(rebuilt, exp.JSONExtract):
+                continue
+            column = rebuilt.this
+            if isinstance(column, exp.Column) and isinstance(column.this, exp.Identifier):
+                column.this._meta = dict(param._meta) if param._meta else None
+            node.replace(rebuilt)

@@ -331,14 +331,6 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
     ),
-    **{
-        ("redteam", case, "duckdb"): (
-            RUN_ERROR,
-            "a BUG of the check's output, DuckDB to DuckDB: sqlglot parses col->'$.path' as a "
-            "function argument as a lambda and emits LAMBDA col : '$.path' (F_findings F11)",
-        )
-        for case in ("duck_unnest_in_select_list", "duck_json_arrow_as_function_argument")
-    },
 }
 
 
