@@ -27,7 +27,10 @@ from zerocopy.sync.types import AttributeRows, DataType, ValidRow
 from zerocopy.sync.watermark import WatermarkState
 
 MAX_BATCH_ROWS = 5_000
-"""Upper bound of rows in one :class:`DeliveryBatch` (the HTTP destination may split further)."""
+"""Upper bound of rows in one :class:`DeliveryBatch` (the HTTP destination may split further),
+except for columns to a destination that declares ``COLUMNAR_BATCH_ROWS``."""
+MAX_COLUMNAR_BATCH_ROWS = 50_000
+"""Upper bound of rows in one :class:`DeliveryBatch` carried as columns (``columns``)."""
 
 
 @dataclass(slots=True)

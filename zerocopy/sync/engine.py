@@ -39,6 +39,7 @@ from dialects.protocol import TableInfo, Watermark
 from zerocopy import errors
 from zerocopy.destinations.protocol import (
     MAX_BATCH_ROWS,
+    MAX_COLUMNAR_BATCH_ROWS,
     DeliveryBatch,
     DeliveryResult,
     Destination,
@@ -144,7 +145,9 @@ class SyncEngine:
         adapter_factory: ``factory(source, credential, *, max_runtime_s=...) -> adapter``.
         destination_factory: ``factory(sync) -> Destination`` (default: the built-in store).
         batch_rows: rows per Arrow batch read from the warehouse.
-        delivery_rows: valid rows per delivery batch (at most ``MAX_BATCH_ROWS``).
+        delivery_rows: valid rows per delivery batch (at most ``MAX_BATCH_ROWS``). Left out,
+            a destination that takes columns gets up to its ``COLUMNAR_BATCH_ROWS`` per batch
+            while the rows stay columns (fewer transactions); given, it holds for every batch.
     """
 
     def __init__(
@@ -157,7 +160,7 @@ class SyncEngine:
         heartbeat_s: float = 2.0,
         stale_after_s: float = 60.0,
         batch_rows: int = 50_000,
-        delivery_rows: int = MAX_BATCH_ROWS,
+        delivery_rows: int | None = None,
         worker: str = WORKER_ID,
         on_finished: Callable[[SyncRun], Awaitable[Any]] | None = None,
     ) -> None:
@@ -172,7 +175,9 @@ class SyncEngine:
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.batch_rows = batch_rows
-        self.delivery_rows = min(delivery_rows, MAX_BATCH_ROWS)
+        self.delivery_rows = min(delivery_rows or MAX_BATCH_ROWS, MAX_BATCH_ROWS)
+        self._columnar_rows: int | None = None if delivery_rows is None else self.delivery_rows
+        """Valid rows per columnar batch (None: the destination's ``COLUMNAR_BATCH_ROWS``)."""
         self.worker = worker
         self.on_finished = on_finished
         """Called with every finished run (notifications); best effort, never fails the run."""
@@ -531,6 +536,12 @@ class SyncEngine:
         pending: list[_Chunk] = []
         pending_valid = 0
         limit = sync.row_limit
+        columnar_rows = self.delivery_rows
+        if getattr(destination, "ACCEPTS_COLUMNS", False):
+            columnar_rows = self._columnar_rows or min(
+                getattr(destination, "COLUMNAR_BATCH_ROWS", self.delivery_rows),
+                MAX_COLUMNAR_BATCH_ROWS,
+            )
         async with anyio.create_task_group() as tg:
             tg.start_soon(produce)
             async with receive:
@@ -541,12 +552,22 @@ class SyncEngine:
                         counts.limit_hit = True
                         chunk = chunk.cut(max(0, limit - counts.read))[0]
                     while chunk.n:
-                        need = self.delivery_rows - pending_valid
+                        columnar = isinstance(chunk.valid, AttributeRows) and all(
+                            isinstance(p.valid, AttributeRows) for p in pending
+                        )
+                        cap = columnar_rows if columnar else self.delivery_rows
+                        if pending_valid >= cap:  # columns pending, then a per-row chunk
+                            await self._flush(
+                                run, sync, data_type, pending, tracker, destination, counts
+                            )
+                            pending, pending_valid = [], 0
+                            await anyio.lowlevel.checkpoint()
+                        need = cap - pending_valid
                         head, chunk = chunk.cut(chunk.rows_for_valid(need))
                         counts.read += head.n
                         pending.append(head)
                         pending_valid += head.valid_count
-                        if pending_valid >= self.delivery_rows:
+                        if pending_valid >= cap:
                             await self._flush(
                                 run, sync, data_type, pending, tracker, destination, counts
                             )

@@ -1,147 +1,111 @@
-"""The fast paths give exactly what the row-by-row paths give (payload decoding, ids, hashes)."""
+"""The vectorised fast paths give exactly what the per-value code gave (ids, hashes, times)."""
 
 from __future__ import annotations
 
-import gc
-import hashlib
-import uuid
-from datetime import UTC, datetime, timedelta, timezone
+import random
 
-import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
-from zerocopy.destinations.builtin import PROFILE_NAMESPACE, _sqlite_datetime, profile_id
-from zerocopy.sync.types import DataType, Identifier, RowError, ValidRow
-from zerocopy.sync.validate import (
-    UNDECODED,
-    decode_payload,
-    decode_payloads,
-    gc_paused,
-    row_hashes,
-    validate_batch,
-)
+from zerocopy.destinations import builtin
+from zerocopy.state.sync_models import braze_id_of, profile_id_of_braze
+from zerocopy.sync import validate
+from zerocopy.sync.types import Identifier
 
-PAYLOADS = [
-    '{"a": 1}',
-    '  {"b": [1, 2, {"c": null}]}  ',
-    None,
-    "",
-    "   ",
-    '{"pretty":\n 1}',
-    "[1, 2]",
-    '"text"',
-    "null",
-    '{"big": 123456789012345678901234567890}',
-    '{"dup": 1, "dup": 2}',
-    '{"x": 1.0000000000000002, "y": -0.0, "z": "é\\u00e9"}',
-]
+UNITS = {"s": 1_000_000, "ms": 1_000, "us": 1, "ns": 0}
 
 
-def _orjson_or_error(raw: str | None) -> object:
-    try:
-        return decode_payload(raw)
-    except Exception as exc:
-        return type(exc).__name__
+def test_profile_ids_in_bulk_equal_profile_id() -> None:
+    ext = [f"u{i}" for i in range(500)] + ["é∂ü", "a\tb", "x\\y", "", "😀" * 10]
+    ws = "0b6a3c1e-0000-4000-8000-000000000001"
+    expected = [builtin.profile_id(ws, Identifier("external_id", e)) for e in ext]
+    assert builtin._profile_ids(ws, ext) == expected
+    assert builtin._profile_ids_arrow(ws, pa.array(ext)).to_pylist() == expected
+    assert builtin._profile_ids(ws, []) == []
 
 
-@pytest.mark.parametrize("typ", [pa.string(), pa.large_string()])
-def test_decode_payloads_matches_one_by_one(typ: pa.DataType) -> None:
-    values = decode_payloads(pa.array(PAYLOADS, typ))
-    for raw, value in zip(PAYLOADS, values, strict=True):
-        expected = _orjson_or_error(raw)
-        if value is UNDECODED:
-            continue
-        assert value == expected, raw
-        assert orjson.dumps(value) == orjson.dumps(expected), raw
-    # Blank, null, multi-line rows and integers past 64 bits are left to the one-by-one path.
-    assert values[2] is UNDECODED and values[3] is UNDECODED and values[5] is UNDECODED
-    assert values[9] is UNDECODED
-    assert values[0] == {"a": 1} and values[6] == [1, 2] and values[8] is None
+def test_braze_ids_map_back_to_their_profile_id() -> None:
+    pid = builtin.profile_id("ws", Identifier("external_id", "u1"))
+    assert profile_id_of_braze(braze_id_of(pid)) == pid
+    for other in ("", "bz-1", pid, braze_id_of(pid).upper(), braze_id_of(pid)[:-1] + "g"):
+        assert profile_id_of_braze(other) is None
 
 
-@pytest.mark.parametrize(
-    "bad",
-    [
-        ['{"a": 1} {"b": 2}', '{"c": 3}'],  # two values in one row
-        ["[1,", "2]"],  # rows that only parse joined
-        ["[1,2", "3],4"],  # same count joined as rows, each invalid alone
-        ['{"a": 1}', '{"a": '],
-    ],
-)
-def test_rows_that_only_parse_joined_are_decoded_one_by_one(bad: list[str]) -> None:
-    values = decode_payloads(pa.array(bad))
-    assert all(v is UNDECODED for v in values)
-    verdicts = validate_batch(
-        DataType.USER_ATTRIBUTES,
-        pa.RecordBatch.from_pydict(
-            {
-                "UPDATED_AT": [datetime(2026, 1, 1, tzinfo=UTC)] * len(bad),
-                "EXTERNAL_ID": [f"u{i}" for i in range(len(bad))],
-                "PAYLOAD": bad,
-            }
-        ),
-        start_position=0,
-    )
-    for raw, verdict in zip(bad, verdicts, strict=True):
-        try:
-            ok = isinstance(orjson.loads(raw), dict)
-        except orjson.JSONDecodeError:
-            ok = False
-        assert isinstance(verdict, ValidRow) == ok
-        if not ok:
-            assert isinstance(verdict, RowError)
-            assert verdict.code in ("invalid_json", "payload_not_object")
-
-
-def test_profile_id_is_uuid5() -> None:
-    for ident in (
-        Identifier("external_id", "u1"),
-        Identifier("alias", "name", "label"),
-        Identifier("email", "é@example.com"),
-    ):
-        key = f"ws|{ident.kind}|{ident.value}|{ident.label or ''}"
-        assert profile_id("ws", ident) == str(uuid.uuid5(PROFILE_NAMESPACE, key))
-
-
-def test_sqlite_datetime_text_matches_sqlalchemy() -> None:
-    from sqlalchemy.dialects import sqlite
-
-    from zerocopy.state.sync_models import StoreProfile
-
-    dialect = sqlite.dialect()
-    column = StoreProfile.__table__.c.updated_at  # type: ignore[attr-defined]
-    bind = column.type.dialect_impl(dialect).bind_processor(dialect)
-    for value in (
-        datetime(2026, 1, 1, tzinfo=UTC),
-        datetime(2026, 3, 4, 5, 6, 7, 89, tzinfo=timezone(timedelta(hours=2))),
-    ):
-        assert _sqlite_datetime(value) == bind(value)
-    with pytest.raises(ValueError):
-        _sqlite_datetime(datetime(2026, 1, 1))
-
-
-def test_row_hashes_are_blake2b_of_the_joined_text() -> None:
-    batch = pa.RecordBatch.from_pydict({"A": ["x", None, "é"], "B": [1, 2, None]})
-    expected = [
-        hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
-        for text in ("x\x1f1", "\x00\x1f2", "é\x1f\x00")
+def test_copy_escape_only_copies_when_needed() -> None:
+    plain = pa.array(["abc", '{"a": 1}', None])
+    assert builtin._copy_escape(plain) is plain
+    mixed = pa.array(["a\\b", "t\tx", "n\nx", "r\rx", "ok", None])
+    assert builtin._copy_escape(mixed).to_pylist() == [
+        "a\\\\b",
+        "t\\tx",
+        "n\\nx",
+        "r\\rx",
+        "ok",
+        None,
     ]
-    assert row_hashes(batch) == expected
+    assert bytes(builtin._copy_data(pa.array(["a\tb", "c"]))) == b"a\tb\nc\n"
 
 
-def test_gc_paused_restores_the_collector() -> None:
-    assert gc.isenabled()
-    with gc_paused():
-        assert not gc.isenabled()
-        with gc_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with gc_paused():
-            assert not gc.isenabled()
-        assert not gc.isenabled()  # was off before: stays off
-    finally:
-        gc.enable()
+def _micros_per_value(col: pa.Array) -> list[int | None]:
+    """The per-value conversion ``updated_micros`` replaced (the reference)."""
+    typ = col.type
+    if pa.types.is_timestamp(typ):
+        raw, per = col.view(pa.int64()), UNITS[typ.unit]
+    else:
+        raw = col.view(pa.int32() if typ.bit_width == 32 else pa.int64())
+        per = 86_400_000_000 if typ.bit_width == 32 else 1_000
+    out: list[int | None] = []
+    for v in raw.to_pylist():
+        if v is None:
+            out.append(None)
+            continue
+        us = v // 1_000 if per == 0 else v * per
+        out.append(us if validate._MIN_US <= us <= validate._MAX_US else None)
+    return out
+
+
+@pytest.mark.parametrize("unit", list(UNITS))
+@pytest.mark.parametrize("tz", [None, "UTC"])
+def test_updated_micros_vectorised_equals_per_value(unit: str, tz: str | None) -> None:
+    rng = random.Random(7)
+    big = 2**63 - 1
+    values = [None, 0, -1, 1, big, -big] + [rng.randint(-(2**62), 2**62) for _ in range(300)]
+    values += [rng.randint(-(10**13), 10**13) for _ in range(300)]
+    col = pa.array(values, pa.int64()).cast(pa.timestamp(unit, tz=tz))
+    assert validate.updated_micros(col) == _micros_per_value(col)
+
+
+def test_updated_micros_of_dates_equals_per_value() -> None:
+    rng = random.Random(8)
+    d32 = pa.array(
+        [None, 0, -5, 2**31 - 1, -(2**31)] + [rng.randint(-(2**31), 2**31 - 1) for _ in range(200)],
+        pa.int32(),
+    ).cast(pa.date32())
+    d64 = pa.array(
+        [None, 0, -5, 2**63 - 1] + [rng.randint(-(2**62), 2**62) for _ in range(200)], pa.int64()
+    ).cast(pa.date64())
+    for col in (d32, d64):
+        assert validate.updated_micros(col) == _micros_per_value(col)
+
+
+@pytest.mark.parametrize("unit", list(UNITS))
+def test_utc_timestamps_as_text_equal_arrows_cast(unit: str) -> None:
+    """Row hashes hash this text: it must not change (stored watermarks keep hashes)."""
+    rng = random.Random(9)
+    per = UNITS[unit]
+    lo, hi = (
+        (-(2**63) + 1, 2**63 - 1)
+        if per == 0
+        else (-(-validate._MIN_US // per), validate._MAX_US // per)
+    )
+    values = [None, lo, hi, 0, -1, 1] + [rng.randint(lo, hi) for _ in range(3000)]
+    col = pa.array(values, pa.int64()).cast(pa.timestamp(unit, tz="UTC"))
+    fast = validate._utc_as_text(col)
+    assert fast is not None and fast.equals(pc.cast(col, pa.string()))
+    if per:  # out of years 1-9999: Arrow's own (slow) cast, whatever it prints
+        beyond = pa.array([0, hi + 1], pa.int64()).cast(pa.timestamp(unit, tz="UTC"))
+        assert validate._utc_as_text(beyond) is None
+        assert validate._as_text(beyond).equals(pc.cast(beyond, pa.string()))
+    zoned = pa.array([0], pa.int64()).cast(pa.timestamp(unit, tz="Europe/Paris"))
+    assert validate._utc_as_text(zoned) is None
