@@ -1023,7 +1023,7 @@ class _Check:
             return
         resolver = self.resolver(scope)
         known_sources = self.source_names_known(scope)
-        for column in hardening.scope_columns(scope):
+        for column in hardening.scope_columns(scope, self):
             name = column.name
             if not name or isinstance(column.this, exp.Star):
                 continue

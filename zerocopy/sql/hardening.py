@@ -6,13 +6,14 @@ import cycle) and is called from one line of the pipeline; none walks the whole 
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from sqlglot import exp
 from sqlglot.dialects.dialect import NormalizationStrategy
 from sqlglot.optimizer.scope import Scope
 
-from zerocopy.errors import FORBIDDEN_FUNCTION
+from zerocopy.errors import FORBIDDEN_FUNCTION, UNKNOWN_COLUMN
 
 
 def refuse_unnamed_source(check: Any, table: exp.Table) -> bool:
@@ -192,13 +193,18 @@ _COLUMN_OWNERS = (
 )
 
 
-def scope_columns(scope: Scope) -> list[exp.Column]:
-    """sqlglot's ``scope.columns`` plus the unqualified columns of HAVING and QUALIFY that name
-    no output column: sqlglot leaves those out (they might be select aliases), so a typo there
-    (``HAVING SUM(prise) > 100``) would only fail in the warehouse. Only a SELECT with one of
-    these clauses pays for the extra look (its already collected columns, no new walk)."""
+def scope_columns(scope: Scope, check: Any) -> list[exp.Column]:
+    """The columns of a SELECT to validate against its sources: sqlglot's ``scope.columns``
+    plus the unqualified columns of HAVING and QUALIFY that name no output column (sqlglot
+    leaves those out as possible select aliases, so a typo there, ``HAVING SUM(prise) > 100``,
+    would only fail in the warehouse); only a SELECT with one of these clauses pays for the
+    extra look (its already collected columns, no new walk). A SELECT reading a PIVOT keeps
+    only the pivot's own columns (see `check_pivoted`)."""
     columns = scope.columns
     expression = scope.expression
+    pivoted = check_pivoted(check, scope)
+    if pivoted is not None:
+        return pivoted
     if not (expression.args.get("having") or expression.args.get("qualify")):
         return columns
     named = set(expression.named_selects)
@@ -301,3 +307,127 @@ def restore_json_arrows(check: Any, statements: list[exp.Expr]) -> None:
             if isinstance(column, exp.Column) and isinstance(column.this, exp.Identifier):
                 column.this._meta = dict(param._meta) if param._meta else None
             node.replace(rebuilt)
+
+
+def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
+    """A SELECT reading a PIVOT/UNPIVOT (``FROM (…) PIVOT (SUM(price) FOR currency IN …)``,
+    DuckDB ``FROM (PIVOT t ON … USING …)``), whose output sqlglot does not model.
+
+    The pivoted result has the source's columns minus the consumed ones (aggregated, the
+    FOR/ON column, the UNPIVOT IN list) plus generated ones, named per dialect (``'EUR'``,
+    ``EUR``, ``spend_eur``, an IN alias, the UNPIVOT name/value columns). A column outside the
+    pivot is accepted when it is a remaining source column or looks like a generated one (its
+    name contains an IN value or alias, or is a value/name column), and refused as unknown when
+    the source's columns are known and it is neither (a consumed column included); with a
+    source of unknown columns everything but a consumed column is accepted. Returns the
+    columns left to the ordinary validation (the pivot's own, which read its source, and
+    columns qualified by another source), or None when nothing is pivoted.
+    """
+    expression = scope.expression
+    from_ = expression.args.get("from_")
+    items = [from_.this] if isinstance(from_, exp.From) else []
+    items += [join.this for join in expression.args.get("joins") or []]
+    pivots: list[exp.Pivot] = []
+    pivoted_names: set[str] = set()
+    statements: set[int] = set()  # DuckDB (PIVOT t ON …): its columns read t, no source here
+    for item in items:
+        found = list(item.args.get("pivots") or [])
+        if isinstance(item, exp.Subquery) and isinstance(item.this, exp.Pivot):
+            found.append(item.this)
+            statements.add(id(item.this))
+        if found:
+            pivots += found
+            pivoted_names.add(item.alias_or_name)
+            pivoted_names.update(p.alias for p in found if p.alias)
+    if not pivots:
+        return None
+    consumed: set[str] = set()
+    generated: set[str] = set()  # fragments of generated column names
+    exact: set[str] = set()  # UNPIVOT name and value columns
+    for pivot in pivots:
+        generated.update(i.name.lower() for i in pivot.args.get("columns") or [] if i.name)
+        if pivot.args.get("unpivot"):
+            for field in pivot.args.get("fields") or []:
+                if isinstance(field, exp.In):
+                    consumed.update(c.name.lower() for c in field.find_all(exp.Column))
+                    exact.add(field.this.name.lower())
+            exact.update(e.name.lower() for e in pivot.expressions if e.name)
+            continue
+        for part in pivot.expressions:
+            if isinstance(part, exp.Alias):
+                generated.add(part.alias.lower())
+        for key in ("expressions", "using", "fields"):
+            for part in pivot.args.get(key) or []:
+                if isinstance(part, exp.In):
+                    for value in part.expressions:
+                        if isinstance(value, exp.PivotAlias | exp.Alias) and value.alias:
+                            generated.add(value.alias.lower())
+                            value = value.this
+                        if isinstance(value, exp.Literal | exp.Column | exp.Identifier):
+                            generated.add(value.name.lower())
+                    part = part.this
+                consumed.update(c.name.lower() for c in part.find_all(exp.Column))
+    generated.discard("")
+    # what the non-consumed source columns are, when every pivoted source's are known
+    resolver = check.resolver(scope)
+    remaining: set[str] | None = set()
+    others: set[str] = set()
+    for name in scope.sources:
+        known = check.source_known(scope, name)
+        columns = {c.lower() for c in resolver.get_source_columns(name)} if known else None
+        if name in pivoted_names or not name:
+            if columns is None or remaining is None:
+                remaining = None
+            else:
+                remaining |= columns - consumed
+        elif columns is None:
+            remaining = None  # another source of unknown columns: cannot tell
+        else:
+            others |= columns
+    if any(id(p) in statements for p in pivots):
+        remaining = None  # DuckDB PIVOT statement: its grouping columns are not modelled
+    inside = []
+    for column in scope.columns:
+        pivot = column.find_ancestor(exp.Pivot)
+        if pivot is not None:
+            if id(pivot) not in statements:
+                inside.append(column)
+            continue
+        table = column.table
+        if table and table not in pivoted_names and table in scope.sources:
+            inside.append(column)
+            continue
+        name = column.name.lower()
+        if name in consumed and name not in exact:
+            reason = "is consumed by the PIVOT/UNPIVOT (aggregated, pivoted or unpivoted)"
+        elif (
+            remaining is None
+            or name in remaining
+            or name in others
+            or name in exact
+            or any(fragment in name for fragment in generated)
+        ):
+            continue
+        else:  # worded as for any unknown column
+            candidates = [c for s in scope.sources for c in resolver.get_source_columns(s)]
+            hint = _closest(column.name, candidates)
+            check.issue(
+                UNKNOWN_COLUMN,
+                f"Column {check.written(column)} does not exist in any table of this query"
+                + (f"; did you mean {hint}?" if hint else "."),
+                check.node_position(column),
+            )
+            continue
+        check.issue(
+            UNKNOWN_COLUMN,
+            f"Column {check.written(column)} {reason}: the result has the source's other "
+            "columns and the generated value columns.",
+            check.node_position(column),
+        )
+    return inside
+
+
+def _closest(name: str, candidates: list[str]) -> str | None:
+    """The candidate most like ``name`` (typo hint), or None (as the check's own hints)."""
+    matches = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=1, cutoff=0.75)
+    return matches[0] if matches else None
