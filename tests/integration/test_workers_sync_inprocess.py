@@ -134,7 +134,7 @@ async def test_serve_killed_mid_sync_ends_its_run_worker_lost_after_restart(
 
     try:
         base = serve("serve1")
-        async with httpx.AsyncClient(base_url=base, headers=auth) as http:
+        async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as http:
             resp = await http.post(f"/v1/syncs/{sync.id}/runs")
             assert resp.status_code == 202, resp.text
             doomed = resp.json()["id"]
@@ -159,7 +159,7 @@ async def test_serve_killed_mid_sync_ends_its_run_worker_lost_after_restart(
             assert await s.scalar(sa.select(sa.func.count()).select_from(StoreEvent)) == 0
 
         _set_slow(wh, 0)  # serve no longer holds the file: its run is over
-        async with httpx.AsyncClient(base_url=base, headers=auth) as http:
+        async with httpx.AsyncClient(base_url=base, headers=auth, timeout=60) as http:
             resp = await http.post(f"/v1/syncs/{sync.id}/runs", params={"wait": "true"})
             assert resp.status_code == 200, resp.text
             body: dict[str, Any] = resp.json()
