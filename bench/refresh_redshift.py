@@ -3,8 +3,9 @@
     .venv/bin/python bench/refresh.py --warehouse redshift [--users 1000000 3000000 10000000]
     .venv/bin/python bench/refresh_redshift.py [--users N ...] [--batch-rows 50000] [--only ...]
 
-Default sizes 1M and 3M (about 2 minutes on a quiet 2-core machine); add 10000000 to see the
-curve further out (about 4 more minutes, ~1.5 GB for ``psycopg_fetchall``).
+Default sizes 1M and 3M; add 10000000 to see the curve further out (``psycopg_fetchall`` then
+peaks at ~1.6 GB). On the shared 2-core machine at load ~11 the 1M and 3M sizes took 7 minutes
+and 10M 6 more (``engine`` alone: 17 s, 38 s, 155 s); ``--only engine psycopg_stream`` is quicker.
 
 For each ``--users`` size, loads ``marketing.users`` into a scratch database on the local
 PostgreSQL server, starts the Redshift proxy peer in front of it, and measures, each path in
