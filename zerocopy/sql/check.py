@@ -1504,6 +1504,8 @@ def _forbidden_name(func: exp.Func, rules: DialectRules) -> str | None:
 def _forbidden_in(func: exp.Func, read: DialectRules, write: DialectRules) -> str | None:
     """The name under which a function is forbidden by the input dialect's rules or, when the
     query runs in another dialect, by the target warehouse's (what it will execute there)."""
+    if isinstance(func, exp.Cast) and (read.forbidden_types or write.forbidden_types):
+        return hardening.forbidden_cast(func, read, write)
     return _forbidden_name(func, read) or (None if write is read else _forbidden_name(func, write))
 
 

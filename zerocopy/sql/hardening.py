@@ -431,3 +431,18 @@ def _closest(name: str, candidates: list[str]) -> str | None:
     """The candidate most like ``name`` (typo hint), or None (as the check's own hints)."""
     matches = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=1, cutoff=0.75)
     return matches[0] if matches else None
+
+
+def forbidden_cast(func: exp.Cast, read: Any, write: Any) -> str | None:
+    """The type name when a cast targets a type the input or target dialect forbids
+    (PostgreSQL/Redshift ``::regclass``, ``::regrole``…), else None."""
+    to = func.args.get("to")
+    if not isinstance(to, exp.DataType):
+        return None
+    kind = to.this  # a DataType.Type member, or an expression for a user-defined type
+    name = (kind.name if isinstance(kind, exp.Expr) else str(getattr(kind, "value", kind))).lower()
+    if kind == exp.DataType.Type.USERDEFINED:  # a type the dialect does not know (DuckDB)
+        name = to.text("kind").lower()
+    if name in read.forbidden_types or name in write.forbidden_types:
+        return name.upper()
+    return None

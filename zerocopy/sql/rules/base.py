@@ -80,6 +80,10 @@ class DialectRules:
     scope_parts: int = 2
     """How many parts a scope may have: 1 (schema) or 2 (database/project/catalog + schema)."""
 
+    forbidden_types: frozenset[str] = frozenset()
+    """Types a value may not be cast to (PostgreSQL ``'finance.secrets'::regclass`` looks up a
+    catalog object and fails when it does not exist, like ``to_regclass``)."""
+
 
 def names(*groups: str) -> frozenset[str]:
     """A lower-cased set from whitespace-separated name lists (keeps the tables readable)."""

@@ -40,6 +40,13 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
 
 POSTGRES_ALLOWED = names("pg_typeof")
 
+# Object-identifier types: a cast to one looks the name up in the catalog (a probe of other
+# schemas' tables, roles, functions), like the to_reg* functions above.
+POSTGRES_FORBIDDEN_TYPES = names(
+    """regclass regproc regprocedure regoper regoperator regtype regnamespace regrole
+    regcollation regconfig regdictionary"""
+)
+
 POSTGRES_TABLE_FUNCTIONS = COMMON_TABLE_FUNCTIONS | names(
     """generate_series explodinggenerateseries generateseries
     jsonb_array_elements jsonb_array_elements_text json_array_elements json_array_elements_text
@@ -55,11 +62,12 @@ RULES = DialectRules(
     name="postgres",
     sqlglot_dialect="postgres",
     string_type="TEXT",
-    forbidden_functions=POSTGRES_FORBIDDEN,
+    forbidden_functions=POSTGRES_FORBIDDEN | POSTGRES_FORBIDDEN_TYPES,  # regclass('t') too
     forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "binary_upgrade_"),
     allowed_functions=POSTGRES_ALLOWED,
     function_namespaces=names("pg_catalog"),
     table_functions=POSTGRES_TABLE_FUNCTIONS,
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("pg_catalog pg_toast public_system"),
     system_table_prefixes=("pg_",),
+    forbidden_types=POSTGRES_FORBIDDEN_TYPES,
 )

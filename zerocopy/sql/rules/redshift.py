@@ -4,7 +4,11 @@ https://docs.aws.amazon.com/redshift/latest/dg/cm_chap_system-tables.html
 """
 
 from zerocopy.sql.rules.base import DialectRules, names
-from zerocopy.sql.rules.postgres import POSTGRES_ALLOWED, POSTGRES_FORBIDDEN
+from zerocopy.sql.rules.postgres import (
+    POSTGRES_ALLOWED,
+    POSTGRES_FORBIDDEN,
+    POSTGRES_FORBIDDEN_TYPES,
+)
 
 RULES = DialectRules(
     name="redshift",
@@ -12,6 +16,7 @@ RULES = DialectRules(
     # A bare VARCHAR is VARCHAR(256) in Redshift: ids longer than that would fail the CTAS.
     string_type="VARCHAR(65535)",
     forbidden_functions=POSTGRES_FORBIDDEN
+    | POSTGRES_FORBIDDEN_TYPES
     | names("has_table_privilege has_assumerole_privilege slice_num"),
     forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "stl_", "stv_", "svv_", "svl_", "sys_"),
     allowed_functions=POSTGRES_ALLOWED,
@@ -20,4 +25,5 @@ RULES = DialectRules(
     table_functions=names("unnest"),
     system_schemas=names("information_schema pg_catalog pg_internal sys"),
     system_table_prefixes=("pg_", "stl_", "stv_", "svv_", "svl_", "svcs_", "sys_"),
+    forbidden_types=POSTGRES_FORBIDDEN_TYPES,
 )
