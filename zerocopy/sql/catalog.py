@@ -12,6 +12,37 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.schema import MappingSchema
 
 
+class _ScopeSchema(MappingSchema):
+    """sqlglot's ``MappingSchema`` with bounded lookup caches.
+
+    It memoizes table lookups keyed by the table expression itself (compared by structure);
+    each key keeps its node, hence through parent links the whole checked query, alive for as
+    long as the source's catalog stays cached (the API keeps it until the next source test),
+    so every distinct query typed in an editor would stay in memory. Past `MAX_CACHED` entries
+    a cache starts over: the answers are the same (pure memoization), the memory is bounded.
+    """
+
+    MAX_CACHED = 64
+
+    def find(
+        self, table: exp.Table, raise_on_missing: bool = True, ensure_data_types: bool = False
+    ) -> Any:
+        cache = getattr(self, "_find_cache", None)
+        if isinstance(cache, dict) and len(cache) > self.MAX_CACHED:
+            cache.clear()
+        return super().find(
+            table, raise_on_missing=raise_on_missing, ensure_data_types=ensure_data_types
+        )
+
+    def _normalize_table(
+        self, table: exp.Table | str, dialect: Any = None, normalize: bool | None = None
+    ) -> exp.Table:
+        cache = getattr(self, "_normalized_table_cache", None)
+        if isinstance(cache, dict) and len(cache) > self.MAX_CACHED:
+            cache.clear()
+        return super()._normalize_table(table, dialect=dialect, normalize=normalize)
+
+
 @dataclass(frozen=True, slots=True)
 class CatalogTable:
     """One table as the catalog spells it, with its normalized column names."""
@@ -59,7 +90,7 @@ class DialectView:
                 dialect = copy.copy(dialect)
                 dialect.ANNOTATE_ALL_SCOPES = False  # type: ignore[misc]
             tables: dict[str, object] = dict(self.mapping.get(schema, {}))
-            found = MappingSchema(tables, dialect=dialect, normalize=False)
+            found = _ScopeSchema(tables, dialect=dialect, normalize=False)
             self.by_scope[key] = found
         return found
 

@@ -192,3 +192,27 @@ def test_reused_tokenizer_gives_the_tokens_of_a_fresh_one() -> None:
                     _tokenize(dialect, sql)
                 continue
             assert shape(_tokenize(dialect, sql)) == fresh, (name, sql)
+
+
+def test_a_cached_catalog_does_not_keep_every_checked_query_alive() -> None:
+    """sqlglot's schema memoizes lookups by table expression (each one holding its query's
+    tree): the scope schema bounds those caches, so checking many distinct queries against
+    one cached catalog keeps memory flat."""
+    from zerocopy.sql import SqlCatalog, check_segment_sql
+    from zerocopy.sql.catalog import _ScopeSchema
+    from zerocopy.sql.check import _dialect
+
+    catalog = SqlCatalog({"marketing": {"users": {"external_user_id": "VARCHAR", "x": "INT"}}})
+    for i in range(300):
+        result = check_segment_sql(
+            f"SELECT t{i}.external_user_id FROM users AS t{i} WHERE t{i}.x > {i}",
+            dialect="postgres",
+            catalog=catalog,
+            scope="marketing",
+        )
+        assert result.valid, result.errors
+    schemas = list(catalog.view(_dialect("postgres")).by_scope.values())
+    assert schemas and all(isinstance(s, _ScopeSchema) for s in schemas)
+    for schema in schemas:
+        assert len(schema._find_cache) <= _ScopeSchema.MAX_CACHED + 1
+        assert len(schema._normalized_table_cache) <= _ScopeSchema.MAX_CACHED + 1
