@@ -323,10 +323,17 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
     columns left to the ordinary validation (the pivot's own, which read its source, and
     columns qualified by another source), or None when nothing is pivoted.
     """
-    expression = scope.expression
-    from_ = expression.args.get("from_")
+    args = scope.expression.args
+    from_, joins = args.get("from_"), args.get("joins")
+    if not joins:  # the common case, without building lists
+        first = from_.this if isinstance(from_, exp.From) else None
+        if first is None or not (
+            first.args.get("pivots")
+            or (isinstance(first, exp.Subquery) and isinstance(first.this, exp.Pivot))
+        ):
+            return None
     items = [from_.this] if isinstance(from_, exp.From) else []
-    items += [join.this for join in expression.args.get("joins") or []]
+    items += [join.this for join in joins or []]
     pivots: list[exp.Pivot] = []
     pivoted_names: set[str] = set()
     statements: set[int] = set()  # DuckDB (PIVOT t ON …): its columns read t, no source here
