@@ -634,6 +634,8 @@ class _Check:
         except ParseError as exc:
             if command:
                 self.refuse_command(first)
+            elif hardening.refuse_unparsed(self, chunk):
+                pass  # refused for what it does (SELECT … INTO #t, APPENDS(…)), not its syntax
             else:
                 # the first error only: sqlglot's later ones mostly follow from it
                 error = (exc.errors or [{"description": str(exc)}])[0]
@@ -826,7 +828,7 @@ class _Check:
         if isinstance(this, exp.Func):
             self.check_table_function(this, table_funcs)
             return
-        if not isinstance(this, exp.Identifier) and hardening.refuse_unnamed_source(self, table):
+        if hardening.refuse_unnamed_source(self, table):
             return
         if isinstance(this, exp.Var) and str(this.this).startswith("@"):
             self.source_refused = True

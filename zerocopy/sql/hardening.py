@@ -9,11 +9,17 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from sqlglot import exp
+from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import NormalizationStrategy
 from sqlglot.optimizer.scope import Scope
 
-from zerocopy.errors import FORBIDDEN_FUNCTION, UNKNOWN_COLUMN
+from zerocopy.errors import (
+    FORBIDDEN_FUNCTION,
+    NOT_READ_ONLY,
+    UNKNOWN_COLUMN,
+)
+
+_STATEMENT_WORDS = frozenset({"SHOW", "DESCRIBE", "DESC", "SUMMARIZE"})
 
 
 def refuse_unnamed_source(check: Any, table: exp.Table) -> bool:
@@ -22,6 +28,23 @@ def refuse_unnamed_source(check: Any, table: exp.Table) -> bool:
     (``FROM '@stage/file.csv'``, ``FROM '/tmp/ids.csv'``, a replacement scan once emitted for
     DuckDB). Records the refusal and returns True; False for anything else."""
     this = table.this
+    if isinstance(this, exp.Identifier):
+        # DuckDB `FROM (SHOW TABLES)`: sqlglot reads a table SHOW aliased TABLES
+        if (
+            this.quoted
+            or this.name.upper() not in _STATEMENT_WORDS
+            or not isinstance(table.parent, exp.Subquery)
+            or check.rules.sqlglot_dialect != "duckdb"
+        ):
+            return False
+        check.source_refused = True
+        check.issue(
+            NOT_READ_ONLY,
+            f"'{this.name.upper()}' inside the query is not allowed: segment queries may only "
+            "read the source's tables. Remove it and keep a single SELECT.",
+            check.node_position(table),
+        )
+        return True
     if isinstance(this, exp.DirectoryStage):
         stage = this.this.name if isinstance(this.this, exp.Expr) else str(this.this)
         message = (
@@ -453,3 +476,67 @@ def forbidden_cast(func: exp.Cast, read: Any, write: Any) -> str | None:
     if name in read.forbidden_types or name in write.forbidden_types:
         return name.upper()
     return None
+
+
+def refuse_unparsed(check: Any, chunk: list[Token]) -> bool:
+    """A statement sqlglot cannot parse that is still clearly refused for what it does, not
+    for its syntax: ``SELECT … INTO #temp`` (Redshift), an anonymous procedure
+    (``WITH p AS PROCEDURE … CALL p()``), a function on a deny-list called with a TABLE
+    argument (BigQuery ``APPENDS(TABLE …)``). Records the refusals on the tokens (at depth 0 for the statement
+    forms) and returns True when there was one, instead of a syntax error."""
+    first = chunk[0].token_type
+    depth = 0
+    found = False
+    reported: set[str] = set()
+    read, write = check.rules, check.write_rules
+    for index, token in enumerate(chunk):
+        kind = token.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+            continue
+        if kind == TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+            continue
+        word = token.text.upper()
+        if depth == 0 and kind == TokenType.INTO and first in (TokenType.SELECT, TokenType.WITH):
+            what = "'SELECT … INTO'"
+        elif depth == 0 and first == TokenType.WITH and word in ("PROCEDURE", "CALL"):
+            what = "An anonymous procedure (WITH … AS PROCEDURE … CALL)"
+        else:
+            # a deny-listed table function over a TABLE argument, which sqlglot cannot parse
+            # (BigQuery APPENDS(TABLE t, …), CHANGES(TABLE t, …))
+            following = chunk[index + 1 : index + 3]
+            if len(following) == 2 and [t.token_type for t in following] == [
+                TokenType.L_PAREN,
+                TokenType.TABLE,
+            ]:
+                name = token.text.lower()
+                if _forbidden_word(name, read) or (
+                    write is not read and _forbidden_word(name, write)
+                ):
+                    found = True
+                    check.issue(
+                        FORBIDDEN_FUNCTION,
+                        f"Function {token.text}() is not allowed in a segment: it reads or "
+                        "changes data outside the source's tables. Remove it.",
+                        check.offset_position(token.start),
+                    )
+            continue
+        if what in reported:
+            continue
+        reported.add(what)
+        found = True
+        check.issue(
+            NOT_READ_ONLY,
+            f"{what} is not allowed: segment queries may only read data. Remove it and keep "
+            "a single SELECT.",
+            check.offset_position(token.start),
+        )
+    return found
+
+
+def _forbidden_word(name: str, rules: Any) -> bool:
+    """Whether a bare function name is on a dialect's deny-list (as `_forbidden_name`)."""
+    if name in rules.allowed_functions:
+        return False
+    return name in rules.forbidden_functions or name.startswith(rules.forbidden_prefixes)
