@@ -478,7 +478,7 @@ class _Check:
         statements = self.parse()
         if not statements:
             return
-        hardening.restore_json_arrows(self, statements)
+        hardening.after_parse(self, statements)
         copies: list[_Copied] = []
         for statement in statements:
             # one walk copies the statement (the copy is normalized and qualified later; the
@@ -541,6 +541,7 @@ class _Check:
         elif scopes is not None:
             for each in scopes:
                 self.validate_scope_columns(each)
+            hardening.check_set_op_widths(self, scopes)
             self.root_scope = scopes[-1] if scopes else None
             self.scopes = scopes
             self.check_id_column(work)

@@ -16,7 +16,9 @@ from sqlglot.optimizer.scope import Scope
 from zerocopy.errors import (
     FORBIDDEN_FUNCTION,
     NOT_READ_ONLY,
+    PARSE_ERROR,
     UNKNOWN_COLUMN,
+    UNSUPPORTED_IN_DIALECT,
 )
 
 _STATEMENT_WORDS = frozenset({"SHOW", "DESCRIBE", "DESC", "SUMMARIZE"})
@@ -540,3 +542,62 @@ def _forbidden_word(name: str, rules: Any) -> bool:
     if name in rules.allowed_functions:
         return False
     return name in rules.forbidden_functions or name.startswith(rules.forbidden_prefixes)
+
+
+def after_parse(check: Any, statements: list[exp.Expr]) -> None:
+    """Rewrites and refusals on the parsed statements, before they are copied and checked;
+    each looks at the text first, so most queries pay one substring search."""
+    restore_json_arrows(check, statements)
+    refuse_system_variables(check, statements)
+
+
+def refuse_system_variables(check: Any, statements: list[exp.Expr]) -> None:
+    """BigQuery ``@@name`` system variables emitted for another warehouse become something
+    else there (PostgreSQL ``$$a, $$`` is a string): refused as unsupported in the target."""
+    if (
+        check.rules.sqlglot_dialect != "bigquery"
+        or check.write_rules.sqlglot_dialect == "bigquery"
+        or "@@" not in check.text
+    ):
+        return
+    for statement in statements:
+        if not isinstance(statement, exp.Query):
+            continue  # a SET @@… statement is refused as such
+        for node in statement.find_all(exp.Parameter):
+            if isinstance(node.this, exp.Parameter):
+                check.issue(
+                    UNSUPPORTED_IN_DIALECT,
+                    f"BigQuery system variables (@@{node.this.name}) do not exist in "
+                    f"{check.write_rules.name}; remove them from the query.",
+                    check.node_position(node),
+                )
+                return
+
+
+def check_set_op_widths(check: Any, scopes: list[Scope]) -> None:
+    """Every branch of a UNION/INTERSECT/EXCEPT must return as many columns as the first
+    (every warehouse refuses the query otherwise); branches with an unexpanded star are not
+    compared."""
+    for scope in scopes:
+        if not scope.set_operation_scopes or not isinstance(scope.expression, exp.SetOperation):
+            continue
+        if isinstance(scope.parent, Scope) and scope.parent.expression is not None:
+            parent = scope.parent.expression
+            if isinstance(parent, exp.SetOperation) and scope in scope.parent.set_operation_scopes:
+                continue  # a nested set operation: its outermost one compares all leaves
+        widths = []
+        for leaf in _leaf_scopes(scope):
+            selects = leaf.expression.selects
+            if any(s.is_star for s in selects):
+                widths = []
+                break
+            widths.append((len(selects), leaf.expression))
+        if len({w for w, _ in widths}) > 1:
+            first = widths[0][0]
+            other, branch = next((w, b) for w, b in widths if w != first)
+            check.issue(
+                PARSE_ERROR,
+                f"The branches of this UNION/INTERSECT/EXCEPT return different numbers of "
+                f"columns ({first} and {other}): every branch must return the same columns.",
+                check.node_position(branch),
+            )
