@@ -727,6 +727,10 @@ class _Check:
                 "executesql": {"EXECUTE"},
                 "export": {"EXPORT"},
             }.get(node.key) or {_statement_name(node).split()[0].split("/")[0].upper()}
+        if node.args.get("with_") is not None:  # WITH … DELETE: the keyword after the CTEs
+            found = hardening.keyword_after_with(self, keywords)
+            if found is not None:
+                return found
         content = _start_offset(node)
         best: Token | None = None
         for token in self.tokens:

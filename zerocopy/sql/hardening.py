@@ -601,3 +601,20 @@ def check_set_op_widths(check: Any, scopes: list[Scope]) -> None:
                 f"columns ({first} and {other}): every branch must return the same columns.",
                 check.node_position(branch),
             )
+
+
+def keyword_after_with(check: Any, keywords: set[str]) -> tuple[int | None, int | None] | None:
+    """Where a statement that starts with ``WITH … AS (…)`` has its own keyword (``DELETE``,
+    ``INSERT``…): the first such token outside parentheses, or None."""
+    depth = 0
+    for token in check.tokens:
+        kind = token.token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth = max(0, depth - 1)
+        elif kind == TokenType.SEMICOLON:
+            return None
+        elif depth == 0 and token.text.upper() in keywords:
+            return check.offset_position(token.start)
+    return None
