@@ -647,6 +647,8 @@ class _Check:
             return None
         trees = [s for s in parsed if s is not None and not isinstance(s, exp.Semicolon)]
         tree = trees[0] if len(trees) == 1 else None
+        if isinstance(tree, exp.Pivot):  # DuckDB `PIVOT t ON … USING …` statement
+            tree = hardening.pivot_statement_as_query(self, tree)
         if tree is not None and isinstance(tree, (*_QUERY_ROOTS, *_NOT_READ_ONLY_TYPES)):
             return tree
         if command or (tree is not None and first.token_type in _QUERY_START_TOKENS):
@@ -1205,6 +1207,8 @@ class _Check:
         branch: exp.Expr = query
         while isinstance(branch, exp.SetOperation):
             branch = branch.this.unnest()
+        if hardening.star_over_pivot_keeps_id(branch, wanted):
+            return True
         scope = next((s for s in self.scopes if s.expression is branch), None)
         if scope is None or not isinstance(branch, exp.Select):
             return False

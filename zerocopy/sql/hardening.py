@@ -549,6 +549,29 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     each looks at the text first, so most queries pay one substring search."""
     restore_json_arrows(check, statements)
     refuse_system_variables(check, statements)
+    refuse_duckdb_pivot_elsewhere(check, statements)
+
+
+def refuse_duckdb_pivot_elsewhere(check: Any, statements: list[exp.Expr]) -> None:
+    """DuckDB's ``PIVOT t ON … USING …`` form is emitted unchanged for other warehouses,
+    which do not have it (their own parsers in sqlglot accept it): unsupported there."""
+    if (
+        check.rules.sqlglot_dialect != "duckdb"
+        or check.write_rules.sqlglot_dialect == "duckdb"
+        or "pivot" not in check.text.lower()
+    ):
+        return
+    for statement in statements:
+        for node in statement.find_all(exp.Pivot):
+            if isinstance(node.this, exp.Table):
+                check.issue(
+                    UNSUPPORTED_IN_DIALECT,
+                    f"DuckDB's PIVOT … ON … USING statement has no equivalent in "
+                    f"{check.write_rules.name}; write it with GROUP BY and conditional "
+                    "aggregates (SUM(CASE WHEN … THEN … END)).",
+                    check.node_position(node),
+                )
+                return
 
 
 def refuse_system_variables(check: Any, statements: list[exp.Expr]) -> None:
@@ -618,3 +641,27 @@ def keyword_after_with(check: Any, keywords: set[str]) -> tuple[int | None, int 
         elif depth == 0 and token.text.upper() in keywords:
             return check.offset_position(token.start)
     return None
+
+
+def pivot_statement_as_query(check: Any, pivot: exp.Pivot) -> exp.Expr:
+    """DuckDB's ``PIVOT t ON c USING agg GROUP BY id`` statement (a read-only query) as the
+    equivalent ``SELECT * FROM (PIVOT …)``, which every later step understands; in another
+    dialect, or without a table, it stays as parsed (refused as not a query)."""
+    if check.rules.sqlglot_dialect != "duckdb" or not isinstance(pivot.this, exp.Table):
+        return pivot
+    return exp.select("*").from_(exp.Subquery(this=pivot), copy=False)
+
+
+def star_over_pivot_keeps_id(branch: exp.Expr, wanted: str) -> bool:
+    """``SELECT * FROM (PIVOT t ON … USING … GROUP BY id)``: the star returns the GROUP BY
+    columns, so the id when it is one of them."""
+    if not isinstance(branch, exp.Select):
+        return False
+    from_ = branch.args.get("from_")
+    item = from_.this if isinstance(from_, exp.From) else None
+    if not (isinstance(item, exp.Subquery) and isinstance(item.this, exp.Pivot)):
+        return False
+    group = item.this.args.get("group")
+    return isinstance(group, exp.Group) and any(
+        isinstance(c, exp.Column) and c.name.lower() == wanted for c in group.expressions
+    )
