@@ -7,6 +7,7 @@ import cycle) and is called from one line of the pipeline; none walks the whole 
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from sqlglot import Token, TokenType, exp
@@ -665,3 +666,42 @@ def star_over_pivot_keeps_id(branch: exp.Expr, wanted: str) -> bool:
     return isinstance(group, exp.Group) and any(
         isinstance(c, exp.Column) and c.name.lower() == wanted for c in group.expressions
     )
+
+
+def columns_regex_keeps_id(check: Any, query: exp.Query, wanted: str) -> bool:
+    """DuckDB ``SELECT COLUMNS('external_user_id|email') FROM users``: the regular expression
+    (matched anywhere in the name, as DuckDB does) selects the id column of a catalog table
+    the SELECT reads. Only for DuckDB output: other warehouses have no COLUMNS()."""
+    if check.write_rules.sqlglot_dialect != "duckdb":
+        return False
+    branch: exp.Expr = query
+    while isinstance(branch, exp.SetOperation):
+        branch = branch.this.unnest()
+    if not isinstance(branch, exp.Select):
+        return False
+    patterns = []
+    for select in branch.selects:
+        if isinstance(select, exp.Alias):  # the qualifier names it _col_0
+            select = select.this
+        regex = select.this if isinstance(select, exp.Columns) else None
+        if isinstance(regex, exp.Literal) and regex.is_string:
+            patterns.append(regex.name)
+    if not patterns:
+        return False
+    scope = next((s for s in check.scopes if s.expression is branch), None)
+    if scope is None:
+        return False
+    for source in scope.sources.values():
+        table = check.known_tables.get(id(source)) if isinstance(source, exp.Table) else None
+        if table is None:
+            continue
+        for column in table.columns:
+            if column.lower() != wanted:
+                continue
+            for pattern in patterns:
+                try:
+                    if re.search(pattern, column):
+                        return True
+                except re.error:
+                    continue
+    return False
