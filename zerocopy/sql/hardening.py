@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import NormalizationStrategy
+from sqlglot.errors import OptimizeError
 from sqlglot.optimizer.scope import Scope
 
 from zerocopy.errors import (
@@ -243,10 +244,26 @@ def scope_columns(scope: Scope, check: Any) -> list[exp.Column]:
             continue
         if not isinstance(column.find_ancestor(*_COLUMN_OWNERS), exp.Having | exp.Qualify):
             continue
-        if _lambda_variable(column):
+        if _lambda_variable(column) or _outer_column(check, scope, column.name):
             continue
         extra.append(column)
     return columns + extra if extra else columns
+
+
+def _outer_column(check: Any, scope: Scope, name: str) -> bool:
+    """Whether an unqualified name is a column of a source of an enclosing query (a
+    correlated reference, ``HAVING COUNT(*) > lifetime_value`` in an EXISTS subquery)."""
+    outer = scope.parent
+    while outer is not None:
+        resolver = check.resolver(outer)
+        for source in outer.sources:
+            try:
+                if name in resolver.get_source_columns(source):
+                    return True
+            except OptimizeError:
+                continue
+        outer = outer.parent
+    return False
 
 
 def _lambda_variable(column: exp.Column) -> bool:
