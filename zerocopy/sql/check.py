@@ -554,6 +554,7 @@ class _Check:
         try:
             if any(_is_join_construct(node) for node in self.reading):
                 # (a JOIN b) AS t: sqlglot rewrites it into a subquery first
+                hardening.ambiguous_join_construct(self, work, scope_schema)
                 work = qualify_tables(work, dialect=self.read_dialect)
             work = qualify_columns(
                 work,

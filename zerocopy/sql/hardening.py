@@ -722,3 +722,42 @@ def columns_regex_keeps_id(check: Any, query: exp.Query, wanted: str) -> bool:
                 except re.error:
                     continue
     return False
+
+
+def ambiguous_join_construct(check: Any, work: exp.Expr, scope_schema: str) -> None:
+    """PostgreSQL/Redshift ``(users u JOIN events e ON …) AS t``: ``t`` keeps every column of
+    the joined tables, so ``t.external_user_id`` is ambiguous when both have it (sqlglot's
+    rewrite into ``(SELECT * …) AS t`` would keep one). Columns merged by ``USING`` are not."""
+    if check.rules.sqlglot_dialect not in ("postgres", "redshift"):
+        return
+    for sub in work.find_all(exp.Subquery):
+        first = sub.this
+        if not (isinstance(first, exp.Table) and first.args.get("joins") and sub.alias):
+            continue
+        tables = [first, *(join.this for join in first.args["joins"])]
+        counts: dict[str, int] = {}
+        for table in tables:
+            found = check.view.tables.get((scope_schema, table.name))
+            if not isinstance(table, exp.Table) or found is None or table.args.get("db"):
+                counts = {}
+                break
+            for column in found.columns:
+                counts[column.lower()] = counts.get(column.lower(), 0) + 1
+        merged = {
+            using.name.lower()
+            for join in first.args["joins"]
+            for using in join.args.get("using") or []
+        }
+        duplicated = {name for name, n in counts.items() if n > 1} - merged
+        if not duplicated:
+            continue
+        alias = sub.alias
+        for column in work.find_all(exp.Column):
+            if column.table == alias and column.name.lower() in duplicated:
+                check.issue(
+                    UNKNOWN_COLUMN,
+                    f"Column {check.written(column)} is ambiguous: the joined tables of "
+                    f"'{alias}' all have '{column.name}'. Join them with USING ({column.name}), "
+                    "or drop the alias around the join and qualify the column with a table.",
+                    check.node_position(column),
+                )
