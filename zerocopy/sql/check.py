@@ -924,6 +924,9 @@ class _Check:
             if self.refused_starts and self.inside_refused_function(table):
                 continue  # e.g. ML.PREDICT(MODEL m, ...): the function is already refused
             original = self.originals.get(id(table))
+            if hardening.dataset_case_differs(self, table, original):
+                ok = False
+                continue
             found = self.resolve_table(table, scope_schema, scope_db)
             if isinstance(found, CatalogTable):
                 if found.display not in seen:

@@ -18,6 +18,7 @@ from sqlglot.optimizer.scope import Scope
 from zerocopy.errors import (
     FORBIDDEN_FUNCTION,
     NOT_READ_ONLY,
+    OUT_OF_SCOPE,
     PARSE_ERROR,
     UNKNOWN_COLUMN,
     UNSUPPORTED_IN_DIALECT,
@@ -761,3 +762,26 @@ def ambiguous_join_construct(check: Any, work: exp.Expr, scope_schema: str) -> N
                     "or drop the alias around the join and qualify the column with a table.",
                     check.node_position(column),
                 )
+
+
+def dataset_case_differs(check: Any, table: exp.Table, original: exp.Table | None) -> bool:
+    """BigQuery dataset names are case-sensitive, but table references are matched without
+    case (``table_names_fold_inconsistently``): ``MARKETING.users`` names another dataset
+    than the scope ``marketing`` and is out of scope (the check would otherwise emit
+    ``marketing.users``, a table the query did not name). Records the refusal."""
+    if not check.rules.table_names_fold_inconsistently or not isinstance(original, exp.Table):
+        return False
+    written = original.args.get("db")
+    if not isinstance(written, exp.Identifier) or not isinstance(check.scope_text, str):
+        return False
+    scope = check.scope_text.strip().split(".")[-1].strip()
+    if written.name == scope or written.name.lower() != scope.lower():
+        return False  # as configured, or another dataset altogether (resolve_table says so)
+    check.issue(
+        OUT_OF_SCOPE,
+        f"Table {check.written_table(original)} is in the dataset '{written.name}', outside "
+        f"this source's scope '{check.scope_text}' (BigQuery dataset names are "
+        f"case-sensitive). Write '{scope}'.",
+        check.node_position(table),
+    )
+    return True
