@@ -36,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from zerocopy.destinations.protocol import (
+    MAX_BATCH_ROWS,
     MAX_COLUMNAR_BATCH_ROWS,
     DeliveryBatch,
     DeliveryResult,
@@ -97,9 +98,6 @@ class BuiltinStore:
     COMMITS_WATERMARK: ClassVar[bool] = True
     ACCEPTS_COLUMNS: ClassVar[bool] = True
     """Takes :class:`AttributeRows` (set-based merge on PostgreSQL and SQLite)."""
-    COLUMNAR_BATCH_ROWS: ClassVar[int] = MAX_COLUMNAR_BATCH_ROWS
-    """Columnar batches of up to one read batch: a transaction (and a watermark commit) per
-    50,000 rows instead of per 5,000; the rows are Arrow columns, a few MB."""
 
     ANALYZE_FIRST_AFTER_ROWS: ClassVar[int] = 5_000
     """PostgreSQL: refresh the profile tables' statistics after this many new rows, then after
@@ -111,6 +109,10 @@ class BuiltinStore:
         self._new_rows = 0
         self._analyze_after = self.ANALYZE_FIRST_AFTER_ROWS
         self._columnar = _ColumnarState()
+        self.columnar_batch_rows = MAX_COLUMNAR_BATCH_ROWS if db.is_postgres else MAX_BATCH_ROWS
+        """PostgreSQL: columnar batches of up to one read batch, a transaction (and watermark
+        commit) per 50,000 rows instead of per 5,000; the rows stay Arrow columns, a few MB.
+        SQLite merges in Python objects per row: 5,000 (peak RSS)."""
 
     async def aclose(self) -> None:
         """Nothing to release: the state database belongs to the caller."""

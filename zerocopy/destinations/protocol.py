@@ -28,7 +28,7 @@ from zerocopy.sync.watermark import WatermarkState
 
 MAX_BATCH_ROWS = 5_000
 """Upper bound of rows in one :class:`DeliveryBatch` (the HTTP destination may split further),
-except for columns to a destination that declares ``COLUMNAR_BATCH_ROWS``."""
+except for columns to a destination that declares ``columnar_batch_rows``."""
 MAX_COLUMNAR_BATCH_ROWS = 50_000
 """Upper bound of rows in one :class:`DeliveryBatch` carried as columns (``columns``)."""
 

@@ -146,7 +146,7 @@ class SyncEngine:
         destination_factory: ``factory(sync) -> Destination`` (default: the built-in store).
         batch_rows: rows per Arrow batch read from the warehouse.
         delivery_rows: valid rows per delivery batch (at most ``MAX_BATCH_ROWS``). Left out,
-            a destination that takes columns gets up to its ``COLUMNAR_BATCH_ROWS`` per batch
+            a destination that takes columns gets up to its ``columnar_batch_rows`` per batch
             while the rows stay columns (fewer transactions); given, it holds for every batch.
     """
 
@@ -177,7 +177,7 @@ class SyncEngine:
         self.batch_rows = batch_rows
         self.delivery_rows = min(delivery_rows or MAX_BATCH_ROWS, MAX_BATCH_ROWS)
         self._columnar_rows: int | None = None if delivery_rows is None else self.delivery_rows
-        """Valid rows per columnar batch (None: the destination's ``COLUMNAR_BATCH_ROWS``)."""
+        """Valid rows per columnar batch (None: the destination's ``columnar_batch_rows``)."""
         self.worker = worker
         self.on_finished = on_finished
         """Called with every finished run (notifications); best effort, never fails the run."""
@@ -539,7 +539,7 @@ class SyncEngine:
         columnar_rows = self.delivery_rows
         if getattr(destination, "ACCEPTS_COLUMNS", False):
             columnar_rows = self._columnar_rows or min(
-                getattr(destination, "COLUMNAR_BATCH_ROWS", self.delivery_rows),
+                getattr(destination, "columnar_batch_rows", self.delivery_rows),
                 MAX_COLUMNAR_BATCH_ROWS,
             )
         async with anyio.create_task_group() as tg:
