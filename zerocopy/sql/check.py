@@ -1717,37 +1717,3 @@ def _closest(name: str, candidates: list[str]) -> str | None:
 
     matches = difflib.get_close_matches(name, list(dict.fromkeys(candidates)), n=1, cutoff=0.75)
     return matches[0] if matches else None
-
-
-def _is_constant(projection: exp.Expr, scope: Scope | None, depth: int = 0) -> bool:
-    """True when an output column carries no table column (a literal, NULL, or a constant
-    passed up through subqueries and CTEs)."""
-    expression = projection.unalias() if isinstance(projection, exp.Alias) else projection
-    # a TableColumn is a FROM item used as a value (BigQuery's `UNNEST(...) AS t`, then `t`)
-    columns = list(expression.find_all(exp.Column, exp.TableColumn))
-    if not columns:
-        return True
-    if scope is None or depth > 20:
-        return False
-    for column in columns:
-        key = column.name if isinstance(column, exp.TableColumn) else column.text("table")
-        source = scope.sources.get(key)
-        if isinstance(source, Scope) and isinstance(source.expression, exp.Values | exp.Unnest):
-            if source.expression.find(exp.Column) is None:
-                continue  # rows or an array written out as literals
-            return False
-        if not isinstance(source, Scope) or not isinstance(source.expression, exp.Query):
-            return False
-        inner = source.expression
-        branch = inner
-        while isinstance(branch, exp.SetOperation):
-            branch = branch.this.unnest()
-        inner_match = (
-            next((s for s in branch.selects if s.alias_or_name == column.name), None)
-            if isinstance(branch, exp.Query)
-            else None
-        )
-        inner_scope = source if not isinstance(inner, exp.SetOperation) else None
-        if inner_match is None or not _is_constant(inner_match, inner_scope, depth + 1):
-            return False
-    return True
