@@ -69,3 +69,17 @@ def test_case(dialect: str, case: dict[str, Any]) -> None:
         assert fragment in (result.sql or ""), result.sql
     if "line" in case:
         assert (result.errors[0].line, result.errors[0].column) == (case["line"], case["column"])
+
+
+def test_no_plain_sql_scalar_is_cut_by_a_yaml_comment() -> None:
+    """In a plain YAML scalar `` #`` starts a comment and silently cuts the SQL: quote it."""
+    cut = []
+    for path in sorted(CORPUS.glob("*.yaml")):
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            key, sep, value = line.strip().removeprefix("- ").partition("sql:")
+            value = value.strip()
+            if key or not sep or not value or value[0] in "'\"|>":
+                continue
+            if " #" in value or "\t#" in value:
+                cut.append(f"{path.name}:{number}")
+    assert not cut, cut
