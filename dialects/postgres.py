@@ -71,5 +71,9 @@ class PostgresAdapter(PostgresLikeAdapter):
             cur.itersize = fetch_rows
             cur.execute(sql, tuple(params) if params else None)
             description = cur.description or []
-            while rows := cur.fetchmany(fetch_rows):
+            while True:
+                rows = cur.fetchmany(fetch_rows)
+                if not rows:
+                    break
                 yield description, rows
+                del rows  # before the next fetch builds its rows
