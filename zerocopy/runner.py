@@ -9,6 +9,7 @@ claiming, the one-run-per-segment rule and cancellation all go through the datab
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Protocol, runtime_checkable
 
@@ -47,6 +48,10 @@ class InProcessRunner:
     run is claimed atomically, so a run submitted twice still executes once). On exit it lets
     running refreshes finish for ``shutdown_grace_s``, then cancels them (the engine cancels
     the warehouse query, drops the temporary table and records ``cancelled``).
+
+    ``while_waiting(run_id)``, if given, runs while a submitted run waits for a free place
+    and is cancelled when the run starts: a sync run is ``running`` from its request on, so
+    its heartbeat must go on while it waits here, or a reaper would end it ``worker_lost``.
     """
 
     def __init__(
@@ -56,8 +61,10 @@ class InProcessRunner:
         max_concurrent: int = 4,
         shutdown_grace_s: float = 10.0,
         recover_on_start: bool = True,
+        while_waiting: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.engine = engine
+        self.while_waiting = while_waiting
         self.max_concurrent = max_concurrent
         self.shutdown_grace_s = shutdown_grace_s
         self.recover_on_start = recover_on_start
@@ -112,13 +119,24 @@ class InProcessRunner:
         await self._idle.wait()
 
     async def _execute(self, run_id: str) -> None:
+        acquired = False
         try:
-            async with self._limiter:
-                await self.engine.execute(run_id)
+            if self.while_waiting is None:
+                await self._limiter.acquire()
+                acquired = True
+            else:
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self.while_waiting, run_id)
+                    await self._limiter.acquire()
+                    acquired = True
+                    tg.cancel_scope.cancel()
+            await self.engine.execute(run_id)
         except Exception:
             # A broken state database must not take the whole runner (and server) down.
             log.exception("runner.execute_failed", run_id=run_id)
         finally:
+            if acquired:
+                self._limiter.release()
             self._pending.discard(run_id)
             if not self._pending:
                 self._idle.set()

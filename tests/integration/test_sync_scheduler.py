@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from tests.integration.state_fixtures import db_fixture  # noqa: F401
 from tests.integration.test_sync_engine import make_sync, new_engine, warehouse
 from zerocopy import metrics
+from zerocopy.errors import ZerocopyError
 from zerocopy.runner import InProcessRunner
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.execution import SlottedSyncExecutor
@@ -241,3 +242,55 @@ async def test_the_workspace_time_zone_places_daily_syncs_and_a_change_replans(
     await _set(db, sync_id, frequency="6h")
     await sched.tick()
     assert (await _state(db, sync_id)).next_due_at == datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+
+
+async def test_a_sync_run_waiting_for_a_place_in_the_in_process_pool_keeps_beating(
+    db: Database, tmp_path: Path
+) -> None:
+    """A sync run is ``running`` from its request on: while it waits behind a full pool its
+    heartbeat goes on, so neither the reaper nor a duplicate request ends it ``worker_lost``;
+    once it gets its place it runs normally."""
+    first_id, _ = await _setup(db, tmp_path)
+    wh2 = warehouse(tmp_path / "wh2.duckdb", rows=10)
+    second_id, _ws2, _src2 = await make_sync(db, wh2, name="second")
+    engine = new_engine(db, stale_after_s=0.6)
+    executor = SlottedSyncExecutor(
+        db, engine.execute, SourceSlots(db, poll_s=0.02), heartbeat_s=0.1
+    )
+    gate = anyio.Event()
+
+    class Gated:
+        """The first run holds the pool's only place until the test opens the gate."""
+
+        async def execute(self, run_id: str) -> object:
+            if run_id == held.id:
+                async with anyio.create_task_group() as tg:  # alive, as a running sync is
+                    tg.start_soon(executor.keep_alive, run_id)
+                    await gate.wait()
+                    tg.cancel_scope.cancel()
+            return await executor.execute(run_id)
+
+    held = await engine.request(first_id)
+    waiting = await engine.request(second_id)
+    async with InProcessRunner(
+        Gated(),  # type: ignore[arg-type]
+        max_concurrent=1,
+        recover_on_start=False,
+        while_waiting=lambda run_id: executor.keep_alive(run_id, first_after_s=0.1),
+    ) as runner:
+        await runner.submit(held.id)
+        await anyio.sleep(0.05)
+        await runner.submit(waiting.id)
+        for _ in range(3):  # 3 times the stale limit, with reaper passes all along
+            await anyio.sleep(0.6)
+            assert waiting.id not in await engine.reap_lost()
+        with pytest.raises(ZerocopyError) as busy:  # the duplicate sees it alive
+            await engine.request(second_id)
+        assert busy.value.code == "sync_in_progress"
+        assert busy.value.details["run_id"] == waiting.id
+        gate.set()
+        await runner.wait_idle()
+    (first,) = await _runs(db, first_id)
+    assert first.status == "success" and first.rows_read == 40
+    (done,) = await _runs(db, second_id)
+    assert done.id == waiting.id and done.status == "success" and done.rows_read == 10

@@ -109,7 +109,7 @@ class SlottedSyncExecutor:
         if row.source_id is None:
             return await self._execute(run_id)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._keep_alive, run_id)
+            tg.start_soon(self.keep_alive, run_id)
             key = slot_key(row.source_id, row.kind, row.settings)
             await self.slots.acquire(key, row.kind, run_id, SYNC)
             tg.cancel_scope.cancel()
@@ -128,11 +128,16 @@ class SlottedSyncExecutor:
             with anyio.CancelScope(shield=True):
                 await self.slots.release(run_id)
 
-    async def _keep_alive(self, run_id: str) -> None:
+    async def keep_alive(self, run_id: str, *, first_after_s: float = 0.0) -> None:
+        """Beat for a waiting ``running`` sync run until cancelled.
+
+        By default the first beat is at once: the run was kept alive by the queue while its
+        job waited, and a reaper must not find it stale between the job's fetch and the first
+        beat. The in-process runner, which just created the run, waits ``first_after_s``.
+        """
         from zerocopy.state.sync_models import SyncRun
 
-        # Beat at once: the run was kept alive by the queue while its job waited, and a
-        # reaper must not find it stale between the job's fetch and the first beat.
+        await anyio.sleep(first_after_s)
         while True:
             async with self.db.transaction() as s:
                 await s.execute(

@@ -71,16 +71,21 @@ async def open_scheduling(
     scheduler = Scheduler(runtime.db, engine, runner.submit, config=config)
     # Scheduled syncs: their own bounded pool (a sync run is created running, nothing to
     # recover on start: a dead process's run is reaped as worker_lost by the sync engine).
+    sync_executor = SlottedSyncExecutor(
+        runtime.db,
+        lambda run_id: syncs.execute_run(runtime, run_id),
+        slots,
+        heartbeat_s=config.heartbeat_s,
+    )
     sync_runner = InProcessRunner(
-        SlottedSyncExecutor(  # type: ignore[arg-type]
-            runtime.db,
-            lambda run_id: syncs.execute_run(runtime, run_id),
-            slots,
-            heartbeat_s=config.heartbeat_s,
-        ),
+        sync_executor,  # type: ignore[arg-type]
         max_concurrent=max(runtime.settings.max_concurrent_refreshes, 1),
         shutdown_grace_s=config.shutdown_grace_s,
         recover_on_start=False,
+        # Runs waiting for a place in this pool keep beating (they are ``running``).
+        while_waiting=lambda run_id: sync_executor.keep_alive(
+            run_id, first_after_s=config.heartbeat_s
+        ),
     )
     sync_scheduler = SyncScheduler(
         runtime.db, _LazySyncEngine(runtime), sync_runner.submit, config=config
