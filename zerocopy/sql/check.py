@@ -1263,6 +1263,8 @@ class _Check:
                 "parts with constructs both dialects support.",
             )
             return
+        if hardening.substitution_in_output(self, root, sql, ids_body or ""):
+            return
         self.result.sql = sql
         id_sql = _id_sql(self.write_rules.sqlglot_dialect, str(self.id_column).strip())
         alias = "zc_segment"

@@ -569,6 +569,68 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     restore_json_arrows(check, statements)
     refuse_system_variables(check, statements)
     refuse_duckdb_pivot_elsewhere(check, statements)
+    refuse_variable_substitution(check)
+
+
+# Spark-family warehouses substitute ``${name}``, ``${env:NAME}``, ``${system:prop}`` and
+# ``${hiveconf:key}`` in the statement text before parsing it, strings and names included
+# (Spark's VariableSubstitution): the warehouse's environment and configuration.
+SUBSTITUTING_DIALECTS = frozenset({"databricks", "spark", "spark2", "hive"})
+_SUBSTITUTION_MESSAGE = (
+    "'${{…}}' variable substitution ({where}) is not allowed in a segment: {warehouse} replaces "
+    "it with a configuration value or environment variable of the warehouse before running "
+    "the query. Write the value itself."
+)
+
+
+def refuse_variable_substitution(check: Any) -> None:
+    """Databricks input that uses ``${…}`` anywhere but a comment (``FROM ${schema}.users``,
+    ``'${env:TOKEN}'``): refused for what the warehouse would substitute, whatever target
+    the query is emitted for (other warehouses would read it as something else)."""
+    if check.rules.sqlglot_dialect not in SUBSTITUTING_DIALECTS or "${" not in check.text:
+        return
+    previous = None
+    for token in check.tokens:
+        if "${" in token.text or (
+            token.token_type == TokenType.L_BRACE
+            and previous is not None
+            and previous.text == "$"
+            and previous.end + 1 == token.start
+        ):
+            start = previous.start if token.token_type == TokenType.L_BRACE else token.start
+            check.issue(
+                FORBIDDEN_FUNCTION,
+                _SUBSTITUTION_MESSAGE.format(where="written here", warehouse=check.rules.name),
+                check.offset_position(start),
+            )
+            return
+        previous = token
+
+
+def substitution_in_output(check: Any, root: exp.Expr, *texts: str) -> bool:
+    """The emitted SQL for a Spark-family warehouse holds ``${``: refused, it would be
+    substituted there. A string from another dialect or spelled with escapes
+    (``E'\\x24{env:HOME}'``) is forbidden_function; a parameter that sqlglot translates into
+    ``${name}`` (Snowflake ``$since``, BigQuery ``@ids``) has no equivalent there."""
+    if check.write_rules.sqlglot_dialect not in SUBSTITUTING_DIALECTS or not any(
+        "${" in text for text in texts
+    ):
+        return False
+    if "${" not in check.text and root.find(exp.Parameter, exp.Placeholder) is not None:
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"This query's parameters or session variables cannot be expressed in "
+            f"{check.write_rules.name}: they would become '${{…}}' substitutions of the "
+            "warehouse's configuration. Write the values themselves.",
+        )
+        return True
+    check.issue(
+        FORBIDDEN_FUNCTION,
+        _SUBSTITUTION_MESSAGE.format(
+            where="in the query translated for it", warehouse=check.write_rules.name
+        ),
+    )
+    return True
 
 
 def refuse_duckdb_pivot_elsewhere(check: Any, statements: list[exp.Expr]) -> None:
