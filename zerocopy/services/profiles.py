@@ -18,6 +18,7 @@ from zerocopy.state.sync_models import (
     StorePurchase,
     profile_id_of_braze,
 )
+from zerocopy.sync.validate import normalize_phone
 
 MAX_LIMIT = 1000
 
@@ -48,7 +49,7 @@ async def find_profile(
             "external_id": external_id,
             "braze_id": braze_id,
             "email": email.strip().lower() if email else None,
-            "phone": phone,
+            "phone": normalize_phone(phone) if phone else None,
         }.items()
         if v
     }

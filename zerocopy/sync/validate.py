@@ -76,6 +76,13 @@ MAX_QUANTITY = 2**31 - 1
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE_RE = re.compile(r"^\+?[0-9][0-9 ().\-]{3,24}$")
+_PHONE_PUNCTUATION = re.compile(r"[ ().\-]")
+
+
+def normalize_phone(phone: str) -> str:
+    """A phone number as the store keeps and matches it: its digits, after a leading ``+``
+    when given. ``+1 (555) 010-0001``, ``+1.555.010.0001`` and ``+15550100001`` are one."""
+    return _PHONE_PUNCTUATION.sub("", phone.strip())
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,10 +546,10 @@ def _fill_identifier(
             if not EMAIL_RE.match(email):
                 raise _RowRefused(t.INVALID_IDENTIFIER, f"EMAIL {email!r} is not an e-mail address")
             row.identifier = Identifier("email", email.lower())
-            row.phone = phone
+            row.phone = normalize_phone(phone) if phone is not None else None
         else:
             assert phone is not None
-            row.identifier = Identifier("phone", phone)
+            row.identifier = Identifier("phone", normalize_phone(phone))
 
 
 def decode_payload(raw: Any) -> Any:
