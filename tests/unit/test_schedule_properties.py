@@ -4,7 +4,8 @@ The oracle knows nothing of zoneinfo folds or gap arithmetic: it walks real time
 minute, reads the local wall clock and fires a slot the first time the clock reaches or
 passes it (a high-water mark of the wall clock, so a repeated hour never fires a slot twice
 and a skipped one fires at the first instant after the gap). Sub-hourly schedules fire at
-every instant whose local minute is a multiple of 15 (30). The clock is frozen: every
+every instant whose local minute is a multiple of 15 (30), hourly ones (and every 1 hour) at
+every instant whose local minute is M (both passes of a repeated hour, none in a skipped one). The clock is frozen: every
 instant is given explicitly.
 """
 
@@ -57,6 +58,12 @@ def _wall(t: datetime, zone: ZoneInfo) -> datetime:
     return t.astimezone(zone).replace(tzinfo=None)
 
 
+def _is_hourly(doc: dict[str, Any]) -> bool:
+    return doc["frequency"] == "hourly" or (
+        doc["frequency"] == "every_n_hours" and doc["hours"] == 1
+    )
+
+
 def _is_slot(doc: dict[str, Any], w: datetime) -> bool:
     f = doc["frequency"]
     if w.minute != doc.get("minute", 0):
@@ -83,6 +90,12 @@ def oracle(doc: dict[str, Any], after: datetime, zone: ZoneInfo, count: int) -> 
         while len(out) < count:
             t += timedelta(minutes=1)
             if t > after and _wall(t, zone).minute % step == 0:
+                out.append(t)
+        return out
+    if _is_hourly(doc):  # every instant the local clock shows hh:MM (real-time hours)
+        while len(out) < count:
+            t += timedelta(minutes=1)
+            if t > after and _wall(t, zone).minute == doc.get("minute", 0):
                 out.append(t)
         return out
     high = max(_wall(start - timedelta(minutes=k), zone) for k in range(0, 2 * 1440 + 1, 5))
@@ -161,6 +174,8 @@ def _check(doc: dict[str, Any], zone_name: str, after: datetime, count: int) -> 
         assert w.second == 0 and w.microsecond == 0
         if doc["frequency"] in ("every_15_minutes", "every_30_minutes"):
             assert w.minute % (15 if doc["frequency"] == "every_15_minutes" else 30) == 0
+        elif _is_hourly(doc):
+            assert w.minute == doc.get("minute", 0), (doc, zone_name, t)
         else:
             assert _is_slot(doc, w) or jumped, (doc, zone_name, t)
 

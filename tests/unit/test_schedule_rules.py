@@ -212,14 +212,13 @@ def test_gap_and_fold_rules_in_many_zones(
     ],
 )
 def test_every_local_day_has_the_same_slots(zone: str, day: date, hours_in_day: float) -> None:
-    """Hourly and every-N-hours: one run per local slot (24 hourly), whatever the day's length."""
+    """Every-N-hours (N >= 2): one run per local slot, whatever the day's length (hourly runs
+    by real-time hours instead: see test_schedule_redteam)."""
     z = ZoneInfo(zone)
     start = datetime.combine(day, datetime.min.time(), z).astimezone(UTC)
     end = datetime.combine(day + timedelta(days=1), datetime.min.time(), z).astimezone(UTC)
     assert (end - start) / timedelta(hours=1) == hours_in_day
     for doc, per_day in [
-        ({"frequency": "hourly", "minute": 45}, 24),
-        ({"frequency": "every_n_hours", "hours": 1, "minute": 45}, 24),
         ({"frequency": "every_n_hours", "hours": 3, "minute": 45}, 8),
         ({"frequency": "every_n_hours", "hours": 12, "minute": 0}, 2),
     ]:
@@ -244,8 +243,8 @@ def test_every_n_hours_is_anchored_at_local_midnight() -> None:
     ]
 
 
-def test_hourly_on_the_gap_day_runs_at_the_gap_end_then_resumes() -> None:
-    # Santiago 09-06: 00:xx does not exist: 00:20 runs at 01:00, then 01:20.
+def test_hourly_on_the_gap_day_skips_the_missing_hour() -> None:
+    # Santiago 09-06: 00:xx does not exist: 23:20 then 01:20, one real hour apart.
     got = runs(
         {"frequency": "hourly", "minute": 20},
         "America/Santiago",
@@ -254,9 +253,9 @@ def test_hourly_on_the_gap_day_runs_at_the_gap_end_then_resumes() -> None:
     )
     assert got == [
         "2026-09-05 23:20 -0400",
-        "2026-09-06 01:00 -0300",
         "2026-09-06 01:20 -0300",
         "2026-09-06 02:20 -0300",
+        "2026-09-06 03:20 -0300",
     ]
 
 
@@ -280,12 +279,12 @@ def test_monthly_runs_once_a_month_on_min_day_last_day(day: int, zone: str) -> N
 # ----------------------------------------------------------------- catch-up
 def test_catch_up_across_a_dst_change_counts_each_occurrence_once() -> None:
     # Hourly at :30 in Paris, down from 01:00 to 04:10 on the fall-back day (4 real hours):
-    # 01:30, 02:30 (first pass), 03:30: three occurrences, one catch-up run.
+    # 01:30, 02:30 (both passes), 03:30: four occurrences, one catch-up run.
     schedule = parse_schedule({"frequency": "hourly", "minute": 30})
     due = local("Europe/Paris", 2026, 10, 25, 1, 30)
     firing = plan_firing(schedule, "Europe/Paris", due, local("Europe/Paris", 2026, 10, 25, 4, 10))
     assert firing is not None
-    assert (firing.due_at, firing.coalesced, firing.catch_up) == (due, 3, True)
+    assert (firing.due_at, firing.coalesced, firing.catch_up) == (due, 4, True)
     assert walls([firing.next_due_at], "Europe/Paris") == ["2026-10-25 04:30 +0100"]  # type: ignore[list-item]
 
 

@@ -2,19 +2,21 @@
 
 Two families of frequencies, both in the workspace's IANA time zone:
 
-* **sub-hourly intervals** (``every_15_minutes``, ``every_30_minutes``): every instant whose
-  local wall-clock time is a whole multiple of 15 (30) minutes (local :00/:15/:30/:45, or
-  :00/:30), e.g. :00 and :30 in Asia/Kathmandu (+05:45) too. DST shifts are multiples of 30
-  minutes, so these runs are exactly 15 (30) minutes of real time apart across every
-  transition: a fall-back's repeated hour runs in both passes (distinct instants, never the
-  same instant twice) and a spring-forward's skipped hour simply has no slots.
-* **wall-clock slots** (``hourly`` at minute M, ``every_n_hours``, ``daily``, ``weekly``,
-  ``monthly``): local (date, HH:MM) slots. Each slot fires exactly once: a slot inside a
+* **real-time intervals** (``every_15_minutes``, ``every_30_minutes``, ``hourly`` at minute M
+  and ``every_n_hours`` with N = 1): every instant whose local wall-clock time is a whole
+  multiple of 15 (30) minutes (local :00/:15/:30/:45, or :00/:30), e.g. :00 and :30 in
+  Asia/Kathmandu (+05:45) too, or whose local minute is M (hourly). DST shifts are multiples of
+  30 minutes, so these runs are exactly 15 (30) minutes of real time apart across every
+  transition, hourly ones an hour apart (where the shift is a whole hour): a fall-back's
+  repeated hour runs in both passes (distinct instants, never the same instant twice) and a
+  spring-forward's skipped hour simply has no run (what cron does for "every hour").
+* **wall-clock slots** (``every_n_hours`` with N >= 2, ``daily``, ``weekly``, ``monthly``):
+  local (date, HH:MM) slots. Each slot fires exactly once: a slot inside a
   spring-forward gap fires at the first valid instant after the gap (02:30 on a Paris
   spring-forward day → 03:00 CEST; a slot on a day a zone skipped entirely → the first instant
   after the skip), a slot repeated by a fall-back fires on its first pass only. Slots that
-  resolve to the same instant fire once. So every local day has the same number of hourly or
-  every-N-hours runs (24 hourly runs on a 23- or 25-hour day). ``every_n_hours`` is anchored at
+  resolve to the same instant fire once. So every local day has the same number of
+  every-N-hours runs (8 every 3 hours on a 23- or 25-hour day). ``every_n_hours`` is anchored at
   local midnight: slots at 00:MM, N:MM, 2N:MM, … of every local day, N a divisor of 24 (1, 2,
   3, 4, 6, 8, 12) so that every day has the same slots. ``monthly`` on day 29/30/31 fires on the
   month's last day when the month is shorter (once per month).
@@ -188,7 +190,8 @@ def _frequency_error(frequency: Any, allowed: tuple[str, ...]) -> ZerocopyError:
             "frequency",
             Reason.NOT_ALLOWED_HERE,
         )
-    text = frequency.strip().lower() if isinstance(frequency, str) else None
+    # "every 5 minutes", "Every-2-Months": blanks and dashes read as underscores.
+    text = re.sub(r"[\s-]+", "_", frequency.strip().lower()) if isinstance(frequency, str) else None
     minutes: float | None = None
     if text is not None and (m := _EVERY.match(text)):
         minutes = int(m.group(1)) * _UNIT_MINUTES[m.group(2)]
@@ -247,6 +250,8 @@ def parse_schedule(
             Reason.UNKNOWN_FIELD,
         )
     frequency = doc.get("frequency")
+    if isinstance(frequency, str) and frequency.strip().lower() in allowed:
+        frequency = frequency.strip().lower()  # like weekday names: "Daily" is daily
     if not isinstance(frequency, str) or frequency not in allowed:
         raise _frequency_error(frequency, allowed)
     uses = _FIELDS[frequency]
@@ -374,12 +379,14 @@ def resolve_local(wall: datetime, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(hi_s, UTC)
 
 
-def _next_aligned(after: datetime, zone: ZoneInfo, step_s: int) -> datetime:
-    """The first instant > ``after`` whose local wall-clock time is a multiple of ``step_s``."""
+def _next_aligned(after: datetime, zone: ZoneInfo, step_s: int, phase_s: int = 0) -> datetime:
+    """The first instant > ``after`` whose local wall-clock time is ``phase_s`` past a multiple
+    of ``step_s`` (``step_s`` 3600 and ``phase_s`` 900: every local hh:15)."""
     lo = math.floor(after.timestamp())  # candidates are whole seconds: > lo means > after
     for _ in range(16):
         offset = _offset_s(lo + 1, zone)
-        candidate = -(-(lo + 1 + offset) // step_s) * step_s - offset  # first aligned >= lo+1
+        # first aligned >= lo+1 under this offset
+        candidate = -(-(lo + 1 + offset - phase_s) // step_s) * step_s + phase_s - offset
         if _offset_s(candidate, zone) == offset:
             return datetime.fromtimestamp(candidate, UTC)
         # A transition lies in (lo+1, candidate]: find it, then align with the new offset.
@@ -400,11 +407,8 @@ def _last_day(year: int, month: int) -> int:
 
 def _slots(schedule: Schedule, day: date) -> Iterator[time]:
     """The local wall-clock times this schedule fires on ``day``, in order."""
-    f = schedule.frequency
-    if f == HOURLY:
-        for h in range(24):
-            yield time(h, schedule.minute)
-    elif f == EVERY_N_HOURS:
+    f = schedule.frequency  # (hourly runs by real-time hours: see next_run)
+    if f == EVERY_N_HOURS:
         for h in range(0, 24, schedule.hours):
             yield time(h, schedule.minute)
     elif f == DAILY:
@@ -427,6 +431,10 @@ def next_run(schedule: Schedule, after: datetime, zone: ZoneInfo | str) -> datet
     step_min = INTERVAL_MINUTES.get(schedule.frequency)
     if step_min is not None:
         return _next_aligned(after, zone, step_min * 60)
+    if schedule.frequency == HOURLY or (
+        schedule.frequency == EVERY_N_HOURS and schedule.hours == 1
+    ):  # every local hh:MM in real time: both passes of a repeated hour, none in a skipped one
+        return _next_aligned(after, zone, 3600, schedule.minute * 60)
     # A slot fires the first time the local clock reaches (or jumps past) it, so a slot at
     # or before the wall time of `after` has fired by then: only later slots are resolved.
     # (A later one may still resolve before `after`: the clock's second pass in a fall-back.)

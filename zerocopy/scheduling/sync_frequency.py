@@ -5,9 +5,10 @@ DST rules of :mod:`zerocopy.scheduling.schedule`:
 
 * ``15m``/``30m``: every local quarter/half hour (:00/:15/:30/:45, :00/:30), exactly 15/30
   minutes of real time apart, also across DST (a repeated hour runs in both passes).
-* ``1h``: minute 0 of every local hour; ``2h``…``12h``: local 00:00, N:00, 2N:00, … of every
-  day (anchored at local midnight, N divides 24). Each local slot runs once: a slot in a
-  spring-forward gap runs when the gap ends, a repeated one on its first pass only.
+* ``1h``: minute 0 of every local hour, in real time (both passes of a repeated hour, none in
+  a skipped one); ``2h``…``12h``: local 00:00, N:00, 2N:00, … of every day (anchored at local
+  midnight, N divides 24). Each of those local slots runs once: a slot in a spring-forward gap
+  runs when the gap ends, a repeated one on its first pass only.
 * ``1d`` daily 00:00, ``1w`` Monday 00:00, ``1mo`` the 1st at 00:00 (where midnight does not
   exist, e.g. America/Santiago's spring-forward day, at the first instant after the gap).
 """

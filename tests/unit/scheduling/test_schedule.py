@@ -169,25 +169,25 @@ def test_dst_daily_like(
 @pytest.mark.parametrize(
     ("zone", "after", "expected"),
     [
-        (  # 02:15 does not exist: it fires at 03:00, then 03:15 (no double at 03:00)
+        (  # 02:15 does not exist: hourly runs by real-time hours, 01:15 then 03:15
             PARIS,
             local(PARIS, 2026, 3, 29, 0, 30),
-            ["2026-03-29 01:15 +0100", "2026-03-29 03:00 +0200", "2026-03-29 03:15 +0200"],
+            ["2026-03-29 01:15 +0100", "2026-03-29 03:15 +0200", "2026-03-29 04:15 +0200"],
         ),
-        (  # 02:15 happens twice: fires the first time only
+        (  # 02:15 happens twice: an hour apart, both run
             PARIS,
             local(PARIS, 2026, 10, 25, 1, 30),
-            ["2026-10-25 02:15 +0200", "2026-10-25 03:15 +0100", "2026-10-25 04:15 +0100"],
+            ["2026-10-25 02:15 +0200", "2026-10-25 02:15 +0100", "2026-10-25 03:15 +0100"],
         ),
         (
             NEW_YORK,
             local(NEW_YORK, 2026, 11, 1, 0, 30),
-            ["2026-11-01 01:15 -0400", "2026-11-01 02:15 -0500", "2026-11-01 03:15 -0500"],
+            ["2026-11-01 01:15 -0400", "2026-11-01 01:15 -0500", "2026-11-01 02:15 -0500"],
         ),
         (  # 30-minute shift: 02:15 falls in the gap 02:00-02:30
             LORD_HOWE,
             local(LORD_HOWE, 2026, 10, 4, 0, 30),
-            ["2026-10-04 01:15 +1030", "2026-10-04 02:30 +1100", "2026-10-04 03:15 +1100"],
+            ["2026-10-04 01:15 +1030", "2026-10-04 03:15 +1100", "2026-10-04 04:15 +1100"],
         ),
         (  # only 01:30-01:59 repeats (02:00 → 01:30): 01:15 is unique
             LORD_HOWE,
@@ -201,13 +201,14 @@ def test_dst_hourly(zone: ZoneInfo, after: datetime, expected: list[str]) -> Non
     assert walls(next_runs(schedule, after, zone, 3), zone) == expected
 
 
-def test_lord_howe_half_hour_fold_fires_once() -> None:
+def test_lord_howe_half_hour_fold_fires_in_both_passes() -> None:
     schedule = parse_schedule({"frequency": "hourly", "minute": 45})
-    runs = next_runs(schedule, local(LORD_HOWE, 2026, 4, 5, 0, 30), LORD_HOWE, 3)
-    # 01:45 happens at +1100 and again at +1030: it fires the first time only.
+    runs = next_runs(schedule, local(LORD_HOWE, 2026, 4, 5, 0, 30), LORD_HOWE, 4)
+    # 01:45 happens at +1100 and again at +1030 (30 minutes later): hourly runs both.
     assert walls(runs, LORD_HOWE) == [
         "2026-04-05 00:45 +1100",
         "2026-04-05 01:45 +1100",
+        "2026-04-05 01:45 +1030",
         "2026-04-05 02:45 +1030",
     ]
 
