@@ -785,6 +785,15 @@ class _Check:
                     table_funcs.add(id(node.expression))  # one issue for `schema.fn()`
                     self.check_qualified_function(node)
             elif isinstance(node, exp.Func) and id(node) not in table_funcs:
+                if isinstance(node, exp.DynamicIdentifier) and node.expressions:
+                    # Snowflake IDENTIFIER('SYSTEM$WAIT')(1): a function named by text
+                    self.issue(
+                        FORBIDDEN_FUNCTION,
+                        "A function named by IDENTIFIER(...) is not allowed: call the function "
+                        "by its name so it can be checked.",
+                        self.node_position(node),
+                    )
+                    continue
                 name = _forbidden_in(node, rules, self.write_rules)
                 if name:
                     self.refuse_function(name, node, source=False)

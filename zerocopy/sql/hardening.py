@@ -493,7 +493,11 @@ def forbidden_cast(func: exp.Cast, read: Any, write: Any) -> str | None:
     kind = to.this  # a DataType.Type member, or an expression for a user-defined type
     name = (kind.name if isinstance(kind, exp.Expr) else str(getattr(kind, "value", kind))).lower()
     if kind == exp.DataType.Type.USERDEFINED:  # a type the dialect does not know (DuckDB)
-        name = to.text("kind").lower()
+        # schema-qualified (`::pg_catalog.regclass`: a Dot, or DuckDB's text
+        # 'pg_catalog.regclass'): the type's own name decides
+        written = to.args.get("kind")
+        name = written.name if isinstance(written, exp.Dot) else to.text("kind")
+        name = name.rsplit(".", 1)[-1].strip('"').lower()
     if name in read.forbidden_types or name in write.forbidden_types:
         return name.upper()
     return None
