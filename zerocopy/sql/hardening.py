@@ -574,6 +574,32 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     refuse_system_variables(check, statements)
     refuse_duckdb_pivot_elsewhere(check, statements)
     refuse_variable_substitution(check)
+    refuse_unicode_identifiers(check)
+
+
+def refuse_unicode_identifiers(check: Any) -> None:
+    """PostgreSQL ``U&"pg_sl\\0065ep"``: a name spelled with Unicode escapes, which sqlglot
+    reads as the column ``U`` and-ed with another name (so no rule sees the real name)."""
+    if check.rules.sqlglot_dialect != "postgres" or '&"' not in check.text:
+        return
+    tokens = check.tokens
+    for i in range(len(tokens) - 2):
+        u, amp, name = tokens[i], tokens[i + 1], tokens[i + 2]
+        if (
+            amp.token_type == TokenType.AMP
+            and name.token_type == TokenType.IDENTIFIER
+            and u.text in ("U", "u")
+            and u.end + 1 == amp.start
+            and amp.end + 1 == name.start
+        ):
+            check.issue(
+                PARSE_ERROR,
+                'A name written with Unicode escapes (U&"…") cannot be checked: write the '
+                "name itself in double quotes.",
+                check.offset_position(u.start),
+            )
+            check.parse_failed = True  # what sqlglot read is not the query: no column checks
+            return
 
 
 # Spark-family warehouses substitute ``${name}``, ``${env:NAME}``, ``${system:prop}`` and
