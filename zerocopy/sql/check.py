@@ -798,6 +798,8 @@ class _Check:
                 name = _forbidden_in(node, rules, self.write_rules)
                 if name:
                     self.refuse_function(name, node, source=False)
+                elif isinstance(node, exp.Cast):
+                    hardening.cast_out_of_scope(self, node)
 
     def refuse_function(self, name: str, func: exp.Expr, *, source: bool) -> None:
         """A function on the deny-list; ``source`` when it is what a FROM item reads."""

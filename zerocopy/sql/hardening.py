@@ -503,6 +503,36 @@ def forbidden_cast(func: exp.Cast, read: Any, write: Any) -> str | None:
     return None
 
 
+def cast_out_of_scope(check: Any, cast: exp.Cast) -> bool:
+    """PostgreSQL ``NULL::finance.secrets``: a cast to a type of another schema (a table's row
+    type there) probes that table and its columns (``json_populate_record(NULL::finance.t,
+    …)``): refused like the table itself. Built-in namespaces (``pg_catalog``) and the
+    source's schema are fine."""
+    to = cast.args.get("to")
+    if not isinstance(to, exp.DataType) or to.this != exp.DataType.Type.USERDEFINED:
+        return False
+    written = to.args.get("kind")
+    if isinstance(written, exp.Dot):
+        parts = [part.name for part in written.find_all(exp.Identifier)]
+    elif isinstance(written, str) and "." in written:
+        parts = [part.strip('"') for part in written.split(".")]
+    else:
+        return False
+    qualifier = ".".join(parts[:-1]).lower()
+    scope = check.scope_text.strip().lower() if isinstance(check.scope_text, str) else ""
+    allowed = {scope, scope.rsplit(".", 1)[-1]} | check.rules.function_namespaces
+    if qualifier in allowed or qualifier in check.write_rules.function_namespaces:
+        return False
+    check.issue(
+        OUT_OF_SCOPE,
+        f"Type {'.'.join(parts)} belongs to '{qualifier}', outside this source's scope "
+        f"'{check.scope_text}': a cast to it reads that schema's catalog. Only types of "
+        f"'{check.scope_text}' and built-in types can be used.",
+        check.node_position(cast),
+    )
+    return True
+
+
 def refuse_unparsed(check: Any, chunk: list[Token]) -> bool:
     """A statement sqlglot cannot parse that is still clearly refused for what it does, not
     for its syntax: ``SELECT … INTO #temp`` (Redshift), an anonymous procedure
