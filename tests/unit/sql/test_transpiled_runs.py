@@ -331,6 +331,50 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
     ),
+    ("redteam2", "h_flatten_outer", "snowflake"): (
+        REFUSED,
+        "sqlglot's translation to DuckDB; This query cannot be expressed in duckdb from snowflake: the translation is not valid there. Rewrite the semi-structured or dialect-specific parts wit",
+    ),
+    ("redteam2", "h_explode", "databricks"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
+    ),
+    ("redteam2", "h_lateral_view", "databricks"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
+    ),
+    ("redteam2", "h_lateral_view_posexplode", "databricks"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
+    ),
+    ("redteam2", "h_safe_fn", "bigquery"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Parser Error: syntax error at or near 'AS'",
+    ),
+    ("redteam2", "h_array_agg_order_limit", "bigquery"): (
+        REFUSED,
+        "sqlglot's translation to DuckDB; duckdb cannot express part of this query: LIMIT inside ARRAY_AGG is not supported in DuckDB. Rewrite that part with a construct both dialects support.",
+    ),
+    ("redteam2", "h_sf_lateral_subquery_flatten_var", "snowflake"): (
+        REFUSED,
+        "sqlglot's translation to DuckDB; This query cannot be expressed in duckdb from snowflake: the translation is not valid there. Rewrite the semi-structured or dialect-specific parts wit",
+    ),
+    ("redteam2", "h_sf_qualify_with_flatten", "snowflake"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Parser Error: syntax error at or near 'JOIN'",
+    ),
+    ("redteam2", "h_sf_current_role", "snowflake"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Catalog Error: Scalar Function with name current_warehouse does not exist!",
+    ),
+    ("redteam2", "h_dbx_posexplode_select", "databricks"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
+    ),
+    ("redteam2", "h_redshift_super_unnest", "redshift"): (
+        RUN_ERROR,
+        "sqlglot's translation to DuckDB; DuckDB: Binder Error: UNNEST requires a single list or array as input",
+    ),
 }
 
 
