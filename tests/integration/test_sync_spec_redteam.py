@@ -360,3 +360,93 @@ async def test_a_deleted_profile_s_braze_id_no_longer_updates(spec: Spec) -> Non
     run = await spec.run(upd)
     assert await spec.codes(run["id"]) == ["unknown_braze_id"]
     assert await spec.profile(braze_id=braze) is None
+
+
+async def test_time_zone_added_to_updated_at_between_runs_applies_nothing_twice(
+    spec: Spec,
+) -> None:
+    """The column goes from ``timestamp`` to ``timestamptz`` (same instants): the rows at the
+    boundary are the same rows, so no event is appended a second time."""
+    spec.warehouse.create(
+        "tzc",
+        USER,
+        [
+            (at(0), "u1", j({"name": "a", "time": "2026-03-01T00:00:00Z"})),
+            (at(1), "u1", j({"name": "b", "time": "2026-03-01T00:00:00Z"})),
+        ],
+    )
+    sync_id = await spec.ready("custom_events", "tzc")
+    first = await spec.run(sync_id)
+    assert first["rows_delivered"] == 2
+    if spec.warehouse.kind == "duckdb":
+        spec.warehouse.execute(
+            "SET TimeZone = 'UTC'",
+            'ALTER TABLE marketing."tzc" ALTER "UPDATED_AT" TYPE TIMESTAMPTZ',
+        )
+    else:
+        spec.warehouse.execute(
+            'ALTER TABLE marketing."tzc" ALTER "UPDATED_AT" TYPE timestamptz '
+            "USING \"UPDATED_AT\" AT TIME ZONE 'UTC'"
+        )
+    spec.warehouse.insert(
+        "tzc",
+        {**USER, "UPDATED_AT": "tstz"},
+        [("2026-03-01 00:02:00+00", "u1", j({"name": "c", "time": "2026-03-01T00:00:00Z"}))],
+    )
+    second = await spec.run(sync_id)
+    assert (second["status"], second["rows_delivered"]) == ("success", 1), second
+    prof = await spec.profile(external_id="u1")
+    assert prof is not None
+    assert sorted(e["name"] for e in await spec.events(prof["id"])) == ["a", "b", "c"]
+
+
+async def test_a_row_changed_inside_the_lookback_is_applied_once(spec: Spec) -> None:
+    spec.warehouse.create(
+        "lb",
+        USER,
+        [(at(0), "u1", j({"tier": "silver"})), (at(5), "u2", j({"tier": "gold"}))],
+    )
+    sync_id = await spec.ready("user_attributes", "lb", lookback_minutes=10)
+    assert (await spec.run(sync_id))["rows_delivered"] == 2
+    spec.warehouse.execute(
+        f'UPDATE marketing."lb" SET "PAYLOAD" = \'{j({"tier": "platinum"})}\' '
+        "WHERE \"EXTERNAL_ID\" = 'u1'"
+    )
+    second = await spec.run(sync_id)
+    assert (second["status"], second["rows_delivered"], second["rows_skipped"]) == (
+        "success",
+        1,
+        1,
+    ), second
+    assert (await spec.profile(external_id="u1"))["attributes"] == {"tier": "platinum"}  # type: ignore[index]
+    assert (await spec.run(sync_id))["rows_delivered"] == 0
+
+
+async def test_event_times_in_rfc_3339_lower_case(spec: Spec) -> None:
+    """RFC 3339 (the ISO 8601 profile JSON uses) allows a lower-case ``t`` and ``z``."""
+    spec.warehouse.create(
+        "lc", USER, [(at(0), "u1", j({"name": "e", "time": "2026-03-01t10:00:00z"}))]
+    )
+    sync_id = await spec.ready("custom_events", "lc")
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"]) == ("success", 1), await spec.rows(run["id"])
+    prof = await spec.profile(external_id="u1")
+    assert prof is not None
+    assert [ts(e["time"]) for e in await spec.events(prof["id"])] == [ts("2026-03-01T10:00:00Z")]
+
+
+async def test_integral_numeric_ids_read_as_integers(spec: Spec) -> None:
+    """An EXTERNAL_ID in a DOUBLE / NUMERIC column: 42.0 is the user "42" (the same user a
+    BIGINT or text column names); a fractional value stays as it is."""
+    num = "DOUBLE" if spec.warehouse.kind == "duckdb" else "numeric(12,2)"
+    spec.warehouse.execute(
+        f'CREATE TABLE marketing."num" ("UPDATED_AT" TIMESTAMP, "EXTERNAL_ID" {num}, '
+        '"PAYLOAD" VARCHAR)',
+        f"INSERT INTO marketing.\"num\" VALUES ('{at(0)}', 42, '{j({'a': 1})}'), "
+        f"('{at(1)}', 7.5, '{j({'b': 2})}')",
+    )
+    sync_id = await spec.ready("user_attributes", "num")
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"]) == ("success", 2), await spec.rows(run["id"])
+    assert (await spec.profile(external_id="42"))["attributes"] == {"a": 1}  # type: ignore[index]
+    assert (await spec.profile(external_id="7.5"))["attributes"] == {"b": 2}  # type: ignore[index]

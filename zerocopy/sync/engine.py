@@ -886,8 +886,8 @@ def _verdicts(
 
     ``floor_us``: also drop rows parsed before it (text ``UPDATED_AT``, read whole).
     """
-    hashes = row_hashes(batch)
     updated = updated_micros(batch.column(UPDATED_AT))
+    hashes = row_hashes(batch, updated)
     keep = tracker.unseen(hashes, updated)
     if floor_us is not None:
         keep = [k and (u is None or u >= floor_us) for k, u in zip(keep, updated, strict=True)]

@@ -119,15 +119,29 @@ def missing_columns(
 
 
 # ------------------------------------------------------------------ keys: hash + UPDATED_AT
-def row_hashes(batch: pa.RecordBatch) -> list[str]:
-    """Content hash of each row (all its columns), 16 bytes of BLAKE2b in hex."""
+def row_hashes(batch: pa.RecordBatch, updated_us: Sequence[int | None] | None = None) -> list[str]:
+    """Content hash of each row (all its columns), 16 bytes of BLAKE2b in hex.
+
+    Each non-null cell enters as ``name \x1e text \x1f``, columns in name order, so the hash
+    does not move when a column is added with no values (a new, empty identifier column) or
+    the table's columns are reordered. With ``updated_us`` (the parsed ``UPDATED_AT`` of each
+    row), ``UPDATED_AT`` enters as its instant, so a change of the column's type between runs
+    (``timestamp`` → ``timestamptz``, text → timestamp, same instants) keeps every row's hash:
+    rows re-read at the boundary are still recognised and not applied twice.
+    """
     if batch.num_rows == 0:
         return []
     parts = []
-    for col in batch.columns:
+    for name in sorted(batch.schema.names):
+        col = batch.column(name)
         text = col if pa.types.is_string(col.type) else _as_text(col)
-        parts.append(pc.fill_null(text, "\x00"))
-    joined = pc.binary_join_element_wise(*parts, "\x1f") if len(parts) > 1 else parts[0]
+        if name == UPDATED_AT and updated_us is not None:
+            micros = pa.array(updated_us, pa.int64())
+            instant = pc.binary_join_element_wise(pa.scalar("@"), pc.cast(micros, pa.string()), "")
+            text = pc.if_else(pc.is_valid(micros), instant, text.cast(pa.string()))
+        tagged = pc.binary_join_element_wise(pa.scalar(name + "\x1e"), text, pa.scalar("\x1f"), "")
+        parts.append(pc.fill_null(tagged, ""))
+    joined = pc.binary_join_element_wise(*parts, "") if len(parts) > 1 else parts[0]
     blake = hashlib.blake2b
     # The UTF-8 bytes straight from Arrow (the same bytes ``str.encode`` would give).
     raw = pc.cast(
@@ -243,8 +257,19 @@ def parse_timestamp_us(value: Any) -> int | None:
         try:
             return to_micros(datetime.fromisoformat(text.replace(" UTC", "+00:00")))
         except ValueError:
-            return None
+            return _parse_lenient_us(text)
     return None
+
+
+def _parse_lenient_us(text: str) -> int | None:
+    """RFC 3339 spellings ``fromisoformat`` refuses: a lower-case ``t`` / ``z`` / ``utc``."""
+    upper = text.upper().replace(" UTC", "+00:00")
+    if upper == text:
+        return None
+    try:
+        return to_micros(datetime.fromisoformat(upper))
+    except ValueError:
+        return None
 
 
 # ------------------------------------------------------------------ identifier rules
@@ -420,8 +445,29 @@ _TEXT_COLUMNS = (*IDENTIFIER_COLUMNS, ID, NAME)
 
 
 def _texts(values: list[Any]) -> list[str | None]:
-    """A column's values as stripped text, ``None`` where null or blank."""
-    return [None if v is None else (str(v).strip() or None) for v in values]
+    """A column's values as stripped text, ``None`` where null or blank.
+
+    Numbers from a DOUBLE / NUMERIC column read as a person would write them: an integral
+    42.0 is "42" (the id a BIGINT or text column gives), 7.50 is "7.5".
+    """
+    return [
+        None
+        if v is None
+        else (_number_text(v) if isinstance(v, float | Decimal) else (str(v).strip() or None))
+        for v in values
+    ]
+
+
+def _number_text(value: float | Decimal) -> str | None:
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        return str(int(value)) if value.is_integer() else repr(value)
+    if not value.is_finite():
+        return str(value)
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
 
 
 def _text(texts: dict[str, list[str | None]], name: str, i: int) -> str | None:
