@@ -973,12 +973,18 @@ class _Check:
                 if id(table) in seen:
                     continue
                 seen.add(id(table))
+                if isinstance(table.parent, exp.JoinHint):
+                    continue  # /*+ BROADCAST(p) */ names a relation of the query, reads nothing
                 if isinstance(scope.sources.get(table.alias_or_name), Scope):
                     continue  # a CTE reference: the name is shadowed in this scope
                 yield table
         # tables outside any SELECT scope (e.g. under VALUES) still have to be checked
         for table in tables:
-            if id(table) in seen or not isinstance(table.this, exp.Identifier):
+            if (
+                id(table) in seen
+                or not isinstance(table.this, exp.Identifier)
+                or isinstance(table.parent, exp.JoinHint)
+            ):
                 continue
             if table.args.get("db") or not _is_cte_reference(table):
                 yield table

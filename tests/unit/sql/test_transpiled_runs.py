@@ -375,6 +375,18 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "sqlglot's translation to DuckDB; DuckDB: Binder Error: UNNEST requires a single list or array as input",
     ),
+    ("redteam2", "dbx_broadcast_hint_alias", "databricks"): (
+        REFUSED,
+        "sqlglot reports Spark query hints (/*+ … */) as unsupported for DuckDB",
+    ),
+    ("redteam2", "dbx_broadcast_hint_table", "databricks"): (
+        REFUSED,
+        "sqlglot reports Spark query hints (/*+ … */) as unsupported for DuckDB",
+    ),
+    ("redteam2", "dbx_repartition_hint", "databricks"): (
+        REFUSED,
+        "sqlglot reports Spark query hints (/*+ … */) as unsupported for DuckDB",
+    ),
 }
 
 
