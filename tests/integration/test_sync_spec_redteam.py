@@ -450,3 +450,41 @@ async def test_integral_numeric_ids_read_as_integers(spec: Spec) -> None:
     assert (run["status"], run["rows_delivered"]) == ("success", 2), await spec.rows(run["id"])
     assert (await spec.profile(external_id="42"))["attributes"] == {"a": 1}  # type: ignore[index]
     assert (await spec.profile(external_id="7.5"))["attributes"] == {"b": 2}  # type: ignore[index]
+
+
+async def test_a_new_empty_identifier_column_applies_nothing_twice(spec: Spec) -> None:
+    spec.warehouse.create(
+        "addc", USER, [(at(0), "u1", j({"name": "a", "time": "2026-03-01T00:00:00Z"}))]
+    )
+    sync_id = await spec.ready("custom_events", "addc")
+    assert (await spec.run(sync_id))["rows_delivered"] == 1
+    spec.warehouse.execute('ALTER TABLE marketing."addc" ADD COLUMN "EMAIL" VARCHAR')
+    second = await spec.run(sync_id)
+    assert (second["status"], second["rows_delivered"], second["rows_skipped"]) == (
+        "success",
+        0,
+        1,
+    ), second
+    prof = await spec.profile(external_id="u1")
+    assert prof is not None and len(await spec.events(prof["id"])) == 1
+
+
+async def test_identifiers_of_separator_characters_only_are_blank(spec: Spec) -> None:
+    """Characters Python counts as white space but Arrow's trim keeps (U+001C-U+001F, U+0085):
+    an identifier made only of them is blank, a row error or the other identifier -- never a
+    crash of the run."""
+    spec.warehouse.create(
+        "sep",
+        ID_COLS,
+        [
+            (at(0), "\x1f", None, None, None, None, j({"a": 1})),
+            (at(1), "\x85 ", None, None, "sep@example.com", None, j({"b": 2})),
+            (at(2), None, "\x1c", "crm", None, None, j({"c": 3})),
+            (at(3), "u1", None, None, None, None, j({"d": 4})),
+        ],
+    )
+    sync_id = await spec.ready("user_attributes", "sep")
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"]) == ("partial_success", 2), run
+    assert await spec.codes(run["id"]) == ["no_identifier", "incomplete_alias"]
+    assert (await spec.profile(email="sep@example.com"))["attributes"] == {"b": 2}  # type: ignore[index]
