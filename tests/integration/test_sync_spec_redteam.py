@@ -488,3 +488,17 @@ async def test_identifiers_of_separator_characters_only_are_blank(spec: Spec) ->
     assert (run["status"], run["rows_delivered"]) == ("partial_success", 2), run
     assert await spec.codes(run["id"]) == ["no_identifier", "incomplete_alias"]
     assert (await spec.profile(email="sep@example.com"))["attributes"] == {"b": 2}  # type: ignore[index]
+
+
+async def test_a_row_changed_back_at_the_boundary_is_applied_again(spec: Spec) -> None:
+    """silver → gold → silver, all at the same UPDATED_AT: the last content read wins. The
+    first silver's hash must not make the third run skip the row as already delivered."""
+    spec.warehouse.create("flip", USER, [(at(5), "u1", j({"tier": "silver"}))])
+    sync_id = await spec.ready("user_attributes", "flip")
+    assert (await spec.run(sync_id))["rows_delivered"] == 1
+    for tier in ("gold", "silver"):
+        spec.warehouse.execute(f'UPDATE marketing."flip" SET "PAYLOAD" = \'{j({"tier": tier})}\'')
+        run = await spec.run(sync_id)
+        assert (run["status"], run["rows_delivered"]) == ("success", 1), (tier, run)
+        assert (await spec.profile(external_id="u1"))["attributes"] == {"tier": tier}  # type: ignore[index]
+    assert (await spec.run(sync_id))["rows_delivered"] == 0

@@ -95,12 +95,14 @@ class WatermarkTracker:
     """
 
     __slots__ = (
+        "_carried",
         "_held_us",
         "_holding",
         "_invalid",
         "_invalid_now",
         "_lookback_us",
         "_prune",
+        "_reseen",
         "_seen",
         "_value_us",
     )
@@ -108,6 +110,10 @@ class WatermarkTracker:
     def __init__(self, state: WatermarkState, lookback: timedelta | None = None) -> None:
         self._value_us: int | None = to_micros(state.value) if state.value else None
         self._seen = dict(state.seen)
+        self._carried = frozenset(state.seen)
+        """Hashes known when the run started (rows delivered by earlier runs)."""
+        self._reseen: set[str] = set()
+        """Those of them this run read again, unchanged (skipped)."""
         self._lookback_us = int(lookback.total_seconds() * 1_000_000) if lookback else 0
         self._invalid = set(state.invalid)
         self._invalid_now: set[str] = set()
@@ -136,13 +142,17 @@ class WatermarkTracker:
             return [True] * len(hashes)
         get = seen.get
         invalid = self._invalid
+        reseen = self._reseen
         out: list[bool] = []
         for h, u in zip(hashes, updated, strict=True):
             if u is None:
                 self._invalid_now.add(h)
                 out.append(h not in invalid)
+            elif get(h) == u:
+                reseen.add(h)
+                out.append(False)
             else:
-                out.append(get(h) != u)
+                out.append(True)
         return out
 
     def record_invalid(self, row_hash: str) -> None:
@@ -197,9 +207,20 @@ class WatermarkTracker:
             seen[hashes[i]] = int(updated_us[i])
 
     def snapshot(self) -> WatermarkState:
-        """State to commit now: only hashes still inside ``[value - lookback, value]`` kept."""
+        """State to commit now: only hashes still inside ``[value - lookback, value]`` kept.
+
+        Once the run has read everything, a hash from an earlier run that this run did not
+        read again is forgotten: that content is no longer in the source (the row changed or
+        went away), so if it comes back (a row changed back at the same ``UPDATED_AT``) it is
+        delivered again instead of being skipped as already applied.
+        """
         if self._prune:
             self._invalid &= self._invalid_now
+            gone = self._carried - self._reseen
+            if gone:
+                for h in gone:
+                    self._seen.pop(h, None)
+                self._carried = frozenset()
         invalid = tuple(sorted(self._invalid))
         if self._holding:
             held = self._held_us
