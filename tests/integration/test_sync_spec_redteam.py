@@ -502,3 +502,37 @@ async def test_a_row_changed_back_at_the_boundary_is_applied_again(spec: Spec) -
         assert (run["status"], run["rows_delivered"]) == ("success", 1), (tier, run)
         assert (await spec.profile(external_id="u1"))["attributes"] == {"tier": tier}  # type: ignore[index]
     assert (await spec.run(sync_id))["rows_delivered"] == 0
+
+
+async def test_identical_rows_split_by_a_run_are_each_delivered(spec: Spec) -> None:
+    """Two identical event rows are two events. Split by the row limit, or the second one
+    committed at the same UPDATED_AT after a run read the first: each is delivered once."""
+    same = (at(0), "u1", j({"name": "click", "time": "2026-03-01T00:00:00Z"}))
+    spec.warehouse.create("dup", USER, [same, same])
+    sync_id = await spec.ready("custom_events", "dup", row_limit=1)
+    first = await spec.run(sync_id)
+    assert (first["status"], first["rows_delivered"]) == ("limit_exceeded", 1), first
+    second = await spec.run(sync_id)
+    assert (second["rows_delivered"], second["rows_skipped"]) == (1, 1), second
+    spec.warehouse.insert("dup", USER, [same])  # a third one, late, at the same UPDATED_AT
+    third = await spec.run(sync_id)
+    assert (third["rows_delivered"], third["rows_skipped"]) == (1, 2), third
+    fourth = await spec.run(sync_id)
+    assert (fourth["rows_delivered"], fourth["rows_skipped"]) == (0, 3), fourth
+    prof = await spec.profile(external_id="u1")
+    assert prof is not None and len(await spec.events(prof["id"])) == 3
+
+
+async def test_identical_rows_removed_then_added_again_are_delivered(spec: Spec) -> None:
+    same = (at(0), "u1", j({"name": "click", "time": "2026-03-01T00:00:00Z"}))
+    spec.warehouse.create("dup2", USER, [same, same])
+    sync_id = await spec.ready("custom_events", "dup2")
+    assert (await spec.run(sync_id))["rows_delivered"] == 2
+    spec.warehouse.execute('DELETE FROM marketing."dup2"')
+    spec.warehouse.insert("dup2", USER, [same])
+    assert (await spec.run(sync_id))["rows_delivered"] == 0  # one of the two was removed
+    spec.warehouse.insert("dup2", USER, [same])  # ... and a new identical one arrives
+    third = await spec.run(sync_id)
+    assert (third["rows_delivered"], third["rows_skipped"]) == (1, 1), third
+    prof = await spec.profile(external_id="u1")
+    assert prof is not None and len(await spec.events(prof["id"])) == 3

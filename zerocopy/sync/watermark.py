@@ -54,6 +54,9 @@ class WatermarkState:
     Every run reads such rows again (they have no place in the order); one whose hash is here
     is skipped, not reported again. A run that read them all keeps only the ones it saw, so a
     fixed or deleted row leaves the set and a changed one (new hash) is reported again."""
+    counts: dict[str, int] = field(default_factory=dict)
+    """How many identical rows (same hash) were delivered, where more than one: the next run
+    skips that many occurrences and delivers any further identical row."""
 
     def read_from(self, lookback: timedelta | None = None) -> datetime | None:
         """Lower bound (inclusive) of the next read."""
@@ -69,6 +72,8 @@ class WatermarkState:
         }
         if self.invalid:
             out["invalid"] = list(self.invalid)
+        if self.counts:
+            out["counts"] = self.counts
         return out
 
     @classmethod
@@ -82,6 +87,7 @@ class WatermarkState:
             value=value,
             seen={str(k): int(v) for k, v in (data.get("seen") or {}).items()},
             invalid=tuple(str(h) for h in data.get("invalid") or ()),
+            counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
         )
 
 
@@ -96,11 +102,13 @@ class WatermarkTracker:
 
     __slots__ = (
         "_carried",
+        "_counts",
         "_held_us",
         "_holding",
         "_invalid",
         "_invalid_now",
         "_lookback_us",
+        "_occurrences",
         "_prune",
         "_reseen",
         "_seen",
@@ -114,6 +122,10 @@ class WatermarkTracker:
         """Hashes known when the run started (rows delivered by earlier runs)."""
         self._reseen: set[str] = set()
         """Those of them this run read again, unchanged (skipped)."""
+        self._counts = dict(state.counts)
+        """Hash → identical rows delivered, where more than one (absent: one)."""
+        self._occurrences: dict[str, int] = {}
+        """Hash known at the start → identical rows this run has read so far."""
         self._lookback_us = int(lookback.total_seconds() * 1_000_000) if lookback else 0
         self._invalid = set(state.invalid)
         self._invalid_now: set[str] = set()
@@ -143,6 +155,8 @@ class WatermarkTracker:
         get = seen.get
         invalid = self._invalid
         reseen = self._reseen
+        occurrences = self._occurrences
+        counts = self._counts
         out: list[bool] = []
         for h, u in zip(hashes, updated, strict=True):
             if u is None:
@@ -150,7 +164,9 @@ class WatermarkTracker:
                 out.append(h not in invalid)
             elif get(h) == u:
                 reseen.add(h)
-                out.append(False)
+                n = occurrences.get(h, 0) + 1
+                occurrences[h] = n
+                out.append(n > counts.get(h, 1))  # one more identical row than delivered
             else:
                 out.append(True)
         return out
@@ -182,7 +198,10 @@ class WatermarkTracker:
         """Account for a row (delivered or refused); rows come in ``UPDATED_AT`` order."""
         if self._value_us is None or updated_us > self._value_us:
             self._value_us = updated_us
-        self._seen[row_hash] = updated_us
+        if self._seen.get(row_hash) == updated_us:  # another identical row
+            self._counts[row_hash] = self._counts.get(row_hash, 1) + 1
+        else:
+            self._seen[row_hash] = updated_us
 
     def record_many(self, hashes: list[str], updated_us: Any) -> None:
         """:meth:`record` for many rows at once (``updated_us``: an int64 numpy array).
@@ -203,8 +222,13 @@ class WatermarkTracker:
                 else int(updated_us.min())
             )
         seen = self._seen
+        counts = self._counts
         for i in np.flatnonzero(updated_us >= floor).tolist():
-            seen[hashes[i]] = int(updated_us[i])
+            h, u = hashes[i], int(updated_us[i])
+            if seen.get(h) == u:  # another identical row
+                counts[h] = counts.get(h, 1) + 1
+            else:
+                seen[h] = u
 
     def snapshot(self) -> WatermarkState:
         """State to commit now: only hashes still inside ``[value - lookback, value]`` kept.
@@ -212,7 +236,8 @@ class WatermarkTracker:
         Once the run has read everything, a hash from an earlier run that this run did not
         read again is forgotten: that content is no longer in the source (the row changed or
         went away), so if it comes back (a row changed back at the same ``UPDATED_AT``) it is
-        delivered again instead of being skipped as already applied.
+        delivered again instead of being skipped as already applied; likewise the count of
+        identical rows drops to how many this run read (extra ones it delivers add to it).
         """
         if self._prune:
             self._invalid &= self._invalid_now
@@ -220,18 +245,32 @@ class WatermarkTracker:
             if gone:
                 for h in gone:
                     self._seen.pop(h, None)
-                self._carried = frozenset()
+                    self._counts.pop(h, None)
+            for h in self._reseen:  # fewer identical rows than delivered: some went away
+                n = min(self._counts.get(h, 1), self._occurrences.get(h, 1))
+                if n > 1:
+                    self._counts[h] = n
+                else:
+                    self._counts.pop(h, None)
+            self._carried = frozenset()
+            self._reseen = set()
         invalid = tuple(sorted(self._invalid))
         if self._holding:
             held = self._held_us
             floor = held - self._lookback_us if held is not None else None
             seen = {h: t for h, t in self._seen.items() if floor is None or t >= floor}
             value = from_micros(held) if held is not None else None
-            return WatermarkState(value=value, seen=seen, invalid=invalid)
+            counts = {h: n for h, n in self._counts.items() if h in seen}
+            return WatermarkState(value=value, seen=seen, invalid=invalid, counts=counts)
         if self._value_us is None:
             return WatermarkState(invalid=invalid)
         floor = self._value_us - self._lookback_us
         self._seen = {h: t for h, t in self._seen.items() if t >= floor}
+        if self._counts:
+            self._counts = {h: n for h, n in self._counts.items() if h in self._seen}
         return WatermarkState(
-            value=from_micros(self._value_us), seen=dict(self._seen), invalid=invalid
+            value=from_micros(self._value_us),
+            seen=dict(self._seen),
+            invalid=invalid,
+            counts=dict(self._counts),
         )
