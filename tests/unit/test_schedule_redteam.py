@@ -33,6 +33,7 @@ from zerocopy.scheduling.schedule import (
     next_runs,
     parse_schedule,
     plan_firing,
+    replan_firing,
 )
 from zerocopy.scheduling.sync_frequency import sync_schedule
 
@@ -344,3 +345,19 @@ def test_next_five_strictly_increase_are_unique_and_replan_consistently(
     # Planning from just before any run finds that run (the scheduler's view of the plan).
     for t in got:
         assert next_run(schedule, t - timedelta(microseconds=1), zone) == t
+
+
+def test_zone_change_while_due_owes_one_catch_up_then_plans_in_the_new_zone() -> None:
+    schedule = parse_schedule({"frequency": "daily", "hour": 9, "minute": 0})
+    due = local("Europe/Paris", 2026, 6, 1, 9)
+    now = due + timedelta(days=1, hours=2)  # down over two Paris occurrences
+    owed = replan_firing(schedule, "Europe/Paris", "Asia/Tokyo", due, now)
+    assert owed is not None
+    assert (owed.due_at, owed.coalesced, owed.catch_up) == (due, 2, True)
+    assert walls([owed.next_due_at], "Asia/Tokyo") == ["2026-06-03 09:00 +0900"]  # type: ignore[list-item]
+    # Nothing due yet: nothing owed (the caller simply re-plans).
+    assert replan_firing(schedule, "Europe/Paris", "Asia/Tokyo", due, due - timedelta(1)) is None
+    assert replan_firing(schedule, "Europe/Paris", "Asia/Tokyo", None, now) is None
+    # An old zone nobody can read: the one due occurrence.
+    odd = replan_firing(schedule, "Nowhere/Zone", "UTC", due, now)
+    assert odd is not None and (odd.coalesced, odd.catch_up) == (1, True)

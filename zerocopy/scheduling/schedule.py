@@ -505,3 +505,36 @@ def plan_firing(
         catch_up=late or coalesced > 1,
         next_due_at=following,
     )
+
+
+def replan_firing(
+    schedule: Schedule,
+    old_zone: str | None,
+    new_zone: ZoneInfo | str,
+    next_due_at: datetime | None,
+    now: datetime,
+    *,
+    late_after_s: float = 60.0,
+) -> Firing | None:
+    """The firing owed when a schedule planned in ``old_zone`` now lives in ``new_zone``.
+
+    An occurrence the old plan had due (``next_due_at <= now``) but nobody fired yet (the
+    scheduler was down when the workspace's time zone changed) still runs, once: it coalesces
+    every occurrence missed under the old zone, and the plan goes on in the new zone from
+    ``now``. ``None`` when nothing was due (the caller simply re-plans).
+    """
+    if next_due_at is None or next_due_at > now:
+        return None
+    try:
+        firing = plan_firing(
+            schedule, old_zone or new_zone, next_due_at, now, late_after_s=late_after_s
+        )
+    except ZerocopyError:  # an old zone name nobody can read: the one due occurrence
+        firing = Firing(due_at=next_due_at, coalesced=1, catch_up=True, next_due_at=None)
+    assert firing is not None
+    return Firing(
+        due_at=firing.due_at,
+        coalesced=firing.coalesced,
+        catch_up=firing.catch_up,
+        next_due_at=next_run(schedule, now, new_zone),
+    )

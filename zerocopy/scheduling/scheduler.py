@@ -35,6 +35,7 @@ from zerocopy.scheduling.schedule import (
     next_run,
     parse_schedule,
     plan_firing,
+    replan_firing,
     stored_zone,
 )
 from zerocopy.state.db import Database
@@ -173,9 +174,30 @@ class Scheduler:
                 await self._update(owner.id, definition_hash=owner.digest, last_changed_at=now)
             if (
                 state.planned_time_zone != owner.time_zone
+                and state.planned_key == owner.schedule.key()
+                and state.paused_reason is None
+                and not self._is_stale(state, owner, now)
+                and (
+                    owe := replan_firing(
+                        owner.schedule,
+                        state.planned_time_zone,
+                        owner.time_zone,
+                        state.next_due_at,
+                        now,
+                        late_after_s=self.config.late_after_s,
+                    )
+                )
+            ):
+                # The zone changed while an occurrence was due: it still runs (the claim
+                # records the new zone), then the plan goes on in the new zone.
+                due.append((owner, state, owe))
+                report.replanned += 1
+                continue
+            if (
+                state.planned_time_zone != owner.time_zone
                 or state.planned_key != owner.schedule.key()
             ):
-                # A new time zone or schedule: plan again from now (nothing fires for the old plan).
+                # A new time zone or schedule: plan again from now (nothing due was owed).
                 await self._update(
                     owner.id,
                     next_due_at=next_run(owner.schedule, now, owner.time_zone),
@@ -340,6 +362,7 @@ class Scheduler:
             )
             .values(
                 next_due_at=firing.next_due_at,
+                planned_time_zone=owner.time_zone,
                 last_due_at=firing.due_at,
                 last_fired_at=now,
                 last_catch_up=firing.catch_up,

@@ -53,7 +53,10 @@ def _contacts(value: Any) -> list[str]:
         raise ZerocopyError(
             errors.VALIDATION_ERROR,
             f"contacts must be a list of at most {MAX_CONTACTS} e-mail addresses",
-            details={"field": "contacts"},
+            details={
+                "field": "contacts",
+                "reason": "invalid_type" if not isinstance(value, list) else "out_of_range",
+            },
         )
     out = []
     for item in value:
@@ -61,7 +64,7 @@ def _contacts(value: Any) -> list[str]:
             raise ZerocopyError(
                 errors.VALIDATION_ERROR,
                 f"contacts: {item!r} is not an e-mail address",
-                details={"field": "contacts"},
+                details={"field": "contacts", "reason": "invalid_value"},
             )
         out.append(item.strip())
     return out

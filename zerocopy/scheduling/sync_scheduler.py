@@ -39,6 +39,7 @@ from zerocopy.scheduling.schedule import (
     next_run,
     next_runs,
     plan_firing,
+    replan_firing,
     stored_zone,
 )
 from zerocopy.scheduling.scheduler import TickReport, launch_scheduled_run
@@ -140,6 +141,25 @@ class SyncScheduler:
                 await self._plan(owner, schedule, now)
                 report.planned += 1
                 continue
+            if (
+                state.planned_time_zone != owner.time_zone
+                and state.planned_key == schedule.key()
+                and (
+                    owe := replan_firing(
+                        schedule,
+                        state.planned_time_zone,
+                        owner.time_zone,
+                        state.next_due_at,
+                        now,
+                        late_after_s=self.config.late_after_s,
+                    )
+                )
+            ):
+                # The zone changed while an occurrence was due: it still runs, then the plan
+                # goes on in the new zone (the claim records it).
+                due.append((owner, state, owe))
+                report.replanned += 1
+                continue
             if state.planned_time_zone != owner.time_zone or state.planned_key != schedule.key():
                 await self._update(
                     owner.id,
@@ -210,6 +230,7 @@ class SyncScheduler:
                 )
                 .values(
                     next_due_at=firing.next_due_at,
+                    planned_time_zone=owner.time_zone,
                     last_due_at=firing.due_at,
                     last_fired_at=now,
                     last_catch_up=firing.catch_up,
