@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import httpx
@@ -16,6 +16,8 @@ from api.app import create_app
 from fixtures.warehouse import build, load_duckdb
 from zerocopy.services import workspaces
 from zerocopy.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 SCHEMA = "marketing"
 USERS = 120
@@ -55,6 +57,13 @@ class Api:
         async with self.app.state.runtime.db.session() as session:
             _, key = await workspaces.create_workspace(session, name=name)
         return key
+
+    async def in_app(self, func: Callable[[], Awaitable[T]]) -> T:
+        """Await ``func()`` in the app's own event loop (the test client runs the app in a
+        portal thread): the runner's task group and the state database's connections belong
+        to that loop, and a run submitted from the test's loop may never be awaited."""
+        portal = self.client.blocking_portal  # type: ignore[attr-defined]
+        return await anyio.to_thread.run_sync(portal.call, func)
 
     async def wait_run(self, run_id: str, timeout: float = 30.0) -> dict[str, Any]:
         """Poll ``GET /v1/runs/{id}`` until the run is final."""

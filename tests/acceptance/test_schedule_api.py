@@ -319,7 +319,7 @@ async def test_scheduled_then_manual_runs_and_a_catch_up_through_the_api(
     sched = Scheduler(
         runtime.db, runtime.engine, runtime.runner.submit, config=load_config(), clock=lambda: now
     )
-    report = await sched.tick()
+    report = await api.in_app(sched.tick)
     assert len(report.fired) == 1 and report.catch_up == []
     assert (await api.wait_run(report.fired[0]))["status"] == "succeeded"
     view = (await api.get(base)).json()
@@ -337,7 +337,7 @@ async def test_scheduled_then_manual_runs_and_a_catch_up_through_the_api(
 
     # Down for three occurrences: one run, marked catch-up, standing for all three.
     now = due + timedelta(hours=3, minutes=10)
-    report = await sched.tick()
+    report = await api.in_app(sched.tick)
     assert len(report.fired) == 1 and report.catch_up == report.fired
     await api.wait_run(report.fired[0])
     view = (await api.get(base)).json()
@@ -384,6 +384,6 @@ async def test_changing_the_workspace_time_zone_replans_its_schedules(
     # The scheduler re-plans too (nothing fires for the old plan), and agrees with the view.
     runtime = api.app.state.runtime
     sched = Scheduler(runtime.db, runtime.engine, runtime.runner.submit, config=load_config())
-    report = await sched.tick()
+    report = await api.in_app(sched.tick)
     assert report.fired == []
     assert (await ws.get(base)).json()["next_runs"] == after["next_runs"]
