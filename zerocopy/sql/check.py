@@ -632,7 +632,7 @@ class _Check:
         command = word in _COMMAND_WORDS and first.token_type not in _QUERY_START_TOKENS
         try:
             parsed = self.read_dialect.parser(error_level=ErrorLevel.RAISE, max_errors=5).parse(
-                chunk, self.text
+                hardening.before_parse(self, chunk), self.text
             )
         except ParseError as exc:
             if command:
@@ -1255,6 +1255,7 @@ class _Check:
     def emit(self, root: exp.Expr) -> None:
         """Transpile to the target and wrap the query into the id-extracting SELECT."""
         target, rules = self.write_dialect, self.write_rules
+        hardening.before_emit(self, root)
         with_ = root.args.get("with_") if isinstance(root, exp.Query) else None
         if with_ is not None:
             root.set("with_", None)

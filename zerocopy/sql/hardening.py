@@ -605,6 +605,7 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     refuse_duckdb_pivot_elsewhere(check, statements)
     refuse_variable_substitution(check)
     refuse_unicode_identifiers(check)
+    refuse_streaming_reads(check, statements)
 
 
 def refuse_unicode_identifiers(check: Any) -> None:
@@ -906,4 +907,144 @@ def dataset_case_differs(check: Any, table: exp.Table, original: exp.Table | Non
         f"case-sensitive). Write '{scope}'.",
         check.node_position(table),
     )
+    return True
+
+
+# --- red-team round 3 ---------------------------------------------------------------------
+
+# Functions whose ``AS`` inside the parentheses introduces a type (``CAST(x AS type)``).
+_CAST_WORDS = frozenset({"CAST", "TRY_CAST", "SAFE_CAST"})
+
+
+def before_parse(check: Any, chunk: list[Token]) -> list[Token]:
+    """The tokens of one statement as the parser should see them: PostgreSQL/Redshift type
+    names qualified with their built-in schema (``x::pg_catalog.date``, ``CAST(x AS
+    pg_catalog.int4)``, what ``pg_dump`` and many BI tools write) lose the ``pg_catalog.``
+    qualifier, which changes nothing in those warehouses. Redshift's parser in sqlglot has no
+    qualified types at all (a syntax error), PostgreSQL's keeps them as user-defined types that
+    no other warehouse has; without the qualifier both parse the built-in type, and a catalog
+    probe (``::pg_catalog.regclass``) is refused as the unqualified one is. Only texts that
+    name ``pg_catalog`` pay for the look."""
+    if "pg_catalog" not in check.rules.function_namespaces or "pg_catalog" not in (
+        check.text.lower()
+    ):
+        return chunk
+    drop: set[int] = set()
+    stack: list[str] = []  # the word before each open parenthesis
+    for index, token in enumerate(chunk):
+        kind = token.token_type
+        if kind == TokenType.L_PAREN:
+            stack.append(chunk[index - 1].text.upper() if index else "")
+            continue
+        if kind == TokenType.R_PAREN:
+            if stack:
+                stack.pop()
+            continue
+        if (
+            token.text.lower() != "pg_catalog"
+            or index == 0
+            or index + 2 >= len(chunk)
+            or chunk[index + 1].token_type != TokenType.DOT
+        ):
+            continue
+        before = chunk[index - 1]
+        if before.token_type == TokenType.DCOLON or (
+            before.token_type == TokenType.ALIAS and stack and stack[-1] in _CAST_WORDS
+        ):
+            drop.update((index, index + 1))
+    if not drop:
+        return chunk
+    return [token for index, token in enumerate(chunk) if index not in drop]
+
+
+def refuse_streaming_reads(check: Any, statements: list[exp.Expr]) -> None:
+    """Databricks ``FROM STREAM(users)`` / ``FROM STREAM users``: a streaming read, which only
+    a streaming table or pipeline can run; a segment is refreshed as a batch ``CREATE TABLE …
+    AS SELECT``, where the warehouse refuses it. Refused as unsupported with the fix (read the
+    table itself), after the STREAM is replaced by the table it reads, so the table and the
+    columns are still checked and every other problem is reported at once."""
+    if "stream" not in check.text.lower():
+        return
+    for statement in statements:
+        for node in list(statement.find_all(exp.Stream)):
+            inner = node.this
+            table = inner.this if isinstance(inner, exp.Subquery) else inner
+            if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
+                continue  # STREAM read_files(…): the function's own check refuses it
+            name = table.sql(dialect=check.read_dialect)
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"STREAM({name}) reads the table as a stream, which only a streaming table or "
+                "pipeline can do: a segment is refreshed as a batch query (CREATE TABLE … AS "
+                f"SELECT). Read the table itself: FROM {name}.",
+                check.node_position(node) if node._meta else check.node_position(table),
+            )
+            alias = inner.args.get("alias") if isinstance(inner, exp.Subquery) else None
+            if alias is not None and table.args.get("alias") is None:
+                table.set("alias", alias)
+            node.replace(table)
+
+
+def before_emit(check: Any, root: exp.Expr) -> None:
+    """Rewrites of the query about to be emitted for the target (after every check)."""
+    keep_null_ordering_for_bigquery(check, root)
+
+
+def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
+    """Null placement in the sort keys of windows and aggregates, emitted for BigQuery.
+
+    BigQuery sorts NULLs first ascending and last descending; a query from a warehouse that
+    sorts them the other way (or that says ``NULLS LAST`` itself) needs the explicit clause,
+    which BigQuery accepts in a query's ORDER BY, in numbering/navigation windows and in
+    ``ROWS`` frames, but refuses for ``ASC NULLS LAST``/``DESC NULLS FIRST`` in ``RANGE`` frames
+    (the implicit frame of an aggregate window with ORDER BY) and in aggregate functions
+    (``ARRAY_AGG(x ORDER BY y)``). sqlglot refuses all window frames and aggregates alike. Such
+    a key ``y`` becomes ``y IS NULL, y`` (``y IS NULL DESC, y`` for NULLS FIRST): the same order
+    and the same peers (a RANGE frame keeps its rows), in BigQuery's own syntax. A RANGE frame
+    with an offset needs its single numeric key, so it is left to be refused."""
+    if check.write_rules.sqlglot_dialect != "bigquery" or "order" not in check.text.lower():
+        return
+    generator = check.write_dialect.generator_class
+    handled = getattr(generator, "WINDOW_FUNCS_WITH_NULL_ORDERING", ())
+    for ordered in list(root.find_all(exp.Ordered)):
+        desc = bool(ordered.args.get("desc"))
+        nulls_first = bool(ordered.args.get("nulls_first"))
+        if desc is not nulls_first or ordered.this is None or ordered.this.is_int:
+            continue  # BigQuery's own placement (ASC NULLS FIRST, DESC NULLS LAST)
+        window = ordered.find_ancestor(exp.Window, exp.Select)
+        if isinstance(window, exp.Window):
+            function = window.this
+            if isinstance(function, exp.IgnoreNulls | exp.RespectNulls):
+                function = function.this
+            spec = window.args.get("spec")
+            kind = spec.text("kind").upper() if isinstance(spec, exp.WindowSpec) else ""
+            if isinstance(function, handled) and kind in ("", "ROWS"):
+                continue  # sqlglot writes NULLS FIRST/LAST there, which BigQuery accepts
+            if kind == "RANGE" and not _unbounded_frame(spec):
+                continue  # RANGE BETWEEN INTERVAL … PRECEDING: one key only; stays refused
+            if not kind and not isinstance(function, exp.AggFunc):
+                continue  # ROW_NUMBER() OVER (ORDER BY y NULLS LAST): written as is
+        elif not isinstance(ordered.find_ancestor(exp.AggFunc, exp.Select), exp.AggFunc):
+            continue  # the query's own ORDER BY: NULLS FIRST/LAST is written as is
+        key = exp.Ordered(
+            this=exp.Is(this=ordered.this.copy(), expression=exp.Null()),
+            desc=nulls_first,  # NULLS FIRST: `y IS NULL` true first
+            nulls_first=not nulls_first,  # BigQuery's default for that direction
+        )
+        ordered.set("nulls_first", not desc)  # BigQuery's default: no clause needed
+        parent = ordered.parent
+        siblings = parent.args.get(ordered.arg_key) if parent is not None else None
+        if isinstance(siblings, list) and ordered.index is not None:
+            siblings.insert(ordered.index, key)
+            parent.set(ordered.arg_key, siblings)
+
+
+def _unbounded_frame(spec: exp.WindowSpec) -> bool:
+    """A frame whose bounds are UNBOUNDED or CURRENT ROW (no offset)."""
+    for side in ("start", "end"):
+        bound = spec.args.get(side)
+        if bound is None:
+            continue
+        if not isinstance(bound, str) or bound.upper() not in ("UNBOUNDED", "CURRENT ROW"):
+            return False  # an offset: a literal, an INTERVAL …
     return True
