@@ -45,7 +45,7 @@ from zerocopy.refresh.stream import StreamResult, stream_refresh
 from zerocopy.secrets import SecretBox
 from zerocopy.settings import Settings
 from zerocopy.state.db import Database
-from zerocopy.state.membership import MembershipStore, diff_counts, normalise_ids
+from zerocopy.state.membership import ChunkMeta, MembershipStore, diff_counts, normalise_ids
 from zerocopy.state.models import (
     CatalogTable,
     Credential,
@@ -76,6 +76,18 @@ class _Outcome:
     query_id: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     temp_table_dropped: bool | None = None
+    loaded: _Loaded | None = None
+    """What the claim's transaction read for the run (``None``: read it in :meth:`_prepare`)."""
+
+
+@dataclass(slots=True)
+class _Loaded:
+    """The run's segment, source, credential, catalog and previous chunks, read at claim."""
+
+    row: Any
+    tables: list[Any]
+    previous: list[ChunkMeta]
+    preloaded: dict[int, bytes]
 
 
 class RefreshEngine:
@@ -152,25 +164,30 @@ class RefreshEngine:
         """
         for _attempt in range(3):
             async with self.db.session() as s:
-                segment = await s.get(Segment, segment_id)
-                if segment is None:
+                found = (
+                    await s.execute(
+                        sa.select(Segment.workspace_id, Source.id, Source.max_runtime_s)
+                        .join(Source, Source.id == Segment.source_id)
+                        .where(Segment.id == segment_id)
+                    )
+                ).first()
+                if found is None:
                     raise ZerocopyError(
                         errors.NOT_FOUND,
                         f"segment {segment_id} does not exist",
                         details={"segment_id": segment_id},
                     )
-                source = await s.get(Source, segment.source_id)
-                assert source is not None  # FK
+                workspace_id, source_id, source_max_runtime_s = found
                 run_id = new_id()
                 run = RefreshRun(
                     id=run_id,
-                    segment_id=segment.id,
-                    workspace_id=segment.workspace_id,
-                    source_id=source.id,
+                    segment_id=segment_id,
+                    workspace_id=workspace_id,
+                    source_id=source_id,
                     trigger=trigger,
                     status=RunStatus.QUEUED,
                     max_runtime_s=float(
-                        max_runtime_s if max_runtime_s is not None else source.max_runtime_s
+                        max_runtime_s if max_runtime_s is not None else source_max_runtime_s
                     ),
                     temp_table=temp_table_name(run_id),
                 )
@@ -210,9 +227,10 @@ class RefreshEngine:
         A run that is not ``queued`` (already claimed elsewhere, finished, cancelled while
         queued) is returned as it is.
         """
-        run = await self._claim(run_id)
-        if run is None:
+        claimed = await self._claim(run_id)
+        if claimed is None:
             return await self.get(run_id)
+        run, loaded = claimed
         with bound_context(
             run_id=run.id,
             segment_id=run.segment_id,
@@ -222,7 +240,7 @@ class RefreshEngine:
             log.info("refresh.started", worker=self.worker, max_runtime_s=run.max_runtime_s)
             event = self._local_cancels.setdefault(run.id, anyio.Event())
             try:
-                return await self._execute_claimed(run, event)
+                return await self._execute_claimed(run, event, loaded)
             finally:
                 self._local_cancels.pop(run.id, None)
 
@@ -334,27 +352,69 @@ class RefreshEngine:
         return ids
 
     # ------------------------------------------------------------------ execution
-    async def _claim(self, run_id: str) -> RefreshRun | None:
-        """``queued → running`` compare-and-set; the claimed run (one statement) or ``None``."""
-        now = utcnow()
-        async with self.db.transaction() as s:
-            return await s.scalar(
-                sa.update(RefreshRun)
-                .where(
-                    RefreshRun.id == run_id,
-                    RefreshRun.status == RunStatus.QUEUED,
-                    RefreshRun.cancel_requested_at.is_(None),
-                )
-                .values(
-                    status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=self.worker
-                )
-                .returning(RefreshRun)
-                .execution_options(synchronize_session=False)
-            )
+    async def _claim(self, run_id: str) -> tuple[RefreshRun, _Loaded | None] | None:
+        """``queued → running`` compare-and-set: the claimed run, or ``None``.
 
-    async def _execute_claimed(self, run: RefreshRun, event: anyio.Event) -> RefreshRun:
+        The same transaction reads what the run needs (segment, source, credential, catalog,
+        previous chunks): one transaction instead of three. Should that reading fail, the
+        run is claimed alone and :meth:`_prepare` reads (and records the failure) as usual.
+        """
+        try:
+            async with self.db.transaction() as s:
+                run = await s.scalar(self._claim_statement(run_id))
+                if run is None:
+                    return None
+                loaded = await self._load(s, run)
+            return run, loaded
+        except Exception:
+            log.warning("refresh.claim_with_load_failed", run_id=run_id, exc_info=True)
+        async with self.db.transaction() as s:
+            run = await s.scalar(self._claim_statement(run_id))
+        return None if run is None else (run, None)
+
+    async def _load(self, s: Any, run: RefreshRun) -> _Loaded:
+        # One statement for the segment, its source and credential, one for the catalog,
+        # one for the previous membership's chunk list (and its first chunk).
+        row = (
+            await s.execute(
+                sa.select(Segment, Source, Credential)
+                .select_from(Segment)
+                .join(Source, Source.id == run.source_id)
+                .outerjoin(Credential, Credential.id == Source.credential_id)
+                .where(Segment.id == run.segment_id)
+            )
+        ).first()
+        if row is None:
+            return _Loaded(None, [], [], {})
+        tables = (
+            await s.execute(
+                sa.select(CatalogTable.schema, CatalogTable.name, CatalogTable.columns)
+                .where(CatalogTable.source_id == run.source_id)
+                .order_by(CatalogTable.schema, CatalogTable.name)
+            )
+        ).all()
+        previous, preloaded = await self.members.current_chunks_with_head(s, run.segment_id)
+        return _Loaded(row, list(tables), previous, preloaded)
+
+    def _claim_statement(self, run_id: str) -> Any:
+        now = utcnow()
+        return (
+            sa.update(RefreshRun)
+            .where(
+                RefreshRun.id == run_id,
+                RefreshRun.status == RunStatus.QUEUED,
+                RefreshRun.cancel_requested_at.is_(None),
+            )
+            .values(status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=self.worker)
+            .returning(RefreshRun)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def _execute_claimed(
+        self, run: RefreshRun, event: anyio.Event, loaded: _Loaded | None = None
+    ) -> RefreshRun:
         started = time.perf_counter()
-        outcome = _Outcome(status=RunStatus.FAILED)
+        outcome = _Outcome(status=RunStatus.FAILED, loaded=loaded)
         adapter: Any = None
         try:
             try:
@@ -393,27 +453,13 @@ class RefreshEngine:
     async def _prepare(self, run: RefreshRun, outcome: _Outcome) -> tuple[Any, str, str]:
         """Load the run's segment, source and catalog; check the SQL; build the adapter."""
         t = time.perf_counter()
-        async with self.db.session() as s:
-            # One statement for the segment, its source and credential, one for the catalog.
-            row = (
-                await s.execute(
-                    sa.select(Segment, Source, Credential)
-                    .select_from(Segment)
-                    .join(Source, Source.id == run.source_id)
-                    .outerjoin(Credential, Credential.id == Source.credential_id)
-                    .where(Segment.id == run.segment_id)
-                )
-            ).first()
-            if row is None:
-                raise ZerocopyError(errors.NOT_FOUND, "the segment or its source was deleted")
-            segment, source, credential = row
-            tables = (
-                await s.execute(
-                    sa.select(CatalogTable.schema, CatalogTable.name, CatalogTable.columns)
-                    .where(CatalogTable.source_id == source.id)
-                    .order_by(CatalogTable.schema, CatalogTable.name)
-                )
-            ).all()
+        if outcome.loaded is None:
+            async with self.db.session() as s:
+                outcome.loaded = await self._load(s, run)
+        if outcome.loaded.row is None:
+            raise ZerocopyError(errors.NOT_FOUND, "the segment or its source was deleted")
+        segment, source, credential = outcome.loaded.row
+        tables = outcome.loaded.tables
         if credential is None:
             raise ZerocopyError(errors.NOT_FOUND, "the source's credential was deleted")
         ids_sql = self._check(segment, source, catalog_mapping(tables))
@@ -522,6 +568,7 @@ class RefreshEngine:
                     phase, t = "read", time.perf_counter()
                     if self.stream and getattr(adapter, "ID_ORDER", None) is not None:
                         outcome.wrote_version = True
+                        loaded = outcome.loaded
                         got = await stream_refresh(
                             adapter.read_column(
                                 table, column, batch_rows=self.batch_rows, ordered=True
@@ -530,6 +577,9 @@ class RefreshEngine:
                             segment_id=run.segment_id,
                             version=run.id,
                             timings=outcome.timings,
+                            previous=loaded.previous if loaded else None,
+                            preloaded=loaded.preloaded if loaded else None,
+                            defer_tail=True,  # written in the final transaction
                         )
                         if isinstance(got, StreamResult):
                             outcome.streamed = got
@@ -674,8 +724,29 @@ class RefreshEngine:
         # finished_at covers the diff and encode above, not just the warehouse part.
         values = {**values, "finished_at": utcnow()}
         t = time.perf_counter()
+        segment_values = {"last_run_id": run.id, "last_refreshed_at": utcnow()}
         async with self.db.transaction() as s:
-            result = await s.execute(
+            # The membership first, the run's status last: its compare-and-set decides, and
+            # when the run is no longer running (reaped as worker_lost meanwhile) the whole
+            # transaction rolls back and the old membership stays. (No lock cycle: only this
+            # run's own executor locks its row together with the segment's.)
+            if ids is None:
+                assert outcome.streamed is not None
+                await self.members.flip(
+                    s,
+                    run.segment_id,
+                    run.id,
+                    count,
+                    tail=outcome.streamed.tail,
+                    segment_values=segment_values,
+                )
+            else:
+                await self.members.swap(
+                    s, run.segment_id, run.id, ids, chunks=chunks, segment_values=segment_values
+                )
+            outcome.timings["swap"] = time.perf_counter() - t
+            outcome.timings["total"] = time.perf_counter() - started
+            final = await s.scalar(
                 sa.update(RefreshRun)
                 .where(RefreshRun.id == run.id, RefreshRun.status == RunStatus.RUNNING)
                 .values(
@@ -683,30 +754,14 @@ class RefreshEngine:
                     member_count=count,
                     added=added,
                     removed=removed,
+                    timings=_rounded(outcome.timings),
                     **values,
                 )
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                raise _RunNoLongerRunning  # reaped as worker_lost meanwhile: keep the old one
-            if ids is None:
-                await self.members.flip(s, run.segment_id, run.id, count)
-            else:
-                await self.members.swap(s, run.segment_id, run.id, ids, chunks=chunks)
-            await s.execute(
-                sa.update(Segment)
-                .where(Segment.id == run.segment_id)
-                .values(last_run_id=run.id, last_refreshed_at=utcnow())
-            )
-            outcome.timings["swap"] = time.perf_counter() - t
-            outcome.timings["total"] = time.perf_counter() - started
-            final = await s.scalar(
-                sa.update(RefreshRun)
-                .where(RefreshRun.id == run.id)
-                .values(timings=_rounded(outcome.timings))
                 .returning(RefreshRun)
                 .execution_options(synchronize_session=False)
             )
-        assert final is not None
+            if final is None:
+                raise _RunNoLongerRunning  # reaped as worker_lost meanwhile: keep the old one
         log.info(
             "refresh.finished",
             status=final.status,

@@ -20,7 +20,7 @@ the in-memory path: it reads back what it wrote, takes the rest of the stream, s
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -59,6 +59,9 @@ class StreamResult:
     count: int
     added: int
     removed: int
+    tail: tuple[Chunk, ...] = ()
+    """Last chunks not written yet (``defer_tail``): the caller inserts them in its final
+    transaction, so a small segment's whole version costs no transaction of its own."""
 
 
 class SortedMerge:
@@ -176,12 +179,20 @@ async def stream_refresh(
     segment_id: str,
     version: str,
     timings: dict[str, float],
+    previous: Sequence[ChunkMeta] | None = None,
+    preloaded: Mapping[int, bytes] | None = None,
+    defer_tail: bool = False,
 ) -> StreamResult | pa.Array:
     """Consume ordered id batches into version ``version`` of the segment's membership.
 
     Returns the counts once every chunk is written (the caller flips the pointer), or, if the
     order promise broke, the whole id set normalised in memory (the caller swaps it as usual;
     chunks written so far are replaced by that swap or discarded by the caller on failure).
+
+    ``previous``: the current version's chunk list if the caller already read it (else it is
+    read here); ``preloaded``: blobs of some of those chunks, by ``seq``, read with it.
+    ``defer_tail``: leave the last chunks (fewer than :data:`WRITE_EVERY` + 1) unwritten in
+    :attr:`StreamResult.tail` for the caller's final transaction.
     """
     send, receive = anyio.create_memory_object_stream[pa.Array](PREFETCH)
 
@@ -196,7 +207,16 @@ async def stream_refresh(
         async with anyio.create_task_group() as tg:
             tg.start_soon(fetch)
             async with receive:
-                return await _consume(receive, members, segment_id, version, timings)
+                return await _consume(
+                    receive,
+                    members,
+                    segment_id,
+                    version,
+                    timings,
+                    previous=previous,
+                    preloaded=preloaded or {},
+                    defer_tail=defer_tail,
+                )
     except BaseExceptionGroup as group:
         # One failure (the adapter's error, usually) reaches the caller as itself.
         if len(group.exceptions) == 1 and isinstance(group.exceptions[0], Exception):
@@ -211,8 +231,13 @@ async def _consume(
     segment_id: str,
     version: str,
     timings: dict[str, float],
+    *,
+    previous: Sequence[ChunkMeta] | None,
+    preloaded: Mapping[int, bytes],
+    defer_tail: bool,
 ) -> StreamResult | pa.Array:
-    previous = await members.current_chunks(segment_id)
+    if previous is None:
+        previous = await members.current_chunks(segment_id)
     merge = SortedMerge(sum(c.count for c in previous), members.chunk_rows)
     loaded = 0  # previous chunks already in the merge window
     ready: list[Chunk] = []
@@ -238,17 +263,24 @@ async def _consume(
                 # Load the previous chunks that may hold ids up to this batch's last one.
                 need = _needed(previous, loaded, arr[-1].as_py())
                 if need:
-                    with anyio.CancelScope(shield=True):
-                        blobs = await members.read_chunks(segment_id, previous[0].version, need)
-                    for blob in blobs:
-                        merge.add_previous(decode_chunk(blob))
+                    missing = [q for q in need if q not in preloaded]
+                    got: dict[int, bytes] = {}
+                    if missing:
+                        with anyio.CancelScope(shield=True):
+                            blobs = await members.read_chunks(
+                                segment_id, previous[0].version, missing
+                            )
+                        got = dict(zip(missing, blobs, strict=True))
+                    for q in need:
+                        merge.add_previous(decode_chunk(got[q] if q in got else preloaded[q]))
                     loaded += len(need)
                 ready.extend(await anyio.to_thread.run_sync(merge.feed, arr))
             raw = None
             spent["diff"] += time.perf_counter() - t
             await write(final=False)
         ready.extend(await anyio.to_thread.run_sync(merge.finish))
-        await write(final=True)
+        if not defer_tail:
+            await write(final=True)
     except OrderBroken as exc:
         log.warning("refresh.ids_not_in_byte_order", reason=str(exc), fallback="sort in memory")
         return await _in_memory(
@@ -256,7 +288,12 @@ async def _consume(
         )
     timings["diff"] = timings.get("diff", 0.0) + spent["diff"]
     timings["write_chunks"] = spent["write"]
-    return StreamResult(count=merge.count, added=merge.added, removed=merge.removed)
+    return StreamResult(
+        count=merge.count,
+        added=merge.added,
+        removed=merge.removed,
+        tail=tuple(ready) if defer_tail else (),
+    )
 
 
 def _needed(previous: Sequence[ChunkMeta], loaded: int, upto: str) -> list[int]:

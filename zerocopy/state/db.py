@@ -6,6 +6,7 @@ an API process and a worker can share the file; PostgreSQL uses ``psycopg`` (asy
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -32,6 +34,16 @@ MIGRATION_LOCK_KEY = 0x7A65726F636F7079  # "zerocopy"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 """How long a SQLite writer waits for another process's write lock before failing."""
 
+PING_IDLE_S = 10.0
+"""A pooled PostgreSQL connection idle for longer than this is pinged before it is handed out.
+
+Not every checkout (``pool_pre_ping``): a refresh checks a connection out about six times,
+and a ping each time was a quarter of its state-database round trips. A connection in steady
+use is not pinged; one that sat idle (where a server restart or an idle timeout strikes) is,
+and a dead one is replaced before use. A connection that dies while in use fails its
+statement, and SQLAlchemy then discards the whole pool, so the next checkout reconnects.
+"""
+
 
 class Database:
     """One state database: ``Database(url)``; share one instance per process.
@@ -40,7 +52,14 @@ class Database:
     objects stay readable after commit); ``upgrade()`` applies the Alembic migrations.
     """
 
-    def __init__(self, url: str, *, echo: bool = False, **engine_kwargs: Any) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        ping_idle_s: float | None = PING_IDLE_S,
+        **engine_kwargs: Any,
+    ) -> None:
         self.url = normalise_database_url(url)
         parsed = make_url(self.url)
         self.dialect = parsed.get_backend_name()
@@ -49,11 +68,11 @@ class Database:
             if database and database != ":memory:":
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             engine_kwargs.setdefault("connect_args", {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
-        else:
-            engine_kwargs.setdefault("pool_pre_ping", True)
         self.engine: AsyncEngine = create_async_engine(self.url, echo=echo, **engine_kwargs)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_on_connect)
+        elif ping_idle_s is not None and not engine_kwargs.get("pool_pre_ping"):
+            _ping_when_idle(self.engine, ping_idle_s)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
 
     def __repr__(self) -> str:
@@ -120,6 +139,31 @@ class Database:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.dispose()
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_s: float) -> None:
+    """Ping a pooled connection at checkout only if it was idle for more than ``idle_s``.
+
+    A failed ping raises :class:`~sqlalchemy.exc.DisconnectionError`, which makes the pool
+    drop that connection and hand out another (or a new one) instead.
+    """
+    pool = engine.sync_engine.pool
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(pool, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info["zerocopy_checkin"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        last = record.info.get("zerocopy_checkin")
+        if last is None or time.monotonic() - last <= idle_s:
+            return  # new (just connected) or in recent use
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa_exc.DisconnectionError(f"idle connection is gone: {exc}") from exc
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -297,6 +297,24 @@ class MembershipStore:
             rows = (await s.execute(stmt.order_by(SegmentMemberChunk.seq))).all()
         return [ChunkMeta(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
+    async def current_chunks_with_head(
+        self, session: AsyncSession, segment_id: str, head: int = 1
+    ) -> tuple[list[ChunkMeta], dict[int, bytes]]:
+        """:meth:`current_chunks` in the caller's session, plus the blobs of the first ``head``
+        chunks (what a streamed diff reads first), in one statement."""
+        blob = sa.case((SegmentMemberChunk.seq < head, SegmentMemberChunk.ids), else_=None)
+        stmt = _current_chunks(segment_id).with_only_columns(
+            SegmentMemberChunk.version,
+            SegmentMemberChunk.seq,
+            SegmentMemberChunk.first_id,
+            SegmentMemberChunk.last_id,
+            SegmentMemberChunk.count,
+            blob,
+        )
+        rows = (await session.execute(stmt.order_by(SegmentMemberChunk.seq))).all()
+        metas = [ChunkMeta(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return metas, {r[1]: bytes(r[5]) for r in rows if r[5] is not None}
+
     async def read_chunks(self, segment_id: str, version: str, seqs: Sequence[int]) -> list[bytes]:
         """IPC blobs of some chunks of one version, in ``seqs`` order (bypasses the cache)."""
         if not seqs:
@@ -317,13 +335,28 @@ class MembershipStore:
         async with self.db.transaction() as s:
             await s.execute(sa.insert(SegmentMemberChunk), _rows(segment_id, version, chunks))
 
-    async def flip(self, session: AsyncSession, segment_id: str, version: str, count: int) -> int:
+    async def flip(
+        self,
+        session: AsyncSession,
+        segment_id: str,
+        version: str,
+        count: int,
+        *,
+        tail: Sequence[Chunk] = (),
+        segment_values: dict[str, Any] | None = None,
+    ) -> int:
         """Make an already written version current and delete the others, in the caller's
-        transaction (the streamed counterpart of :meth:`swap`)."""
+        transaction (the streamed counterpart of :meth:`swap`).
+
+        ``tail``: the version's last chunks, not written yet (inserted here);
+        ``segment_values``: more columns of the segment row to set in the same ``UPDATE``.
+        """
+        if tail:
+            await session.execute(sa.insert(SegmentMemberChunk), _rows(segment_id, version, tail))
         await session.execute(
             sa.update(Segment)
             .where(Segment.id == segment_id)
-            .values(membership_version=version, member_count=count)
+            .values(membership_version=version, member_count=count, **(segment_values or {}))
         )
         await session.execute(
             sa.delete(SegmentMemberChunk).where(
@@ -359,6 +392,7 @@ class MembershipStore:
         ids: pa.Array,
         *,
         chunks: list[Chunk] | None = None,
+        segment_values: dict[str, Any] | None = None,
     ) -> int:
         """Make ``ids`` (distinct, sorted: see :func:`normalise_ids`) the segment's membership.
 
@@ -377,7 +411,7 @@ class MembershipStore:
         await session.execute(
             sa.update(Segment)
             .where(Segment.id == segment_id)
-            .values(membership_version=version, member_count=len(ids))
+            .values(membership_version=version, member_count=len(ids), **(segment_values or {}))
         )
         await session.execute(
             sa.delete(SegmentMemberChunk).where(
