@@ -7,12 +7,13 @@ import cycle) and is called from one line of the pipeline; none walks the whole 
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from typing import Any
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import NormalizationStrategy
-from sqlglot.errors import OptimizeError
+from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.scope import Scope
 
 from zerocopy.errors import (
@@ -140,6 +141,8 @@ def _is_constant(
     if scope is None or depth > 20:
         return False
     for column in columns:
+        if isinstance(column, exp.Column) and _unpivot_name_column(scope, column):
+            continue  # UNPIVOT (v FOR name IN (a, b)): `name` holds the texts 'a' and 'b'
         key = column.name if isinstance(column, exp.TableColumn) else column.text("table")
         source = scope.sources.get(key)
         if source is None and not key:  # Postgres `FROM generate_series(1, 9) AS g`, then `g`
@@ -172,6 +175,29 @@ def _is_constant(
         if not _column_constant(inner, source, column.name, scopes, depth):
             return False
     return True
+
+
+def _unpivot_name_column(scope: Scope, column: exp.Column) -> bool:
+    """Whether a column is the name column of an UNPIVOT in the scope's FROM (``UNPIVOT (v FOR
+    channel IN (email, phone))``: ``channel`` holds the unpivoted columns' names, typed-in
+    text, not values of a table)."""
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return False
+    from_ = select.args.get("from_")
+    items = [from_.this] if isinstance(from_, exp.From) else []
+    items += [join.this for join in select.args.get("joins") or []]
+    name, table = column.name.lower(), column.table
+    for item in items:
+        for pivot in item.args.get("pivots") or []:
+            if not pivot.args.get("unpivot"):
+                continue
+            if table and table not in (item.alias_or_name, pivot.alias):
+                continue
+            for field in pivot.args.get("fields") or []:
+                if isinstance(field, exp.In) and field.this.name.lower() == name:
+                    return True
+    return False
 
 
 def _column_constant(
@@ -394,6 +420,8 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
         return None
     consumed: set[str] = set()
     generated: set[str] = set()  # fragments of generated column names
+    names: set[str] = set()  # generated column names, as each dialect spells them
+    loose = False  # names that cannot be spelled out here: any name with a fragment passes
     exact: set[str] = set()  # UNPIVOT name and value columns
     for pivot in pivots:
         generated.update(i.name.lower() for i in pivot.args.get("columns") or [] if i.name)
@@ -404,20 +432,35 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
                     exact.add(field.this.name.lower())
             exact.update(e.name.lower() for e in pivot.expressions if e.name)
             continue
-        for part in pivot.expressions:
-            if isinstance(part, exp.Alias):
-                generated.add(part.alias.lower())
+        aggregates = [p.alias.lower() for p in pivot.expressions if isinstance(p, exp.Alias)]
+        generated.update(aggregates)
+        if len(pivot.expressions) > 1 and len(aggregates) < len(pivot.expressions):
+            loose = True  # EUR_sum(price): names spelled from the aggregate's SQL
+        fields = [f for key in ("using", "fields") for f in pivot.args.get(key) or []]
+        if len([f for f in fields if isinstance(f, exp.In)]) > 1:
+            loose = True  # FOR a IN (…) b IN (…): names joined from several values
+        values: set[str] = set()
         for key in ("expressions", "using", "fields"):
             for part in pivot.args.get(key) or []:
                 if isinstance(part, exp.In):
                     for value in part.expressions:
                         if isinstance(value, exp.PivotAlias | exp.Alias) and value.alias:
-                            generated.add(value.alias.lower())
+                            values.add(value.alias.lower())
                             value = value.this
                         if isinstance(value, exp.Literal | exp.Column | exp.Identifier):
-                            generated.add(value.name.lower())
+                            values.add(value.name.lower())
+                        else:
+                            loose = True  # IN (ANY), IN (SELECT …): names known at run time
                     part = part.this
+                elif key != "expressions":
+                    loose = True
                 consumed.update(c.name.lower() for c in part.find_all(exp.Column))
+        generated |= values
+        names.update(values)
+        names.update(f"_{v}" for v in values)  # BigQuery: IN (1, 2) gives _1, _2
+        names.update(f"{v}_{a}" for v in values for a in aggregates)
+        names.update(f"{a}_{v}" for v in values for a in aggregates)
+    names |= {n.strip("'") for n in generated}
     generated.discard("")
     # what the non-consumed source columns are, when every pivoted source's are known
     resolver = check.resolver(scope)
@@ -456,7 +499,8 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
             or name in remaining
             or name in others
             or name in exact
-            or any(fragment in name for fragment in generated)
+            or name.strip("'") in names
+            or (loose and any(fragment in name for fragment in generated))
         ):
             continue
         else:  # worded as for any unknown column
@@ -587,7 +631,82 @@ def refuse_unparsed(check: Any, chunk: list[Token]) -> bool:
             "a single SELECT.",
             check.offset_position(token.start),
         )
-    return found
+    return found or _refuse_unparsable_calls(check, chunk)
+
+
+def _refuse_unparsable_calls(check: Any, chunk: list[Token]) -> bool:
+    """A deny-listed function whose own arguments are what sqlglot cannot parse (T-SQL/Fabric
+    ``OPENROWSET(BULK 'https://…', FORMAT = 'PARQUET')``, ``OPENROWSET(BULK '/x', SINGLE_CLOB)``):
+    when the statement parses with each such call replaced by a plain name, the only syntax
+    problem is inside calls that are refused anyway, so they are reported as
+    ``forbidden_function`` (what they do), not as a syntax error. Runs only for a statement
+    that did not parse."""
+    read, write = check.rules, check.write_rules
+    calls: list[tuple[int, int]] = []  # (name index, closing parenthesis index), outermost
+    index = 0
+    while index < len(chunk) - 1:
+        token = chunk[index]
+        name = token.text.lower()
+        if chunk[index + 1].token_type != TokenType.L_PAREN or not (
+            _forbidden_word(name, read) or (write is not read and _forbidden_word(name, write))
+        ):
+            index += 1
+            continue
+        end = _closing(chunk, index + 1)
+        if end is None:
+            return False
+        if (
+            end + 2 < len(chunk)
+            and chunk[end + 1].token_type == TokenType.WITH
+            and chunk[end + 2].token_type == TokenType.L_PAREN
+        ):  # OPENROWSET(…) WITH (column type, …): the result's schema, part of the call
+            end = _closing(chunk, end + 2) or end
+        calls.append((index, end))
+        index = end + 1
+    if not calls:
+        return False
+    replaced: list[Token] = []
+    ends = dict(calls)
+    index = 0
+    while index < len(chunk):
+        token = chunk[index]
+        if index in ends:
+            replaced.append(
+                Token(TokenType.VAR, "zc_call", token.line, token.col, token.start, token.end)
+            )
+            index = ends[index] + 1
+            continue
+        replaced.append(token)
+        index += 1
+    for start, _ in calls:
+        token = chunk[start]
+        check.issue(
+            FORBIDDEN_FUNCTION,
+            f"Function {token.text}() is not allowed in a segment: it reads or changes data "
+            "outside the source's tables. Remove it.",
+            check.offset_position(token.start),
+        )
+    try:
+        check.read_dialect.parser(error_level=ErrorLevel.RAISE, max_errors=1).parse(
+            replaced, check.text
+        )
+    except (ParseError, TokenError):
+        return False  # a syntax error outside the refused calls too: reported as well
+    return True
+
+
+def _closing(chunk: list[Token], opening: int) -> int | None:
+    """Index of the parenthesis closing the one at ``opening``, or None."""
+    depth = 0
+    for position in range(opening, len(chunk)):
+        kind = chunk[position].token_type
+        if kind == TokenType.L_PAREN:
+            depth += 1
+        elif kind == TokenType.R_PAREN:
+            depth -= 1
+            if depth == 0:
+                return position
+    return None
 
 
 def _forbidden_word(name: str, rules: Any) -> bool:
@@ -672,7 +791,12 @@ def substitution_in_output(check: Any, root: exp.Expr, *texts: str) -> bool:
     """The emitted SQL for a Spark-family warehouse holds ``${``: refused, it would be
     substituted there. A string from another dialect or spelled with escapes
     (``E'\\x24{env:HOME}'``) is forbidden_function; a parameter that sqlglot translates into
-    ``${name}`` (Snowflake ``$since``, BigQuery ``@ids``) has no equivalent there."""
+    ``${name}`` (Snowflake ``$since``, BigQuery ``@ids``) has no equivalent there.
+
+    Also refuses clauses sqlglot writes for a target that does not have them
+    (`_missing_clause`)."""
+    if texts and _missing_clause(check, texts[0]):
+        return True
     if check.write_rules.sqlglot_dialect not in SUBSTITUTING_DIALECTS or not any(
         "${" in text for text in texts
     ):
@@ -1024,8 +1148,22 @@ def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
                 continue  # RANGE BETWEEN INTERVAL … PRECEDING: one key only; stays refused
             if not kind and not isinstance(function, exp.AggFunc):
                 continue  # ROW_NUMBER() OVER (ORDER BY y NULLS LAST): written as is
-        elif not isinstance(ordered.find_ancestor(exp.AggFunc, exp.Select), exp.AggFunc):
-            continue  # the query's own ORDER BY: NULLS FIRST/LAST is written as is
+        else:
+            aggregate = ordered.find_ancestor(exp.AggFunc, exp.Select)
+            if not isinstance(aggregate, exp.AggFunc):
+                continue  # the query's own ORDER BY: NULLS FIRST/LAST is written as is
+            argument = aggregate.this
+            while isinstance(argument, exp.Order | exp.Distinct):
+                argument = (
+                    argument.expressions[0] if isinstance(argument, exp.Distinct) else argument.this
+                )
+            if argument == ordered.this:
+                # STRING_AGG(x ORDER BY x): NULL values of x are dropped (ARRAY_AGG refuses
+                # them in BigQuery), so their place does not matter; DISTINCT needs this form
+                ordered.set("nulls_first", not desc)
+                continue
+            if aggregate.find(exp.Distinct) is not None:
+                continue  # DISTINCT with another sort key: BigQuery refuses it anyway
         key = exp.Ordered(
             this=exp.Is(this=ordered.this.copy(), expression=exp.Null()),
             desc=nulls_first,  # NULLS FIRST: `y IS NULL` true first
@@ -1048,3 +1186,42 @@ def _unbounded_frame(spec: exp.WindowSpec) -> bool:
         if not isinstance(bound, str) or bound.upper() not in ("UNBOUNDED", "CURRENT ROW"):
             return False  # an offset: a literal, an INTERVAL …
     return True
+
+
+# Aggregate clauses some warehouses do not have, though sqlglot writes them there (and its
+# own parser for that dialect reads them back): target -> {(first word, second word): clause}.
+_MISSING_CLAUSES: dict[str, dict[tuple[str, str], str]] = {
+    "bigquery": {
+        ("FILTER", "("): "FILTER (WHERE …) clause on aggregates",
+        ("WITHIN", "GROUP"): "WITHIN GROUP (ORDER BY …) clause",
+    },
+}
+
+
+def _missing_clause(check: Any, sql: str) -> bool:
+    """The SQL emitted for the target holds a clause the target does not have (BigQuery has
+    no ``FILTER (WHERE …)`` on aggregates and no ordered-set ``WITHIN GROUP``): refused as
+    unsupported instead of failing in the warehouse. Only a text with the word pays for a
+    look at its tokens (strings and names holding the words do not count)."""
+    clauses = _MISSING_CLAUSES.get(check.write_rules.sqlglot_dialect)
+    upper = sql.upper()
+    if not clauses or not any(first in upper for first, _ in clauses):
+        return False
+    try:
+        tokens = check.write_dialect.tokenize(sql)
+    except Exception:  # the output did not tokenize: the re-parse check reports it
+        return False
+    for token, following in itertools.pairwise(tokens):
+        if token.token_type in (TokenType.STRING, TokenType.IDENTIFIER):
+            continue  # a text or a quoted name
+        clause = clauses.get((token.text.upper(), following.text.upper()))
+        if clause is None:
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} has no {clause}: this query cannot be expressed there. "
+            "Rewrite that part with a construct both dialects support (e.g. CASE inside the "
+            "aggregate, or a window function).",
+        )
+        return True
+    return False
