@@ -118,6 +118,13 @@ class SqlCatalog:
                 database, _, schema = str(key).rpartition(".")
                 self._add(schema, database or None, value)
         self._views: dict[str, DialectView] = {}
+        chars: set[str] = set()
+        for schema, schema_tables in self._flat.items():
+            chars.update(schema, *self._databases.get(schema, ()))
+            for table, columns in schema_tables.items():
+                chars.update(table, *columns)
+        self.name_chars: str = "".join(sorted(chars))
+        """Every character of the catalog's names (schemas, databases, tables, columns)."""
 
     def _add(self, schema: str, database: str | None, tables: Any) -> None:
         """Merge one schema's tables, keeping only well-formed column mappings."""

@@ -48,7 +48,7 @@ from zerocopy.errors import (
 )
 from zerocopy.sql import fastcopy, hardening
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
-from zerocopy.sql.generation import guard_select_rewrites
+from zerocopy.sql.generation import generator_for, guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
 from zerocopy.sql.rules import MODULES, DialectRules, rules_for
 
@@ -303,14 +303,19 @@ def _transpile(sql: str, dialect: str, target: str) -> tuple[str | None, list[Sq
 
 
 def _generate(
-    tree: exp.Expr, target: Dialect, rules: DialectRules
+    tree: exp.Expr, target: Dialect, rules: DialectRules, *, sources: tuple[str, ...] = ()
 ) -> tuple[str | None, list[SqlIssue]]:
-    """Render a tree in the target dialect; sqlglot's 'unsupported' warnings become issues."""
+    """Render a tree in the target dialect; sqlglot's 'unsupported' warnings become issues.
+
+    ``sources``: every text the tree's names can come from (see `generation.generator_for`);
+    empty when unknown.
+    """
     try:
         # copy=False: the tree is ours and discarded after; comments are dropped from the
         # warehouse SQL (they carry nothing the warehouse needs).
         guard_select_rewrites(target.generator_class)
-        sql = target.generate(tree, copy=False, comments=False, unsupported_level=ErrorLevel.RAISE)
+        generator = generator_for(target, sources)
+        sql = generator.generate(tree, copy=False)
         return sql, []
     except UnsupportedError as exc:
         issues = [
@@ -370,6 +375,7 @@ class _Check:
         # per scope (by id; the scopes live as long as the check): resolvers, known sources
         self._resolvers: dict[int, Resolver] = {}
         self._known: dict[tuple[int, str], bool] = {}
+        self.name_chars = ""  # every character of the catalog's names
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -502,6 +508,7 @@ class _Check:
             return
         catalog = SqlCatalog.of(self.catalog if self.catalog is not None else {})
         self.view: DialectView = catalog.view(self.read_dialect)
+        self.name_chars = catalog.name_chars
         work, table_pairs = copies[0].tree, copies[0].tables
         if copies[
             0
@@ -1261,8 +1268,11 @@ class _Check:
             root.set("with_", None)
         try:
             ids_body, ids_issues = self.unordered_body(root)
-            body, issues = _generate(root, target, rules)
-            with_sql, with_issues = _generate(with_, target, rules) if with_ else ("", [])
+            sources = self.name_sources()
+            body, issues = _generate(root, target, rules, sources=sources)
+            with_sql, with_issues = (
+                _generate(with_, target, rules, sources=sources) if with_ else ("", [])
+            )
         finally:
             if with_ is not None:
                 root.set("with_", with_)
@@ -1302,9 +1312,16 @@ class _Check:
             return None, []
         root.set("order", None)
         try:
-            return _generate(root.copy(), self.write_dialect, self.write_rules)
+            return _generate(
+                root.copy(), self.write_dialect, self.write_rules, sources=self.name_sources()
+            )
         finally:
             root.set("order", order)
+
+    def name_sources(self) -> tuple[str, ...]:
+        """Every text the output tree's names can come from: the query (names, and strings a
+        rewrite may turn into names), the scope written into its tables, the catalog."""
+        return (self.text, str(self.scope_text), self.name_chars)
 
 
 # --- small pure helpers -------------------------------------------------------------------

@@ -23,6 +23,7 @@ itself as before.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -30,6 +31,8 @@ from typing import Any
 
 import sqlglot.generator as _generator_module
 from sqlglot import exp, transforms
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ErrorLevel
 from sqlglot.generator import Generator
 
 Transform = Callable[[exp.Expr], exp.Expr]
@@ -162,3 +165,22 @@ def guard_select_rewrites(base: type[Generator]) -> bool:
     if dispatch is not None and dispatch.get(exp.Select) is handler:
         dispatch[exp.Select] = select_handler
     return True
+
+
+def generator_for(dialect: Dialect, sources: tuple[str, ...] = ()) -> Generator:
+    """A generator of ``dialect`` for checked queries: no comments, unsupported constructs
+    raise.
+
+    ``sources`` are all the texts the names of the trees it renders can come from (the query,
+    the scope, the catalog's names). When none of them holds a character the dialect escapes
+    inside quoted names (BigQuery: ``\\``), the escape table is dropped: sqlglot's
+    ``identifier_sql`` runs one ``str.replace`` per entry on every name it renders, each a
+    no-op then, so the SQL is the same. With no ``sources`` the generator is sqlglot's own.
+    """
+    generator = dialect.generator(comments=False, unsupported_level=ErrorLevel.RAISE)
+    escapes = getattr(generator, "_identifier_escaped_sequences", None)
+    if escapes and sources and not any(char in text for char in escapes for text in sources):
+        # a sqlglot that no longer lets it be set keeps its own (same SQL, slower)
+        with contextlib.suppress(AttributeError, TypeError):
+            generator._identifier_escaped_sequences = {}
+    return generator
