@@ -57,7 +57,7 @@ from zerocopy.state.sync_models import (
 )
 from zerocopy.sync import types as t
 from zerocopy.sync.types import AttributeRows, DataType, Identifier, ValidRow
-from zerocopy.sync.validate import gc_paused, parse_timestamp_us
+from zerocopy.sync.validate import gc_paused, normalize_phone, parse_timestamp_us
 from zerocopy.sync.watermark import from_micros, to_micros
 
 PROFILE_NAMESPACE = uuid.UUID("6f1c2a8e-2d4b-4c1e-9a57-0c6f3b1d9e21")
@@ -78,6 +78,20 @@ def profile_id(workspace_id: str, ident: Identifier) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def contact_attributes(payload: dict[str, Any]) -> dict[str, str | None]:
+    """The ``email`` / ``phone`` attributes of a ``user_attributes`` payload, as the profile
+    keeps and matches them (e-mail lower-case, phone digits after an optional ``+``);
+    ``None`` for a ``null`` that removes the address. Absent keys are left out."""
+    out: dict[str, str | None] = {}
+    if "email" in payload:
+        email = payload["email"]
+        out["email"] = email.strip().lower() if isinstance(email, str) else None
+    if "phone" in payload:
+        phone = payload["phone"]
+        out["phone"] = normalize_phone(phone) if isinstance(phone, str) else None
+    return out
 
 
 def merge_fields(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +242,9 @@ def _too_long(row: ValidRow, data_type: DataType) -> str | None:
             checks.append(("alias_label", ident.label, _ALIAS_LABEL_LIMIT))
     if row.phone is not None:
         checks.append(("phone", row.phone, _ID_LIMITS["phone"]))
+    if data_type is DataType.USER_ATTRIBUTES:
+        for key, value in contact_attributes(row.payload).items():
+            checks.append((key, value, _ID_LIMITS[key]))
     for where, name, limit in _FIELD_LIMITS.get(data_type, ()):
         value = row.payload.get(name) if where == "payload" else getattr(row, name)
         label = _FIELD_LABELS.get((where, name), name)
@@ -329,16 +346,9 @@ class _Profiles:
             self.by_external[row["external_id"]] = row["id"]
         self.by_braze[row["braze_id"]] = row["id"]
         for key, index in (("email", self.by_email), ("phone", self.by_phone)):
-            value = row[key]
-            if value is None:
-                continue
-            # Most recently updated wins (ties: smallest id, so the choice is deterministic).
-            other = self.by_id.get(index.get(value, ""))
-            if other is None or (row["updated_at"], other["id"]) > (
-                other["updated_at"],
-                row["id"],
-            ):
-                index[value] = row["id"]
+            if row[key] is not None:
+                # Most recently updated wins (ties: smallest id, so the choice is deterministic).
+                self._index(row, key, index)
 
     def find(self, ident: Identifier) -> str | None:
         if ident.kind == "external_id":
@@ -376,6 +386,33 @@ class _Profiles:
                 }
             )
         return row
+
+    def set_contact(self, pid: str, key: str, value: str | None) -> None:
+        """Profile ``pid``'s ``email`` or ``phone`` becomes ``value`` (an attribute set it).
+
+        The address moves: it designates ``pid`` if ``pid`` is now the most recently
+        updated profile holding it; the old address falls to the latest other loaded holder.
+        """
+        row = self.by_id[pid]
+        index = self.by_email if key == "email" else self.by_phone
+        old = row[key]
+        if old == value:
+            return
+        row[key] = value
+        if old is not None and index.get(old) == pid:
+            del index[old]
+            for other in self.by_id.values():
+                if other[key] == old:
+                    self._index(other, key, index)
+        if value is not None:
+            self._index(row, key, index)
+
+    def _index(self, row: dict[str, Any], key: str, index: dict[str, str]) -> None:
+        """Point ``index[row[key]]`` at ``row`` if it is the most recently updated holder."""
+        value = row[key]
+        other = self.by_id.get(index.get(value, ""))
+        if other is None or (row["updated_at"], other["id"]) > (other["updated_at"], row["id"]):
+            index[value] = row["id"]
 
     def touch(self, pid: str, when: datetime) -> None:
         row = self.by_id[pid]
@@ -496,11 +533,11 @@ async def _bulk_insert(s: AsyncSession, table: sa.Table, rows: list[dict[str, An
     )
 
 
-_UPDATE_COLS = ["id", "attributes", "phone", "updated_at"]
+_UPDATE_COLS = ["id", "attributes", "email", "phone", "updated_at"]
 
 
 async def _update_profiles(s: AsyncSession, dirty: list[dict[str, Any]]) -> None:
-    """Write the changed profiles' attributes, phone and ``updated_at``.
+    """Write the changed profiles' attributes, e-mail, phone and ``updated_at``.
 
     PostgreSQL: COPY into a transaction-local staging table, then one ``UPDATE ... FROM``;
     SQLite: one ``executemany`` on the driver connection.
@@ -511,13 +548,14 @@ async def _update_profiles(s: AsyncSession, dirty: list[dict[str, Any]]) -> None
         async with driver.cursor() as cur:
             await cur.execute(
                 "CREATE TEMP TABLE zc_stage_profile (id text PRIMARY KEY, attributes jsonb, "
-                "phone text, updated_at timestamptz) ON COMMIT DROP"
+                "email text, phone text, updated_at timestamptz) ON COMMIT DROP"
             )
         await _copy_rows(driver, "zc_stage_profile", _UPDATE_COLS, {"attributes"}, dirty)
         async with driver.cursor() as cur:
             await cur.execute(
-                "UPDATE store_profile AS p SET attributes = st.attributes, phone = st.phone, "
-                "updated_at = st.updated_at FROM zc_stage_profile AS st WHERE p.id = st.id"
+                "UPDATE store_profile AS p SET attributes = st.attributes, email = st.email, "
+                "phone = st.phone, updated_at = st.updated_at "
+                "FROM zc_stage_profile AS st WHERE p.id = st.id"
             )
             await cur.execute("DROP TABLE zc_stage_profile")
         return
@@ -527,6 +565,7 @@ async def _update_profiles(s: AsyncSession, dirty: list[dict[str, Any]]) -> None
             .where(table.c.id == sa.bindparam("b_id"))
             .values(
                 attributes=sa.bindparam("attributes"),
+                email=sa.bindparam("email"),
                 phone=sa.bindparam("phone"),
                 updated_at=sa.bindparam("updated_at"),
             ),
@@ -535,7 +574,8 @@ async def _update_profiles(s: AsyncSession, dirty: list[dict[str, Any]]) -> None
         return
     params = _sqlite_params(conn, table, _UPDATE_COLS, dirty)
     await driver.executemany(
-        "UPDATE store_profile SET attributes = ?, phone = ?, updated_at = ? WHERE id = ?",
+        "UPDATE store_profile SET attributes = ?, email = ?, phone = ?, updated_at = ? "
+        "WHERE id = ?",
         [(*rest, pid) for pid, *rest in params],
     )
 
@@ -613,6 +653,10 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
             aliases.add((ident.label or "", ident.value))
         else:
             wanted[ident.kind].add(ident.value)
+        # Addresses set by attributes: their current holders compete for "most recent".
+        for key, value in contact_attributes(row.payload).items():
+            if value is not None:
+                wanted[key].add(value)
     cols = [getattr(StoreProfile, c) for c in _PROFILE_COLS]
     found: dict[str, dict[str, Any]] = {}
     # A braze id is its profile's id without dashes (no index of its own): by primary key.
@@ -683,6 +727,8 @@ def _plan_users(
         profiles.touch(pid, when)
         if batch.data_type is DataType.USER_ATTRIBUTES:
             profile["attributes"] = merge_fields(profile["attributes"], row.payload)
+            for key, value in contact_attributes(row.payload).items():
+                profiles.set_contact(pid, key, value)
         elif batch.data_type is DataType.CUSTOM_EVENTS:
             events.append(
                 {

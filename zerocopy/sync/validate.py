@@ -640,6 +640,7 @@ def _fill_payload(
         payload = _object_payload(raw, pre)
         assert payload is not None
         _check_subscriptions(payload)
+        _check_contact_attributes(payload)
         row.payload = payload
     elif data_type is DataType.CUSTOM_EVENTS:
         payload = _object_payload(raw, pre)
@@ -747,6 +748,17 @@ def _check_purchase(payload: dict[str, Any]) -> None:
     _properties(payload)
 
 
+def _check_contact_attributes(payload: dict[str, Any]) -> None:
+    """The standard ``email`` / ``phone`` attributes (they set the profile's address, which
+    e-mail and phone identifiers match): text of the identifier's form, or ``null``."""
+    email = payload.get("email")
+    if email is not None and (not isinstance(email, str) or not EMAIL_RE.match(email.strip())):
+        raise _RowRefused(t.INVALID_FIELD, f"'email' {email!r} is not an e-mail address")
+    phone = payload.get("phone")
+    if phone is not None and (not isinstance(phone, str) or not PHONE_RE.match(phone.strip())):
+        raise _RowRefused(t.INVALID_FIELD, f"'phone' {phone!r} is not a phone number")
+
+
 def _check_subscriptions(payload: dict[str, Any]) -> None:
     for name in SUBSCRIPTION_FIELDS:
         value = payload.get(name)
@@ -820,8 +832,8 @@ def attribute_columns(
     """Validate a ``user_attributes`` batch column-wise, or ``None`` for the per-row path.
 
     Applies when every row either is *simple* — identified by an external id only, with a
-    ``UPDATED_AT``, and a one-line JSON object payload without subscription fields, very long
-    digit runs or NUL escapes — or is refused. Simple rows are checked with vectorised Arrow
+    ``UPDATED_AT``, and a one-line JSON object payload without subscription fields,
+    ``email`` / ``phone`` attributes, very long digit runs or NUL escapes — or is refused. Simple rows are checked with vectorised Arrow
     kernels and one msgspec decode of their joined payloads, and stay columns; the others go
     through :func:`validate_batch` and must all come out as row errors (else ``None``: the
     caller validates the whole batch row by row, so mixed batches keep the exact semantics).
@@ -840,7 +852,8 @@ def attribute_columns(
     simple &= _mask(pc.equal(ext, pc.utf8_trim_whitespace(ext)))
     simple &= ~_mask(pc.match_substring_regex(ext, _EDGE_SPACE))
     simple &= _mask(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(payload)), 0))
-    for needle in ("\n", "\r", "subscri", "\\u0000"):
+    # Subscription fields and the e-mail / phone attributes are checked per row.
+    for needle in ("\n", "\r", "subscri", "\\u0000", '"email"', '"phone"'):
         simple &= ~_mask(pc.match_substring(payload, needle))
     simple &= ~_mask(pc.match_substring_regex(payload, _LONG_DIGITS.pattern.decode()))
     # Numbers PostgreSQL's jsonb would read back differently (1e3 as 1000, -0.0 as 0.0).
