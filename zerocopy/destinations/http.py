@@ -13,6 +13,8 @@ a body over :data:`MAX_BODY_BYTES` is split further)::
      "attributes": [{"row_hash": "...", "identifier": {"external_id": "u1"},
                      "attributes": {"plan": "gold", "nickname": null}}]}
 
+Event and purchase ``time`` values are sent as the UTC instant, ISO 8601 with ``Z``.
+
 Exactly one array is present, named after the data type: ``attributes``, ``events``,
 ``purchases``, ``user_deletes``, ``catalog_items`` or ``accounts``. A ``2xx`` answer
 acknowledges the batch; its JSON body may list refused rows, each by ``index`` into that array
@@ -62,6 +64,8 @@ from zerocopy.sync.types import (
     DataType,
     ValidRow,
 )
+from zerocopy.sync.validate import parse_timestamp_us
+from zerocopy.sync.watermark import from_micros
 
 log = get_logger(__name__)
 
@@ -152,11 +156,25 @@ def row_json(data_type: DataType, row: ValidRow, catalog: str | None) -> dict[st
         out["attributes"] = row.payload
     elif data_type in (DataType.CUSTOM_EVENTS, DataType.PURCHASES):
         out.update({k: v for k, v in row.payload.items() if k not in out})
+        if isinstance(out.get("time"), str):
+            out["time"] = utc_iso(out["time"])
     elif data_type is DataType.CATALOG_ITEMS:
         out.update(catalog=catalog, id=row.item_id, deleted=row.deleted, fields=row.payload)
     elif data_type is DataType.ACCOUNTS:
         out.update(id=row.item_id, name=row.name, deleted=row.deleted, fields=row.payload)
     return out
+
+
+def utc_iso(text: str) -> str:
+    """An event or purchase ``time`` as the receiver gets it: the instant in UTC, ISO 8601
+    with ``Z`` (``2026-03-01T10:00:00+05:45`` → ``2026-03-01T04:15:00Z``; no zone = UTC, as
+    everywhere in syncs), so receivers never guess a zone. Unparseable text is kept as is."""
+    micros = parse_timestamp_us(text)
+    if micros is None:
+        return text
+    when = from_micros(micros)
+    spec = "microseconds" if when.microsecond else "seconds"
+    return when.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 def batch_id(rows: Sequence[ValidRow]) -> str:
