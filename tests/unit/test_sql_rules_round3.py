@@ -183,3 +183,43 @@ def test_openrowset_refusal_points_at_the_call() -> None:
     )
     assert [(i.code, i.line, i.column) for i in result.errors] == [("forbidden_function", 2, 6)]
     assert "OPENROWSET" in result.errors[0].message
+
+
+_PIVOTED = "(SELECT external_user_id, currency, price FROM purchases)"
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        (
+            "bigquery",
+            f"SELECT external_user_id, spend_EUR FROM {_PIVOTED} "
+            "PIVOT (SUM(price) AS spend FOR currency IN ('EUR', 'USD')) AS p",
+        ),
+        (
+            "bigquery",
+            f"SELECT external_user_id, n_eur FROM {_PIVOTED} PIVOT (SUM(price) AS spend, "
+            "COUNT(*) AS n FOR currency IN ('EUR' AS eur, 'USD')) AS p",
+        ),
+        (
+            "databricks",
+            f"SELECT external_user_id, USD FROM {_PIVOTED} "
+            "PIVOT (SUM(price) AS spend FOR currency IN ('EUR', 'USD')) AS p",
+        ),
+    ],
+)
+def test_pivot_names_are_the_dialects_own(dialect: str, sql: str) -> None:
+    """A generated PIVOT column named as the input dialect spells it is valid there, and
+    refused for a target whose PIVOT names it otherwise (DuckDB: EUR_spend, eur_n)."""
+    codes, out = _check(sql, dialect)
+    assert codes == [] and out is not None
+    codes, out = _check(sql, dialect, target="duckdb")
+    assert codes == ["unsupported_in_dialect"] and out is None
+
+
+def test_pivot_star_is_emitted_as_star_for_any_target() -> None:
+    """With SELECT *, no generated name is written: every PIVOT target accepts it."""
+    sql = f"SELECT * FROM {_PIVOTED} PIVOT (SUM(price) AS spend FOR currency IN ('EUR', 'USD'))"
+    for target in ("bigquery", "duckdb", "snowflake", "databricks"):
+        codes, out = _check(sql, "bigquery", target=target)
+        assert codes == [] and out is not None and "SELECT *" in out

@@ -449,6 +449,8 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
                             value = value.this
                         if isinstance(value, exp.Literal | exp.Column | exp.Identifier):
                             values.add(value.name.lower())
+                            if isinstance(value, exp.Literal) and not value.is_string:
+                                names.add(f"_{value.name}")  # BigQuery: IN (1, 2) -> _1, _2
                         else:
                             loose = True  # IN (ANY), IN (SELECT …): names known at run time
                     part = part.this
@@ -456,11 +458,13 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
                     loose = True
                 consumed.update(c.name.lower() for c in part.find_all(exp.Column))
         generated |= values
-        names.update(values)
-        names.update(f"_{v}" for v in values)  # BigQuery: IN (1, 2) gives _1, _2
-        names.update(f"{v}_{a}" for v in values for a in aggregates)
-        names.update(f"{a}_{v}" for v in values for a in aggregates)
-    names |= {n.strip("'") for n in generated}
+        spelled = {c.name.lower() for c in pivot.args.get("columns") or [] if c.name}
+        if spelled:  # sqlglot names them as the dialect does: Snowflake 'EUR', BigQuery
+            names |= spelled  # spend_EUR, DuckDB EUR_spend, Spark EUR for one aggregate
+        else:
+            names.update(values)
+            names.update(f"{v}_{a}" for v in values for a in aggregates)
+            names.update(f"{a}_{v}" for v in values for a in aggregates)
     generated.discard("")
     # what the non-consumed source columns are, when every pivoted source's are known
     resolver = check.resolver(scope)
@@ -481,6 +485,7 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
     if any(id(p) in statements for p in pivots):
         remaining = None  # DuckDB PIVOT statement: its grouping columns are not modelled
     inside = []
+    renamed: list[exp.Column] = []
     for column in scope.columns:
         pivot = column.find_ancestor(exp.Pivot)
         if pivot is not None:
@@ -495,11 +500,20 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
         if name in consumed and name not in exact:
             reason = "is consumed by the PIVOT/UNPIVOT (aggregated, pivoted or unpivoted)"
         elif (
+            remaining is not None
+            and name in names
+            and name not in remaining
+            and name not in others
+            and name not in exact
+        ):
+            renamed.append(column)  # a generated column, named by the input dialect's rules
+            continue
+        elif (
             remaining is None
             or name in remaining
             or name in others
             or name in exact
-            or name.strip("'") in names
+            or name in names
             or (loose and any(fragment in name for fragment in generated))
         ):
             continue
@@ -519,7 +533,44 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
             "columns and the generated value columns.",
             check.node_position(column),
         )
+    if renamed:
+        _pivot_names_in_target(check, [p for p in pivots if id(p) not in statements], renamed)
     return inside
+
+
+def _pivot_names_in_target(check: Any, pivots: list[exp.Pivot], columns: list[exp.Column]) -> None:
+    """Generated PIVOT columns named in the query keep the input dialect's spelling, but the
+    target names them by its own rules (BigQuery ``spend_EUR``, DuckDB ``EUR_spend``,
+    Snowflake ``'EUR'``): a name the target's PIVOT does not produce is unsupported there."""
+    if check.write_rules.sqlglot_dialect == check.rules.sqlglot_dialect or not pivots:
+        return
+    target = check.write_dialect
+    spelled: dict[str, str] = {}  # lower-case name -> as the target spells it
+    for pivot in pivots:
+        probe = exp.Select(
+            expressions=[exp.Star()],
+            from_=exp.From(this=exp.Table(this=exp.to_identifier("t"), pivots=[pivot.copy()])),
+        )
+        try:
+            parsed = target.parse(target.generate(probe))[0]
+        except Exception:  # the target cannot write this PIVOT: its generation says so
+            return
+        found = parsed.find(exp.Pivot) if isinstance(parsed, exp.Expr) else None
+        names = [c.name for c in (found.args.get("columns") or [] if found else [])]
+        if not names:
+            return  # the target's names are not known here
+        spelled.update((name.lower(), name) for name in names)
+    for column in columns:
+        if column.name.lower() in spelled or check.node_position(column) == (None, None):
+            continue  # the target's name, or a column of an expanded star (emitted as *)
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"The PIVOT column {check.written(column)} is named by {check.rules.name}'s rules; "
+            f"{check.write_rules.name} names the pivoted columns "
+            f"{', '.join(list(spelled.values())[:6])}. Select them with * or write the pivot with "
+            "conditional aggregates (SUM(CASE WHEN … THEN … END) AS name).",
+            check.node_position(column),
+        )
 
 
 def _closest(name: str, candidates: list[str]) -> str | None:
