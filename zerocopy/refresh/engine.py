@@ -90,6 +90,34 @@ class _Loaded:
     preloaded: dict[int, bytes]
 
 
+class RunHooks:
+    """Statements a caller adds to a run's claim and final transactions (no extra transaction).
+
+    The source-slot layer uses it to take a slot in the claim's transaction and give it back
+    in the final one. :attr:`final_committed` tells the caller whether the final transaction
+    (and so :meth:`on_final`) committed: when it did not (the run was not claimed, or it was
+    reaped meanwhile), the caller undoes :meth:`on_claim`'s work itself.
+    """
+
+    final_committed: bool = False
+
+    async def on_claim(self, session: Any, run_id: str) -> None:
+        """Before the ``queued → running`` compare-and-set; an error here claims nothing."""
+
+    async def on_final(self, session: Any, run_id: str) -> None:
+        """In the transaction that records the run's final status."""
+
+
+class _NotClaimed(Exception):
+    pass
+
+
+class _HookFailed(Exception):
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class RefreshEngine:
     """Runs segment refreshes against warehouses and records them in the state database.
 
@@ -221,13 +249,14 @@ class RefreshEngine:
             errors.CONFLICT, f"could not queue a refresh of segment {segment_id}; retry"
         )
 
-    async def execute(self, run_id: str) -> RefreshRun:
+    async def execute(self, run_id: str, *, hooks: RunHooks | None = None) -> RefreshRun:
         """Run a queued run to a final status and return it; run failures are recorded, not raised.
 
         A run that is not ``queued`` (already claimed elsewhere, finished, cancelled while
-        queued) is returned as it is.
+        queued) is returned as it is. ``hooks``: see :class:`RunHooks` (an error raised by
+        ``hooks.on_claim`` propagates, and the run stays queued).
         """
-        claimed = await self._claim(run_id)
+        claimed = await self._claim(run_id, hooks)
         if claimed is None:
             return await self.get(run_id)
         run, loaded = claimed
@@ -240,7 +269,7 @@ class RefreshEngine:
             log.info("refresh.started", worker=self.worker, max_runtime_s=run.max_runtime_s)
             event = self._local_cancels.setdefault(run.id, anyio.Event())
             try:
-                return await self._execute_claimed(run, event, loaded)
+                return await self._execute_claimed(run, event, loaded, hooks)
             finally:
                 self._local_cancels.pop(run.id, None)
 
@@ -352,7 +381,9 @@ class RefreshEngine:
         return ids
 
     # ------------------------------------------------------------------ execution
-    async def _claim(self, run_id: str) -> tuple[RefreshRun, _Loaded | None] | None:
+    async def _claim(
+        self, run_id: str, hooks: RunHooks | None = None
+    ) -> tuple[RefreshRun, _Loaded | None] | None:
         """``queued → running`` compare-and-set: the claimed run, or ``None``.
 
         The same transaction reads what the run needs (segment, source, credential, catalog,
@@ -361,16 +392,38 @@ class RefreshEngine:
         """
         try:
             async with self.db.transaction() as s:
+                await self._on_claim(hooks, s, run_id)
                 run = await s.scalar(self._claim_statement(run_id))
                 if run is None:
-                    return None
+                    raise _NotClaimed  # roll back what the hook did
                 loaded = await self._load(s, run)
             return run, loaded
+        except _NotClaimed:
+            return None
+        except _HookFailed as exc:
+            raise exc.error from None
         except Exception:
             log.warning("refresh.claim_with_load_failed", run_id=run_id, exc_info=True)
-        async with self.db.transaction() as s:
-            run = await s.scalar(self._claim_statement(run_id))
-        return None if run is None else (run, None)
+        try:
+            async with self.db.transaction() as s:
+                await self._on_claim(hooks, s, run_id)
+                run = await s.scalar(self._claim_statement(run_id))
+                if run is None:
+                    raise _NotClaimed
+        except _NotClaimed:
+            return None
+        except _HookFailed as exc:
+            raise exc.error from None
+        return run, None
+
+    @staticmethod
+    async def _on_claim(hooks: RunHooks | None, s: Any, run_id: str) -> None:
+        if hooks is None:
+            return
+        try:
+            await hooks.on_claim(s, run_id)
+        except Exception as exc:
+            raise _HookFailed(exc) from exc
 
     async def _load(self, s: Any, run: RefreshRun) -> _Loaded:
         # One statement for the segment, its source and credential, one for the catalog,
@@ -411,7 +464,11 @@ class RefreshEngine:
         )
 
     async def _execute_claimed(
-        self, run: RefreshRun, event: anyio.Event, loaded: _Loaded | None = None
+        self,
+        run: RefreshRun,
+        event: anyio.Event,
+        loaded: _Loaded | None = None,
+        hooks: RunHooks | None = None,
     ) -> RefreshRun:
         started = time.perf_counter()
         outcome = _Outcome(status=RunStatus.FAILED, loaded=loaded)
@@ -443,11 +500,11 @@ class RefreshEngine:
                     errors.CANCELLED, "stopped because the zerocopy process shut down"
                 )
                 await self._cleanup(run, adapter, outcome)
-                await self._finish(run, outcome, started)
+                await self._finish(run, outcome, started, hooks)
             raise
         with anyio.CancelScope(shield=True):
             await self._cleanup(run, adapter, outcome)
-            final = await self._finish(run, outcome, started)
+            final = await self._finish(run, outcome, started, hooks)
         return final
 
     async def _prepare(self, run: RefreshRun, outcome: _Outcome) -> tuple[Any, str, str]:
@@ -636,7 +693,9 @@ class RefreshEngine:
         except Exception as exc:
             log.warning("refresh.close_failed", error=redact_text(str(exc)))
 
-    async def _finish(self, run: RefreshRun, outcome: _Outcome, started: float) -> RefreshRun:
+    async def _finish(
+        self, run: RefreshRun, outcome: _Outcome, started: float, hooks: RunHooks | None = None
+    ) -> RefreshRun:
         """Record the outcome; on success swap the membership in the same transaction."""
         values: dict[str, Any] = {
             "finished_at": utcnow(),
@@ -646,7 +705,7 @@ class RefreshEngine:
         succeeded = outcome.ids is not None or outcome.streamed is not None
         if outcome.status == RunStatus.SUCCEEDED and succeeded:
             try:
-                return await self._commit_success(run, outcome, started, values)
+                return await self._commit_success(run, outcome, started, values, hooks)
             except _RunNoLongerRunning:
                 await self._discard_version(run, outcome)
                 return await self.get(run.id)
@@ -679,6 +738,10 @@ class RefreshEngine:
             await s.execute(
                 sa.update(Segment).where(Segment.id == run.segment_id).values(last_run_id=run.id)
             )
+            if hooks is not None:
+                await hooks.on_final(s, run.id)
+        if hooks is not None:
+            hooks.final_committed = True
         if final is None:  # no longer running (reaped meanwhile): as recorded
             final = await self.get(run.id)
         log.info(
@@ -701,7 +764,12 @@ class RefreshEngine:
             log.warning("refresh.discard_failed", error=redact_text(str(exc)))
 
     async def _commit_success(
-        self, run: RefreshRun, outcome: _Outcome, started: float, values: dict[str, Any]
+        self,
+        run: RefreshRun,
+        outcome: _Outcome,
+        started: float,
+        values: dict[str, Any],
+        hooks: RunHooks | None = None,
     ) -> RefreshRun:
         ids = outcome.ids
         chunks = None
@@ -762,6 +830,10 @@ class RefreshEngine:
             )
             if final is None:
                 raise _RunNoLongerRunning  # reaped as worker_lost meanwhile: keep the old one
+            if hooks is not None:
+                await hooks.on_final(s, run.id)
+        if hooks is not None:
+            hooks.final_committed = True
         log.info(
             "refresh.finished",
             status=final.status,

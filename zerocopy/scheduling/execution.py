@@ -7,7 +7,10 @@ from typing import Any
 
 import anyio
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
+from zerocopy.refresh import RunHooks
+from zerocopy.scheduling.models import SourceSlot
 from zerocopy.scheduling.slots import REFRESH, SYNC, SourceSlots, slot_key
 from zerocopy.state.models import Credential, RefreshRun, RunStatus, Source, utcnow
 
@@ -58,8 +61,53 @@ class SlottedEngine:
             if row is None or row.status != RunStatus.QUEUED:
                 return await self.engine.get(run_id)  # type: ignore[no-any-return]
             source_id, kind = slot_key(row.source_id, row.kind, row.settings), row.kind
-        async with self.slots.hold(source_id, kind, run_id, REFRESH, prefer=lane):
-            return await self.engine.execute(run_id)  # type: ignore[no-any-return]
+        limit = self.slots.limit_for(kind)
+        hooks = _SlotHooks(
+            self.slots, source_id, lane if lane is not None and lane < limit else None
+        )
+        try:
+            if hooks.slot is not None:
+                # The expected lane: taken in the claim's transaction (no transaction of its
+                # own); taken meanwhile, or the run not claimable, and nothing is held.
+                try:
+                    return await self.engine.execute(run_id, hooks=hooks)  # type: ignore[no-any-return]
+                except _SlotTaken:
+                    hooks.slot = None  # another run holds it: wait for a slot as usual
+            await self.slots.acquire(source_id, kind, run_id, REFRESH)
+            return await self.engine.execute(run_id, hooks=hooks)  # type: ignore[no-any-return]
+        finally:
+            if not hooks.final_committed:
+                with anyio.CancelScope(shield=True):
+                    await self.slots.release(run_id)
+
+
+class _SlotTaken(Exception):
+    pass
+
+
+class _SlotHooks(RunHooks):
+    """Take the lane's slot in the claim's transaction, give it back in the final one."""
+
+    def __init__(self, slots: SourceSlots, source_id: str, slot: int | None) -> None:
+        self.slots = slots
+        self.source_id = source_id
+        self.slot = slot
+        self.final_committed = False
+
+    async def on_claim(self, session: Any, run_id: str) -> None:
+        if self.slot is None:
+            return
+        try:
+            await session.execute(
+                sa.insert(SourceSlot).values(
+                    source_id=self.source_id, slot=self.slot, run_kind=REFRESH, run_id=run_id
+                )
+            )
+        except IntegrityError as exc:
+            raise _SlotTaken from exc
+
+    async def on_final(self, session: Any, run_id: str) -> None:
+        await session.execute(sa.delete(SourceSlot).where(SourceSlot.run_id == run_id))
 
 
 class SlottedSyncExecutor:

@@ -1,0 +1,184 @@
+"""How few state-database transactions a refresh costs, and that the shortcuts stay correct.
+
+A refresh is claimed (with everything it reads) in one transaction and recorded (membership,
+run, and the source slot given back) in one more; through the source-slot layer with a queue
+lane, the slot is taken in the claim's transaction. These tests count transactions with
+SQLAlchemy events and check the slot rows and memberships around the shortcuts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from tests.integration.refresh_fixtures import Wired, wire
+from tests.integration.state_fixtures import db_fixture  # noqa: F401
+from zerocopy.scheduling.execution import SlottedEngine
+from zerocopy.scheduling.models import SourceSlot
+from zerocopy.scheduling.slots import REFRESH, SourceSlots
+from zerocopy.state.db import Database
+from zerocopy.state.models import RunStatus, SegmentMemberChunk
+
+pytestmark = pytest.mark.anyio
+
+SQL = "SELECT external_user_id FROM users WHERE external_user_id <= 100"
+
+
+@contextmanager
+def counting(db: Database) -> Iterator[dict[str, int]]:
+    """Commits and pool checkouts of ``db`` while the block runs."""
+    counts = {"commit": 0, "checkout": 0}
+
+    def on_commit(_conn: object) -> None:
+        counts["commit"] += 1
+
+    def on_checkout(*_args: object) -> None:
+        counts["checkout"] += 1
+
+    event.listen(db.engine.sync_engine, "commit", on_commit)
+    event.listen(db.engine.sync_engine.pool, "checkout", on_checkout)
+    try:
+        yield counts
+    finally:
+        event.remove(db.engine.sync_engine, "commit", on_commit)
+        event.remove(db.engine.sync_engine.pool, "checkout", on_checkout)
+
+
+async def slot_rows(db: Database) -> list[tuple[str, int, str]]:
+    async with db.session() as s:
+        rows = await s.execute(sa.select(SourceSlot.source_id, SourceSlot.slot, SourceSlot.run_id))
+        return [(r[0], r[1], r[2]) for r in rows.all()]
+
+
+async def versions(db: Database, segment_id: str) -> set[str]:
+    async with db.session() as s:
+        got = await s.scalars(
+            sa.select(SegmentMemberChunk.version).where(SegmentMemberChunk.segment_id == segment_id)
+        )
+        return set(got.all())
+
+
+async def test_a_refresh_commits_two_state_transactions(db: Database, tmp_path: Path) -> None:
+    w = await wire(db, tmp_path, SQL)
+    for expected_added in (100, 0):  # first run (no previous), then a repeat (a diff)
+        run = await w.engine.request(w.segment_id, "api")
+        with counting(db) as counts:
+            done = await w.engine.execute(run.id)
+        assert done.status == RunStatus.SUCCEEDED, done.error_message
+        assert (done.member_count, done.added) == (100, expected_added)
+        assert counts["commit"] == 2, counts  # the claim, the final record
+        assert counts["checkout"] <= 3, counts
+        assert await versions(db, w.segment_id) == {run.id}
+    assert await w.members.count(w.segment_id) == 100
+
+
+async def through_lane(w: Wired, slots: SourceSlots, lane: int) -> tuple[str, RunStatus]:
+    # kind="postgres" only sets the slot limit (4 lanes; the DuckDB file itself allows 1).
+    executor = SlottedEngine(w.engine, slots)
+    run = await w.engine.request(w.segment_id, "api")
+    done = await executor.execute(run.id, source_id=w.source.id, kind="postgres", lane=lane)
+    return run.id, done.status
+
+
+async def test_a_lane_slot_is_taken_at_claim_and_given_back_at_the_end(
+    db: Database, tmp_path: Path
+) -> None:
+    w = await wire(db, tmp_path, SQL)
+    slots = SourceSlots(db)
+    executor = SlottedEngine(w.engine, slots)
+    run = await w.engine.request(w.segment_id, "api")
+    with counting(db) as counts:
+        done = await executor.execute(run.id, source_id=w.source.id, kind="postgres", lane=2)
+    assert done.status == RunStatus.SUCCEEDED, done.error_message
+    assert counts["commit"] == 2, counts  # slot + claim, then record + slot given back
+    assert await slot_rows(db) == []
+    assert done.timings is not None
+
+
+async def test_a_held_lane_makes_the_run_wait_for_another_slot(
+    db: Database, tmp_path: Path
+) -> None:
+    w = await wire(db, tmp_path, SQL)
+    slots = SourceSlots(db, poll_s=0.01)
+    # Lanes 0 and 1 are held by other runs (postgres kind: limit 4): lane 1 is asked for.
+    assert await slots.try_acquire(w.source.id, 2, "other-0", REFRESH) == 0
+    assert await slots.try_acquire(w.source.id, 2, "other-1", REFRESH) == 1
+    run_id, status = await through_lane(w, slots, lane=1)
+    assert status == RunStatus.SUCCEEDED
+    # It ran in a free slot (2), gave it back, and left the others' slots alone.
+    assert sorted(await slot_rows(db)) == [(w.source.id, 0, "other-0"), (w.source.id, 1, "other-1")]
+    assert await versions(db, w.segment_id) == {run_id}
+
+
+async def test_a_run_no_longer_queued_takes_no_slot(db: Database, tmp_path: Path) -> None:
+    w = await wire(db, tmp_path, SQL)
+    slots = SourceSlots(db)
+    run = await w.engine.request(w.segment_id, "api")
+    await w.engine.request_cancel(run.id)
+    done = await SlottedEngine(w.engine, slots).execute(
+        run.id, source_id=w.source.id, kind="postgres", lane=0
+    )
+    assert done.status == RunStatus.CANCELLED
+    assert await slot_rows(db) == []
+    assert await versions(db, w.segment_id) == set()
+
+
+async def test_a_failed_run_gives_its_slot_back_and_keeps_the_membership(
+    db: Database, tmp_path: Path
+) -> None:
+    w = await wire(db, tmp_path, SQL)
+    slots = SourceSlots(db)
+    first, status = await through_lane(w, slots, lane=0)
+    assert status == RunStatus.SUCCEEDED
+    await w.set_sql("SELECT external_user_id FROM no_such_table")
+    _, status = await through_lane(w, slots, lane=0)
+    assert status == RunStatus.FAILED
+    assert await slot_rows(db) == []
+    assert await versions(db, w.segment_id) == {first}
+    assert await w.members.count(w.segment_id) == 100
+
+
+@pytest.mark.postgres
+async def test_idle_connections_are_pinged_and_busy_ones_reconnect_after_one_error(
+    postgres_url: str, postgres_server: str
+) -> None:
+    """Killed server sessions: an idle-pinged pool hides it; an unpinged one fails once."""
+    name = postgres_url.rsplit("/", 1)[1]
+
+    def kill_sessions() -> int:
+        with psycopg.connect(postgres_server, autocommit=True) as con:
+            row = con.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def backend_pid(db: Database) -> int:
+        async with db.session() as s:
+            return int(await s.scalar(sa.text("SELECT pg_backend_pid()")) or 0)
+
+    pinged = Database(postgres_url, ping_idle_s=0.0)  # every reused connection is idle
+    try:
+        before = await backend_pid(pinged)
+        assert kill_sessions() >= 1
+        assert await backend_pid(pinged) != before  # replaced before use, no error
+    finally:
+        await pinged.dispose()
+
+    trusting = Database(postgres_url, ping_idle_s=3600.0)
+    try:
+        before = await backend_pid(trusting)
+        assert kill_sessions() >= 1
+        with pytest.raises(sa.exc.OperationalError):
+            await backend_pid(trusting)
+        assert await backend_pid(trusting) not in (0, before)  # the pool was reset
+    finally:
+        await trusting.dispose()
