@@ -1138,8 +1138,10 @@ def refuse_streaming_reads(check: Any, statements: list[exp.Expr]) -> None:
     AS SELECT``, where the warehouse refuses it. Refused as unsupported with the fix (read the
     table itself), after the STREAM is replaced by the table it reads, so the table and the
     columns are still checked and every other problem is reported at once."""
-    if "stream" not in check.text.lower():
-        return
+    if check.rules.sqlglot_dialect not in SUBSTITUTING_DIALECTS or "stream" not in (
+        check.text.lower()
+    ):
+        return  # only the Spark-family parsers read STREAM
     for statement in statements:
         for node in list(statement.find_all(exp.Stream)):
             inner = node.this
