@@ -229,7 +229,11 @@ def check_segment_sql(
     if paused_gc:
         gc.disable()
     try:
-        _Check(sql, dialect_name, target_name, catalog, scope, id_column, result).run()
+        check = _Check(sql, dialect_name, target_name, catalog, scope, id_column, result)
+        try:
+            check.run()
+        finally:
+            check.release()
     except RecursionError:
         result.errors.append(
             SqlIssue(
@@ -303,7 +307,11 @@ def _transpile(sql: str, dialect: str, target: str) -> tuple[str | None, list[Sq
 
 
 def _generate(
-    tree: exp.Expr, target: Dialect, rules: DialectRules, *, sources: tuple[str, ...] = ()
+    tree: exp.Expr,
+    target: Dialect,
+    rules: DialectRules,
+    *,
+    sources: Callable[[], tuple[str, ...]] | None = None,
 ) -> tuple[str | None, list[SqlIssue]]:
     """Render a tree in the target dialect; sqlglot's 'unsupported' warnings become issues.
 
@@ -376,6 +384,23 @@ class _Check:
         self._resolvers: dict[int, Resolver] = {}
         self._known: dict[tuple[int, str], bool] = {}
         self.name_chars = ""  # every character of the catalog's names
+        self.identifiers: list[exp.Identifier] = []  # the work copy's, see `name_sources`
+        self._name_sources: tuple[str, ...] | None = None
+        self.trees: list[exp.Expr] = []  # the parsed statements and their copies, see `release`
+
+    def release(self) -> None:
+        """Unlink the check's trees (each node's parent) once it is done.
+
+        A tree is a web of cycles (children hold their parent), so only the cyclic GC could
+        free it: its next young collection would traverse the thousands of nodes and dicts of
+        both trees (about a tenth of a check's time). Without parent links they are freed by
+        reference counting as soon as the check lets go of them. Nothing outlives a check but
+        its result (strings), so no one sees the unlinked trees.
+        """
+        trees, self.trees = self.trees, []
+        for tree in trees:
+            for node in tree.walk():
+                node.parent = None
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -487,11 +512,13 @@ class _Check:
             return
         hardening.after_parse(self, statements)
         copies: list[_Copied] = []
+        self.trees.extend(statements)
         for statement in statements:
             # one walk copies the statement (the copy is normalized and qualified later; the
             # original stays as written for the output) and finds what the safety rules check
             copied = _copy_tree(statement)
             copies.append(copied)
+            self.trees.append(copied.tree)
             self.reading = copied.reading
             before = len(self.issues)
             self.check_read_only(statement, copied.refused)
@@ -510,6 +537,7 @@ class _Check:
         self.view: DialectView = catalog.view(self.read_dialect)
         self.name_chars = catalog.name_chars
         work, table_pairs = copies[0].tree, copies[0].tables
+        self.identifiers = copies[0].identifiers
         if copies[
             0
         ].verbatim:  # a `sqlglot.meta case_sensitive` comment: sqlglot's own walk honours it
@@ -1268,7 +1296,7 @@ class _Check:
             root.set("with_", None)
         try:
             ids_body, ids_issues = self.unordered_body(root)
-            sources = self.name_sources()
+            sources = self.name_sources
             body, issues = _generate(root, target, rules, sources=sources)
             with_sql, with_issues = (
                 _generate(with_, target, rules, sources=sources) if with_ else ("", [])
@@ -1313,15 +1341,22 @@ class _Check:
         root.set("order", None)
         try:
             return _generate(
-                root.copy(), self.write_dialect, self.write_rules, sources=self.name_sources()
+                root.copy(), self.write_dialect, self.write_rules, sources=self.name_sources
             )
         finally:
             root.set("order", order)
 
     def name_sources(self) -> tuple[str, ...]:
-        """Every text the output tree's names can come from: the query (names, and strings a
-        rewrite may turn into names), the scope written into its tables, the catalog."""
-        return (self.text, str(self.scope_text), self.name_chars)
+        """Every text the output tree's names can come from: its identifiers (as parsed, the
+        copy's: normalizing only folds case), the query's tokens (names and the strings a
+        rewrite may turn into names), the scope written into its tables, the catalog's names
+        (memoized: asked once per generated part)."""
+        found = self._name_sources
+        if found is None:
+            names = "".join(i.this for i in self.identifiers if isinstance(i.this, str))
+            tokens = "".join(token.text for token in self.tokens)
+            found = self._name_sources = (names, tokens, str(self.scope_text), self.name_chars)
+        return found
 
 
 # --- small pure helpers -------------------------------------------------------------------

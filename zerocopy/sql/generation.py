@@ -167,20 +167,25 @@ def guard_select_rewrites(base: type[Generator]) -> bool:
     return True
 
 
-def generator_for(dialect: Dialect, sources: tuple[str, ...] = ()) -> Generator:
+def generator_for(
+    dialect: Dialect, sources: Callable[[], tuple[str, ...]] | None = None
+) -> Generator:
     """A generator of ``dialect`` for checked queries: no comments, unsupported constructs
     raise.
 
-    ``sources`` are all the texts the names of the trees it renders can come from (the query,
-    the scope, the catalog's names). When none of them holds a character the dialect escapes
-    inside quoted names (BigQuery: ``\\``), the escape table is dropped: sqlglot's
-    ``identifier_sql`` runs one ``str.replace`` per entry on every name it renders, each a
-    no-op then, so the SQL is the same. With no ``sources`` the generator is sqlglot's own.
+    ``sources`` gives all the texts the names of the trees it renders can come from (called
+    only for a dialect that escapes characters inside quoted names). When none of them holds
+    such a character (BigQuery: ``\\`` and control characters), the escape table is dropped:
+    sqlglot's ``identifier_sql`` runs one ``str.replace`` per entry (35 for BigQuery) on every
+    name it renders, each a no-op then, so the SQL is the same. With no ``sources`` the
+    generator is sqlglot's own.
     """
     generator = dialect.generator(comments=False, unsupported_level=ErrorLevel.RAISE)
     escapes = getattr(generator, "_identifier_escaped_sequences", None)
-    if escapes and sources and not any(char in text for char in escapes for text in sources):
-        # a sqlglot that no longer lets it be set keeps its own (same SQL, slower)
-        with contextlib.suppress(AttributeError, TypeError):
-            generator._identifier_escaped_sequences = {}
+    if escapes and sources is not None:
+        texts = sources()
+        if not any(char in text for char in escapes for text in texts):
+            # a sqlglot that no longer lets it be set keeps its own (same SQL, slower)
+            with contextlib.suppress(AttributeError, TypeError):
+                generator._identifier_escaped_sequences = {}
     return generator
