@@ -11,12 +11,29 @@ from zerocopy.sql.rules.base import (
     names,
 )
 
+# Metadata and security functions that look up objects by name or id: whether a table of
+# another schema exists and its columns (OBJECT_ID('finance.secrets'), COL_LENGTH), the source
+# of views and procedures (OBJECT_DEFINITION), roles and files; the equivalents of
+# PostgreSQL's to_regclass/obj_description. learn.microsoft.com/sql/t-sql/functions/
+# metadata-functions-transact-sql and .../security-functions-transact-sql
+TSQL_CATALOG_PROBES = names(
+    """object_id object_name object_schema_name object_definition objectproperty
+    objectpropertyex col_length col_name columnproperty index_col indexkey_property
+    indexproperty schema_id schema_name type_id type_name typeproperty db_id db_name
+    original_db_name file_id file_idex file_name filegroup_id filegroup_name
+    filegroupproperty fileproperty filepropertyex fulltextcatalogproperty
+    fulltextserviceproperty stats_date assemblyproperty applock_mode applock_test
+    database_principal_id has_dbaccess is_rolemember loginproperty sessionproperty suser_id
+    user_id"""
+)
+
 RULES = DialectRules(
     name="tsql",
     sqlglot_dialect="tsql",
     string_type="NVARCHAR(4000)",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
-    | names("openrowset openquery opendatasource openxml"),
+    | names("openrowset openquery opendatasource openxml")
+    | TSQL_CATALOG_PROBES,
     forbidden_prefixes=("xp_", "sp_", "fn_"),
     table_functions=names("string_split openjson generate_series"),
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("sys"),
