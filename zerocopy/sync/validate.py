@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import gc
 import hashlib
+import math
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
 
@@ -599,15 +601,49 @@ def _fill_identifier(
 
 
 def decode_payload(raw: Any) -> Any:
-    """PAYLOAD column value → Python object (text is JSON; native structs pass through)."""
+    """PAYLOAD column value → Python object (text is JSON; native structs become JSON values)."""
     if isinstance(raw, str | bytes):
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise _RowRefused(t.INVALID_JSON, f"PAYLOAD is not valid JSON: {exc}") from None
     if isinstance(raw, list) and raw and all(isinstance(p, tuple) for p in raw):
-        return dict(raw)  # Arrow map type
-    return raw
+        raw = dict(raw)  # Arrow map type
+    return native_json(raw)
+
+
+def native_json(value: Any, path: str = "PAYLOAD") -> Any:
+    """A native PAYLOAD value (a warehouse STRUCT / MAP / LIST) as the JSON value it stands for.
+
+    Decimals are numbers (integral ones integers), timestamps ISO 8601 text (UTC), dates and
+    times ISO text, bytes base64, keys text. NaN and infinite numbers have no JSON form:
+    ``invalid_field`` naming where, rather than a value no store can keep.
+    """
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _RowRefused(
+                t.INVALID_FIELD, f"{path} is {value!r}: NaN and infinity are not JSON numbers"
+            )
+        return value
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise _RowRefused(
+                t.INVALID_FIELD, f"{path} is {value}: NaN and infinity are not JSON numbers"
+            )
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(k): native_json(v, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [native_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, datetime):
+        return to_utc(value).isoformat()
+    if isinstance(value, date | dt_time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    return str(value)
 
 
 def _object_payload(
@@ -734,6 +770,8 @@ def _check_purchase(payload: dict[str, Any]) -> None:
     price = payload["price"]
     if isinstance(price, bool) or not isinstance(price, int | float):
         raise _RowRefused(t.INVALID_FIELD, f"'price' must be a number, got {price!r}")
+    if isinstance(price, float) and not math.isfinite(price):
+        raise _RowRefused(t.INVALID_FIELD, f"'price' must be a finite number, got {price!r}")
     quantity = payload.get("quantity", 1)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise _RowRefused(
@@ -785,7 +823,10 @@ def _check_subscriptions(payload: dict[str, Any]) -> None:
 
 # ------------------------------------------------------------------ raw rows for the log
 def json_safe(value: Any) -> Any:
-    """A JSON-serialisable version of a source value (datetimes ISO, bytes base64)."""
+    """A JSON-serialisable version of a source value (datetimes ISO, bytes base64; NaN and
+    infinite numbers as their text, which no JSON column refuses)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, datetime):
