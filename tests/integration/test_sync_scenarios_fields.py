@@ -123,3 +123,16 @@ async def test_deleted_from_integer_columns(spec: Spec) -> None:
     run = await spec.run(await spec.ready("catalog_items", "cat", catalog_name="c"))
     assert (run["status"], run["rows_delivered"]) == ("success", 3), run
     assert {k: v["fields"] for k, v in (await spec.catalog("c")).items()} == {"8": {"p": 2}}
+
+
+async def test_a_table_name_qualified_by_the_source_schema(spec: Spec) -> None:
+    """People paste ``schema.table`` from their SQL: the source's schema prefix is accepted
+    (quoted or not, any case); another schema is not this source's table."""
+    spec.warehouse.create("attrs", USER, [(at(0), "u1", j({"n": 1}))])
+    for i, name in enumerate(["marketing.attrs", 'MARKETING."attrs"', '"marketing"."ATTRS"']):
+        sync_id = await spec.ready("user_attributes", name, name=f"q{i}")
+        run = await spec.run(sync_id)
+        assert (run["status"], run["rows_delivered"]) == ("success", 1), (name, run)
+    sync = await spec.create_sync("user_attributes", "sales.attrs")
+    resp = await spec.post(f"/v1/syncs/{sync['id']}/test")
+    assert resp.status_code != 200 and resp.json()["error"]["code"] == "unknown_table", resp.text

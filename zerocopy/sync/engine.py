@@ -87,9 +87,26 @@ class ResolvedTable:
 
 
 def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> ResolvedTable:
-    """Find ``name`` (case-insensitive, table or view) and its columns; raise when unusable."""
+    """Find ``name`` (case-insensitive, table or view) and its columns; raise when unusable.
+
+    ``name`` may be qualified by the source's schema (``marketing.users``, quoted or not), as
+    people copy it from their SQL.
+    """
     wanted = name.strip().lower()
     found = [x for x in tables if x.name.lower() == wanted]
+    if not found and "." in wanted:
+        schema, _, table = wanted.rpartition(".")
+        schema, table = schema.strip().strip('"`[]'), table.strip().strip('"`[]')
+        found = [
+            x
+            for x in tables
+            if x.name.lower() == table
+            and (
+                x.schema is None
+                or x.schema.lower() == schema
+                or schema.endswith("." + x.schema.lower())
+            )
+        ]
     if not found:
         raise ZerocopyError(
             errors.UNKNOWN_TABLE,
