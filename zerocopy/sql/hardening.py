@@ -1183,7 +1183,7 @@ def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
         return
     generator = check.write_dialect.generator_class
     handled = getattr(generator, "WINDOW_FUNCS_WITH_NULL_ORDERING", ())
-    for ordered in list(root.find_all(exp.Ordered)):
+    for ordered in _window_and_aggregate_keys(check.reading):
         desc = bool(ordered.args.get("desc"))
         nulls_first = bool(ordered.args.get("nulls_first"))
         if desc is not nulls_first or ordered.this is None or ordered.this.is_int:
@@ -1228,6 +1228,29 @@ def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
         if isinstance(siblings, list) and ordered.index is not None:
             siblings.insert(ordered.index, key)
             parent.set(ordered.arg_key, siblings)
+
+
+def _window_and_aggregate_keys(reading: list[exp.Expr]) -> list[exp.Ordered]:
+    """The sort keys of windows and of aggregates' ORDER BY, found from the functions the
+    copy walk already listed (no walk of the whole tree)."""
+    keys: list[exp.Ordered] = []
+    for node in reading:
+        if not isinstance(node, exp.Func):
+            continue
+        parent = node.parent
+        if isinstance(parent, exp.IgnoreNulls | exp.RespectNulls):
+            parent = parent.parent
+        if isinstance(parent, exp.Window) and parent.this in (node, node.parent):
+            order = parent.args.get("order")
+            if isinstance(order, exp.Order):
+                keys += [k for k in order.expressions if isinstance(k, exp.Ordered)]
+        if isinstance(node, exp.AggFunc):
+            keys += [
+                k
+                for k in node.find_all(exp.Ordered)
+                if k.find_ancestor(exp.AggFunc, exp.Window, exp.Select) is node
+            ]
+    return keys
 
 
 def _unbounded_frame(spec: exp.WindowSpec) -> bool:
