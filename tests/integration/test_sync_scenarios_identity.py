@@ -233,3 +233,23 @@ async def test_row_error_export_keeps_awkward_payloads_exactly(spec: Spec) -> No
     lines = [json.loads(line) for line in resp.text.splitlines() if line]
     assert len(lines) == 2
     assert {k.upper(): v for k, v in lines[0]["row"].items()}["PAYLOAD"] == payload
+
+
+async def test_a_national_phone_with_its_area_code_in_parentheses(spec: Spec) -> None:
+    """Decision (spec silent): ``(555) 010-0001``, the usual US spelling, is a phone number
+    (matched on its digits, like the other spellings), not an ``invalid_identifier``."""
+    spec.warehouse.create(
+        "attrs",
+        COLS,
+        [
+            row(0, {"a": 1}, phone="(555) 010-0001"),
+            row(1, {"b": 2}, phone="555.010.0001"),
+            row(2, {"c": 3}, phone="(((("),
+        ],
+    )
+    run = await spec.run(await spec.ready("user_attributes", "attrs"))
+    assert (run["rows_delivered"], run["rows_errored"]) == (2, 1), run
+    assert await spec.codes(run["id"]) == ["invalid_identifier"]
+    prof = await spec.profile(phone="555-010-0001")
+    assert prof is not None and prof["attributes"] == {"a": 1, "b": 2}
+    assert prof["phone"] == "5550100001"

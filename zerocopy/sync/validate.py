@@ -77,7 +77,9 @@ MAX_QUANTITY = 2**31 - 1
 """Largest purchase ``quantity`` (the store's column is a 32-bit integer on every database)."""
 
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PHONE_RE = re.compile(r"^\+?[0-9][0-9 ().\-]{3,24}$")
+PHONE_RE = re.compile(r"^(?=(?:\D*\d){4})\+?[0-9(][0-9 ().\-]{3,24}$")
+"""A phone number: an optional ``+``, then digits and ``( ) . -`` or blanks (at least 4
+digits); a national number may start with its area code in parentheses, ``(555) 010-0001``."""
 _PHONE_PUNCTUATION = re.compile(r"[ ().\-]")
 
 
