@@ -83,14 +83,14 @@ def profile_id(workspace_id: str, ident: Identifier) -> str:
 def contact_attributes(payload: dict[str, Any]) -> dict[str, str | None]:
     """The ``email`` / ``phone`` attributes of a ``user_attributes`` payload, as the profile
     keeps and matches them (e-mail lower-case, phone digits after an optional ``+``);
-    ``None`` for a ``null`` that removes the address. Absent keys are left out."""
+    ``None`` for a ``null`` or blank that removes the address. Absent keys are left out."""
     out: dict[str, str | None] = {}
     if "email" in payload:
         email = payload["email"]
-        out["email"] = email.strip().lower() if isinstance(email, str) else None
+        out["email"] = email.strip().lower() or None if isinstance(email, str) else None
     if "phone" in payload:
         phone = payload["phone"]
-        out["phone"] = normalize_phone(phone) if isinstance(phone, str) else None
+        out["phone"] = normalize_phone(phone) or None if isinstance(phone, str) else None
     return out
 
 

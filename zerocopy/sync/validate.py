@@ -790,12 +790,17 @@ def _check_purchase(payload: dict[str, Any]) -> None:
 
 def _check_contact_attributes(payload: dict[str, Any]) -> None:
     """The standard ``email`` / ``phone`` attributes (they set the profile's address, which
-    e-mail and phone identifiers match): text of the identifier's form, or ``null``."""
+    e-mail and phone identifiers match): text of the identifier's form, blank (no address, as
+    warehouses often write an unknown value) or ``null``."""
     email = payload.get("email")
-    if email is not None and (not isinstance(email, str) or not EMAIL_RE.match(email.strip())):
+    if email is not None and (
+        not isinstance(email, str) or (email.strip() and not EMAIL_RE.match(email.strip()))
+    ):
         raise _RowRefused(t.INVALID_FIELD, f"'email' {email!r} is not an e-mail address")
     phone = payload.get("phone")
-    if phone is not None and (not isinstance(phone, str) or not PHONE_RE.match(phone.strip())):
+    if phone is not None and (
+        not isinstance(phone, str) or (phone.strip() and not PHONE_RE.match(phone.strip()))
+    ):
         raise _RowRefused(t.INVALID_FIELD, f"'phone' {phone!r} is not a phone number")
 
 
