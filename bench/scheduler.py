@@ -1,8 +1,8 @@
 # ruff: noqa: ASYNC220, ASYNC230, ASYNC240
 """Queue throughput and lag: 500 due refreshes through 1 and 3 ``zerocopy worker`` processes.
 
-    .venv/bin/python bench/scheduler.py [--jobs 500] [--workers 1,3] [--concurrency 4] [--server URL]
-        [--profile DIR]
+    .venv/bin/python bench/scheduler.py [--jobs 500] [--workers 1,3] [--concurrency 4]
+        [--source-limit 4] [--server URL] [--profile DIR]
 
 Uses the local PostgreSQL server (``ZEROCOPY_TEST_POSTGRES_URL`` or 127.0.0.1:5432) for both
 the state database and the warehouse (a scratch database with a 1,000-row ``users`` table),
@@ -21,8 +21,15 @@ run:
 Prints one JSON line per worker count:
 ``{"workers": …, "jobs_per_s": …, "lag_p50_s": …, "lag_p99_s": …, "baseline_jobs_per_s": …}``.
 
+Settings (printed on stderr first): jobs at once per worker (``--concurrency``, default 4) and
+the per-source limit (``--source-limit``, default 4: the product default, not raised for the
+bench). All 500 segments are on one source, so however many workers run, at most
+``source_limit`` refreshes run at once (queue lanes and slots), and the queue's throughput is
+bounded by ``source_limit / run duration``; the baseline runs 3 at a time.
+
 On stderr: the baseline's own lag when the same 500 are due at once (its start), the firing
-time, and CPU seconds per job. With every job due at one instant the last one cannot start
+time, CPU milliseconds per job, state and warehouse transactions per job, and the lane bound
+(``source_limit / run p50``). With every job due at one instant the last one cannot start
 before ``jobs / throughput`` seconds, so the p99 lag of a burst is bounded below by about
 ``0.99 * jobs / jobs_per_s`` for any executor, the bare engine included.
 """
@@ -235,6 +242,7 @@ async def with_workers(
     logdir: Path,
     profile: Path | None = None,
     stats: Callable[[], dict[str, tuple[int, int]]] | None = None,
+    source_limit: int = 4,
 ) -> dict[str, float]:
     def command(i: int) -> list[str]:
         if profile is None:
@@ -265,7 +273,7 @@ async def with_workers(
         pids = [p.pid for p in procs]
         before = stats() if stats else {}
         cpu = cpu_s(pids)
-        async with ProcrastinateRunner(db) as runner:
+        async with ProcrastinateRunner(db, default_limit=source_limit) as runner:
             due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
             async with db.transaction() as s:
                 await s.execute(
@@ -278,7 +286,7 @@ async def with_workers(
                 engine,
                 runner.submit,
                 submit_many=runner.submit_many,
-                config=SchedulingConfig(runner="procrastinate"),
+                config=SchedulingConfig(runner="procrastinate", source_limit=source_limit),
             )
             await anyio.sleep((due - datetime.now(UTC)).total_seconds())
             fire_t = time.perf_counter()
@@ -317,8 +325,8 @@ async def with_workers(
         took = [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
         print(
             f"workers={workers}: fired and deferred {len(runs)} in {fire_s:.2f} s; run p50 "
-            f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * cpu / len(runs):.0f} ms/job "
-            "(workers + this process)"
+            f"{pct(took, 0.5) * 1000:.0f} ms (lane bound {source_limit / max(pct(took, 0.5), 1e-6):.0f}"
+            f" jobs/s); cpu {1000 * cpu / len(runs):.0f} ms/job (workers + this process)"
             + "".join(
                 f"; {label}: {(after[name][0] - before[name][0]) / len(runs):.1f} transactions "
                 f"and {(after[name][1] - before[name][1]) / len(runs):.2f} new sessions per job"
@@ -368,6 +376,7 @@ async def main(args: argparse.Namespace) -> None:
             "ZEROCOPY_RUNNER": "procrastinate",
             "ZEROCOPY_LOG_LEVEL": "warning",
             "ZEROCOPY_WORKER_CONCURRENCY": str(args.concurrency),
+            "ZEROCOPY_SOURCE_CONCURRENCY": str(args.source_limit),
             "ZEROCOPY_JANITOR_EVERY_S": "3600",
         }
         db = Database(state_url)
@@ -380,12 +389,20 @@ async def main(args: argparse.Namespace) -> None:
             got = db_stats(server, *names.values())
             return {label: got[name] for label, name in names.items() if name in got}
 
+        print(
+            f"settings: {args.jobs} jobs on one PostgreSQL source; per-source limit "
+            f"{args.source_limit} (at most {args.source_limit} refreshes at once, any number "
+            f"of workers); {args.concurrency} jobs at once per worker; baseline 3 at a time",
+            file=sys.stderr,
+        )
         base = await baseline(db, box, segments, stats)
         profile = Path(args.profile).resolve() if args.profile else None
         if profile:
             profile.mkdir(parents=True, exist_ok=True)
         for n in [int(x) for x in args.workers.split(",")]:
-            result = await with_workers(db, env, segments, n, Path(tmp), profile, stats)
+            result = await with_workers(
+                db, env, segments, n, Path(tmp), profile, stats, args.source_limit
+            )
             line = {"workers": n, **result, "baseline_jobs_per_s": round(base, 2)}
             print(json.dumps(line), flush=True)
         await db.dispose()
@@ -397,6 +414,12 @@ if __name__ == "__main__":
     parser.add_argument("--workers", default="1,3")
     parser.add_argument("--server", default=None)
     parser.add_argument("--concurrency", type=int, default=4, help="jobs at once per worker")
+    parser.add_argument(
+        "--source-limit",
+        type=int,
+        default=4,
+        help="queries at once on the source (product default 4)",
+    )
     parser.add_argument(
         "--profile", default=None, help="cProfile each worker into DIR/worker<N>_<i>.prof"
     )

@@ -45,6 +45,7 @@ from zerocopy.state.models import (
     RunTrigger,
     Segment,
     Source,
+    UTCDateTime,
     Workspace,
     new_id,
     utcnow,
@@ -254,10 +255,7 @@ class Scheduler:
         busy: list[tuple[_Owner, Firing]] = []
         try:
             async with self.db.transaction() as s:
-                claimed: list[tuple[_Owner, Firing]] = []
-                for owner, state, firing in batch:
-                    if await self._claim(s, owner, state, firing, now):
-                        claimed.append((owner, firing))
+                claimed = await self._claim_batch(s, batch, now)
                 if not claimed:
                     return
                 ids = [owner.id for owner, _ in claimed]
@@ -317,14 +315,14 @@ class Scheduler:
                     )
                     fired.append((owner, firing, run_id))
                 await s.flush()
-                for owner, _firing, run_id in fired:
+                if fired:
+                    # One executemany, not one statement per run.
                     await s.execute(
-                        sa.update(ScheduleState)
-                        .where(
-                            ScheduleState.owner_kind == SEGMENT,
-                            ScheduleState.owner_id == owner.id,
-                        )
-                        .values(last_run_id=run_id)
+                        sa.update(ScheduleState),  # bulk, by primary key
+                        [
+                            {"owner_kind": SEGMENT, "owner_id": owner.id, "last_run_id": run_id}
+                            for owner, _f, run_id in fired
+                        ],
                     )
         except IntegrityError:
             # A run was requested for one of these segments meanwhile: go one by one.
@@ -347,6 +345,78 @@ class Scheduler:
             pending.append(run_id)
         for owner, firing in busy:
             await self._launch(owner, firing, report, pending)
+
+    async def _claim_batch(
+        self, s: Any, batch: list[tuple[_Owner, ScheduleState, Firing]], now: datetime
+    ) -> list[tuple[_Owner, Firing]]:
+        """:meth:`_claim` for a batch in two statements: lock the rows in id order (as
+        another process firing the same batch does: no deadlock), then one compare-and-set
+        ``UPDATE … FROM (VALUES …)``; the claimed occurrences, in ``batch`` order."""
+        # PostgreSQL only (SQLite cannot name a VALUES list's columns; its statements are
+        # in-process calls, not round trips, so one per owner costs little there).
+        plain = [item for item in batch if item[1].next_due_at is not None and self.db.is_postgres]
+        won: set[str] = set()
+        if plain:
+            ids = sorted(owner.id for owner, _state, _firing in plain)
+            await s.execute(
+                sa.select(ScheduleState.owner_id)
+                .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id.in_(ids))
+                .order_by(ScheduleState.owner_id)
+                .with_for_update()
+            )
+            due = sa.values(
+                sa.column("owner_id", sa.String),
+                sa.column("expected", UTCDateTime()),
+                sa.column("next_due", UTCDateTime()),
+                sa.column("zone", sa.String),
+                sa.column("last_due", UTCDateTime()),
+                sa.column("catch_up", sa.Boolean),
+                sa.column("coalesced", sa.Integer),
+                name="due",
+            ).data(
+                [
+                    (
+                        owner.id,
+                        state.next_due_at,
+                        firing.next_due_at,
+                        owner.time_zone,
+                        firing.due_at,
+                        firing.catch_up,
+                        firing.coalesced,
+                    )
+                    for owner, state, firing in plain
+                ]
+            )
+            got = await s.scalars(
+                sa.update(ScheduleState)
+                .where(
+                    ScheduleState.owner_kind == SEGMENT,
+                    ScheduleState.owner_id == due.c.owner_id,
+                    ScheduleState.next_due_at == due.c.expected,
+                    ScheduleState.paused_reason.is_(None),
+                )
+                .values(
+                    next_due_at=due.c.next_due,
+                    planned_time_zone=due.c.zone,
+                    last_due_at=due.c.last_due,
+                    last_fired_at=now,
+                    last_catch_up=due.c.catch_up,
+                    last_coalesced=due.c.coalesced,
+                    misses=ScheduleState.misses + due.c.coalesced - 1,
+                )
+                .returning(ScheduleState.owner_id)
+                .execution_options(synchronize_session=False)
+            )
+            won = set(got.all())
+        claimed: list[tuple[_Owner, Firing]] = []
+        batched = {owner.id for owner, _state, _firing in plain}
+        for owner, state, firing in batch:
+            if owner.id not in batched:
+                if await self._claim(s, owner, state, firing, now):
+                    claimed.append((owner, firing))
+            elif owner.id in won:
+                claimed.append((owner, firing))
+        return claimed
 
     async def _claim(
         self, s: Any, owner: _Owner, state: ScheduleState, firing: Firing, now: datetime
