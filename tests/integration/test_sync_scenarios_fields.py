@@ -136,3 +136,29 @@ async def test_a_table_name_qualified_by_the_source_schema(spec: Spec) -> None:
     sync = await spec.create_sync("user_attributes", "sales.attrs")
     resp = await spec.post(f"/v1/syncs/{sync['id']}/test")
     assert resp.status_code != 200 and resp.json()["error"]["code"] == "unknown_table", resp.text
+
+
+async def test_times_whose_utc_instant_leaves_years_1_to_9999_are_row_errors(spec: Spec) -> None:
+    """``9999-12-31T23:59:59-01:00`` is valid ISO 8601 but its UTC instant is in year 10000:
+    a row error (``invalid_field`` for an event time, ``invalid_updated_at`` for the column),
+    never a failed run."""
+    text_cols = {"UPDATED_AT": "text", "EXTERNAL_ID": "text", "PAYLOAD": "text"}
+    far = "9999-12-31T23:59:59-01:00"
+    early = "0001-01-01T00:00:00+01:00"
+    spec.warehouse.create(
+        "evs",
+        text_cols,
+        [
+            ("2026-03-01T00:00:00Z", "u1", j({"name": "ok", "time": "2026-03-01T00:00:00Z"})),
+            ("2026-03-01T00:00:01Z", "u1", j({"name": "far", "time": far})),
+            ("2026-03-01T00:00:02Z", "u1", j({"name": "early", "time": early})),
+            (far, "u1", j({"name": "x", "time": "2026-03-01T00:00:00Z"})),
+        ],
+    )
+    run = await spec.run(await spec.ready("custom_events", "evs"))
+    assert (run["status"], run["rows_delivered"]) == ("partial_success", 1), run
+    assert sorted(await spec.codes(run["id"])) == [
+        "invalid_field",
+        "invalid_field",
+        "invalid_updated_at",
+    ]

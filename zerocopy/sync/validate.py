@@ -247,7 +247,15 @@ def updated_micros(col: pa.Array) -> list[int | None]:
 
 
 def parse_timestamp_us(value: Any) -> int | None:
-    """One ``UPDATED_AT`` / ``time`` value → epoch microseconds, ``None`` when unusable."""
+    """One ``UPDATED_AT`` / ``time`` value → epoch microseconds, ``None`` when unusable
+    (also when its UTC instant falls outside years 1-9999, e.g. ``9999-12-31T23:00-05:00``)."""
+    try:
+        return _timestamp_us(value)
+    except OverflowError:
+        return None
+
+
+def _timestamp_us(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, datetime):
