@@ -648,7 +648,7 @@ def native_json(value: Any, path: str = "PAYLOAD") -> Any:
     if isinstance(value, list | tuple):
         return [native_json(v, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, datetime):
-        return to_utc(value).isoformat()
+        return _utc_text(value)
     if isinstance(value, date | dt_time):
         return value.isoformat()
     if isinstance(value, bytes):
@@ -845,7 +845,7 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if isinstance(value, datetime):
-        return to_utc(value).isoformat()
+        return _utc_text(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, Decimal):
@@ -857,6 +857,15 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_safe(v) for v in value]
     return str(value)
+
+
+def _utc_text(value: datetime) -> str:
+    """ISO 8601 text of the UTC instant (naive = UTC); as written when that instant is outside
+    years 1-9999 (``9999-12-31 23:00-05:00``)."""
+    try:
+        return to_utc(value).isoformat()
+    except OverflowError:
+        return value.isoformat()
 
 
 def raw_row(cols: dict[str, list[Any]], i: int) -> dict[str, Any]:
