@@ -738,11 +738,21 @@ def _refuse_unparsable_calls(check: Any, chunk: list[Token]) -> bool:
             check.offset_position(token.start),
         )
     try:
-        check.read_dialect.parser(error_level=ErrorLevel.RAISE, max_errors=1).parse(
+        trees = check.read_dialect.parser(error_level=ErrorLevel.RAISE, max_errors=1).parse(
             replaced, check.text
         )
     except (ParseError, TokenError):
         return False  # a syntax error outside the refused calls too: reported as well
+    for tree in trees:
+        # what the rest of the statement does still counts (WITH … DELETE … OPENROWSET(…))
+        writes = tree.find(exp.DML, exp.DDL, exp.Insert, exp.Update, exp.Delete, exp.Merge)
+        if isinstance(tree, exp.Expr) and (writes is not None or not isinstance(tree, exp.Query)):
+            check.issue(
+                NOT_READ_ONLY,
+                "Only a read-only query (SELECT, WITH … SELECT, UNION …) is allowed: this "
+                "statement changes data or is not a query. Keep a single SELECT.",
+                check.offset_position(chunk[0].start),
+            )
     return True
 
 
