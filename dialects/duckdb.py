@@ -232,6 +232,8 @@ class DuckDBAdapter(BaseAdapter):
         self._lock = threading.Lock()
         self._reading: dict[int, duckdb.DuckDBPyConnection] = {}
         """Cursors of reads in progress (``id`` → cursor), interrupted on close."""
+        self._ctas: dict[int, _Running] = {}
+        """CTAS statements in flight (``id`` → state), stopped on close: ended ``cancelled``."""
 
     @classmethod
     def check_credential(cls, settings: dict[str, Any], secrets: dict[str, str]) -> None:
@@ -295,6 +297,12 @@ class DuckDBAdapter(BaseAdapter):
         with self._lock:
             inst, self._inst = self._inst, None
             reading = list(self._reading.values())
+            running = list(self._ctas.values())
+        # A CTAS whose caller abandoned it is stopped like a cancel (interrupted, rolled back),
+        # also when it has not reached the engine yet: closing the file under it must not turn
+        # it into a bare driver error.
+        for ctas in running:
+            ctas.stop()
         # A read still running in a thread its caller abandoned (a sync cancelled or past its
         # deadline) would go on scanning: interrupt it.
         for cur in reading:
@@ -381,10 +389,14 @@ class DuckDBAdapter(BaseAdapter):
         # connection is being set up marks it stopped, and the check below refuses to run.
         running = _Running()
         handle.native = running
+        with self._lock:
+            self._ctas[id(running)] = running
         try:
             cur = self._cursor()
         except BaseException:
             running.done.set()
+            with self._lock:
+                self._ctas.pop(id(running), None)
             raise
         running.cursor = cur
         timer = threading.Timer(timeout_s, lambda: running.stop(expired=True))
@@ -409,11 +421,17 @@ class DuckDBAdapter(BaseAdapter):
                 cur.execute("COMMIT")
                 running.committed = True
             return int(rows[0][0]) if rows and rows[0] else None
-        except duckdb.InterruptException as exc:
-            raise self._stopped(running, handle) from exc
+        except duckdb.Error as exc:
+            # Stopped (cancel, deadline or close): interrupted, or the connection closed under
+            # a statement that had not started yet; either way nothing was created.
+            if isinstance(exc, duckdb.InterruptException) or running.stopped:
+                raise self._stopped(running, handle) from exc
+            raise
         finally:
             timer.cancel()
             running.done.set()
+            with self._lock:
+                self._ctas.pop(id(running), None)
             if not running.committed:
                 # Nothing open, or the connection is gone: close() rolls back anyway.
                 with contextlib.suppress(duckdb.Error):
