@@ -230,11 +230,7 @@ def check_segment_sql(
     if paused_gc:
         gc.disable()
     try:
-        check = _Check(sql, dialect_name, target_name, catalog, scope, id_column, result)
-        try:
-            check.run()
-        finally:
-            check.release()
+        _Check(sql, dialect_name, target_name, catalog, scope, id_column, result).run()
     except RecursionError:
         result.errors.append(
             SqlIssue(
@@ -387,22 +383,6 @@ class _Check:
         self.name_chars = ""  # every character of the catalog's names
         self.identifiers: list[exp.Identifier] = []  # the work copy's, see `name_sources`
         self._name_sources: tuple[str, ...] | None = None
-        self.trees: list[exp.Expr] = []  # the parsed statements, see `release`
-
-    def release(self) -> None:
-        """Unlink the parsed statements (each node's parent) once the check is done.
-
-        A tree is a web of cycles (children hold their parent), so only the cyclic GC could
-        free it: its next young collection would traverse every node and dict. Without parent
-        links the statements are freed by reference counting as soon as the check lets go of
-        them. (The working copy is held by the scopes sqlglot's qualifier built, cycles
-        themselves, so it is left to the GC.) Nothing outlives a check but its result
-        (strings), so no one sees the unlinked trees.
-        """
-        trees, self.trees = self.trees, []
-        for tree in trees:
-            for node in tree.walk():
-                node.parent = None
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -514,7 +494,6 @@ class _Check:
             return
         hardening.after_parse(self, statements)
         copies: list[_Copied] = []
-        self.trees.extend(statements)
         for statement in statements:
             # one walk copies the statement (the copy is normalized and qualified later; the
             # original stays as written for the output) and finds what the safety rules check
