@@ -13,16 +13,20 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
 
 from tests.integration.refresh_fixtures import Wired, wire
-from tests.integration.state_fixtures import db_fixture  # noqa: F401
+from tests.integration.state_fixtures import db_fixture, make_segment  # noqa: F401
+from tests.integration.test_refresh_streamed import all_members, batches
+from zerocopy.refresh.stream import StreamResult, stream_refresh
 from zerocopy.scheduling.execution import SlottedEngine
 from zerocopy.scheduling.models import SourceSlot
 from zerocopy.scheduling.slots import REFRESH, SourceSlots
 from zerocopy.state.db import Database
+from zerocopy.state.membership import MembershipStore, normalise_ids
 from zerocopy.state.models import RunStatus, SegmentMemberChunk
 
 pytestmark = pytest.mark.anyio
@@ -66,16 +70,57 @@ async def versions(db: Database, segment_id: str) -> set[str]:
 
 async def test_a_refresh_commits_two_state_transactions(db: Database, tmp_path: Path) -> None:
     w = await wire(db, tmp_path, SQL)
+    w.engine.cancel_poll_s = 600.0  # no cancel poll or heartbeat during these short runs
     for expected_added in (100, 0):  # first run (no previous), then a repeat (a diff)
         run = await w.engine.request(w.segment_id, "api")
         with counting(db) as counts:
             done = await w.engine.execute(run.id)
         assert done.status == RunStatus.SUCCEEDED, done.error_message
         assert (done.member_count, done.added) == (100, expected_added)
-        assert counts["commit"] == 2, counts  # the claim, the final record
-        assert counts["checkout"] <= 3, counts
+        # The claim (with the previous chunks and the first one's ids), the final record:
+        # no session of their own for reading or writing chunks.
+        assert counts == {"commit": 2, "checkout": 2}, counts
         assert await versions(db, w.segment_id) == {run.id}
     assert await w.members.count(w.segment_id) == 100
+
+
+async def test_a_deferred_tail_is_written_by_the_flip_and_preloaded_chunks_are_used(
+    db: Database,
+) -> None:
+    seg = await make_segment(db)
+    members = MembershipStore(db, chunk_rows=4)
+    old = [f"k{i:03d}" for i in range(0, 60, 2)]  # 30 ids: 8 chunks
+    async with db.transaction() as s:
+        await members.swap(s, seg.id, "v1", normalise_ids([pa.array(old)]))
+    async with db.session() as s:
+        previous, head = await members.current_chunks_with_head(s, seg.id, head=2)
+    assert [c.seq for c in previous] == list(range(8)) and sorted(head) == [0, 1]
+    new = [f"k{i:03d}" for i in range(0, 50)]  # 50 ids: 13 chunks; 25 kept, 25 added
+    got = await stream_refresh(
+        batches([new[j : j + 10] for j in range(0, 50, 10)]),
+        members=members,
+        segment_id=seg.id,
+        version="v2",
+        timings={},
+        previous=previous,
+        preloaded=head,
+        defer_tail=True,
+    )
+    assert isinstance(got, StreamResult)
+    assert (got.count, got.added, got.removed) == (50, 25, 5)
+    async with db.session() as s:
+        stored = await s.scalar(
+            sa.select(sa.func.count())
+            .select_from(SegmentMemberChunk)
+            .where(SegmentMemberChunk.version == "v2")
+        )
+    assert stored == 10  # written while streaming (once 8 or more were ready) ...
+    assert [c.seq for c in got.tail] == [10, 11, 12]  # ... the rest left to the flip
+    assert await all_members(members, seg.id) == old
+    async with db.transaction() as s:
+        await members.flip(s, seg.id, "v2", got.count, tail=got.tail)
+    assert await all_members(members, seg.id) == new
+    assert await versions(db, seg.id) == {"v2"}
 
 
 async def through_lane(w: Wired, slots: SourceSlots, lane: int) -> tuple[str, RunStatus]:
