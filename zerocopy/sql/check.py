@@ -1270,7 +1270,8 @@ class _Check:
     def emit(self, root: exp.Expr) -> None:
         """Transpile to the target and wrap the query into the id-extracting SELECT."""
         target, rules = self.write_dialect, self.write_rules
-        hardening.before_emit(self, root)
+        if hardening.before_emit(self, root):
+            return  # refused as unsupported in the target
         with_ = root.args.get("with_") if isinstance(root, exp.Query) else None
         if with_ is not None:
             root.set("with_", None)
