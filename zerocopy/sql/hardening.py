@@ -1172,9 +1172,157 @@ def refuse_streaming_reads(check: Any, statements: list[exp.Expr]) -> None:
             node.replace(table)
 
 
-def before_emit(check: Any, root: exp.Expr) -> None:
-    """Rewrites of the query about to be emitted for the target (after every check)."""
+def before_emit(check: Any, root: exp.Expr) -> bool:
+    """Rewrites of the query about to be emitted for the target (after every check), or its
+    refusal as unsupported there: True when refused (then nothing is emitted)."""
+    if refuse_star_modifiers(check, root) or refuse_untranslated_functions(check):
+        return True
+    redshift_listagg(check)  # first: it moves sort keys the next one reads
     keep_null_ordering_for_bigquery(check, root)
+    keep_value_window_frames_for_snowflake(check)
+    return False
+
+
+# Star modifier -> (the Star arg that holds it, how users write it)
+_STAR_MODIFIERS: dict[str, tuple[str, str]] = {
+    "except": ("except_", "* EXCEPT/EXCLUDE (…)"),
+    "replace": ("replace", "* REPLACE (…)"),
+    "rename": ("rename", "* RENAME (…)"),
+}
+
+
+def refuse_star_modifiers(check: Any, root: exp.Expr) -> bool:
+    """A star with a modifier the target does not have (``* EXCLUDE``/``* EXCEPT`` for
+    PostgreSQL or Fabric, ``* REPLACE`` for Databricks, ``* RENAME`` for BigQuery …): sqlglot
+    writes it there as is, which the warehouse refuses. Refused as unsupported (the user can
+    list the columns). Returns True when refused. Only a text with one of the words pays for
+    the walk."""
+    missing = {
+        key: value
+        for key, value in _STAR_MODIFIERS.items()
+        if key not in check.write_rules.star_modifiers
+    }
+    lower = check.text.lower()
+    if not missing or not any(word in lower for word in ("exclude", "except", "replace", "rename")):
+        return False
+    for star in root.find_all(exp.Star):
+        for arg, written in missing.values():
+            if star.args.get(arg):
+                check.issue(
+                    UNSUPPORTED_IN_DIALECT,
+                    f"{check.write_rules.name} has no {written} on a star: this query cannot "
+                    "be expressed there. List the columns to keep instead of the star.",
+                    check.node_position(star),
+                )
+                return True
+    return False
+
+
+def refuse_untranslated_functions(check: Any) -> bool:
+    """A function the target does not have and sqlglot writes there as is (``MEDIAN`` for
+    BigQuery or Fabric): refused as unsupported instead of failing in the warehouse. Returns
+    True when refused."""
+    missing = check.write_rules.untranslated_functions
+    if not missing:
+        return False
+    for node in check.reading:
+        if isinstance(node, exp.Func) and node.key in missing:
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} has no {node.key.upper()} function: this query "
+                "cannot be expressed there. Rewrite that part with a construct both dialects "
+                "support (e.g. PERCENTILE_CONT as a window function).",
+                check.node_position(node),
+            )
+            return True
+    return False
+
+
+_VALUE_WINDOWS = (exp.FirstValue, exp.LastValue, exp.NthValue)
+
+
+def keep_value_window_frames_for_snowflake(check: Any) -> None:
+    """``FIRST_VALUE``/``LAST_VALUE``/``NTH_VALUE … OVER (… ORDER BY …)`` without a frame,
+    emitted for Snowflake from another dialect.
+
+    Everywhere else such a window has the standard frame ``RANGE BETWEEN UNBOUNDED PRECEDING
+    AND CURRENT ROW`` (``LAST_VALUE`` is the current row's peer); Snowflake gives these three
+    functions the whole partition instead, and sqlglot writes the window as is, which changes
+    the result. The standard frame is written out. (sqlglot reads Snowflake's own windows with
+    their frame, so a Snowflake query is left alone.)"""
+    if (
+        check.write_rules.sqlglot_dialect != "snowflake"
+        or check.rules.sqlglot_dialect == "snowflake"
+    ):
+        return
+    for node in check.reading:
+        if not isinstance(node, _VALUE_WINDOWS):
+            continue
+        window = node.parent
+        if isinstance(window, exp.IgnoreNulls | exp.RespectNulls):
+            window = window.parent
+        if (
+            not isinstance(window, exp.Window)
+            or window.args.get("spec") is not None
+            or window.args.get("order") is None
+        ):
+            continue
+        window.set(
+            "spec",
+            exp.WindowSpec(
+                kind="RANGE", start="UNBOUNDED", start_side="PRECEDING", end="CURRENT ROW"
+            ),
+        )
+
+
+def redshift_listagg(check: Any) -> None:
+    """Redshift's ``LISTAGG([DISTINCT] x [, delimiter]) [WITHIN GROUP (ORDER BY …)]``.
+
+    sqlglot's Redshift parser reads ``LISTAGG(DISTINCT x, ',')`` as the distinct *pair*
+    ``(x, ',')`` with no delimiter (emitted as a row value elsewhere), leaves a missing delimiter
+    unset (Redshift's default is none; other warehouses' is a comma) and keeps ``WITHIN GROUP``
+    around the aggregate, which PostgreSQL's ``STRING_AGG`` does not have. The delimiter is
+    split from the pair and made explicit, and for another target the order moves into the
+    aggregate (the shape sqlglot reads from Snowflake and writes everywhere). For Redshift the
+    reverse: an order inside the aggregate (from another dialect, which sqlglot writes as the
+    invalid ``LISTAGG(x ORDER BY y, ',')``) becomes ``WITHIN GROUP``."""
+    from_redshift = check.rules.sqlglot_dialect == "redshift"
+    to_redshift = check.write_rules.sqlglot_dialect == "redshift"
+    if from_redshift == to_redshift and not from_redshift:
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.GroupConcat):
+            continue
+        if from_redshift:
+            this = node.this
+            if (
+                isinstance(this, exp.Distinct)
+                and len(this.expressions) == 2
+                and node.args.get("separator") is None
+            ):
+                separator = this.expressions[1]
+                this.set("expressions", [this.expressions[0]])
+                node.set("separator", separator)
+            if node.args.get("separator") is None:
+                node.set("separator", exp.Literal.string(""))
+        parent = node.parent
+        if (
+            not to_redshift
+            and isinstance(parent, exp.WithinGroup)
+            and parent.this is node
+            and isinstance(parent.expression, exp.Order)
+        ):
+            order = parent.expression
+            node.set("this", exp.Order(this=node.this, expressions=list(order.expressions)))
+            parent.replace(node)
+        elif to_redshift and isinstance(node.this, exp.Order):
+            order = node.this
+            node.set("this", order.this)
+            node.replace(
+                exp.WithinGroup(
+                    this=node.copy(), expression=exp.Order(expressions=list(order.expressions))
+                )
+            )
 
 
 def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:

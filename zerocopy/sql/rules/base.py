@@ -80,6 +80,17 @@ class DialectRules:
     scope_parts: int = 2
     """How many parts a scope may have: 1 (schema) or 2 (database/project/catalog + schema)."""
 
+    star_modifiers: frozenset[str] = frozenset()
+    """The star modifiers the dialect has, of ``except`` (Snowflake/DuckDB ``EXCLUDE``),
+    ``replace`` and ``rename``: a query with another one is refused for this target, since
+    sqlglot writes them everywhere as is (PostgreSQL ``SELECT * EXCEPT (…)`` is a syntax error,
+    and a dropped modifier would change the columns)."""
+
+    untranslated_functions: frozenset[str] = frozenset()
+    """Functions (sqlglot expression keys, e.g. ``median``) the dialect does not have and that
+    sqlglot writes for it as is: a query using one is refused for this target as unsupported
+    (BigQuery has no ``MEDIAN`` aggregate, only the ``PERCENTILE_CONT … OVER ()`` window)."""
+
     forbidden_types: frozenset[str] = frozenset()
     """Types a value may not be cast to (PostgreSQL ``'finance.secrets'::regclass`` looks up a
     catalog object and fails when it does not exist, like ``to_regclass``)."""

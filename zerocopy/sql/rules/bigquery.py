@@ -13,6 +13,8 @@ from zerocopy.sql.rules.base import (
 RULES = DialectRules(
     name="bigquery",
     sqlglot_dialect="bigquery",
+    untranslated_functions=names("median"),
+    star_modifiers=names("except replace"),
     string_type="STRING",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names(

@@ -13,6 +13,7 @@ from zerocopy.sql.rules.base import (
 RULES = DialectRules(
     name="databricks",
     sqlglot_dialect="databricks",
+    star_modifiers=names("except"),
     string_type="STRING",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names(

@@ -14,6 +14,7 @@ from zerocopy.sql.rules.base import (
 RULES = DialectRules(
     name="duckdb",
     sqlglot_dialect="duckdb",
+    star_modifiers=names("except replace rename"),
     string_type="VARCHAR",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names(

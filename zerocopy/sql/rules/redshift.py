@@ -13,6 +13,7 @@ from zerocopy.sql.rules.postgres import (
 RULES = DialectRules(
     name="redshift",
     sqlglot_dialect="redshift",
+    star_modifiers=names("except"),
     # A bare VARCHAR is VARCHAR(256) in Redshift: ids longer than that would fail the CTAS.
     string_type="VARCHAR(65535)",
     forbidden_functions=POSTGRES_FORBIDDEN

@@ -13,6 +13,7 @@ from zerocopy.sql.rules.base import (
 RULES = DialectRules(
     name="snowflake",
     sqlglot_dialect="snowflake",
+    star_modifiers=names("except replace rename"),
     string_type="VARCHAR",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names(

@@ -30,6 +30,7 @@ TSQL_CATALOG_PROBES = names(
 RULES = DialectRules(
     name="tsql",
     sqlglot_dialect="tsql",
+    untranslated_functions=names("median"),
     string_type="NVARCHAR(4000)",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names("openrowset openquery opendatasource openxml")
