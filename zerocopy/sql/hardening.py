@@ -1180,7 +1180,56 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     redshift_listagg(check)  # first: it moves sort keys the next one reads
     keep_null_ordering_for_bigquery(check, root)
     keep_value_window_frames_for_snowflake(check)
+    bigquery_timestamp_diff_elapsed(check)
     return False
+
+
+def bigquery_timestamp_diff_elapsed(check: Any) -> None:
+    """BigQuery's ``TIMESTAMP_DIFF(b, a, unit)`` counts whole units elapsed (``HOUR`` between
+    00:00:01 and 01:00:00 is 0); sqlglot writes it as the target's ``DATEDIFF``, which counts
+    unit boundaries crossed (1 there) in Snowflake, Redshift and DuckDB, and as a function
+    PostgreSQL does not have. For another target it becomes the boundary count ``n`` corrected
+    where ``a`` moved by ``n`` units overshoots ``b``: ``CASE WHEN a <= b AND a + n > b THEN
+    n - 1 WHEN a > b AND a + n < b THEN n + 1 ELSE n END`` (exact for BigQuery's fixed-length
+    units, MICROSECOND to DAY; also right where the target's DATEDIFF already counts elapsed
+    units, as in Databricks)."""
+    if check.rules.sqlglot_dialect != "bigquery" or check.write_rules.sqlglot_dialect == "bigquery":
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.TimestampDiff) or node.parent is None:
+            continue
+        later, earlier, unit = node.this, node.expression, node.args.get("unit")
+        if later is None or earlier is None or unit is None:
+            continue
+        count = exp.DateDiff(
+            this=later.copy(), expression=earlier.copy(), unit=unit.copy(), date_part_boundary=True
+        )
+        moved = exp.DateAdd(this=earlier.copy(), expression=count.copy(), unit=unit.copy())
+        forward = exp.and_(
+            exp.LTE(this=earlier.copy(), expression=later.copy()),
+            exp.GT(this=moved.copy(), expression=later.copy()),
+        )
+        backward = exp.and_(
+            exp.GT(this=earlier.copy(), expression=later.copy()),
+            exp.LT(this=moved, expression=later.copy()),
+        )
+        node.replace(
+            exp.Paren(
+                this=exp.Case(
+                    ifs=[
+                        exp.If(
+                            this=forward,
+                            true=exp.Sub(this=count.copy(), expression=exp.Literal.number(1)),
+                        ),
+                        exp.If(
+                            this=backward,
+                            true=exp.Add(this=count.copy(), expression=exp.Literal.number(1)),
+                        ),
+                    ],
+                    default=count,
+                )
+            )
+        )
 
 
 # Star modifier -> (the Star arg that holds it, how users write it)
