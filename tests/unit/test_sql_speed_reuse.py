@@ -8,7 +8,7 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, UnsupportedError
 
 from zerocopy.sql import SqlCatalog, check_segment_sql
-from zerocopy.sql.check import _dialect
+from zerocopy.sql.check import _dialect, _normalize_names
 from zerocopy.sql.generation import generator_for
 
 CATALOG = {
@@ -120,3 +120,18 @@ def test_dialect_tokenize_reuses_tokenizer_with_same_tokens() -> None:
             got = [(t.token_type, t.text, t.start, t.end) for t in dialect.tokenize(text)]
             want = [(t.token_type, t.text, t.start, t.end) for t in fresh.tokenize(text)]
             assert got == want, (name, text)
+
+
+def test_inlined_name_normalization_matches_the_dialects() -> None:
+    names = ["abc", "ABC", "MiXed", "ÉtÉ_ß", "x1", ""]
+    for name in ("snowflake", "bigquery", "postgres", "duckdb", "databricks", "redshift", "tsql"):
+        dialect = _dialect(name)
+        for text in names:
+            for quoted in (False, True):
+                ours = exp.Identifier(this=text, quoted=quoted)
+                theirs = exp.Identifier(this=text, quoted=quoted)
+                exp.Table(this=ours)  # a parent, as in a query (BigQuery looks at it)
+                exp.Table(this=theirs)
+                _normalize_names(dialect, [ours])
+                dialect.normalize_identifier(theirs)
+                assert ours.this == theirs.this, (name, text, quoted)
