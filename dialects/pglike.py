@@ -86,6 +86,25 @@ ORDER BY col.table_name, col.ordinal_position
 """
 
 
+_MATVIEW_TABLES_SQL = """
+SELECT c.relname, 'MATERIALIZED VIEW', obj_description(c.oid, 'pg_class')
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND c.relkind = 'm' AND has_table_privilege(c.oid, 'SELECT')
+ORDER BY c.relname
+"""
+
+_MATVIEW_COLUMNS_SQL = """
+SELECT c.relname, a.attname, format_type(a.atttypid, NULL),
+       CASE WHEN a.attnotnull THEN 'NO' ELSE 'YES' END, col_description(c.oid, a.attnum)
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+WHERE n.nspname = %s AND c.relkind = 'm'
+ORDER BY c.relname, a.attnum
+"""
+
+
 @dataclass(slots=True)
 class RunningStatement:
     """Cancel state shared by the CTAS thread and :meth:`PostgresLikeAdapter._cancel`."""
@@ -112,6 +131,9 @@ class PostgresLikeAdapter(BaseAdapter):
 
     LATE_BINDING_VIEWS: ClassVar[bool] = False
     """Views may have no columns in ``information_schema`` (Redshift ``WITH NO SCHEMA BINDING``)."""
+
+    MATERIALIZED_VIEWS: ClassVar[bool] = False
+    """List ``pg_class`` materialized views too (``information_schema`` leaves them out)."""
 
     CONNECT_TIMEOUT_S: ClassVar[int] = 15
     """Give up connecting (TCP + login) after this many seconds: ``unreachable``."""
@@ -378,10 +400,21 @@ class PostgresLikeAdapter(BaseAdapter):
             if self.LATE_BINDING_VIEWS:
                 for table, cols in self._late_binding_columns(conn, schema).items():
                     columns.setdefault(table, cols)
+            if self.MATERIALIZED_VIEWS:
+                tables = sorted(
+                    [*tables, *self._query(conn, _MATVIEW_TABLES_SQL, (schema,))],
+                    key=lambda row: row[0],
+                )
+                for table, name, data_type, nullable, description in self._query(
+                    conn, _MATVIEW_COLUMNS_SQL, (schema,)
+                ):
+                    columns.setdefault(table, []).append(
+                        ColumnInfo(name, data_type, description or None, nullable == "YES")
+                    )
         return [
             TableInfo(
                 name=name,
-                kind="view" if table_type == "VIEW" else "table",
+                kind="view" if table_type in ("VIEW", "MATERIALIZED VIEW") else "table",
                 columns=tuple(columns.get(name, ())),
                 description=description or None,
                 schema=schema,

@@ -24,6 +24,7 @@ class PostgresAdapter(PostgresLikeAdapter):
     SQLGLOT_DIALECT = "postgres"
     DEFAULT_PORT = 5432
     REUSABLE = True
+    MATERIALIZED_VIEWS = True
     MAX_IDLE_CONNECTIONS = 4  # the default per-source limit: a kept adapter reconnects rarely
 
     DEFAULT_SSLMODE = "prefer"

@@ -109,6 +109,48 @@ async def test_catalog_lists_only_readable_tables_and_views_with_comments(
     assert result.warnings == []
 
 
+async def test_postgres_lists_readable_materialized_views_with_columns_and_comments(
+    pg_peer: PgPeer,
+) -> None:
+    """``information_schema`` leaves materialized views out; the catalog must not."""
+    with psycopg.connect(pg_peer.url, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE MATERIALIZED VIEW "{SCHEMA}".mv_buyers AS '
+            f'SELECT external_user_id, lifetime_value FROM "{SCHEMA}".users'
+        )
+        conn.execute(f"COMMENT ON MATERIALIZED VIEW \"{SCHEMA}\".mv_buyers IS 'Buyers, nightly'")
+        conn.execute(f"COMMENT ON COLUMN \"{SCHEMA}\".mv_buyers.lifetime_value IS 'LTV in EUR'")
+        conn.execute(
+            f'CREATE MATERIALIZED VIEW "{SCHEMA}".mv_hidden AS SELECT 1 AS external_user_id'
+        )
+    try:
+        with reader_role(pg_peer.url, SCHEMA, tables=["users", "mv_buyers"]) as name:
+            async with pg_peer.adapter("postgres", name) as adapter:
+                result = await adapter.test()
+                table = temp_table_name(f"mv-{time.monotonic_ns()}")
+                done = await adapter.materialize(
+                    f'SELECT external_user_id FROM "{SCHEMA}".mv_buyers',
+                    table,
+                    deadline=anyio.current_time() + 30,
+                    tag=tag(),
+                )
+                await adapter.drop_table(table)
+    finally:
+        with psycopg.connect(pg_peer.url, autocommit=True) as conn:
+            conn.execute(f'DROP MATERIALIZED VIEW "{SCHEMA}".mv_buyers')
+            conn.execute(f'DROP MATERIALIZED VIEW "{SCHEMA}".mv_hidden')
+    by_name = {t.name: t for t in result.tables}
+    assert set(by_name) == {"users", "mv_buyers"}  # mv_hidden: no SELECT, not listed
+    mv = by_name["mv_buyers"]
+    assert (mv.kind, mv.description) == ("view", "Buyers, nightly")
+    users = {c.name: c for c in by_name["users"].columns}
+    assert [(c.name, c.data_type, c.description) for c in mv.columns] == [
+        ("external_user_id", users["external_user_id"].data_type, None),
+        ("lifetime_value", users["lifetime_value"].data_type, "LTV in EUR"),
+    ]
+    assert done.rows == pg_peer.warehouse.table("users").data.num_rows
+
+
 # --------------------------------------------------------------------------- errors
 async def test_wrong_password_is_auth_failed_and_the_right_one_logs_in(
     md5_server: Md5Cluster, kind: str
