@@ -124,3 +124,41 @@ def test_value_window_without_frame_keeps_its_frame_in_snowflake(
     as_duckdb = sqlglot.transpile(snowflake_sql, read="snowflake", write="duckdb")[0]
     got = sorted(warehouse.execute(as_duckdb).fetchall())
     assert [state for _, _, state in got] == ["trial", "paid", "churned"]
+
+
+def _boundaries(earlier: dt.datetime, later: dt.datetime, unit: str) -> int:
+    """Unit boundaries crossed from ``earlier`` to ``later`` (Redshift's DATEDIFF; weeks
+    start on Monday)."""
+    if unit == "hour":
+        return int(
+            (later.replace(minute=0, second=0) - earlier.replace(minute=0, second=0))
+            / dt.timedelta(hours=1)
+        )
+    if unit == "day":
+        return (later.date() - earlier.date()).days
+    monday = lambda at: at.date() - dt.timedelta(days=at.weekday())  # noqa: E731
+    return (monday(later) - monday(earlier)).days // 7
+
+
+@pytest.mark.parametrize("unit", ["hour", "day", "week"])
+def test_redshift_datediff_counts_boundaries_in_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, unit: str
+) -> None:
+    pairs = [
+        ("a", dt.datetime(2024, 3, 9, 23, 0), dt.datetime(2024, 3, 10, 1, 0)),
+        ("b", dt.datetime(2024, 3, 10, 12, 0), dt.datetime(2024, 3, 11, 1, 0)),  # Sun -> Mon
+        ("c", dt.datetime(2024, 3, 12, 13, 59), dt.datetime(2024, 3, 12, 14, 1)),
+        ("d", dt.datetime(2024, 3, 11, 1, 0), dt.datetime(2024, 3, 9, 23, 0)),
+    ]
+    warehouse.executemany(
+        "INSERT INTO marketing.users (external_user_id, created_at, updated_at) VALUES (?, ?, ?)",
+        pairs,
+    )
+    sql = _checked(
+        f"SELECT external_user_id, DATEDIFF({unit}, created_at, updated_at) AS n "
+        "FROM marketing.users",
+        "redshift",
+        "duckdb",
+    )
+    got = dict(warehouse.execute(sql).fetchall())
+    assert got == {user: _boundaries(a, b, unit) for user, a, b in pairs}

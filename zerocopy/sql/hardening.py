@@ -1181,7 +1181,81 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     keep_null_ordering_for_bigquery(check, root)
     keep_value_window_frames_for_snowflake(check)
     bigquery_timestamp_diff_elapsed(check)
+    boundary_date_diffs(check)
     return False
+
+
+_TRUNCATED_UNITS = frozenset(
+    {"YEAR", "QUARTER", "MONTH", "WEEK", "DAY", "HOUR", "MINUTE", "SECOND"}
+)
+_UNIT_SECONDS: dict[str, int] = {
+    "SECOND": 1,
+    "MINUTE": 60,
+    "HOUR": 3600,
+    "DAY": 86400,
+    "WEEK": 604800,
+}
+
+
+def _postgres_elapsed(diff: exp.DateDiff, seconds: int) -> exp.Expr:
+    """Whole fixed-length units elapsed from ``diff.expression`` to ``diff.this``, truncated
+    toward zero, for PostgreSQL (sqlglot's ``CAST(… / n AS BIGINT)`` rounds: 13 days is 2
+    weeks there)."""
+    template = exp.maybe_parse(
+        "CAST(TRUNC(EXTRACT(EPOCH FROM (CAST(zc_later AS TIMESTAMP) - "
+        f"CAST(zc_earlier AS TIMESTAMP))) / {seconds}) AS BIGINT)",
+        dialect="postgres",
+    )
+    operands = {"zc_later": diff.this, "zc_earlier": diff.expression}
+    for column in list(template.find_all(exp.Column)):
+        column.replace(operands[column.name].copy())
+    return template
+
+
+def boundary_date_diffs(check: Any) -> None:
+    """``DATEDIFF(unit, a, b)`` that counts unit boundaries crossed (Snowflake, Redshift,
+    DuckDB: ``DATEDIFF(day, '… 23:00', '… 01:00')`` is 1), emitted where it would not.
+
+    sqlglot reads Redshift's ``DATEDIFF`` as an elapsed-time difference (emitted for
+    PostgreSQL as ``EXTRACT(epoch …) / 86400`` and for Databricks as ``UNIX_TIMESTAMP``
+    arithmetic, and for DuckDB as ``DATE_DIFF('WEEK', …)``, which counts whole weeks): for
+    these it is marked as the boundary count it is. Databricks' ``DATEDIFF(unit, …)`` is
+    ``TIMESTAMPDIFF`` (whole units elapsed), and sqlglot's PostgreSQL week difference divides
+    elapsed days: there both operands are truncated to the unit first, which makes the elapsed
+    count equal the boundary count. An elapsed difference (DuckDB weeks, Databricks units) in
+    fixed-length units is truncated for PostgreSQL instead of rounded (`_postgres_elapsed`)."""
+    read = check.rules.sqlglot_dialect
+    write = check.write_rules.sqlglot_dialect
+    if write not in ("databricks", "postgres", "duckdb"):
+        return  # the other targets' DATEDIFF counts boundaries (BigQuery's on DATETIMEs)
+    for node in check.reading:
+        if read == "redshift" and type(node) is exp.TsOrDsDiff and node.parent is not None:
+            diff = exp.DateDiff(
+                this=node.this,
+                expression=node.expression,
+                unit=node.args.get("unit"),
+                date_part_boundary=True,
+            )
+            node.replace(diff)
+            node = diff
+        if not isinstance(node, exp.DateDiff):
+            continue
+        unit = node.args.get("unit")
+        name = unit.name.upper() if isinstance(unit, exp.Expr) else ""
+        if not node.args.get("date_part_boundary"):
+            # Databricks' datediff(end, start) counts days between dates and sqlglot reads it
+            # like DATEDIFF(DAY, start, end) (elapsed): ambiguous, left as sqlglot writes it
+            ambiguous = read == "databricks" and name == "DAY"
+            if write == "postgres" and name in _UNIT_SECONDS and not ambiguous and node.parent:
+                node.replace(_postgres_elapsed(node, _UNIT_SECONDS[name]))
+            continue
+        if write == "databricks" or (write == "postgres" and name.startswith("WEEK")):
+            if name not in _TRUNCATED_UNITS or (name == "WEEK" and read == "bigquery"):
+                continue  # BigQuery's weeks start on Sunday (WEEK(MONDAY) …): left to sqlglot
+            for key in ("this", "expression"):
+                operand = node.args.get(key)
+                if operand is not None:
+                    node.set(key, exp.TimestampTrunc(this=operand, unit=exp.Var(this=name)))
 
 
 def bigquery_timestamp_diff_elapsed(check: Any) -> None:
