@@ -162,3 +162,15 @@ def test_redshift_datediff_counts_boundaries_in_duckdb(
     )
     got = dict(warehouse.execute(sql).fetchall())
     assert got == {user: _boundaries(a, b, unit) for user, a, b in pairs}
+
+
+def test_group_by_all_of_only_aggregates_is_one_group_for_postgres() -> None:
+    sql = _checked(
+        "SELECT max(external_user_id) AS external_user_id, count(*) AS n "
+        "FROM marketing.users GROUP BY ALL",
+        "duckdb",
+        "postgres",
+    )
+    assert sql == (
+        "SELECT MAX(external_user_id) AS external_user_id, COUNT(*) AS n FROM marketing.users"
+    )

@@ -1182,7 +1182,33 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     keep_value_window_frames_for_snowflake(check)
     bigquery_timestamp_diff_elapsed(check)
     boundary_date_diffs(check)
+    expand_group_by_all(check, root)
     return False
+
+
+def expand_group_by_all(check: Any, root: exp.Expr) -> None:
+    """``GROUP BY ALL`` (Snowflake, Databricks, DuckDB, BigQuery) emitted for PostgreSQL or
+    Fabric, which do not have it (sqlglot writes it as is): the group becomes the select
+    items without an aggregate or window, as those warehouses define ``ALL``. Only a text with
+    the word pays for the walk."""
+    if check.write_rules.sqlglot_dialect not in ("postgres", "tsql", "fabric"):
+        return
+    if "all" not in check.text.lower():
+        return
+    for group in list(root.find_all(exp.Group)):
+        select = group.parent
+        if not group.args.get("all") or not isinstance(select, exp.Select):
+            continue
+        keys = [
+            item.unalias().copy()
+            for item in select.expressions
+            if item.find(exp.AggFunc, exp.Window) is None
+            and not isinstance(item.unalias(), exp.Literal | exp.Null | exp.Boolean)
+        ]
+        if keys:
+            select.set("group", exp.Group(expressions=keys))
+        else:
+            select.set("group", None)  # only aggregates: one group, as without GROUP BY
 
 
 _TRUNCATED_UNITS = frozenset(
