@@ -151,6 +151,8 @@ class PostgresLikeAdapter(BaseAdapter):
         self._idle: list[Any] = []
         self._busy: dict[int, Any] = {}
         """Sessions lent out by :meth:`_session` (``id`` → connection), interrupted on close."""
+        self._small_results: dict[str, int] = {}
+        """Row counts of this adapter's result tables that fit one id batch (read in one go)."""
         self._pool_lock = threading.Lock()
         self._tunnel: SSHTunnel | None = None
         self._tunnel_lock = threading.Lock()
@@ -498,6 +500,8 @@ class PostgresLikeAdapter(BaseAdapter):
             if self.REUSABLE:
                 self._query(conn, "RESET statement_timeout")  # pooled sessions have none
                 clean = True
+            if isinstance(rows, int) and 0 <= rows <= self.ID_FETCH_ROWS:
+                self._small_results[handle.table] = rows
             return rows if isinstance(rows, int) and rows >= 0 else None
         finally:
             state.done.set()
@@ -547,6 +551,7 @@ class PostgresLikeAdapter(BaseAdapter):
                     return
 
     def _drop_table(self, table: str) -> None:
+        self._small_results.pop(table, None)
         with self._session() as conn:
             self._query(conn, self.drop_sql(table))
 
@@ -557,6 +562,20 @@ class PostgresLikeAdapter(BaseAdapter):
         col = self.quote_column(column)
         sql = f"SELECT {col} FROM {self.quote_table(table)}{self.id_order_by(col, ordered)}"
         fetch_rows = max(1, min(batch_rows, self.ID_FETCH_ROWS))
+        known = self._small_results.pop(table, None)
+        if known is not None and known <= fetch_rows:
+            # The CTAS said the table holds at most one batch: one plain SELECT instead of
+            # BEGIN / DECLARE / FETCH / FETCH / CLOSE / COMMIT (most segments are small).
+            with self._session() as conn:
+                cur = conn.cursor()
+                try:
+                    cur.execute(sql)
+                    description, rows = cur.description, cur.fetchall()
+                finally:
+                    cur.close()
+            if rows:
+                yield _id_array([r[0] for r in rows], _oid(description[0]))
+            return
         with self._session() as conn:
             for description, rows in self._stream(conn, sql, (), fetch_rows):
                 values = [r[0] for r in rows]

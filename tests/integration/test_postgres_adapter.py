@@ -394,6 +394,54 @@ async def test_materialize_read_ids_in_bounded_batches_and_drop_twice(
     assert sorted(ids) == sorted(f"u{g}" for g in range(1, 2501))
 
 
+async def test_a_result_of_one_batch_is_read_in_one_plain_select(
+    pg_peer: PgPeer, kind: str, role: str
+) -> None:
+    """The CTAS's row count tells the adapter a read needs no server-side cursor."""
+    tables = [temp_table_name(f"small-{kind}-{i}") for i in range(3)]
+    select = "SELECT 'u' || g::text AS external_user_id FROM generate_series(1, 2500) AS g"
+    async with pg_peer.adapter(kind, role) as adapter:
+        for table in tables:
+            done = await adapter.materialize(
+                select, table, deadline=anyio.current_time() + 30, tag=tag()
+            )
+            assert done.rows == 2500
+        assert set(tables) <= set(adapter._small_results)
+        one = [b.to_pylist() async for b in adapter.read_column(tables[0], "external_user_id")]
+        ordered = [
+            b.to_pylist()
+            async for b in adapter.read_column(tables[1], "external_user_id", ordered=True)
+        ]
+        # Smaller batches than the table: the server-side cursor, batches bounded as asked.
+        sizes = [
+            len(b)
+            async for b in adapter.read_column(tables[2], "external_user_id", batch_rows=1000)
+        ]
+        assert not set(tables) & set(adapter._small_results)  # each known count used once
+        again = [b.to_pylist() async for b in adapter.read_column(tables[0], "external_user_id")]
+        for table in tables:
+            await adapter.drop_table(table)
+    expected = [f"u{g}" for g in range(1, 2501)]
+    assert len(one) == 1 and sorted(one[0]) == sorted(expected)
+    assert ordered == [sorted(expected, key=str.encode)]  # byte order, in one batch
+    assert sizes == [1000, 1000, 500]
+    assert [sorted(b) for b in again] == [sorted(expected)]  # through the cursor this time
+
+
+async def test_an_empty_result_reads_as_no_batch(pg_peer: PgPeer, kind: str, role: str) -> None:
+    table = temp_table_name(f"empty-{kind}")
+    async with pg_peer.adapter(kind, role) as adapter:
+        done = await adapter.materialize(
+            "SELECT 'x'::text AS external_user_id WHERE false",
+            table,
+            deadline=anyio.current_time() + 30,
+            tag=tag(),
+        )
+        batches = [b async for b in adapter.read_column(table, "external_user_id", ordered=True)]
+        await adapter.drop_table(table)
+    assert (done.rows, batches) == (0, [])
+
+
 async def test_read_incremental_is_inclusive_ordered_and_batched(
     pg_peer: PgPeer, kind: str, role: str
 ) -> None:
