@@ -1360,10 +1360,10 @@ def _normalize_names(dialect: Dialect, identifiers: list[exp.Identifier]) -> Non
     Python call per name (Snowflake folds every unquoted lower-case name: ~90 a check).
     """
     strategy = dialect.normalization_strategy
-    if type(dialect).normalize_identifier is not Dialect.normalize_identifier:
-        normalize = dialect.normalize_identifier  # the dialect's own rule (BigQuery)
-        fold = _FOLDS.get(strategy)
-        for identifier in identifiers:
+    fold = _FOLDS.get(strategy)
+    normalize = dialect.normalize_identifier
+    if fold is None or type(dialect).normalize_identifier is not Dialect.normalize_identifier:
+        for identifier in identifiers:  # the dialect's own rule (BigQuery)
             name = identifier.this
             if fold is None or not isinstance(name, str) or fold(name) != name:
                 normalize(identifier)
@@ -1371,29 +1371,25 @@ def _normalize_names(dialect: Dialect, identifiers: list[exp.Identifier]) -> Non
     if strategy is NormalizationStrategy.CASE_SENSITIVE:
         return
     # sqlglot's Dialect.normalize_identifier, inlined
-    upper = strategy in (
-        NormalizationStrategy.UPPERCASE,
-        NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE,
-    )
     quoted_too = strategy in (
         NormalizationStrategy.CASE_INSENSITIVE,
         NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE,
     )
     ascii_only = dialect.ASCII_ONLY_NORMALIZATION
-    table = ASCII_UPPER if upper else ASCII_LOWER
+    table = ASCII_UPPER if fold is str.upper else ASCII_LOWER
     for identifier in identifiers:
         name = identifier.this
         if not isinstance(name, str):
-            dialect.normalize_identifier(identifier)
+            normalize(identifier)
             continue
-        if not quoted_too and identifier.args.get("quoted"):
+        folded = fold(name)
+        if folded == name or (not quoted_too and identifier.args.get("quoted")):
             continue
         if ascii_only:
-            normalized = name.translate(table)
-        else:
-            normalized = name.upper() if upper else name.lower()
-        if normalized != name:
-            identifier.set("this", normalized)
+            folded = name.translate(table)
+            if folded == name:
+                continue
+        identifier.set("this", folded)
 
 
 @cache
