@@ -1183,7 +1183,55 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     bigquery_timestamp_diff_elapsed(check)
     boundary_date_diffs(check)
     expand_group_by_all(check, root)
+    expand_order_by_all(check, root)
     return False
+
+
+def expand_order_by_all(check: Any, root: exp.Expr) -> None:
+    """``ORDER BY ALL`` (DuckDB, Snowflake, Databricks: every select item, left to right)
+    emitted for a warehouse without it (sqlglot writes it as is, an unknown column ``ALL``
+    there): it becomes the items' positions, ``ORDER BY 1, 2, …`` (the items themselves for
+    Fabric) with the same direction and null placement. A select list with a star is left alone (its width is not known here)."""
+    if check.write_rules.sqlglot_dialect not in (
+        "postgres",
+        "redshift",
+        "bigquery",
+        "tsql",
+        "fabric",
+    ):
+        return
+    if "all" not in check.text.lower():
+        return
+    for order in list(root.find_all(exp.Order)):
+        select = order.parent
+        keys = order.expressions
+        if not isinstance(select, exp.Select) or select.args.get("order") is not order:
+            continue
+        if len(keys) != 1 or not isinstance(keys[0], exp.Ordered):
+            continue
+        key = keys[0].this
+        is_all = (isinstance(key, exp.Var) and key.name.upper() == "ALL") or (
+            isinstance(key, exp.Column)
+            and not key.table
+            and not key.this.args.get("quoted")
+            and key.name.upper() == "ALL"
+        )
+        if not is_all or any(item.is_star for item in select.expressions):
+            continue
+        template = keys[0]
+        # T-SQL cannot place NULLs for a position: the items themselves are the keys there
+        by_item = check.write_rules.sqlglot_dialect in ("tsql", "fabric")
+        order.set(
+            "expressions",
+            [
+                exp.Ordered(
+                    this=item.unalias().copy() if by_item else exp.Literal.number(position),
+                    desc=template.args.get("desc"),
+                    nulls_first=template.args.get("nulls_first"),
+                )
+                for position, item in enumerate(select.expressions, start=1)
+            ],
+        )
 
 
 def expand_group_by_all(check: Any, root: exp.Expr) -> None:
