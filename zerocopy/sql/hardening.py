@@ -1184,7 +1184,36 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     boundary_date_diffs(check)
     expand_group_by_all(check, root)
     expand_order_by_all(check, root)
+    having_aliases(check, root)
     return False
+
+
+def having_aliases(check: Any, root: exp.Expr) -> None:
+    """``HAVING n > 2`` where ``n`` names an aggregate of the select list (Snowflake, DuckDB,
+    BigQuery, Databricks accept it), emitted for PostgreSQL or Fabric, which only know the
+    source columns there: the alias becomes its aggregate. Only aliases of an aggregate are
+    replaced (a source column of that name could not be used ungrouped anyway)."""
+    if check.write_rules.sqlglot_dialect not in ("postgres", "tsql", "fabric"):
+        return
+    if "having" not in check.text.lower():
+        return
+    for having in list(root.find_all(exp.Having)):
+        select = having.parent
+        if not isinstance(select, exp.Select):
+            continue
+        aggregates = {
+            item.alias.lower(): item.this
+            for item in select.expressions
+            if isinstance(item, exp.Alias) and item.this.find(exp.AggFunc) is not None
+        }
+        if not aggregates:
+            continue
+        for column in list(having.find_all(exp.Column)):
+            if column.table or column.find_ancestor(exp.Select) is not select:
+                continue
+            aggregate = aggregates.get(column.name.lower())
+            if aggregate is not None:
+                column.replace(aggregate.copy())
 
 
 def expand_order_by_all(check: Any, root: exp.Expr) -> None:
