@@ -48,3 +48,25 @@ async def test_sync_schedule_shows_next_runs_and_last_outcome(api: Api) -> None:
 
     resp = await api.get("/v1/syncs/00000000-0000-0000-0000-000000000000/schedule")
     assert resp.status_code == 404 and resp.json()["error"]["code"] == "not_found"
+
+
+async def test_a_frequency_written_as_a_name_is_stored_in_its_short_form(api: Api) -> None:
+    source_id = await duckdb_source(api)
+    sync, _ = await ready_sync(
+        api,
+        name="daily attrs",
+        data_type="user_attributes",
+        source_id=source_id,
+        table="USERS_ATTRIBUTES_SYNC",
+        frequency="Daily",
+    )
+    assert sync["frequency"] == "1d"
+    view = (await api.get(f"/v1/syncs/{sync['id']}/schedule")).json()
+    assert view["schedule"]["frequency"] == "daily"
+    resp = await api.patch(f"/v1/syncs/{sync['id']}", json={"frequency": "every 6 hours"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["frequency"] == "6h"
+    resp = await api.patch(f"/v1/syncs/{sync['id']}", json={"frequency": "every 5 minutes"})
+    assert resp.status_code == 400, resp.text
+    error = resp.json()["error"]
+    assert (error["code"], error["details"]["reason"]) == ("validation_error", "too_frequent")

@@ -52,10 +52,56 @@ _MINUTES = {"s": 1 / 60, "sec": 1 / 60, "m": 1, "min": 1, "h": 60, "d": 1440, "w
 _MINUTES |= {"mo": 44640, "y": 527040}
 
 
+_NAMES = {"hourly": "1h", "daily": "1d", "weekly": "1w", "monthly": "1mo"}
+_NAMES |= {"every hour": "1h", "every day": "1d", "every week": "1w", "every month": "1mo"}
+_EVERY = re.compile(r"^every\s+(\d+\s*[a-z]+)$")
+_UNIT_WORDS = re.compile(r"(\d)\s*(minutes?|mins?|hours?|hrs?|days?|weeks?|months?)$")
+_UNIT_SHORT = {"minute": "m", "min": "m", "hour": "h", "hr": "h", "day": "d", "week": "w"}
+_UNIT_SHORT |= {"month": "mo"}
+
+
+def _normalized(value: str) -> str:
+    """``value`` lower-cased, in the short unit form where it is written in words."""
+    text = " ".join(value.strip().lower().replace("_", " ").replace("-", " ").split())
+    text = _NAMES.get(text, text)
+    every = _EVERY.match(text)
+    if every:
+        text = every.group(1)
+    words = _UNIT_WORDS.search(text)
+    if words:
+        unit = words.group(2).rstrip("s")
+        text = text[: words.start(2)].strip() + _UNIT_SHORT.get(unit, unit)
+    return text.replace(" ", "")
+
+
+def _canonical(value: str, accepted: tuple[str, ...]) -> str | None:
+    """The stored form of a frequency written another way, if it names one of ``accepted``.
+
+    Case and spacing do not matter; names (``daily``), words (``every 2 hours``,
+    ``30 minutes``) and other spellings of the same period (``60m``, ``24h``, ``7d``) map to
+    the stored form (``1h``, ``1d``, ``1w``).
+    """
+    text = _normalized(value)
+    if text in accepted:
+        return text
+    match = _AMOUNT.match(text)
+    if match is None:
+        return None
+    minutes = int(match.group(1)) * _MINUTES[match.group(2)]
+    for candidate in accepted:
+        known = _AMOUNT.match(candidate)
+        if known and int(known.group(1)) * _MINUTES[known.group(2)] == minutes:
+            return candidate
+    return None
+
+
 def check_sync_frequency(
     value: object, accepted: tuple[str, ...] = tuple(SYNC_FREQUENCY_SCHEDULES)
 ) -> str:
-    """``value`` if it is one of ``accepted``, else a ``validation_error`` on ``frequency``.
+    """The stored form of ``value`` (one of ``accepted``), else a ``validation_error``.
+
+    ``value`` may be written in any case and spacing, as a name (``hourly``, ``daily``,
+    ``weekly``, ``monthly``) or in words (``every 15 minutes``); see :func:`_canonical`.
 
     ``details.reason`` says why: ``too_frequent`` (under 15 minutes: ``5m``, ``30s``),
     ``too_rare`` (beyond monthly: ``2mo``, ``1y``) or ``unknown_frequency`` (anything else,
@@ -63,8 +109,11 @@ def check_sync_frequency(
     """
     if isinstance(value, str) and value in accepted:
         return value
+    found = _canonical(value, accepted) if isinstance(value, str) else None
+    if found is not None:
+        return found
     choices = ", ".join(accepted)
-    match = _AMOUNT.match(value) if isinstance(value, str) else None
+    match = _AMOUNT.match(_normalized(value)) if isinstance(value, str) else None
     minutes = int(match.group(1)) * _MINUTES[match.group(2)] if match else None
     if minutes is not None and minutes < 15:
         reason, why = "too_frequent", "is too frequent: the most frequent is 15m"

@@ -9,7 +9,11 @@ import pytest
 
 from zerocopy.errors import ZerocopyError
 from zerocopy.scheduling.schedule import next_runs
-from zerocopy.scheduling.sync_frequency import SYNC_FREQUENCY_SCHEDULES, sync_schedule
+from zerocopy.scheduling.sync_frequency import (
+    SYNC_FREQUENCY_SCHEDULES,
+    check_sync_frequency,
+    sync_schedule,
+)
 from zerocopy.services.syncs import FREQUENCIES
 
 T0 = datetime(2026, 3, 28, 22, 7, 13, tzinfo=UTC)  # Paris springs forward on March 29
@@ -62,9 +66,42 @@ def test_every_n_hours_restarts_at_local_midnight() -> None:
     assert [r.hour for r in runs] == [4, 10, 16, 22]
 
 
-@pytest.mark.parametrize("bad", ["1m", "", "daily", None, "2d"])
+@pytest.mark.parametrize("bad", ["1m", "", "fortnightly", None, "2d", "every 5 hours", "1h30m"])
 def test_unknown_frequency_is_a_validation_error(bad: object) -> None:
     with pytest.raises(ZerocopyError) as info:
         sync_schedule(bad)  # type: ignore[arg-type]
     assert info.value.code == "validation_error"
     assert info.value.details["field"] == "frequency"
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("daily", "1d"), ("Daily", "1d"), (" HOURLY ", "1h"), ("weekly", "1w"),
+        ("monthly", "1mo"), ("every day", "1d"), ("Every Hour", "1h"),
+        ("every 15 minutes", "15m"), ("15 min", "15m"), ("30 Minutes", "30m"),
+        ("every 2 hours", "2h"), ("every_6_hours", "6h"), ("12 hrs", "12h"), ("1D", "1d"),
+        ("1MO", "1mo"), ("1 month", "1mo"), ("60m", "1h"), ("24h", "1d"), ("7d", "1w"),
+    ],
+)  # fmt: skip
+def test_other_spellings_of_a_sync_frequency_are_stored_in_the_short_form(
+    written: str, stored: str
+) -> None:
+    assert check_sync_frequency(written) == stored
+    assert sync_schedule(written) == sync_schedule(stored)
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("5 minutes", "too_frequent"),
+        ("2 months", "too_rare"),
+        ("every 5 hours", "unknown_frequency"),
+    ],
+)
+def test_spelled_out_frequencies_are_refused_for_the_same_reasons(
+    written: str, reason: str
+) -> None:
+    with pytest.raises(ZerocopyError) as info:
+        check_sync_frequency(written)
+    assert info.value.details["reason"] == reason
