@@ -174,3 +174,20 @@ def test_group_by_all_of_only_aggregates_is_one_group_for_postgres() -> None:
     assert sql == (
         "SELECT MAX(external_user_id) AS external_user_id, COUNT(*) AS n FROM marketing.users"
     )
+
+
+@pytest.mark.parametrize(("unit", "seconds"), [("HOUR", 3600), ("MINUTE", 60), ("WEEK", 604800)])
+def test_databricks_datediff_unit_counts_elapsed_units_in_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, unit: str, seconds: int
+) -> None:
+    warehouse.executemany(
+        "INSERT INTO marketing.events (external_user_id, occurred_at) VALUES (?, ?)", EVENTS
+    )
+    sql = _checked(
+        f"SELECT external_user_id, datediff({unit}, occurred_at, "
+        "TIMESTAMP '2024-03-10 12:00:00') AS n FROM marketing.events",
+        "databricks",
+        "duckdb",
+    )
+    got = dict(warehouse.execute(sql).fetchall())
+    assert got == {user: _elapsed(REFERENCE, at, seconds) for user, at in EVENTS}

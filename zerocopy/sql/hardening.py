@@ -1362,51 +1362,77 @@ def boundary_date_diffs(check: Any) -> None:
 
 
 def bigquery_timestamp_diff_elapsed(check: Any) -> None:
-    """BigQuery's ``TIMESTAMP_DIFF(b, a, unit)`` counts whole units elapsed (``HOUR`` between
+    """Differences that count whole units elapsed, emitted where DATEDIFF counts boundaries.
+
+    BigQuery's ``TIMESTAMP_DIFF(b, a, unit)`` counts whole units elapsed (``HOUR`` between
     00:00:01 and 01:00:00 is 0); sqlglot writes it as the target's ``DATEDIFF``, which counts
     unit boundaries crossed (1 there) in Snowflake, Redshift and DuckDB, and as a function
     PostgreSQL does not have. For another target it becomes the boundary count ``n`` corrected
     where ``a`` moved by ``n`` units overshoots ``b``: ``CASE WHEN a <= b AND a + n > b THEN
     n - 1 WHEN a > b AND a + n < b THEN n + 1 ELSE n END`` (exact for BigQuery's fixed-length
     units, MICROSECOND to DAY; also right where the target's DATEDIFF already counts elapsed
-    units, as in Databricks)."""
-    if check.rules.sqlglot_dialect != "bigquery" or check.write_rules.sqlglot_dialect == "bigquery":
+    units, as in Databricks). The same for Databricks' ``DATEDIFF(HOUR, a, b)`` (its
+    ``TIMESTAMPDIFF``) in fixed-length units other than DAY."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or read not in ("bigquery", "databricks"):
         return
     for node in check.reading:
-        if not isinstance(node, exp.TimestampDiff) or node.parent is None:
+        if node.parent is None:
+            continue
+        bigquery_diff = read == "bigquery" and isinstance(node, exp.TimestampDiff)
+        # Databricks' DATEDIFF(unit, a, b) is TIMESTAMPDIFF (elapsed); its datediff(b, a)
+        # counts days between dates, and sqlglot reads both alike: DAY is left alone
+        databricks_diff = (
+            read == "databricks"
+            and type(node) is exp.DateDiff
+            and not node.args.get("date_part_boundary")
+            and write != "postgres"  # elapsed differences are truncated there instead
+            and isinstance(node.args.get("unit"), exp.Var)
+            and node.args["unit"].name.upper() in _ELAPSED_UNITS
+        )
+        if not bigquery_diff and not databricks_diff:
             continue
         later, earlier, unit = node.this, node.expression, node.args.get("unit")
         if later is None or earlier is None or unit is None:
             continue
-        count = exp.DateDiff(
-            this=later.copy(), expression=earlier.copy(), unit=unit.copy(), date_part_boundary=True
+        node.replace(_elapsed_units(later, earlier, unit))
+
+
+# Fixed-length units whose elapsed count the boundary count corrects exactly
+_ELAPSED_UNITS = frozenset({"WEEK", "HOUR", "MINUTE", "SECOND"})
+
+
+def _elapsed_units(later: exp.Expr, earlier: exp.Expr, unit: exp.Expr) -> exp.Expr:
+    """Whole ``unit`` elapsed from ``earlier`` to ``later`` out of the boundary count ``n``:
+    ``CASE WHEN a <= b AND a + n > b THEN n - 1 WHEN a > b AND a + n < b THEN n + 1 ELSE n
+    END`` (right too where the target's DATEDIFF already counts elapsed units)."""
+    count = exp.DateDiff(
+        this=later.copy(), expression=earlier.copy(), unit=unit.copy(), date_part_boundary=True
+    )
+    moved = exp.DateAdd(this=earlier.copy(), expression=count.copy(), unit=unit.copy())
+    forward = exp.and_(
+        exp.LTE(this=earlier.copy(), expression=later.copy()),
+        exp.GT(this=moved.copy(), expression=later.copy()),
+    )
+    backward = exp.and_(
+        exp.GT(this=earlier.copy(), expression=later.copy()),
+        exp.LT(this=moved, expression=later.copy()),
+    )
+    return exp.Paren(
+        this=exp.Case(
+            ifs=[
+                exp.If(
+                    this=forward,
+                    true=exp.Sub(this=count.copy(), expression=exp.Literal.number(1)),
+                ),
+                exp.If(
+                    this=backward,
+                    true=exp.Add(this=count.copy(), expression=exp.Literal.number(1)),
+                ),
+            ],
+            default=count,
         )
-        moved = exp.DateAdd(this=earlier.copy(), expression=count.copy(), unit=unit.copy())
-        forward = exp.and_(
-            exp.LTE(this=earlier.copy(), expression=later.copy()),
-            exp.GT(this=moved.copy(), expression=later.copy()),
-        )
-        backward = exp.and_(
-            exp.GT(this=earlier.copy(), expression=later.copy()),
-            exp.LT(this=moved, expression=later.copy()),
-        )
-        node.replace(
-            exp.Paren(
-                this=exp.Case(
-                    ifs=[
-                        exp.If(
-                            this=forward,
-                            true=exp.Sub(this=count.copy(), expression=exp.Literal.number(1)),
-                        ),
-                        exp.If(
-                            this=backward,
-                            true=exp.Add(this=count.copy(), expression=exp.Literal.number(1)),
-                        ),
-                    ],
-                    default=count,
-                )
-            )
-        )
+    )
 
 
 # Star modifier -> (the Star arg that holds it, how users write it)
