@@ -1181,6 +1181,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     keep_null_ordering_for_bigquery(check, root)
     keep_value_window_frames_for_snowflake(check)
     bigquery_timestamp_diff_elapsed(check)
+    to_number_without_format(check, root)
     boundary_date_diffs(check)
     expand_group_by_all(check, root)
     expand_order_by_all(check, root)
@@ -1359,6 +1360,37 @@ def boundary_date_diffs(check: Any) -> None:
                 operand = node.args.get(key)
                 if operand is not None:
                     node.set(key, exp.TimestampTrunc(this=operand, unit=exp.Var(this=name)))
+
+
+def to_number_without_format(check: Any, root: exp.Expr) -> None:
+    """Snowflake ``TO_NUMBER(x [, p [, s]])`` / ``TRY_TO_NUMBER`` without a format model is a
+    cast to ``NUMBER(p, s)`` (default ``(38, 0)``: ``'12.7'`` gives 13); sqlglot refuses it for
+    every other target ("Conversion format is required"). It becomes ``CAST`` / ``TRY_CAST``
+    to ``DECIMAL(p, s)`` there (where the target has no TRY_CAST, sqlglot's usual ``CAST``). A
+    call with a format model is left as it is."""
+    if check.write_rules.sqlglot_dialect == "snowflake" or "to_number" not in check.text.lower():
+        return
+    for node in list(root.find_all(exp.ToNumber)):
+        if node.args.get("format") is not None or node.this is None:
+            continue
+        precision = node.args.get("precision") or exp.Literal.number(38)
+        scale = node.args.get("scale") or exp.Literal.number(0)
+        if not all(isinstance(a, exp.Literal) and not a.is_string for a in (precision, scale)):
+            continue
+        to = exp.DataType(
+            this=exp.DataType.Type.DECIMAL,
+            expressions=[
+                exp.DataTypeParam(this=precision.copy()),
+                exp.DataTypeParam(this=scale.copy()),
+            ],
+        )
+        cast = exp.TryCast if node.args.get("safe") else exp.Cast
+        if check.write_rules.sqlglot_dialect == "bigquery":
+            # NUMERIC(p, s) needs p - s <= 29 and s <= 9 there: BIGNUMERIC, rounded to s.
+            big = exp.DataType(this=exp.DataType.Type.BIGDECIMAL)
+            node.replace(exp.Round(this=cast(this=node.this.copy(), to=big), decimals=scale.copy()))
+            continue
+        node.replace(cast(this=node.this.copy(), to=to))
 
 
 def bigquery_timestamp_diff_elapsed(check: Any) -> None:
