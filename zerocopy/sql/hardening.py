@@ -1222,16 +1222,15 @@ def expand_order_by_all(check: Any, root: exp.Expr) -> None:
     emitted for a warehouse without it (sqlglot writes it as is, an unknown column ``ALL``
     there): it becomes the items' positions, ``ORDER BY 1, 2, …`` (the items themselves for
     Fabric) with the same direction and null placement. A select list with a star is left alone (its width is not known here)."""
-    if check.write_rules.sqlglot_dialect not in (
+    if "all" not in check.text.lower():
+        return
+    expand = check.write_rules.sqlglot_dialect in (
         "postgres",
         "redshift",
         "bigquery",
         "tsql",
         "fabric",
-    ):
-        return
-    if "all" not in check.text.lower():
-        return
+    )
     for order in list(root.find_all(exp.Order)):
         select = order.parent
         keys = order.expressions
@@ -1246,7 +1245,14 @@ def expand_order_by_all(check: Any, root: exp.Expr) -> None:
             and not key.this.args.get("quoted")
             and key.name.upper() == "ALL"
         )
-        if not is_all or any(item.is_star for item in select.expressions):
+        if not is_all:
+            continue
+        if not expand:
+            # The keyword, read as a column by some dialects (Snowflake, BigQuery): written as
+            # a column it would be quoted where case matters ("ALL" in DuckDB), an unknown one.
+            keys[0].set("this", exp.Var(this="ALL"))
+            continue
+        if any(item.is_star for item in select.expressions):
             continue
         template = keys[0]
         # T-SQL cannot place NULLs for a position: the items themselves are the keys there
