@@ -1286,7 +1286,9 @@ class _Check:
                 root.set("with_", with_)
         issues += with_issues + ids_issues
         if issues or body is None or with_sql is None:
-            self.issues.extend(issues)
+            # The id-extracting body is the same query without its ORDER BY: its refusals
+            # repeat the body's, reported once.
+            self.issues.extend(dict.fromkeys(issues))
             return
         prefix = f"{with_sql} " if with_sql else ""
         sql = prefix + body
