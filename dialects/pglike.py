@@ -238,6 +238,10 @@ class PostgresLikeAdapter(BaseAdapter):
         """
         raise NotImplementedError
 
+    def _fetch_rows(self, batch_rows: int) -> int:
+        """Rows per batch the warehouse allows a read (Redshift caps its cursor fetches)."""
+        return batch_rows
+
     def _is_usable(self, conn: Any) -> bool:
         """Whether a pooled session still looks alive (without a round trip)."""
         return True
@@ -563,7 +567,7 @@ class PostgresLikeAdapter(BaseAdapter):
         sql = f"SELECT {col} FROM {self.quote_table(table)}{self.id_order_by(col, ordered)}"
         fetch_rows = max(1, min(batch_rows, self.ID_FETCH_ROWS))
         known = self._small_results.pop(table, None)
-        if known is not None and known <= fetch_rows:
+        if known is not None and known <= self._fetch_rows(fetch_rows):
             # The CTAS said the table holds at most one batch: one plain SELECT instead of
             # BEGIN / DECLARE / FETCH / FETCH / CLOSE / COMMIT (most segments are small).
             with self._session() as conn:
