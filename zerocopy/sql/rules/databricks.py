@@ -21,7 +21,7 @@ RULES = DialectRules(
         read_state_metadata cloud_files_state http_request secret try_secret list_secrets
         java_method reflect try_reflect input_file_name input_file_block_start
         input_file_block_length table_changes
-        vector_search sql_keywords is_member is_account_group_member"""
+        vector_search sql_keywords is_member is_account_group_member remote_query"""
     ),
     forbidden_prefixes=("read_", "ai_", "http_", "cloud_files"),
     table_functions=names(

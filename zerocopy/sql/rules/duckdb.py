@@ -25,7 +25,9 @@ RULES = DialectRules(
         read_ndjson_auto read_json_objects read_ndjson_objects read_text read_blob read_xlsx
         iceberg_scan delta_scan sqlite_scan postgres_scan mysql_scan postgres_query mysql_query
         postgres_execute mysql_execute excel_scan ducklake_snapshots arrow_scan
-        txid_current nextval currval setval setseed file_exists"""
+        txid_current nextval currval setval setseed file_exists
+        load_aws_credentials write_log prompt
+        st_read st_read_meta st_readosm st_readshp st_drivers st_read_auto"""
     ),
     forbidden_prefixes=(
         "read_",
@@ -41,6 +43,8 @@ RULES = DialectRules(
         "arrow_",
         "test_",
         "http_",  # http_client extension: http_get/http_post
+        "odbc_",  # odbc_scanner: odbc_scan/odbc_query against another database
+        "bigquery_",  # bigquery extension: bigquery_scan/bigquery_query/bigquery_execute
     ),
     table_functions=COMMON_TABLE_FUNCTIONS
     | names(

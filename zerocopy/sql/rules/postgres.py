@@ -33,6 +33,15 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
     database_to_xml_and_xmlschema table_to_xmlschema xpath_table get_raw_page
     pgstattuple pgstattuple_approx pgstatindex pgstatginindex pgstathashindex pgrowlocks
     bt_index_check bt_index_parent_check verify_heapam row_security_active""",
+    # large-object I/O by descriptor (lowrite writes, loread reads any large object), the
+    # session's random seed, the client's address, postgres_fdw's connection cache, and
+    # pageinspect/currtid readers of another relation named in a string
+    """loread lowrite setseed inet_client_addr inet_client_port
+    postgres_fdw_get_connections postgres_fdw_disconnect postgres_fdw_disconnect_all
+    currtid currtid2 bt_metap bt_page_stats bt_page_items bt_multi_page_stats
+    brin_page_items brin_metapage_info brin_revmap_data gin_metapage_info gin_page_opaque_info
+    gin_leafpage_items hash_page_items hash_page_stats hash_metapage_info hash_bitmap_info
+    heap_page_items heap_page_item_attrs page_header fsm_page_contents tuple_data_split""",
     # index maintenance with side effects
     """brin_summarize_new_values brin_summarize_range brin_desummarize_range
     gin_clean_pending_list""",
@@ -63,7 +72,7 @@ RULES = DialectRules(
     sqlglot_dialect="postgres",
     string_type="TEXT",
     forbidden_functions=POSTGRES_FORBIDDEN | POSTGRES_FORBIDDEN_TYPES,  # regclass('t') too
-    forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "binary_upgrade_"),
+    forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "binary_upgrade_", "postgres_fdw"),
     allowed_functions=POSTGRES_ALLOWED,
     function_namespaces=names("pg_catalog"),
     table_functions=POSTGRES_TABLE_FUNCTIONS,

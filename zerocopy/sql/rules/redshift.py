@@ -19,7 +19,18 @@ RULES = DialectRules(
     forbidden_functions=POSTGRES_FORBIDDEN
     | POSTGRES_FORBIDDEN_TYPES
     | names("has_table_privilege has_assumerole_privilege slice_num"),
-    forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "stl_", "stv_", "svv_", "svl_", "sys_"),
+    forbidden_prefixes=(
+        "pg_",
+        "lo_",
+        "dblink",
+        "txid_",
+        "postgres_fdw",
+        "stl_",
+        "stv_",
+        "svv_",
+        "svl_",
+        "sys_",
+    ),
     allowed_functions=POSTGRES_ALLOWED,
     function_namespaces=names("pg_catalog"),
     # Redshift has no set-returning functions in FROM besides UNNEST-like navigation of SUPER.

@@ -27,7 +27,7 @@ RULES = DialectRules(
         policy_references tag_references tag_references_all_columns rest_event_history
         system_call extract_semantic_categories to_file try_to_file
         is_role_in_session is_database_role_in_session is_application_role_in_session
-        is_granted_to_invoker_role current_available_roles"""
+        is_granted_to_invoker_role current_available_roles getvariable"""
     ),
     # AI_COMPLETE/AI_FILTER/AI_CLASSIFY… send rows to a model (SNOWFLAKE.CORTEX.* already is
     # refused as another schema's function); FL_* read the metadata of staged files
