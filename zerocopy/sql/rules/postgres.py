@@ -42,6 +42,19 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
     brin_page_items brin_metapage_info brin_revmap_data gin_metapage_info gin_page_opaque_info
     gin_leafpage_items hash_page_items hash_page_stats hash_metapage_info hash_bitmap_info
     heap_page_items heap_page_item_attrs page_header fsm_page_contents tuple_data_split""",
+    # extensions usually installed in `public`, so callable unqualified: pgsql-http's requests,
+    # tablefunc/pgRouting/HypoPG/Citus functions that run SQL text or read a relation named in a
+    # string, pg_trgm's session threshold, TimescaleDB's chunk and job management
+    """http http_get http_post http_put http_patch http_delete http_head http_set_curlopt
+    http_reset_curlopt crosstab crosstab2 crosstab3 crosstab4 connectby set_limit
+    run_command_on_workers run_command_on_shards run_command_on_placements
+    run_command_on_all_nodes run_command_on_colocated_placements master_run_on_worker
+    create_distributed_table create_reference_table undistribute_table
+    drop_chunks compress_chunk decompress_chunk recompress_chunk move_chunk reorder_chunk
+    show_chunks add_job alter_job delete_job run_job add_retention_policy
+    remove_retention_policy add_compression_policy remove_compression_policy
+    add_continuous_aggregate_policy remove_continuous_aggregate_policy
+    refresh_continuous_aggregate create_hypertable set_chunk_time_interval""",
     # index maintenance with side effects
     """brin_summarize_new_values brin_summarize_range brin_desummarize_range
     gin_clean_pending_list""",
@@ -72,7 +85,18 @@ RULES = DialectRules(
     sqlglot_dialect="postgres",
     string_type="TEXT",
     forbidden_functions=POSTGRES_FORBIDDEN | POSTGRES_FORBIDDEN_TYPES,  # regclass('t') too
-    forbidden_prefixes=("pg_", "lo_", "dblink", "txid_", "binary_upgrade_", "postgres_fdw"),
+    forbidden_prefixes=(
+        "pg_",
+        "lo_",
+        "dblink",
+        "txid_",
+        "binary_upgrade_",
+        "postgres_fdw",
+        "http_",
+        "pgr_",
+        "hypopg",
+        "citus_",
+    ),
     allowed_functions=POSTGRES_ALLOWED,
     function_namespaces=names("pg_catalog"),
     table_functions=POSTGRES_TABLE_FUNCTIONS,
