@@ -745,9 +745,10 @@ def _deleted(cols: dict[str, list[Any]], i: int) -> bool:
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
     text = str(value).strip().lower()
-    if text in ("true", "t", "1", "yes"):
+    # The spellings PostgreSQL's boolean input accepts (and CSV exports write).
+    if text in ("true", "t", "1", "yes", "y", "on"):
         return True
-    if text in ("false", "f", "0", "no", ""):
+    if text in ("false", "f", "0", "no", "n", "off", ""):
         return False
     raise _RowRefused(t.INVALID_FIELD, f"DELETED must be true or false, got {value!r}")
 
