@@ -228,6 +228,11 @@ def _to_batch(records: list[dict[str, Any]], canon: list[str]) -> pa.RecordBatch
     return pa.RecordBatch.from_arrays(arrays, names=canon)
 
 
+def _no_bom(line: bytes, lineno: int) -> bytes:
+    """The first line without a UTF-8 byte order mark (spreadsheet and Windows exports)."""
+    return line[3:] if lineno == 1 and line.startswith(b"\xef\xbb\xbf") else line
+
+
 def parse_jsonl(
     fh: IO[bytes], key: str, etag: str, data_type: DataType, batch_rows: int = PARSE_ROWS
 ) -> ParsedFile:
@@ -236,6 +241,7 @@ def parse_jsonl(
     columns: dict[str, None] = {}
     count = 0
     for lineno, line in enumerate(fh, start=1):
+        line = _no_bom(line, lineno)
         if not line.strip():
             continue
         try:
@@ -253,6 +259,7 @@ def parse_jsonl(
     records: list[dict[str, Any]] = []
     hashes: list[str] = []
     for lineno, line in enumerate(fh, start=1):
+        line = _no_bom(line, lineno)
         if not line.strip():
             continue
         obj = orjson.loads(line)
