@@ -113,3 +113,29 @@ async def test_row_limit_inside_a_tie_makes_progress_and_applies_each_row_once(
     assert await names(spec) == sorted(["before"] + [f"t{i}" for i in range(5)])
     run = await spec.run(sync_id)
     assert (run["status"], run["rows_delivered"]) == ("success", 0), run
+
+
+CATALOG = {"UPDATED_AT": "ts", "ID": "text", "PAYLOAD": "text", "DELETED": "bool"}
+
+
+async def test_lookback_rereads_of_delete_and_recreate_change_nothing(spec: Spec) -> None:
+    spec.warehouse.create(
+        "items",
+        CATALOG,
+        [
+            ("2026-06-01 00:00:00", "x", j({"a": 1}), False),
+            ("2026-06-01 00:01:00", "x", None, True),
+            ("2026-06-01 00:02:00", "x", j({"b": 2}), False),
+        ],
+    )
+    sync_id = await spec.ready("catalog_items", "items", catalog_name="c", lookback_minutes=10)
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"]) == ("success", 3), run
+    for minute in (3, 4):
+        spec.warehouse.insert(
+            "items", CATALOG, [(f"2026-06-01 00:0{minute}:00", f"y{minute}", j({}), False)]
+        )
+        run = await spec.run(sync_id)
+        assert (run["status"], run["rows_delivered"]) == ("success", 1), run
+    resp = await spec.get("/v1/catalogs/c/items")
+    assert {i["id"]: i["fields"] for i in resp.json()} == {"x": {"b": 2}, "y3": {}, "y4": {}}
