@@ -786,6 +786,58 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     refuse_variable_substitution(check)
     refuse_unicode_identifiers(check)
     refuse_streaming_reads(check, statements)
+    refuse_stage_values(check, statements)
+
+
+def refuse_stage_values(check: Any, statements: list[exp.Expr]) -> None:
+    """Snowflake ``@stage`` or ``DIRECTORY(@stage)`` used as a value, not a FROM item (those
+    are refused by `refuse_unnamed_source`): a stage is files outside the source's tables,
+    whatever function receives it. sqlglot reads ``@stage`` and the session variable ``$name``
+    into the same node, so the names written after ``@`` are taken from the tokens."""
+    if check.rules.sqlglot_dialect != "snowflake" or "@" not in check.text:
+        return
+    tokens = check.tokens
+    stages = {
+        following.text.lower()
+        for token, following in itertools.pairwise(tokens)
+        if token.token_type == TokenType.PARAMETER
+        and token.text == "@"
+        and following.start == token.end + 1
+    }
+    for statement in statements:
+        for node in statement.find_all(exp.DirectoryStage, exp.Parameter):
+            if isinstance(node, exp.Parameter) and not (
+                isinstance(node.this, exp.Var) and node.this.name.lower() in stages
+            ):
+                continue  # `$1`, `$name`: a staged file's column or a session variable
+            if node.find_ancestor(exp.Table, exp.DirectoryStage) or _inside_forbidden_call(
+                check, node
+            ):
+                continue  # refused where it is read (FROM) or by the function's name
+            if isinstance(node, exp.Parameter):
+                name = f"@{node.name}"
+            else:
+                stage = node.this.name if isinstance(node.this, exp.Expr) else str(node.this)
+                name = f"DIRECTORY({stage})"
+            position = check.node_position(node)
+            if position == (None, None):
+                position = check.token_position("@", after=0)
+            check.issue(
+                FORBIDDEN_FUNCTION,
+                f"The stage reference {name} is not allowed: a segment may only read the "
+                "source's tables.",
+                position,
+            )
+
+
+def _inside_forbidden_call(check: Any, node: exp.Expr) -> bool:
+    """Whether a node is an argument of a function refused by name (``GET_PRESIGNED_URL``)."""
+    parent = node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Anonymous) and _forbidden_word(parent.name.lower(), check.rules):
+            return True
+        parent = parent.parent
+    return False
 
 
 def refuse_unicode_identifiers(check: Any) -> None:
