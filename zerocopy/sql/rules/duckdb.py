@@ -27,10 +27,18 @@ RULES = DialectRules(
         postgres_execute mysql_execute excel_scan ducklake_snapshots arrow_scan
         txid_current nextval currval setval setseed file_exists
         load_aws_credentials write_log prompt
-        st_read st_read_meta st_readosm st_readshp st_drivers st_read_auto"""
+        st_read st_read_meta st_readosm st_readshp st_drivers st_read_auto""",
+        # PostgreSQL-compatible catalog macros: view and constraint sources, comments and
+        # privileges of objects in other schemas (pg_get_viewdef, col_description …)
+        """has_table_privilege has_column_privilege has_any_column_privilege
+        has_database_privilege has_schema_privilege has_function_privilege
+        has_sequence_privilege has_foreign_data_wrapper_privilege has_language_privilege
+        has_server_privilege has_tablespace_privilege has_type_privilege
+        obj_description col_description shobj_description current_schemas in_search_path""",
     ),
     forbidden_prefixes=(
         "read_",
+        "pg_",  # pg_get_viewdef, pg_get_constraintdef, pg_table_is_visible … (pg_typeof allowed)
         "duckdb_",
         "pragma_",
         "parquet_",
@@ -46,6 +54,7 @@ RULES = DialectRules(
         "odbc_",  # odbc_scanner: odbc_scan/odbc_query against another database
         "bigquery_",  # bigquery extension: bigquery_scan/bigquery_query/bigquery_execute
     ),
+    allowed_functions=names("pg_typeof pg_size_pretty"),
     table_functions=COMMON_TABLE_FUNCTIONS
     | names(
         "range generate_series explodinggenerateseries generateseries unnest json_each json_tree"
