@@ -55,6 +55,10 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
     remove_retention_policy add_compression_policy remove_compression_policy
     add_continuous_aggregate_policy remove_continuous_aggregate_policy
     refresh_continuous_aggregate create_hypertable set_chunk_time_interval""",
+    # pgTAP's assertions run the SQL text they are given
+    """lives_ok throws_ok throws_like throws_ilike throws_matching dies_ok results_eq results_ne
+    set_eq set_ne set_has set_hasnt bag_eq bag_ne bag_has bag_hasnt is_empty isnt_empty
+    row_eq performs_ok performs_within runtests do_tap""",
     # index maintenance with side effects
     """brin_summarize_new_values brin_summarize_range brin_desummarize_range
     gin_clean_pending_list""",
@@ -96,6 +100,7 @@ RULES = DialectRules(
         "pgr_",
         "hypopg",
         "citus_",
+        "master_",  # Citus: master_get_table_ddl_events, master_create_empty_shard …
     ),
     allowed_functions=POSTGRES_ALLOWED,
     function_namespaces=names("pg_catalog"),

@@ -29,6 +29,7 @@ RULES = DialectRules(
         "pgr_",
         "hypopg",
         "citus_",
+        "master_",
         "stl_",
         "stv_",
         "svv_",
