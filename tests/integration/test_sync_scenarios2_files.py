@@ -205,3 +205,44 @@ async def test_spreadsheet_exports_bom_crlf_and_empty_files(spec: Spec, files: F
     assert (run["status"], run["rows_read"], run["rows_delivered"]) == ("success", 2, 2), run
     assert await attrs(spec, "x1") == {"a": 1}
     assert await attrs(spec, "x2") == {"a": 2}
+
+
+@pytest.mark.parametrize("spec", STATES, indirect=True)
+async def test_jsonl_accounts_with_json_booleans_for_deleted(spec: Spec, files: Files) -> None:
+    files.put(
+        "acc/1.jsonl",
+        '{"id": "a1", "name": "Acme", "payload": {"plan": "pro", "extra": 1}}\n'
+        '{"id": "a2", "name": "Beta", "payload": {"plan": "free"}, "deleted": false}\n'
+        '{"id": "a3", "name": "Gone", "payload": {"plan": "free"}}\n'
+        '{"id": "a3", "deleted": true}\n'
+        '{"id": "a4", "payload": {"plan": "free"}}\n',
+    )
+    sync_id = await files.ready("accounts", "acc/", settings={"account_fields": ["plan"]})
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"], run["rows_errored"]) == (
+        "partial_success",
+        4,
+        1,
+    ), run
+    assert await spec.codes(run["id"]) == ["missing_field"]
+    logs = await spec.rows(run["id"], errors_only=False)
+    assert [r["code"] for r in logs if r["code"] == "unknown_field"] == ["unknown_field"]
+    accounts = {a["id"]: a for a in (await spec.get("/v1/accounts")).json()}
+    assert {k: (v["name"], v["fields"]) for k, v in accounts.items()} == {
+        "a1": ("Acme", {"plan": "pro"}),
+        "a2": ("Beta", {"plan": "free"}),
+    }
+    # A later file without a PAYLOAD key on any line: its delete applies; the row that is
+    # not a delete is refused on its own.
+    files.put("acc/2.jsonl", '{"id": "a1", "deleted": "TRUE"}\n{"id": "a3", "name": "Back"}\n')
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"], run["rows_errored"]) == (
+        "partial_success",
+        1,
+        1,
+    ), run
+    assert await spec.codes(run["id"]) == ["missing_field"]
+    files.put("acc/3.csv", "id,deleted\na2,yes\n")
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_delivered"]) == ("success", 1), run
+    assert (await spec.get("/v1/accounts")).json() == []

@@ -194,6 +194,17 @@ def _row_hash(key: str, etag: str, line: int, raw: bytes | str) -> str:
     return digest.hexdigest()
 
 
+_OPTIONAL_WITH_DELETED = ("PAYLOAD", "NAME")
+
+
+def _canonical(mapping: dict[str, str], data_type: DataType) -> list[str]:
+    """The batch's columns: those present, plus null PAYLOAD/NAME beside a DELETED column."""
+    have = set(mapping.values())
+    if "DELETED" in have:
+        have |= set(_OPTIONAL_WITH_DELETED)
+    return [c for c in KNOWN_COLUMNS[data_type] if c in have]
+
+
 def _columns_for(names: list[str], data_type: DataType) -> dict[str, str]:
     """Actual → canonical column name for the columns the data type reads (no UPDATED_AT).
 
@@ -203,6 +214,10 @@ def _columns_for(names: list[str], data_type: DataType) -> dict[str, str]:
     known = set(KNOWN_COLUMNS[data_type]) - {UPDATED_AT}
     mapping = {name: name.upper() for name in names if name.upper() in known}
     missing = missing_columns(set(mapping.values()), data_type, with_updated_at=False)
+    if "DELETED" in mapping.values():
+        # A file of deletes needs no PAYLOAD (nor NAME): each row that is not a delete is
+        # then refused on its own (missing_field), as a null PAYLOAD cell would be.
+        missing = [c for c in missing if c not in _OPTIONAL_WITH_DELETED]
     if missing:
         raise FileInvalid(
             f"missing required column(s) {', '.join(missing)}; found {', '.join(names) or 'none'}"
@@ -253,7 +268,7 @@ def parse_jsonl(
         columns.update(dict.fromkeys(obj))
         count += 1
     mapping = _columns_for(list(columns), data_type) if count else {}
-    canon = [c for c in KNOWN_COLUMNS[data_type] if c in mapping.values()]
+    canon = _canonical(mapping, data_type)
     out = ParsedFile(rows=count)
     fh.seek(0)
     records: list[dict[str, Any]] = []
@@ -294,7 +309,7 @@ def parse_csv(
     if dupes:
         raise FileInvalid(f"the header names {', '.join(dupes)} more than once")
     wanted = [(i, mapping[h]) for i, h in enumerate(header) if h in mapping]
-    canon = [c for c in KNOWN_COLUMNS[data_type] if c in mapping.values()]
+    canon = _canonical(mapping, data_type)
     out = ParsedFile()
     records: list[dict[str, Any]] = []
     hashes: list[str] = []
