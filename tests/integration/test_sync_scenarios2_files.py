@@ -246,3 +246,32 @@ async def test_jsonl_accounts_with_json_booleans_for_deleted(spec: Spec, files: 
     run = await spec.run(sync_id)
     assert (run["status"], run["rows_delivered"]) == ("success", 1), run
     assert (await spec.get("/v1/accounts")).json() == []
+
+
+@pytest.mark.parametrize("spec", STATES, indirect=True)
+async def test_row_limit_across_files_resumes_without_duplicates(spec: Spec, files: Files) -> None:
+    files.put(
+        "l/a.jsonl",
+        "".join(f'{{"external_id": "l{i}", "payload": {{"n": {i}}}}}\n' for i in range(3)),
+    )
+    files.put(
+        "l/b.csv", "external_id,payload\n" + "".join(f'm{i},"{{""n"": {i}}}"\n' for i in range(2))
+    )
+    sync_id = await files.ready("user_attributes", "l/", row_limit=2)
+    statuses = []
+    delivered = 0
+    for _ in range(6):
+        run = await spec.run(sync_id)
+        statuses.append(run["status"])
+        delivered += run["rows_delivered"]
+        assert run["rows_delivered"] <= 2, run
+        if run["status"] != "limit_exceeded":
+            break
+    assert statuses[0] == "limit_exceeded" and statuses[-1] == "success", statuses
+    assert delivered == 5, statuses
+    for i in range(3):
+        assert await attrs(spec, f"l{i}") == {"n": i}
+    for i in range(2):
+        assert await attrs(spec, f"m{i}") == {"n": i}
+    run = await spec.run(sync_id)
+    assert (run["status"], run["rows_read"]) == ("success", 0), run
