@@ -787,6 +787,43 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     refuse_unicode_identifiers(check)
     refuse_streaming_reads(check, statements)
     refuse_stage_values(check, statements)
+    refuse_forbidden_calls_in_scope(check, statements)
+
+
+def refuse_forbidden_calls_in_scope(check: Any, statements: list[exp.Expr]) -> None:
+    """``main.getenv('HOME')`` when the source's scope is ``main``: a call qualified with the
+    scope's schema passes the qualifier check, but DuckDB looks ``main.`` up in every catalog
+    of its search path, the built-ins' ``system.main`` too. A deny-listed name is refused
+    whatever schema qualifies it (calls qualified with another schema are refused already)."""
+    scope = check.scope_text.strip().lower() if isinstance(check.scope_text, str) else ""
+    if not scope or "." not in check.text:
+        return
+    in_scope = {scope, scope.rsplit(".", 1)[-1]} - {""}
+    for statement in statements:
+        for dot in statement.find_all(exp.Dot):
+            func = dot.expression
+            if not isinstance(func, exp.Func) or isinstance(dot.parent, exp.Table):
+                continue
+            qualifier = (
+                ".".join(part.name for part in dot.this.find_all(exp.Identifier) if part.name)
+                or dot.this.sql()
+            )
+            if qualifier.lower() not in in_scope:
+                continue
+            if isinstance(func, exp.Anonymous):
+                names = {func.name.lower()}
+            else:
+                names = {func.key.lower(), *(n.lower() for n in type(func).sql_names())}
+            rules = (check.rules, check.write_rules)
+            if any(_forbidden_word(name, r) for name in names for r in rules):
+                shown = func.name if isinstance(func, exp.Anonymous) else func.key.upper()
+                check.issue(
+                    FORBIDDEN_FUNCTION,
+                    f"Function {qualifier}.{shown}() is not allowed in a segment: it reads or "
+                    "changes data outside the source's tables, whatever schema names it. "
+                    "Remove it.",
+                    check.node_position(dot),
+                )
 
 
 def refuse_stage_values(check: Any, statements: list[exp.Expr]) -> None:
