@@ -51,6 +51,7 @@ async def test_purchase_fields(spec: Spec) -> None:
         (buy(product_id="lower", currency="eur"), None),
         (buy(product_id="mixed", currency="Gbp", quantity=3), None),
         (buy(product_id="padded", currency=" jpy "), None),
+        ({**buy(product_id="null-qty"), "quantity": None, "properties": None}, None),
         (buy(product_id="offset", time="2026-05-01T10:00:00+02:00"), None),
         (buy(product_id="offset-neg", time="2026-05-01T10:00:00-07:00"), None),
         (buy(product_id="props", properties={"size": "L", "gift": {"wrap": True}}), None),
@@ -78,6 +79,7 @@ async def test_purchase_fields(spec: Spec) -> None:
     assert sorted(got) == sorted(p["product_id"] for p, c in cases if not c)
     assert got["default-qty"]["quantity"] == 1
     assert got["mixed"]["quantity"] == 3
+    assert got["null-qty"]["quantity"] == 1
     assert got["free"]["price"] == 0
     assert got["refund"]["price"] == -12.5
     assert (got["lower"]["currency"], got["mixed"]["currency"]) == ("EUR", "GBP")

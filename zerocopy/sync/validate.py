@@ -784,7 +784,10 @@ def _check_purchase(payload: dict[str, Any]) -> None:
         raise _RowRefused(t.INVALID_FIELD, f"'price' must be a number, got {price!r}")
     if isinstance(price, float) and not math.isfinite(price):
         raise _RowRefused(t.INVALID_FIELD, f"'price' must be a finite number, got {price!r}")
-    quantity = payload.get("quantity", 1)
+    # An optional field written as null (json_build_object of a NULL column) is absent.
+    quantity = payload.get("quantity")
+    if quantity is None:
+        quantity = 1
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise _RowRefused(
             t.INVALID_FIELD, f"'quantity' must be a positive integer, got {quantity!r}"
