@@ -28,6 +28,10 @@ RULES = DialectRules(
         txid_current nextval currval setval setseed file_exists
         load_aws_credentials write_log prompt
         st_read st_read_meta st_readosm st_readshp st_drivers st_read_auto""",
+        # SQL text bound or plans executed: the plan of `SELECT * FROM finance.secrets` names
+        # its columns and types (json_serialize_plan, get_substrait); from_substrait runs one
+        """json_serialize_plan get_substrait get_substrait_json from_substrait
+        from_substrait_json sqlsmith fuzzyduck reduce_sql_statement""",
         # PostgreSQL-compatible catalog macros: view and constraint sources, comments and
         # privileges of objects in other schemas (pg_get_viewdef, col_description …)
         """has_table_privilege has_column_privilege has_any_column_privilege
