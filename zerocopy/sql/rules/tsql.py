@@ -27,6 +27,17 @@ TSQL_CATALOG_PROBES = names(
     user_id"""
 )
 
+# Session, server and key state (the values Fabric refuses too): SESSION_CONTEXT and
+# CONTEXT_INFO carry what other code stored in the session, the rest name the server, the
+# login's roles and permissions, or decrypt with the server's keys.
+TSQL_SESSION_PROBES = names(
+    """session_context context_info has_perms_by_name is_member is_srvrolemember
+    original_login permissions connectionproperty serverproperty databasepropertyex
+    certproperty pwdencrypt pwdcompare certencoded certprivatekey decryptbykey encryptbykey
+    decryptbykeyautocert decryptbykeyautoasymkey decryptbycert decryptbyasymkey
+    signbycert signbyasymkey"""
+)
+
 RULES = DialectRules(
     name="tsql",
     sqlglot_dialect="tsql",
@@ -34,7 +45,8 @@ RULES = DialectRules(
     string_type="NVARCHAR(4000)",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names("openrowset openquery opendatasource openxml")
-    | TSQL_CATALOG_PROBES,
+    | TSQL_CATALOG_PROBES
+    | TSQL_SESSION_PROBES,
     forbidden_prefixes=("xp_", "sp_", "fn_"),
     table_functions=names("string_split openjson generate_series"),
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("sys"),
