@@ -799,6 +799,9 @@ def refuse_forbidden_calls_in_scope(check: Any, statements: list[exp.Expr]) -> N
     if not scope or "." not in check.text:
         return
     in_scope = {scope, scope.rsplit(".", 1)[-1]} - {""}
+    lowered = check.text.lower()
+    if not any(name.rsplit(".", 1)[-1] in lowered for name in in_scope):
+        return  # the schema's name is nowhere in the text: no call is qualified with it
     for statement in statements:
         for dot in statement.find_all(exp.Dot):
             func = dot.expression
