@@ -775,10 +775,9 @@ def _check_purchase(payload: dict[str, Any]) -> None:
     if not isinstance(product, str) or not product.strip():
         raise _RowRefused(t.INVALID_FIELD, "'product_id' must be a non-empty string")
     currency = payload["currency"]
-    # Case and surrounding blanks (a CHAR(4) column pads) are not part of the code.
-    if not isinstance(currency, str) or currency.strip().upper() not in ISO_4217:
+    if not isinstance(currency, str) or currency.upper() not in ISO_4217:
         raise _RowRefused(t.INVALID_FIELD, f"'currency' {currency!r} is not an ISO 4217 code")
-    payload["currency"] = currency.strip().upper()
+    payload["currency"] = currency.upper()
     price = payload["price"]
     if isinstance(price, bool) or not isinstance(price, int | float):
         raise _RowRefused(t.INVALID_FIELD, f"'price' must be a number, got {price!r}")
