@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
+import anyio
 import duckdb
 import pytest
 
@@ -21,6 +25,13 @@ def sql(api: Api, statement: str) -> None:
         con.execute(statement)
     finally:
         con.close()
+
+
+async def _until(count: Callable[[], int], n: int, within_s: float = 20.0) -> None:
+    """Notifications go out after the run is recorded (a run_now answer can come first)."""
+    until = time.monotonic() + within_s
+    while count() < n and time.monotonic() < until:  # noqa: ASYNC110 (another thread appends)
+        await anyio.sleep(0.05)
 
 
 async def test_failing_sync_mails_once_and_on_recovery(
@@ -49,9 +60,14 @@ async def test_failing_sync_mails_once_and_on_recovery(
     second = await run_now(api, sync["id"])
     assert (first["status"], second["status"]) == ("error", "error")
     assert first["error"]["code"] == "unknown_table"
+    await _until(lambda: len(inbox.messages), 1)
+    await _until(lambda: len(hooks.bodies), 1)
     sql(api, "ALTER TABLE crm_attrs_gone RENAME TO crm_attrs")  # and comes back
     third = await run_now(api, sync["id"])
     assert third["status"] == "partial_success" and third["rows_delivered"] > 0
+    await _until(lambda: len(inbox.messages), 2)
+    await _until(lambda: len(hooks.bodies), 2)
+    await anyio.sleep(0.5)  # nothing more arrives
     events = [msg["X-Zerocopy-Event"] for _, msg in inbox.messages]
     assert events == ["sync_failing", "sync_recovered"]
     assert inbox.messages[0][0] == ["ops@example.com"]
