@@ -98,6 +98,49 @@ def segment_digest(segment: Any, schedule_doc: Any) -> str:
     )
 
 
+def owed_after_zone_change(
+    schedule: Schedule,
+    state: ScheduleState,
+    time_zone: str,
+    now: datetime,
+    *,
+    late_after_s: float,
+) -> Firing | None:
+    """The firing still owed because the workspace's time zone changed while it was due.
+
+    Shared by the segment and sync schedulers. Only when the plan was made for this same
+    schedule in another zone (``state.planned_time_zone``) and its ``next_due_at`` is at or
+    before ``now``: that occurrence runs once (a catch-up coalescing what the old zone
+    missed) and its ``next_due_at`` is the next occurrence after ``now`` in ``time_zone``
+    (see :func:`replan_firing`). ``None`` otherwise; then :func:`replanned` says whether the
+    plan is simply made again.
+    """
+    if state.planned_time_zone == time_zone or state.planned_key != schedule.key():
+        return None
+    return replan_firing(
+        schedule,
+        state.planned_time_zone,
+        time_zone,
+        state.next_due_at,
+        now,
+        late_after_s=late_after_s,
+    )
+
+
+def replanned(
+    schedule: Schedule, state: ScheduleState, time_zone: str, now: datetime
+) -> dict[str, Any] | None:
+    """The new plan (``schedule_state`` values) when the schedule or the zone changed, else
+    ``None``: the next occurrence strictly after ``now`` in ``time_zone``, nothing owed."""
+    if state.planned_time_zone == time_zone and state.planned_key == schedule.key():
+        return None
+    return {
+        "next_due_at": next_run(schedule, now, time_zone),
+        "planned_time_zone": time_zone,
+        "planned_key": schedule.key(),
+    }
+
+
 class Scheduler:
     """``await scheduler.tick()`` fires what is due; :meth:`run` ticks forever."""
 
@@ -174,16 +217,13 @@ class Scheduler:
             if state.definition_hash != owner.digest:
                 await self._update(owner.id, definition_hash=owner.digest, last_changed_at=now)
             if (
-                state.planned_time_zone != owner.time_zone
-                and state.planned_key == owner.schedule.key()
-                and state.paused_reason is None
+                state.paused_reason is None
                 and not self._is_stale(state, owner, now)
                 and (
-                    owe := replan_firing(
+                    owe := owed_after_zone_change(
                         owner.schedule,
-                        state.planned_time_zone,
+                        state,
                         owner.time_zone,
-                        state.next_due_at,
                         now,
                         late_after_s=self.config.late_after_s,
                     )
@@ -194,17 +234,9 @@ class Scheduler:
                 due.append((owner, state, owe))
                 report.replanned += 1
                 continue
-            if (
-                state.planned_time_zone != owner.time_zone
-                or state.planned_key != owner.schedule.key()
-            ):
+            if (plan := replanned(owner.schedule, state, owner.time_zone, now)) is not None:
                 # A new time zone or schedule: plan again from now (nothing due was owed).
-                await self._update(
-                    owner.id,
-                    next_due_at=next_run(owner.schedule, now, owner.time_zone),
-                    planned_time_zone=owner.time_zone,
-                    planned_key=owner.schedule.key(),
-                )
+                await self._update(owner.id, **plan)
                 report.replanned += 1
                 continue
             if state.paused_reason is not None or state.next_due_at is None:

@@ -39,10 +39,14 @@ from zerocopy.scheduling.schedule import (
     next_run,
     next_runs,
     plan_firing,
-    replan_firing,
     stored_zone,
 )
-from zerocopy.scheduling.scheduler import TickReport, launch_scheduled_run
+from zerocopy.scheduling.scheduler import (
+    TickReport,
+    launch_scheduled_run,
+    owed_after_zone_change,
+    replanned,
+)
 from zerocopy.scheduling.sync_frequency import sync_schedule
 from zerocopy.state.db import Database
 from zerocopy.state.models import Workspace, utcnow
@@ -141,32 +145,17 @@ class SyncScheduler:
                 await self._plan(owner, schedule, now)
                 report.planned += 1
                 continue
-            if (
-                state.planned_time_zone != owner.time_zone
-                and state.planned_key == schedule.key()
-                and (
-                    owe := replan_firing(
-                        schedule,
-                        state.planned_time_zone,
-                        owner.time_zone,
-                        state.next_due_at,
-                        now,
-                        late_after_s=self.config.late_after_s,
-                    )
-                )
-            ):
+            owe = owed_after_zone_change(
+                schedule, state, owner.time_zone, now, late_after_s=self.config.late_after_s
+            )
+            if owe is not None:
                 # The zone changed while an occurrence was due: it still runs, then the plan
                 # goes on in the new zone (the claim records it).
                 due.append((owner, state, owe))
                 report.replanned += 1
                 continue
-            if state.planned_time_zone != owner.time_zone or state.planned_key != schedule.key():
-                await self._update(
-                    owner.id,
-                    next_due_at=next_run(schedule, now, owner.time_zone),
-                    planned_time_zone=owner.time_zone,
-                    planned_key=schedule.key(),
-                )
+            if (plan := replanned(schedule, state, owner.time_zone, now)) is not None:
+                await self._update(owner.id, **plan)
                 report.replanned += 1
                 continue
             if state.next_due_at is None:
