@@ -18,7 +18,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -143,6 +144,10 @@ class PostgresLikeAdapter(BaseAdapter):
     this big): the driver builds a Python list and ``str`` per row (~150 bytes per id against
     ~13 in Arrow), so a smaller fetch keeps those objects small at no visible cost in speed."""
 
+    PRIVILEGES_FRESH_S: ClassVar[float] = 30.0
+    """How long a kept session's pid and privilege check serve its next CTAS (see
+    :meth:`_checked_pid`)."""
+
     MAX_IDLE_CONNECTIONS: ClassVar[int] = 2
     """Idle sessions kept for catalog, reads and drops (a CTAS always gets its own)."""
 
@@ -154,6 +159,10 @@ class PostgresLikeAdapter(BaseAdapter):
         self._small_results: dict[str, int] = {}
         """Row counts of this adapter's result tables that fit one id batch (read in one go)."""
         self._pool_lock = threading.Lock()
+        self._checked: weakref.WeakKeyDictionary[Any, tuple[int, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+        """Kept sessions' backend pid and when their privileges were last checked."""
         self._tunnel: SSHTunnel | None = None
         self._tunnel_lock = threading.Lock()
 
@@ -477,33 +486,10 @@ class PostgresLikeAdapter(BaseAdapter):
         conn = self._borrow() if self.REUSABLE else self._connect()
         clean = False
         try:
-            schema = self.config.scope.schema
-            (pid, usage, create), *_ = self._query(
-                conn,
-                "SELECT pg_backend_pid(), has_schema_privilege(current_user, %s, 'USAGE'), "
-                "has_schema_privilege(current_user, %s, 'CREATE')",
-                (schema, schema),
-            )
-            state.pid = int(pid)
+            state.pid = self._checked_pid(conn)
             handle.session_id = handle.query_id = str(state.pid)
-            if not usage:
-                raise self._grant_missing(f"USAGE ON SCHEMA {self._ident(schema)}", schema)
-            if not create:
-                raise self._grant_missing(f"CREATE ON SCHEMA {self._ident(schema)}", schema)
-            self._query(conn, self.statement_timeout_sql(timeout_s))
-            if state.cancel_requested:
-                raise ZerocopyError(errors.CANCELLED, "the segment query was cancelled")
-            cur = conn.cursor()
-            try:
-                cur.execute(sql)
-                rows = cur.rowcount
-            except Exception as exc:
-                raise self._statement_error(exc, state, handle, timeout_s) from exc
-            finally:
-                cur.close()
-            if self.REUSABLE:
-                self._query(conn, "RESET statement_timeout")  # pooled sessions have none
-                clean = True
+            rows = self._timed_ctas(conn, sql, timeout_s, state, handle)
+            clean = self.REUSABLE
             if isinstance(rows, int) and 0 <= rows <= self.ID_FETCH_ROWS:
                 self._small_results[handle.table] = rows
             return rows if isinstance(rows, int) and rows >= 0 else None
@@ -516,6 +502,58 @@ class PostgresLikeAdapter(BaseAdapter):
                 self._give_back(conn)
             else:
                 _close_quietly(conn)
+
+    def _checked_pid(self, conn: Any) -> int:
+        """The session's backend pid, once USAGE and CREATE on the scope are confirmed.
+
+        One statement; on a kept session its answer is reused for
+        :attr:`PRIVILEGES_FRESH_S` (a backend's pid never changes, and a privilege revoked
+        meanwhile fails the CTAS itself as ``permission_denied``).
+        """
+        now = time.monotonic()
+        with self._pool_lock:
+            known = self._checked.get(conn) if self.REUSABLE else None
+        if known is not None and now - known[1] < self.PRIVILEGES_FRESH_S:
+            return known[0]
+        schema = self.config.scope.schema
+        (pid, usage, create), *_ = self._query(
+            conn,
+            "SELECT pg_backend_pid(), has_schema_privilege(current_user, %s, 'USAGE'), "
+            "has_schema_privilege(current_user, %s, 'CREATE')",
+            (schema, schema),
+        )
+        if not usage:
+            raise self._grant_missing(f"USAGE ON SCHEMA {self._ident(schema)}", schema)
+        if not create:
+            raise self._grant_missing(f"CREATE ON SCHEMA {self._ident(schema)}", schema)
+        if self.REUSABLE:
+            with self._pool_lock, contextlib.suppress(TypeError):  # not weak-referenceable
+                self._checked[conn] = (int(pid), now)
+        return int(pid)
+
+    def _timed_ctas(
+        self, conn: Any, sql: str, timeout_s: float, state: RunningStatement, handle: QueryHandle
+    ) -> Any:
+        """Run the CTAS under ``statement_timeout``; the row count the driver reports.
+
+        Three round trips: ``SET statement_timeout``, the CTAS, ``RESET`` (a kept session
+        carries no timeout into the next run). A driver that sends a parameterless query as
+        one simple-protocol message overrides this with one round trip (PostgreSQL).
+        """
+        self._query(conn, self.statement_timeout_sql(timeout_s))
+        if state.cancel_requested:
+            raise ZerocopyError(errors.CANCELLED, "the segment query was cancelled")
+        cur = conn.cursor()
+        try:
+            cur.execute(sql)
+            rows = cur.rowcount
+        except Exception as exc:
+            raise self._statement_error(exc, state, handle, timeout_s) from exc
+        finally:
+            cur.close()
+        if self.REUSABLE:
+            self._query(conn, "RESET statement_timeout")  # pooled sessions have none
+        return rows
 
     def _statement_error(
         self, exc: Exception, state: RunningStatement, handle: QueryHandle, timeout_s: float
@@ -560,6 +598,23 @@ class PostgresLikeAdapter(BaseAdapter):
             self._query(conn, self.drop_sql(table))
 
     # ------------------------------------------------------------------ reads
+    async def read_column(
+        self, table: str, column: str, *, batch_rows: int = 100_000, ordered: bool = False
+    ) -> AsyncIterator[pa.Array]:
+        """A result the CTAS reported as one batch is read in one worker-thread hop (the
+        base drives the reader one item per hop: start, the batch, its end, close)."""
+        known = self._small_results.get(table)
+        if known is None or known > self._fetch_rows(max(1, min(batch_rows, self.ID_FETCH_ROWS))):
+            async for batch in super().read_column(
+                table, column, batch_rows=batch_rows, ordered=ordered
+            ):
+                yield batch
+            return
+        for batch in await self._call(
+            lambda: list(self._read_column(table, column, batch_rows, ordered))
+        ):
+            yield batch
+
     def _read_column(
         self, table: str, column: str, batch_rows: int, ordered: bool = False
     ) -> Iterator[pa.Array]:

@@ -13,7 +13,10 @@ from typing import Any
 import psycopg
 from psycopg.types.string import TextLoader
 
-from dialects.pglike import PostgresLikeAdapter, cursor_name
+from dialects.pglike import PostgresLikeAdapter, RunningStatement, cursor_name
+from dialects.protocol import QueryHandle
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
 
 
 class PostgresAdapter(PostgresLikeAdapter):
@@ -53,6 +56,32 @@ class PostgresAdapter(PostgresLikeAdapter):
         for name in ("json", "jsonb"):
             conn.adapters.register_loader(name, TextLoader)
         return conn
+
+    def _timed_ctas(
+        self, conn: Any, sql: str, timeout_s: float, state: RunningStatement, handle: QueryHandle
+    ) -> Any:
+        """``SET statement_timeout; <CTAS>; RESET statement_timeout`` in one round trip.
+
+        psycopg sends a query without parameters as one simple-protocol message, which the
+        server runs as one implicit transaction, statement by statement, each under the
+        timeout then in force: the CTAS runs under the run's timeout, and the session has
+        none afterwards, whether the CTAS succeeded (the ``RESET``) or failed (the failure
+        rolls the ``SET`` back with the implicit transaction).
+        """
+        if state.cancel_requested:
+            raise ZerocopyError(errors.CANCELLED, "the segment query was cancelled")
+        cur = conn.cursor()
+        try:
+            # Newlines: a trailing line comment in the query must not swallow the RESET.
+            cur.execute(
+                f"{self.statement_timeout_sql(timeout_s)};\n{sql}\n;RESET statement_timeout"
+            )
+            cur.nextset()  # the SET's result, then the CTAS's
+            return cur.rowcount
+        except Exception as exc:
+            raise self._statement_error(exc, state, handle, timeout_s) from exc
+        finally:
+            cur.close()
 
     def _is_usable(self, conn: Any) -> bool:
         return not (conn.closed or conn.broken)
