@@ -2,7 +2,7 @@
 """Queue throughput and lag: 500 due refreshes through 1 and 3 ``zerocopy worker`` processes.
 
     .venv/bin/python bench/scheduler.py [--jobs 500] [--workers 1,3] [--concurrency 4]
-        [--source-limit 4] [--server URL] [--profile DIR]
+        [--source-limit 4] [--server URL] [--profile DIR] [--count-calls]
 
 Uses the local PostgreSQL server (``ZEROCOPY_TEST_POSTGRES_URL`` or 127.0.0.1:5432) for both
 the state database and the warehouse (a scratch database with a 1,000-row ``users`` table),
@@ -29,7 +29,9 @@ bounded by ``source_limit / run duration``; the baseline runs 3 at a time.
 
 On stderr: the baseline's own lag when the same 500 are due at once (its start), the firing
 time, CPU milliseconds per job, state and warehouse transactions per job, and the lane bound
-(``source_limit / run p50``). With every job due at one instant the last one cannot start
+(``source_limit / run p50``); with ``--count-calls``, the calls per job of each procrastinate
+function (``track_functions = all`` on the state database: a diagnostic that costs the server a
+little, so leave it off when comparing throughput). With every job due at one instant the last one cannot start
 before ``jobs / throughput`` seconds, so the p99 lag of a burst is bounded below by about
 ``0.99 * jobs / jobs_per_s`` for any executor, the bare engine included.
 """
@@ -222,6 +224,17 @@ async def baseline(
     return len(segments) / elapsed
 
 
+def function_calls(url: str) -> dict[str, int]:
+    """Calls so far of each procrastinate function (needs ``track_functions``)."""
+    with psycopg.connect(url, autocommit=True) as con:
+        time.sleep(0.6)  # backends report their counters at most every 0.5 s
+        rows = con.execute(
+            "SELECT funcname, sum(calls) FROM pg_stat_user_functions "
+            "WHERE funcname LIKE 'procrastinate%' GROUP BY funcname"
+        ).fetchall()
+    return {name: int(n) for name, n in rows}
+
+
 def db_stats(server: str, *names: str) -> dict[str, tuple[int, int]]:
     """``{database: (transactions, sessions)}`` so far, from ``pg_stat_database``."""
     with psycopg.connect(server, autocommit=True) as con:
@@ -243,6 +256,7 @@ async def with_workers(
     profile: Path | None = None,
     stats: Callable[[], dict[str, tuple[int, int]]] | None = None,
     source_limit: int = 4,
+    calls: Callable[[], dict[str, int]] | None = None,
 ) -> dict[str, float]:
     def command(i: int) -> list[str]:
         if profile is None:
@@ -272,6 +286,7 @@ async def with_workers(
         engine = RefreshEngine(db, AdapterFactory(SecretBox([SecretBox.generate_key()])))
         pids = [p.pid for p in procs]
         before = stats() if stats else {}
+        calls_before = calls() if calls else {}
         cpu = cpu_s(pids)
         async with ProcrastinateRunner(db, default_limit=source_limit) as runner:
             due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
@@ -306,6 +321,17 @@ async def with_workers(
                 await anyio.sleep(0.2)
         cpu = cpu_s(pids) - cpu
         after = stats() if stats else {}
+        if calls:
+            calls_after = calls()
+            print(
+                f"workers={workers}: procrastinate calls per job: "
+                + ", ".join(
+                    f"{name} {(n - calls_before.get(name, 0)) / len(segments):.2f}"
+                    for name, n in sorted(calls_after.items())
+                    if n != calls_before.get(name, 0)
+                ),
+                file=sys.stderr,
+            )
         async with db.session() as s:
             runs = (await s.scalars(sa.select(RefreshRun).where(RefreshRun.id.in_(run_ids)))).all()
             due_at = dict(
@@ -379,6 +405,10 @@ async def main(args: argparse.Namespace) -> None:
             "ZEROCOPY_SOURCE_CONCURRENCY": str(args.source_limit),
             "ZEROCOPY_JANITOR_EVERY_S": "3600",
         }
+        if args.count_calls:
+            with psycopg.connect(server, autocommit=True) as con:
+                dbname = state_url.rsplit("/", 1)[1]
+                con.execute(f"ALTER DATABASE \"{dbname}\" SET track_functions = 'all'")
         db = Database(state_url)
         await db.upgrade()
         await ensure_queue_schema(db)
@@ -401,7 +431,15 @@ async def main(args: argparse.Namespace) -> None:
             profile.mkdir(parents=True, exist_ok=True)
         for n in [int(x) for x in args.workers.split(",")]:
             result = await with_workers(
-                db, env, segments, n, Path(tmp), profile, stats, args.source_limit
+                db,
+                env,
+                segments,
+                n,
+                Path(tmp),
+                profile,
+                stats,
+                args.source_limit,
+                (lambda: function_calls(state_url)) if args.count_calls else None,
             )
             line = {"workers": n, **result, "baseline_jobs_per_s": round(base, 2)}
             print(json.dumps(line), flush=True)
@@ -422,5 +460,10 @@ if __name__ == "__main__":
     )
     parser.add_argument(
         "--profile", default=None, help="cProfile each worker into DIR/worker<N>_<i>.prof"
+    )
+    parser.add_argument(
+        "--count-calls",
+        action="store_true",
+        help="print procrastinate function calls per job (track_functions on the state db)",
     )
     anyio.run(main, parser.parse_args())
