@@ -103,28 +103,57 @@ def check_sync_frequency(
     ``value`` may be written in any case and spacing, as a name (``hourly``, ``daily``,
     ``weekly``, ``monthly``) or in words (``every 15 minutes``); see :func:`_canonical`.
 
-    ``details.reason`` says why: ``too_frequent`` (under 15 minutes: ``5m``, ``30s``),
-    ``too_rare`` (beyond monthly: ``2mo``, ``1y``) or ``unknown_frequency`` (anything else,
-    e.g. ``5h``: every N hours must divide a day).
+    ``details.reason`` says why: ``out_of_range`` (zero or negative: ``0h``, ``-1h``),
+    ``too_frequent`` (under 15 minutes: ``5m``, ``30s``), ``too_rare`` (beyond monthly:
+    ``2mo``, ``1y``) or ``unknown_frequency`` (anything else; for a period between those the
+    message says which are offered: ``45m``, ``5h`` (every N hours must divide a day), ``25h``).
     """
     if isinstance(value, str) and value in accepted:
         return value
-    found = _canonical(value, accepted) if isinstance(value, str) else None
+    negative = isinstance(value, str) and _NEGATIVE.search(value) is not None
+    found = _canonical(value, accepted) if isinstance(value, str) and not negative else None
     if found is not None:
         return found
     choices = ", ".join(accepted)
     match = _AMOUNT.match(_normalized(value)) if isinstance(value, str) else None
     minutes = int(match.group(1)) * _MINUTES[match.group(2)] if match else None
-    if minutes is not None and minutes < 15:
+    if negative or minutes == 0:
+        reason, why = "out_of_range", "is not a period: a frequency must be at least 15m"
+    elif minutes is not None and minutes < 15:
         reason, why = "too_frequent", "is too frequent: the most frequent is 15m"
     elif minutes is not None and minutes > _MINUTES["mo"]:
         reason, why = "too_rare", "is too rare: the least frequent is 1mo"
+    elif minutes is not None:
+        reason, why = "unknown_frequency", _why_not(minutes, accepted)
     else:
         reason, why = "unknown_frequency", "is not a sync frequency"
     raise ZerocopyError(
         errors.VALIDATION_ERROR,
         f"frequency {value!r} {why} (one of {choices})",
         details={"field": "frequency", "reason": reason},
+    )
+
+
+_NEGATIVE = re.compile(r"(?:^|\s)-\s*\d")
+"""A minus sign before the amount (``-1h``, ``every -2 hours``), not a dash between words."""
+
+
+def _why_not(minutes: float, accepted: tuple[str, ...]) -> str:
+    """Why a period between 15 minutes and a month that is not offered is refused."""
+
+    def offered(unit: str) -> list[str]:
+        return [f for f in accepted if (m := _AMOUNT.match(f)) and m.group(2) == unit]
+
+    if minutes < 60:
+        return f"is not offered: below an hour the frequencies are {' or '.join(offered('m'))}"
+    if minutes < _MINUTES["d"]:
+        hours = offered("h")
+        return (
+            f"is not offered: every N hours must divide a day ({', '.join(hours)}), so that "
+            "runs land on the same local times every day (N:00, 2N:00, … from local midnight)"
+        )
+    return "is longer than a day but not one of the longer periods offered: use " + ", ".join(
+        offered("d") + offered("w") + offered("mo")
     )
 
 
