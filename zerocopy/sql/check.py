@@ -388,6 +388,7 @@ class _Check:
         self.name_chars = ""  # every character of the catalog's names
         self.identifiers: list[exp.Identifier] = []  # the work copy's, see `name_sources`
         self._name_sources: tuple[str, ...] | None = None
+        self.work: exp.Expr | None = None  # the normalized, qualified copy (stars expanded)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -546,6 +547,7 @@ class _Check:
         self.schema = self.view.scope_schema(scope[-1].name, annotate=annotate)
         self.scope_ids = scope
         work, optimizer_error = self.qualify(work, scope[-1].name)
+        self.work = work
         scopes = self.traverse(work)
         tables_ok = self.tables_ok = self.check_tables(root, work_tables, scope, scopes)
         if self.source_refused:

@@ -24,6 +24,7 @@ from zerocopy.errors import (
     UNKNOWN_COLUMN,
     UNSUPPORTED_IN_DIALECT,
 )
+from zerocopy.sql import targets
 
 _STATEMENT_WORDS = frozenset({"SHOW", "DESCRIBE", "DESC", "SUMMARIZE"})
 
@@ -1269,14 +1270,21 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     refusal as unsupported there: True when refused (then nothing is emitted)."""
     if refuse_star_modifiers(check, root) or refuse_untranslated_functions(check):
         return True
-    redshift_listagg(check)  # first: it moves sort keys the next one reads
+    # first: they move sort keys that keep_null_ordering_for_bigquery reads
+    if targets.ordered_array_aggregates(check):
+        return True
+    redshift_listagg(check)
     keep_null_ordering_for_bigquery(check, root)
     keep_value_window_frames_for_snowflake(check)
     bigquery_timestamp_diff_elapsed(check)
     to_number_without_format(check, root)
+    # after to_number_without_format, which turns TRY_TO_NUMBER into a TRY_CAST
+    if targets.refuse_lost_safe_conversions(check, root):
+        return True
     boundary_date_diffs(check)
     expand_group_by_all(check, root)
-    expand_order_by_all(check, root)
+    if targets.expand_order_by_all(check, root):
+        return True
     having_aliases(check, root)
     return False
 
@@ -1307,59 +1315,6 @@ def having_aliases(check: Any, root: exp.Expr) -> None:
             aggregate = aggregates.get(column.name.lower())
             if aggregate is not None:
                 column.replace(aggregate.copy())
-
-
-def expand_order_by_all(check: Any, root: exp.Expr) -> None:
-    """``ORDER BY ALL`` (DuckDB, Snowflake, Databricks: every select item, left to right)
-    emitted for a warehouse without it (sqlglot writes it as is, an unknown column ``ALL``
-    there): it becomes the items' positions, ``ORDER BY 1, 2, …`` (the items themselves for
-    Fabric) with the same direction and null placement. A select list with a star is left alone (its width is not known here)."""
-    if "all" not in check.text.lower():
-        return
-    expand = check.write_rules.sqlglot_dialect in (
-        "postgres",
-        "redshift",
-        "bigquery",
-        "tsql",
-        "fabric",
-    )
-    for order in list(root.find_all(exp.Order)):
-        select = order.parent
-        keys = order.expressions
-        if not isinstance(select, exp.Select) or select.args.get("order") is not order:
-            continue
-        if len(keys) != 1 or not isinstance(keys[0], exp.Ordered):
-            continue
-        key = keys[0].this
-        is_all = (isinstance(key, exp.Var) and key.name.upper() == "ALL") or (
-            isinstance(key, exp.Column)
-            and not key.table
-            and not key.this.args.get("quoted")
-            and key.name.upper() == "ALL"
-        )
-        if not is_all:
-            continue
-        if not expand:
-            # The keyword, read as a column by some dialects (Snowflake, BigQuery): written as
-            # a column it would be quoted where case matters ("ALL" in DuckDB), an unknown one.
-            keys[0].set("this", exp.Var(this="ALL"))
-            continue
-        if any(item.is_star for item in select.expressions):
-            continue
-        template = keys[0]
-        # T-SQL cannot place NULLs for a position: the items themselves are the keys there
-        by_item = check.write_rules.sqlglot_dialect in ("tsql", "fabric")
-        order.set(
-            "expressions",
-            [
-                exp.Ordered(
-                    this=item.unalias().copy() if by_item else exp.Literal.number(position),
-                    desc=template.args.get("desc"),
-                    nulls_first=template.args.get("nulls_first"),
-                )
-                for position, item in enumerate(select.expressions, start=1)
-            ],
-        )
 
 
 def expand_group_by_all(check: Any, root: exp.Expr) -> None:
@@ -1600,6 +1555,13 @@ def refuse_star_modifiers(check: Any, root: exp.Expr) -> bool:
     return False
 
 
+# What to write instead of a function the target does not have (by sqlglot expression key).
+_UNTRANSLATED_HINTS: dict[str, str] = {
+    "median": "PERCENTILE_CONT as a window function",
+    "arrayagg": "LISTAGG/STRING_AGG into a text, or one row per value",
+}
+
+
 def refuse_untranslated_functions(check: Any) -> bool:
     """A function the target does not have and sqlglot writes there as is (``MEDIAN`` for
     BigQuery or Fabric): refused as unsupported instead of failing in the warehouse. Returns
@@ -1609,11 +1571,12 @@ def refuse_untranslated_functions(check: Any) -> bool:
         return False
     for node in check.reading:
         if isinstance(node, exp.Func) and node.key in missing:
+            shown = (type(node).sql_names() or [node.key.upper()])[0]
             check.issue(
                 UNSUPPORTED_IN_DIALECT,
-                f"{check.write_rules.name} has no {node.key.upper()} function: this query "
+                f"{check.write_rules.name} has no {shown} function: this query "
                 "cannot be expressed there. Rewrite that part with a construct both dialects "
-                "support (e.g. PERCENTILE_CONT as a window function).",
+                f"support (e.g. {_UNTRANSLATED_HINTS.get(node.key, 'a CASE expression')}).",
                 check.node_position(node),
             )
             return True

@@ -41,8 +41,9 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "AT(OFFSET => ...) time travel has no DuckDB equivalent; sqlglot passes it through",
     ),
     ("tricks", "bigquery_safe_prefix_is_builtin", "bigquery"): (
-        RUN_ERROR,
-        "SAFE.PARSE_DATE becomes SAFE.CAST(...) which DuckDB does not know (TRY_CAST would do)",
+        REFUSED,
+        "BigQuery's SAFE. prefix exists nowhere else (sqlglot writes SAFE.CAST(...), unknown "
+        "to DuckDB): refused rather than emitted",
     ),
     ("databricks", "lateral_view_explode", "databricks"): (
         RUN_ERROR,
@@ -348,8 +349,8 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
     ),
     ("redteam2", "h_safe_fn", "bigquery"): (
-        RUN_ERROR,
-        "sqlglot's translation to DuckDB; DuckDB: Parser Error: syntax error at or near 'AS'",
+        REFUSED,
+        "same as tricks:bigquery_safe_prefix_is_builtin (SAFE.PARSE_DATE)",
     ),
     ("redteam2", "h_array_agg_order_limit", "bigquery"): (
         REFUSED,
