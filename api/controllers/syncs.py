@@ -20,6 +20,7 @@ from api.schemas.syncs import (
     SyncRunRead,
     SyncTestRead,
     SyncUpdate,
+    SyncWatermarkReset,
 )
 from zerocopy.scheduling.dispatch import dispatch_sync_run, wait_sync_run
 from zerocopy.services import syncs
@@ -197,6 +198,23 @@ class SyncController(Controller):
             run_read(run),
             status_code=202,
             background=BackgroundTask(syncs.execute_run, runtime, run.id),
+        )
+
+    @post("/{sync_id:str}/watermark/reset", operation_id="resetSyncWatermark", status_code=200)
+    async def reset_watermark(
+        self,
+        caller: CallerDep,
+        session: SessionDep,
+        runtime: RuntimeDep,
+        sync_id: FromPath[str],
+        data: JSONBody[SyncWatermarkReset | None] = None,
+    ) -> SyncRunRead:
+        """Reset the watermark (``to`` null: read the whole table again; a timestamp: from
+        it). ``sync_in_progress`` while a run is running. Answers the history record (a run
+        with ``trigger`` ``watermark_reset`` and the watermark before and after)."""
+        to = data.to if data is not None else None
+        return run_read(
+            await syncs.reset_watermark(session, runtime, caller.workspace_id, sync_id, to)
         )
 
     @get("/{sync_id:str}/runs", operation_id="listSyncRuns")

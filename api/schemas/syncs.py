@@ -49,6 +49,13 @@ class SyncUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     status: str | msgspec.UnsetType = msgspec.UNSET
 
 
+class SyncWatermarkReset(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Where the next run starts reading: ``to`` null (or left out) = the whole table; an
+    ISO 8601 timestamp = rows with ``UPDATED_AT`` at or after it (no zone = UTC)."""
+
+    to: datetime | None = None
+
+
 class SyncRead(msgspec.Struct, kw_only=True):
     id: str
     name: str

@@ -123,6 +123,9 @@ class BuiltinStore:
         self._new_rows = 0
         self._analyze_after = self.ANALYZE_FIRST_AFTER_ROWS
         self._columnar = _ColumnarState()
+        self._replayed: dict[tuple[str, str], list[int]] = {}
+        """Replay after a watermark reset: (profile, row hash) → [copies the store held when
+        the run first met it, copies met in this run] (see :func:`_drop_stored_copies`)."""
         self.columnar_batch_rows = MAX_COLUMNAR_BATCH_ROWS if db.is_postgres else MAX_BATCH_ROWS
         """PostgreSQL: columnar batches of up to one read batch, a transaction (and watermark
         commit) per 50,000 rows instead of per 5,000; the rows stay Arrow columns, a few MB.
@@ -146,9 +149,15 @@ class BuiltinStore:
         if batch.columns is None:
             batch, refused = _without_unstorable_rows(batch, postgres=self.db.is_postgres)
         for attempt in range(3):
+            memo = (
+                {k: list(v) for k, v in self._replayed.items()}
+                if batch.replay_until_us is not None
+                else self._replayed
+            )
             try:
                 rejections = await self._apply(batch)
             except Exception as exc:
+                self._replayed = memo  # the transaction rolled back: so does the replay memo
                 if attempt == 2 or not _is_unique_violation(exc):
                     raise
                 continue
@@ -171,7 +180,7 @@ class BuiltinStore:
                 rejections, created = await _apply_attribute_columns(s, batch, self._columnar)
                 self._new_rows += created
             elif batch.data_type.is_user_type:
-                rejections, created = await _apply_users(s, batch)
+                rejections, created = await _apply_users(s, batch, self._replayed)
                 self._new_rows += created
             elif batch.data_type is DataType.CATALOG_ITEMS:
                 rejections = await _apply_keyed(s, batch, StoreCatalogItem)
@@ -699,13 +708,17 @@ def _plan_users(
     events: list[dict[str, Any]] = []
     purchases: list[dict[str, Any]] = []
     now = utcnow()
+    replay = batch.replay_until_us
     for index, row in enumerate(batch.rows):
         ident = row.identifier
         assert ident is not None
         when = row.updated_at or now
         pid = profiles.find(ident)
+        replayed = replay is not None and row.updated_us is not None and row.updated_us <= replay
         if batch.data_type is DataType.USER_DELETES:
-            if pid is not None:
+            if pid is not None and not (replayed and profiles.by_id[pid]["updated_at"] > when):
+                # Replayed after a watermark reset, a delete older than the profile's last
+                # update was applied before and the profile re-created since: it stays.
                 profiles.delete(pid)
             continue
         if pid is None:
@@ -738,6 +751,7 @@ def _plan_users(
                     "time": _time(row.payload["time"]),
                     "properties": row.payload.get("properties") or {},
                     "row_hash": row.row_hash,
+                    "_replayed": replayed,
                 }
             )
         else:
@@ -752,12 +766,53 @@ def _plan_users(
                     "time": _time(row.payload["time"]),
                     "properties": row.payload.get("properties") or {},
                     "row_hash": row.row_hash,
+                    "_replayed": replayed,
                 }
             )
     return rejections, events, purchases
 
 
-async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> tuple[list[RowRejection], int]:
+async def _drop_stored_copies(
+    s: AsyncSession,
+    model: type[StoreEvent] | type[StorePurchase],
+    ws: str,
+    rows: list[dict[str, Any]],
+    replayed: dict[tuple[str, str], list[int]],
+) -> list[dict[str, Any]]:
+    """Events or purchases to insert: replayed rows (``_replayed``) the store already holds
+    are left out. The n-th copy of one (profile, row hash) met in the run is inserted only
+    when the store held fewer than n copies when the run first met it, so a replay ends
+    with as many copies as the source has (a clean run), never more."""
+    flags = [bool(r.pop("_replayed", False)) for r in rows]
+    if not any(flags):
+        return rows
+    keys = {(r["profile_id"], r["row_hash"]) for r, f in zip(rows, flags, strict=True) if f}
+    unknown = sorted({pid for pid, h in keys if (pid, h) not in replayed})
+    for chunk in _chunks(unknown):
+        result = await s.execute(
+            sa.select(model.profile_id, model.row_hash, sa.func.count())
+            .where(model.workspace_id == ws, model.profile_id.in_(chunk))
+            .group_by(model.profile_id, model.row_hash)
+        )
+        for pid, row_hash, n in result.all():
+            if (pid, row_hash) in keys:
+                replayed.setdefault((pid, row_hash), [int(n), 0])
+    out: list[dict[str, Any]] = []
+    for row, flag in zip(rows, flags, strict=True):
+        if flag:
+            memo = replayed.setdefault((row["profile_id"], row["row_hash"]), [0, 0])
+            memo[1] += 1
+            if memo[1] <= memo[0]:
+                continue  # the store holds this copy already
+        out.append(row)
+    return out
+
+
+async def _apply_users(
+    s: AsyncSession,
+    batch: DeliveryBatch,
+    replayed: dict[tuple[str, str], list[int]] | None = None,
+) -> tuple[list[RowRejection], int]:
     """Apply user rows; the rejections and the number of profiles created."""
     ws = batch.workspace_id
     profiles = await _load_profiles(s, ws, batch.rows)
@@ -776,6 +831,9 @@ async def _apply_users(s: AsyncSession, batch: DeliveryBatch) -> tuple[list[RowR
         await _update_profiles(s, dirty)
     if profiles.new_aliases:
         await _bulk_insert(s, _table(StoreAlias), profiles.new_aliases)
+    memo = {} if replayed is None else replayed
+    events = await _drop_stored_copies(s, StoreEvent, ws, events, memo)
+    purchases = await _drop_stored_copies(s, StorePurchase, ws, purchases, memo)
     if events:
         await _bulk_insert(s, _table(StoreEvent), events)
     if purchases:

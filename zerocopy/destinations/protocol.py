@@ -48,6 +48,7 @@ class DeliveryBatch:
         columns: the engine's columnar fast path (``user_attributes`` by external id), only
             given to destinations with ``ACCEPTS_COLUMNS = True``; then ``rows`` is empty and
             rejection indexes point into ``columns``. :meth:`valid_rows` materialises either.
+        replay_until_us: see the attribute's doc.
     """
 
     workspace_id: str
@@ -58,6 +59,10 @@ class DeliveryBatch:
     watermark: WatermarkState
     catalog: str | None = None
     columns: AttributeRows | None = None
+    replay_until_us: int | None = None
+    """After a watermark reset to an earlier point: rows with ``updated_us`` at or before it
+    may have been delivered before. Merging kinds are idempotent; a destination that appends
+    (events, purchases) or deletes applies such a row only if it does not hold it yet."""
 
     @property
     def count(self) -> int:

@@ -24,8 +24,9 @@ from zerocopy.state.db import Database
 from zerocopy.state.models import Credential, Source
 from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
 from zerocopy.sync.engine import SyncEngine, resolve_table, sync_options
-from zerocopy.sync.types import DataType, RowError, SyncStatus, ValidRow
+from zerocopy.sync.types import DataType, RowError, RunStatus, SyncStatus, ValidRow
 from zerocopy.sync.validate import KNOWN_COLUMNS, validate_batch
+from zerocopy.sync.watermark import WatermarkState
 
 if TYPE_CHECKING:
     from zerocopy.services.context import Runtime
@@ -487,6 +488,60 @@ async def start_run(
             details={"status": sync.status, "sync_id": sync.id},
         )
     return await sync_engine(runtime).request(sync.id, trigger)
+
+
+RESET_TRIGGER = "watermark_reset"
+"""``trigger`` of the run record a watermark reset leaves in the sync's history."""
+
+
+async def reset_watermark(
+    session: AsyncSession,
+    runtime: Runtime,
+    workspace_id: str,
+    sync_id: str,
+    to: datetime | None = None,
+) -> SyncRun:
+    """Reset a warehouse sync's watermark: ``None`` → the next run reads the whole table,
+    a timestamp → it reads rows with ``UPDATED_AT`` at or after it (naive = UTC).
+
+    ``sync_in_progress`` while a run is running (the reset takes the sync's one running-run
+    slot, so a run cannot start half-way either). The reset is recorded in the sync's run
+    history as a finished run with ``trigger`` ``watermark_reset`` (``success``, no rows,
+    ``watermark_before`` / ``watermark_after``). Rows read again are de-duplicated in effect:
+    merges are idempotent, and the built-in store applies events, purchases and deletes up to
+    the old watermark only once (``WatermarkState.replay_until``); the HTTP destination
+    re-sends them with the same ``row_hash`` idempotency keys.
+    """
+    sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    if sync.source_id is None:
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"sync {sync.name!r} reads files, which have no watermark (each file is "
+            "processed once by key and ETag); a changed file is read again by itself",
+            details={"field": "sync_id", "sync_id": sync.id},
+        )
+    if to is not None:
+        to = to.replace(tzinfo=UTC) if to.tzinfo is None else to.astimezone(UTC)
+    target = sync.id
+    await session.rollback()  # the reset's own transactions below see the latest state
+    engine = sync_engine(runtime)
+    run = await engine.request(target, RESET_TRIGGER, max_runtime_s=60.0)
+    async with runtime.db.transaction() as s:
+        current = await s.get(Sync, target)
+        before = WatermarkState.from_json(current.watermark if current else None)
+        after = before.reset(to).to_json()
+        await s.execute(sa.update(Sync).where(Sync.id == target).values(watermark=after))
+        await s.execute(
+            sa.update(SyncRun)
+            .where(SyncRun.id == run.id)
+            .values(
+                status=RunStatus.SUCCESS,
+                watermark_before=before.to_json(),
+                watermark_after=after,
+                finished_at=datetime.now(UTC),
+            )
+        )
+    return await engine.get(run.id)
 
 
 async def get_run(session: AsyncSession, workspace_id: str, run_id: str) -> SyncRun:

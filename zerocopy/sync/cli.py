@@ -1,5 +1,5 @@
 """``zerocopy sync ...``: create / list / show / update / delete / test / activate / pause /
-run / cancel / runs / errors / export / sweep.
+run / reset-watermark / cancel / runs / errors / export / sweep.
 
 Commands work on the state database of the settings (``ZEROCOPY_*``), scoped to one
 workspace (``--workspace`` or ``ZEROCOPY_WORKSPACE``). Each prints the response body of the
@@ -293,6 +293,34 @@ def sync_run(workspace_id: str, sync_id: str) -> None:
     _echo(done)
     if done.status in ("error", "cancelled"):
         sys.exit(EXIT_FAILED)
+
+
+@sync.command("reset-watermark")
+@workspace_option
+@click.argument("sync_id")
+@click.option(
+    "--to", "to", default=None, metavar="TIMESTAMP",
+    help="ISO 8601 timestamp the next run reads from (no zone = UTC); left out: the whole "
+         "table is read again.",
+)  # fmt: skip
+def sync_reset_watermark(workspace_id: str, sync_id: str, to: str | None) -> None:
+    """Reset a sync's watermark (refused while it runs); prints the history record."""
+    from datetime import datetime
+
+    from zerocopy.services import syncs
+
+    when: datetime | None = None
+    if to is not None:
+        try:
+            when = datetime.fromisoformat(to.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise click.UsageError(f"--to {to!r} is not an ISO 8601 timestamp") from None
+
+    async def go(rt: Any) -> Any:
+        async with rt.db.session() as s:
+            return run_read(await syncs.reset_watermark(s, rt, workspace_id, sync_id, when))
+
+    _echo(_run(go, workspace_id))
 
 
 @sync.command("cancel")

@@ -31,6 +31,7 @@ from typing import Any
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
+import numpy as np
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -51,12 +52,14 @@ from zerocopy.state.models import Credential, Source, new_id, utcnow
 from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
 from zerocopy.sync.types import AttributeRows, DataType, RowError, RunStatus, ValidRow
 from zerocopy.sync.validate import (
+    IDENTIFIER_COLUMNS,
     KNOWN_COLUMNS,
     UPDATED_AT,
     SyncOptions,
     attribute_columns,
     canonical_columns,
     missing_columns,
+    normalize_phone,
     row_hashes,
     updated_micros,
     validate_batch,
@@ -515,20 +518,32 @@ class SyncEngine:
             # every run and reported once per content (the tracker's ``invalid`` hashes).
             reads.append(Watermark(None, column=watermark.column, nulls_only=True))
 
+        order = _Order(tracker.value_us) if data_type in MERGE_TYPES else None
+
         async def produce() -> None:
             position = 0
+
+            async def emit(keyed: _Keyed) -> None:
+                nonlocal position
+                chunk, skipped = await anyio.to_thread.run_sync(
+                    _verdicts, data_type, keyed, position, tracker, options, floor_us, order
+                )
+                position += chunk.n
+                await send.send((chunk, skipped))
+
             async with send:
                 for read in reads:
+                    held: _Keyed | None = None
                     async for raw in _batches(
                         adapter, resolved.table, read, self.batch_rows, wanted
                     ):
                         names = [canonical.get(n, n) for n in raw.schema.names]
                         batch = raw.rename_columns(names)
-                        chunk, skipped = await anyio.to_thread.run_sync(
-                            _verdicts, data_type, batch, position, tracker, options, floor_us
-                        )
-                        position += chunk.n
-                        await send.send((chunk, skipped))
+                        pieces, held = await anyio.to_thread.run_sync(_ordered_pieces, held, batch)
+                        for piece in pieces:
+                            await emit(piece)
+                    if held is not None and held.n:
+                        await emit(held)
                 tracker.read_all_invalid()
 
         try:
@@ -660,6 +675,7 @@ class SyncEngine:
                         watermark=watermark,
                         catalog=sync.catalog_name,
                         columns=columns,
+                        replay_until_us=getattr(tracker, "replay_until_us", None),
                     )
                 )
             else:
@@ -891,36 +907,231 @@ def _chunk_of(verdicts: list[ValidRow | RowError], start: int) -> _Chunk:
     return _Chunk(len(verdicts), first, errors, valid)
 
 
+MERGE_TYPES = frozenset({DataType.USER_ATTRIBUTES, DataType.CATALOG_ITEMS, DataType.ACCOUNTS})
+"""Data types whose rows merge into one record per key (key by key, the last row applied
+wins): for them the order in which rows are applied is the result."""
+
+
+@dataclass(slots=True)
+class _Keyed:
+    """Source rows with their parsed ``UPDATED_AT`` (epoch µs, None when unusable) and hashes."""
+
+    batch: pa.RecordBatch
+    updated: list[int | None]
+    hashes: list[str]
+
+    @property
+    def n(self) -> int:
+        return int(self.batch.num_rows)
+
+    def rows(self, start: int, stop: int) -> _Keyed:
+        return _Keyed(
+            self.batch.slice(start, stop - start),
+            self.updated[start:stop],
+            self.hashes[start:stop],
+        )
+
+
+def _keyed(batch: pa.RecordBatch) -> _Keyed:
+    updated = updated_micros(batch.column(UPDATED_AT))
+    return _Keyed(batch, updated, row_hashes(batch, updated))
+
+
+_NO_TIME = np.iinfo(np.int64).max
+"""Sort key of a row without a usable ``UPDATED_AT`` (after every instant of years 1-9999)."""
+
+
+def _in_apply_order(keyed: _Keyed) -> _Keyed:
+    """The rows in **apply order**: ``UPDATED_AT``, then content hash; unusable times last.
+
+    The warehouse orders by ``UPDATED_AT`` only, so rows sharing one (the same identifier
+    changed twice in one instant, say) come in whatever order the scan gives, which differs
+    between warehouses, runs and table rewrites. Ordering ties by content hash makes the
+    result of merging them deterministic: the row with the greater hash is applied last and
+    wins key by key, in a single run as in runs split at the boundary (see :class:`_Order`).
+    """
+    n = keyed.n
+    if n < 2:
+        return keyed
+    times = np.fromiter(
+        (_NO_TIME if u is None else u for u in keyed.updated), dtype=np.int64, count=n
+    )
+    if bool(np.all(times[1:] > times[:-1])):
+        return keyed  # strictly increasing: no ties, nothing to move
+    order = np.lexsort((np.array(keyed.hashes), times))
+    if bool(np.all(order == np.arange(n))):
+        return keyed
+    idx = order.tolist()
+    return _Keyed(
+        keyed.batch.take(pa.array(order)),
+        [keyed.updated[i] for i in idx],
+        [keyed.hashes[i] for i in idx],
+    )
+
+
+def _split_last_instant(keyed: _Keyed) -> tuple[_Keyed, _Keyed]:
+    """Rows before the batch's last ``UPDATED_AT`` and the rest (that instant, then rows
+    without a usable time): the rest is held until the next batch shows whether the
+    instant continues there, so a tie group split by the reader is ordered as one."""
+    last = next((i for i in range(keyed.n - 1, -1, -1) if keyed.updated[i] is not None), None)
+    if last is None:
+        return keyed.rows(0, 0), keyed
+    value = keyed.updated[last]
+    first = last
+    while first > 0 and keyed.updated[first - 1] == value:
+        first -= 1
+    return keyed.rows(0, first), keyed.rows(first, keyed.n)
+
+
+def _ordered_pieces(held: _Keyed | None, batch: pa.RecordBatch) -> tuple[list[_Keyed], _Keyed]:
+    """Next read batch → pieces to validate now (in apply order) and the rows to hold."""
+    keyed = _keyed(batch)
+    pieces: list[_Keyed] = []
+    if held is not None and held.n:
+        first = keyed.updated[0] if keyed.n else None
+        instant = next((u for u in held.updated if u is not None), None)
+        if first is not None and first == instant and held.batch.schema == keyed.batch.schema:
+            keyed = _Keyed(
+                pa.Table.from_batches([held.batch, keyed.batch]).combine_chunks().to_batches()[0],
+                held.updated + keyed.updated,
+                held.hashes + keyed.hashes,
+            )
+        else:
+            pieces.append(held)
+    head, tail = _split_last_instant(_in_apply_order(keyed))
+    if head.n:
+        pieces.append(head)
+    return pieces, tail
+
+
+@dataclass(slots=True)
+class _Order:
+    """Keeps merge results equal to one clean run when rows arrive late (run-level state).
+
+    Rows are applied in apply order (:func:`_in_apply_order`). A run re-reads the rows from
+    its watermark (minus the lookback) on, and rows delivered before are skipped. A *new* row
+    found there (committed late with an older or equal ``UPDATED_AT``, or a tie with a
+    smaller hash than rows already delivered) would otherwise be applied after rows that
+    follow it in apply order. So once such a row of a key (identifier / ``ID``) is applied,
+    the already-delivered rows of that key re-read after it are applied again, in order:
+    the merge ends where a single run over the same rows ends (last writer per key).
+    """
+
+    carried_us: int | None
+    """The watermark value the run started from: no delivered row is after it."""
+    dirty: set[tuple[str | None, ...]] = field(default_factory=set)
+    """Keys that received a new row at or before ``carried_us`` in this run."""
+
+
+def _row_keys(batch: pa.RecordBatch, data_type: DataType, rows: list[int]) -> list[tuple[Any, ...]]:
+    """The merge key of each of ``rows``: identifier texts (user types) or ``ID``."""
+    names = ("ID",) if not data_type.is_user_type else IDENTIFIER_COLUMNS
+    taken = pa.array(rows, pa.int64())
+    columns: list[list[Any]] = []
+    for name in names:
+        if name not in batch.schema.names:
+            continue
+        values = [
+            None if v is None else (str(v).strip() or None)
+            for v in batch.column(name).take(taken).to_pylist()
+        ]
+        if name == "EMAIL":
+            values = [v.lower() if v else v for v in values]
+        elif name == "PHONE":
+            values = [normalize_phone(v) if v else v for v in values]
+        columns.append(values)
+    return list(zip(*columns, strict=True)) if columns else [() for _ in rows]
+
+
+def _reapply_later_rows(
+    order: _Order,
+    data_type: DataType,
+    keyed: _Keyed,
+    keep: list[bool],
+    tracker: WatermarkTracker,
+) -> set[int]:
+    """Mark delivered rows to apply again (see :class:`_Order`); their indexes."""
+    top = order.carried_us
+    if top is None:
+        return set()
+    idx = [i for i, u in enumerate(keyed.updated) if u is not None and u <= top]
+    if not idx:
+        return set()
+    again: set[int] = set()
+    for i, key in zip(idx, _row_keys(keyed.batch, data_type, idx), strict=True):
+        if keep[i]:
+            order.dirty.add(key)
+        elif key in order.dirty:
+            keep[i] = True
+            again.add(i)
+            tracker.reapply(keyed.hashes[i])
+    return again
+
+
 def _verdicts(
     data_type: DataType,
-    batch: pa.RecordBatch,
+    keyed: _Keyed,
     start_position: int,
     tracker: WatermarkTracker,
     options: SyncOptions,
     floor_us: int | None = None,
+    order: _Order | None = None,
 ) -> tuple[_Chunk, int]:
     """Drop rows already delivered (same hash at the same UPDATED_AT), validate the rest.
 
     ``floor_us``: also drop rows parsed before it (text ``UPDATED_AT``, read whole).
+    ``order``: merge types, delivered rows to apply again after a late one (:class:`_Order`);
+    one of them that is refused again is not reported twice (it is skipped).
     """
-    updated = updated_micros(batch.column(UPDATED_AT))
-    hashes = row_hashes(batch, updated)
+    batch, updated, hashes = keyed.batch, keyed.updated, keyed.hashes
     keep = tracker.unseen(hashes, updated)
+    again: set[int] = set()
+    if order is not None and data_type in MERGE_TYPES:
+        again = _reapply_later_rows(order, data_type, keyed, keep, tracker)
     if floor_us is not None:
         keep = [k and (u is None or u >= floor_us) for k, u in zip(keep, updated, strict=True)]
-    skipped = keep.count(False)
-    if skipped:
-        mask = pa.array(keep, pa.bool_())
-        batch = batch.filter(mask)
-        hashes = [h for h, k in zip(hashes, keep, strict=True) if k]
-        updated = [u for u, k in zip(updated, keep, strict=True) if k]
+    while True:
+        skipped = keep.count(False)
+        rows, row_hashes_, row_updated = batch, hashes, updated
+        again_pos: set[int] = set()
+        if skipped:
+            kept = [i for i, k in enumerate(keep) if k]
+            rows = batch.filter(pa.array(keep, pa.bool_()))
+            row_hashes_ = [hashes[i] for i in kept]
+            row_updated = [updated[i] for i in kept]
+            again_pos = {start_position + j for j, i in enumerate(kept) if i in again}
+        else:
+            again_pos = {start_position + i for i in again}
+        chunk = _validate(data_type, rows, start_position, row_hashes_, row_updated, options)
+        refused_again = [e.position for e in chunk.errors if e.position in again_pos]
+        if not refused_again:
+            return chunk, skipped
+        # A delivered row refused again: it was reported when first read; skip it.
+        by_position = {
+            start_position + j: i for j, i in enumerate(i for i, k in enumerate(keep) if k)
+        }
+        for pos in refused_again:
+            i = by_position[pos]
+            keep[i] = False
+            again.discard(i)
+            tracker.unreapply(hashes[i])
+
+
+def _validate(
+    data_type: DataType,
+    batch: pa.RecordBatch,
+    start_position: int,
+    hashes: list[str],
+    updated: list[int | None],
+    options: SyncOptions,
+) -> _Chunk:
     if data_type is DataType.USER_ATTRIBUTES:
         fast = attribute_columns(
             batch, start_position=start_position, hashes=hashes, updated_us=updated
         )
         if fast is not None:
             columns, refused = fast
-            return _Chunk(batch.num_rows, start_position, refused, columns), skipped
+            return _Chunk(batch.num_rows, start_position, refused, columns)
     verdicts = validate_batch(
         data_type,
         batch,
@@ -929,7 +1140,7 @@ def _verdicts(
         updated_us=updated,
         options=options,
     )
-    return _chunk_of(verdicts, start_position), skipped
+    return _chunk_of(verdicts, start_position)
 
 
 def _row_payload(row: ValidRow) -> dict[str, Any]:

@@ -57,6 +57,11 @@ class WatermarkState:
     counts: dict[str, int] = field(default_factory=dict)
     """How many identical rows (same hash) were delivered, where more than one: the next run
     skips that many occurrences and delivers any further identical row."""
+    replay_until: datetime | None = None
+    """Set by a watermark reset to an earlier point: the value before it. Rows up to it may
+    have been delivered already; destinations apply the appending kinds among them (events,
+    purchases, deletes) only once (see ``DeliveryBatch.replay_until_us``). Dropped once the
+    value passes it."""
 
     def read_from(self, lookback: timedelta | None = None) -> datetime | None:
         """Lower bound (inclusive) of the next read."""
@@ -74,6 +79,8 @@ class WatermarkState:
             out["invalid"] = list(self.invalid)
         if self.counts:
             out["counts"] = self.counts
+        if self.replay_until is not None:
+            out["replay_until"] = self.replay_until.isoformat()
         return out
 
     @classmethod
@@ -88,7 +95,23 @@ class WatermarkState:
             seen={str(k): int(v) for k, v in (data.get("seen") or {}).items()},
             invalid=tuple(str(h) for h in data.get("invalid") or ()),
             counts={str(k): int(v) for k, v in (data.get("counts") or {}).items()},
+            replay_until=(
+                to_utc(datetime.fromisoformat(data["replay_until"]))
+                if data.get("replay_until")
+                else None
+            ),
         )
+
+    def reset(self, to: datetime | None) -> WatermarkState:
+        """The state after a watermark reset: the next run reads from ``to`` (``None``: the
+        whole table) as if it were new, except that rows up to the current value (or an
+        earlier reset's) are marked for de-duplication by the destination (``replay_until``)."""
+        to = to_utc(to) if to is not None else None
+        behind = [v for v in (self.value, self.replay_until) if v is not None]
+        replay = max(behind) if behind else None
+        if replay is not None and to is not None and to > replay:
+            replay = None  # moved forward: nothing before it is read again
+        return WatermarkState(value=to, replay_until=replay)
 
 
 class WatermarkTracker:
@@ -101,6 +124,7 @@ class WatermarkTracker:
     """
 
     __slots__ = (
+        "_again",
         "_carried",
         "_counts",
         "_held_us",
@@ -110,6 +134,7 @@ class WatermarkTracker:
         "_lookback_us",
         "_occurrences",
         "_prune",
+        "_replay_us",
         "_reseen",
         "_seen",
         "_value_us",
@@ -130,9 +155,24 @@ class WatermarkTracker:
         self._invalid = set(state.invalid)
         self._invalid_now: set[str] = set()
         """Hashes of rows without a usable ``UPDATED_AT`` read by this run."""
+        self._replay_us: int | None = (
+            to_micros(state.replay_until) if state.replay_until is not None else None
+        )
         self._prune = False
+        self._again: dict[str, int] = {}
+        """Hash → delivered rows read again that the run applies again (:meth:`reapply`)."""
         self._held_us = self._value_us
         self._holding = False
+
+    @property
+    def replay_until_us(self) -> int | None:
+        """Rows up to this ``UPDATED_AT`` (epoch µs) may have been delivered before a reset."""
+        return self._replay_us
+
+    def _replay_state(self, value_us: int | None) -> datetime | None:
+        if self._replay_us is None or (value_us is not None and value_us > self._replay_us):
+            return None
+        return from_micros(self._replay_us)
 
     @property
     def value_us(self) -> int | None:
@@ -171,6 +211,26 @@ class WatermarkTracker:
                 out.append(True)
         return out
 
+    def reapply(self, row_hash: str) -> None:
+        """A row :meth:`unseen` found already delivered is applied again (after a late row of
+        its key): its coming :meth:`record` is not another identical row."""
+        self._again[row_hash] = self._again.get(row_hash, 0) + 1
+
+    def unreapply(self, row_hash: str) -> None:
+        """Undo :meth:`reapply` (the row is skipped after all)."""
+        n = self._again.get(row_hash, 0) - 1
+        if n > 0:
+            self._again[row_hash] = n
+        else:
+            self._again.pop(row_hash, None)
+
+    def _recorded_again(self, row_hash: str) -> bool:
+        n = self._again.get(row_hash)
+        if not n:
+            return False
+        self.unreapply(row_hash)
+        return True
+
     def record_invalid(self, row_hash: str) -> None:
         """Account for a row refused for its null or unparseable ``UPDATED_AT``."""
         self._invalid.add(row_hash)
@@ -198,6 +258,8 @@ class WatermarkTracker:
         """Account for a row (delivered or refused); rows come in ``UPDATED_AT`` order."""
         if self._value_us is None or updated_us > self._value_us:
             self._value_us = updated_us
+        if self._again and self._recorded_again(row_hash):
+            return
         if self._seen.get(row_hash) == updated_us:  # another identical row
             self._counts[row_hash] = self._counts.get(row_hash, 1) + 1
         else:
@@ -223,8 +285,11 @@ class WatermarkTracker:
             )
         seen = self._seen
         counts = self._counts
+        again = self._again
         for i in np.flatnonzero(updated_us >= floor).tolist():
             h, u = hashes[i], int(updated_us[i])
+            if again and self._recorded_again(h):
+                continue
             if seen.get(h) == u:  # another identical row
                 counts[h] = counts.get(h, 1) + 1
             else:
@@ -261,9 +326,15 @@ class WatermarkTracker:
             seen = {h: t for h, t in self._seen.items() if floor is None or t >= floor}
             value = from_micros(held) if held is not None else None
             counts = {h: n for h, n in self._counts.items() if h in seen}
-            return WatermarkState(value=value, seen=seen, invalid=invalid, counts=counts)
+            return WatermarkState(
+                value=value,
+                seen=seen,
+                invalid=invalid,
+                counts=counts,
+                replay_until=self._replay_state(held),
+            )
         if self._value_us is None:
-            return WatermarkState(invalid=invalid)
+            return WatermarkState(invalid=invalid, replay_until=self._replay_state(None))
         floor = self._value_us - self._lookback_us
         self._seen = {h: t for h, t in self._seen.items() if t >= floor}
         if self._counts:
@@ -273,4 +344,5 @@ class WatermarkTracker:
             seen=dict(self._seen),
             invalid=invalid,
             counts=dict(self._counts),
+            replay_until=self._replay_state(self._value_us),
         )

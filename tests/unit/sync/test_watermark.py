@@ -39,3 +39,41 @@ def test_lookback_keeps_hashes_inside_the_window() -> None:
     assert set(state.seen) == {"h2", "h3"}  # 12 and 20 are within [10, 20]
     assert state.read_from(timedelta(seconds=10)) == T0 + timedelta(seconds=10)
     assert WatermarkState().read_from(timedelta(seconds=10)) is None
+
+
+def test_a_reset_to_null_reads_everything_and_remembers_what_may_come_again() -> None:
+    before = WatermarkState(value=T0, seen={"a": us(0)}, invalid=("x",), counts={"a": 2})
+    after = before.reset(None)
+    assert (after.value, after.seen, after.invalid, after.counts) == (None, {}, (), {})
+    assert after.replay_until == T0
+    assert WatermarkState.from_json(after.to_json()) == after
+    # A second reset keeps the furthest point rows may have been delivered up to.
+    assert after.reset(T0 - timedelta(days=1)).replay_until == T0
+
+
+def test_a_reset_forward_skips_rows_and_replays_nothing() -> None:
+    later = T0 + timedelta(hours=1)
+    after = WatermarkState(value=T0).reset(later.replace(tzinfo=None))  # naive = UTC
+    assert (after.value, after.replay_until) == (later, None)
+    assert "replay_until" not in after.to_json()
+
+
+def test_the_tracker_keeps_the_replay_point_until_the_value_passes_it() -> None:
+    tracker = WatermarkTracker(WatermarkState(value=None, replay_until=T0))
+    assert tracker.replay_until_us == us(0)
+    tracker.record("a", us(-5))
+    assert tracker.snapshot().replay_until == T0
+    tracker.record("b", us(0))
+    assert tracker.snapshot().replay_until == T0  # rows at the point itself may come again
+    tracker.record("c", us(1))
+    assert tracker.snapshot().replay_until is None
+
+
+def test_a_row_applied_again_is_not_counted_as_another_identical_row() -> None:
+    tracker = WatermarkTracker(WatermarkState(value=T0, seen={"a": us(0)}))
+    assert tracker.unseen(["a"], [us(0)]) == [False]
+    tracker.reapply("a")
+    tracker.record("a", us(0))
+    assert tracker.snapshot().counts == {}
+    tracker.record("a", us(0))  # a genuinely new identical copy still counts
+    assert tracker.snapshot().counts == {"a": 2}
