@@ -539,7 +539,9 @@ class SyncEngine:
                     ):
                         names = [canonical.get(n, n) for n in raw.schema.names]
                         batch = raw.rename_columns(names)
-                        pieces, held = await anyio.to_thread.run_sync(_ordered_pieces, held, batch)
+                        pieces, held = await anyio.to_thread.run_sync(
+                            _ordered_pieces, held, batch, data_type
+                        )
                         for piece in pieces:
                             await emit(piece)
                     if held is not None and held.n:
@@ -937,59 +939,74 @@ def _keyed(batch: pa.RecordBatch) -> _Keyed:
     return _Keyed(batch, updated, row_hashes(batch, updated))
 
 
-_NO_TIME = np.iinfo(np.int64).max
-"""Sort key of a row without a usable ``UPDATED_AT`` (after every instant of years 1-9999)."""
-
-
-def _in_apply_order(keyed: _Keyed) -> _Keyed:
-    """The rows in **apply order**: ``UPDATED_AT``, then content hash; unusable times last.
+def _in_apply_order(keyed: _Keyed, data_type: DataType) -> _Keyed:
+    """The rows in **apply order**: read order, except that rows of one key (identifier /
+    ``ID``) sharing an ``UPDATED_AT`` are put in content-hash order among their own places.
 
     The warehouse orders by ``UPDATED_AT`` only, so rows sharing one (the same identifier
     changed twice in one instant, say) come in whatever order the scan gives, which differs
-    between warehouses, runs and table rewrites. Ordering ties by content hash makes the
-    result of merging them deterministic: the row with the greater hash is applied last and
-    wins key by key, in a single run as in runs split at the boundary (see :class:`_Order`).
+    between warehouses, runs and table rewrites. For the merging types the order of two rows
+    of one key is the result; ordering them by content hash makes it deterministic: the row
+    with the greater hash is applied last and wins key by key, in a single run as in runs
+    split at the boundary (see :class:`_Order`). Rows of other keys keep the read order (and
+    so their positions in the row log); other data types are left as read.
     """
     n = keyed.n
-    if n < 2:
+    if n < 2 or data_type not in MERGE_TYPES:
         return keyed
-    times = np.fromiter(
-        (_NO_TIME if u is None else u for u in keyed.updated), dtype=np.int64, count=n
-    )
-    if bool(np.all(times[1:] > times[:-1])):
-        return keyed  # strictly increasing: no ties, nothing to move
-    order = np.lexsort((np.array(keyed.hashes), times))
-    if bool(np.all(order == np.arange(n))):
+    times = np.array([-1 if u is None else u for u in keyed.updated], dtype=np.int64)
+    valid = np.array([u is not None for u in keyed.updated], dtype=bool)
+    _values, inverse, counts = np.unique(times, return_inverse=True, return_counts=True)
+    tied = np.flatnonzero((counts[inverse] > 1) & valid)
+    if len(tied) == 0:
         return keyed
-    idx = order.tolist()
+    rows = tied.tolist()
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, key in zip(rows, _row_keys(keyed.batch, data_type, rows), strict=True):
+        groups.setdefault((int(times[i]), key), []).append(i)
+    order = list(range(n))
+    moved = False
+    for places in groups.values():
+        if len(places) > 1:
+            by_hash = sorted(places, key=lambda i: keyed.hashes[i])
+            if by_hash != places:
+                moved = True
+                for place, row in zip(places, by_hash, strict=True):
+                    order[place] = row
+    if not moved:
+        return keyed
     return _Keyed(
-        keyed.batch.take(pa.array(order)),
-        [keyed.updated[i] for i in idx],
-        [keyed.hashes[i] for i in idx],
+        keyed.batch.take(pa.array(order, pa.int64())),
+        [keyed.updated[i] for i in order],
+        [keyed.hashes[i] for i in order],
     )
 
 
 def _split_last_instant(keyed: _Keyed) -> tuple[_Keyed, _Keyed]:
-    """Rows before the batch's last ``UPDATED_AT`` and the rest (that instant, then rows
-    without a usable time): the rest is held until the next batch shows whether the
-    instant continues there, so a tie group split by the reader is ordered as one."""
-    last = next((i for i in range(keyed.n - 1, -1, -1) if keyed.updated[i] is not None), None)
+    """The batch without its trailing rows at its last ``UPDATED_AT`` (rows without a usable
+    time among them included), and those rows: they are held until the next batch shows
+    whether the instant continues there, so a tie split by the reader is ordered as one."""
+    last = next((u for u in reversed(keyed.updated) if u is not None), None)
     if last is None:
         return keyed.rows(0, 0), keyed
-    value = keyed.updated[last]
-    first = last
-    while first > 0 and keyed.updated[first - 1] == value:
+    first = keyed.n
+    while first > 0 and keyed.updated[first - 1] in (None, last):
         first -= 1
     return keyed.rows(0, first), keyed.rows(first, keyed.n)
 
 
-def _ordered_pieces(held: _Keyed | None, batch: pa.RecordBatch) -> tuple[list[_Keyed], _Keyed]:
-    """Next read batch → pieces to validate now (in apply order) and the rows to hold."""
+def _ordered_pieces(
+    held: _Keyed | None, batch: pa.RecordBatch, data_type: DataType
+) -> tuple[list[_Keyed], _Keyed | None]:
+    """Next read batch → pieces to validate now (in apply order) and the rows to hold
+    (merging types only: the others are applied as read)."""
     keyed = _keyed(batch)
+    if data_type not in MERGE_TYPES:
+        return ([keyed] if keyed.n else []), None
     pieces: list[_Keyed] = []
     if held is not None and held.n:
         first = keyed.updated[0] if keyed.n else None
-        instant = next((u for u in held.updated if u is not None), None)
+        instant = next((u for u in reversed(held.updated) if u is not None), None)
         if first is not None and first == instant and held.batch.schema == keyed.batch.schema:
             keyed = _Keyed(
                 pa.Table.from_batches([held.batch, keyed.batch]).combine_chunks().to_batches()[0],
@@ -998,7 +1015,7 @@ def _ordered_pieces(held: _Keyed | None, batch: pa.RecordBatch) -> tuple[list[_K
             )
         else:
             pieces.append(held)
-    head, tail = _split_last_instant(_in_apply_order(keyed))
+    head, tail = _split_last_instant(_in_apply_order(keyed, data_type))
     if head.n:
         pieces.append(head)
     return pieces, tail
