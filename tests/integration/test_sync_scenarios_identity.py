@@ -15,43 +15,11 @@ import json
 
 import pytest
 
+from tests.integration.test_sync_spec_harness import USER_ID_COLS as COLS
 from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture  # noqa: F401
+from tests.integration.test_sync_spec_harness import user_row as row
 
 pytestmark = pytest.mark.anyio
-
-COLS = {
-    "UPDATED_AT": "ts",
-    "EXTERNAL_ID": "text",
-    "ALIAS_NAME": "text",
-    "ALIAS_LABEL": "text",
-    "BRAZE_ID": "text",
-    "EMAIL": "text",
-    "PHONE": "text",
-    "PAYLOAD": "text",
-}
-
-
-def row(
-    minute: int,
-    payload: object,
-    *,
-    ext: str | None = None,
-    alias: tuple[str | None, str | None] = (None, None),
-    braze: str | None = None,
-    email: str | None = None,
-    phone: str | None = None,
-    day: int = 1,
-) -> tuple[object, ...]:
-    return (
-        f"2026-03-{day:02d} 00:{minute:02d}:00",
-        ext,
-        alias[0],
-        alias[1],
-        braze,
-        email,
-        phone,
-        None if payload is None else j(payload),
-    )
 
 
 async def test_email_attribute_makes_profiles_share_an_address_and_the_latest_wins(

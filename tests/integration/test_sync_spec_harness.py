@@ -62,6 +62,45 @@ def j(value: Any) -> str:
     return json.dumps(value)
 
 
+USER_ID_COLS = {
+    "UPDATED_AT": "ts",
+    "EXTERNAL_ID": "text",
+    "ALIAS_NAME": "text",
+    "ALIAS_LABEL": "text",
+    "BRAZE_ID": "text",
+    "EMAIL": "text",
+    "PHONE": "text",
+    "PAYLOAD": "text",
+}
+"""A user table with every identifier column (rows: :func:`user_row`)."""
+
+
+def user_row(
+    minute: int,
+    payload: object,
+    *,
+    ext: str | None = None,
+    alias: tuple[str | None, str | None] = (None, None),
+    braze: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    raw: str | None = None,
+    day: int = 1,
+) -> tuple[object, ...]:
+    """A :data:`USER_ID_COLS` row at 2026-03-<day> 00:<minute>: ``payload`` as JSON text
+    (``None``: a NULL PAYLOAD), or ``raw`` taken as is."""
+    return (
+        f"2026-03-{day:02d} 00:{minute:02d}:00",
+        ext,
+        alias[0],
+        alias[1],
+        braze,
+        email,
+        phone,
+        raw if raw is not None else (None if payload is None else j(payload)),
+    )
+
+
 class Warehouse:
     """Tables in schema ``marketing`` of a DuckDB file or a PostgreSQL database."""
 

@@ -13,45 +13,11 @@ import json
 
 import pytest
 
+from tests.integration.test_sync_spec_harness import USER_ID_COLS as ID_COLS
 from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture  # noqa: F401
+from tests.integration.test_sync_spec_harness import user_row as row
 
 pytestmark = pytest.mark.anyio
-
-ID_COLS = {
-    "UPDATED_AT": "ts",
-    "EXTERNAL_ID": "text",
-    "ALIAS_NAME": "text",
-    "ALIAS_LABEL": "text",
-    "BRAZE_ID": "text",
-    "EMAIL": "text",
-    "PHONE": "text",
-    "PAYLOAD": "text",
-}
-
-
-def row(
-    minute: int,
-    payload: object,
-    *,
-    ext: str | None = None,
-    alias: tuple[str | None, str | None] = (None, None),
-    braze: str | None = None,
-    email: str | None = None,
-    phone: str | None = None,
-    raw: str | None = None,
-) -> tuple[object, ...]:
-    """One source row at 2026-03-01 00:<minute>; ``raw`` is a payload text taken as is."""
-    return (
-        f"2026-03-01 00:{minute:02d}:00",
-        ext,
-        alias[0],
-        alias[1],
-        braze,
-        email,
-        phone,
-        raw if raw is not None else j(payload),
-    )
-
 
 # (row, expected verdict: None = delivered, else the row-error code)
 CASES = [
