@@ -955,3 +955,55 @@ def test_sync_frequency_refusals_say_why(value: str, reason: str, says: str) -> 
 )
 def test_sync_frequency_spellings_are_stored_in_short_form(value: str, stored: str) -> None:
     assert check_sync_frequency(value) == stored
+
+
+@pytest.mark.parametrize("weekday", [0, 1, 6, 7])
+def test_a_numbered_weekday_is_refused_saying_names_are_expected(weekday: int) -> None:
+    """Numbering differs between conventions (0 is Monday in ISO-like APIs, Sunday in cron):
+    a number is refused rather than guessed, and the message says what to send."""
+    with pytest.raises(ZerocopyError) as info:
+        seg({"frequency": "weekly", "weekday": weekday, "hour": 9})
+    assert info.value.details == {"field": "weekday", "reason": "invalid_type"}
+    assert "name" in info.value.message and "monday" in info.value.message
+    assert "number" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("europe/paris", "Europe/Paris"),
+        ("AMERICA/NEW_YORK", "America/New_York"),
+        (" Europe/Paris ", "Europe/Paris"),
+        ("Australia/Lord Howe", "Australia/Lord_Howe"),
+        ("utc", "UTC"),
+    ],
+)
+def test_a_misspelled_time_zone_is_refused_with_the_iana_spelling(name: str, hint: str) -> None:
+    from zerocopy.scheduling.schedule import load_zone
+
+    with pytest.raises(ZerocopyError) as info:
+        load_zone(name)
+    assert info.value.details == {"field": "time_zone", "reason": "unknown_time_zone"}
+    assert f"did you mean {hint!r}" in info.value.message
+
+
+@pytest.mark.parametrize("name", ["Mars/Olympus", "CEST", "+02:00", "", "Europe"])
+def test_an_unknown_time_zone_is_refused_without_a_guess(name: str) -> None:
+    from zerocopy.scheduling.schedule import load_zone
+
+    with pytest.raises(ZerocopyError) as info:
+        load_zone(name)
+    assert info.value.details == {"field": "time_zone", "reason": "unknown_time_zone"}
+    assert "did you mean" not in info.value.message and repr(name) in info.value.message
+
+
+@pytest.mark.parametrize("frequency", ["every_n_hours", "every_15_minutes", "every_30_minutes"])
+def test_a_sync_only_frequency_on_a_segment_says_it_is_for_syncs(frequency: str) -> None:
+    doc: dict[str, Any] = {"frequency": frequency}
+    if frequency == "every_n_hours":
+        doc["hours"] = 6
+    with pytest.raises(ZerocopyError) as info:
+        seg(doc)
+    assert info.value.details == {"field": "frequency", "reason": "not_allowed_here"}
+    assert "syncs" in info.value.message
+    assert "manual, hourly, daily, weekly, monthly" in info.value.message

@@ -185,8 +185,8 @@ def _frequency_error(frequency: Any, allowed: tuple[str, ...]) -> ZerocopyError:
     most = next((f for f in allowed if f != MANUAL), MANUAL)
     if frequency in SYNC_FREQUENCIES:  # valid elsewhere (sync-only frequencies on a segment)
         return _bad(
-            f"schedule.frequency {frequency!r} is not available here: the most frequent "
-            f"schedule is {most!r} (one of {choices})",
+            f"schedule.frequency {frequency!r} is for syncs, not available here: use one of "
+            f"{choices} (the most frequent is {most!r})",
             "frequency",
             Reason.NOT_ALLOWED_HERE,
         )
@@ -277,8 +277,15 @@ def parse_schedule(
             )
         given = raw.strip().lower() if isinstance(raw, str) else None
         if given not in _WEEKDAY_NAMES:
+            numbered = isinstance(raw, int) and not isinstance(raw, bool)
             raise _bad(
-                f"schedule.weekday must be one of {', '.join(WEEKDAYS)} (or mon…sun), got {raw!r}",
+                f"schedule.weekday must be one of {', '.join(WEEKDAYS)} (or mon…sun), got {raw!r}"
+                + (
+                    ": send the day's name, not a number (0 is Monday in some conventions "
+                    "and Sunday in others)"
+                    if numbered
+                    else ""
+                ),
                 "weekday",
                 Reason.INVALID_VALUE if isinstance(raw, str) else Reason.INVALID_TYPE,
             )
@@ -320,6 +327,20 @@ def _iana_names() -> frozenset[str]:
     return frozenset(available_timezones()) - _NOT_IANA
 
 
+@functools.cache
+def _by_folded_name() -> dict[str, str]:
+    return {_fold(n): n for n in _iana_names()}
+
+
+def _fold(name: str) -> str:
+    return re.sub(r"[\s_]+", "_", name.strip()).lower()
+
+
+def _spelled(name: str) -> str | None:
+    """The IANA name ``name`` was meant to be, if it differs only in case, blanks or ``_``."""
+    return _by_folded_name().get(_fold(name)) if name.strip() else None
+
+
 def load_zone(name: str) -> ZoneInfo:
     """The IANA zone ``name`` (exact spelling, e.g. ``Europe/Paris``); ``validation_error``.
 
@@ -327,8 +348,14 @@ def load_zone(name: str) -> ZoneInfo:
     ``Factory``, ``posix/…``, ``right/…`` with leap seconds) are refused.
     """
     if not isinstance(name, str) or name not in _iana_names():
+        guess = _spelled(name) if isinstance(name, str) else None
         raise _bad(
-            f"unknown IANA time zone {name!r} (e.g. 'Europe/Paris', 'America/New_York', 'UTC')",
+            f"unknown IANA time zone {name!r} "
+            + (
+                f"(did you mean {guess!r}? names are case-sensitive)"
+                if guess
+                else "(e.g. 'Europe/Paris', 'America/New_York', 'UTC')"
+            ),
             "time_zone",
             Reason.UNKNOWN_TIME_ZONE,
         )
