@@ -11,6 +11,17 @@ DST rules of :mod:`zerocopy.scheduling.schedule`:
   runs when the gap ends, a repeated one on its first pass only.
 * ``1d`` daily 00:00, ``1w`` Monday 00:00, ``1mo`` the 1st at 00:00 (where midnight does not
   exist, e.g. America/Santiago's spring-forward day, at the first instant after the gap).
+
+Why two cadences across DST. A period of an hour or less is about *freshness*: whoever picks
+``15m`` wants data at most 15 minutes old at any moment, so these keep a real-time cadence (a
+one-hour fall-back gets its four quarter hours twice, a spring-forward loses none of real time;
+with every modern shift a multiple of 30 minutes, the local grid is then also a fixed UTC
+grid, never two runs at one instant). A period of several hours is about *when in the day*:
+whoever picks ``6h`` expects 00:00, 06:00, 12:00 and 18:00 on the wall clock all year, not
+01:00/07:00/… after the clocks change, so these keep wall-clock slots (5 or 7 real hours apart
+around a one-hour shift, the same number of runs every local day). A period that does not
+divide a day (``5h``, ``7h``) is refused: anchored at local midnight it would end every day
+with a shorter interval, and anchored anywhere else it would drift across the wall clock.
 """
 
 from __future__ import annotations
