@@ -162,5 +162,10 @@ async def test_refresh_diff_timeout_and_cancel_on_postgres(setup: dict[str, obje
         took = time.monotonic() - asked
     assert final.status == RunStatus.CANCELLED and final.error_code == errors.CANCELLED
     assert took < 2, took
-    assert temp_tables(url) == [] and running_queries(url) == 0  # the query is gone too
+    assert temp_tables(url) == []
+    # The query is gone too, within the 2 s of the request: the backend reports itself idle
+    # just after it answers the cancelled statement, which a loaded machine can delay.
+    while running_queries(url) and time.monotonic() < asked + 2:  # noqa: ASYNC110 (another server)
+        await anyio.sleep(0.05)
+    assert running_queries(url) == 0
     assert await members.count(seg_id) == 30

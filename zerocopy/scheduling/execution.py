@@ -97,17 +97,30 @@ class _SlotHooks(RunHooks):
     async def on_claim(self, session: Any, run_id: str) -> None:
         if self.slot is None:
             return
+        conn = await session.connection()
         try:
-            await session.execute(
-                sa.insert(SourceSlot).values(
-                    source_id=self.source_id, slot=self.slot, run_kind=REFRESH, run_id=run_id
-                )
+            await conn.execute(
+                _TAKE_SLOT,
+                {
+                    "source_id": self.source_id,
+                    "slot": self.slot,
+                    "run_kind": REFRESH,
+                    "run_id": run_id,
+                    "acquired_at": utcnow(),
+                },
             )
         except IntegrityError as exc:
             raise _SlotTaken from exc
 
     async def on_final(self, session: Any, run_id: str) -> None:
-        await session.execute(sa.delete(SourceSlot).where(SourceSlot.run_id == run_id))
+        conn = await session.connection()
+        await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
+
+
+_SLOT = SourceSlot.__table__
+_TAKE_SLOT = sa.insert(_SLOT)
+_GIVE_BACK_SLOT = sa.delete(_SLOT).where(_SLOT.c.run_id == sa.bindparam("p_run_id"))
+"""Built once: the slot statements ride in every queue job's claim and final transactions."""
 
 
 class SlottedSyncExecutor:

@@ -302,16 +302,10 @@ class MembershipStore:
     ) -> tuple[list[ChunkMeta], dict[int, bytes]]:
         """:meth:`current_chunks` in the caller's session, plus the blobs of the first ``head``
         chunks (what a streamed diff reads first), in one statement."""
-        blob = sa.case((SegmentMemberChunk.seq < head, SegmentMemberChunk.ids), else_=None)
-        stmt = _current_chunks(segment_id).with_only_columns(
-            SegmentMemberChunk.version,
-            SegmentMemberChunk.seq,
-            SegmentMemberChunk.first_id,
-            SegmentMemberChunk.last_id,
-            SegmentMemberChunk.count,
-            blob,
-        )
-        rows = (await session.execute(stmt.order_by(SegmentMemberChunk.seq))).all()
+        conn = await session.connection()
+        rows = (
+            await conn.execute(_CHUNKS_WITH_HEAD, {"p_segment_id": segment_id, "p_head": head})
+        ).all()
         metas = [ChunkMeta(r[0], r[1], r[2], r[3], r[4]) for r in rows]
         return metas, {r[1]: bytes(r[5]) for r in rows if r[5] is not None}
 
@@ -351,17 +345,16 @@ class MembershipStore:
         ``tail``: the version's last chunks, not written yet (inserted here);
         ``segment_values``: more columns of the segment row to set in the same ``UPDATE``.
         """
+        conn = await session.connection()
         if tail:
-            await session.execute(sa.insert(SegmentMemberChunk), _rows(segment_id, version, tail))
-        await session.execute(
-            sa.update(Segment)
-            .where(Segment.id == segment_id)
+            await conn.execute(_INSERT_CHUNK, _rows(segment_id, version, tail))
+        await conn.execute(
+            sa.update(_SEGMENT)
+            .where(_SEGMENT.c.id == segment_id)
             .values(membership_version=version, member_count=count, **(segment_values or {}))
         )
-        await session.execute(
-            sa.delete(SegmentMemberChunk).where(
-                SegmentMemberChunk.segment_id == segment_id, SegmentMemberChunk.version != version
-            )
+        await conn.execute(
+            _DELETE_OTHER_VERSIONS, {"p_segment_id": segment_id, "p_version": version}
         )
         return count
 
@@ -459,6 +452,35 @@ class MembershipStore:
 
     async def _has_after(self, segment_id: str, last: str) -> bool:
         return bool(await self._chunks_from(segment_id, after=last, inclusive=False, limit=1))
+
+
+_CHUNK = SegmentMemberChunk.__table__
+_SEGMENT = Segment.__table__
+_INSERT_CHUNK = sa.insert(_CHUNK)
+_DELETE_OTHER_VERSIONS = sa.delete(_CHUNK).where(
+    _CHUNK.c.segment_id == sa.bindparam("p_segment_id"),
+    _CHUNK.c.version != sa.bindparam("p_version"),
+)
+_CHUNKS_WITH_HEAD = (
+    sa.select(
+        _CHUNK.c.version,
+        _CHUNK.c.seq,
+        _CHUNK.c.first_id,
+        _CHUNK.c.last_id,
+        _CHUNK.c.count,
+        sa.case((_CHUNK.c.seq < sa.bindparam("p_head"), _CHUNK.c.ids), else_=None),
+    )
+    .join(
+        _SEGMENT,
+        sa.and_(
+            _SEGMENT.c.id == _CHUNK.c.segment_id,
+            _SEGMENT.c.membership_version == _CHUNK.c.version,
+        ),
+    )
+    .where(_CHUNK.c.segment_id == sa.bindparam("p_segment_id"))
+    .order_by(_CHUNK.c.seq)
+)
+"""The statements of a refresh's claim and final transactions, built once (Core, no ORM)."""
 
 
 def _rows(segment_id: str, version: str, chunks: Iterable[Chunk]) -> list[dict[str, Any]]:
