@@ -954,8 +954,10 @@ def _in_apply_order(keyed: _Keyed, data_type: DataType) -> _Keyed:
     n = keyed.n
     if n < 2 or data_type not in MERGE_TYPES:
         return keyed
-    times = np.array([-1 if u is None else u for u in keyed.updated], dtype=np.int64)
-    valid = np.array([u is not None for u in keyed.updated], dtype=bool)
+    times = np.fromiter((-1 if u is None else u for u in keyed.updated), dtype=np.int64, count=n)
+    if bool(np.all(times[1:] > times[:-1])):
+        return keyed  # strictly increasing (the usual read): no ties
+    valid = np.fromiter((u is not None for u in keyed.updated), dtype=bool, count=n)
     _values, inverse, counts = np.unique(times, return_inverse=True, return_counts=True)
     tied = np.flatnonzero((counts[inverse] > 1) & valid)
     if len(tied) == 0:
