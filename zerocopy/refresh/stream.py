@@ -20,8 +20,9 @@ the in-memory path: it reads back what it wrote, takes the rest of the stream, s
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -43,11 +44,25 @@ from zerocopy.state.membership import (
 
 log = get_logger("zerocopy.refresh")
 
+T = TypeVar("T")
+
 PREFETCH = 1
 """Batches the warehouse reader may run ahead of the merge."""
 
 WRITE_EVERY = 8
 """Chunks written per state transaction (8 x 16,384 ids)."""
+
+INLINE_ROWS = 16_384
+"""A batch of at most this many ids is cleaned and merged on the event loop (well under a
+millisecond of Arrow work, less than the hop to a worker thread costs); bigger ones go to a
+thread so the loop stays responsive."""
+
+
+async def _off_loop(fn: Callable[..., T], arg: Any, rows: int) -> T:
+    """``fn(arg)`` on the event loop when ``rows`` is small, else in a worker thread."""
+    if rows <= INLINE_ROWS:
+        return fn(arg)
+    return await anyio.to_thread.run_sync(fn, arg)
 
 
 class OrderBroken(Exception):
@@ -147,6 +162,11 @@ class SortedMerge:
 
     def pending(self) -> list[pa.Array]:
         return list(self._pending)
+
+    @property
+    def pending_rows(self) -> int:
+        """Ids waiting for their chunk to fill (what :meth:`finish` encodes)."""
+        return self._pending_rows
 
     def _cut(self, *, final: bool) -> list[Chunk]:
         if self._pending_rows < self.chunk_rows and not (final and self._pending_rows):
@@ -258,7 +278,7 @@ async def _consume(
     try:
         async for raw in batches:
             t = time.perf_counter()
-            arr = await anyio.to_thread.run_sync(merge.clean, raw)
+            arr = await _off_loop(merge.clean, raw, len(raw))
             if len(arr):
                 # Load the previous chunks that may hold ids up to this batch's last one.
                 need = _needed(previous, loaded, arr[-1].as_py())
@@ -274,11 +294,11 @@ async def _consume(
                     for q in need:
                         merge.add_previous(decode_chunk(got[q] if q in got else preloaded[q]))
                     loaded += len(need)
-                ready.extend(await anyio.to_thread.run_sync(merge.feed, arr))
+                ready.extend(await _off_loop(merge.feed, arr, len(arr) + merge.pending_rows))
             raw = None
             spent["diff"] += time.perf_counter() - t
             await write(final=False)
-        ready.extend(await anyio.to_thread.run_sync(merge.finish))
+        ready.extend(await _off_loop(lambda _: merge.finish(), None, merge.pending_rows))
         if not defer_tail:
             await write(final=True)
     except OrderBroken as exc:
