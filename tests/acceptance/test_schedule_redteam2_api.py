@@ -29,6 +29,7 @@ from tests.acceptance.test_sync_api import duckdb_source, ready_sync
 from tests.integration.refresh_fixtures import Wired, wire
 from tests.integration.state_fixtures import db_fixture  # noqa: F401
 from tests.integration.test_notify import Inbox, smtp_server  # noqa: F401
+from tests.support import free_port
 from zerocopy.scheduling.config import load_config
 from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleState
 from zerocopy.scheduling.scheduler import Scheduler
@@ -264,6 +265,32 @@ async def test_stale_pause_mails_once_edits_postpone_it_and_only_resume_lifts_it
     clock.now = resumed_at + timedelta(days=3, minutes=1)
     _, paused = await ticker.tick()
     assert paused == [w.segment_id] and len(inbox.messages) == 2
+
+
+async def test_a_mail_server_that_is_down_does_not_stop_the_pause_or_the_tick(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pause stands and says why; the notice records the failure (nothing listens on
+    the port), and the scheduler goes on ticking."""
+    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(free_port()))
+    w, ws = await _wired(db, tmp_path)
+    await set_schedule(
+        db, ws, w.segment_id, {"frequency": "hourly"}, contacts=["o@example.com"], now=T0
+    )
+    clock = Clock(T0 + timedelta(days=3, minutes=30))
+    ticker = Ticker(w, clock, stale_days="3")
+    fired, paused = await ticker.tick()
+    assert paused == [w.segment_id] and fired == []
+    async with db.session() as s:
+        notices = (await s.scalars(sa.select(Notice).where(Notice.owner_id == w.segment_id))).all()
+    assert len(notices) == 1 and notices[0].delivered is False
+    assert notices[0].recipients == ["o@example.com"]
+    assert notices[0].error is not None and "could not send mail" in notices[0].error
+    view = await schedule_view(db, ws, w.segment_id, now=clock.now)
+    assert view["status"] == "paused" and view["paused"]["reason"] == "stale"
+    clock.now += timedelta(hours=2)
+    assert await ticker.tick() == ([], [])  # no second attempt, no run
 
 
 # ------------------------------------------------------------------ time-zone change
