@@ -258,6 +258,12 @@ async def test_a_reset_is_refused_while_a_run_is_running(spec: Spec) -> None:
     resp = await reset(spec, sync_id, "not a time")
     assert resp.status_code == 400, resp.text
     assert (await spec.sync(sync_id))["watermark"] == watermark
+    # Without a body: the whole table again.
+    resp = await spec.post(f"/v1/syncs/{sync_id}/watermark/reset")
+    assert resp.status_code == 200, resp.text
+    assert (await spec.sync(sync_id))["watermark"] is None
+    resp = await spec.post("/v1/syncs/no-such-sync/watermark/reset", json={})
+    assert resp.status_code == 404, resp.text
 
 
 # ----------------------------------------------------------------------- red team, round 3
