@@ -13,7 +13,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture  # noqa: F401
+from tests.integration.test_sync_spec_harness import (  # noqa: F401
+    COMBOS,
+    Spec,
+    j,
+    spec_fixture,
+)
 from zerocopy.services import workspaces
 
 pytestmark = pytest.mark.anyio
@@ -363,3 +368,34 @@ async def test_identical_late_events_inside_the_lookback_are_each_applied_once(
     assert (run["status"], run["rows_delivered"]) == ("success", 2), run
     assert (await spec.run(sync_id))["rows_delivered"] == 0
     assert await event_names(spec, "u1") == ["late", "late", "later"]
+
+
+@pytest.mark.parametrize("spec", COMBOS[:2], indirect=True)  # no warehouse involved
+async def test_a_file_sync_has_no_watermark_to_reset(spec: Spec) -> None:
+    resp = await spec.post(
+        "/v1/credentials",
+        json={
+            "name": "files",
+            "kind": "s3",
+            "settings": {"region": "eu-west-1"},
+            "secrets": {"access_key_id": "AKIA1", "secret_access_key": "not-used-here"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    resp = await spec.post(
+        "/v1/syncs",
+        json={
+            "name": "files",
+            "data_type": "user_attributes",
+            "credential_id": resp.json()["id"],
+            "source_settings": {"bucket": "b", "prefix": "in/"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    sync_id = resp.json()["id"]
+    resp = await reset(spec, sync_id)
+    assert resp.status_code == 400, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == "validation_error" and "ETag" in err["message"]
+    history = (await spec.get(f"/v1/syncs/{sync_id}/runs")).json()
+    assert history == []
