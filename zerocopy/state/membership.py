@@ -77,6 +77,13 @@ def combine(arr: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+_IPC_RAW = pa.ipc.IpcWriteOptions()
+
+RAW_CHUNK_ROWS = 1_024
+"""Chunks of fewer ids are stored uncompressed: a zstd round trip costs ~0.2 ms to encode and
+as much to decode whatever the size (measured: 500 ids, 180 µs each way against ~15 µs
+uncompressed), which is most of a small segment's membership work, for ~10 KB saved at
+most. Readers do not care: an IPC stream says whether its buffers are compressed."""
 _SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False)])
 
 
@@ -135,7 +142,8 @@ def encode_chunk(part: pa.Array, seq: int) -> Chunk:
     if part.type != pa.string():
         part = pc.cast(part, pa.string(), memory_pool=POOL)
     sink = pa.BufferOutputStream(memory_pool=POOL)
-    with pa.ipc.new_stream(sink, _SCHEMA, options=_IPC_OPTIONS) as writer:
+    options = _IPC_RAW if len(part) < RAW_CHUNK_ROWS else _IPC_OPTIONS
+    with pa.ipc.new_stream(sink, _SCHEMA, options=options) as writer:
         writer.write_batch(pa.record_batch([part], schema=_SCHEMA))
     return Chunk(
         seq=seq,
