@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.acceptance.conftest import Api, api, state_url, warehouse_file  # noqa: F401
-from tests.acceptance.test_schedule_api import _in_zone
+from tests.acceptance.test_schedule_api import _in_zone, _put, _segment
 from tests.acceptance.test_sync_api import duckdb_source, ready_sync
 from tests.integration.refresh_fixtures import Wired, wire
 from tests.integration.state_fixtures import db_fixture  # noqa: F401
@@ -136,6 +136,26 @@ async def test_next_five_sync_runs_in_a_midnight_gap_zone_for_every_frequency(
                     assert t.weekday() == 0
                 if frequency == "1mo":
                     assert t.day == 1
+
+
+async def test_a_segment_schedule_written_with_hh_mm_is_stored_as_hour_and_minute(
+    api: Api,  # noqa: F811
+) -> None:
+    ws = await _in_zone(api, "Europe/Paris")
+    segment_id = await _segment(ws)
+    doc = {"frequency": "weekly", "weekday": "sunday", "time": "02:30"}
+    resp = await _put(ws, segment_id, {"schedule": doc})
+    assert resp.status_code == 200, resp.text  # type: ignore[attr-defined]
+    view = (await ws.get(f"/v1/segments/{segment_id}/schedule")).json()
+    assert view["schedule"] == {"frequency": "weekly", "weekday": "sunday", "hour": 2, "minute": 30}
+    for t in view["next_runs"]:
+        local = datetime.fromisoformat(t).astimezone(ZoneInfo("Europe/Paris"))
+        # 02:30 every Sunday (03:00 on the spring-forward Sunday, whose 02:30 does not exist).
+        assert local.weekday() == 6 and (local.hour, local.minute) in {(2, 30), (3, 0)}
+    bad = {"frequency": "daily", "time": "25:00"}
+    resp = await _put(ws, segment_id, {"schedule": bad})
+    assert resp.status_code == 400  # type: ignore[attr-defined]
+    assert resp.json()["error"]["details"] == {"field": "time", "reason": "out_of_range"}  # type: ignore[attr-defined]
 
 
 # ------------------------------------------------------------------ stale pause, real mail

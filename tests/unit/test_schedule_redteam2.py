@@ -1007,3 +1007,50 @@ def test_a_sync_only_frequency_on_a_segment_says_it_is_for_syncs(frequency: str)
     assert info.value.details == {"field": "frequency", "reason": "not_allowed_here"}
     assert "syncs" in info.value.message
     assert "manual, hourly, daily, weekly, monthly" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("doc", "canonical"),
+    [
+        ({"frequency": "daily", "time": "02:30"}, {"frequency": "daily", "hour": 2, "minute": 30}),
+        ({"frequency": "daily", "time": "2:05"}, {"frequency": "daily", "hour": 2, "minute": 5}),
+        (
+            {"frequency": "weekly", "weekday": "monday", "time": "23:59"},
+            {"frequency": "weekly", "weekday": "monday", "hour": 23, "minute": 59},
+        ),
+        (
+            {"frequency": "monthly", "day": 31, "time": "00:00"},
+            {"frequency": "monthly", "day": 31, "hour": 0, "minute": 0},
+        ),
+    ],
+)
+def test_a_time_of_day_may_be_written_hh_mm(doc: dict[str, Any], canonical: dict[str, Any]) -> None:
+    """The issue writes "daily at HH:MM": ``time`` is read as hour and minute, and the
+    schedule is stored and shown with ``hour`` and ``minute``."""
+    schedule = seg(doc)
+    assert schedule == seg(canonical)
+    assert schedule.to_dict() == seg(canonical).to_dict()
+
+
+@pytest.mark.parametrize(
+    ("doc", "field", "reason"),
+    [
+        ({"frequency": "daily", "time": "24:00"}, "time", "out_of_range"),
+        ({"frequency": "daily", "time": "12:60"}, "time", "out_of_range"),
+        ({"frequency": "daily", "time": "2:5"}, "time", "invalid_value"),
+        ({"frequency": "daily", "time": "02:30:00"}, "time", "invalid_value"),
+        ({"frequency": "daily", "time": "2pm"}, "time", "invalid_value"),
+        ({"frequency": "daily", "time": 230}, "time", "invalid_type"),
+        ({"frequency": "daily", "time": "02:30", "hour": 2}, "time", "invalid_value"),
+        ({"frequency": "daily", "time": "02:30", "minute": 30}, "time", "invalid_value"),
+        ({"frequency": "hourly", "time": "02:30"}, "time", "not_applicable"),
+        ({"frequency": "manual", "time": "02:30"}, "time", "not_applicable"),
+    ],
+)
+def test_a_bad_time_of_day_is_refused_naming_time(
+    doc: dict[str, Any], field: str, reason: str
+) -> None:
+    with pytest.raises(ZerocopyError) as info:
+        seg(doc)
+    assert info.value.details == {"field": field, "reason": reason}
+    assert "schedule.time" in info.value.message

@@ -117,13 +117,15 @@ _FIELDS: dict[str, tuple[str, ...]] = {
     EVERY_30_MINUTES: (),
     HOURLY: ("minute",),
     EVERY_N_HOURS: ("hours", "minute"),
-    DAILY: ("hour", "minute"),
-    WEEKLY: ("weekday", "hour", "minute"),
-    MONTHLY: ("day", "hour", "minute"),
+    DAILY: ("hour", "minute", "time"),
+    WEEKLY: ("weekday", "hour", "minute", "time"),
+    MONTHLY: ("day", "hour", "minute", "time"),
 }
-"""The fields each frequency takes (besides ``frequency``); any other field is refused."""
+"""The fields each frequency takes (besides ``frequency``); any other field is refused.
+``time`` ("HH:MM") is another way to write ``hour`` and ``minute`` (never stored)."""
 
-_ALL_FIELDS = ("frequency", "minute", "hour", "weekday", "day", "hours")
+_ALL_FIELDS = ("frequency", "minute", "hour", "weekday", "day", "hours", "time")
+_HH_MM = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 # Frequencies people try that are outside what zerocopy runs, to say why precisely.
 _TOO_RARE = {"yearly", "annually", "annual", "quarterly", "bimonthly", "biannually", "every_year"}
@@ -179,6 +181,36 @@ def _int_field(doc: Mapping[str, Any], name: str, default: int, low: int, high: 
     return value
 
 
+def _time_field(doc: Mapping[str, Any]) -> tuple[int, int]:
+    """(hour, minute) of ``doc["time"]``, "HH:MM" on a 24-hour clock (``"02:30"``, ``"2:30"``)."""
+    raw = doc["time"]
+    if not isinstance(raw, str):
+        raise _bad(
+            f'schedule.time must be a string "HH:MM" (24-hour clock), got {raw!r}',
+            "time",
+            Reason.INVALID_TYPE,
+        )
+    if doc.get("hour") is not None or doc.get("minute") is not None:
+        raise _bad(
+            "schedule.time and schedule.hour/minute say the same thing: give one of them",
+            "time",
+            Reason.INVALID_VALUE,
+        )
+    match = _HH_MM.match(raw.strip())
+    if match is None:
+        raise _bad(
+            f'schedule.time must be "HH:MM" on a 24-hour clock (e.g. "02:30"), got {raw!r}',
+            "time",
+            Reason.INVALID_VALUE,
+        )
+    hour, minute = int(match.group(1)), int(match.group(2))
+    if hour > 23 or minute > 59:
+        raise _bad(
+            f"schedule.time must be from 00:00 to 23:59, got {raw!r}", "time", Reason.OUT_OF_RANGE
+        )
+    return hour, minute
+
+
 def _frequency_error(frequency: Any, allowed: tuple[str, ...]) -> ZerocopyError:
     """Why ``frequency`` is refused: too frequent, too rare, not for this owner, or unknown."""
     choices = ", ".join(allowed)
@@ -227,8 +259,9 @@ def parse_schedule(
 
     ``{"frequency": "daily", "hour": 2, "minute": 30}``, ``{"frequency": "weekly",
     "weekday": "monday", ...}``, ``{"frequency": "monthly", "day": 31, ...}``,
-    ``{"frequency": "every_n_hours", "hours": 6, "minute": 0}``. ``minute`` and ``hour``
-    default to 0 and ``day`` to 1; ``weekday`` (weekly) and ``hours`` (every_n_hours) are
+    ``{"frequency": "every_n_hours", "hours": 6, "minute": 0}``; daily, weekly and monthly
+    schedules may give ``"time": "02:30"`` instead of ``hour`` and ``minute``. ``minute`` and
+    ``hour`` default to 0 and ``day`` to 1; ``weekday`` (weekly) and ``hours`` (every_n_hours) are
     required. A field the frequency does not use is refused (``not_applicable``) rather than
     silently ignored; ``null`` counts as absent for such fields. The error's ``details`` hold
     ``field`` (the offending field) and ``reason`` (see :class:`Reason`).
@@ -263,8 +296,11 @@ def parse_schedule(
                 name,
                 Reason.NOT_APPLICABLE,
             )
-    minute = _int_field(doc, "minute", 0, 0, 59) if "minute" in uses else 0
-    hour = _int_field(doc, "hour", 0, 0, 23) if "hour" in uses else 0
+    if "time" in uses and doc.get("time") is not None:
+        hour, minute = _time_field(doc)
+    else:
+        minute = _int_field(doc, "minute", 0, 0, 59) if "minute" in uses else 0
+        hour = _int_field(doc, "hour", 0, 0, 23) if "hour" in uses else 0
     day = _int_field(doc, "day", 1, 1, 31) if "day" in uses else 1
     weekday = 0
     if frequency == WEEKLY:
