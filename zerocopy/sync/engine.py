@@ -598,7 +598,9 @@ class SyncEngine:
                             await anyio.lowlevel.checkpoint()
                         need = cap - pending_valid
                         head, chunk = chunk.cut(chunk.rows_for_valid(need))
-                        counts.read += head.n
+                        again = head.again_count  # already delivered: skipped, not read
+                        counts.read += head.n - again
+                        counts.skipped += again
                         pending.append(head)
                         pending_valid += head.valid_count
                         if pending_valid >= cap:
@@ -718,6 +720,8 @@ class SyncEngine:
                 if columns is not None:
                     rows = columns.materialise()
                 for index, row in enumerate(rows):
+                    if row.again:
+                        continue  # accounted for by the run that delivered it
                     rej = rejected.get(index)
                     if rej is not None:
                         counts.errored += 1
@@ -870,6 +874,13 @@ class _Chunk:
     @property
     def valid_count(self) -> int:
         return len(self.valid)
+
+    @property
+    def again_count(self) -> int:
+        """Rows applied again after a late row of their key (see :class:`_Order`)."""
+        if isinstance(self.valid, AttributeRows):
+            return 0
+        return sum(1 for v in self.valid if v.again)
 
     def _valid_positions(self) -> Any:
         if isinstance(self.valid, AttributeRows):
@@ -1124,6 +1135,12 @@ def _verdicts(
         chunk = _validate(data_type, rows, start_position, row_hashes_, row_updated, options)
         refused_again = [e.position for e in chunk.errors if e.position in again_pos]
         if not refused_again:
+            if again_pos:
+                valid = chunk.valid
+                listed = valid.materialise() if isinstance(valid, AttributeRows) else valid
+                for row in listed:
+                    row.again = row.position in again_pos
+                chunk.valid = listed
             return chunk, skipped
         # A delivered row refused again: it was reported when first read; skip it.
         by_position = {

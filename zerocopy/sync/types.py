@@ -133,6 +133,7 @@ class ValidRow:
         name: accounts (``NAME``).
         deleted: catalog items and accounts (``DELETED`` true).
         warnings: non-fatal row notes, e.g. account fields dropped (code, message).
+        again: see the field's doc.
     """
 
     position: int
@@ -147,6 +148,9 @@ class ValidRow:
     name: str | None = None
     deleted: bool = False
     warnings: list[tuple[str, str]] = field(default_factory=list)
+    again: bool = False
+    """Delivered by an earlier run and applied again only to keep the apply order after a
+    late row of its key: counted as skipped, not delivered, and not logged again."""
 
 
 @dataclass(frozen=True, slots=True)
