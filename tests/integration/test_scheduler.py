@@ -5,6 +5,7 @@ The clock is frozen and moved by hand; runs are executed by the real engine.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -278,3 +279,44 @@ async def test_retention_sweep_calls_the_sync_layer(db: Database) -> None:
 
     result = await sweep_retention(db)
     assert result == {"row_logs": 0, "runs": 0}
+
+
+async def test_stale_after_zero_days_turns_the_automatic_pause_off(
+    db: Database, tmp_path: Path
+) -> None:
+    """``ZEROCOPY_STALE_AFTER_DAYS=0`` means never pause, not pause at once."""
+    from zerocopy.scheduling.config import load_config
+
+    assert load_config({"ZEROCOPY_STALE_AFTER_DAYS": "0"}).stale_after == timedelta(0)
+    w = await _wired(db, tmp_path)
+    ws = await _workspace_id(w)
+    await set_schedule(db, ws, w.segment_id, {"frequency": "daily", "hour": 9}, now=T0)
+    clock = Clock(T0 + timedelta(days=400, hours=4))  # a year unread: still runs
+    submitted: list[str] = []
+    config = load_config({"ZEROCOPY_STALE_AFTER_DAYS": "0"})
+    sched = Scheduler(w.db, w.engine, _collect(submitted), config=config, clock=clock)
+    report = await sched.tick()
+    assert report.paused == [] and len(report.fired) == 1
+    view = await schedule_view(db, ws, w.segment_id, now=clock.now)
+    assert view["status"] == "active"
+
+
+async def test_the_pause_message_counts_days_in_words(db: Database, tmp_path: Path) -> None:
+    from zerocopy.scheduling.config import load_config
+
+    w = await _wired(db, tmp_path)
+    ws = await _workspace_id(w)
+    await set_schedule(db, ws, w.segment_id, {"frequency": "daily", "hour": 9}, now=T0)
+    clock = Clock(T0 + timedelta(days=1, hours=1))
+    config = load_config({"ZEROCOPY_STALE_AFTER_DAYS": "1"})
+    sched = Scheduler(w.db, w.engine, _collect([]), config=config, clock=clock)
+    assert (await sched.tick()).paused == [w.segment_id]
+    view = await schedule_view(db, ws, w.segment_id, now=clock.now)
+    assert "for 1 day;" in view["paused"]["message"]
+
+
+def _collect(submitted: list[str]) -> Callable[[str], Awaitable[None]]:
+    async def submit(run_id: str) -> None:
+        submitted.append(run_id)
+
+    return submit

@@ -24,7 +24,7 @@ class SchedulingConfig:
     late_after_s: float = 60.0
     """A scheduled run starting later than this after its due time is a catch-up run."""
     stale_after: timedelta = timedelta(days=7)
-    """Pause a schedule nobody read through the API or edited for this long."""
+    """Pause a schedule nobody read through the API or edited for this long (0: never)."""
     source_limit: int = 4
     """Queries at once per source (adapters may lower it: DuckDB files take 1)."""
     heartbeat_s: float = 2.0

@@ -495,6 +495,8 @@ class Scheduler:
         last = max(m for m in marks if m is not None)
         if state.definition_hash != owner.digest:
             return False  # edited just now
+        if self.config.stale_after <= timedelta(0):
+            return False  # ZEROCOPY_STALE_AFTER_DAYS=0: never pause automatically
         return now - last >= self.config.stale_after
 
     async def _plan(self, owner: _Owner, now: datetime) -> None:
@@ -529,7 +531,8 @@ class Scheduler:
         days = self.config.stale_after.total_seconds() / 86400
         message = (
             f"paused automatically: nobody read this segment's members through the API "
-            f"and nobody changed it for {days:g} days; resume the schedule to run it again"
+            f"and nobody changed it for {days:g} day{'' if days == 1 else 's'}; resume the "
+            "schedule to run it again"
         )
         details: dict[str, Any] = {
             "message": message,
