@@ -86,7 +86,7 @@ def warehouse() -> duckdb.DuckDBPyConnection:
     return _duckdb()
 
 
-_PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION", "JSON": "JSONB"}
+_PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}
 
 
 @pytest.fixture()
@@ -283,3 +283,65 @@ def test_try_cast_for_snowflake_casts_text(
     )
     as_duckdb = sqlglot.transpile(sql, read="snowflake", write="duckdb")[0]
     assert sorted(warehouse.execute(as_duckdb).fetchall()) == [("u1", None), ("u2", 12)]
+
+
+PROFILES = [
+    ("u1", '{"plan": "pro", "age": 41, "loyalty": {"tier": "gold"}}'),
+    ("u2", '{"plan": "free", "age": 19, "loyalty": {"tier": "silver"}}'),
+    ("u3", '{"plan": "pro", "age": 25}'),
+]
+PATH_QUERIES = {
+    "snowflake": (
+        "SELECT external_user_id FROM users WHERE attributes:plan::string = 'pro' "
+        "AND attributes:age::int > 20 AND attributes:loyalty.tier::varchar = 'gold'"
+    ),
+    "databricks": (
+        "SELECT external_user_id FROM users WHERE CAST(attributes:plan AS STRING) = 'pro' "
+        "AND attributes:age::int > 20 AND attributes:loyalty.tier = 'gold'"
+    ),
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("dialect", sorted(PATH_QUERIES))
+def test_semi_structured_path_cast_reads_the_value_in_postgres(
+    pg: psycopg.Connection[Any], dialect: str
+) -> None:
+    """sqlglot wrote CAST(JSON_EXTRACT_PATH(attributes, 'plan') AS TEXT), the JSON text
+    '"pro"': the comparison matched nobody."""
+    with pg.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO marketing.users (external_user_id, attributes) VALUES (%s, %s)", PROFILES
+        )
+    sql = _checked(PATH_QUERIES[dialect], dialect, "postgres")
+    assert pg.execute(sql).fetchall() == [("u1",)]
+
+
+@pytest.mark.parametrize("dialect", sorted(PATH_QUERIES))
+def test_semi_structured_path_cast_reads_the_value_in_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, dialect: str
+) -> None:
+    warehouse.executemany(
+        "INSERT INTO marketing.users (external_user_id, attributes) VALUES (?, ?)", PROFILES
+    )
+    sql = _checked(PATH_QUERIES[dialect], dialect, "duckdb")
+    assert warehouse.execute(sql).fetchall() == [("u1",)]
+
+
+def test_snowflake_path_cast_for_bigquery_reads_the_scalar() -> None:
+    sql = _checked(PATH_QUERIES["snowflake"], "snowflake", "bigquery")
+    assert "CAST(JSON_EXTRACT_SCALAR(attributes, '$.plan') AS STRING) = 'pro'" in sql
+
+
+@pytest.mark.postgres
+def test_redundant_quotes_are_dropped_for_postgres(pg: psycopg.Connection[Any]) -> None:
+    """Snowflake's "USERS" is the table users; kept quoted, PostgreSQL looks up "USERS"."""
+    pg.execute("INSERT INTO marketing.users (external_user_id) VALUES ('u1')")
+    sql = _checked('SELECT "EXTERNAL_USER_ID" FROM "MARKETING"."USERS"', "snowflake", "postgres")
+    assert pg.execute(sql).fetchall() == [("u1",)]
+
+
+def test_bigquery_table_name_is_written_as_the_catalog_spells_it() -> None:
+    """BigQuery table names are case-sensitive; the check matched USERS to users."""
+    sql = _checked("SELECT external_user_id FROM MARKETING.USERS", "snowflake", "bigquery")
+    assert sql == "SELECT external_user_id FROM marketing.users"

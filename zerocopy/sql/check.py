@@ -962,6 +962,15 @@ class _Check:
                 self.known_tables[id(table)] = found
                 if isinstance(original, exp.Table):
                     _qualify_output_table(original, scope_parts_written)
+                    if self.write_rules.sqlglot_dialect == "bigquery":
+                        # BigQuery table names are case-sensitive, and the check matched this
+                        # one case-insensitively: write it as the catalog spells it
+                        name = original.this
+                        if isinstance(name, exp.Identifier) and name.name != found.name:
+                            original.set(
+                                "this",
+                                exp.Identifier(this=found.name, quoted=name.args.get("quoted")),
+                            )
             else:
                 ok = False
         self.result.tables = seen
@@ -1081,6 +1090,8 @@ class _Check:
             table = column.table
             if table:
                 owner = _owning_scope(scope, table)
+                if owner is None and not known_sources:
+                    continue  # maybe a struct column of a source whose columns are unknown
                 if owner is None:
                     # a qualifier naming no source: a struct/record path (BigQuery a.b.c) is a Dot
                     self.issue(
@@ -1191,6 +1202,8 @@ class _Check:
             return
         if not isinstance(query, exp.Query):
             return
+        if hardening.value_table(self, query):
+            return
         selects = query.selects
         if any(s.is_star for s in selects):
             if self.star_reaches_id(query, wanted):
@@ -1233,9 +1246,14 @@ class _Check:
         if constant is not None and not any(
             _start_offset(func) in self.refused_calls for func in constant.find_all(exp.Func)
         ):  # an id computed by a refused function: that refusal says it all
+            what = (
+                "a number computed by a window function (no table column's value reaches it)"
+                if constant.find(exp.Window) is not None
+                else "a constant"
+            )
             self.issue(
                 MISSING_ID_COLUMN,
-                f"'{match.alias_or_name}' is a constant, not the id column of a table: the "
+                f"'{match.alias_or_name}' is {what}, not the id column of a table: the "
                 f"segment would not contain real users. Select the table's "
                 f"'{self.id_column}' column.",
                 self.node_position(constant),

@@ -18,6 +18,7 @@ from sqlglot.optimizer.scope import Scope
 
 from zerocopy.errors import (
     FORBIDDEN_FUNCTION,
+    MISSING_ID_COLUMN,
     NOT_READ_ONLY,
     OUT_OF_SCOPE,
     PARSE_ERROR,
@@ -134,7 +135,11 @@ def _is_constant(
     """True when an output column carries no table column."""
     expression = projection.unalias() if isinstance(projection, exp.Alias) else projection
     # a TableColumn is a FROM item used as a value (BigQuery's `UNNEST(...) AS t`, then `t`)
-    columns = list(expression.find_all(exp.Column, exp.TableColumn))
+    columns = [
+        column
+        for column in expression.find_all(exp.Column, exp.TableColumn)
+        if not _only_orders(column, expression)
+    ]
     if not columns:
         return True
     if _literal_case(expression):
@@ -176,6 +181,39 @@ def _is_constant(
         if not _column_constant(inner, source, column.name, scopes, depth):
             return False
     return True
+
+
+def value_table(check: Any, query: exp.Query) -> bool:
+    """BigQuery's ``SELECT AS VALUE x``: a value table, whose one column has no name (the
+    id-extracting ``zc_segment.external_user_id`` cannot reach it). Recorded as a missing id
+    column; True then. (``SELECT AS STRUCT`` keeps its fields' names.)"""
+    branch: exp.Expr = query
+    while isinstance(branch, exp.SetOperation):
+        branch = branch.this.unnest()
+    if not isinstance(branch, exp.Select) or str(branch.args.get("kind") or "").upper() != "VALUE":
+        return False
+    check.issue(
+        MISSING_ID_COLUMN,
+        f"SELECT AS VALUE returns a value table with no column names, so it has no "
+        f"'{check.id_column}' column: write SELECT {check.id_column} … (without AS VALUE).",
+        check.node_position(branch),
+    )
+    return True
+
+
+def _only_orders(column: exp.Expr, top: exp.Expr) -> bool:
+    """Whether a column only partitions or orders rows inside ``top``: the PARTITION BY /
+    ORDER BY of a window (``ROW_NUMBER() OVER (ORDER BY email)`` numbers rows, its values are
+    1, 2, … whatever the emails) or the ORDER BY of ``WITHIN GROUP``. Its values never reach
+    the result."""
+    child, node = column, column.parent
+    while node is not None and child is not top:
+        if isinstance(node, exp.Window) and child.arg_key != "this":
+            return True
+        if isinstance(node, exp.WithinGroup) and child.arg_key == "expression":
+            return True
+        child, node = node, node.parent
+    return False
 
 
 def _unpivot_name_column(scope: Scope, column: exp.Column) -> bool:
@@ -1268,8 +1306,14 @@ def refuse_streaming_reads(check: Any, statements: list[exp.Expr]) -> None:
 def before_emit(check: Any, root: exp.Expr) -> bool:
     """Rewrites of the query about to be emitted for the target (after every check), or its
     refusal as unsupported there: True when refused (then nothing is emitted)."""
-    if refuse_star_modifiers(check, root) or refuse_untranslated_functions(check):
+    if (
+        refuse_star_modifiers(check, root)
+        or refuse_untranslated_functions(check)
+        or targets.refuse_struct_value_table(check, root)
+    ):
         return True
+    targets.redundant_quotes(check, root)
+    targets.path_casts_read_text(check)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads
     if targets.ordered_array_aggregates(check):
         return True
@@ -1559,6 +1603,7 @@ def refuse_star_modifiers(check: Any, root: exp.Expr) -> bool:
 _UNTRANSLATED_HINTS: dict[str, str] = {
     "median": "PERCENTILE_CONT as a window function",
     "arrayagg": "LISTAGG/STRING_AGG into a text, or one row per value",
+    "struct": "one column per field",
 }
 
 

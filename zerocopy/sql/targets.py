@@ -9,10 +9,13 @@ wrong SQL. A text without the construct's words does not pay for a walk.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import re
 from typing import Any
 
 from sqlglot import TokenType, exp
+from sqlglot.dialects.dialect import Dialect
 
 from zerocopy.errors import UNSUPPORTED_IN_DIALECT
 
@@ -141,6 +144,112 @@ def expand_order_by_all(check: Any, root: exp.Expr) -> bool:
             ],
         )
     return False
+
+
+# --- quoted names and value tables ---------------------------------------------------------
+
+
+def redundant_quotes(check: Any, root: exp.Expr) -> None:
+    """A quoted name that means the same as unquoted in the source dialect (Snowflake's
+    ``"USERS"``, DuckDB's case-insensitive ``"Users"``), emitted for another dialect: written
+    unquoted there, so the target folds it as it folds the catalog's names. Kept quoted,
+    PostgreSQL would look up the upper-case ``"USERS"`` and find no such table (the catalog's
+    single-case names fold like unquoted ones, `zerocopy.sql.catalog`). Names that need quotes
+    (spaces, dashes, keywords of either dialect) stay quoted. Only a text with a quote pays."""
+    read, write = check.read_dialect, check.write_dialect
+    text = check.text
+    if read is write or not ('"' in text or "`" in text or "[" in text):
+        return
+    keywords = _keywords(type(read), type(write))
+    for identifier in root.find_all(exp.Identifier):
+        name = identifier.this
+        if not identifier.args.get("quoted") or not isinstance(name, str):
+            continue
+        if not _PLAIN_NAME.fullmatch(name) or name.upper() in keywords:
+            continue
+        unquoted = read.normalize_identifier(exp.Identifier(this=name, quoted=False)).name
+        quoted = read.normalize_identifier(exp.Identifier(this=name, quoted=True)).name
+        if unquoted == quoted:
+            identifier.set("quoted", False)
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@functools.cache
+def _keywords(*dialects: type[Dialect]) -> frozenset[str]:
+    """Every word of the dialects' keywords (``ORDER BY`` gives ORDER and BY) and of their
+    generators' reserved words: a name spelled like one keeps its quotes."""
+    words: set[str] = set()
+    for dialect in dialects:
+        for keyword in dialect.tokenizer_class.KEYWORDS:
+            words.update(keyword.upper().split())
+        words.update(w.upper() for w in getattr(dialect.generator_class, "RESERVED_KEYWORDS", ()))
+    return frozenset(words)
+
+
+def refuse_struct_value_table(check: Any, root: exp.Expr) -> bool:
+    """BigQuery's ``SELECT AS STRUCT …`` as the query itself (a value table of structs, whose
+    fields BigQuery reads as columns) emitted for another warehouse: sqlglot writes one
+    unnamed struct column there (``OBJECT_CONSTRUCT(…)``, ``{…}``), which has no id column.
+    Refused; True then. (Nested, in ``ARRAY(SELECT AS STRUCT …)``, it is a value.)"""
+    if check.write_rules.sqlglot_dialect == "bigquery" or "struct" not in check.text.lower():
+        return False
+    select = _leftmost_select(root)
+    if select is None or str(select.args.get("kind") or "").upper() != "STRUCT":
+        return False
+    check.issue(
+        UNSUPPORTED_IN_DIALECT,
+        f"{check.write_rules.name} has no SELECT AS STRUCT (a table of structs): the "
+        "translation would return one unnamed column. Select the columns themselves.",
+        check.node_position(select),
+    )
+    return True
+
+
+# --- semi-structured paths cast to a scalar -------------------------------------------------
+
+# Targets where a JSON value cast to text keeps its JSON form ('"pro"', quotes included).
+_JSON_TEXT_KEEPS_QUOTES = frozenset({"postgres", "duckdb", "bigquery"})
+# Sources whose path cast to a scalar reads the value itself: Snowflake's
+# ``attributes:plan::string`` is 'pro', Databricks' ``attributes:plan`` is already text.
+_PATH_CASTS_READ_VALUES = frozenset({"snowflake", "databricks"})
+_STRUCTURED_TYPES = frozenset(
+    {"JSON", "JSONB", "VARIANT", "OBJECT", "ARRAY", "STRUCT", "MAP", "SUPER", "LIST"}
+)
+
+
+def path_casts_read_text(check: Any) -> None:
+    """A Snowflake/Databricks semi-structured path cast to a scalar, ``attributes:plan::string``
+    (the value 'pro'), emitted for PostgreSQL, DuckDB or BigQuery. sqlglot writes a JSON
+    extraction cast to text there, ``CAST(JSON_EXTRACT_PATH(attributes, 'plan') AS TEXT)``,
+    which is the JSON text '"pro"' (quotes included): ``= 'pro'`` silently matches nothing. The
+    extraction becomes the text one (``JSON_EXTRACT_PATH_TEXT``, ``->>``,
+    ``JSON_EXTRACT_SCALAR``), which reads the value, before the cast. A cast to a structured
+    type (JSON, ARRAY …) keeps the JSON extraction. Databricks' ``col:path`` is text without
+    a cast too (``attributes:plan = 'pro'``), so every one of them becomes the text one."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read not in _PATH_CASTS_READ_VALUES or write not in _JSON_TEXT_KEEPS_QUOTES:
+        return
+    for node in check.reading:
+        if read == "databricks" and type(node) is exp.JSONExtract and node.parent is not None:
+            # Databricks' `col:path` is text even without a cast
+            extract = node
+            if not node.args.get("variant_extract") or extract.expression is None:
+                continue
+        elif isinstance(node, exp.Cast) and node.parent is not None:
+            extract = node.this
+            if type(extract) is not exp.JSONExtract or extract.expression is None:
+                continue
+            to = node.args.get("to")
+            kind = to.this.name if isinstance(to, exp.DataType) and to.this is not None else ""
+            if kind.upper() in _STRUCTURED_TYPES:
+                continue
+        else:
+            continue
+        extract.replace(
+            exp.JSONExtractScalar(this=extract.this.copy(), expression=extract.expression.copy())
+        )
 
 
 # --- ordered ARRAY_AGG ----------------------------------------------------------------------
@@ -380,5 +489,8 @@ def refuse_lost_safe_conversions(check: Any, root: exp.Expr) -> bool:
 __all__ = [
     "expand_order_by_all",
     "ordered_array_aggregates",
+    "path_casts_read_text",
+    "redundant_quotes",
     "refuse_lost_safe_conversions",
+    "refuse_struct_value_table",
 ]

@@ -26,8 +26,11 @@ _CATALOG = SqlCatalog(CATALOG)
             'SELECT external_user_id AS "external_user_id" FROM users',
             '"external_user_id"',
         ),
-        ("snowflake", "postgres", 'SELECT u."EXTERNAL_USER_ID" FROM users u', '"EXTERNAL_USER_ID"'),
-        ("duckdb", "snowflake", 'SELECT "External_User_Id" FROM users', '"External_User_Id"'),
+        # round 6: quotes that change nothing in the source dialect are dropped for another
+        # target (kept, PostgreSQL looked up the upper-case "EXTERNAL_USER_ID" and Snowflake
+        # the mixed-case "External_User_Id", columns the catalog does not have)
+        ("snowflake", "postgres", 'SELECT u."EXTERNAL_USER_ID" FROM users u', "external_user_id"),
+        ("duckdb", "snowflake", 'SELECT "External_User_Id" FROM users', "external_user_id"),
         # unquoted, or quoted as the target folds it anyway: the configured name, unquoted
         (
             "postgres",

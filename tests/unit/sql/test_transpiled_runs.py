@@ -388,6 +388,23 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         REFUSED,
         "sqlglot reports Spark query hints (/*+ … */) as unsupported for DuckDB",
     ),
+    # redteam6.yaml
+    ("redteam6", "sf_lateral_flatten_value", "snowflake"): (
+        REFUSED,
+        "same as snowflake:lateral_flatten",
+    ),
+    ("redteam6", "bq_struct_and_safe_functions", "bigquery"): (
+        REFUSED,
+        "same as tricks:bigquery_safe_prefix_is_builtin (SAFE.SUBSTR)",
+    ),
+    ("redteam6", "bq_select_as_struct_keeps_field_names", "bigquery"): (
+        REFUSED,
+        "SELECT AS STRUCT as the query: DuckDB gets one unnamed struct column, no id column",
+    ),
+    ("redteam6", "dbx_lateral_view_explode", "databricks"): (
+        RUN_ERROR,
+        "same as databricks:lateral_view_explode (Spark schema string in from_json)",
+    ),
 }
 
 

@@ -87,6 +87,8 @@ POSTGRES_TABLE_FUNCTIONS = COMMON_TABLE_FUNCTIONS | names(
 RULES = DialectRules(
     name="postgres",
     sqlglot_dialect="postgres",
+    # no STRUCT(x AS a) constructor (ROW(...) has no field names): sqlglot writes it as is
+    untranslated_functions=names("struct"),
     string_type="TEXT",
     forbidden_functions=POSTGRES_FORBIDDEN | POSTGRES_FORBIDDEN_TYPES,  # regclass('t') too
     forbidden_prefixes=(

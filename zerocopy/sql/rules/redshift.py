@@ -14,9 +14,9 @@ RULES = DialectRules(
     name="redshift",
     sqlglot_dialect="redshift",
     star_modifiers=names("except"),
-    # Redshift has no ARRAY_AGG (LISTAGG builds text; SUPER arrays come from ARRAY(...)):
-    # sqlglot writes it as is, a function Redshift does not know
-    untranslated_functions=names("arrayagg"),
+    # Redshift has no ARRAY_AGG (LISTAGG builds text; SUPER arrays come from ARRAY(...)) and
+    # no STRUCT(x AS a) constructor: sqlglot writes them as is, functions Redshift does not know
+    untranslated_functions=names("arrayagg struct"),
     # A bare VARCHAR is VARCHAR(256) in Redshift: ids longer than that would fail the CTAS.
     string_type="VARCHAR(65535)",
     forbidden_functions=POSTGRES_FORBIDDEN
