@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -47,19 +48,30 @@ class SchedulingConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
-def _num(env: Mapping[str, str], name: str, default: float) -> float:
+def _bad(name: str, message: str, reason: str) -> ZerocopyError:
+    return ZerocopyError(
+        errors.VALIDATION_ERROR, message, details={"field": name, "reason": reason}
+    )
+
+
+def _num(env: Mapping[str, str], name: str, default: float, high: float = 1e9) -> float:
+    """A finite number from 0 to ``high``; ``validation_error`` naming the variable."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
-        raise ZerocopyError(
-            errors.VALIDATION_ERROR, f"{name} must be a number, got {raw!r}"
-        ) from None
-    if value < 0:
-        raise ZerocopyError(errors.VALIDATION_ERROR, f"{name} must not be negative")
+        raise _bad(name, f"{name} must be a number, got {raw!r}", "invalid_type") from None
+    if not math.isfinite(value):
+        raise _bad(name, f"{name} must be a finite number, got {raw!r}", "invalid_value")
+    if not 0 <= value <= high:
+        raise _bad(name, f"{name} must be from 0 to {high:g}, got {raw!r}", "out_of_range")
     return value
+
+
+MAX_STALE_AFTER_DAYS = 36500.0
+"""A century: beyond what ``timedelta`` and any schedule need (use 0 to turn the pause off)."""
 
 
 def load_config(env: Mapping[str, str] | None = None) -> SchedulingConfig:
@@ -67,16 +79,19 @@ def load_config(env: Mapping[str, str] | None = None) -> SchedulingConfig:
     env = os.environ if env is None else env
     runner = (env.get("ZEROCOPY_RUNNER") or "inprocess").lower()
     if runner not in RUNNERS:
-        raise ZerocopyError(
-            errors.VALIDATION_ERROR,
-            f"ZEROCOPY_RUNNER must be one of {', '.join(RUNNERS)}, got {runner!r}",
+        raise _bad(
+            "ZEROCOPY_RUNNER",
+            f"ZEROCOPY_RUNNER must be one of {', '.join(RUNNERS)}, got {env.get('ZEROCOPY_RUNNER')!r}",
+            "invalid_value",
         )
     d = SchedulingConfig()
     return SchedulingConfig(
         runner=runner,
         tick_s=_num(env, "ZEROCOPY_SCHEDULER_TICK_S", d.tick_s),
         late_after_s=_num(env, "ZEROCOPY_SCHEDULE_LATE_AFTER_S", d.late_after_s),
-        stale_after=timedelta(days=_num(env, "ZEROCOPY_STALE_AFTER_DAYS", 7)),
+        stale_after=timedelta(
+            days=_num(env, "ZEROCOPY_STALE_AFTER_DAYS", 7, high=MAX_STALE_AFTER_DAYS)
+        ),
         source_limit=max(1, int(_num(env, "ZEROCOPY_SOURCE_CONCURRENCY", d.source_limit))),
         heartbeat_s=_num(env, "ZEROCOPY_HEARTBEAT_S", d.heartbeat_s),
         worker_lost_after_s=_num(env, "ZEROCOPY_WORKER_LOST_AFTER_S", d.worker_lost_after_s),
