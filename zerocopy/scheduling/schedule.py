@@ -23,6 +23,13 @@ Two families of frequencies, both in the workspace's IANA time zone:
 
 ``next_run(after)`` is the first firing instant strictly after ``after``. Every function
 takes and returns aware UTC datetimes.
+
+A change of the workspace's time zone re-plans from the moment it is seen: the next run is the
+first occurrence strictly after now in the new zone (a daily 09:00 moved from Paris to London
+at 08:30 London runs at 09:00 London that day even if 09:00 Paris ran an hour earlier; moved
+from London to Paris at 09:30 Paris it runs at 09:00 Paris the next day). Only an occurrence
+the old plan already had due and nobody fired (the scheduler was down) is owed, once, as a
+catch-up (:func:`replan_firing`); the old plan's future instants never fire.
 """
 
 from __future__ import annotations
