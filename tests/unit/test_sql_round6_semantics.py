@@ -345,3 +345,53 @@ def test_bigquery_table_name_is_written_as_the_catalog_spells_it() -> None:
     """BigQuery table names are case-sensitive; the check matched USERS to users."""
     sql = _checked("SELECT external_user_id FROM MARKETING.USERS", "snowflake", "bigquery")
     assert sql == "SELECT external_user_id FROM marketing.users"
+
+
+PURCHASES = [
+    ("u1", "p1", "EUR", 5.0),
+    ("u1", "p2", "USD", 7.0),
+    ("u1", "p1", "EUR", 1.0),
+    ("u1", None, "EUR", 3.0),
+    ("u2", "p3", "USD", 2.0),
+]
+
+
+@pytest.mark.postgres
+def test_filter_clause_for_redshift_keeps_the_counts(pg: psycopg.Connection[Any]) -> None:
+    """Redshift has no FILTER clause; the CASE form it gets runs on PostgreSQL (its SQL is
+    PostgreSQL's here) with the original's results."""
+    with pg.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO marketing.purchases (external_user_id, product_id, currency, price) "
+            "VALUES (%s, %s, %s, %s)",
+            PURCHASES,
+        )
+    query = (
+        "SELECT external_user_id, SUM(price) FILTER (WHERE currency = 'EUR') AS eur, "
+        "COUNT(DISTINCT product_id) FILTER (WHERE price > 1) AS n, "
+        "COUNT(*) FILTER (WHERE price > 2) AS c FROM purchases GROUP BY external_user_id"
+    )
+    original = sorted(pg.execute(_checked(query, "postgres", "postgres")).fetchall())
+    redshift = _checked(query, "postgres", "redshift")
+    assert "FILTER" not in redshift
+    assert sorted(pg.execute(redshift).fetchall()) == original
+    assert original == [("u1", 9.0, 2, 3), ("u2", None, 1, 0)]
+
+
+@pytest.mark.postgres
+def test_collect_set_for_postgres_is_distinct_without_nulls(pg: psycopg.Connection[Any]) -> None:
+    """sqlglot wrote ARRAY_UNIQUE_AGG, which PostgreSQL does not have."""
+    with pg.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO marketing.purchases (external_user_id, product_id, currency, price) "
+            "VALUES (%s, %s, %s, %s)",
+            PURCHASES,
+        )
+    sql = _checked(
+        "SELECT external_user_id, collect_set(product_id) AS s FROM purchases "
+        "GROUP BY external_user_id",
+        "databricks",
+        "postgres",
+    )
+    got = {user: sorted(products) for user, products in pg.execute(sql).fetchall()}
+    assert got == {"u1": ["p1", "p2"], "u2": ["p3"]}

@@ -1315,7 +1315,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.redundant_quotes(check, root)
     targets.path_casts_read_text(check)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads
-    if targets.ordered_array_aggregates(check):
+    if targets.ordered_array_aggregates(check) or targets.filter_clauses_for_redshift(check, root):
         return True
     redshift_listagg(check)
     keep_null_ordering_for_bigquery(check, root)
@@ -1604,6 +1604,7 @@ _UNTRANSLATED_HINTS: dict[str, str] = {
     "median": "PERCENTILE_CONT as a window function",
     "arrayagg": "LISTAGG/STRING_AGG into a text, or one row per value",
     "struct": "one column per field",
+    "arrayuniqueagg": "LISTAGG(DISTINCT …) into a text, or one row per value",
 }
 
 

@@ -252,6 +252,65 @@ def path_casts_read_text(check: Any) -> None:
         )
 
 
+# --- FILTER (WHERE …) on aggregates ---------------------------------------------------------
+
+# Aggregates that skip NULL inputs: ``AGG(x) FILTER (WHERE c)`` is ``AGG(CASE WHEN c THEN x END)``.
+_NULL_SKIPPING_AGGREGATES: tuple[type[exp.Expr], ...] = tuple(
+    getattr(exp, name)
+    for name in (
+        "Count",
+        "Sum",
+        "Avg",
+        "Min",
+        "Max",
+        "GroupConcat",
+        "Stddev",
+        "StddevPop",
+        "StddevSamp",
+        "Variance",
+        "VariancePop",
+        "Median",
+        "ApproxDistinct",
+    )
+    if hasattr(exp, name)
+)
+
+
+def filter_clauses_for_redshift(check: Any, root: exp.Expr) -> bool:
+    """``AGG(x) FILTER (WHERE c)`` (PostgreSQL, DuckDB, Databricks) emitted for Redshift, which
+    has no FILTER clause (sqlglot writes it as is): the condition moves into the aggregate's
+    argument, ``AGG(CASE WHEN c THEN x END)`` (``COUNT(*)`` counts ``CASE WHEN c THEN 1 END``),
+    exact because these aggregates skip NULLs. Another aggregate with FILTER is refused
+    (``unsupported_in_dialect``); True then. Only a text with the word pays for the walk."""
+    if check.write_rules.sqlglot_dialect != "redshift" or "filter" not in check.text.lower():
+        return False
+    for node in list(root.find_all(exp.Filter)):
+        aggregate = node.this
+        where = node.expression
+        condition = where.this if isinstance(where, exp.Where) else None
+        if not isinstance(aggregate, _NULL_SKIPPING_AGGREGATES) or condition is None:
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                "redshift has no FILTER (WHERE …) clause on aggregates, and this aggregate "
+                "cannot take the condition inside: write it as AGG(CASE WHEN … THEN … END).",
+                check.node_position(node),
+            )
+            return True
+        argument = aggregate.this
+
+        def guarded(value: exp.Expr, condition: exp.Expr = condition) -> exp.Expr:
+            return exp.If(this=condition.copy(), true=value, false=exp.Null())
+
+        if isinstance(argument, exp.Star) or argument is None:
+            aggregate.set("this", guarded(exp.Literal.number(1)))
+        elif isinstance(argument, exp.Distinct):
+            argument.set("expressions", [guarded(e.copy()) for e in argument.expressions])
+        else:
+            aggregate.set("this", guarded(argument.copy()))
+        node.replace(aggregate)
+    return False
+
+
 # --- ordered ARRAY_AGG ----------------------------------------------------------------------
 
 
@@ -284,9 +343,23 @@ def ordered_array_aggregates(check: Any) -> bool:
     NULL values are kept or left out as the source dialect does (``collect_list`` of a struct
     keeps a NULL value; Snowflake's and ``IGNORE NULLS`` leave it out)."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    if read == write or "agg" not in check.text.lower():
+    lower = check.text.lower()
+    if read == write or ("agg" not in lower and "collect_set" not in lower):
         return False
     for node in check.reading:
+        if (
+            isinstance(node, exp.ArrayUniqueAgg)
+            and write in ("postgres", "bigquery")
+            and node.parent is not None
+            and node.this is not None
+        ):
+            # Databricks' collect_set / Snowflake's ARRAY_UNIQUE_AGG: sqlglot writes
+            # ARRAY_UNIQUE_AGG, which these do not have; the same is DISTINCT without NULLs
+            distinct = exp.ArrayAgg(
+                this=exp.Distinct(expressions=[node.this.copy()]), nulls_excluded=True
+            )
+            node.replace(distinct)
+            node = distinct
         if not isinstance(node, exp.ArrayAgg) or node.parent is None:
             continue
         parent = node.parent
@@ -297,6 +370,16 @@ def ordered_array_aggregates(check: Any) -> bool:
                 "this", exp.Order(this=node.this, expressions=list(parent.expression.expressions))
             )
             parent.replace(node)
+        if (
+            isinstance(node.parent, exp.IgnoreNulls)
+            and write not in ("bigquery", "databricks")
+            and node.parent.this is node
+        ):
+            # BigQuery's ARRAY_AGG(x IGNORE NULLS …): the NULL-free aggregate of the others
+            # (a FILTER for PostgreSQL/DuckDB; Snowflake's leaves NULLs out anyway)
+            wrapper = node.parent
+            node.set("nulls_excluded", True)
+            wrapper.replace(node)
         if write == "bigquery" and node.args.get("nulls_excluded"):
             node.set("nulls_excluded", None)
             if not isinstance(node.parent, exp.IgnoreNulls):
@@ -488,6 +571,7 @@ def refuse_lost_safe_conversions(check: Any, root: exp.Expr) -> bool:
 
 __all__ = [
     "expand_order_by_all",
+    "filter_clauses_for_redshift",
     "ordered_array_aggregates",
     "path_casts_read_text",
     "redundant_quotes",

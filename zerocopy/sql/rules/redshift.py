@@ -16,7 +16,7 @@ RULES = DialectRules(
     star_modifiers=names("except"),
     # Redshift has no ARRAY_AGG (LISTAGG builds text; SUPER arrays come from ARRAY(...)) and
     # no STRUCT(x AS a) constructor: sqlglot writes them as is, functions Redshift does not know
-    untranslated_functions=names("arrayagg struct"),
+    untranslated_functions=names("arrayagg arrayuniqueagg struct"),
     # A bare VARCHAR is VARCHAR(256) in Redshift: ids longer than that would fail the CTAS.
     string_type="VARCHAR(65535)",
     forbidden_functions=POSTGRES_FORBIDDEN

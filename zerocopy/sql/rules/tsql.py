@@ -42,7 +42,7 @@ RULES = DialectRules(
     name="tsql",
     sqlglot_dialect="tsql",
     # no MEDIAN aggregate, and no arrays (ARRAY_AGG) or structs (STRUCT(x AS a)) in T-SQL/Fabric
-    untranslated_functions=names("median arrayagg struct"),
+    untranslated_functions=names("median arrayagg arrayuniqueagg struct"),
     string_type="NVARCHAR(4000)",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names("openrowset openquery opendatasource openxml")
