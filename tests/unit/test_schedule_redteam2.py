@@ -1054,3 +1054,53 @@ def test_a_bad_time_of_day_is_refused_naming_time(
         seg(doc)
     assert info.value.details == {"field": field, "reason": reason}
     assert "schedule.time" in info.value.message
+
+
+def _transitions(zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """The instants (to the minute) where ``zone``'s UTC offset changes in [start, end)."""
+    out: list[datetime] = []
+    t, before = start, start.astimezone(zone).utcoffset()
+    while t < end:
+        after_week = t + timedelta(days=7)
+        offset = after_week.astimezone(zone).utcoffset()
+        if offset != before:
+            lo, hi = t, after_week
+            while hi - lo > timedelta(minutes=1):
+                mid = lo + (hi - lo) / 2
+                lo, hi = (mid, hi) if mid.astimezone(zone).utcoffset() == before else (lo, mid)
+            out.append(hi)
+            before = offset
+        t = after_week
+    return out
+
+
+def test_every_iana_zone_around_each_2025_2026_transition() -> None:
+    """Every zone the workspace may take, around each of its offset changes in 2025-2026:
+    the next 5 runs strictly increase, and a daily slot runs once a local day, at its wall
+    time or (when that time does not exist) at the first instant after the gap."""
+    from zerocopy.scheduling.schedule import _iana_names
+
+    daily = seg({"frequency": "daily", "hour": 2, "minute": 30})
+    schedules = [daily, sync_schedule("15m"), sync_schedule("1h"), sync_schedule("6h")]
+    checked = 0
+    for name in sorted(_iana_names()):
+        zone = ZoneInfo(name)
+        for change in _transitions(zone, z(2025, 1, 1), z(2027, 1, 1)):
+            for after in (change - timedelta(hours=26), change - timedelta(minutes=1)):
+                for schedule in schedules:
+                    five = next_runs(schedule, after, zone, 5)
+                    assert len(five) == 5 and five[0] > after, (name, after, schedule)
+                    assert all(a < b for a, b in itertools.pairwise(five)), (name, after)
+                days = [r.astimezone(zone).date() for r in next_runs(daily, after, zone, 3)]
+                assert len(set(days)) == 3, (name, after, days)
+                for r in next_runs(daily, after, zone, 3):
+                    wall = r.astimezone(zone).replace(tzinfo=None)
+                    slot = datetime.combine(wall.date(), datetime.min.time()).replace(
+                        hour=2, minute=30
+                    )
+                    # At the slot, or at the end of a gap containing it (the minute before
+                    # shows a wall time before the slot).
+                    before = (r - timedelta(seconds=1)).astimezone(zone).replace(tzinfo=None)
+                    assert wall == slot or before < slot < wall, (name, r)
+                checked += 1
+    assert checked > 1000  # 804 offset changes in 2025-2026, two starting points each
