@@ -294,3 +294,31 @@ async def test_a_sync_run_waiting_for_a_place_in_the_in_process_pool_keeps_beati
     assert first.status == "success" and first.rows_read == 40
     (done,) = await _runs(db, second_id)
     assert done.id == waiting.id and done.status == "success" and done.rows_read == 10
+
+
+async def test_a_quarter_hour_sync_down_across_fall_back_runs_once_for_every_real_quarter(
+    db: Database, tmp_path: Path
+) -> None:
+    """Paris 2026-10-25 03:00 CEST → 02:00 CET: the repeated hour holds four quarter hours
+    twice; a scheduler down from 01:50 to 03:20 local (CET) owes them all, as one run."""
+    sync_id, ws_id = await _setup(db, tmp_path, frequency="15m")
+    async with db.transaction() as s:
+        await s.execute(
+            sa.update(Workspace).where(Workspace.id == ws_id).values(time_zone="Europe/Paris")
+        )
+    engine = new_engine(db)
+    clock = Clock(datetime(2026, 10, 24, 23, 50, tzinfo=UTC))  # 01:50 CEST
+    submitted: list[str] = []
+    schedulers = [_scheduler(db, engine, clock, submitted) for _ in range(2)]
+    await schedulers[0].tick()
+    assert (await _state(db, sync_id)).next_due_at == datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+    clock.now = datetime(2026, 10, 25, 2, 20, tzinfo=UTC)  # 03:20 CET
+    fired = [run for sched in schedulers for run in (await sched.tick()).fired]
+    assert len(fired) == 1 and submitted == fired
+    async with db.session() as s:
+        scheduled = await s.get(ScheduledRun, fired[0])
+    assert scheduled is not None and scheduled.catch_up is True
+    # 02:00 … 02:45 CEST, 02:00 … 02:45 CET, 03:00 and 03:15 CET: ten real quarter hours.
+    assert scheduled.coalesced == 10
+    assert scheduled.due_at == datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+    assert (await _state(db, sync_id)).next_due_at == datetime(2026, 10, 25, 2, 30, tzinfo=UTC)
