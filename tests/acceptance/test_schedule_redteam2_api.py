@@ -256,6 +256,10 @@ async def test_stale_pause_mails_once_edits_postpone_it_and_only_resume_lifts_it
     view = await schedule_view(db, ws, w.segment_id, now=clock.now)
     assert view["status"] == "paused" and view["paused"]["reason"] == "stale"
     assert "3 days" in view["paused"]["message"] and view["next_runs"] == []
+    # Both say how to resume it.
+    how = f"POST /v1/segments/{w.segment_id}/schedule/resume"
+    assert how in view["paused"]["message"] and how in body.decode()
+    assert f"zerocopy segment resume {w.segment_id}" in view["paused"]["message"]
 
     # Reading members, editing the SQL, re-sending or changing the schedule: still paused.
     await record_member_read(db, w.segment_id, now=clock.now)

@@ -532,7 +532,8 @@ class Scheduler:
         message = (
             f"paused automatically: nobody read this segment's members through the API "
             f"and nobody changed it for {days:g} day{'' if days == 1 else 's'}; resume the "
-            "schedule to run it again"
+            f"schedule to run it again (POST /v1/segments/{owner.id}/schedule/resume or "
+            f"zerocopy segment resume {owner.id})"
         )
         details: dict[str, Any] = {
             "message": message,
