@@ -291,6 +291,16 @@ async def test_stale_pause_mails_once_edits_postpone_it_and_only_resume_lifts_it
     assert paused == [w.segment_id] and len(inbox.messages) == 2
 
 
+async def test_contacts_are_stored_once_each(db: Database, tmp_path: Path) -> None:
+    """The same address twice (in another case or with blanks) would be mailed twice."""
+    w, ws = await _wired(db, tmp_path)
+    contacts = ["Ops@Example.com", "ops@example.com", " team@example.com ", "ops@EXAMPLE.com"]
+    view = await set_schedule(
+        db, ws, w.segment_id, {"frequency": "daily"}, contacts=contacts, now=T0
+    )
+    assert view["contacts"] == ["Ops@Example.com", "team@example.com"]
+
+
 async def test_a_mail_server_that_is_down_does_not_stop_the_pause_or_the_tick(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -58,7 +58,8 @@ def _contacts(value: Any) -> list[str]:
                 "reason": "invalid_type" if not isinstance(value, list) else "out_of_range",
             },
         )
-    out = []
+    out: list[str] = []
+    seen: set[str] = set()
     for item in value:
         if not isinstance(item, str) or len(item) > 320 or not _EMAIL.match(item.strip()):
             raise ZerocopyError(
@@ -66,7 +67,10 @@ def _contacts(value: Any) -> list[str]:
                 f"contacts: {item!r} is not an e-mail address",
                 details={"field": "contacts", "reason": "invalid_value"},
             )
-        out.append(item.strip())
+        address = item.strip()
+        if address.lower() not in seen:  # the same address twice would be mailed twice
+            seen.add(address.lower())
+            out.append(address)
     return out
 
 
