@@ -252,6 +252,25 @@ def path_casts_read_text(check: Any) -> None:
         )
 
 
+# --- CTE materialization hints -------------------------------------------------------------
+
+_MATERIALIZED_CTES = frozenset({"postgres", "duckdb"})
+
+
+def drop_materialization_hints(check: Any, root: exp.Expr) -> None:
+    """PostgreSQL's ``WITH x AS [NOT] MATERIALIZED (…)`` emitted for a warehouse without the
+    hint (Snowflake, BigQuery, Redshift, Databricks refuse the syntax; sqlglot writes it as
+    is): the hint only chooses how the CTE is planned, so it is dropped there."""
+    if (
+        check.write_rules.sqlglot_dialect in _MATERIALIZED_CTES
+        or "materialized" not in check.text.lower()
+    ):
+        return
+    for cte in root.find_all(exp.CTE):
+        if cte.args.get("materialized") is not None:
+            cte.set("materialized", None)
+
+
 # --- FILTER (WHERE …) on aggregates ---------------------------------------------------------
 
 # Aggregates that skip NULL inputs: ``AGG(x) FILTER (WHERE c)`` is ``AGG(CASE WHEN c THEN x END)``.
@@ -570,6 +589,7 @@ def refuse_lost_safe_conversions(check: Any, root: exp.Expr) -> bool:
 
 
 __all__ = [
+    "drop_materialization_hints",
     "expand_order_by_all",
     "filter_clauses_for_redshift",
     "ordered_array_aggregates",
