@@ -11,6 +11,7 @@ struct sort and the lambda) as sqlglot models those dialects.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -395,3 +396,28 @@ def test_collect_set_for_postgres_is_distinct_without_nulls(pg: psycopg.Connecti
     )
     got = {user: sorted(products) for user, products in pg.execute(sql).fetchall()}
     assert got == {"u1": ["p1", "p2"], "u2": ["p3"]}
+
+
+@pytest.mark.parametrize("dialect", ["snowflake", "postgres", "duckdb", "databricks"])
+def test_week_truncation_for_bigquery_starts_on_monday(
+    warehouse: duckdb.DuckDBPyConnection, dialect: str
+) -> None:
+    """BigQuery's WEEK starts on Sunday; the source's weeks start on Monday. The BigQuery SQL
+    is read back into DuckDB by sqlglot (WEEK(MONDAY) is DuckDB's own week)."""
+    days = [dt.datetime(2024, 3, d, 10, 0) for d in (10, 11, 16, 17)]  # Sun, Mon, Sat, Sun
+    warehouse.executemany(
+        "INSERT INTO marketing.users (external_user_id, created_at) VALUES (?, ?)",
+        [(f"u{i}", day) for i, day in enumerate(days)],
+    )
+    sql = _checked(
+        "SELECT external_user_id, DATE_TRUNC('week', created_at) AS w FROM users",
+        dialect,
+        "bigquery",
+    )
+    assert "WEEK(MONDAY)" in sql
+    as_duckdb = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
+    got = dict(warehouse.execute(as_duckdb).fetchall())
+    monday = {
+        f"u{i}": day - dt.timedelta(days=day.weekday(), hours=10) for i, day in enumerate(days)
+    }
+    assert {user: value.replace(tzinfo=None) for user, value in got.items()} == monday

@@ -252,6 +252,45 @@ def path_casts_read_text(check: Any) -> None:
         )
 
 
+# --- weeks in BigQuery ----------------------------------------------------------------------
+
+_TRUNCS: tuple[type[exp.Expr], ...] = tuple(
+    getattr(exp, name)
+    for name in ("TimestampTrunc", "DateTrunc", "DatetimeTrunc")
+    if hasattr(exp, name)
+)
+_DIFFS: tuple[type[exp.Expr], ...] = tuple(
+    getattr(exp, name)
+    for name in ("DateDiff", "TimestampDiff", "DatetimeDiff")
+    if hasattr(exp, name)
+)
+
+
+def _is_week(unit: Any) -> bool:
+    return isinstance(unit, exp.Var) and unit.name.upper() == "WEEK"
+
+
+def bigquery_monday_weeks(check: Any) -> None:
+    """Weeks emitted for BigQuery from a dialect whose weeks start on Monday (all the others).
+
+    BigQuery's ``WEEK`` starts on Sunday: sqlglot writes ``DATE_TRUNC('week', x)`` as
+    ``TIMESTAMP_TRUNC(x, WEEK)`` (a Sunday instead of the Monday), ``EXTRACT(WEEK …)`` as
+    BigQuery's Sunday-based week number (the source's is the ISO week), and a week count of
+    boundaries crossed (Snowflake/Redshift ``DATEDIFF(week …)``) as Sunday boundaries. They
+    become ``WEEK(MONDAY)`` and ``ISOWEEK``. Only a text with the word pays for the walk."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "bigquery" or read == "bigquery" or "week" not in check.text.lower():
+        return
+    for node in check.reading:
+        truncated = isinstance(node, _TRUNCS)
+        # a count of week boundaries crossed (Snowflake's DATEDIFF), not of weeks elapsed
+        boundaries = isinstance(node, _DIFFS) and bool(node.args.get("date_part_boundary"))
+        if (truncated or boundaries) and _is_week(node.args.get("unit")):
+            node.set("unit", exp.WeekStart(this=exp.Var(this="MONDAY")))
+        elif isinstance(node, exp.Extract) and _is_week(node.this):
+            node.set("this", exp.Var(this="ISOWEEK"))
+
+
 # --- CTE materialization hints -------------------------------------------------------------
 
 _MATERIALIZED_CTES = frozenset({"postgres", "duckdb"})
@@ -589,6 +628,7 @@ def refuse_lost_safe_conversions(check: Any, root: exp.Expr) -> bool:
 
 
 __all__ = [
+    "bigquery_monday_weeks",
     "drop_materialization_hints",
     "expand_order_by_all",
     "filter_clauses_for_redshift",
