@@ -421,3 +421,58 @@ def test_week_truncation_for_bigquery_starts_on_monday(
         f"u{i}": day - dt.timedelta(days=day.weekday(), hours=10) for i, day in enumerate(days)
     }
     assert {user: value.replace(tzinfo=None) for user, value in got.items()} == monday
+
+
+USERS_DATES = [
+    ("u1", dt.datetime(2024, 1, 1), dt.datetime(2024, 2, 1)),
+    ("u2", dt.datetime(2024, 1, 1), None),
+    ("u3", None, None),
+]
+GREATEST_QUERY = (
+    "SELECT external_user_id, GREATEST(created_at, updated_at) AS g, "
+    "LEAST(created_at, updated_at) AS l FROM users"
+)
+
+
+@pytest.mark.postgres
+def test_snowflake_greatest_returns_null_on_a_null_in_postgres(
+    pg: psycopg.Connection[Any],
+) -> None:
+    """Snowflake's GREATEST/LEAST are NULL when any argument is; PostgreSQL's skip NULLs."""
+    with pg.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO marketing.users (external_user_id, created_at, updated_at) "
+            "VALUES (%s, %s, %s)",
+            USERS_DATES,
+        )
+    sql = _checked(GREATEST_QUERY, "snowflake", "postgres")
+    got = sorted(pg.execute(sql).fetchall())
+    assert got == [
+        ("u1", dt.datetime(2024, 2, 1), dt.datetime(2024, 1, 1)),
+        ("u2", None, None),
+        ("u3", None, None),
+    ]
+
+
+@pytest.mark.postgres
+def test_postgres_greatest_skips_nulls_for_bigquery(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any]
+) -> None:
+    """BigQuery's GREATEST is NULL when any argument is: PostgreSQL's skips them. The BigQuery
+    SQL is read back into DuckDB by sqlglot (as a NULL-returning GREATEST) and compared with
+    PostgreSQL's own answer."""
+    with pg.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO marketing.users (external_user_id, created_at, updated_at) "
+            "VALUES (%s, %s, %s)",
+            USERS_DATES,
+        )
+    warehouse.executemany(
+        "INSERT INTO marketing.users (external_user_id, created_at, updated_at) VALUES (?, ?, ?)",
+        USERS_DATES,
+    )
+    expected = sorted(pg.execute(_checked(GREATEST_QUERY, "postgres", "postgres")).fetchall())
+    sql = _checked(GREATEST_QUERY, "postgres", "bigquery")
+    as_duckdb = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
+    assert sorted(warehouse.execute(as_duckdb).fetchall()) == expected
+    assert expected[1] == ("u2", dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1))

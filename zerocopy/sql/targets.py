@@ -291,6 +291,53 @@ def bigquery_monday_weeks(check: Any) -> None:
             node.set("this", exp.Var(this="ISOWEEK"))
 
 
+# --- GREATEST / LEAST and NULLs -------------------------------------------------------------
+
+# Where GREATEST/LEAST skip NULL arguments (the others return NULL when any argument is NULL).
+_GREATEST_SKIPS_NULLS = frozenset(
+    {"postgres", "redshift", "databricks", "duckdb", "tsql", "fabric"}
+)
+
+
+def greatest_least_nulls(check: Any) -> None:
+    """``GREATEST``/``LEAST`` emitted where they treat NULL arguments the other way.
+
+    Snowflake's and BigQuery's return NULL when any argument is NULL; PostgreSQL's, Redshift's,
+    Databricks' and DuckDB's skip NULLs. sqlglot records which one a query means and converts
+    it for DuckDB and Snowflake only. For PostgreSQL, Redshift and Databricks a NULL-returning
+    one becomes ``CASE WHEN a IS NULL OR b IS NULL … THEN NULL ELSE GREATEST(a, b, …) END``;
+    for BigQuery a NULL-skipping one takes each argument as ``COALESCE(a, b, …)`` (NULL only
+    when all are), ``GREATEST(COALESCE(a, b), COALESCE(b, a))``."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or write not in ("postgres", "redshift", "databricks", "bigquery"):
+        return
+    lower = check.text.lower()
+    if "greatest" not in lower and "least" not in lower:
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.Greatest | exp.Least) or node.parent is None:
+            continue
+        arguments = [node.this, *node.expressions]
+        if any(a is None for a in arguments) or len(arguments) < 2:
+            continue
+        skips = bool(node.args.get("ignore_nulls"))
+        if write == "bigquery" and skips:
+            coalesced = [
+                exp.Coalesce(
+                    this=a.copy(), expressions=[o.copy() for j, o in enumerate(arguments) if j != i]
+                )
+                for i, a in enumerate(arguments)
+            ]
+            node.set("this", coalesced[0])
+            node.set("expressions", coalesced[1:])
+            node.set("ignore_nulls", False)
+        elif write in _GREATEST_SKIPS_NULLS and not skips:
+            any_null = exp.or_(*(exp.Is(this=a.copy(), expression=exp.Null()) for a in arguments))
+            node.set("ignore_nulls", True)
+            case = exp.Case(ifs=[exp.If(this=any_null, true=exp.Null())], default=node.copy())
+            node.replace(case)
+
+
 # --- CTE materialization hints -------------------------------------------------------------
 
 _MATERIALIZED_CTES = frozenset({"postgres", "duckdb"})
@@ -632,6 +679,7 @@ __all__ = [
     "drop_materialization_hints",
     "expand_order_by_all",
     "filter_clauses_for_redshift",
+    "greatest_least_nulls",
     "ordered_array_aggregates",
     "path_casts_read_text",
     "redundant_quotes",
