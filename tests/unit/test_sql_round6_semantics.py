@@ -476,3 +476,30 @@ def test_postgres_greatest_skips_nulls_for_bigquery(
     as_duckdb = sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
     assert sorted(warehouse.execute(as_duckdb).fetchall()) == expected
     assert expected[1] == ("u2", dt.datetime(2024, 1, 1), dt.datetime(2024, 1, 1))
+
+
+@pytest.mark.postgres
+def test_integer_division_keeps_postgres_results_in_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any]
+) -> None:
+    """PostgreSQL's 7 / 2 is 3 (integers, truncated toward zero); sqlglot wrote `/` for
+    DuckDB, where it is 3.5, so the filter selected other rows."""
+    rows = [("u1", 3, 3.0), ("u2", 7, 7.0), ("u3", -7, -7.0), ("u4", 2, 2.0)]
+    insert = "INSERT INTO marketing.purchases (external_user_id, quantity, price) VALUES "
+    with pg.cursor() as cur:
+        cur.executemany(insert + "(%s, %s, %s)", rows)
+    warehouse.executemany(insert + "(?, ?, ?)", rows)
+    query = (
+        "SELECT external_user_id, quantity / 2 AS half, price / 2 AS exact, "
+        "COUNT(*) / 2 AS none FROM purchases WHERE quantity / 2 <> 0 "
+        "GROUP BY external_user_id, quantity, price"
+    )
+    expected = sorted(pg.execute(_checked(query, "postgres", "postgres")).fetchall())
+    got = sorted(warehouse.execute(_checked(query, "postgres", "duckdb")).fetchall())
+    assert got == expected
+    assert expected == [
+        ("u1", 1, 1.5, 0),
+        ("u2", 3, 3.5, 0),
+        ("u3", -3, -3.5, 0),
+        ("u4", 1, 1.0, 0),
+    ]

@@ -338,6 +338,68 @@ def greatest_least_nulls(check: Any) -> None:
             node.replace(case)
 
 
+# --- integer division -----------------------------------------------------------------------
+
+# Sources where integer / integer is an integer (truncated toward zero), targets where it is
+# a fraction.
+_INTEGER_DIVISION = frozenset({"postgres", "redshift", "tsql", "fabric"})
+_FRACTION_DIVISION = frozenset({"snowflake", "bigquery", "duckdb", "databricks"})
+_INTEGER_TYPES = frozenset(
+    name.upper()
+    for names in (
+        "int integer bigint smallint tinyint int2 int4 int8 int16 int32 int64 int128",
+        "byteint hugeint ubigint uinteger usmallint utinyint serial bigserial",
+    )
+    for name in names.split()
+)
+
+
+def _integer_type(text: str) -> bool:
+    return text.split("(")[0].strip().upper() in _INTEGER_TYPES
+
+
+def integer_division(check: Any, root: exp.Expr) -> None:
+    """``a / b`` of two integers in PostgreSQL, Redshift or T-SQL (an integer, truncated
+    toward zero: ``7 / 2`` is 3) emitted where ``/`` gives a fraction (Snowflake, BigQuery,
+    DuckDB, Databricks), which sqlglot writes as is without types: 3.5 there, so
+    ``WHERE quantity / 2 = 1`` selects other rows. An operand is known integer when it is an
+    integer literal, a cast to an integer type, a COUNT, or a column every table the query
+    reads types as an integer (in the catalog); such a division becomes the target's integer
+    division (``//``, ``DIV``, ``TRUNC``). Only a text with ``/`` pays for the walk."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read not in _INTEGER_DIVISION or write not in _FRACTION_DIVISION or "/" not in check.text:
+        return
+    divisions = [node for node in root.find_all(exp.Div) if not node.args.get("safe")]
+    if not divisions:
+        return
+    column_types: dict[str, set[str]] = {}
+    tables = set(check.known_tables.values())
+    for (schema, table), found in check.view.tables.items():
+        if found in tables:
+            for column, kind in check.view.mapping.get(schema, {}).get(table, {}).items():
+                column_types.setdefault(column, set()).add(kind)
+
+    def integer(node: exp.Expr) -> bool:
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.Literal):
+            return not node.is_string and node.is_int
+        if isinstance(node, exp.Cast):
+            to = node.args.get("to")
+            return isinstance(to, exp.DataType) and _integer_type(to.sql())
+        if isinstance(node, exp.Count):
+            return True
+        if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
+            name = check.read_dialect.normalize_identifier(node.this.copy()).name
+            kinds = column_types.get(name)
+            return bool(kinds) and all(_integer_type(kind) for kind in kinds)
+        return False
+
+    for node in divisions:
+        if node.parent is not None and integer(node.this) and integer(node.expression):
+            node.replace(exp.IntDiv(this=node.this, expression=node.expression))
+
+
 # --- CTE materialization hints -------------------------------------------------------------
 
 _MATERIALIZED_CTES = frozenset({"postgres", "duckdb"})
@@ -680,6 +742,7 @@ __all__ = [
     "expand_order_by_all",
     "filter_clauses_for_redshift",
     "greatest_least_nulls",
+    "integer_division",
     "ordered_array_aggregates",
     "path_casts_read_text",
     "redundant_quotes",
