@@ -28,8 +28,9 @@ bench). All 500 segments are on one source, so however many workers run, at most
 bounded by ``source_limit / run duration``; the baseline runs 3 at a time.
 
 On stderr: the baseline's own lag when the same 500 are due at once (its start), the firing
-time, CPU milliseconds per job, state and warehouse transactions per job, and the lane bound
-(``source_limit / run p50``); with ``--count-calls``, the calls per job of each procrastinate
+time, CPU milliseconds per job, state and warehouse transactions per job, the lane bound
+(``source_limit / run p50``) and how busy the lanes were (run time over ``source_limit`` x the
+span from the first start to the last end); with ``--count-calls``, the calls per job of each procrastinate
 function (``track_functions = all`` on the state database: a diagnostic that costs the server a
 little, so leave it off when comparing throughput). With every job due at one instant the last one cannot start
 before ``jobs / throughput`` seconds, so the p99 lag of a burst is bounded below by about
@@ -349,10 +350,13 @@ async def with_workers(
         first = min(r.started_at for r in runs if r.started_at)
         last = max(r.started_at for r in runs if r.started_at)
         took = [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
+        end = max(r.finished_at for r in runs if r.finished_at)
+        busy = sum(took) / max(source_limit * (end - first).total_seconds(), 1e-6)
         print(
             f"workers={workers}: fired and deferred {len(runs)} in {fire_s:.2f} s; run p50 "
             f"{pct(took, 0.5) * 1000:.0f} ms (lane bound {source_limit / max(pct(took, 0.5), 1e-6):.0f}"
-            f" jobs/s); cpu {1000 * cpu / len(runs):.0f} ms/job (workers + this process)"
+            f" jobs/s; lanes busy {100 * busy:.0f}% of the time from first start to last end); "
+            f"cpu {1000 * cpu / len(runs):.0f} ms/job (workers + this process)"
             + "".join(
                 f"; {label}: {(after[name][0] - before[name][0]) / len(runs):.1f} transactions "
                 f"and {(after[name][1] - before[name][1]) / len(runs):.2f} new sessions per job"
