@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.schemas.common import ErrorInfo
 from api.schemas.credentials import CredentialRead
-from api.schemas.runs import RunRead
+from api.schemas.runs import RunRead, ScheduledOccurrence
 from api.schemas.segments import SegmentRead
 from api.schemas.sources import (
     ColumnRead,
@@ -16,6 +20,7 @@ from api.schemas.sources import (
     TableSummary,
 )
 from api.schemas.workspaces import WorkspaceRead
+from zerocopy.scheduling.models import ScheduledRun
 from zerocopy.services.credentials import credential_warnings
 from zerocopy.services.segments import run_duration
 from zerocopy.services.sources import TestOutcome
@@ -126,7 +131,32 @@ def segment_read(segment: Segment) -> SegmentRead:
     )
 
 
-def run_read(run: RefreshRun) -> RunRead:
+async def scheduled_occurrences(
+    session: AsyncSession, run_ids: Sequence[str]
+) -> dict[str, ScheduledOccurrence]:
+    """The schedule occurrence each of ``run_ids`` was started for (runs the scheduler fired)."""
+    if not run_ids:
+        return {}
+    rows = await session.execute(
+        sa.select(
+            ScheduledRun.run_id, ScheduledRun.due_at, ScheduledRun.catch_up, ScheduledRun.coalesced
+        ).where(ScheduledRun.run_id.in_(list(run_ids)))
+    )
+    return {
+        run_id: ScheduledOccurrence(
+            due_at=due_at, catch_up=bool(catch_up), coalesced=int(coalesced or 1)
+        )
+        for run_id, due_at, catch_up, coalesced in rows.all()
+    }
+
+
+async def run_reads(session: AsyncSession, runs: Sequence[RefreshRun]) -> list[RunRead]:
+    """:func:`run_read` of each run, with the schedule occurrence of the scheduled ones."""
+    found = await scheduled_occurrences(session, [run.id for run in runs])
+    return [run_read(run, found.get(run.id)) for run in runs]
+
+
+def run_read(run: RefreshRun, scheduled: ScheduledOccurrence | None = None) -> RunRead:
     error = None
     if run.error_code:
         error = ErrorInfo(
@@ -151,4 +181,5 @@ def run_read(run: RefreshRun) -> RunRead:
         finished_at=run.finished_at,
         duration_s=run_duration(run),
         timings=dict(run.timings) if run.timings else None,
+        scheduled=scheduled,
     )

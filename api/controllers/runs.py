@@ -8,7 +8,7 @@ from litestar.params import FromPath
 from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas.runs import RunRead
-from api.views import run_read
+from api.views import run_reads
 from zerocopy.services import segments
 
 
@@ -21,7 +21,8 @@ class RunController(Controller):
         self, caller: CallerDep, session: SessionDep, run_id: FromPath[str]
     ) -> RunRead:
         """A run's status, counts and error."""
-        return run_read(await segments.get_run(session, caller.workspace_id, run_id))
+        run = await segments.get_run(session, caller.workspace_id, run_id)
+        return (await run_reads(session, [run]))[0]
 
     @post(
         "/{run_id:str}/cancel", operation_id="cancelRun", responses=ERROR_RESPONSES, status_code=202
@@ -31,4 +32,4 @@ class RunController(Controller):
     ) -> RunRead:
         """Ask a queued or running refresh to stop; it ends ``cancelled`` (409 if already done)."""
         run = await segments.cancel_run(session, runtime, caller.workspace_id, run_id)
-        return run_read(run)
+        return (await run_reads(session, [run]))[0]

@@ -18,7 +18,7 @@ from api.schemas.segments import (
     SegmentUpdate,
     SegmentValidate,
 )
-from api.views import run_read, segment_read
+from api.views import run_read, run_reads, segment_read
 from zerocopy.services import cost, segments
 
 
@@ -145,7 +145,7 @@ class SegmentController(Controller):
     ) -> list[RunRead]:
         """The segment's most recent runs, newest first."""
         found = await segments.list_runs(session, caller.workspace_id, segment_id, limit=limit)
-        return [run_read(r) for r in found]
+        return await run_reads(session, found)
 
     @get("/{segment_id:str}/members", operation_id="listSegmentMembers", responses=ERROR_RESPONSES)
     async def members(

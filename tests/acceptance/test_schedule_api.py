@@ -326,6 +326,9 @@ async def test_scheduled_then_manual_runs_and_a_catch_up_through_the_api(
     assert view["last_run"]["id"] == report.fired[0] and view["last_run"]["trigger"] == "schedule"
     assert view["last_run"]["due_at"] == due.isoformat() and view["last_run"]["catch_up"] is False
     assert view["next_runs"][0] == (due + timedelta(hours=1)).isoformat()
+    # the run record itself says which occurrence it ran for
+    run = (await api.get(f"/v1/runs/{report.fired[0]}")).json()
+    assert _occurrence(run) == (due, False, 1)
 
     # "Run now" afterwards: it is the last run shown, and the plan does not move.
     manual = await api.post(f"/v1/segments/{segment_id}/refresh")
@@ -333,6 +336,7 @@ async def test_scheduled_then_manual_runs_and_a_catch_up_through_the_api(
     await api.wait_run(manual.json()["id"])
     view = (await api.get(base)).json()
     assert view["last_run"]["id"] == manual.json()["id"] and view["last_run"]["trigger"] == "api"
+    assert manual.json()["scheduled"] is None
     assert view["next_runs"][0] == (due + timedelta(hours=1)).isoformat()
 
     # Down for three occurrences: one run, marked catch-up, standing for all three.
@@ -345,6 +349,20 @@ async def test_scheduled_then_manual_runs_and_a_catch_up_through_the_api(
     assert view["last_run"]["due_at"] == (due + timedelta(hours=1)).isoformat()
     assert view["misses"] == 2
     assert view["next_runs"][0] == (due + timedelta(hours=4)).isoformat()
+    # the catch-up is marked on the run record too, in the segment's run list as well
+    caught = (due + timedelta(hours=1), True, 3)
+    assert _occurrence((await api.get(f"/v1/runs/{report.fired[0]}")).json()) == caught
+    listed = (await api.get(f"/v1/segments/{segment_id}/runs")).json()
+    assert [_occurrence(r) for r in listed] == [caught, None, (due, False, 1)]
+
+
+def _occurrence(run: dict) -> tuple[datetime, bool, int] | None:
+    """A run record's schedule occurrence: (due at, catch-up, coalesced), None if not scheduled."""
+    found = run["scheduled"]
+    if found is None:
+        return None
+    due_at = datetime.fromisoformat(found["due_at"].replace("Z", "+00:00"))
+    return due_at, found["catch_up"], found["coalesced"]
 
 
 async def test_changing_the_workspace_time_zone_replans_its_schedules(
