@@ -546,6 +546,10 @@ class _Check:
         annotate = any(isinstance(node, exp.Unnest) for node in self.reading)
         self.schema = self.view.scope_schema(scope[-1].name, annotate=annotate)
         self.scope_ids = scope
+        if self.rules.sqlglot_dialect == "snowflake" and any(
+            isinstance(node, exp.TableFromRows) for node in self.reading
+        ):
+            hardening.flatten_default_columns(work)
         work, optimizer_error = self.qualify(work, scope[-1].name)
         self.work = work
         scopes = self.traverse(work)

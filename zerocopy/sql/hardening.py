@@ -183,6 +183,30 @@ def _is_constant(
     return True
 
 
+_FLATTEN_COLUMNS = ("SEQ", "KEY", "PATH", "INDEX", "VALUE", "THIS")
+
+
+def flatten_default_columns(work: exp.Expr) -> None:
+    """Snowflake's ``TABLE(FLATTEN(…))`` without a column list returns SEQ, KEY, PATH, INDEX,
+    VALUE and THIS: written on the checked copy's alias (sqlglot's parser does it for
+    ``LATERAL FLATTEN`` only), so an unqualified ``value`` resolves instead of failing
+    qualification ("missing source schemas"). The output keeps the query as written."""
+    for node in work.find_all(exp.TableFromRows):
+        if not isinstance(node.this, exp.Explode):
+            continue
+        alias = node.args.get("alias")
+        if isinstance(alias, exp.TableAlias) and alias.columns:
+            continue
+        name = alias.this if isinstance(alias, exp.TableAlias) and alias.this else None
+        node.set(
+            "alias",
+            exp.TableAlias(
+                this=name.copy() if name is not None else exp.to_identifier("_flattened"),
+                columns=[exp.to_identifier(column) for column in _FLATTEN_COLUMNS],
+            ),
+        )
+
+
 def value_table(check: Any, query: exp.Query) -> bool:
     """BigQuery's ``SELECT AS VALUE x``: a value table, whose one column has no name (the
     id-extracting ``zc_segment.external_user_id`` cannot reach it). Recorded as a missing id

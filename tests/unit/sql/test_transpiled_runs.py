@@ -401,6 +401,10 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         REFUSED,
         "SELECT AS STRUCT as the query: DuckDB gets one unnamed struct column, no id column",
     ),
+    ("redteam6", "sf_table_flatten_unqualified_value", "snowflake"): (
+        RUN_ERROR,
+        "same as snowflake:table_flatten",
+    ),
     ("redteam6", "dbx_lateral_view_explode", "databricks"): (
         RUN_ERROR,
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
