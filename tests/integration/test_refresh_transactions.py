@@ -27,7 +27,7 @@ from zerocopy.scheduling.models import SourceSlot
 from zerocopy.scheduling.slots import REFRESH, SourceSlots
 from zerocopy.state.db import Database
 from zerocopy.state.membership import MembershipStore, normalise_ids
-from zerocopy.state.models import RunStatus, SegmentMemberChunk
+from zerocopy.state.models import RunStatus, Segment, SegmentMemberChunk
 
 pytestmark = pytest.mark.anyio
 
@@ -227,3 +227,48 @@ async def test_idle_connections_are_pinged_and_busy_ones_reconnect_after_one_err
         assert await backend_pid(trusting) not in (0, before)  # the pool was reset
     finally:
         await trusting.dispose()
+
+
+async def test_the_flip_is_one_statement_on_postgresql(db: Database) -> None:
+    """Tail, pointer and deletion of the older versions: one statement with CTEs on
+    PostgreSQL (three on SQLite), and the segment's updated_at still moves."""
+    seg = await make_segment(db)
+    members = MembershipStore(db, chunk_rows=4)
+    async with db.transaction() as s:
+        await members.swap(s, seg.id, "v1", normalise_ids([pa.array(["a", "b", "c", "d", "e"])]))
+    async with db.session() as s:
+        before = await s.scalar(sa.select(Segment.updated_at).where(Segment.id == seg.id))
+    new = ["b", "c", "x", "y", "z", "zz"]
+    got = await stream_refresh(
+        batches([new[:3], new[3:]]),
+        members=members,
+        segment_id=seg.id,
+        version="v2",
+        timings={},
+        defer_tail=True,
+    )
+    assert isinstance(got, StreamResult) and got.tail
+    statements: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        async with db.transaction() as s:
+            await members.flip(s, seg.id, "v2", got.count, tail=got.tail)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    assert len(statements) == (1 if db.is_postgres else 3), statements
+    assert await all_members(members, seg.id) == new
+    assert await versions(db, seg.id) == {"v2"}
+    async with db.session() as s:
+        row = (
+            await s.execute(
+                sa.select(
+                    Segment.updated_at, Segment.member_count, Segment.membership_version
+                ).where(Segment.id == seg.id)
+            )
+        ).one()
+    assert row.updated_at is not None and row.updated_at >= before
+    assert (row.member_count, row.membership_version) == (6, "v2")

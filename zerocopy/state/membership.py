@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zerocopy.state.db import Database
-from zerocopy.state.models import Segment, SegmentMemberChunk
+from zerocopy.state.models import Segment, SegmentMemberChunk, utcnow
 
 CHUNK_ROWS = 16_384
 """Ids per stored chunk: small enough that a membership check decodes little, large enough
@@ -354,13 +354,30 @@ class MembershipStore:
         ``segment_values``: more columns of the segment row to set in the same ``UPDATE``.
         """
         conn = await session.connection()
-        if tail:
-            await conn.execute(_INSERT_CHUNK, _rows(segment_id, version, tail))
-        await conn.execute(
+        point = (
             sa.update(_SEGMENT)
             .where(_SEGMENT.c.id == segment_id)
             .values(membership_version=version, member_count=count, **(segment_values or {}))
         )
+        if self.db.is_postgres:
+            # One statement: PostgreSQL runs data-modifying CTEs whether or not the statement
+            # reads them, all on one snapshot (the delete cannot see the inserted tail, and
+            # spares its version anyway). With CTEs SQLAlchemy leaves the column's onupdate
+            # default out (it binds NULL): updated_at is given here.
+            point = point.values(updated_at=utcnow()).add_cte(
+                sa.delete(_CHUNK)
+                .where(_CHUNK.c.segment_id == segment_id, _CHUNK.c.version != version)
+                .cte("zc_older_versions")
+            )
+            if tail:
+                point = point.add_cte(
+                    sa.insert(_CHUNK).values(_rows(segment_id, version, tail)).cte("zc_tail")
+                )
+            await conn.execute(point)
+            return count
+        if tail:
+            await conn.execute(_INSERT_CHUNK, _rows(segment_id, version, tail))
+        await conn.execute(point)
         await conn.execute(
             _DELETE_OTHER_VERSIONS, {"p_segment_id": segment_id, "p_version": version}
         )
