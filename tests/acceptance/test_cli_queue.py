@@ -87,3 +87,4 @@ def test_refresh_through_the_queue(tmp_path: Path, postgres_url: str) -> None:
     assert (done["status"], done["member_count"], done["error"]) == ("succeeded", 60, None)
     runs = out(zc(env, "segment", "runs", segment["id"]))
     assert [r["status"] for r in runs] == ["succeeded", "cancelled"]
+    assert [r["scheduled"] for r in runs] == [None, None]  # started from the CLI, not a schedule

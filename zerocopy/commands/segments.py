@@ -432,8 +432,10 @@ def segment_runs(workspace_id: str, segment_id: str, limit: int) -> None:
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
+            from api.views import run_reads
+
             found = await segments.list_runs(s, workspace_id, segment_id, limit=limit)
-            return [_run_read(r) for r in found]
+            return await run_reads(s, found)
 
     echo(run(go, workspace_id))
 
@@ -446,8 +448,10 @@ def segment_run_status(workspace_id: str, run_id: str) -> None:
     from zerocopy.services import segments
 
     async def go(rt: Any) -> Any:
+        from api.views import run_reads
+
         async with rt.db.session() as s:
-            return _run_read(await segments.get_run(s, workspace_id, run_id))
+            return (await run_reads(s, [await segments.get_run(s, workspace_id, run_id)]))[0]
 
     echo(run(go, workspace_id))
 
