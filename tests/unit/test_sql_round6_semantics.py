@@ -503,3 +503,30 @@ def test_integer_division_keeps_postgres_results_in_duckdb(
         ("u3", -3, -3.5, 0),
         ("u4", 1, 1.0, 0),
     ]
+
+
+DOW_QUERIES = {
+    "bigquery": "SELECT external_user_id FROM users WHERE EXTRACT(DAYOFWEEK FROM created_at) = 1",
+    "databricks": "SELECT external_user_id FROM users WHERE dayofweek(created_at) = 1",
+    "snowflake": "SELECT external_user_id FROM users WHERE DAYOFWEEK(created_at) = 0",
+    "postgres": "SELECT external_user_id FROM users WHERE EXTRACT(DOW FROM created_at) = 0",
+}
+SUNDAY_AND_MONDAY = [("sun", dt.datetime(2024, 3, 10, 9)), ("mon", dt.datetime(2024, 3, 11, 9))]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("dialect", sorted(DOW_QUERIES))
+def test_day_of_week_keeps_its_numbering(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any], dialect: str
+) -> None:
+    """Sunday is 1 in BigQuery/Databricks and 0 elsewhere: each query selects Sundays, in
+    PostgreSQL and in DuckDB alike."""
+    insert = "INSERT INTO marketing.users (external_user_id, created_at) VALUES "
+    with pg.cursor() as cur:
+        cur.executemany(insert + "(%s, %s)", SUNDAY_AND_MONDAY)
+    warehouse.executemany(insert + "(?, ?)", SUNDAY_AND_MONDAY)
+    query = DOW_QUERIES[dialect]
+    if dialect != "postgres":
+        assert pg.execute(_checked(query, dialect, "postgres")).fetchall() == [("sun",)]
+    if dialect != "duckdb":
+        assert warehouse.execute(_checked(query, dialect, "duckdb")).fetchall() == [("sun",)]

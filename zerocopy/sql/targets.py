@@ -400,6 +400,72 @@ def integer_division(check: Any, root: exp.Expr) -> None:
             node.replace(exp.IntDiv(this=node.this, expression=node.expression))
 
 
+# --- day of the week ------------------------------------------------------------------------
+
+# The number of Sunday in each dialect's day of the week (Saturday is that + 6): BigQuery's
+# EXTRACT(DAYOFWEEK) and Databricks' dayofweek/EXTRACT(DOW) count 1-7, the others 0-6
+# (Snowflake's with its default WEEK_START).
+_DOW_SUNDAY = {
+    "bigquery": 1,
+    "databricks": 1,
+    "snowflake": 0,
+    "postgres": 0,
+    "redshift": 0,
+    "duckdb": 0,
+}
+# The field each target names it by in EXTRACT
+_DOW_FIELD = {
+    "postgres": "DOW",
+    "redshift": "DOW",
+    "duckdb": "DOW",
+    "snowflake": "DAYOFWEEK",
+    "bigquery": "DAYOFWEEK",
+    "databricks": "DAYOFWEEK",
+}
+_DOW_NAMES = frozenset({"DOW", "DAYOFWEEK", "WEEKDAY"})
+
+
+def day_of_week_numbering(check: Any) -> None:
+    """The day of the week (``EXTRACT(DOW …)``, ``DAYOFWEEK(x)``) emitted for a dialect that
+    numbers it from another base: sqlglot keeps the number (a Sunday is 0 in PostgreSQL,
+    Snowflake, DuckDB, Redshift and 1 in BigQuery and Databricks, so ``= 0`` selects nothing
+    there) and writes field names the target lacks (``EXTRACT(DAYOFWEEK …)`` for PostgreSQL,
+    ``DAY_OF_WEEK(x)``). It becomes the target's own ``EXTRACT(field FROM x)`` shifted to the
+    source's numbering. Only a text with one of the words pays for the walk."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or read not in _DOW_SUNDAY or write not in _DOW_SUNDAY:
+        return
+    lower = check.text.lower()
+    if not any(word in lower for word in ("dow", "dayofweek", "dw", "weekday")):
+        return
+    shift = _DOW_SUNDAY[read] - _DOW_SUNDAY[write]
+    for node in check.reading:
+        if node.parent is None:
+            continue
+        if isinstance(node, exp.DayOfWeek):
+            value = node.this
+        elif (
+            isinstance(node, exp.Extract)
+            and isinstance(node.this, exp.Var)
+            and node.this.name.upper() in _DOW_NAMES
+        ):
+            value = node.expression
+        else:
+            continue
+        if value is None:
+            continue
+        extract: exp.Expr = exp.Extract(
+            this=exp.Var(this=_DOW_FIELD[write]), expression=value.copy()
+        )
+        if shift:
+            extract = exp.Paren(
+                this=exp.Add(this=extract, expression=exp.Literal.number(shift))
+                if shift > 0
+                else exp.Sub(this=extract, expression=exp.Literal.number(-shift))
+            )
+        node.replace(extract)
+
+
 # --- CTE materialization hints -------------------------------------------------------------
 
 _MATERIALIZED_CTES = frozenset({"postgres", "duckdb"})
@@ -738,6 +804,7 @@ def refuse_lost_safe_conversions(check: Any, root: exp.Expr) -> bool:
 
 __all__ = [
     "bigquery_monday_weeks",
+    "day_of_week_numbering",
     "drop_materialization_hints",
     "expand_order_by_all",
     "filter_clauses_for_redshift",
