@@ -403,3 +403,24 @@ async def test_a_file_sync_has_no_watermark_to_reset(spec: Spec) -> None:
     assert err["code"] == "validation_error" and "ETag" in err["message"]
     history = (await spec.get(f"/v1/syncs/{sync_id}/runs")).json()
     assert history == []
+
+
+async def test_a_purchase_quantity_written_with_a_fraction_is_that_integer(spec: Spec) -> None:
+    """A NUMERIC quantity turned to JSON by the warehouse reads ``2.00``: it is 2 (as in a
+    native STRUCT payload); ``1.50`` is still not a quantity."""
+    base = '{"product_id": "p", "currency": "usd", "price": 9.99, "time": "2026-04-01", '
+    spec.warehouse.create(
+        "buys",
+        PURCHASES,
+        [
+            ("2026-04-01 10:00:00", "u1", base + '"quantity": 2.00}'),
+            ("2026-04-01 10:01:00", "u1", base + '"quantity": 1.50}'),
+            ("2026-04-01 10:02:00", "u1", base + '"quantity": 3e0}'),
+        ],
+    )
+    run = await spec.run(await spec.ready("purchases", "buys"))
+    assert (run["status"], run["rows_delivered"]) == ("partial_success", 2), run
+    assert await spec.codes(run["id"]) == ["invalid_field"]
+    prof = await spec.profile(external_id="u1")
+    assert prof is not None
+    assert sorted(p["quantity"] for p in await spec.purchases(prof["id"])) == [2, 3]

@@ -787,6 +787,10 @@ def _check_purchase(payload: dict[str, Any]) -> None:
     quantity = payload.get("quantity")
     if quantity is None:
         quantity = 1
+    # An integral number written with a fraction (2.0, 2.00 from a NUMERIC column turned to
+    # JSON) is that integer, as it is in a native STRUCT payload; 1.5 stays refused.
+    if isinstance(quantity, float) and math.isfinite(quantity) and quantity.is_integer():
+        quantity = int(quantity)
     if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 1:
         raise _RowRefused(
             t.INVALID_FIELD, f"'quantity' must be a positive integer, got {quantity!r}"

@@ -174,6 +174,9 @@ BUY = {"product_id": "sku", "currency": "USD", "price": 9.5, "time": "2026-01-01
         ({"quantity": 0}, "invalid_field"),
         ({"quantity": 1.5}, "invalid_field"),
         ({"quantity": -2}, "invalid_field"),
+        ({"quantity": 0.0}, "invalid_field"),
+        ({"quantity": 2.0}, None),  # an integer written with a fraction (NUMERIC → JSON)
+        ({"quantity": 1e300}, "invalid_field"),  # integral, but past the store's 32 bits
         ({"time": "2026-13-01"}, "invalid_field"),
         ({"properties": "x"}, "invalid_field"),
     ],
@@ -187,6 +190,7 @@ def test_purchase_payloads(changes: dict[str, Any], expected: str | None) -> Non
     if expected is None:
         assert isinstance(verdict, ValidRow)
         assert verdict.payload["quantity"] == changes.get("quantity", 1)
+        assert type(verdict.payload["quantity"]) is int
         assert verdict.payload["currency"] == verdict.payload["currency"].upper()
 
 
