@@ -530,3 +530,26 @@ def test_day_of_week_keeps_its_numbering(
         assert pg.execute(_checked(query, dialect, "postgres")).fetchall() == [("sun",)]
     if dialect != "duckdb":
         assert warehouse.execute(_checked(query, dialect, "duckdb")).fetchall() == [("sun",)]
+
+
+@pytest.mark.postgres
+def test_similar_to_keeps_postgres_matches_in_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any]
+) -> None:
+    """DuckDB's SIMILAR TO reads the pattern as a regular expression ('%' literal): sqlglot's
+    translation matched nobody. The pattern's regular expression matches what PostgreSQL does."""
+    emails = [
+        ("u1", "a@gmail.com"),
+        ("u2", "b@yahoo.com"),
+        ("u3", "c@gmailxcom"),
+        ("u4", "d@hotmail.com"),
+        ("u5", "gmail.com"),
+    ]
+    insert = "INSERT INTO marketing.users (external_user_id, email) VALUES "
+    with pg.cursor() as cur:
+        cur.executemany(insert + "(%s, %s)", emails)
+    warehouse.executemany(insert + "(?, ?)", emails)
+    query = "SELECT external_user_id FROM users WHERE email SIMILAR TO '%@(gmail|yahoo).com'"
+    expected = sorted(pg.execute(_checked(query, "postgres", "postgres")).fetchall())
+    assert expected == [("u1",), ("u2",)]
+    assert sorted(warehouse.execute(_checked(query, "postgres", "duckdb")).fetchall()) == expected

@@ -1356,7 +1356,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         return True
     boundary_date_diffs(check)
     expand_group_by_all(check, root)
-    if targets.expand_order_by_all(check, root):
+    if targets.expand_order_by_all(check, root) or targets.similar_to_regex(check, root):
         return True
     having_aliases(check, root)
     return False

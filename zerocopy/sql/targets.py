@@ -466,6 +466,41 @@ def day_of_week_numbering(check: Any) -> None:
         node.replace(extract)
 
 
+# --- SIMILAR TO -----------------------------------------------------------------------------
+
+_SIMILAR_TO_TARGETS = frozenset({"postgres", "redshift"})
+_SIMILAR_TO_REGEX = {"%": ".*", "_": ".", ".": "\\.", "^": "\\^", "$": "\\$"}
+
+
+def similar_to_regex(check: Any, root: exp.Expr) -> bool:
+    """``x SIMILAR TO 'pattern'`` (PostgreSQL, Redshift) emitted elsewhere: Snowflake and
+    BigQuery do not have it, and DuckDB's reads the pattern as a regular expression (``%`` is
+    a literal there, so ``'%(gmail|yahoo)%'`` matches nothing). A literal pattern becomes the
+    regular expression PostgreSQL itself runs (``%`` is ``.*``, ``_`` is ``.``, ``.`` ``^`` ``$``
+    literal, anchored at both ends) in the target's regex match; a pattern with an escape or a
+    bracket expression, or not a literal, is refused (``unsupported_in_dialect``). True when
+    refused."""
+    if check.write_rules.sqlglot_dialect in _SIMILAR_TO_TARGETS or "similar" not in (
+        check.text.lower()
+    ):
+        return False
+    for node in list(root.find_all(exp.SimilarTo)):
+        pattern = node.expression
+        text = pattern.this if isinstance(pattern, exp.Literal) and pattern.is_string else None
+        if text is None or "\\" in text or "[" in text or node.args.get("escape"):
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} has no SIMILAR TO, and this pattern cannot be "
+                "translated (it is not a plain text pattern): use a regular expression "
+                "function instead.",
+                check.node_position(node),
+            )
+            return True
+        regex = "^(" + "".join(_SIMILAR_TO_REGEX.get(c, c) for c in text) + ")$"
+        node.replace(exp.RegexpLike(this=node.this, expression=exp.Literal.string(regex)))
+    return False
+
+
 # --- CTE materialization hints -------------------------------------------------------------
 
 _MATERIALIZED_CTES = frozenset({"postgres", "duckdb"})
@@ -815,4 +850,5 @@ __all__ = [
     "redundant_quotes",
     "refuse_lost_safe_conversions",
     "refuse_struct_value_table",
+    "similar_to_regex",
 ]
