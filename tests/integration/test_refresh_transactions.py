@@ -272,3 +272,33 @@ async def test_the_flip_is_one_statement_on_postgresql(db: Database) -> None:
         ).one()
     assert row.updated_at is not None and row.updated_at >= before
     assert (row.member_count, row.membership_version) == (6, "v2")
+
+
+async def test_the_claim_reads_the_catalog_with_the_segment(db: Database, tmp_path: Path) -> None:
+    """Claim: the compare-and-set, then the segment, source, credential and catalog in one
+    statement, then the previous chunk list; the check sees the catalog (a table missing from
+    it would fail the run)."""
+    w = await wire(db, tmp_path, SQL)
+    run = await w.engine.request(w.segment_id, "api")
+    statements: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        text = str(args[2])
+        polls = ("SELECT refresh_run.cancel_requested_at", "UPDATE refresh_run SET heartbeat_at")
+        if not text.startswith(polls):
+            statements.append(text)  # not the cancel polls and heartbeats of a slow run
+
+    with counting(db) as counts:
+        event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+        try:
+            done = await w.engine.execute(run.id)
+        finally:
+            event.remove(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    assert done.status == RunStatus.SUCCEEDED, done.error_message
+    assert done.member_count == 100
+    assert counts["commit"] == 2, counts
+    claim = statements[:3]
+    assert claim[0].startswith("UPDATE refresh_run"), statements
+    assert "catalog_table" in claim[1] and "FROM segment" in claim[1], statements
+    assert "segment_member_chunk" in claim[2], statements
+    assert not any(s.lstrip().startswith("SELECT catalog_table") for s in statements)

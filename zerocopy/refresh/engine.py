@@ -110,6 +110,41 @@ _CATALOG = (
     .where(CatalogTable.source_id == sa.bindparam("p_source_id"))
     .order_by(CatalogTable.schema, CatalogTable.name)
 )
+
+
+def _load_with_catalog(dialect: str) -> Any:
+    """:data:`_LOAD` with the source's catalog as one JSON array column, where the state
+    database can aggregate JSON (one statement less in every claim); ``None`` elsewhere."""
+    cat = CatalogTable.__table__.c
+    if dialect == "postgresql":
+        agg: Any = sa.func.coalesce(
+            sa.func.jsonb_agg(sa.func.jsonb_build_array(cat.schema, cat.name, cat.columns)),
+            sa.literal_column("'[]'::jsonb"),
+        )
+    elif dialect == "sqlite":
+        agg = sa.func.json_group_array(
+            sa.func.json_array(cat.schema, cat.name, sa.func.json(cat.columns))
+        )
+    else:
+        return None
+    catalog = (
+        sa.select(sa.type_coerce(agg, sa.JSON))
+        .where(cat.source_id == sa.bindparam("p_source_id"))
+        .scalar_subquery()
+    )
+    return _LOAD.add_columns(catalog)
+
+
+_LOAD_WITH_CATALOG = {name: _load_with_catalog(name) for name in ("postgresql", "sqlite")}
+
+
+@dataclass(frozen=True, slots=True)
+class _CatalogRow:
+    schema: str
+    name: str
+    columns: Any
+
+
 _RUN_KEYS = tuple(c.key for c in _RUN.c)
 
 
@@ -481,15 +516,19 @@ class RefreshEngine:
     async def _load(self, s: Any, run: RefreshRun) -> _Loaded:
         # One statement for the segment, its source and credential, one for the catalog,
         # one for the previous membership's chunk list (and its first chunk).
-        row = (
-            await s.execute(_LOAD, {"p_source_id": run.source_id, "p_segment_id": run.segment_id})
-        ).first()
+        params = {"p_source_id": run.source_id, "p_segment_id": run.segment_id}
+        with_catalog = _LOAD_WITH_CATALOG.get(self.db.dialect)
+        row = (await s.execute(with_catalog if with_catalog is not None else _LOAD, params)).first()
         if row is None:
             return _Loaded(None, [], [], {})
-        conn = await s.connection()
-        tables = (await conn.execute(_CATALOG, {"p_source_id": run.source_id})).all()
+        if with_catalog is not None:
+            tables: list[Any] = [_CatalogRow(*t) for t in row[3] or []]
+            row = row[:3]
+        else:
+            conn = await s.connection()
+            tables = list((await conn.execute(_CATALOG, {"p_source_id": run.source_id})).all())
         previous, preloaded = await self.members.current_chunks_with_head(s, run.segment_id)
-        return _Loaded(row, list(tables), previous, preloaded)
+        return _Loaded(row, tables, previous, preloaded)
 
     async def _claim_in(self, s: Any, run_id: str) -> RefreshRun | None:
         """The ``queued → running`` compare-and-set in ``s``'s transaction: the run, or ``None``."""
