@@ -21,6 +21,8 @@ from sqlalchemy import event
 from tests.integration.refresh_fixtures import Wired, wire
 from tests.integration.state_fixtures import db_fixture, make_segment  # noqa: F401
 from tests.integration.test_refresh_streamed import all_members, batches
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
 from zerocopy.refresh.stream import StreamResult, stream_refresh
 from zerocopy.scheduling.execution import SlottedEngine
 from zerocopy.scheduling.models import SourceSlot
@@ -302,3 +304,33 @@ async def test_the_claim_reads_the_catalog_with_the_segment(db: Database, tmp_pa
     assert "catalog_table" in claim[1] and "FROM segment" in claim[1], statements
     assert "segment_member_chunk" in claim[2], statements
     assert not any(s.lstrip().startswith("SELECT catalog_table") for s in statements)
+
+
+async def test_a_request_is_one_insert_select(db: Database, tmp_path: Path) -> None:
+    """The run's workspace, source and max runtime are read by its INSERT itself."""
+    w = await wire(db, tmp_path, SQL)
+    statements: list[str] = []
+
+    def on_execute(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        with counting(db) as counts:
+            run = await w.engine.request(w.segment_id, "api")
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", on_execute)
+    assert counts["commit"] == 1 and len(statements) == 1, statements
+    assert statements[0].startswith("INSERT INTO refresh_run")
+    assert (run.status, run.trigger, run.max_runtime_s) == (RunStatus.QUEUED, "api", 300.0)
+    assert (run.source_id, run.workspace_id) == (w.source.id, w.source.workspace_id)
+    assert run.temp_table and run.created_at is not None
+    with pytest.raises(ZerocopyError) as busy:
+        await w.engine.request(w.segment_id, "api")
+    assert busy.value.code == errors.REFRESH_IN_PROGRESS and busy.value.details["run_id"] == run.id
+    await w.engine.request_cancel(run.id)
+    again = await w.engine.request(w.segment_id, "schedule", max_runtime_s=7)
+    assert (again.trigger, again.max_runtime_s) == ("schedule", 7.0)
+    with pytest.raises(ZerocopyError) as missing:
+        await w.engine.request("no-such-segment")
+    assert missing.value.code == errors.NOT_FOUND

@@ -146,6 +146,37 @@ class _CatalogRow:
 
 
 _RUN_KEYS = tuple(c.key for c in _RUN.c)
+_REQUEST = (
+    sa.insert(_RUN)
+    .from_select(
+        [
+            "id",
+            "segment_id",
+            "workspace_id",
+            "source_id",
+            "trigger",
+            "status",
+            "max_runtime_s",
+            "temp_table",
+        ],
+        sa.select(
+            sa.bindparam("p_id", type_=sa.String),
+            Segment.id,
+            Segment.workspace_id,
+            Source.id,
+            sa.bindparam("p_trigger", type_=sa.String),
+            sa.literal(RunStatus.QUEUED, sa.String),
+            sa.func.coalesce(
+                sa.bindparam("p_max_runtime_s", type_=sa.Float),
+                sa.cast(Source.max_runtime_s, sa.Float),
+            ),
+            sa.bindparam("p_temp_table", type_=sa.String),
+        )
+        .join(Source, Source.id == Segment.source_id)
+        .where(Segment.id == sa.bindparam("p_segment_id")),
+    )
+    .returning(*_RUN.c)
+)
 
 
 def _run_from_row(row: Any) -> RefreshRun:
@@ -279,40 +310,31 @@ class RefreshEngine:
         the product's 60-3600 s bound is the service layer's to enforce.
         """
         for _attempt in range(3):
+            run_id = new_id()
+            params = {
+                "p_id": run_id,
+                "p_segment_id": segment_id,
+                "p_trigger": trigger,
+                "p_temp_table": temp_table_name(run_id),
+                "p_max_runtime_s": None if max_runtime_s is None else float(max_runtime_s),
+            }
             async with self.db.session() as s:
-                found = (
-                    await s.execute(
-                        sa.select(Segment.workspace_id, Source.id, Source.max_runtime_s)
-                        .join(Source, Source.id == Segment.source_id)
-                        .where(Segment.id == segment_id)
-                    )
-                ).first()
-                if found is None:
-                    raise ZerocopyError(
-                        errors.NOT_FOUND,
-                        f"segment {segment_id} does not exist",
-                        details={"segment_id": segment_id},
-                    )
-                workspace_id, source_id, source_max_runtime_s = found
-                run_id = new_id()
-                run = RefreshRun(
-                    id=run_id,
-                    segment_id=segment_id,
-                    workspace_id=workspace_id,
-                    source_id=source_id,
-                    trigger=trigger,
-                    status=RunStatus.QUEUED,
-                    max_runtime_s=float(
-                        max_runtime_s if max_runtime_s is not None else source_max_runtime_s
-                    ),
-                    temp_table=temp_table_name(run_id),
-                )
-                s.add(run)
+                # One INSERT … SELECT … RETURNING: the segment's workspace and source, and the
+                # source's max runtime unless overridden, are read by the insert itself.
+                conn = await s.connection()
                 try:
+                    row = (await conn.execute(_REQUEST, params)).first()
                     await s.commit()
                 except IntegrityError:
                     await s.rollback()
                 else:
+                    if row is None:
+                        raise ZerocopyError(
+                            errors.NOT_FOUND,
+                            f"segment {segment_id} does not exist",
+                            details={"segment_id": segment_id},
+                        )
+                    run = _run_from_row(row)
                     log.info(
                         "refresh.requested",
                         run_id=run.id,
