@@ -553,3 +553,20 @@ def test_similar_to_keeps_postgres_matches_in_duckdb(
     expected = sorted(pg.execute(_checked(query, "postgres", "postgres")).fetchall())
     assert expected == [("u1",), ("u2",)]
     assert sorted(warehouse.execute(_checked(query, "postgres", "duckdb")).fetchall()) == expected
+
+
+@pytest.mark.postgres
+def test_snowflake_ilike_any_list_runs_in_postgres(pg: psycopg.Connection[Any]) -> None:
+    """PostgreSQL's ILIKE ANY needs an array; sqlglot wrote Snowflake's list as is."""
+    emails = [("u1", "A@Gmail.com"), ("u2", "b@yahoo.com"), ("u3", "spam@test.com")]
+    with pg.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO marketing.users (external_user_id, email) VALUES (%s, %s)", emails
+        )
+    sql = _checked(
+        "SELECT external_user_id FROM users WHERE email ILIKE ANY ('%@gmail.com', '%@yahoo.com') "
+        "AND email NOT LIKE ALL ('%spam%', '%test%')",
+        "snowflake",
+        "postgres",
+    )
+    assert sorted(pg.execute(sql).fetchall()) == [("u1",), ("u2",)]

@@ -1342,6 +1342,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.greatest_least_nulls(check)
     targets.integer_division(check, root)
     targets.day_of_week_numbering(check)
+    targets.like_any_lists(check, root)
     targets.path_casts_read_text(check)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads
     if targets.ordered_array_aggregates(check) or targets.filter_clauses_for_redshift(check, root):

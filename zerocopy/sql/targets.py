@@ -501,6 +501,43 @@ def similar_to_regex(check: Any, root: exp.Expr) -> bool:
     return False
 
 
+# --- LIKE ANY / LIKE ALL --------------------------------------------------------------------
+
+# Targets without ``x LIKE ANY ('a', 'b')`` over a list (PostgreSQL's needs an array, Redshift
+# has none, sqlglot garbles BigQuery's ILIKE ANY).
+_LIKE_LIST_EXPANDED = frozenset({"postgres", "redshift", "bigquery"})
+
+
+def like_any_lists(check: Any, root: exp.Expr) -> None:
+    """``x [I]LIKE ANY ('a', 'b')`` / ``LIKE ALL (…)`` (Snowflake, Databricks) emitted for
+    PostgreSQL, Redshift or BigQuery, where sqlglot writes the list as is (a syntax or type
+    error there; for BigQuery ``LOWER(ANY (…))``): it becomes ``(x ILIKE 'a' OR x ILIKE 'b')``
+    (``AND`` for ALL), which every target reads the same. Only a text with ``any``/``all``
+    and ``like`` pays for the walk."""
+    write = check.write_rules.sqlglot_dialect
+    if write not in _LIKE_LIST_EXPANDED or check.rules.sqlglot_dialect == write:
+        return
+    lower = check.text.lower()
+    if "like" not in lower or ("any" not in lower and "all" not in lower):
+        return
+    for node in list(root.find_all(exp.Like, exp.ILike)):
+        quantified = node.expression
+        if not isinstance(quantified, exp.Any | exp.All):
+            continue
+        inner = quantified.this
+        if isinstance(inner, exp.Tuple):
+            patterns = list(inner.expressions)
+        elif isinstance(inner, exp.Paren) and not isinstance(inner.this, exp.Query):
+            patterns = [inner.this]
+        else:
+            continue  # a subquery or an array: left as written
+        if not patterns:
+            continue
+        tests = [type(node)(this=node.this.copy(), expression=p.copy()) for p in patterns]
+        joined = exp.or_(*tests) if isinstance(quantified, exp.Any) else exp.and_(*tests)
+        node.replace(exp.Paren(this=joined))
+
+
 # --- CTE materialization hints -------------------------------------------------------------
 
 _MATERIALIZED_CTES = frozenset({"postgres", "duckdb"})
@@ -845,6 +882,7 @@ __all__ = [
     "filter_clauses_for_redshift",
     "greatest_least_nulls",
     "integer_division",
+    "like_any_lists",
     "ordered_array_aggregates",
     "path_casts_read_text",
     "redundant_quotes",
