@@ -11,6 +11,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
+from api.errors import ERROR_RESPONSES
 from api.schemas.common import ErrorInfo
 from api.schemas.syncs import (
     PreviewRowRead,
@@ -85,7 +86,7 @@ class SyncController(Controller):
     path = "/v1/syncs"
     tags = ["syncs"]
 
-    @post(operation_id="createSync")
+    @post(operation_id="createSync", responses=ERROR_RESPONSES)
     async def create(
         self, caller: CallerDep, session: SessionDep, data: JSONBody[SyncCreate]
     ) -> SyncRead:
@@ -111,19 +112,19 @@ class SyncController(Controller):
         )
         return sync_read(sync)
 
-    @get(operation_id="listSyncs")
+    @get(operation_id="listSyncs", responses=ERROR_RESPONSES)
     async def list_all(self, caller: CallerDep, session: SessionDep) -> list[SyncRead]:
         """Every sync of the workspace."""
         return [sync_read(s) for s in await syncs.list_syncs(session, caller.workspace_id)]
 
-    @get("/{sync_id:str}", operation_id="getSync")
+    @get("/{sync_id:str}", operation_id="getSync", responses=ERROR_RESPONSES)
     async def get_one(
         self, caller: CallerDep, session: SessionDep, sync_id: FromPath[str]
     ) -> SyncRead:
         """One sync with its committed watermark."""
         return sync_read(await syncs.get_sync(session, caller.workspace_id, sync_id))
 
-    @patch("/{sync_id:str}", operation_id="updateSync")
+    @patch("/{sync_id:str}", operation_id="updateSync", responses=ERROR_RESPONSES)
     async def update(
         self,
         caller: CallerDep,
@@ -139,12 +140,14 @@ class SyncController(Controller):
         }
         return sync_read(await syncs.update_sync(session, caller.workspace_id, sync_id, **changes))
 
-    @delete("/{sync_id:str}", operation_id="deleteSync")
+    @delete("/{sync_id:str}", operation_id="deleteSync", responses=ERROR_RESPONSES)
     async def remove(self, caller: CallerDep, session: SessionDep, sync_id: FromPath[str]) -> None:
         """Delete a sync, its runs and row logs."""
         await syncs.delete_sync(session, caller.workspace_id, sync_id)
 
-    @post("/{sync_id:str}/test", operation_id="testSync", status_code=200)
+    @post(
+        "/{sync_id:str}/test", operation_id="testSync", responses=ERROR_RESPONSES, status_code=200
+    )
     async def test(
         self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, sync_id: FromPath[str]
     ) -> SyncTestRead:
@@ -163,21 +166,28 @@ class SyncController(Controller):
             elapsed_s=out.elapsed_s,
         )
 
-    @post("/{sync_id:str}/activate", operation_id="activateSync", status_code=200)
+    @post(
+        "/{sync_id:str}/activate",
+        operation_id="activateSync",
+        responses=ERROR_RESPONSES,
+        status_code=200,
+    )
     async def activate(
         self, caller: CallerDep, session: SessionDep, sync_id: FromPath[str]
     ) -> SyncRead:
         """``active`` after a successful test (``conflict`` otherwise)."""
         return sync_read(await syncs.activate_sync(session, caller.workspace_id, sync_id))
 
-    @post("/{sync_id:str}/pause", operation_id="pauseSync", status_code=200)
+    @post(
+        "/{sync_id:str}/pause", operation_id="pauseSync", responses=ERROR_RESPONSES, status_code=200
+    )
     async def pause(
         self, caller: CallerDep, session: SessionDep, sync_id: FromPath[str]
     ) -> SyncRead:
         """``paused``: no scheduled runs until activated again."""
         return sync_read(await syncs.pause_sync(session, caller.workspace_id, sync_id))
 
-    @post("/{sync_id:str}/runs", operation_id="runSync", status_code=202)
+    @post("/{sync_id:str}/runs", operation_id="runSync", responses=ERROR_RESPONSES, status_code=202)
     async def run_now(
         self,
         caller: CallerDep,
@@ -200,7 +210,12 @@ class SyncController(Controller):
             background=BackgroundTask(syncs.execute_run, runtime, run.id),
         )
 
-    @post("/{sync_id:str}/watermark/reset", operation_id="resetSyncWatermark", status_code=200)
+    @post(
+        "/{sync_id:str}/watermark/reset",
+        operation_id="resetSyncWatermark",
+        responses=ERROR_RESPONSES,
+        status_code=200,
+    )
     async def reset_watermark(
         self,
         caller: CallerDep,
@@ -217,7 +232,7 @@ class SyncController(Controller):
             await syncs.reset_watermark(session, runtime, caller.workspace_id, sync_id, to)
         )
 
-    @get("/{sync_id:str}/runs", operation_id="listSyncRuns")
+    @get("/{sync_id:str}/runs", operation_id="listSyncRuns", responses=ERROR_RESPONSES)
     async def runs(
         self,
         caller: CallerDep,
@@ -234,21 +249,26 @@ class SyncRunController(Controller):
     path = "/v1/sync-runs"
     tags = ["syncs"]
 
-    @get("/{run_id:str}", operation_id="getSyncRun")
+    @get("/{run_id:str}", operation_id="getSyncRun", responses=ERROR_RESPONSES)
     async def get_one(
         self, caller: CallerDep, session: SessionDep, run_id: FromPath[str]
     ) -> SyncRunRead:
         """A run's status, counts, watermark before/after, duration and error."""
         return run_read(await syncs.get_run(session, caller.workspace_id, run_id))
 
-    @post("/{run_id:str}/cancel", operation_id="cancelSyncRun", status_code=202)
+    @post(
+        "/{run_id:str}/cancel",
+        operation_id="cancelSyncRun",
+        responses=ERROR_RESPONSES,
+        status_code=202,
+    )
     async def cancel(
         self, caller: CallerDep, session: SessionDep, runtime: RuntimeDep, run_id: FromPath[str]
     ) -> SyncRunRead:
         """Ask a running run to stop; it ends ``cancelled``, the watermark at its last batch."""
         return run_read(await syncs.cancel_run(session, runtime, caller.workspace_id, run_id))
 
-    @get("/{run_id:str}/rows", operation_id="listSyncRunRows")
+    @get("/{run_id:str}/rows", operation_id="listSyncRunRows", responses=ERROR_RESPONSES)
     async def rows(
         self,
         caller: CallerDep,
@@ -269,7 +289,7 @@ class SyncRunController(Controller):
         )
         return [RowLogRead(**syncs.row_log_dict(r)) for r in found]
 
-    @get("/{run_id:str}/rows/export", operation_id="exportSyncRunRows")
+    @get("/{run_id:str}/rows/export", operation_id="exportSyncRunRows", responses=ERROR_RESPONSES)
     async def export(
         self,
         caller: CallerDep,
