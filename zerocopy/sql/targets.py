@@ -515,7 +515,12 @@ def like_any_lists(check: Any, root: exp.Expr) -> None:
     (``AND`` for ALL), which every target reads the same. Only a text with ``any``/``all``
     and ``like`` pays for the walk."""
     write = check.write_rules.sqlglot_dialect
-    if write not in _LIKE_LIST_EXPANDED or check.rules.sqlglot_dialect == write:
+    # only where the parentheses hold a list of patterns (PostgreSQL's `ANY ('{a,b}')` is
+    # one array literal)
+    if write not in _LIKE_LIST_EXPANDED or check.rules.sqlglot_dialect not in (
+        "snowflake",
+        "databricks",
+    ):
         return
     lower = check.text.lower()
     if "like" not in lower or ("any" not in lower and "all" not in lower):
