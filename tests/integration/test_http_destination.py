@@ -359,6 +359,30 @@ async def test_sync_run_failing_mid_way_keeps_the_watermark_and_the_next_run_com
     assert sum(r["rows"] for r in state["requests"] if r["status"] == 200) == 250
 
 
+async def test_a_watermark_reset_resends_rows_with_the_same_row_hashes(
+    sync_db: Database, http_peer: HttpPeer, tmp_path: Path
+) -> None:
+    """After a reset the HTTP destination gets every row again with the row_hash it had
+    (its idempotency key): a receiver keeping rows by it ends exactly as after one run."""
+    duck = tmp_path / "wh.duckdb"
+    warehouse(duck, 120)
+    sync_id = await http_sync(sync_db, duck, {"batch_rows": 50})
+    engine = sync_engine(sync_db, http_peer)
+    first = await engine.run(sync_id)
+    assert (first.status, first.rows_delivered) == ("success", 120)
+    before = http_peer.state()["rows"]
+    async with sync_db.transaction() as s:
+        sync = await s.get(Sync, sync_id)
+        assert sync is not None
+        reset = WatermarkState.from_json(sync.watermark).reset(None)
+        await s.execute(sa.update(Sync).where(Sync.id == sync_id).values(watermark=reset.to_json()))
+    again = await engine.run(sync_id)
+    assert (again.status, again.rows_read, again.rows_delivered) == ("success", 120, 120)
+    state = http_peer.state()
+    assert state["rows"] == before
+    assert sum(r["rows"] for r in state["requests"] if r["status"] == 200) == 240
+
+
 async def test_a_passed_deadline_sends_nothing(http_peer: HttpPeer) -> None:
     dest = destination(http_peer, deadline=anyio.current_time() - 1)
     result = await dest.deliver(batch(rows(3)))
