@@ -1079,12 +1079,15 @@ def _reapply_later_rows(
     keyed: _Keyed,
     keep: list[bool],
     tracker: WatermarkTracker,
+    floor_us: int | None = None,
 ) -> set[int]:
-    """Mark delivered rows to apply again (see :class:`_Order`); their indexes."""
+    """Mark delivered rows to apply again (see :class:`_Order`); their indexes. Rows before
+    ``floor_us`` (a text ``UPDATED_AT`` read whole) are outside the run: left alone."""
     top = order.carried_us
     if top is None:
         return set()
-    idx = [i for i, u in enumerate(keyed.updated) if u is not None and u <= top]
+    low = floor_us if floor_us is not None else -(2**63)
+    idx = [i for i, u in enumerate(keyed.updated) if u is not None and low <= u <= top]
     if not idx:
         return set()
     again: set[int] = set()
@@ -1115,11 +1118,11 @@ def _verdicts(
     """
     batch, updated, hashes = keyed.batch, keyed.updated, keyed.hashes
     keep = tracker.unseen(hashes, updated)
-    again: set[int] = set()
-    if order is not None and data_type in MERGE_TYPES:
-        again = _reapply_later_rows(order, data_type, keyed, keep, tracker)
     if floor_us is not None:
         keep = [k and (u is None or u >= floor_us) for k, u in zip(keep, updated, strict=True)]
+    again: set[int] = set()
+    if order is not None and data_type in MERGE_TYPES:
+        again = _reapply_later_rows(order, data_type, keyed, keep, tracker, floor_us)
     while True:
         skipped = keep.count(False)
         rows, row_hashes_, row_updated = batch, hashes, updated
