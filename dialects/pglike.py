@@ -490,7 +490,7 @@ class PostgresLikeAdapter(BaseAdapter):
             handle.session_id = handle.query_id = str(state.pid)
             rows = self._timed_ctas(conn, sql, timeout_s, state, handle)
             clean = self.REUSABLE
-            if isinstance(rows, int) and 0 <= rows <= self.ID_FETCH_ROWS:
+            if handle.table and isinstance(rows, int) and 0 <= rows <= self.ID_FETCH_ROWS:
                 self._small_results[handle.table] = rows
             return rows if isinstance(rows, int) and rows >= 0 else None
         finally:

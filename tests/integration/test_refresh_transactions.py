@@ -125,7 +125,7 @@ async def test_a_deferred_tail_is_written_by_the_flip_and_preloaded_chunks_are_u
     assert await versions(db, seg.id) == {"v2"}
 
 
-async def through_lane(w: Wired, slots: SourceSlots, lane: int) -> tuple[str, RunStatus]:
+async def through_lane(w: Wired, slots: SourceSlots, lane: int) -> tuple[str, str]:
     # kind="postgres" only sets the slot limit (4 lanes; the DuckDB file itself allows 1).
     executor = SlottedEngine(w.engine, slots)
     run = await w.engine.request(w.segment_id, "api")

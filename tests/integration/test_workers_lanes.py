@@ -183,7 +183,8 @@ async def test_a_lane_chain_runs_without_broadcast_or_polling(
             ]
             # One lane: the runs never overlapped.
             spans = sorted((r.started_at, r.finished_at) for r in final)
-            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+            assert all(start and end for start, end in spans), spans
+            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # type: ignore[operator]
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
             proc = None

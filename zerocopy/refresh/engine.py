@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import anyio.to_thread
@@ -67,7 +67,7 @@ WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 # The hot path's statements, built once: Core on the session's connection, no ORM unit of
 # work, and a statement object whose cache key is memoised (measured: building and
 # ORM-executing them was about a third of a small refresh's CPU in the engine's process).
-_RUN = RefreshRun.__table__
+_RUN = cast(sa.Table, RefreshRun.__table__)
 _CLAIM = (
     sa.update(_RUN)
     .where(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import sqlalchemy as sa
@@ -117,7 +117,7 @@ class _SlotHooks(RunHooks):
         await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
 
 
-_SLOT = SourceSlot.__table__
+_SLOT = cast(sa.Table, SourceSlot.__table__)
 _TAKE_SLOT = sa.insert(_SLOT)
 _GIVE_BACK_SLOT = sa.delete(_SLOT).where(_SLOT.c.run_id == sa.bindparam("p_run_id"))
 """Built once: the slot statements ride in every queue job's claim and final transactions."""

@@ -28,7 +28,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -479,8 +479,8 @@ class MembershipStore:
         return bool(await self._chunks_from(segment_id, after=last, inclusive=False, limit=1))
 
 
-_CHUNK = SegmentMemberChunk.__table__
-_SEGMENT = Segment.__table__
+_CHUNK = cast(sa.Table, SegmentMemberChunk.__table__)
+_SEGMENT = cast(sa.Table, Segment.__table__)
 _INSERT_CHUNK = sa.insert(_CHUNK)
 _DELETE_OTHER_VERSIONS = sa.delete(_CHUNK).where(
     _CHUNK.c.segment_id == sa.bindparam("p_segment_id"),
