@@ -851,6 +851,8 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     refuse_streaming_reads(check, statements)
     refuse_stage_values(check, statements)
     refuse_forbidden_calls_in_scope(check, statements)
+    refuse_quoted_qualified_calls(check, statements)
+    refuse_sequence_values(check, statements)
 
 
 def refuse_forbidden_calls_in_scope(check: Any, statements: list[exp.Expr]) -> None:
@@ -890,6 +892,84 @@ def refuse_forbidden_calls_in_scope(check: Any, statements: list[exp.Expr]) -> N
                     "Remove it.",
                     check.node_position(dot),
                 )
+
+
+def refuse_quoted_qualified_calls(check: Any, statements: list[exp.Expr]) -> None:
+    r"""BigQuery ``\`proj.finance.fn\`(x)``: a qualified function written as one quoted name,
+    which sqlglot reads as a function literally named ``proj.finance.fn`` (so the qualifier
+    check of ``finance.fn(x)`` never sees it). The name is split at its dots and checked like
+    ``schema.fn(...)``: the source's schema or a built-in namespace (``AEAD``) only, and the
+    function's own name against the deny-list. Table functions are refused by the allow-list."""
+    if "." not in check.text or not any(
+        token.token_type == TokenType.IDENTIFIER and "." in token.text for token in check.tokens
+    ):
+        return  # no quoted name holds a dot
+    scope = check.scope_text.strip().lower() if isinstance(check.scope_text, str) else ""
+    in_scope = {scope, scope.rsplit(".", 1)[-1]} - {""}
+    rules = (check.rules, check.write_rules)
+    for statement in statements:
+        for func in statement.find_all(exp.Anonymous):
+            name = func.name.lower()
+            if "." not in name or isinstance(func.parent, exp.Table):
+                continue
+            if any(_forbidden_word(name, r) for r in rules):
+                continue  # `ML.PREDICT`: refused by its whole name already
+            qualifier, _, base = name.rpartition(".")
+            namespaces = check.rules.function_namespaces | check.write_rules.function_namespaces
+            allowed = qualifier in in_scope or qualifier in namespaces
+            if allowed and not any(_forbidden_word(base, r) for r in rules):
+                continue
+            where = (
+                "it reads or changes data outside the source's tables"
+                if allowed
+                else f"it belongs to '{qualifier}', outside this source's scope '{check.scope_text}'"
+            )
+            check.issue(
+                FORBIDDEN_FUNCTION,
+                f"Function {func.name}() is not allowed in a segment: {where}. Only built-in "
+                "functions and functions of the source's schema can be used.",
+                check.node_position(func),
+            )
+
+
+# Snowflake sequences are read as ``seq.NEXTVAL`` (a pseudo-column): each read advances the
+# sequence, a change outside the source's tables like PostgreSQL's nextval('seq').
+_SEQUENCE_PSEUDO_COLUMNS = frozenset({"nextval", "currval"})
+
+
+def refuse_sequence_values(check: Any, statements: list[exp.Expr]) -> None:
+    """Snowflake ``SELECT seq.NEXTVAL`` / ``marketing.seq.NEXTVAL``: refused as a forbidden
+    function (what PostgreSQL's ``nextval('seq')`` is), not reported as an unknown column. A
+    column named NEXTVAL of a table or alias of the query stays a column."""
+    if check.rules.sqlglot_dialect != "snowflake" or not re.search(
+        r"\.\s*(?:next|curr)val\b", check.text, re.IGNORECASE
+    ):
+        return
+    for statement in statements:
+        sources = {
+            name.lower()
+            for node in statement.find_all(exp.Table, exp.TableAlias, exp.CTE)
+            for name in (node.alias_or_name, node.name)
+            if name
+        }
+        for column in list(statement.find_all(exp.Column)):
+            ident = column.this
+            if (
+                not isinstance(ident, exp.Identifier)
+                or ident.quoted
+                or ident.name.lower() not in _SEQUENCE_PSEUDO_COLUMNS
+                or not column.table
+                or column.table.lower() in sources
+            ):
+                continue
+            sequence = ".".join(part.name for part in column.parts[:-1])
+            check.issue(
+                FORBIDDEN_FUNCTION,
+                f"{sequence}.{ident.name} is not allowed in a segment: reading a sequence "
+                "advances it, a change outside the source's tables. Remove it.",
+                check.node_position(column),
+            )
+            column.replace(exp.Null())
 
 
 def refuse_stage_values(check: Any, statements: list[exp.Expr]) -> None:

@@ -26,7 +26,8 @@ RULES = DialectRules(
         iceberg_scan delta_scan sqlite_scan postgres_scan mysql_scan postgres_query mysql_query
         postgres_execute mysql_execute excel_scan ducklake_snapshots arrow_scan
         txid_current nextval currval setval setseed file_exists
-        load_aws_credentials write_log prompt
+        load_aws_credentials write_log prompt enable_logging disable_logging
+        truncate_duckdb_logs
         st_read st_read_meta st_readosm st_readshp st_drivers st_read_auto""",
         # SQL text bound or plans executed: the plan of `SELECT * FROM finance.secrets` names
         # its columns and types (json_serialize_plan, get_substrait); from_substrait runs one

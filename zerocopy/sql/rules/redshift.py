@@ -44,6 +44,17 @@ RULES = DialectRules(
     # Redshift has no set-returning functions in FROM besides UNNEST-like navigation of SUPER.
     table_functions=names("unnest"),
     system_schemas=names("information_schema pg_catalog pg_internal sys"),
-    system_table_prefixes=("pg_", "stl_", "stv_", "svv_", "svl_", "svcs_", "sys_"),
+    # STCS_/STLL_: the concurrency-scaling and internal copies of the STL tables
+    system_table_prefixes=(
+        "pg_",
+        "stl_",
+        "stv_",
+        "svv_",
+        "svl_",
+        "svcs_",
+        "stcs_",
+        "stll_",
+        "sys_",
+    ),
     forbidden_types=POSTGRES_FORBIDDEN_TYPES,
 )

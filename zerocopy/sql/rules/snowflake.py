@@ -27,7 +27,14 @@ RULES = DialectRules(
         policy_references tag_references tag_references_all_columns rest_event_history
         system_call extract_semantic_categories to_file try_to_file
         is_role_in_session is_database_role_in_session is_application_role_in_session
-        is_granted_to_invoker_role current_available_roles getvariable"""
+        is_granted_to_invoker_role current_available_roles getvariable
+        getnextval""",
+        # SNOWFLAKE.CORTEX's functions by their bare names (reachable unqualified through a
+        # SEARCH_PATH naming snowflake.cortex): each sends the values to a hosted model.
+        # TRANSLATE is not among them: unqualified it is the built-in character replacement.
+        """complete try_complete sentiment entity_sentiment summarize extract_answer
+        classify_text embed_text_768 embed_text_1024 count_tokens parse_document
+        split_text_recursive_character finetune""",
     ),
     # AI_COMPLETE/AI_FILTER/AI_CLASSIFY… send rows to a model (SNOWFLAKE.CORTEX.* already is
     # refused as another schema's function); FL_* read the metadata of staged files
