@@ -817,7 +817,7 @@ class _Check:
                     continue
                 name = _forbidden_in(node, rules, self.write_rules)
                 if name:
-                    self.refuse_function(name, node, source=False)
+                    self.refuse_function(name, node, source=hardening.feeds_table_source(node))
                 elif isinstance(node, exp.Cast):
                     hardening.cast_out_of_scope(self, node)
 

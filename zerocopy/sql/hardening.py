@@ -894,6 +894,24 @@ def refuse_forbidden_calls_in_scope(check: Any, statements: list[exp.Expr]) -> N
                 )
 
 
+def feeds_table_source(node: exp.Expr) -> bool:
+    """Whether a refused call is an argument of a FROM item's table function (DuckDB
+    ``FROM unnest(glob('*'))``, Snowflake ``TABLE(FLATTEN(INPUT => SYSTEM$ALLOWLIST()))``,
+    PostgreSQL ``jsonb_array_elements(pg_read_file(…)::jsonb)``): the rows of that source come
+    from outside the source's tables, so, as for a refused source, its columns are not checked
+    (no missing_id_column besides the forbidden function). A call in a join's ON condition or
+    in a subquery is not one."""
+    child, current = node, node.parent
+    while current is not None and not isinstance(current, exp.Query):
+        if (
+            isinstance(current, exp.Table | exp.Lateral | exp.TableFromRows | exp.From | exp.Join)
+            and child is current.this
+        ):
+            return True
+        child, current = current, current.parent
+    return False
+
+
 def refuse_quoted_qualified_calls(check: Any, statements: list[exp.Expr]) -> None:
     r"""BigQuery ``\`proj.finance.fn\`(x)``: a qualified function written as one quoted name,
     which sqlglot reads as a function literally named ``proj.finance.fn`` (so the qualifier
