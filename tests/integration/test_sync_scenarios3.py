@@ -198,6 +198,9 @@ async def test_a_reset_to_null_reads_everything_again_and_applies_each_event_onc
     assert (await spec.sync(sync_id))["watermark"] is None
     history = (await spec.get(f"/v1/syncs/{sync_id}/runs")).json()
     assert history[0]["trigger"] == "watermark_reset"
+    # the schedule's "last run" stays the last run that read anything
+    view = (await spec.get(f"/v1/syncs/{sync_id}/schedule")).json()
+    assert view["last_run"]["id"] == history[1]["id"] != record["id"]
 
     run = await spec.run(sync_id)
     assert run["status"] == "success" and run["rows_read"] == 5, run

@@ -341,6 +341,7 @@ async def sync_schedule_view(
     db: Database, workspace_id: str, sync_id: str, now: datetime | None = None
 ) -> dict[str, Any]:
     """A sync's schedule: frequency, time zone, next 5 run times, last run's outcome."""
+    from zerocopy.services.syncs import RESET_TRIGGER
     from zerocopy.state.sync_models import SyncRun
 
     now = now or utcnow()
@@ -362,7 +363,8 @@ async def sync_schedule_view(
         state = await s.get(ScheduleState, (SYNC, sync_id))
         last_run = await s.scalar(
             sa.select(SyncRun)
-            .where(SyncRun.sync_id == sync_id)
+            # a watermark reset is recorded in the run history, but it ran nothing
+            .where(SyncRun.sync_id == sync_id, SyncRun.trigger != RESET_TRIGGER)
             .order_by(SyncRun.created_at.desc(), SyncRun.id.desc())
             .limit(1)
         )
