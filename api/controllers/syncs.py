@@ -13,6 +13,7 @@ from litestar.response import Stream
 from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.schemas.common import ErrorInfo
+from api.schemas.runs import ScheduledOccurrence
 from api.schemas.syncs import (
     PreviewRowRead,
     RowLogRead,
@@ -23,6 +24,7 @@ from api.schemas.syncs import (
     SyncUpdate,
     SyncWatermarkReset,
 )
+from api.views import scheduled_occurrences
 from zerocopy.scheduling.dispatch import dispatch_sync_run, wait_sync_run
 from zerocopy.services import syncs
 from zerocopy.state.sync_models import Sync, SyncRun
@@ -60,7 +62,7 @@ def sync_read(sync: Sync) -> SyncRead:
     )
 
 
-def run_read(run: SyncRun) -> SyncRunRead:
+def run_read(run: SyncRun, scheduled: ScheduledOccurrence | None = None) -> SyncRunRead:
     return SyncRunRead(
         id=run.id,
         sync_id=run.sync_id,
@@ -79,7 +81,14 @@ def run_read(run: SyncRun) -> SyncRunRead:
         started_at=run.started_at,
         finished_at=run.finished_at,
         duration_s=run.duration_s,
+        scheduled=scheduled,
     )
+
+
+async def run_reads(session: Any, runs: list[SyncRun]) -> list[SyncRunRead]:
+    """:func:`run_read` of each run, with the schedule occurrence of the scheduled ones."""
+    found = await scheduled_occurrences(session, [run.id for run in runs])
+    return [run_read(run, found.get(run.id)) for run in runs]
 
 
 class SyncController(Controller):
@@ -242,7 +251,7 @@ class SyncController(Controller):
     ) -> list[SyncRunRead]:
         """Runs of a sync, newest first."""
         found = await syncs.list_runs(session, caller.workspace_id, sync_id, limit=limit)
-        return [run_read(r) for r in found]
+        return await run_reads(session, list(found))
 
 
 class SyncRunController(Controller):
@@ -254,7 +263,8 @@ class SyncRunController(Controller):
         self, caller: CallerDep, session: SessionDep, run_id: FromPath[str]
     ) -> SyncRunRead:
         """A run's status, counts, watermark before/after, duration and error."""
-        return run_read(await syncs.get_run(session, caller.workspace_id, run_id))
+        run = await syncs.get_run(session, caller.workspace_id, run_id)
+        return (await run_reads(session, [run]))[0]
 
     @post(
         "/{run_id:str}/cancel",

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 
 from api.schemas.common import ErrorInfo
+from api.schemas.runs import ScheduledOccurrence
 
 
 class SyncCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -114,6 +115,8 @@ class SyncRunRead(msgspec.Struct, kw_only=True):
     started_at: datetime | None
     finished_at: datetime | None
     duration_s: float | None
+    scheduled: ScheduledOccurrence | None = None
+    """Set when the scheduler started the run: its occurrence and whether it was a catch-up."""
 
 
 class RowLogRead(msgspec.Struct, kw_only=True):

@@ -70,3 +70,49 @@ async def test_a_frequency_written_as_a_name_is_stored_in_its_short_form(api: Ap
     assert resp.status_code == 400, resp.text
     error = resp.json()["error"]
     assert (error["code"], error["details"]["reason"]) == ("validation_error", "too_frequent")
+
+
+async def test_a_scheduled_sync_run_record_says_it_was_a_catch_up(api: Api) -> None:
+    """A sync scheduler with a frozen clock ahead of real time: its run records carry the
+    occurrence they ran for; a run-now record carries none."""
+    from zerocopy.scheduling.config import load_config
+    from zerocopy.scheduling.service import _LazySyncEngine
+    from zerocopy.scheduling.sync_scheduler import SyncScheduler
+    from zerocopy.services import syncs
+
+    source_id = await duckdb_source(api)
+    sync, _ = await ready_sync(
+        api,
+        name="attrs",
+        data_type="user_attributes",
+        source_id=source_id,
+        table="USERS_ATTRIBUTES_SYNC",
+        frequency="1h",
+    )
+    manual = await run_now(api, sync["id"])
+    assert manual["scheduled"] is None
+    runtime = api.app.state.runtime
+    due = datetime.fromisoformat(
+        (await api.get(f"/v1/syncs/{sync['id']}/schedule")).json()["next_runs"][0]
+    )
+    now = [datetime.now(UTC)]  # nothing due yet: the first tick only plans (or keeps) `due`
+    submitted: list[str] = []
+
+    async def submit(run_id: str) -> None:
+        submitted.append(run_id)
+
+    sched = SyncScheduler(
+        runtime.db, _LazySyncEngine(runtime), submit, config=load_config(), clock=lambda: now[0]
+    )
+    assert (await api.in_app(sched.tick)).fired == []
+    now[0] = due + timedelta(hours=3, minutes=10)  # down for 4 hourly occurrences
+    report = await api.in_app(sched.tick)
+    assert len(report.fired) == 1 and submitted == report.fired
+    await api.in_app(lambda: syncs.execute_run(runtime, report.fired[0]))
+    record = (await api.get(f"/v1/sync-runs/{report.fired[0]}")).json()
+    occurrence = record["scheduled"]
+    assert occurrence is not None and occurrence["catch_up"] is True
+    assert occurrence["coalesced"] == 4
+    assert datetime.fromisoformat(occurrence["due_at"].replace("Z", "+00:00")) == due
+    listed = (await api.get(f"/v1/syncs/{sync['id']}/runs")).json()
+    assert [r["scheduled"] for r in listed] == [occurrence, None]
