@@ -29,6 +29,7 @@ peers: $(BIN)/python
 lint: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy zerocopy api dialects
 
 format: install-dev
 	$(BIN)/ruff format .

@@ -158,7 +158,7 @@ class BaseAdapter:
     def render(self, expression: exp.Expression) -> str:
         return expression.sql(dialect=self.SQLGLOT_DIALECT)
 
-    def parse(self, sql: str) -> exp.Expression:
+    def parse(self, sql: str) -> exp.Expr:
         return sqlglot.parse_one(sql, dialect=self.SQLGLOT_DIALECT)
 
     # ------------------------------------------------------------------ blocking hooks

@@ -247,7 +247,9 @@ class FabricAdapter(BaseAdapter):
     @contextlib.contextmanager
     def _connect(self, timeout_s: float = 0) -> Iterator[Any]:
         raw = self._access_token().encode("utf-16-le")
-        attrs = {SQL_COPT_SS_ACCESS_TOKEN: struct.pack("<I", len(raw)) + raw}
+        attrs: dict[int, int | str | bytes] = {
+            SQL_COPT_SS_ACCESS_TOKEN: struct.pack("<I", len(raw)) + raw
+        }
         conn = mssql_python.connect(
             self.connection_string(),
             attrs_before=attrs,

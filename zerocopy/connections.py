@@ -163,7 +163,7 @@ class AdapterCache:
             entry.last_used = time.monotonic()
             if discard:
                 entry.retired = True
-            if entry.retired and entry.users <= 0:
+            if entry.retired and entry.users <= 0 and key is not None:
                 self._forget(key)
                 await adapter.aclose()
         await self.sweep()

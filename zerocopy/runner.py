@@ -9,9 +9,9 @@ claiming, the one-run-per-segment rule and cancellation all go through the datab
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import anyio
 from anyio.abc import TaskGroup
@@ -61,7 +61,7 @@ class InProcessRunner:
         max_concurrent: int = 4,
         shutdown_grace_s: float = 10.0,
         recover_on_start: bool = True,
-        while_waiting: Callable[[str], Awaitable[None]] | None = None,
+        while_waiting: Callable[[str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self.engine = engine
         self.while_waiting = while_waiting

@@ -198,6 +198,7 @@ class _Kept(DeliveryBatch):
     """A batch without its NUL rows; ``kept`` maps its row indexes to the original ones."""
 
     __slots__ = ("kept",)
+    kept: list[int]
 
 
 def _has_nul(row: ValidRow) -> bool:

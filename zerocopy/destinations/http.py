@@ -270,10 +270,10 @@ class HttpDestination:
         content = orjson.dumps(body, default=str)
         if len(content) > MAX_BODY_BYTES and len(rows) > 1:
             return await self._split(batch, array, rows, offset)
-        headers = {
+        headers: dict[str, str] = {
             "Authorization": f"Bearer {self.config.api_key}",
             "Content-Type": "application/json",
-            "Idempotency-Key": body["batch_id"],
+            "Idempotency-Key": str(body["batch_id"]),
         }
         last = "no attempt"
         for attempt in range(self.config.max_attempts):

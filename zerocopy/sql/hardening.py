@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import Token, TokenType, exp
 from sqlglot.dialects.dialect import NormalizationStrategy
@@ -100,7 +100,7 @@ def constant_id(
         if position is None:
             return match if _is_constant(match, root, scopes) else None
         for leaf in _leaf_scopes(root):
-            selects = leaf.expression.selects
+            selects = cast(exp.Query, leaf.expression).selects
             if position < len(selects) and _is_constant(selects[position], leaf, scopes):
                 return selects[position]
         return None
@@ -279,8 +279,10 @@ def _column_constant(
         if scope is None:
             return False
         return any(
-            position < len(leaf.expression.selects)
-            and _is_constant(leaf.expression.selects[position], leaf, scopes, depth + 1)
+            position < len(cast(exp.Query, leaf.expression).selects)
+            and _is_constant(
+                cast(exp.Query, leaf.expression).selects[position], leaf, scopes, depth + 1
+            )
             for leaf in _leaf_scopes(scope)
         )
     return _is_constant(branch.selects[position], scope, scopes, depth + 1)
@@ -324,7 +326,7 @@ def scope_columns(scope: Scope, check: Any) -> list[exp.Column]:
         return pivoted
     if not (expression.args.get("having") or expression.args.get("qualify")):
         return columns
-    named = set(expression.named_selects)
+    named = set(cast(exp.Query, expression).named_selects)
     seen = {id(c) for c in columns}
     extra = []
     for column in scope._raw_columns:
@@ -550,9 +552,9 @@ def check_pivoted(check: Any, scope: Scope) -> list[exp.Column] | None:
     inside = []
     renamed: list[exp.Column] = []
     for column in scope.columns:
-        pivot = column.find_ancestor(exp.Pivot)
-        if pivot is not None:
-            if id(pivot) not in statements:
+        ancestor = column.find_ancestor(exp.Pivot)
+        if ancestor is not None:
+            if id(ancestor) not in statements:
                 inside.append(column)
             continue
         table = column.table
@@ -1083,7 +1085,7 @@ def refuse_variable_substitution(check: Any) -> None:
     the query is emitted for (other warehouses would read it as something else)."""
     if check.rules.sqlglot_dialect not in SUBSTITUTING_DIALECTS or "${" not in check.text:
         return
-    previous = None
+    previous: Token | None = None
     for token in check.tokens:
         if "${" in token.text or (
             token.token_type == TokenType.L_BRACE
@@ -1091,7 +1093,8 @@ def refuse_variable_substitution(check: Any) -> None:
             and previous.text == "$"
             and previous.end + 1 == token.start
         ):
-            start = previous.start if token.token_type == TokenType.L_BRACE else token.start
+            brace = token.token_type == TokenType.L_BRACE
+            start = previous.start if brace and previous is not None else token.start
             check.issue(
                 FORBIDDEN_FUNCTION,
                 _SUBSTITUTION_MESSAGE.format(where="written here", warehouse=check.rules.name),
@@ -1188,9 +1191,9 @@ def check_set_op_widths(check: Any, scopes: list[Scope]) -> None:
             parent = scope.parent.expression
             if isinstance(parent, exp.SetOperation) and scope in scope.parent.set_operation_scopes:
                 continue  # a nested set operation: its outermost one compares all leaves
-        widths = []
+        widths: list[tuple[int, exp.Expr]] = []
         for leaf in _leaf_scopes(scope):
-            selects = leaf.expression.selects
+            selects = cast(exp.Query, leaf.expression).selects
             if any(s.is_star for s in selects):
                 widths = []
                 break
@@ -1530,7 +1533,7 @@ def _postgres_elapsed(diff: exp.DateDiff, seconds: int) -> exp.Expr:
     """Whole fixed-length units elapsed from ``diff.expression`` to ``diff.this``, truncated
     toward zero, for PostgreSQL (sqlglot's ``CAST(… / n AS BIGINT)`` rounds: 13 days is 2
     weeks there)."""
-    template = exp.maybe_parse(
+    template: exp.Expr = exp.maybe_parse(
         "CAST(TRUNC(EXTRACT(EPOCH FROM (CAST(zc_later AS TIMESTAMP) - "
         f"CAST(zc_earlier AS TIMESTAMP))) / {seconds}) AS BIGINT)",
         dialect="postgres",
@@ -1874,7 +1877,7 @@ def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
             kind = spec.text("kind").upper() if isinstance(spec, exp.WindowSpec) else ""
             if isinstance(function, handled) and kind in ("", "ROWS"):
                 continue  # sqlglot writes NULLS FIRST/LAST there, which BigQuery accepts
-            if kind == "RANGE" and not _unbounded_frame(spec):
+            if kind == "RANGE" and isinstance(spec, exp.WindowSpec) and not _unbounded_frame(spec):
                 continue  # RANGE BETWEEN INTERVAL … PRECEDING: one key only; stays refused
             if not kind and not isinstance(function, exp.AggFunc):
                 continue  # ROW_NUMBER() OVER (ORDER BY y NULLS LAST): written as is
@@ -1900,11 +1903,16 @@ def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
             nulls_first=not nulls_first,  # BigQuery's default for that direction
         )
         ordered.set("nulls_first", not desc)  # BigQuery's default: no clause needed
-        parent = ordered.parent
-        siblings = parent.args.get(ordered.arg_key) if parent is not None else None
-        if isinstance(siblings, list) and ordered.index is not None:
+        parent, arg_key = ordered.parent, ordered.arg_key
+        siblings = parent.args.get(arg_key) if parent is not None and arg_key else None
+        if (
+            parent is not None
+            and arg_key
+            and isinstance(siblings, list)
+            and ordered.index is not None
+        ):
             siblings.insert(ordered.index, key)
-            parent.set(ordered.arg_key, siblings)
+            parent.set(arg_key, siblings)
 
 
 def _window_and_aggregate_keys(reading: list[exp.Expr]) -> list[exp.Ordered]:

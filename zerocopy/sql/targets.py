@@ -53,7 +53,7 @@ def _twin(node: exp.Expr, root: exp.Expr, work: exp.Expr) -> exp.Expr | None:
     path: list[tuple[str, int | None]] = []
     current = node
     while current is not root:
-        if current.parent is None:
+        if current.parent is None or current.arg_key is None:
             return None
         path.append((current.arg_key, current.index))
         current = current.parent
@@ -156,7 +156,8 @@ def redundant_quotes(check: Any, root: exp.Expr) -> None:
     PostgreSQL would look up the upper-case ``"USERS"`` and find no such table (the catalog's
     single-case names fold like unquoted ones, `zerocopy.sql.catalog`). Names that need quotes
     (spaces, dashes, keywords of either dialect) stay quoted. Only a text with a quote pays."""
-    read, write = check.read_dialect, check.write_dialect
+    read: Dialect = check.read_dialect
+    write: Dialect = check.write_dialect
     text = check.text
     if read is write or not ('"' in text or "`" in text or "[" in text):
         return
@@ -392,7 +393,7 @@ def integer_division(check: Any, root: exp.Expr) -> None:
         if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
             name = check.read_dialect.normalize_identifier(node.this.copy()).name
             kinds = column_types.get(name)
-            return bool(kinds) and all(_integer_type(kind) for kind in kinds)
+            return bool(kinds) and all(_integer_type(kind) for kind in kinds or ())
         return False
 
     for node in divisions:

@@ -23,7 +23,7 @@ import bisect
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -560,7 +560,7 @@ class SyncEngine:
         run: SyncRun,
         sync: Sync,
         data_type: DataType,
-        produce: Callable[[], Awaitable[None]],
+        produce: Callable[[], Coroutine[Any, Any, None]],
         receive: Any,
         tracker: WatermarkTracker,
         destination: Destination,

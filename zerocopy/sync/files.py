@@ -544,12 +544,14 @@ async def preview_files(
     if not pending:
         return FilePreview([], None, [])
     first = pending[0]
+    fmt = file_format(first.key, store.settings.format)
+    assert fmt is not None  # pending holds only keys with a known format
     fh = await store.download(first)
     try:
         parsed = await anyio.to_thread.run_sync(
             parse_file,
             fh,
-            file_format(first.key, store.settings.format),
+            fmt,
             first.key,
             first.etag,
             data_type,

@@ -30,7 +30,7 @@ def _profile_table(*, with_fk_and_braze: bool) -> sa.Table:
     """store_profile as SQLite batch mode rebuilds it (its constraints are unnamed there)."""
     meta = sa.MetaData()
     sa.Table("workspace", meta, sa.Column("id", sa.String(36), primary_key=True))
-    extra: list[sa.SchemaItem] = []
+    extra: list[sa.schema.SchemaItem] = []
     if with_fk_and_braze:
         extra = [
             sa.ForeignKeyConstraint(["workspace_id"], ["workspace.id"], ondelete="CASCADE"),
