@@ -144,16 +144,10 @@ async def _ours(kind: str, settings: dict[str, Any], scope: str, state_url: str)
 
 def child_ours_pg(src_url: str, state_url: str) -> dict[str, Any]:
     import anyio
-    from psycopg.conninfo import conninfo_to_dict
 
-    p = conninfo_to_dict(src_url)
-    settings = {
-        "host": p.get("host", "127.0.0.1"),
-        "port": int(p.get("port") or 5432),
-        "user": p.get("user", "postgres"),
-        "database": p["dbname"],
-        "sslmode": "disable",
-    }
+    from tests.support import postgres_credential_settings
+
+    settings = postgres_credential_settings(src_url)
     from zerocopy.settings import normalise_database_url
 
     return anyio.run(_ours, "postgres", settings, "public", normalise_database_url(state_url))

@@ -58,9 +58,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 import sqlalchemy as sa
-from psycopg.conninfo import conninfo_to_dict
 
-from tests.support import postgres_server_url, scratch_database
+from tests.support import postgres_credential_settings, postgres_server_url, scratch_database
 from zerocopy.connections import AdapterFactory, build_adapter
 from zerocopy.logging import configure_logging
 from zerocopy.refresh import RefreshEngine
@@ -92,7 +91,6 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def setup(db: Database, box: SecretBox, warehouse_url: str, jobs: int) -> list[str]:
-    pg = conninfo_to_dict(warehouse_url)
     async with db.transaction() as s:
         ws = Workspace(name="bench")
         s.add(ws)
@@ -101,13 +99,7 @@ async def setup(db: Database, box: SecretBox, warehouse_url: str, jobs: int) -> 
             workspace_id=ws.id,
             name="pg",
             kind="postgres",
-            settings={
-                "host": pg.get("host") or "127.0.0.1",
-                "port": int(pg.get("port") or 5432),
-                "database": pg["dbname"],
-                "user": pg.get("user") or "postgres",
-                "sslmode": "disable",
-            },
+            settings=postgres_credential_settings(warehouse_url),
         )
         s.add(cred)
         await s.flush()

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,6 +119,20 @@ def _has_user(name: str) -> bool:
         return True
     except KeyError:
         return False
+
+
+def postgres_credential_settings(url: str) -> dict[str, Any]:
+    """A ``postgres`` credential's settings for the server and database of ``url`` (no TLS)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    pg = conninfo_to_dict(url)
+    return {
+        "host": pg.get("host") or "127.0.0.1",
+        "port": int(pg.get("port") or 5432),
+        "database": pg["dbname"],
+        "user": pg.get("user") or "postgres",
+        "sslmode": "disable",
+    }
 
 
 def postgres_server_url() -> str | None:

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from tests.integration.refresh_fixtures import LONG_SQL
 from tests.integration.state_fixtures import make_segment
+from tests.support import postgres_credential_settings
 from zerocopy import errors
 from zerocopy.connections import AdapterFactory, build_adapter
 from zerocopy.refresh import RefreshEngine
@@ -40,7 +41,6 @@ async def setup(postgres_url: str, tmp_path: Path) -> AsyncIterator[dict[str, ob
         conn.execute(
             "CREATE TABLE marketing.nums AS SELECT i AS n FROM generate_series(0, 2999) AS t(i)"
         )
-    info = psycopg.conninfo.conninfo_to_dict(postgres_url)
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'state.sqlite3'}")
     await db.upgrade()
     box = SecretBox([SecretBox.generate_key()])
@@ -48,13 +48,7 @@ async def setup(postgres_url: str, tmp_path: Path) -> AsyncIterator[dict[str, ob
         db,
         sql="SELECT external_user_id FROM users WHERE external_user_id <= 100",
         kind="postgres",
-        settings={
-            "host": info.get("host", "127.0.0.1"),
-            "port": int(info.get("port", 5432)),
-            "database": info["dbname"],
-            "user": info.get("user", "postgres"),
-            "sslmode": "disable",
-        },
+        settings=postgres_credential_settings(postgres_url),
         scope="marketing",
     )
     async with db.transaction() as s:

@@ -39,11 +39,10 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
-from psycopg.conninfo import conninfo_to_dict
 
 from tests.integration.refresh_fixtures import make_warehouse
 from tests.integration.test_sync_engine import warehouse as sync_warehouse
-from tests.support import scratch_database
+from tests.support import postgres_credential_settings, scratch_database
 from zerocopy.connections import build_adapter
 from zerocopy.refresh import RefreshEngine
 from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
@@ -213,7 +212,6 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
     await db.upgrade()
     await ensure_queue_schema(db)
     duck = make_warehouse(tmp_path / "warehouse.duckdb")
-    pg = conninfo_to_dict(warehouse_pg)
     async with db.session() as s:
         ws, key = await workspaces.create_workspace(s, name="acme")
     duck_src = await _source(db, box, ws.id, "duckdb", {"path": str(duck)}, "marketing")
@@ -222,13 +220,7 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
         box,
         ws.id,
         "postgres",
-        {
-            "host": pg.get("host") or "127.0.0.1",
-            "port": int(pg.get("port") or 5432),
-            "database": pg["dbname"],
-            "user": pg.get("user") or "postgres",
-            "sslmode": "disable",
-        },
+        postgres_credential_settings(warehouse_pg),
         "public",
     )
     events = sync_warehouse(tmp_path / "events.duckdb", rows=SYNC_ROWS)

@@ -21,9 +21,8 @@ import anyio
 import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg.conninfo import conninfo_to_dict
 
-from tests.support import scratch_database
+from tests.support import postgres_credential_settings, scratch_database
 from zerocopy.connections import build_adapter
 from zerocopy.refresh import RefreshEngine
 from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
@@ -47,7 +46,6 @@ JOBS = 6
 
 
 async def _segments(db: Database, box: SecretBox, warehouse_url: str) -> list[str]:
-    pg = conninfo_to_dict(warehouse_url)
     async with db.transaction() as s:
         ws = Workspace(name="lanes")
         s.add(ws)
@@ -56,13 +54,7 @@ async def _segments(db: Database, box: SecretBox, warehouse_url: str) -> list[st
             workspace_id=ws.id,
             name="pg",
             kind="postgres",
-            settings={
-                "host": pg.get("host") or "127.0.0.1",
-                "port": int(pg.get("port") or 5432),
-                "database": pg["dbname"],
-                "user": pg.get("user") or "postgres",
-                "sslmode": "disable",
-            },
+            settings=postgres_credential_settings(warehouse_url),
         )
         s.add(cred)
         await s.flush()

@@ -47,9 +47,8 @@ import anyio
 import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg.conninfo import conninfo_to_dict
 
-from tests.support import scratch_database
+from tests.support import postgres_credential_settings, scratch_database
 from zerocopy.runner_procrastinate import ensure_queue_schema
 from zerocopy.secrets import SecretBox
 from zerocopy.services import workspaces
@@ -157,7 +156,7 @@ async def _wait(predicate: Any, timeout: float, what: str, every: float = 0.1) -
 
 
 async def _workspace_with_syncs(
-    db: Database, name: str, pg: dict[str, Any], syncs: list[str]
+    db: Database, name: str, settings: dict[str, Any], syncs: list[str]
 ) -> tuple[str, str, list[str]]:
     async with db.session() as s:
         ws, api_key = await workspaces.create_workspace(s, name=name)
@@ -166,13 +165,7 @@ async def _workspace_with_syncs(
             workspace_id=ws.id,
             name="pg",
             kind="postgres",
-            settings={
-                "host": pg.get("host") or "127.0.0.1",
-                "port": int(pg.get("port") or 5432),
-                "database": pg["dbname"],
-                "user": pg.get("user") or "postgres",
-                "sslmode": "disable",
-            },
+            settings=settings,
         )
         s.add(cred)
         await s.flush()
@@ -263,7 +256,7 @@ async def test_sync_worker_kill_cancel_and_duplicate_on_workers(
     db = Database(postgres_url)
     await db.upgrade()
     await ensure_queue_schema(db)
-    pg = conninfo_to_dict(warehouse_pg)
+    pg = postgres_credential_settings(warehouse_pg)
     victim_ws, victim_key, (victim,) = await _workspace_with_syncs(db, "victim", pg, ["victim"])
     control_ws, control_key, (control, cancel_me) = await _workspace_with_syncs(
         db, "control", pg, ["control", "cancel me"]
