@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,15 @@ from zerocopy.state.models import (
     Source,
     Workspace,
 )
+
+
+class _Run(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+R = TypeVar("R", bound=_Run)
+T = TypeVar("T")
 
 
 def workspace_read(ws: Workspace) -> WorkspaceRead:
@@ -150,10 +159,20 @@ async def scheduled_occurrences(
     }
 
 
-async def run_reads(session: AsyncSession, runs: Sequence[RefreshRun]) -> list[RunRead]:
-    """:func:`run_read` of each run, with the schedule occurrence of the scheduled ones."""
+async def with_occurrences(
+    session: AsyncSession,
+    runs: Sequence[R],
+    read: Callable[[R, ScheduledOccurrence | None], T],
+) -> list[T]:
+    """``read(run, occurrence)`` of each run (a refresh or a sync run), the occurrence being
+    the schedule's for the runs the scheduler started (one query for all of them)."""
     found = await scheduled_occurrences(session, [run.id for run in runs])
-    return [run_read(run, found.get(run.id)) for run in runs]
+    return [read(run, found.get(run.id)) for run in runs]
+
+
+async def run_reads(session: AsyncSession, runs: Sequence[RefreshRun]) -> list[RunRead]:
+    """:func:`run_read` of each refresh run, with its schedule occurrence."""
+    return await with_occurrences(session, runs, run_read)
 
 
 def run_read(run: RefreshRun, scheduled: ScheduledOccurrence | None = None) -> RunRead:

@@ -24,7 +24,7 @@ from api.schemas.syncs import (
     SyncUpdate,
     SyncWatermarkReset,
 )
-from api.views import scheduled_occurrences
+from api.views import with_occurrences
 from zerocopy.scheduling.dispatch import dispatch_sync_run, wait_sync_run
 from zerocopy.services import syncs
 from zerocopy.state.sync_models import Sync, SyncRun
@@ -86,9 +86,8 @@ def run_read(run: SyncRun, scheduled: ScheduledOccurrence | None = None) -> Sync
 
 
 async def run_reads(session: Any, runs: list[SyncRun]) -> list[SyncRunRead]:
-    """:func:`run_read` of each run, with the schedule occurrence of the scheduled ones."""
-    found = await scheduled_occurrences(session, [run.id for run in runs])
-    return [run_read(run, found.get(run.id)) for run in runs]
+    """:func:`run_read` of each sync run, with its schedule occurrence."""
+    return await with_occurrences(session, runs, run_read)
 
 
 class SyncController(Controller):
