@@ -8,9 +8,9 @@
   server however many schedulers tick, an edit before it postpones it, reading or editing
   after it does not resume, resume does (with a fresh stale clock), and a second pause mails
   again.
-* A workspace time-zone change re-plans to the next occurrence after now in the new zone:
-  the old zone's planned instant fires nothing, the new one fires once (two schedulers), and
-  an occurrence due at the change is owed once, not once per scheduler.
+* A workspace time-zone change goes on from the local slot the old plan waited for (round 3):
+  the old zone's planned instant fires nothing, a slot already run is not run again, one not
+  run yet runs once (at once when its new-zone instant has passed), not once per scheduler.
 """
 
 from __future__ import annotations
@@ -340,7 +340,7 @@ async def _state(db: Database, segment_id: str) -> ScheduleState:
     return state
 
 
-async def test_zone_change_replans_after_now_in_the_new_zone_without_double_or_owed_runs(
+async def test_zone_change_goes_on_from_the_waited_for_local_slot_never_twice_never_skipped(
     db: Database, tmp_path: Path
 ) -> None:
     w, ws = await _wired(db, tmp_path)
@@ -352,14 +352,19 @@ async def test_zone_change_replans_after_now_in_the_new_zone_without_double_or_o
     clock = Clock(start)
     ticker = Ticker(w, clock)
 
-    # 08:30 London = 09:30 Paris: the workspace moves to Paris before London's 09:00. The
-    # next run is 09:00 Paris *after now*: tomorrow (today's passed before the change).
+    # 08:30 London = 09:30 Paris: the workspace moves to Paris before London's 09:00 ran.
+    # The plan waited for the 06-01 slot: it is owed, at 09:00 Paris, already past, so it runs
+    # once at once (a catch-up); the old zone's instant and a second 06-01 run never come.
     clock.now = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
     await _set_zone(db, ws, "Europe/Paris")
     view = await schedule_view(db, ws, w.segment_id, now=clock.now)
     assert view["next_runs"][0] == "2026-06-02T07:00:00+00:00"
     fired, _ = await ticker.tick()
-    assert fired == []
+    assert len(fired) == 1
+    async with db.session() as s:
+        scheduled = await s.get(ScheduledRun, fired[0])
+    assert scheduled is not None and scheduled.catch_up is True
+    assert scheduled.due_at == datetime(2026, 6, 1, 7, 0, tzinfo=UTC)  # 09:00 Paris
     state = await _state(db, w.segment_id)
     assert state.planned_time_zone == "Europe/Paris"
     assert state.next_due_at == datetime(2026, 6, 2, 7, 0, tzinfo=UTC)
@@ -385,8 +390,8 @@ async def test_zone_change_replans_after_now_in_the_new_zone_without_double_or_o
     assert fired == []
 
     # Down from before 09:00 Tokyo on 06-04 to two days later, and the zone changed back to
-    # Paris meanwhile: the owed occurrence runs once (not once per scheduler), as a catch-up
-    # standing for the two missed Tokyo occurrences, then 09:00 Paris after now.
+    # Paris meanwhile: the slots of 06-04 and 06-05 (at 09:00 Paris) run once (not once per
+    # scheduler), one catch-up standing for both, then 09:00 Paris on 06-06.
     await _set_zone(db, ws, "Europe/Paris")
     clock.now = datetime(2026, 6, 5, 12, 0, tzinfo=UTC)
     fired, _ = await ticker.tick()
@@ -395,7 +400,7 @@ async def test_zone_change_replans_after_now_in_the_new_zone_without_double_or_o
         scheduled = await s.get(ScheduledRun, fired[0])
     assert scheduled is not None
     assert (scheduled.due_at, scheduled.catch_up, scheduled.coalesced) == (
-        datetime(2026, 6, 4, 0, 0, tzinfo=UTC),
+        datetime(2026, 6, 4, 7, 0, tzinfo=UTC),
         True,
         2,
     )

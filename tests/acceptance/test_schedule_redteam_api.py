@@ -172,7 +172,10 @@ async def test_zone_change_while_a_sync_run_is_due_still_runs_it_once(
     async with db.session() as s:
         scheduled = await s.get(ScheduledRun, report.fired[0])
         state = await s.get(ScheduleState, (SYNC, sync_id))
-    assert scheduled is not None and scheduled.due_at.replace(tzinfo=UTC) == due
+    # The slot the plan waited for (06-02 00:00) is run once, standing at its Paris instant
+    # (00:00 Paris on 06-02 = 22:00 UTC on 06-01), as a catch-up.
+    assert scheduled is not None
+    assert scheduled.due_at.replace(tzinfo=UTC) == due - timedelta(hours=6)
     assert scheduled.catch_up is True
     assert state is not None and state.planned_time_zone == "Europe/Paris"
     # 00:00 Paris on 06-03 = 22:00 UTC on 06-02.

@@ -33,7 +33,7 @@ from zerocopy.scheduling.schedule import (
     next_runs,
     parse_schedule,
     plan_firing,
-    replan_firing,
+    replan_in_zone,
 )
 from zerocopy.scheduling.sync_frequency import sync_schedule
 
@@ -350,14 +350,26 @@ def test_next_five_strictly_increase_are_unique_and_replan_consistently(
 def test_zone_change_while_due_owes_one_catch_up_then_plans_in_the_new_zone() -> None:
     schedule = parse_schedule({"frequency": "daily", "hour": 9, "minute": 0})
     due = local("Europe/Paris", 2026, 6, 1, 9)
+    fired = due - timedelta(days=1)  # the plan last fired at 09:00 Paris on 05-31
     now = due + timedelta(days=1, hours=2)  # down over two Paris occurrences
-    owed = replan_firing(schedule, "Europe/Paris", "Asia/Tokyo", due, now)
+    # The slot the old plan waited for (06-01) goes on in Tokyo: 09:00 Tokyo on 06-01, then
+    # one catch-up firing coalescing 06-01 and 06-02 and the plan goes on in Tokyo.
+    moved = replan_in_zone(schedule, "Europe/Paris", "Asia/Tokyo", due, fired, now)
+    assert walls([moved], "Asia/Tokyo") == ["2026-06-01 09:00 +0900"]  # type: ignore[list-item]
+    owed = plan_firing(schedule, "Asia/Tokyo", moved, now)  # type: ignore[arg-type]
     assert owed is not None
-    assert (owed.due_at, owed.coalesced, owed.catch_up) == (due, 2, True)
+    assert (owed.due_at, owed.coalesced, owed.catch_up) == (moved, 2, True)
     assert walls([owed.next_due_at], "Asia/Tokyo") == ["2026-06-03 09:00 +0900"]  # type: ignore[list-item]
-    # Nothing due yet: nothing owed (the caller simply re-plans).
-    assert replan_firing(schedule, "Europe/Paris", "Asia/Tokyo", due, due - timedelta(1)) is None
-    assert replan_firing(schedule, "Europe/Paris", "Asia/Tokyo", None, now) is None
-    # An old zone nobody can read: the one due occurrence.
-    odd = replan_firing(schedule, "Nowhere/Zone", "UTC", due, now)
-    assert odd is not None and (odd.coalesced, odd.catch_up) == (1, True)
+    # Nothing due yet and Tokyo's 06-01 slot before the last firing: tomorrow in Tokyo.
+    early = replan_in_zone(
+        schedule,
+        "Europe/Paris",
+        "Asia/Tokyo",
+        due,
+        due - timedelta(hours=2),
+        due - timedelta(hours=1),
+    )
+    assert walls([early], "Asia/Tokyo") == ["2026-06-02 09:00 +0900"]  # type: ignore[list-item]
+    # An old zone nobody can read: the new zone's first occurrence after the floor.
+    odd = replan_in_zone(schedule, "Nowhere/Zone", "UTC", due, fired, now)
+    assert odd == datetime(2026, 5, 31, 9, 0, tzinfo=UTC)

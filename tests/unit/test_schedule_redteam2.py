@@ -45,7 +45,7 @@ from zerocopy.scheduling.schedule import (
     next_runs,
     parse_schedule,
     plan_firing,
-    replan_firing,
+    replan_in_zone,
 )
 from zerocopy.scheduling.sync_frequency import check_sync_frequency, sync_schedule
 
@@ -830,24 +830,23 @@ def test_a_run_on_time_is_not_a_catch_up_and_a_late_one_is() -> None:
     assert burst.next_due_at == z(2026, 6, 1, 22, 15)
 
 
-def test_zone_change_owes_one_run_when_due_and_otherwise_plans_in_the_new_zone() -> None:
+def test_zone_change_goes_on_from_the_slot_the_old_plan_waited_for() -> None:
     schedule = seg({"frequency": "daily", "hour": 9, "minute": 0})
     due = at("Europe/Paris", 2026, 6, 1, 9, 0)
-    # Nothing due at the change: no owed run; the caller re-plans in the new zone.
-    assert (
-        replan_firing(schedule, "Europe/Paris", "America/New_York", due, due - timedelta(minutes=1))
-        is None
+    fired = due - timedelta(days=1)
+    # Nothing due at the change: 09:00 New York on the same local day (06-01), later.
+    moved = replan_in_zone(
+        schedule, "Europe/Paris", "America/New_York", due, fired, due - timedelta(minutes=1)
     )
-    assert next_run(schedule, due - timedelta(minutes=1), "America/New_York") == at(
-        "America/New_York", 2026, 6, 1, 9, 0
-    )
-    # Due (the scheduler was down two days over the change): one run, a catch-up coalescing
-    # the two missed Paris occurrences, then 09:00 in New York.
-    now = due + timedelta(days=1, hours=2)
-    owed = replan_firing(schedule, "Europe/Paris", "America/New_York", due, now)
+    assert moved == at("America/New_York", 2026, 6, 1, 9, 0)
+    # Due (the scheduler was down two days over the change): the 06-01 slot in New York,
+    # then one catch-up coalescing 06-01 and 06-02 (New York), then 06-03 New York.
+    now = due + timedelta(days=1, hours=8)
+    moved = replan_in_zone(schedule, "Europe/Paris", "America/New_York", due, fired, now)
+    owed = plan_firing(schedule, "America/New_York", moved, now)  # type: ignore[arg-type]
     assert owed is not None
-    assert (owed.due_at, owed.coalesced, owed.catch_up) == (due, 2, True)
-    assert owed.next_due_at == at("America/New_York", 2026, 6, 2, 9, 0) and owed.next_due_at > now
+    assert (owed.due_at, owed.coalesced, owed.catch_up) == (moved, 2, True)
+    assert owed.next_due_at == at("America/New_York", 2026, 6, 3, 9, 0) and owed.next_due_at > now
 
 
 # ------------------------------------------------------------------ refusals

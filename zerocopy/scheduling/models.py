@@ -39,6 +39,9 @@ class ScheduleState(Base):
     """The workspace time zone ``next_due_at`` was computed in (a change re-plans)."""
     planned_key: Mapped[str | None] = mapped_column(sa.String(200))
     """:meth:`Schedule.key` ``next_due_at`` was computed for (an edit re-plans)."""
+    planned_from: Mapped[datetime | None]
+    """Occurrences at or before this instant are not owed by the plan: it was made (or last
+    fired) then. A time-zone change re-plans from it (migration 0006; NULL on older rows)."""
     paused_reason: Mapped[str | None] = mapped_column(sa.String(32))
     paused_at: Mapped[datetime | None]
     paused_details: Mapped[dict[str, Any] | None]
@@ -119,4 +122,11 @@ class Notice(Base):
     subject: Mapped[str] = mapped_column(sa.Text)
     delivered: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    """The last attempt's failure (kept once delivered, for the record)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    """E-mail attempts made (0 when there was nothing to send to)."""
+    last_attempt_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
+    """When a failed e-mail is tried again (NULL: delivered, or given up)."""
+    delivered_at: Mapped[datetime | None]

@@ -24,12 +24,18 @@ Two families of frequencies, both in the workspace's IANA time zone:
 ``next_run(after)`` is the first firing instant strictly after ``after``. Every function
 takes and returns aware UTC datetimes.
 
-A change of the workspace's time zone re-plans from the moment it is seen: the next run is the
-first occurrence strictly after now in the new zone (a daily 09:00 moved from Paris to London
-at 08:30 London runs at 09:00 London that day even if 09:00 Paris ran an hour earlier; moved
-from London to Paris at 09:30 Paris it runs at 09:00 Paris the next day). Only an occurrence
-the old plan already had due and nobody fired (the scheduler was down) is owed, once, as a
-catch-up (:func:`replan_firing`); the old plan's future instants never fire.
+A change of the workspace's time zone re-plans without running a local slot twice or
+skipping one (:func:`replan_in_zone`). Every occurrence of a wall-clock schedule stands for a
+local calendar slot, its nominal (date, HH:MM); the old plan had run every slot before the
+one it was waiting for. In the new zone the plan goes on at the first slot after those (the
+same label: a daily 09:00 whose 09:00 Paris ran today next runs tomorrow at 09:00 London, not
+again today at 09:00 London; one waiting for 09:00 London today runs 09:00 Paris today, at
+once if that instant has passed, not tomorrow). A slot whose new-zone instant is at or
+before the plan's floor (``planned_from``: when the plan was made or last fired) is not owed,
+unless the old plan had already come due on it when the zone changed; then it runs once.
+Real-time frequencies (15/30 minutes, hourly) have no slots: they go on at the new zone's
+first aligned instant after the floor. Anything that comes out due runs once, at once, as a
+catch-up coalescing what it stands for (:func:`plan_firing`).
 """
 
 from __future__ import annotations
@@ -577,34 +583,70 @@ def plan_firing(
     )
 
 
-def replan_firing(
-    schedule: Schedule,
-    old_zone: str | None,
-    new_zone: ZoneInfo | str,
-    next_due_at: datetime | None,
-    now: datetime,
-    *,
-    late_after_s: float = 60.0,
-) -> Firing | None:
-    """The firing owed when a schedule planned in ``old_zone`` now lives in ``new_zone``.
-
-    An occurrence the old plan had due (``next_due_at <= now``) but nobody fired yet (the
-    scheduler was down when the workspace's time zone changed) still runs, once: it coalesces
-    every occurrence missed under the old zone, and the plan goes on in the new zone from
-    ``now``. ``None`` when nothing was due (the caller simply re-plans).
-    """
-    if next_due_at is None or next_due_at > now:
-        return None
-    try:
-        firing = plan_firing(
-            schedule, old_zone or new_zone, next_due_at, now, late_after_s=late_after_s
-        )
-    except ZerocopyError:  # an old zone name nobody can read: the one due occurrence
-        firing = Firing(due_at=next_due_at, coalesced=1, catch_up=True, next_due_at=None)
-    assert firing is not None
-    return Firing(
-        due_at=firing.due_at,
-        coalesced=firing.coalesced,
-        catch_up=firing.catch_up,
-        next_due_at=next_run(schedule, now, new_zone),
+def is_real_time(schedule: Schedule) -> bool:
+    """Whether ``schedule`` keeps a real-time cadence (no wall-clock slots): 15 and 30 minutes,
+    hourly at minute M and every 1 hour."""
+    return schedule.frequency in INTERVAL_MINUTES or (
+        schedule.frequency == HOURLY
+        or (schedule.frequency == EVERY_N_HOURS and schedule.hours == 1)
     )
+
+
+def replan_in_zone(
+    schedule: Schedule,
+    old_zone: ZoneInfo | str | None,
+    new_zone: ZoneInfo | str,
+    pending: datetime,
+    floor: datetime,
+    changed_at: datetime,
+) -> datetime | None:
+    """The next due instant of a plan made in ``old_zone`` once the workspace is in ``new_zone``.
+
+    ``pending`` is the occurrence the old plan was waiting for (its ``next_due_at``: every
+    occurrence before it ran or was coalesced), ``floor`` the plan's ``planned_from`` (when it
+    was made or last fired: nothing at or before it is owed) and ``changed_at`` when the zone
+    changed (a scheduler noticing the change late passes the moment it noticed it).
+
+    * Wall-clock slots (daily, weekly, monthly, every N >= 2 hours): the slots done are those
+      whose nominal local (date, HH:MM) reads before ``pending`` on the old zone's clock; the
+      result is the first later slot resolved in the new zone (gap and fold rules as in
+      :func:`next_run`) whose instant is after ``floor``. A slot at or before the floor is
+      skipped (the plan did not exist yet, or a run after it covered it), except the one the
+      old plan was waiting for when that was already due at ``changed_at``: it still runs,
+      standing at its old instant.
+    * Real-time frequencies: the new zone's first aligned instant after ``floor`` (or
+      ``pending`` when that is earlier and was already due at ``changed_at``).
+
+    The result may lie in the past: the scheduler then fires it at once, one catch-up run.
+    ``None`` for manual schedules.
+    """
+    if schedule.is_manual:
+        return None
+    new = stored_zone(new_zone) if isinstance(new_zone, str) else new_zone
+    pending, floor = pending.astimezone(UTC), floor.astimezone(UTC)
+    was_due = pending <= changed_at
+    old: ZoneInfo | None
+    try:
+        old = stored_zone(old_zone) if isinstance(old_zone, str) else old_zone
+    except ZerocopyError:
+        old = None  # a zone nobody can read any more: no labels, the real-time rule
+    if is_real_time(schedule) or old is None:
+        following = next_run(schedule, floor, new)
+        assert following is not None
+        return pending if was_due and pending < following else following
+    done_until = (pending - timedelta(microseconds=1)).astimezone(old).replace(tzinfo=None)
+    day = done_until.date()
+    first = True
+    for _ in range(40):  # a month plus margin covers every frequency
+        for slot in _slots(schedule, day):
+            wall = datetime.combine(day, slot)
+            if wall <= done_until:
+                continue
+            instant = resolve_local(wall, new)
+            if instant > floor:
+                return instant
+            if first and was_due:
+                return pending
+            first = False
+        day += timedelta(days=1)
+    raise AssertionError(f"no occurrence of {schedule} within 40 days")  # pragma: no cover

@@ -33,9 +33,10 @@ from zerocopy.scheduling.schedule import (
     Firing,
     Schedule,
     next_run,
+    next_runs,
     parse_schedule,
     plan_firing,
-    replan_firing,
+    replan_in_zone,
     stored_zone,
 )
 from zerocopy.state.db import Database
@@ -98,47 +99,155 @@ def segment_digest(segment: Any, schedule_doc: Any) -> str:
     )
 
 
-def owed_after_zone_change(
-    schedule: Schedule,
-    state: ScheduleState,
-    time_zone: str,
-    now: datetime,
-    *,
-    late_after_s: float,
-) -> Firing | None:
-    """The firing still owed because the workspace's time zone changed while it was due.
+def plan_floor(state: ScheduleState) -> datetime:
+    """``planned_from`` of the plan: occurrences at or before it are not owed. Rows planned
+    before migration 0006 have none: when they last fired, resumed or were created."""
+    if state.planned_from is not None:
+        return state.planned_from
+    marks = [state.last_fired_at, state.resumed_at, state.created_at]
+    return max(m for m in marks if m is not None)
 
-    Shared by the segment and sync schedulers. Only when the plan was made for this same
-    schedule in another zone (``state.planned_time_zone``) and its ``next_due_at`` is at or
-    before ``now``: that occurrence runs once (a catch-up coalescing what the old zone
-    missed) and its ``next_due_at`` is the next occurrence after ``now`` in ``time_zone``
-    (see :func:`replan_firing`). ``None`` otherwise; then :func:`replanned` says whether the
-    plan is simply made again.
+
+def zone_replanned(
+    schedule: Schedule, state: ScheduleState, time_zone: str, now: datetime
+) -> dict[str, Any] | None:
+    """The plan (``schedule_state`` values) after the workspace's time zone changed, else
+    ``None``: only when the plan was made for this same schedule in another zone.
+
+    The next occurrence goes on from the local slot the old plan was waiting for, so no
+    local slot runs twice or is skipped (:func:`replan_in_zone`); it may be due at once, and
+    then the tick fires it (one catch-up). Shared by the segment and sync schedulers and by
+    :func:`replan_workspace_zone`; ``now`` is when the change happened (or was noticed).
     """
-    if state.planned_time_zone == time_zone or state.planned_key != schedule.key():
+    if (
+        state.planned_time_zone == time_zone
+        or state.planned_key != schedule.key()
+        or state.next_due_at is None
+    ):
         return None
-    return replan_firing(
-        schedule,
-        state.planned_time_zone,
-        time_zone,
-        state.next_due_at,
-        now,
-        late_after_s=late_after_s,
-    )
+    return {
+        "next_due_at": replan_in_zone(
+            schedule,
+            state.planned_time_zone,
+            time_zone,
+            state.next_due_at,
+            plan_floor(state),
+            now,
+        ),
+        "planned_time_zone": time_zone,
+    }
 
 
 def replanned(
     schedule: Schedule, state: ScheduleState, time_zone: str, now: datetime
 ) -> dict[str, Any] | None:
-    """The new plan (``schedule_state`` values) when the schedule or the zone changed, else
-    ``None``: the next occurrence strictly after ``now`` in ``time_zone``, nothing owed."""
+    """The new plan (``schedule_state`` values) when the schedule changed (or there is no
+    plan), else ``None``: the next occurrence strictly after ``now``, nothing owed. A change
+    of zone alone is :func:`zone_replanned`'s."""
     if state.planned_time_zone == time_zone and state.planned_key == schedule.key():
         return None
     return {
         "next_due_at": next_run(schedule, now, time_zone),
         "planned_time_zone": time_zone,
         "planned_key": schedule.key(),
+        "planned_from": now,
     }
+
+
+def upcoming_runs(
+    schedule: Schedule, state: ScheduleState | None, time_zone: str, now: datetime, count: int = 5
+) -> list[datetime]:
+    """The next ``count`` runs as the scheduler will fire them (the API's ``next_runs``).
+
+    From the stored plan when it was made for this schedule (in another zone: as
+    :func:`zone_replanned` moves it); an occurrence already due is left out (it fires at the
+    next tick, coalesced), so the list starts after it. Without a plan: after ``now``.
+    """
+    if schedule.is_manual:
+        return []
+    first: datetime | None = None
+    if state is not None and state.next_due_at is not None and state.planned_key == schedule.key():
+        moved = zone_replanned(schedule, state, time_zone, now)
+        first = moved["next_due_at"] if moved is not None else state.next_due_at
+    if first is None:
+        return next_runs(schedule, now, time_zone, count)
+    if first <= now:
+        firing = plan_firing(schedule, time_zone, first, now)
+        first = firing.next_due_at if firing is not None else None
+        if first is None:
+            return []
+    return [first, *next_runs(schedule, first, time_zone, count - 1)]
+
+
+async def apply_plan(s: Any, owner_kind: str, state: ScheduleState, values: dict[str, Any]) -> bool:
+    """Write ``values`` over the plan ``state`` was read with (compare-and-set on
+    ``next_due_at`` and ``planned_time_zone``): ``False`` when another process moved it
+    meanwhile (re-planned or fired it), so a re-plan never undoes a firing."""
+    zone_col = ScheduleState.planned_time_zone
+    due_col = ScheduleState.next_due_at
+    result = await s.execute(
+        sa.update(ScheduleState)
+        .where(
+            ScheduleState.owner_kind == owner_kind,
+            ScheduleState.owner_id == state.owner_id,
+            due_col.is_(None) if state.next_due_at is None else due_col == state.next_due_at,
+            zone_col.is_(None)
+            if state.planned_time_zone is None
+            else zone_col == state.planned_time_zone,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount == 1)
+
+
+async def replan_workspace_zone(s: Any, workspace_id: str, time_zone: str, now: datetime) -> int:
+    """Re-plan, in session ``s`` (the zone change's transaction), every segment and sync plan
+    of the workspace made in another zone (:func:`zone_replanned`); how many moved.
+
+    Plans whose schedule changed meanwhile, or that have none, are left to the next tick.
+    """
+    from zerocopy.scheduling.models import SYNC
+    from zerocopy.scheduling.sync_frequency import sync_schedule
+    from zerocopy.state.sync_models import Sync
+
+    states = (
+        await s.scalars(
+            sa.select(ScheduleState).where(
+                ScheduleState.workspace_id == workspace_id,
+                ScheduleState.next_due_at.is_not(None),
+            )
+        )
+    ).all()
+    docs = dict(
+        (
+            await s.execute(
+                sa.select(Segment.id, Segment.schedule).where(Segment.workspace_id == workspace_id)
+            )
+        ).all()
+    )
+    frequencies = dict(
+        (
+            await s.execute(
+                sa.select(Sync.id, Sync.frequency).where(Sync.workspace_id == workspace_id)
+            )
+        ).all()
+    )
+    moved = 0
+    for state in states:
+        try:
+            if state.owner_kind == SEGMENT and docs.get(state.owner_id):
+                schedule = parse_schedule(docs[state.owner_id], SEGMENT_FREQUENCIES)
+            elif state.owner_kind == SYNC and state.owner_id in frequencies:
+                schedule = sync_schedule(frequencies[state.owner_id])
+            else:
+                continue
+        except ZerocopyError:
+            continue
+        values = zone_replanned(schedule, state, time_zone, now)
+        if values is not None and await apply_plan(s, state.owner_kind, state, values):
+            moved += 1
+    return moved
 
 
 class Scheduler:
@@ -216,26 +325,17 @@ class Scheduler:
                 continue
             if state.definition_hash != owner.digest:
                 await self._update(owner.id, definition_hash=owner.digest, last_changed_at=now)
-            if (
-                state.paused_reason is None
-                and not self._is_stale(state, owner, now)
-                and (
-                    owe := owed_after_zone_change(
-                        owner.schedule,
-                        state,
-                        owner.time_zone,
-                        now,
-                        late_after_s=self.config.late_after_s,
-                    )
-                )
-            ):
-                # The zone changed while an occurrence was due: it still runs (the claim
-                # records the new zone), then the plan goes on in the new zone.
-                due.append((owner, state, owe))
+            if (moved := zone_replanned(owner.schedule, state, owner.time_zone, now)) is not None:
+                # The zone changed: go on from the local slot the old plan was waiting for
+                # (maybe due at once, fired below); another process may have done it first.
+                async with self.db.transaction() as s:
+                    if not await apply_plan(s, SEGMENT, state, moved):
+                        continue
+                state.next_due_at = moved["next_due_at"]
+                state.planned_time_zone = owner.time_zone
                 report.replanned += 1
-                continue
-            if (plan := replanned(owner.schedule, state, owner.time_zone, now)) is not None:
-                # A new time zone or schedule: plan again from now (nothing due was owed).
+            elif (plan := replanned(owner.schedule, state, owner.time_zone, now)) is not None:
+                # A new schedule: plan again from now (nothing due is owed).
                 await self._update(owner.id, **plan)
                 report.replanned += 1
                 continue
@@ -432,6 +532,7 @@ class Scheduler:
                     planned_time_zone=due.c.zone,
                     last_due_at=due.c.last_due,
                     last_fired_at=now,
+                    planned_from=now,
                     last_catch_up=due.c.catch_up,
                     last_coalesced=due.c.coalesced,
                     misses=ScheduleState.misses + due.c.coalesced - 1,
@@ -467,6 +568,7 @@ class Scheduler:
                 planned_time_zone=owner.time_zone,
                 last_due_at=firing.due_at,
                 last_fired_at=now,
+                planned_from=now,
                 last_catch_up=firing.catch_up,
                 last_coalesced=firing.coalesced,
                 misses=ScheduleState.misses + (firing.coalesced - 1),
@@ -510,6 +612,7 @@ class Scheduler:
                         next_due_at=next_run(owner.schedule, now, owner.time_zone),
                         planned_time_zone=owner.time_zone,
                         planned_key=owner.schedule.key(),
+                        planned_from=now,
                         definition_hash=owner.digest,
                         last_changed_at=now,
                         created_at=now,

@@ -12,8 +12,8 @@ from sqlalchemy.exc import IntegrityError
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.scheduling.models import SEGMENT, ScheduledRun, ScheduleState
-from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, next_runs, parse_schedule
-from zerocopy.scheduling.scheduler import segment_digest
+from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, parse_schedule
+from zerocopy.scheduling.scheduler import segment_digest, upcoming_runs, zone_replanned
 from zerocopy.state.db import Database
 from zerocopy.state.models import RefreshRun, Segment, Workspace, utcnow
 
@@ -92,19 +92,7 @@ async def schedule_view(
         )
         scheduled = await s.get(ScheduledRun, last_run.id) if last_run is not None else None
     paused = state is not None and state.paused_reason is not None
-    upcoming: list[datetime] = []
-    if not paused:
-        first = state.next_due_at if state is not None and state.next_due_at else None
-        if (
-            first is not None
-            and first > now
-            and state is not None
-            and state.planned_time_zone == zone
-            and state.planned_key == schedule.key()
-        ):
-            upcoming = [first, *next_runs(schedule, first, zone, 4)]
-        if not upcoming:
-            upcoming = next_runs(schedule, now, zone, 5)
+    upcoming = [] if paused else upcoming_runs(schedule, state, zone, now)
     return {
         "segment_id": segment_id,
         "schedule": schedule.to_dict(),
@@ -179,20 +167,26 @@ async def set_schedule(
         )
     async with db.session() as s:
         state = await s.get(ScheduleState, (SEGMENT, segment_id))
-    unchanged = (
+    same = (
         state is not None
         and state.next_due_at is not None
-        and state.planned_key == schedule.key()
-        and state.planned_time_zone == zone
+        and (state.planned_key == schedule.key())
     )
     values: dict[str, Any] = {
-        # The same schedule again keeps its plan (an occurrence already due still fires).
-        "next_due_at": state.next_due_at if unchanged and state else next_run(schedule, now, zone),
         "planned_time_zone": zone,
         "planned_key": schedule.key(),
         "last_changed_at": now,
         "definition_hash": segment_digest(segment, schedule.to_dict()),
     }
+    if same and state is not None and state.planned_time_zone == zone:
+        pass  # the same schedule again keeps its plan (an occurrence already due still fires)
+    elif same and state is not None:
+        # The same schedule, planned before a zone change the scheduler has not seen yet.
+        moved = zone_replanned(schedule, state, zone, now)
+        assert moved is not None
+        values["next_due_at"] = moved["next_due_at"]
+    else:
+        values |= {"next_due_at": next_run(schedule, now, zone), "planned_from": now}
     if checked_contacts is not None:
         values["contacts"] = checked_contacts
     for attempt in range(2):
@@ -241,6 +235,7 @@ async def resume_schedule(
                 next_due_at=next_run(schedule, now, zone),
                 planned_time_zone=zone,
                 planned_key=schedule.key(),
+                planned_from=now,
             )
         )
     return await schedule_view(db, workspace_id, segment_id, now)

@@ -37,15 +37,16 @@ from zerocopy.scheduling.schedule import (
     Firing,
     Schedule,
     next_run,
-    next_runs,
     plan_firing,
     stored_zone,
 )
 from zerocopy.scheduling.scheduler import (
     TickReport,
+    apply_plan,
     launch_scheduled_run,
-    owed_after_zone_change,
     replanned,
+    upcoming_runs,
+    zone_replanned,
 )
 from zerocopy.scheduling.sync_frequency import sync_schedule
 from zerocopy.state.db import Database
@@ -145,16 +146,16 @@ class SyncScheduler:
                 await self._plan(owner, schedule, now)
                 report.planned += 1
                 continue
-            owe = owed_after_zone_change(
-                schedule, state, owner.time_zone, now, late_after_s=self.config.late_after_s
-            )
-            if owe is not None:
-                # The zone changed while an occurrence was due: it still runs, then the plan
-                # goes on in the new zone (the claim records it).
-                due.append((owner, state, owe))
+            if (moved := zone_replanned(schedule, state, owner.time_zone, now)) is not None:
+                # The zone changed: go on from the local slot the old plan was waiting for
+                # (maybe due at once, fired below); another process may have done it first.
+                async with self.db.transaction() as s:
+                    if not await apply_plan(s, SYNC, state, moved):
+                        continue
+                state.next_due_at = moved["next_due_at"]
+                state.planned_time_zone = owner.time_zone
                 report.replanned += 1
-                continue
-            if (plan := replanned(schedule, state, owner.time_zone, now)) is not None:
+            elif (plan := replanned(schedule, state, owner.time_zone, now)) is not None:
                 await self._update(owner.id, **plan)
                 report.replanned += 1
                 continue
@@ -184,6 +185,7 @@ class SyncScheduler:
                         next_due_at=next_run(schedule, now, owner.time_zone),
                         planned_time_zone=owner.time_zone,
                         planned_key=schedule.key(),
+                        planned_from=now,
                         last_changed_at=now,
                         created_at=now,
                     )
@@ -222,6 +224,7 @@ class SyncScheduler:
                     planned_time_zone=owner.time_zone,
                     last_due_at=firing.due_at,
                     last_fired_at=now,
+                    planned_from=now,
                     last_catch_up=firing.catch_up,
                     last_coalesced=firing.coalesced,
                     misses=ScheduleState.misses + (firing.coalesced - 1),
@@ -371,19 +374,7 @@ async def sync_schedule_view(
         scheduled = await s.get(ScheduledRun, last_run.id) if last_run is not None else None
     schedule = sync_schedule(sync.frequency)
     active = sync.status == SyncStatus.ACTIVE
-    upcoming: list[datetime] = []
-    if active:
-        first = state.next_due_at if state is not None else None
-        if (
-            first is not None
-            and first > now
-            and state is not None
-            and state.planned_time_zone == zone
-            and state.planned_key == schedule.key()
-        ):
-            upcoming = [first, *next_runs(schedule, first, zone, 4)]
-        else:
-            upcoming = next_runs(schedule, now, zone, 5)
+    upcoming = upcoming_runs(schedule, state, zone, now) if active else []
     return {
         "sync_id": sync_id,
         "frequency": sync.frequency,

@@ -56,14 +56,25 @@ async def create_workspace(
     return ws, key
 
 
-async def set_time_zone(session: AsyncSession, workspace_id: str, time_zone: str) -> Workspace:
-    """Change the workspace's IANA time zone: its schedules are re-planned in the new zone
-    from now on (the schedule views at once, the scheduler at its next tick; no burst)."""
+async def set_time_zone(
+    session: AsyncSession, workspace_id: str, time_zone: str, now: datetime | None = None
+) -> Workspace:
+    """Change the workspace's IANA time zone and re-plan its schedules in the same transaction.
+
+    Each plan goes on from the local slot it was waiting for, in the new zone: no local slot
+    runs twice, none is skipped (one that comes out due runs at once, as one catch-up); see
+    :func:`zerocopy.scheduling.schedule.replan_in_zone`. The same zone again changes nothing.
+    """
+    from zerocopy.scheduling.scheduler import replan_workspace_zone
+
     load_zone(time_zone)
     ws = await session.get(Workspace, workspace_id)
     if ws is None:
         raise ZerocopyError(errors.NOT_FOUND, f"workspace {workspace_id} does not exist")
-    ws.time_zone = time_zone
+    if ws.time_zone != time_zone:
+        ws.time_zone = time_zone
+        await session.flush()
+        await replan_workspace_zone(session, workspace_id, time_zone, now or datetime.now(UTC))
     await session.commit()
     return ws
 
