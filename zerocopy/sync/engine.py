@@ -534,9 +534,10 @@ class SyncEngine:
             async with send:
                 for read in reads:
                     held: _Keyed | None = None
-                    async for raw in _batches(
-                        adapter, resolved.table, read, self.batch_rows, wanted
-                    ):
+                    source = _batches(adapter, resolved.table, read, self.batch_rows, wanted)
+                    if resolved.updated_at_text:
+                        source = _in_time_order(source, read.column, self.batch_rows)
+                    async for raw in source:
                         names = [canonical.get(n, n) for n in raw.schema.names]
                         batch = raw.rename_columns(names)
                         pieces, held = await anyio.to_thread.run_sync(
@@ -855,6 +856,35 @@ async def _batches(
     async for batch in adapter.read_incremental(
         table, watermark, batch_rows=batch_rows, columns=columns
     ):
+        yield batch
+
+
+async def _in_time_order(
+    batches: AsyncIterator[pa.RecordBatch], column: str, batch_rows: int
+) -> AsyncIterator[pa.RecordBatch]:
+    """A text ``UPDATED_AT`` read whole, re-ordered by the instant each value means.
+
+    The warehouse can only order the text as text, which is not time order as soon as the
+    values use offsets (``…T10:00+05:00`` is before ``…T06:00Z``) or other ISO 8601
+    spellings (``2026-330``, ``24:00``); merges must apply in time order, as with a timestamp
+    column. Rows without a usable time keep their place at the end. The whole table is held
+    as Arrow columns (text ``UPDATED_AT`` tables are modest; see the README).
+    """
+    collected = [b async for b in batches if b.num_rows]
+    if not collected:
+        return
+
+    def order() -> list[pa.RecordBatch]:
+        table = pa.Table.from_batches(collected)
+        micros = updated_micros(table.column(column).combine_chunks())
+        top = np.iinfo(np.int64).max
+        keys = np.fromiter(
+            (top if u is None else u for u in micros), dtype=np.int64, count=len(micros)
+        )
+        taken = table.take(pa.array(np.argsort(keys, kind="stable"), pa.int64()))
+        return taken.combine_chunks().to_batches(max_chunksize=batch_rows)
+
+    for batch in await anyio.to_thread.run_sync(order):
         yield batch
 
 

@@ -9,6 +9,7 @@ orjson; only the per-row assembly of the result is a Python loop.
 from __future__ import annotations
 
 import base64
+import calendar
 import gc
 import hashlib
 import math
@@ -17,7 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from typing import Any
@@ -263,25 +264,82 @@ def _timestamp_us(value: Any) -> int | None:
     if isinstance(value, date):
         return to_micros(datetime(value.year, value.month, value.day))
     if isinstance(value, str):
-        text = value.strip()
+        text = value.strip().replace(" UTC", "+00:00")
         if not text:
             return None
         try:
-            return to_micros(datetime.fromisoformat(text.replace(" UTC", "+00:00")))
+            parsed = datetime.fromisoformat(text)
         except ValueError:
-            return _parse_lenient_us(text)
+            return _parse_iso_us(text)
+        if ("." in text or "," in text) and _fraction_of_hour_or_minute(text):
+            return _parse_iso_us(text)  # Python reads 10:30.5 as 10:30:00.5, not 10:30:30
+        return to_micros(parsed)
     return None
 
 
-def _parse_lenient_us(text: str) -> int | None:
-    """RFC 3339 spellings ``fromisoformat`` refuses: a lower-case ``t`` / ``z`` / ``utc``."""
-    upper = text.upper().replace(" UTC", "+00:00")
-    if upper == text:
-        return None
+_ISO_DATE_TIME = re.compile(
+    r"(?P<date>[0-9W-]+)[T ](?P<h>[0-9]{2})(?::?(?P<m>[0-9]{2})(?::?(?P<s>[0-9]{2}))?)?"
+    r"(?:[.,](?P<f>[0-9]+))?(?P<zone>\s*(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?)"
+)
+"""ISO 8601 date and time: calendar, week or ordinal date; ``hh``, ``hh:mm`` or ``hh:mm:ss``
+(colons optional) with an optional decimal fraction of its last part; an optional offset."""
+_ORDINAL_DATE = re.compile(r"(?P<y>[0-9]{4})-?(?P<d>[0-9]{3})")
+"""An ISO 8601 ordinal date: year and day of the year (``2026-330``, ``2026330``)."""
+
+
+def _fraction_of_hour_or_minute(text: str) -> bool:
+    m = _ISO_DATE_TIME.fullmatch(text.upper())
+    return m is not None and m["f"] is not None and m["s"] is None
+
+
+def _iso_date(text: str) -> date | None:
+    """A calendar, week or ordinal date (ISO 8601), or None."""
+    ordinal = _ORDINAL_DATE.fullmatch(text)
     try:
-        return to_micros(datetime.fromisoformat(upper))
-    except ValueError:
+        if ordinal is None:
+            return date.fromisoformat(text)
+        year, day = int(ordinal["y"]), int(ordinal["d"])
+        if not 1 <= day <= (366 if calendar.isleap(year) else 365):
+            return None
+        return date(year, 1, 1) + timedelta(days=day - 1)
+    except (ValueError, OverflowError):
         return None
+
+
+def _parse_iso_us(text: str) -> int | None:
+    """The ISO 8601 spellings ``datetime.fromisoformat`` refuses or misreads, as epoch µs:
+
+    * a lower-case ``t`` / ``z`` / ``utc`` (RFC 3339 allows them);
+    * ordinal dates, ``2026-330`` = 2026-11-26;
+    * ``24:00`` (``24:00:00``, ``24:00:00.000``), the end of a day = 00:00 of the next day;
+      any other time past 24:00 is refused;
+    * a decimal fraction of the hour or the minute: ``10.5`` = 10:30, ``10:30.5`` = 10:30:30.
+    """
+    upper = text.upper().replace(" UTC", "+00:00")
+    day = _iso_date(upper)
+    if day is not None:  # a date alone: its midnight, UTC
+        return to_micros(datetime(day.year, day.month, day.day))
+    m = _ISO_DATE_TIME.fullmatch(upper)
+    if m is None:
+        return None
+    day = _iso_date(m["date"])
+    if day is None:
+        return None
+    hour, minute, second = int(m["h"]), int(m["m"] or 0), int(m["s"] or 0)
+    fraction = Decimal(f"0.{m['f']}") if m["f"] else Decimal(0)
+    if minute > 59 or second > 59 or hour > 24:
+        return None
+    if hour == 24 and (minute or second or fraction):
+        return None  # only 24:00 itself ends a day
+    unit_us = 1_000_000 if m["s"] else 60_000_000 if m["m"] else 3_600_000_000
+    micros = ((hour * 60 + minute) * 60 + second) * 1_000_000 + int(fraction * unit_us)
+    zone = m["zone"].strip()
+    try:
+        midnight = datetime.fromisoformat(f"{day.isoformat()}T00:00:00{zone}")
+        out = to_micros(midnight) + micros
+    except (ValueError, OverflowError):
+        return None
+    return out if _MIN_US <= out <= _MAX_US else None
 
 
 # ------------------------------------------------------------------ identifier rules
