@@ -716,6 +716,9 @@ def _plan_users(
         when = row.updated_at or now
         pid = profiles.find(ident)
         replayed = replay is not None and row.updated_us is not None and row.updated_us <= replay
+        # An e-mail or phone designates its most recently updated holder, which may not be
+        # the profile a replayed row went to the first time: its copies count anywhere.
+        by_address = replayed and ident.kind in ("email", "phone")
         if batch.data_type is DataType.USER_DELETES:
             if pid is not None and not (replayed and profiles.by_id[pid]["updated_at"] > when):
                 # Replayed after a watermark reset, a delete older than the profile's last
@@ -753,6 +756,7 @@ def _plan_users(
                     "properties": row.payload.get("properties") or {},
                     "row_hash": row.row_hash,
                     "_replayed": replayed,
+                    "_by_address": by_address,
                 }
             )
         else:
@@ -768,9 +772,14 @@ def _plan_users(
                     "properties": row.payload.get("properties") or {},
                     "row_hash": row.row_hash,
                     "_replayed": replayed,
+                    "_by_address": by_address,
                 }
             )
     return rejections, events, purchases
+
+
+ANYWHERE = ""
+"""The profile part of a replay memo key counting a row hash's copies on every profile."""
 
 
 async def _drop_stored_copies(
@@ -783,12 +792,22 @@ async def _drop_stored_copies(
     """Events or purchases to insert: replayed rows (``_replayed``) the store already holds
     are left out. The n-th copy of one (profile, row hash) met in the run is inserted only
     when the store held fewer than n copies when the run first met it, so a replay ends
-    with as many copies as the source has (a clean run), never more."""
+    with as many copies as the source has (a clean run), never more.
+
+    A row identified by e-mail or phone (``_by_address``) counts the copies of its row hash
+    on every profile of the workspace: the address may have moved to another profile since
+    the row was first delivered, and that copy stays where it went.
+    """
     flags = [bool(r.pop("_replayed", False)) for r in rows]
+    anywhere = [bool(r.pop("_by_address", False)) for r in rows]
     if not any(flags):
         return rows
-    keys = {(r["profile_id"], r["row_hash"]) for r, f in zip(rows, flags, strict=True) if f}
-    unknown = sorted({pid for pid, h in keys if (pid, h) not in replayed})
+
+    def key(row: dict[str, Any], wide: bool) -> tuple[str, str]:
+        return (ANYWHERE if wide else row["profile_id"], row["row_hash"])
+
+    keys = {key(r, w) for r, f, w in zip(rows, flags, anywhere, strict=True) if f}
+    unknown = sorted({pid for pid, h in keys if pid != ANYWHERE and (pid, h) not in replayed})
     for chunk in _chunks(unknown):
         result = await s.execute(
             sa.select(model.profile_id, model.row_hash, sa.func.count())
@@ -798,10 +817,19 @@ async def _drop_stored_copies(
         for pid, row_hash, n in result.all():
             if (pid, row_hash) in keys:
                 replayed.setdefault((pid, row_hash), [int(n), 0])
+    hashes = sorted({h for pid, h in keys if pid == ANYWHERE and (pid, h) not in replayed})
+    for chunk in _chunks(hashes):
+        counted = await s.execute(
+            sa.select(model.row_hash, sa.func.count())
+            .where(model.workspace_id == ws, model.row_hash.in_(chunk))
+            .group_by(model.row_hash)
+        )
+        for row_hash, n in counted.all():
+            replayed.setdefault((ANYWHERE, row_hash), [int(n), 0])
     out: list[dict[str, Any]] = []
-    for row, flag in zip(rows, flags, strict=True):
+    for row, flag, wide in zip(rows, flags, anywhere, strict=True):
         if flag:
-            memo = replayed.setdefault((row["profile_id"], row["row_hash"]), [0, 0])
+            memo = replayed.setdefault(key(row, wide), [0, 0])
             memo[1] += 1
             if memo[1] <= memo[0]:
                 continue  # the store holds this copy already
