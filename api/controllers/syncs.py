@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
+from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 
@@ -29,6 +31,15 @@ from zerocopy.scheduling.dispatch import dispatch_sync_run, wait_sync_run
 from zerocopy.services import syncs
 from zerocopy.state.sync_models import Sync, SyncRun
 from zerocopy.sync.watermark import WatermarkState
+
+
+@dataclass
+class OptionalBodyOperation(Operation):
+    """An operation whose JSON body may be left out (Litestar marks every body required)."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.request_body, RequestBody):
+            self.request_body.required = False
 
 
 def _error(data: dict[str, Any] | None) -> ErrorInfo | None:
@@ -221,6 +232,7 @@ class SyncController(Controller):
     @post(
         "/{sync_id:str}/watermark/reset",
         operation_id="resetSyncWatermark",
+        operation_class=OptionalBodyOperation,
         responses=ERROR_RESPONSES,
         status_code=200,
     )

@@ -105,9 +105,13 @@ class SyncRunRead(msgspec.Struct, kw_only=True):
     status: str
     trigger: str
     rows_read: int
+    """Rows read and accounted for: ``rows_delivered + rows_skipped + rows_errored``."""
     rows_skipped: int
+    """Rows read again that an earlier run already accounted for (the inclusive boundary, the
+    lookback, a null ``UPDATED_AT`` already reported, a file's lines delivered before)."""
     rows_delivered: int
     rows_errored: int
+    """Row errors (refused by validation or by the destination)."""
     watermark_before: datetime | None
     watermark_after: datetime | None
     error: ErrorInfo | None

@@ -110,17 +110,26 @@ class RunOutcome:
     run_id: str
     status: str
     rows_read: int = 0
+    """Every row the run read: delivered + skipped + errored."""
     rows_delivered: int = 0
     row_errors: int = 0
+    rows_skipped: int = 0
+    """Rows read again that an earlier run accounted for (not a change)."""
     error_code: str | None = None
     error_message: str | None = None
     watermark_after: str | None = None
     finished_at: str | None = None
 
     @property
+    def rows_new(self) -> int:
+        """Rows this run delivered or refused (read, less those skipped as known)."""
+        return max(self.rows_read - self.rows_skipped, self.rows_delivered + self.row_errors)
+
+    @property
     def row_error_pct(self) -> float:
-        """Row errors as a percentage of the rows read (0 when nothing was read)."""
-        return 100.0 * self.row_errors / self.rows_read if self.rows_read else 0.0
+        """Row errors as a percentage of the rows this run delivered or refused (0 when none):
+        rows re-read and skipped as already delivered do not dilute it."""
+        return 100.0 * self.row_errors / self.rows_new if self.rows_new else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,10 +167,10 @@ def decide(previous: AlertState, outcome: RunOutcome, settings: NotificationSett
     if recovered and settings.notify_on_error:
         out.append(_recovered(outcome, previous.failing_code or "error"))
     threshold = settings.row_error_threshold_pct
-    above = threshold is not None and outcome.rows_read > 0 and outcome.row_error_pct > threshold
+    above = threshold is not None and outcome.rows_new > 0 and outcome.row_error_pct > threshold
     if above and not previous.row_errors_alerted:
         out.append(_row_errors(outcome, threshold or 0.0))
-    changed = outcome.rows_read > 0 or outcome.rows_delivered > 0 or outcome.row_errors > 0
+    changed = outcome.rows_new > 0
     wants_success = settings.notify_on_success and (changed or settings.success_even_if_no_rows)
     if wants_success and not (recovered and settings.notify_on_error):
         out.append(_succeeded(outcome))
@@ -177,6 +186,7 @@ def _payload(event: Event, outcome: RunOutcome, **extra: Any) -> dict[str, Any]:
         "status": outcome.status,
         "rows_read": outcome.rows_read,
         "rows_delivered": outcome.rows_delivered,
+        "rows_skipped": outcome.rows_skipped,
         "row_errors": outcome.row_errors,
         "error_code": outcome.error_code,
         "error_message": outcome.error_message,
@@ -189,6 +199,7 @@ def _payload(event: Event, outcome: RunOutcome, **extra: Any) -> dict[str, Any]:
 def _counts(outcome: RunOutcome) -> str:
     return (
         f"Rows read: {outcome.rows_read}\nRows delivered: {outcome.rows_delivered}\n"
+        f"Rows skipped (already delivered): {outcome.rows_skipped}\n"
         f"Row errors: {outcome.row_errors}\nRun: {outcome.run_id}\n"
     )
 

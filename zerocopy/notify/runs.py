@@ -31,6 +31,7 @@ def outcome_of(sync: Sync, run: SyncRun) -> RunOutcome:
         rows_read=run.rows_read,
         rows_delivered=run.rows_delivered,
         row_errors=run.rows_errored,
+        rows_skipped=run.rows_skipped,
         error_code=run.error_code,
         error_message=run.error_message,
         watermark_after=watermark.get("value") if isinstance(watermark, dict) else None,

@@ -56,9 +56,10 @@ def _run_line(name: str, run: Any) -> None:
     from zerocopy.sync.watermark import WatermarkState
 
     mark = WatermarkState.from_json(run.watermark_after).value
+    # read = delivered + skipped (already delivered, re-read at the boundary) + errors
     _say(
-        f"   {name:<18} {run.status:<16} read {run.rows_read:>5}  delivered "
-        f"{run.rows_delivered:>5}  errors {run.rows_errored:>3}  skipped {run.rows_skipped:>2}  "
+        f"   {name:<18} {run.status:<16} read {run.rows_read:>5} = delivered "
+        f"{run.rows_delivered:>5} + skipped {run.rows_skipped:>2} + errors {run.rows_errored:>3}  "
         f"watermark {mark.isoformat() if mark else '-'}"
     )
 

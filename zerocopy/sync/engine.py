@@ -149,12 +149,25 @@ def sync_options(sync: Sync) -> SyncOptions:
 
 @dataclass(slots=True)
 class _Counts:
-    read: int = 0
+    """A run's row counts. ``read = delivered + skipped + errored`` in every run record: rows
+    of a batch the destination never accepted (the run failed or was stopped first) and rows
+    past a row limit are not counted; the next run reads them again."""
+
+    taken: int = 0
+    """Rows taken for delivery or refusal so far (delivered or not yet): the row limit counts
+    them, and they number the row log's positions."""
     skipped: int = 0
+    """Rows read again that an earlier run accounted for (same content at the boundary or in
+    the lookback, a null-``UPDATED_AT`` row already reported, a file's delivered lines)."""
     delivered: int = 0
     errored: int = 0
     limit_hit: bool = False
     logs: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def read(self) -> int:
+        """Rows read and accounted for: delivered, skipped as known, or refused."""
+        return self.delivered + self.skipped + self.errored
 
 
 class SyncEngine:
@@ -582,10 +595,10 @@ class SyncEngine:
             async with receive:
                 async for chunk, skipped in receive:
                     counts.skipped += skipped
-                    if limit is not None and chunk.n > limit - counts.read:
+                    if limit is not None and chunk.n > limit - counts.taken:
                         # Rows past the limit wait for the next run.
                         counts.limit_hit = True
-                        chunk = chunk.cut(max(0, limit - counts.read))[0]
+                        chunk = chunk.cut(max(0, limit - counts.taken))[0]
                     while chunk.n:
                         columnar = isinstance(chunk.valid, AttributeRows) and all(
                             isinstance(p.valid, AttributeRows) for p in pending
@@ -599,8 +612,8 @@ class SyncEngine:
                             await anyio.lowlevel.checkpoint()
                         need = cap - pending_valid
                         head, chunk = chunk.cut(chunk.rows_for_valid(need))
-                        again = head.again_count  # already delivered: skipped, not read
-                        counts.read += head.n - again
+                        again = head.again_count  # already delivered: skipped
+                        counts.taken += head.n - again
                         counts.skipped += again
                         pending.append(head)
                         pending_valid += head.valid_count

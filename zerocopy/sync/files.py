@@ -702,7 +702,7 @@ class FileSyncEngine(SyncEngine):
             fmt = file_format(obj.key, store.settings.format)
             if fmt is None:
                 continue
-            if sync.row_limit is not None and counts.read >= sync.row_limit:
+            if sync.row_limit is not None and counts.taken >= sync.row_limit:
                 counts.limit_hit = True
                 return
             problem = key_problem(obj.key)
@@ -745,7 +745,7 @@ class FileSyncEngine(SyncEngine):
             verdicts = validate_batch(
                 data_type,
                 batch,
-                start_position=counts.read,
+                start_position=counts.taken,
                 hashes=hashes,
                 updated_us=[None] * batch.num_rows,
                 options=options,
@@ -757,7 +757,7 @@ class FileSyncEngine(SyncEngine):
                 if this_row < already:
                     counts.skipped += 1
                     continue  # delivered by an earlier run (progress committed with it)
-                if sync.row_limit is not None and counts.read >= sync.row_limit:
+                if sync.row_limit is not None and counts.taken >= sync.row_limit:
                     counts.limit_hit = True
                     break
                 refused = parsed.refused.get(this_row)
@@ -770,7 +770,7 @@ class FileSyncEngine(SyncEngine):
                         raw=raw,
                         row_hash=verdict.row_hash,
                     )
-                counts.read += 1
+                counts.taken += 1
                 pending.append(verdict)
                 cursor.progress[pkey] = row_no
                 if isinstance(verdict, ValidRow):
@@ -801,12 +801,13 @@ class FileSyncEngine(SyncEngine):
         message = f"file {obj.key} skipped: {why}"
         log.warning("sync.file_skipped", run_id=run.id, key=obj.key, reason=why)
         error = RowError(
-            position=counts.read,
+            position=counts.taken,
             code=t.FILE_INVALID,
             message=message,
             raw={"key": obj.key, "etag": obj.etag},
         )
         counts.errored += 1
+        counts.taken += 1  # the file counts as one row, refused
         async with self.db.transaction() as s:
             s.add(
                 SyncFile(
@@ -821,10 +822,12 @@ class FileSyncEngine(SyncEngine):
             )
             await s.execute(
                 sa.insert(SyncRowLog),
-                [_log(run, counts.read, "error", t.FILE_INVALID, message, error.raw, error)],
+                [_log(run, error.position, "error", t.FILE_INVALID, message, error.raw, error)],
             )
             await s.execute(
-                sa.update(SyncRun).where(SyncRun.id == run.id).values(rows_errored=counts.errored)
+                sa.update(SyncRun)
+                .where(SyncRun.id == run.id)
+                .values(rows_read=counts.read, rows_errored=counts.errored)
             )
 
 
