@@ -28,7 +28,8 @@ else ``rejected_by_destination`` with the receiver's code in the message).
 Failures: connection errors, timeouts, ``408`` and ``5xx`` are retried with exponential
 backoff (:data:`BACKOFF_BASE_S` doubling up to :data:`BACKOFF_MAX_S`, with jitter) and ``429``
 waits for its ``Retry-After`` (seconds or an HTTP date), all within the run's deadline and at
-most ``max_attempts`` tries per HTTP batch; ``413`` halves the batch; ``401`` / ``403`` are
+most ``max_attempts`` tries per HTTP batch; ``413`` halves the batch, and a single row answered
+``413`` is a row error (``rejected_by_destination``); ``401`` / ``403`` are
 sync-level errors (``auth_failed`` / ``permission_denied``); any other ``4xx`` is a sync-level
 ``destination_error``. When an HTTP batch finally fails, :meth:`HttpDestination.deliver`
 returns ``accepted=False``: the engine keeps the watermark before the whole
@@ -293,6 +294,17 @@ class HttpDestination:
                     return self._rejections(resp, rows, offset)
                 if status == 413 and len(rows) > 1:
                     return await self._split(batch, array, rows, offset)
+                if status == 413:
+                    # One row too large for the receiver: that row is refused; the others
+                    # (and the watermark) go on, rather than every run failing on it.
+                    return [
+                        (
+                            offset,
+                            REJECTED_BY_DESTINATION,
+                            f"HTTP 413: the destination refused this row alone as too large "
+                            f"({len(content):,} bytes of JSON)",
+                        )
+                    ]
                 if status in (401, 403):
                     code = errors.AUTH_FAILED if status == 401 else errors.PERMISSION_DENIED
                     raise ZerocopyError(
