@@ -855,6 +855,51 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     refuse_forbidden_calls_in_scope(check, statements)
     refuse_quoted_qualified_calls(check, statements)
     refuse_sequence_values(check, statements)
+    name_correlated_unnest_columns(check, statements)
+
+
+# Dialects whose ``unnest(array) AS p`` names its one column ``p`` (PostgreSQL; DuckDB reads
+# ``p`` as that column too).
+_UNNEST_ALIAS_NAMES_COLUMN = frozenset({"postgres", "duckdb"})
+
+
+def name_correlated_unnest_columns(check: Any, statements: list[exp.Expr]) -> None:
+    """An ``UNNEST`` read in a subquery that refers to the outer query's columns, e.g.
+    ``(SELECT count(*) FROM unnest(string_to_array(email, '@')) AS p)``: the column
+    qualifier cannot tell the outer ``email`` from a column of the UNNEST when it does not
+    know the UNNEST's columns, and reports it as unresolvable. The UNNEST's one column is named
+    where the dialect names it anyway: PostgreSQL/DuckDB ``AS p`` becomes ``AS p(p)`` (the
+    column PostgreSQL calls ``p``), and BigQuery's UNNEST without an alias (whose value has no
+    name a query could use) gets the alias ``zc_unnest``. Nothing else changes: only texts
+    with the word pay for the walk, and only UNNESTs in a subquery of an expression (scalar,
+    EXISTS, IN) are named."""
+    dialect = check.rules.sqlglot_dialect
+    if (
+        dialect not in _UNNEST_ALIAS_NAMES_COLUMN and dialect != "bigquery"
+    ) or "unnest" not in check.text.lower():
+        return
+    for statement in statements:
+        for unnest in statement.find_all(exp.Unnest):
+            if len(unnest.expressions) != 1 or not isinstance(unnest.parent, exp.From | exp.Join):
+                continue
+            select = unnest.parent.parent
+            container = select.parent if isinstance(select, exp.Select) else None
+            if not (
+                isinstance(container, exp.Exists)
+                or (
+                    isinstance(container, exp.Subquery)
+                    and not isinstance(container.parent, exp.From | exp.Join | exp.Lateral)
+                    and container.parent is not None
+                )
+            ):
+                continue
+            alias = unnest.args.get("alias")
+            if dialect == "bigquery":
+                if alias is None and not unnest.args.get("offset"):
+                    # BigQuery's UNNEST alias names the value (a column alias)
+                    unnest.set("alias", exp.TableAlias(columns=[exp.to_identifier("zc_unnest")]))
+            elif isinstance(alias, exp.TableAlias) and alias.name and not alias.columns:
+                alias.set("columns", [exp.to_identifier(alias.name)])
 
 
 def refuse_forbidden_calls_in_scope(check: Any, statements: list[exp.Expr]) -> None:
@@ -1111,8 +1156,11 @@ def substitution_in_output(check: Any, root: exp.Expr, *texts: str) -> bool:
     ``${name}`` (Snowflake ``$since``, BigQuery ``@ids``) has no equivalent there.
 
     Also refuses clauses sqlglot writes for a target that does not have them
-    (`_missing_clause`)."""
-    if texts and _missing_clause(check, texts[0]):
+    (`_missing_clause`) and calls of functions the target does not have
+    (`targets.refuse_unknown_functions`)."""
+    if texts and (
+        _missing_clause(check, texts[0]) or targets.refuse_unknown_functions(check, root, texts[0])
+    ):
         return True
     if check.write_rules.sqlglot_dialect not in SUBSTITUTING_DIALECTS or not any(
         "${" in text for text in texts
@@ -1365,7 +1413,12 @@ def before_parse(check: Any, chunk: list[Token]) -> list[Token]:
     qualified types at all (a syntax error), PostgreSQL's keeps them as user-defined types that
     no other warehouse has; without the qualifier both parse the built-in type, and a catalog
     probe (``::pg_catalog.regclass``) is refused as the unqualified one is. Only texts that
-    name ``pg_catalog`` pay for the look."""
+    name ``pg_catalog`` pay for the look.
+
+    PostgreSQL's ``FOR READ ONLY`` (the SQL standard's way to say a query's cursor is not
+    updatable; it changes nothing in a query) is dropped too: sqlglot has no such clause."""
+    if check.rules.sqlglot_dialect == "postgres" and "read" in check.text.lower():
+        chunk = _without_for_read_only(chunk)
     if "pg_catalog" not in check.rules.function_namespaces or "pg_catalog" not in (
         check.text.lower()
     ):
@@ -1393,6 +1446,21 @@ def before_parse(check: Any, chunk: list[Token]) -> list[Token]:
             before.token_type == TokenType.ALIAS and stack and stack[-1] in _CAST_WORDS
         ):
             drop.update((index, index + 1))
+    if not drop:
+        return chunk
+    return [token for index, token in enumerate(chunk) if index not in drop]
+
+
+def _without_for_read_only(chunk: list[Token]) -> list[Token]:
+    """The tokens without each ``FOR READ ONLY`` clause (three words in a row)."""
+    drop: set[int] = set()
+    for index in range(len(chunk) - 2):
+        if (
+            chunk[index].token_type == TokenType.FOR
+            and chunk[index + 1].text.upper() == "READ"
+            and chunk[index + 2].text.upper() == "ONLY"
+        ):
+            drop.update((index, index + 1, index + 2))
     if not drop:
         return chunk
     return [token for index, token in enumerate(chunk) if index not in drop]
@@ -1435,6 +1503,9 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         refuse_star_modifiers(check, root)
         or refuse_untranslated_functions(check)
         or targets.refuse_struct_value_table(check, root)
+        or targets.refuse_time_travel(check)
+        or targets.refuse_missing_types(check)
+        or targets.refuse_postgres_untranslatable(check)
     ):
         return True
     targets.redundant_quotes(check, root)
@@ -1444,7 +1515,13 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.integer_division(check, root)
     targets.day_of_week_numbering(check)
     targets.like_any_lists(check, root)
-    targets.path_casts_read_text(check)
+    made = targets.path_casts_read_text(check)
+    targets.postgres_json_operators(check, made)
+    targets.approximate_distinct_counts(check)
+    targets.postgres_round_half_away(check)
+    targets.json_array_sizes(check)
+    targets.bigquery_timestamps_for_postgres(check)
+    targets.substring_starts(check)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads
     if targets.ordered_array_aggregates(check) or targets.filter_clauses_for_redshift(check, root):
         return True

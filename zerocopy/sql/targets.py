@@ -18,6 +18,8 @@ from sqlglot import TokenType, exp
 from sqlglot.dialects.dialect import Dialect
 
 from zerocopy.errors import UNSUPPORTED_IN_DIALECT
+from zerocopy.sql.rules import builtin_functions
+from zerocopy.sql.rules.base import names
 
 # --- ORDER BY ALL ---------------------------------------------------------------------------
 
@@ -220,7 +222,7 @@ _STRUCTURED_TYPES = frozenset(
 )
 
 
-def path_casts_read_text(check: Any) -> None:
+def path_casts_read_text(check: Any) -> list[exp.Expr]:
     """A Snowflake/Databricks semi-structured path cast to a scalar, ``attributes:plan::string``
     (the value 'pro'), emitted for PostgreSQL, DuckDB or BigQuery. sqlglot writes a JSON
     extraction cast to text there, ``CAST(JSON_EXTRACT_PATH(attributes, 'plan') AS TEXT)``,
@@ -228,10 +230,12 @@ def path_casts_read_text(check: Any) -> None:
     extraction becomes the text one (``JSON_EXTRACT_PATH_TEXT``, ``->>``,
     ``JSON_EXTRACT_SCALAR``), which reads the value, before the cast. A cast to a structured
     type (JSON, ARRAY …) keeps the JSON extraction. Databricks' ``col:path`` is text without
-    a cast too (``attributes:plan = 'pro'``), so every one of them becomes the text one."""
+    a cast too (``attributes:plan = 'pro'``), so every one of them becomes the text one.
+    Returns the text extractions it made (for `postgres_json_operators`)."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    made: list[exp.Expr] = []
     if read not in _PATH_CASTS_READ_VALUES or write not in _JSON_TEXT_KEEPS_QUOTES:
-        return
+        return made
     for node in check.reading:
         if read == "databricks" and type(node) is exp.JSONExtract and node.parent is not None:
             # Databricks' `col:path` is text even without a cast
@@ -248,9 +252,12 @@ def path_casts_read_text(check: Any) -> None:
                 continue
         else:
             continue
-        extract.replace(
-            exp.JSONExtractScalar(this=extract.this.copy(), expression=extract.expression.copy())
+        scalar = exp.JSONExtractScalar(
+            this=extract.this.copy(), expression=extract.expression.copy()
         )
+        extract.replace(scalar)
+        made.append(scalar)
+    return made
 
 
 # --- weeks in BigQuery ----------------------------------------------------------------------
@@ -896,3 +903,453 @@ __all__ = [
     "refuse_struct_value_table",
     "similar_to_regex",
 ]
+
+
+# --- functions the target does not have -----------------------------------------------------
+
+# Words followed by "(" in generated SQL that are syntax, not calls (when the target's
+# tokenizer reads them as plain names): they are in no function catalog.
+_CALL_LIKE_SYNTAX = names(
+    """coalesce ifnull nullif greatest least cast try_cast extract position substring overlay
+    trim exists columns unpack grouping row struct map list array interval if values
+    bernoulli system reservoir rows range groups filter within over lateral unnest
+    current_date current_time current_timestamp localtime localtimestamp collate xmlelement
+    xmlforest xmlattributes xmlparse xmlserialize xmlroot xmlexists xmlconcat xmltable
+    json_object json_array json_objectagg json_arrayagg json_table json_exists json_query
+    json_value json_scalar json_serialize normalize treat user group exclude replace rename
+    repeatable materialized sample"""
+)
+
+
+# The fields PostgreSQL's EXTRACT knows (functions-datetime.html#FUNCTIONS-DATETIME-EXTRACT).
+_EXTRACT_FIELDS: dict[str, frozenset[str]] = {
+    # with the abbreviations and plurals it accepts (checked on PostgreSQL 15)
+    "postgres": names(
+        """century centuries c cent day days d decade decades decs dow doy epoch hour hours h hr
+        hrs isodow isoyear julian microseconds microsecond usec usecs useconds us millennium
+        millennia mil mils milliseconds millisecond msec msecs mseconds ms millisecon minute
+        minutes min mins m month months mon mons quarter qtr second seconds sec secs s timezone
+        timezone_hour timezone_minute week weeks w year years y yr yrs"""
+    )
+}
+
+
+def refuse_unknown_functions(check: Any, root: exp.Expr, sql: str) -> bool:
+    """The SQL written for a target with a list of its built-in functions (DuckDB, PostgreSQL,
+    `zerocopy.sql.rules.builtin_functions`) from another dialect calls a function the target
+    does not have: sqlglot passes functions it does not know through as they are (Snowflake
+    ``HLL(x)``, ``UNIFORM(…)``), or names one the target lacks (``ARG_MAX`` for PostgreSQL),
+    and the warehouse would only fail. Refused as unsupported; True then.
+
+    Calls are read from the generated text's tokens: a plain name followed by ``(``, not
+    qualified (``marketing.fn(…)`` was checked against the scope), not a column list
+    (``AS t(a, b)``) nor a CTE or alias name. Same-dialect queries are not checked: the user's
+    own warehouse may have the function (an extension, a UDF). An ``EXTRACT`` of a field
+    PostgreSQL does not have (Snowflake's ``EPOCH_SECOND``, written as is) is refused too."""
+    if check.rules.sqlglot_dialect == check.write_rules.sqlglot_dialect:
+        return False
+    known = builtin_functions(check.write_rules.builtin_functions)
+    if not known or "(" not in sql:
+        return False
+    tokens = check.write_dialect.tokenize(sql)
+    names: set[str] | None = None
+    fields = _EXTRACT_FIELDS.get(check.write_rules.sqlglot_dialect)
+    for index in range(1, len(tokens) - 1):
+        token = tokens[index]
+        if (
+            fields is not None
+            and index >= 2
+            and tokens[index - 1].token_type == TokenType.L_PAREN
+            and tokens[index - 2].text.upper() == "EXTRACT"
+            and tokens[index + 1].token_type == TokenType.FROM
+            and token.text.lower() not in fields
+        ):
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} cannot EXTRACT({token.text} FROM …) (the translation "
+                f"of this {check.rules.name} query asks for it): it has no such field. Rewrite "
+                "that part with a field both dialects have (e.g. EPOCH, DOW, YEAR).",
+            )
+            return True
+        if token.token_type != TokenType.VAR or tokens[index + 1].token_type != TokenType.L_PAREN:
+            continue
+        name = token.text.lower()
+        if name in known or name in _CALL_LIKE_SYNTAX:
+            continue
+        if tokens[index - 1].token_type in (TokenType.DOT, TokenType.ALIAS):
+            continue
+        if names is None:  # CTE and alias names written with a column list: `n(i) AS (…)`
+            names = {node.name.lower() for node in root.find_all(exp.TableAlias) if node.name}
+        if name in names:
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} has no function {token.text}() (the translation of "
+            f"this {check.rules.name} query calls it): it cannot be expressed there. Rewrite "
+            "that part with a function both dialects have.",
+        )
+        return True
+    return False
+
+
+# --- time travel ----------------------------------------------------------------------------
+
+# Pairs whose ``TIMESTAMP AS OF`` sqlglot writes in the target's own syntax with the same
+# meaning (the table as it was at that time): BigQuery FOR SYSTEM_TIME AS OF, Databricks
+# TIMESTAMP AS OF.
+_TIME_TRAVEL_PAIRS = frozenset({("bigquery", "databricks"), ("databricks", "bigquery")})
+
+
+def refuse_time_travel(check: Any) -> bool:
+    """A table read as of another time or version (Snowflake ``AT(…)``/``BEFORE(…)``, BigQuery
+    ``FOR SYSTEM_TIME AS OF``, Databricks ``TIMESTAMP/VERSION AS OF``, DuckDB ``AT (VERSION
+    => …)``) emitted for another warehouse: sqlglot writes it there as is or in a syntax the
+    target reads otherwise or not at all (``FOR TIMESTAMP AS OF`` for Snowflake, PostgreSQL,
+    DuckDB; a Delta version number means nothing elsewhere), and silently dropping it would
+    read today's rows. Refused as unsupported, except BigQuery/Databricks ``TIMESTAMP AS OF``,
+    which sqlglot translates between them; True then."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write:
+        return False
+    for node in check.reading:
+        if not isinstance(node, exp.Table):
+            continue
+        when, version = node.args.get("when"), node.args.get("version")
+        if when is None and version is None:
+            continue
+        if (
+            when is None
+            and isinstance(version, exp.Version)
+            and str(version.name).upper() == "TIMESTAMP"
+            and (read, write) in _TIME_TRAVEL_PAIRS
+        ):
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} cannot read table {node.name} as of another time or "
+            f"version the way this {check.rules.name} query does (time travel): the "
+            "translation would fail or read today's rows. Remove the time-travel clause or "
+            "write the query for that warehouse.",
+            check.node_position(node),
+        )
+        return True
+    return False
+
+
+# --- JSON paths for PostgreSQL --------------------------------------------------------------
+
+
+def postgres_json_operators(check: Any, made: list[exp.Expr]) -> None:
+    """A JSON path read from another dialect (Snowflake ``attributes:plan``, BigQuery
+    ``JSON_VALUE(…)``, Redshift ``JSON_EXTRACT_PATH_TEXT``) emitted for PostgreSQL: sqlglot
+    writes ``JSON_EXTRACT_PATH[_TEXT](col, 'a', 'b')``, functions of the ``json`` type only
+    (PostgreSQL has no implicit cast from ``jsonb``, so on a ``jsonb`` column the query fails).
+    The operators ``->``/``->>`` read both types the same way: the extraction is written with
+    them (``#>``/``#>>`` for a path of several steps). Only JSON extractions among the nodes
+    read and the text ones `path_casts_read_text` made (``made``) are looked at."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "postgres" or read == "postgres":
+        return
+    for node in itertools.chain(check.reading, made):
+        if type(node) not in (exp.JSONExtract, exp.JSONExtractScalar) or node.parent is None:
+            continue
+        path = node.expression
+        steps = _json_path_steps(path) if isinstance(path, exp.JSONPath) else None
+        if steps is None:
+            continue  # wildcards, filters, a computed path: left as sqlglot writes it
+        if len(steps) == 1:
+            node.set("only_json_types", True)  # col -> 'a' / col ->> 'a'
+            continue
+        # several steps: col #> '{a,b,0}' / col #>> '{a,b,0}' (-> chained would need -> for
+        # every step but the last, which sqlglot does not write)
+        scalar = isinstance(node, exp.JSONExtractScalar)
+        operator = exp.JSONBExtractScalar if scalar else exp.JSONBExtract
+        literal = exp.Literal.string("{" + ",".join(_pg_array_item(s) for s in steps) + "}")
+        node.replace(operator(this=node.this.copy(), expression=literal))
+
+
+def _json_path_steps(path: exp.JSONPath) -> list[str] | None:
+    """The keys and indexes of a plain JSON path (``$.a.b[0]``), or None when it has any other
+    part (a wildcard, a filter, a slice)."""
+    steps: list[str] = []
+    for part in path.expressions:
+        if isinstance(part, exp.JSONPathRoot):
+            continue
+        value = part.this if isinstance(part, exp.JSONPathKey | exp.JSONPathSubscript) else None
+        if isinstance(part, exp.JSONPathKey) and isinstance(value, str) and value:
+            steps.append(value)
+        elif isinstance(part, exp.JSONPathSubscript) and isinstance(value, int):
+            steps.append(str(value))
+        else:
+            return None
+    return steps or None
+
+
+def _pg_array_item(text: str) -> str:
+    """One element of a PostgreSQL text-array literal, quoted when it must be."""
+    if text and re.fullmatch(r"[A-Za-z0-9_$\-]+", text) and text.upper() != "NULL":
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+# --- approximate distinct counts ------------------------------------------------------------
+
+
+def approximate_distinct_counts(check: Any) -> None:
+    """Approximate distinct counts emitted for a warehouse that spells them otherwise:
+    Snowflake's ``HLL(x)`` (its alias of ``APPROX_COUNT_DISTINCT``), which sqlglot passes
+    through, becomes ``APPROX_COUNT_DISTINCT`` everywhere but Redshift (whose ``HLL(x)`` is
+    the same estimate); for PostgreSQL, which has no approximate count, every one becomes the
+    exact ``COUNT(DISTINCT x)`` (the value the estimate stands for) instead of sqlglot's
+    ``APPROX_DISTINCT``, which does not exist there."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write:
+        return
+    for node in check.reading:
+        if node.parent is None:
+            continue
+        if (
+            type(node).__name__ == "Hll"  # sqlglot's node for HLL(x), of one argument here
+            and read == "snowflake"
+            and write != "redshift"
+            and node.this is not None
+            and not node.expressions
+        ):
+            approx = exp.ApproxDistinct(this=node.this.copy())
+            node.replace(approx)
+            node = approx
+        if isinstance(node, exp.ApproxDistinct) and write == "postgres" and node.this is not None:
+            node.replace(exp.Count(this=exp.Distinct(expressions=[node.this.copy()])))
+
+
+# --- types the target does not have ---------------------------------------------------------
+
+# Semi-structured types of one warehouse family that sqlglot writes for every other one as is
+# (``CAST(x AS VARIANT)`` for PostgreSQL, ``ANY TYPE`` for BigQuery): the targets that have them.
+_TYPE_TARGETS: dict[str, frozenset[str]] = {
+    "VARIANT": frozenset({"snowflake", "databricks"}),
+    "OBJECT": frozenset({"snowflake"}),
+    "SUPER": frozenset({"redshift"}),
+}
+
+
+def refuse_missing_types(check: Any) -> bool:
+    """A cast to a semi-structured type the target does not have (Snowflake ``'vip'::VARIANT``
+    or ``::OBJECT`` or an untyped ``::ARRAY``, Redshift ``SUPER``) emitted for another
+    warehouse: the type name is written there as is, which the warehouse refuses (or, for
+    BigQuery, ``ANY TYPE``). Refused as unsupported; True then."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write:
+        return False
+    for node in check.reading:
+        if not isinstance(node, exp.Cast) or node.parent is None:
+            continue
+        to = node.args.get("to")
+        if not isinstance(to, exp.DataType) or to.this is None:
+            continue
+        name = to.this.name
+        untyped_array = name == "ARRAY" and not to.expressions and read == "snowflake"
+        allowed = _TYPE_TARGETS.get(name, frozenset({"snowflake"}) if untyped_array else None)
+        if allowed is None or write in allowed:
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} has no {name} type (this {check.rules.name} query casts "
+            "to it): it cannot be expressed there. Compare the value as text or number "
+            "instead of casting it to a semi-structured type.",
+            check.node_position(node),
+        )
+        return True
+    return False
+
+
+# --- ROUND in PostgreSQL --------------------------------------------------------------------
+
+
+def postgres_round_half_away(check: Any) -> None:
+    """``ROUND(x[, d])`` emitted for PostgreSQL from another dialect. Everywhere else ROUND
+    rounds halves away from zero (``ROUND(120.5)`` is 121); PostgreSQL's ``round(double
+    precision)`` rounds them to even (120), and it has no ``round(double precision,
+    integer)`` at all (the query fails on a float column). Its ``round(numeric[, d])`` rounds
+    halves away from zero: the argument is cast to NUMERIC (which changes no value)."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "postgres" or read == "postgres":
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.Round) or node.parent is None or node.this is None:
+            continue
+        argument = node.this
+        if isinstance(argument, exp.Cast) and argument.to.is_type(
+            exp.DType.DECIMAL, exp.DType.BIGDECIMAL
+        ):
+            continue
+        node.set("this", exp.cast(argument.copy(), exp.DType.DECIMAL))
+
+
+# --- JSON array sizes -----------------------------------------------------------------------
+
+
+def json_array_sizes(check: Any) -> None:
+    """Snowflake's ``ARRAY_SIZE(attributes:tags)`` (the size of a JSON array, NULL when the
+    value is not an array) emitted for DuckDB or PostgreSQL: sqlglot writes ``ARRAY_LENGTH``
+    there, a function of native arrays that refuses a JSON value. It becomes the JSON array
+    length, NULL for anything but an array: ``CASE WHEN JSON_TYPE(v) = 'ARRAY' THEN
+    JSON_ARRAY_LENGTH(v) END`` (DuckDB), with ``JSON_TYPEOF``/``'array'`` on ``v::json`` for
+    PostgreSQL (which reads json and jsonb alike)."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or write not in ("duckdb", "postgres"):
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.ArraySize) or node.parent is None:
+            continue
+        value = node.this
+        if not isinstance(value, exp.JSONExtract | exp.ParseJSON):
+            continue
+        if write == "postgres":
+            value = exp.cast(value.copy(), exp.DType.JSON)
+            typed = exp.EQ(
+                this=exp.func("JSON_TYPEOF", value.copy()), expression=exp.Literal.string("array")
+            )
+        else:
+            value = value.copy()
+            typed = exp.EQ(
+                this=exp.func("JSON_TYPE", value.copy()), expression=exp.Literal.string("ARRAY")
+            )
+        length = exp.func("JSON_ARRAY_LENGTH", value)
+        node.replace(exp.Case(ifs=[exp.If(this=typed, true=length)]))
+
+
+# --- BigQuery weeks, DATE/TIMESTAMP constructors, ARRAY_AGG … LIMIT for PostgreSQL ----------
+
+
+def refuse_postgres_untranslatable(check: Any) -> bool:
+    """Constructs sqlglot writes for PostgreSQL in a form that fails there or counts otherwise,
+    from another dialect; True when one is refused:
+
+    - BigQuery ``DATE_DIFF(a, b, WEEK | WEEK(<day>) | ISOWEEK)`` (week boundaries crossed)
+      becomes a difference of days (``a - b``), the unit dropped;
+    - BigQuery ``TIMESTAMP(x)``/``DATETIME(x)`` of a non-date, or with a time zone, and
+      ``DATE(x, zone)``: written as a call of the keyword ``TIMESTAMP(…)`` or with the zone
+      lost (a ``TIMESTAMP`` of a date is rewritten, `bigquery_timestamps_for_postgres`);
+    - ``ARRAY_AGG(x ORDER BY … LIMIT n)`` (BigQuery): PostgreSQL has no LIMIT there.
+    """
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "postgres" or read == "postgres":
+        return False
+    for node in check.reading:
+        if node.parent is None:
+            continue
+        why = None
+        if isinstance(node, exp.DateDiff) and read == "bigquery":
+            unit = node.args.get("unit")
+            name = unit.name.upper() if isinstance(unit, exp.Expr) else ""
+            if isinstance(unit, exp.WeekStart) or name.startswith(("WEEK", "ISOWEEK")):
+                why = "BigQuery's DATE_DIFF in weeks (week boundaries crossed)"
+        elif isinstance(node, exp.Date) and node.args.get("zone") is not None:
+            why = "DATE(x, time_zone)"
+        elif isinstance(node, exp.Timestamp) and read == "bigquery":
+            if node.args.get("zone") is not None or not _is_date_valued(node.this):
+                why = "BigQuery's TIMESTAMP(x) of a value that is not a DATE, or with a time zone"
+        elif isinstance(node, exp.ArrayAgg) and isinstance(node.this, exp.Limit):
+            why = "ARRAY_AGG(… LIMIT n)"
+        if why is None:
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} cannot express {why} from this {check.rules.name} query: "
+            "the translation would fail there or count otherwise. Rewrite that part (e.g. "
+            "with DATE_TRUNC and plain date arithmetic, or a window function).",
+            check.node_position(node),
+        )
+        return True
+    return False
+
+
+def _is_date_valued(node: exp.Expr | None) -> bool:
+    """Whether an expression is a DATE value for sure: ``DATE(…)``, a cast to DATE, a date
+    literal."""
+    if isinstance(node, exp.Date | exp.CurrentDate | exp.DateFromParts):
+        return True
+    if isinstance(node, exp.DateAdd | exp.DateSub | exp.DateTrunc | exp.LastDay):
+        return _is_date_valued(node.this)  # BigQuery DATE_SUB(date, …) is a DATE
+    if isinstance(node, exp.Cast | exp.TryCast):
+        return node.to.is_type(exp.DType.DATE)
+    return False
+
+
+def bigquery_timestamps_for_postgres(check: Any) -> None:
+    """BigQuery ``TIMESTAMP(d)`` of a DATE (midnight UTC of that day) emitted for PostgreSQL,
+    where sqlglot writes the call ``TIMESTAMP(…)`` (a syntax error there): it becomes
+    ``CAST(d AS TIMESTAMP) AT TIME ZONE 'UTC'`` (the same instant, whatever the session's
+    time zone). Other forms are refused by `refuse_postgres_untranslatable`."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "postgres" or read != "bigquery":
+        return
+    for node in check.reading:
+        if (
+            isinstance(node, exp.Timestamp)
+            and node.parent is not None
+            and node.args.get("zone") is None
+            and _is_date_valued(node.this)
+        ):
+            midnight = exp.cast(node.this.copy(), exp.DType.TIMESTAMP)
+            node.replace(exp.AtTimeZone(this=midnight, zone=exp.Literal.string("UTC")))
+
+
+# --- SUBSTR with a start of 0 or from the end -----------------------------------------------
+
+# Sources whose SUBSTR reads a start of 0 as 1; sources whose negative start counts from the
+# end; targets whose SUBSTRING reads a start of 0 or below as a position before the string.
+_SUBSTR_ZERO_IS_ONE = frozenset({"snowflake", "bigquery", "databricks"})
+_SUBSTR_FROM_END = frozenset({"snowflake", "bigquery", "duckdb", "databricks"})
+_SUBSTR_WINDOW = frozenset({"postgres", "redshift"})
+
+
+def substring_starts(check: Any) -> None:
+    """``SUBSTR(x, -3)`` (the last 3 characters) or ``SUBSTR(x, 0, 2)`` (the first 2) emitted
+    where a start of 0 or below means something else.
+
+    Snowflake, BigQuery and Databricks read a start of 0 as 1; DuckDB, PostgreSQL and Redshift
+    as the position before the first character (``SUBSTRING(x FROM 0 FOR 2)`` is one
+    character): a literal 0 becomes 1. A negative start counts from the end in Snowflake,
+    BigQuery, DuckDB and Databricks, and is a position before the string in PostgreSQL and
+    Redshift (``SUBSTRING(x FROM -3)`` is the whole string): for those, ``-k`` becomes
+    ``RIGHT(x, k)`` without a length, else the start ``LENGTH(x) - k + 1``. BigQuery starts
+    at 1 when ``k`` exceeds the length (the others then return the characters of the window
+    that fall inside the string, possibly none): there the start is ``GREATEST(…, 1)``, for
+    DuckDB too."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or read not in _SUBSTR_FROM_END:
+        return
+    if write not in _SUBSTR_WINDOW and not (write == "duckdb" and read in _SUBSTR_ZERO_IS_ONE):
+        return
+    lower = check.text.lower()
+    if "sub" not in lower and "mid" not in lower:
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.Substring) or node.parent is None or node.this is None:
+            continue
+        start = node.args.get("start")
+        length = node.args.get("length")
+        if isinstance(start, exp.Literal) and not start.is_string and start.name == "0":
+            if read in _SUBSTR_ZERO_IS_ONE:
+                node.set("start", exp.Literal.number(1))
+            continue
+        if not (
+            isinstance(start, exp.Neg) and isinstance(start.this, exp.Literal) and start.this.is_int
+        ):
+            continue
+        count = start.this
+        clamp = read == "bigquery"
+        if write == "duckdb" and not (clamp and length is not None):
+            continue  # DuckDB counts from the end the same way
+        if length is None:
+            node.replace(exp.Right(this=node.this.copy(), expression=count.copy()))
+            continue
+        from_end: exp.Expr = exp.Add(
+            this=exp.Sub(this=exp.Length(this=node.this.copy()), expression=count.copy()),
+            expression=exp.Literal.number(1),
+        )
+        if clamp:
+            from_end = exp.Greatest(this=from_end, expressions=[exp.Literal.number(1)])
+        node.set("start", from_end)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import pathlib
 from functools import cache
 
 from zerocopy.sql.rules.base import DialectRules
@@ -41,4 +42,15 @@ def rules_for(dialect: str) -> DialectRules | None:
     return rules
 
 
-__all__ = ["MODULES", "WAREHOUSE_DIALECTS", "DialectRules", "rules_for"]
+@cache
+def builtin_functions(name: str) -> frozenset[str]:
+    """The lower-case built-in function names of a list in ``functions/`` (empty when the
+    dialect has none), read once."""
+    if not name:
+        return frozenset()
+    path = pathlib.Path(__file__).with_name("functions") / f"{name}.txt"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+__all__ = ["MODULES", "WAREHOUSE_DIALECTS", "DialectRules", "builtin_functions", "rules_for"]

@@ -91,6 +91,12 @@ class DialectRules:
     sqlglot writes for it as is: a query using one is refused for this target as unsupported
     (BigQuery has no ``MEDIAN`` aggregate, only the ``PERCENTILE_CONT … OVER ()`` window)."""
 
+    builtin_functions: str = ""
+    """The file (``zerocopy/sql/rules/functions/<name>.txt``) listing every built-in function of
+    the warehouse, when one can be read from a local engine: a query translated from another
+    dialect that calls any other function is refused for this target (sqlglot passes
+    functions it does not know through as they are, which only fail in the warehouse)."""
+
     forbidden_types: frozenset[str] = frozenset()
     """Types a value may not be cast to (PostgreSQL ``'finance.secrets'::regclass`` looks up a
     catalog object and fails when it does not exist, like ``to_regclass``)."""

@@ -15,6 +15,7 @@ RULES = DialectRules(
     name="duckdb",
     sqlglot_dialect="duckdb",
     star_modifiers=names("except replace rename"),
+    builtin_functions="duckdb",
     string_type="VARCHAR",
     forbidden_functions=COMMON_FORBIDDEN_FUNCTIONS
     | names(
@@ -29,6 +30,12 @@ RULES = DialectRules(
         load_aws_credentials write_log prompt enable_logging disable_logging
         truncate_duckdb_logs
         st_read st_read_meta st_readosm st_readshp st_drivers st_read_auto""",
+        # DuckDB 1.4+/2.0: sleeping, changing the parser for every later query, scanning the
+        # host process's Python objects, the server's and client's addresses, another
+        # database's block size (whether it is attached)
+        """sleep_ms add_grammar_extension remove_grammar_extension pandas_scan
+        python_arrow_scan inet_client_addr inet_client_port inet_server_addr inet_server_port
+        get_block_size""",
         # SQL text bound or plans executed: the plan of `SELECT * FROM finance.secrets` names
         # its columns and types (json_serialize_plan, get_substrait); from_substrait runs one
         """json_serialize_plan get_substrait get_substrait_json from_substrait

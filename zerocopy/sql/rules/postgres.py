@@ -89,6 +89,7 @@ RULES = DialectRules(
     sqlglot_dialect="postgres",
     # no STRUCT(x AS a) constructor (ROW(...) has no field names): sqlglot writes it as is
     untranslated_functions=names("struct"),
+    builtin_functions="postgres",
     string_type="TEXT",
     forbidden_functions=POSTGRES_FORBIDDEN | POSTGRES_FORBIDDEN_TYPES,  # regclass('t') too
     forbidden_prefixes=(
