@@ -158,20 +158,66 @@ async def setup(db: Database, box: SecretBox, warehouse_url: str, jobs: int) -> 
     return ids
 
 
-def cpu_s(pids: list[int]) -> float:
-    """CPU seconds of this process, its reaped children and the live ``pids``."""
+def self_cpu_s() -> float:
+    """CPU seconds of this process and its reaped children."""
     total = 0.0
     for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
         r = resource.getrusage(who)
         total += r.ru_utime + r.ru_stime
+    return total
+
+
+def pids_cpu_s(pids: list[int]) -> dict[int, float]:
+    """CPU seconds so far of each live process in ``pids`` (from ``/proc``)."""
     hz = os.sysconf("SC_CLK_TCK")
+    out: dict[int, float] = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / hz
-    return total
+        out[pid] = (int(fields[11]) + int(fields[12])) / hz
+    return out
+
+
+def cpu_s(pids: list[int]) -> float:
+    """CPU seconds of this process, its reaped children and the live ``pids``."""
+    return self_cpu_s() + sum(pids_cpu_s(pids).values())
+
+
+class ServerCpu:
+    """CPU seconds the PostgreSQL server spent in the backends of some databases.
+
+    Backends are read from ``pg_stat_activity`` at :meth:`start` and :meth:`stop` (pooled
+    sessions live through a measurement; a backend that starts and ends in between is
+    missed: the ``new sessions per job`` figure says how many there were). Needs to read
+    ``/proc`` of the server's processes (same machine, same or privileged user); ``None``
+    otherwise.
+    """
+
+    def __init__(self, server: str, *names: str) -> None:
+        self.server = server
+        self.names = list(names)
+        self._start: dict[int, float] | None = None
+
+    def _backends(self) -> list[int]:
+        with psycopg.connect(self.server, autocommit=True) as con:
+            rows = con.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+                (self.names,),
+            ).fetchall()
+        return [int(pid) for (pid,) in rows]
+
+    def start(self) -> None:
+        self._start = pids_cpu_s(self._backends())
+
+    def stop(self) -> float | None:
+        if self._start is None:
+            return None
+        now = pids_cpu_s(self._backends())
+        if not now and not self._start:
+            return None
+        return sum(v - self._start.get(pid, 0.0) for pid, v in now.items())
 
 
 async def baseline(
@@ -179,6 +225,7 @@ async def baseline(
     box: SecretBox,
     segments: list[str],
     stats: Callable[[], dict[str, tuple[int, int]]] | None = None,
+    server_cpu: ServerCpu | None = None,
 ) -> float:
     engine = RefreshEngine(db, AdapterFactory(box))
     limiter = anyio.CapacityLimiter(3)
@@ -194,18 +241,22 @@ async def baseline(
             took.append((run.finished_at - run.started_at).total_seconds())
 
     before = stats() if stats else {}
+    if server_cpu:
+        server_cpu.start()
     t0, wall, cpu = time.time(), time.perf_counter(), cpu_s([])
     async with anyio.create_task_group() as tg:
         for segment_id in segments:
             tg.start_soon(one, segment_id)
     elapsed = time.perf_counter() - wall
     cpu = cpu_s([]) - cpu
+    server = server_cpu.stop() if server_cpu else None
     after = stats() if stats else {}
     lags = [t - t0 for t in started]
     print(
         f"baseline: {len(segments) / elapsed:.1f} jobs/s; if all were due at its start, lag "
         f"p50 {pct(lags, 0.5):.2f} s p99 {pct(lags, 0.99):.2f} s; run p50 "
-        f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * cpu / len(segments):.0f} ms/job (this process)"
+        f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * cpu / len(segments):.1f} ms/job (this process)"
+        + ("" if server is None else f", {1000 * server / len(segments):.1f} ms/job (PostgreSQL)")
         + "".join(
             f"; {name}: {(after[name][0] - before[name][0]) / len(segments):.1f} transactions "
             f"and {(after[name][1] - before[name][1]) / len(segments):.2f} new sessions per job"
@@ -217,6 +268,20 @@ async def baseline(
     return len(segments) / elapsed
 
 
+def concurrency_profile(spans: list[tuple[datetime, datetime]]) -> list[tuple[int, float]]:
+    """Share of the time from the first start to the last end with n runs running, by n."""
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    if not events:
+        return []
+    shares: dict[int, float] = {}
+    level, at = 0, events[0][0]
+    for t, step in events:
+        shares[level] = shares.get(level, 0.0) + (t - at).total_seconds()
+        level, at = level + step, t
+    total = sum(shares.values()) or 1.0
+    return [(n, shares[n] / total) for n in sorted(shares, reverse=True) if shares[n] > 0]
+
+
 def function_calls(url: str) -> dict[str, int]:
     """Calls so far of each procrastinate function (needs ``track_functions``)."""
     with psycopg.connect(url, autocommit=True) as con:
@@ -226,6 +291,32 @@ def function_calls(url: str) -> dict[str, int]:
             "WHERE funcname LIKE 'procrastinate%' GROUP BY funcname"
         ).fetchall()
     return {name: int(n) for name, n in rows}
+
+
+class StatementLog:
+    """Statements the server ran for one database, counted in its log.
+
+    ``ALTER DATABASE … SET log_min_duration_statement = 0`` applies to sessions opened
+    afterwards (the workers'); each statement executed is one round trip of the client that
+    sent it (its duration is in the log too).
+    """
+
+    def __init__(self, server: str, dbname: str, path: Path) -> None:
+        self.path = path
+        self.marker = f"@{dbname} LOG:  "
+        with psycopg.connect(server, autocommit=True) as con:
+            con.execute(f'ALTER DATABASE "{dbname}" SET log_min_duration_statement = 0')
+
+    def __call__(self) -> int:
+        time.sleep(0.2)
+        n = 0
+        with self.path.open("rb") as f:
+            for line in f:
+                if self.marker.encode() in line and (
+                    b" ms  statement: " in line or b" ms  execute " in line
+                ):
+                    n += 1
+        return n
 
 
 def db_stats(server: str, *names: str) -> dict[str, tuple[int, int]]:
@@ -250,6 +341,8 @@ async def with_workers(
     stats: Callable[[], dict[str, tuple[int, int]]] | None = None,
     source_limit: int = 4,
     calls: Callable[[], dict[str, int]] | None = None,
+    server_cpu: ServerCpu | None = None,
+    statements: Callable[[], int] | None = None,
 ) -> dict[str, float]:
     def command(i: int) -> list[str]:
         if profile is None:
@@ -280,7 +373,10 @@ async def with_workers(
         pids = [p.pid for p in procs]
         before = stats() if stats else {}
         calls_before = calls() if calls else {}
-        cpu = cpu_s(pids)
+        statements_before = statements() if statements else 0
+        if server_cpu:
+            server_cpu.start()
+        cpu_workers, cpu_self = sum(pids_cpu_s(pids).values()), self_cpu_s()
         async with ProcrastinateRunner(db, default_limit=source_limit) as runner:
             due = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
             async with db.transaction() as s:
@@ -312,8 +408,16 @@ async def with_workers(
                 if int(done or 0) == len(run_ids):
                     break
                 await anyio.sleep(0.2)
-        cpu = cpu_s(pids) - cpu
+        cpu_workers = sum(pids_cpu_s(pids).values()) - cpu_workers
+        cpu_self = self_cpu_s() - cpu_self
+        server = server_cpu.stop() if server_cpu else None
         after = stats() if stats else {}
+        if statements:
+            print(
+                f"workers={workers}: {(statements() - statements_before) / len(segments):.1f} "
+                "state statements (round trips) per job, workers and deferrals",
+                file=sys.stderr,
+            )
         if calls:
             calls_after = calls()
             print(
@@ -341,14 +445,25 @@ async def with_workers(
         lags = [(r.started_at - due_at[r.id]).total_seconds() for r in runs if r.started_at]
         first = min(r.started_at for r in runs if r.started_at)
         last = max(r.started_at for r in runs if r.started_at)
-        took = [(r.finished_at - r.started_at).total_seconds() for r in runs if r.finished_at]
+        took = [
+            (r.finished_at - r.started_at).total_seconds()
+            for r in runs
+            if r.finished_at and r.started_at
+        ]
         end = max(r.finished_at for r in runs if r.finished_at)
         busy = sum(took) / max(source_limit * (end - first).total_seconds(), 1e-6)
+        running = concurrency_profile(
+            [(r.started_at, r.finished_at) for r in runs if r.started_at and r.finished_at]
+        )
         print(
             f"workers={workers}: fired and deferred {len(runs)} in {fire_s:.2f} s; run p50 "
             f"{pct(took, 0.5) * 1000:.0f} ms (lane bound {source_limit / max(pct(took, 0.5), 1e-6):.0f}"
-            f" jobs/s; lanes busy {100 * busy:.0f}% of the time from first start to last end); "
-            f"cpu {1000 * cpu / len(runs):.0f} ms/job (workers + this process)"
+            f" jobs/s; lanes busy {100 * busy:.0f}% of the time from first start to last end: "
+            + ", ".join(f"{n} running {100 * share:.0f}%" for n, share in running)
+            + "); "
+            f"cpu ms/job: workers {1000 * cpu_workers / len(runs):.1f}, scheduler and bench "
+            f"{1000 * cpu_self / len(runs):.1f}"
+            + ("" if server is None else f", PostgreSQL {1000 * server / len(runs):.1f}")
             + "".join(
                 f"; {label}: {(after[name][0] - before[name][0]) / len(runs):.1f} transactions "
                 f"and {(after[name][1] - before[name][1]) / len(runs):.2f} new sessions per job"
@@ -421,7 +536,14 @@ async def main(args: argparse.Namespace) -> None:
             f"of workers); {args.concurrency} jobs at once per worker; baseline 3 at a time",
             file=sys.stderr,
         )
-        base = await baseline(db, box, segments, stats)
+        server_cpu = ServerCpu(server, *names.values())
+        base = await baseline(db, box, segments, stats, server_cpu)
+        # After the baseline: its sessions (this process's pool) are not logged.
+        statements = (
+            StatementLog(server, state_url.rsplit("/", 1)[1], Path(args.count_statements))
+            if args.count_statements
+            else None
+        )
         profile = Path(args.profile).resolve() if args.profile else None
         if profile:
             profile.mkdir(parents=True, exist_ok=True)
@@ -436,6 +558,8 @@ async def main(args: argparse.Namespace) -> None:
                 stats,
                 args.source_limit,
                 (lambda: function_calls(state_url)) if args.count_calls else None,
+                server_cpu,
+                statements,
             )
             line = {"workers": n, **result, "baseline_jobs_per_s": round(base, 2)}
             print(json.dumps(line), flush=True)
@@ -461,5 +585,13 @@ if __name__ == "__main__":
         "--count-calls",
         action="store_true",
         help="print procrastinate function calls per job (track_functions on the state db)",
+    )
+    parser.add_argument(
+        "--count-statements",
+        metavar="SERVER_LOG",
+        default=None,
+        help="count the state database's statements per job in the server's log "
+        "(sets log_min_duration_statement = 0 on the scratch state database; e.g. "
+        "/var/log/postgresql/postgresql-15-main.log)",
     )
     anyio.run(main, parser.parse_args())
