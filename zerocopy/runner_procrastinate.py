@@ -21,6 +21,8 @@ in procrastinate:
 from __future__ import annotations
 
 import contextlib
+import logging
+from collections.abc import Callable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -53,9 +55,19 @@ def libpq_url(url: str) -> str:
 
 
 def build_app(
-    database_url: str, *, executor: Any = None, sync_executor: Any = None, pool_size: int = 10
+    database_url: str,
+    *,
+    executor: Any = None,
+    sync_executor: Any = None,
+    pool_size: int = 10,
+    handoffs: LaneHandOffs | None = None,
 ) -> Any:
-    """A procrastinate App on the state database; with executors, able to run their jobs."""
+    """A procrastinate App on the state database; with executors, able to run their jobs.
+
+    ``handoffs``: a refresh job is finished in its run's final transaction, which also
+    fetches the worker's next job (:class:`LaneHandOffs`; the worker must be a
+    :func:`lane_worker_class` worker sharing the same object).
+    """
     import procrastinate
 
     connector = procrastinate.PsycopgConnector(
@@ -64,15 +76,22 @@ def build_app(
     app = procrastinate.App(connector=connector)
     if executor is not None:
 
-        @app.task(name=REFRESH_TASK, queue=QUEUE, pass_context=False)
+        @app.task(name=REFRESH_TASK, queue=QUEUE, pass_context=True)
         async def refresh(
+            context: Any,
             run_id: str,
             source_id: str | None = None,
             kind: str | None = None,
             lane: int | None = None,
         ) -> None:
             # The source and lane ride with the job: the executor need not look them up.
-            await executor.execute(run_id, source_id=source_id, kind=kind, lane=lane)
+            handoff = handoffs.offer(context.job) if handoffs is not None else None
+            if handoff is None:
+                await executor.execute(run_id, source_id=source_id, kind=kind, lane=lane)
+            else:
+                await executor.execute(
+                    run_id, source_id=source_id, kind=kind, lane=lane, handoff=handoff
+                )
 
     if sync_executor is not None:
 
@@ -83,32 +102,261 @@ def build_app(
     return app
 
 
-def lane_worker_class() -> type:
-    """:class:`procrastinate.worker.Worker` that fetches again after each job it finished.
+HANDOFF_SQL = (
+    "SELECT h.handed, (h.next_job).id, (h.next_job).status, (h.next_job).task_name, "
+    "(h.next_job).priority, (h.next_job).lock, (h.next_job).queueing_lock, (h.next_job).args, "
+    "(h.next_job).scheduled_at, (h.next_job).queue_name, (h.next_job).attempts, "
+    "(h.next_job).worker_id "
+    "FROM zerocopy_lane_handoff(:job_id, :worker_id, CAST(:queues AS varchar[])) AS h"
+)
+_HANDOFF_COLUMNS = (
+    "id",
+    "status",
+    "task_name",
+    "priority",
+    "lock",
+    "queueing_lock",
+    "args",
+    "scheduled_at",
+    "queue_name",
+    "attempts",
+    "worker_id",
+)
 
-    The lane (procrastinate lock) of a finished job is free once its deletion commits, and
-    nobody announces that (see :data:`LANE_FREED_SQL`): the worker that finished the job
-    looks for the lane's next job itself. procrastinate clears its wake-up event after each
+
+class JobHandOff:
+    """One refresh job's hand-off, done inside its run's final transaction.
+
+    :meth:`in_final` (called by the slot hooks in that transaction) deletes the job, as
+    procrastinate deletes a successful job, and fetches this worker's next job, as
+    procrastinate's fetch would, in one statement (``zerocopy_lane_handoff``); when that is a
+    refresh job, the slot hooks claim its run (with its lane's slot) in the same transaction
+    (:meth:`preclaimed`). The lane goes from one run to the next in one transaction: no
+    transaction of procrastinate's in between, no claim transaction, and no fetch for nothing.
+    :meth:`settle` (once that transaction has committed) tells the worker, which then starts
+    the next job in the finished one's place.
+    """
+
+    _statement = sa.text(HANDOFF_SQL)
+
+    def __init__(
+        self, owner: LaneHandOffs, job_id: int, worker_id: int, claimed: Any = None
+    ) -> None:
+        self.owner = owner
+        self.job_id = job_id
+        self.worker_id = worker_id
+        self.claimed = claimed
+        """This job's run, claimed by the previous run's final transaction (or ``None``)."""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget what a final transaction that did not commit handed over."""
+        self.handed = False
+        self.next_job: dict[str, Any] | None = None
+        self.next_claimed: Any = None
+
+    def stopping(self) -> bool:
+        return self.owner.stopping()
+
+    async def in_final(self, session: Any) -> dict[str, Any] | None:
+        """Hand the job over; the next job's arguments if it is a refresh job."""
+        conn = await session.connection()
+        row = (
+            await conn.execute(
+                self._statement,
+                {"job_id": self.job_id, "worker_id": self.worker_id, "queues": self.owner.queues},
+            )
+        ).first()
+        self.handed = bool(row is not None and row[0])
+        if not self.handed or row is None or row[1] is None:
+            return None
+        self.next_job = dict(zip(_HANDOFF_COLUMNS, row[1:], strict=True))
+        args = self.next_job.get("args")
+        if self.next_job.get("task_name") != REFRESH_TASK or not isinstance(args, dict):
+            return None
+        return args
+
+    def preclaimed(self, claimed: Any) -> None:
+        """The next job's run was claimed in the same transaction."""
+        self.next_claimed = claimed
+
+    def settle(self) -> None:
+        """The final transaction committed: the job is gone, its successor (if any) ours."""
+        if self.handed:
+            self.owner.record(self.job_id, self.next_job, self.next_claimed)
+
+
+class LaneHandOffs:
+    """Refresh jobs finished in their run's final transaction, and what each handed over.
+
+    Shared by a worker's refresh task (:meth:`offer`, :class:`JobHandOff`) and its
+    :func:`lane_worker_class` worker (:meth:`take`): the worker then neither finishes the
+    job (it is already deleted) nor fetches for it, and starts the next job it was handed
+    (whose run may already be claimed: :meth:`offer` gives it to that job's task).
+    """
+
+    def __init__(self, queues: list[str] | None = None) -> None:
+        self.queues = list(queues or [QUEUE])
+        self._done: dict[int, dict[str, Any] | None] = {}
+        self._claimed: dict[int, Any] = {}
+        self.stopping: Callable[[], bool] = lambda: False
+        """Set by the worker: while it stops, jobs end as usual (nothing more is taken)."""
+
+    def offer(self, job: Any) -> JobHandOff | None:
+        if job.id is None or job.worker_id is None:
+            return None
+        job_id = int(job.id)
+        return JobHandOff(self, job_id, int(job.worker_id), self._claimed.pop(job_id, None))
+
+    def record(self, job_id: int, next_job: dict[str, Any] | None, claimed: Any = None) -> None:
+        self._done[job_id] = next_job
+        if next_job is not None and claimed is not None:
+            self._claimed[int(next_job["id"])] = claimed
+
+    def take(self, job_id: int) -> tuple[bool, dict[str, Any] | None]:
+        """``(handed, next job's row)``; ``handed`` is false for a job finished as usual."""
+        if job_id not in self._done:
+            return False, None
+        return True, self._done.pop(job_id)
+
+    def is_claimed(self, job_id: int) -> bool:
+        """Whether the run of a handed job was claimed with it (it must run, not go back)."""
+        return job_id in self._claimed
+
+
+def lane_worker_class() -> type:
+    """:class:`procrastinate.worker.Worker` that passes lanes on instead of fetching for them.
+
+    A refresh job handed off in its run's final transaction (:class:`LaneHandOffs`) is not
+    finished again, and the job it was handed starts in its place, with its concurrency
+    permit, as soon as it is done: no fetch, and no second fetch that finds nothing.
+
+    Any other job is finished as procrastinate does. Its lane (procrastinate lock) is free
+    once the deletion commits, and nobody announces that (see :data:`LANE_FREED_SQL`): the
+    worker that finished it fetches again. procrastinate clears its wake-up event after each
     fetch, so a job finishing while a fetch is in flight would be missed until the next
     poll; a flag set after the finish is committed makes the fetch loop go round once more.
     """
-    from procrastinate import worker
+    import asyncio
+    import time
+
+    from procrastinate import job_context, jobs, utils, worker
 
     class LaneWorker(worker.Worker):  # type: ignore[misc]
         _lane_freed = False
+        handoffs: LaneHandOffs | None = None
 
-        async def _persist_job_status(self, job: Any, *args: Any, **kwargs: Any) -> None:
-            await super()._persist_job_status(job, *args, **kwargs)
-            if job.lock is not None:
-                self._lane_freed = True
-                self._new_job_event.set()
+        def __init__(self, *args: Any, handoffs: LaneHandOffs | None = None, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.handoffs = handoffs
+            self._successors: dict[int, jobs.Job] = {}
+            if handoffs is not None:
+                handoffs.stopping = self._stop_event.is_set
+
+        def _log_extra(self, action: str, context: Any, job_result: Any, **kwargs: Any) -> Any:
+            # procrastinate builds each log record's extras (the job as a dict) before the
+            # logger looks at its level: four times per job, for nothing at warning level.
+            if not self.logger.isEnabledFor(logging.INFO):
+                return {"action": action}
+            return super()._log_extra(action, context, job_result, **kwargs)
+
+        async def _persist_job_status(
+            self,
+            job: Any,
+            status: Any,
+            retry_decision: Any,
+            context: Any,
+            job_result: Any,
+        ) -> None:
+            handoffs = self.handoffs
+            handed, successor = handoffs.take(job.id) if handoffs is not None else (False, None)
+            if handoffs is None or not handed:
+                await super()._persist_job_status(job, status, retry_decision, context, job_result)
+                if job.lock is not None:
+                    self._lane_freed = True
+                    self._new_job_event.set()
+                return
+            # Deleted in the run's final transaction, which also fetched its successor.
+            self._job_ids_to_abort.pop(job.id, None)
+            if successor is None:
+                return
+            next_job: Any = jobs.Job.from_row(successor)
+            if self._stop_event.is_set() and not handoffs.is_claimed(next_job.id):
+                await self._put_back(next_job)
+            else:
+                self._successors[job.id] = next_job
+
+        async def _put_back(self, job: Any) -> None:
+            """A handed job this stopping worker will not run: back to the queue (the
+            lane-freed trigger announces it to the other workers)."""
+            try:
+                await self.app.connector.execute_query_async(
+                    "UPDATE procrastinate_jobs SET status = 'todo', worker_id = NULL "
+                    "WHERE id = %(job_id)s AND status = 'doing'",
+                    job_id=job.id,
+                )
+            except Exception:
+                log.warning("queue.put_back_failed", job_id=job.id, exc_info=True)
+
+        def _start_job(self, job: Any) -> None:
+            job_id: int = job.id
+
+            def abort_reason() -> Any:
+                return self._job_ids_to_abort.get(job_id)
+
+            context = job_context.JobContext(
+                app=self.app,
+                worker_name=self.worker_name,
+                worker_queues=self.queues,
+                additional_context=self.additional_context.copy()
+                if self.additional_context
+                else {},
+                job=job,
+                abort_reason=abort_reason,
+                start_timestamp=time.time(),
+            )
+            task = asyncio.create_task(
+                self._process_job(context), name=f"process job {job.task_name}[{job.id}]"
+            )
+            self._running_jobs[task] = context
+            task.add_done_callback(self._job_done)
+
+        def _job_done(self, task: asyncio.Task[Any]) -> None:
+            context = self._running_jobs.pop(task)
+            job: Any = context.job
+            successor = self._successors.pop(job.id, None)
+            if successor is not None:
+                self._start_job(successor)  # the permit passes to the lane's next job
+            else:
+                self._job_semaphore.release()
 
         async def _fetch_and_process_jobs(self) -> None:
             while True:
                 self._lane_freed = False
-                await super()._fetch_and_process_jobs()
+                await self._fetch_jobs()
                 if not self._lane_freed or self._stop_event.is_set():
                     return
+
+        async def _fetch_jobs(self) -> None:
+            """procrastinate's fetch loop (3.x), starting jobs through :meth:`_start_job`."""
+            while not self._stop_event.is_set():
+                acquire_sem_task = asyncio.create_task(self._job_semaphore.acquire())
+                job = None
+                try:
+                    await utils.wait_any(acquire_sem_task, self._stop_event.wait())
+                    if self._stop_event.is_set():
+                        break
+                    assert self.worker_id is not None
+                    job = await self.app.job_manager.fetch_job(
+                        queues=self.queues, worker_id=self.worker_id
+                    )
+                finally:
+                    if (not job or self._stop_event.is_set()) and acquire_sem_task.done():
+                        self._job_semaphore.release()
+                    self._new_job_event.clear()
+                if not job:
+                    break
+                self._start_job(job)
 
     return LaneWorker
 
@@ -150,18 +398,61 @@ CREATE TRIGGER zerocopy_lane_freed_update
     WHEN (OLD.status = 'doing' AND NEW.status <> 'doing' AND OLD.lock IS NOT NULL)
     EXECUTE PROCEDURE zerocopy_notify_lane_freed();
 DROP TRIGGER IF EXISTS zerocopy_lane_freed_delete ON procrastinate_jobs;
+
+CREATE OR REPLACE FUNCTION zerocopy_lane_handoff(
+    p_job_id bigint,
+    p_worker_id bigint,
+    p_queues character varying[],
+    OUT handed boolean,
+    OUT next_job procrastinate_jobs
+)
+    LANGUAGE plpgsql AS $$
+DECLARE
+    done_lock text;
+    done_queue text;
+BEGIN
+    handed := false;
+    BEGIN
+        -- The finished job goes, as procrastinate_finish_job_v1 deletes a successful job...
+        DELETE FROM procrastinate_jobs AS j WHERE j.id = p_job_id AND j.status = 'doing'
+            RETURNING j.lock, j.queue_name INTO done_lock, done_queue;
+        -- ...and the worker takes the job procrastinate's fetch gives it now: usually the
+        -- next one of the lane just freed (it sees the deletion; nobody else does yet).
+        next_job := procrastinate_fetch_job_v2(p_queues, p_worker_id);
+        handed := true;
+    EXCEPTION WHEN OTHERS THEN
+        -- Never fails the caller's transaction (a run's final one): the worker finishes
+        -- the job and fetches as usual instead.
+        next_job := NULL;
+        handed := false;
+        RETURN;
+    END;
+    IF done_lock IS NOT NULL AND next_job.id IS NOT NULL
+            AND next_job.lock IS DISTINCT FROM done_lock THEN
+        -- Another lane's job came first: the freed lane's next job is for another worker.
+        PERFORM pg_notify(
+            'procrastinate_queue_v1#' || done_queue,
+            json_build_object('type', 'job_inserted', 'job_id', p_job_id)::text
+        );
+    END IF;
+END;
+$$;
 """
 """A job held back by its source's lock becomes fetchable when the lane's running job ends,
-which procrastinate does not announce. A job that ends normally is deleted by the worker that
-ran it, which then fetches again itself (:class:`LaneWorker`); a job that ends otherwise
-(failed, aborted, failed by the stalled-job reaper of another worker) is announced by this
-trigger to every worker. (Announcing deletions too woke every worker for every finished job,
-and each then ran procrastinate's fetch for nothing: ~3 ms of server CPU per empty fetch with
-500 jobs waiting, the largest cost a queued refresh had.)"""
+which procrastinate does not announce. A refresh job that ends normally is deleted in its
+run's final transaction by ``zerocopy_lane_handoff``, which also fetches the worker's next
+job (:class:`JobHandOff`); another job that ends normally is deleted by the worker that ran
+it, which then fetches again itself (:func:`lane_worker_class`); a job that ends otherwise
+(failed, aborted, failed by the stalled-job reaper of another worker, put back by a stopping
+worker) is announced by this trigger to every worker. (Announcing deletions too woke every
+worker for every finished job, and each then ran procrastinate's fetch for nothing: ~3 ms of
+server CPU per empty fetch with 500 jobs waiting, the largest cost a queued refresh had.)"""
 
 QUEUE_SCHEMA_CURRENT_SQL = (
     "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'zerocopy_lane_freed_update') "
-    "AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'zerocopy_lane_freed_delete')"
+    "AND NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'zerocopy_lane_freed_delete') "
+    "AND to_regprocedure('zerocopy_lane_handoff(bigint, bigint, character varying[])') "
+    "IS NOT NULL"
 )
 
 
@@ -488,11 +779,13 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
             slots,
             heartbeat_s=config.heartbeat_s,
         )
+        handoffs = LaneHandOffs([QUEUE])
         app = build_app(
             db.url,
             executor=executor,
             sync_executor=sync_executor,
             pool_size=config.concurrency + 4,
+            handoffs=handoffs,
         )
         await warm_up(db)
         async with app.open_async():
@@ -556,7 +849,7 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                     "install_signal_handlers": True,
                     "delete_jobs": "successful",
                 }
-                worker = lane_worker_class()(app=app, **options)
+                worker = lane_worker_class()(app=app, handoffs=handoffs, **options)
                 await worker.run()
                 tg.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
@@ -568,6 +861,8 @@ __all__ = [
     "QUEUE",
     "REFRESH_TASK",
     "SYNC_TASK",
+    "JobHandOff",
+    "LaneHandOffs",
     "ProcrastinateRunner",
     "build_app",
     "ensure_queue_schema",

@@ -1,11 +1,15 @@
 # ruff: noqa: ASYNC220, ASYNC230, SIM115
-"""A worker fetches its lane's next job itself when a job ends: no broadcast, no poll.
+"""A worker passes a source lane on from one run to the next itself: no broadcast, no poll.
 
 All jobs of a source with a limit of 1 share one procrastinate lock (one lane): each becomes
 fetchable only when the previous one is deleted. Nothing announces that deletion (doing so
-woke every worker for every finished job, each then fetching for nothing): the worker that
-finished the job fetches again. With an hour's polling interval, a chain of refreshes
-through one lane completes at all only if that self-wake works.
+woke every worker for every finished job, each then fetching for nothing). Instead the run's
+final transaction deletes its job, fetches the worker's next job as procrastinate's fetch
+would, and claims that job's run with the lane's slot (``zerocopy_lane_handoff``,
+:class:`~zerocopy.runner_procrastinate.JobHandOff`). With an hour's polling interval, a chain
+of refreshes through one lane completes at all only if that hand-off works; a trigger on the
+state database records in which transaction each run changed status, so the tests see that
+each run was claimed in the transaction that ended the one before it.
 """
 
 from __future__ import annotations
@@ -44,10 +48,28 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 JOBS = 6
 
+STATUS_LOG_SQL = """
+CREATE TABLE test_run_status_log (
+    run_id text NOT NULL, status text NOT NULL, txid bigint NOT NULL
+);
+CREATE FUNCTION test_log_run_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO test_run_status_log VALUES (NEW.id, NEW.status, txid_current());
+    RETURN NULL;
+END;
+$$;
+CREATE TRIGGER test_log_run_status AFTER UPDATE OF status ON refresh_run
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE PROCEDURE test_log_run_status();
+"""
+"""Test instrumentation: the transaction in which each run became running, then final."""
 
-async def _segments(db: Database, box: SecretBox, warehouse_url: str) -> list[str]:
+
+async def _segments(
+    db: Database, box: SecretBox, warehouse_url: str, name: str, n: int
+) -> list[str]:
     async with db.transaction() as s:
-        ws = Workspace(name="lanes")
+        ws = Workspace(name=name)
         s.add(ws)
         await s.flush()
         cred = Credential(
@@ -85,11 +107,11 @@ async def _segments(db: Database, box: SecretBox, warehouse_url: str) -> list[st
                     columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
                 )
             )
-        for i in range(JOBS):
+        for i in range(n):
             seg = Segment(
                 workspace_id=ws.id,
                 source_id=src.id,
-                name=f"s{i}",
+                name=f"{name}{i}",
                 sql=f"SELECT external_user_id FROM users WHERE external_user_id % {2 + i} = 0",
                 dialect="postgres",
             )
@@ -99,9 +121,15 @@ async def _segments(db: Database, box: SecretBox, warehouse_url: str) -> list[st
     return ids
 
 
-async def test_a_lane_chain_runs_without_broadcast_or_polling(
-    postgres_url: str, postgres_server: str, tmp_path: Path
-) -> None:
+async def _run_chain(
+    postgres_url: str,
+    postgres_server: str,
+    tmp_path: Path,
+    workspaces: dict[str, int],
+    concurrency: int,
+) -> tuple[dict[str, list[str]], list[RefreshRun], dict[tuple[str, str], int]]:
+    """Defer each workspace's refreshes (one source each, limit 1) in turn to one worker
+    with an hour's poll; the runs by workspace, all final runs, and ``(run, status) → txid``."""
     db = Database(postgres_url)
     await db.upgrade()
     await ensure_queue_schema(db)
@@ -117,6 +145,8 @@ async def test_a_lane_chain_runs_without_broadcast_or_polling(
             )
         # Failed or reaped jobs are still announced; finished (deleted) ones are not.
         assert triggers == {"zerocopy_lane_freed_update"}
+        with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as con:
+            con.execute(STATUS_LOG_SQL)
 
         key = SecretBox.generate_key()
         box = SecretBox([key])
@@ -126,7 +156,10 @@ async def test_a_lane_chain_runs_without_broadcast_or_polling(
                     "CREATE TABLE users AS SELECT i::bigint AS external_user_id "
                     "FROM generate_series(1, 200) AS i"
                 )
-            segments = await _segments(db, box, warehouse_url)
+            segments = {
+                name: await _segments(db, box, warehouse_url, name, n)
+                for name, n in workspaces.items()
+            }
             env = {
                 **os.environ,
                 "ZEROCOPY_DATABASE_URL": postgres_url,
@@ -135,6 +168,7 @@ async def test_a_lane_chain_runs_without_broadcast_or_polling(
                 "ZEROCOPY_RUNNER": "procrastinate",
                 "ZEROCOPY_LOG_LEVEL": "warning",
                 "ZEROCOPY_SOURCE_CONCURRENCY": "1",
+                "ZEROCOPY_WORKER_CONCURRENCY": str(concurrency),
                 "ZEROCOPY_WORKER_POLL_S": "3600",
                 "ZEROCOPY_JANITOR_EVERY_S": "3600",
             }
@@ -151,12 +185,16 @@ async def test_a_lane_chain_runs_without_broadcast_or_polling(
                     await anyio.sleep(0.2)
 
             engine = RefreshEngine(db, box)
+            runs: dict[str, list[str]] = {}
             async with ProcrastinateRunner(db, default_limit=1) as runner:
-                runs = [await engine.request(segment_id, "schedule") for segment_id in segments]
-                await runner.submit_many([r.id for r in runs])
-            ids = [r.id for r in runs]
+                for name, ids in segments.items():
+                    requested = [await engine.request(segment_id, "schedule") for segment_id in ids]
+                    runs[name] = [r.id for r in requested]
+                # One deferral for all: the worker sees the whole queue at once.
+                await runner.submit_many(list(itertools.chain(*runs.values())))
+            ids = list(itertools.chain(*runs.values()))
             # A hang guard, not a timing check: with one lane and an hour's poll, only the
-            # self-wake gets past the first job.
+            # hand-off gets past the first job.
             with anyio.fail_after(180):
                 while True:
                     async with db.session() as s:
@@ -169,18 +207,74 @@ async def test_a_lane_chain_runs_without_broadcast_or_polling(
                         break
                     await anyio.sleep(0.1)
             async with db.session() as s:
-                final = (await s.scalars(sa.select(RefreshRun).where(RefreshRun.id.in_(ids)))).all()
-            assert {r.status for r in final} == {RunStatus.SUCCEEDED}, [
-                r.error_message for r in final
-            ]
-            # One lane: the runs never overlapped.
-            spans = sorted((r.started_at, r.finished_at) for r in final)
-            assert all(start and end for start, end in spans), spans
-            assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # type: ignore[operator]
+                final = list(
+                    (await s.scalars(sa.select(RefreshRun).where(RefreshRun.id.in_(ids)))).all()
+                )
+                txids = {
+                    (run_id, status): int(txid)
+                    for run_id, status, txid in (
+                        await s.execute(
+                            sa.text("SELECT run_id, status, txid FROM test_run_status_log")
+                        )
+                    ).all()
+                }
+                left = (
+                    await s.execute(
+                        sa.text(
+                            "SELECT (SELECT count(*) FROM procrastinate_jobs), "
+                            "(SELECT count(*) FROM source_slot)"
+                        )
+                    )
+                ).one()
+            # Every job was deleted and every slot given back.
+            assert tuple(left) == (0, 0)
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=30) == 0
             proc = None
+            return runs, final, txids
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
         await db.dispose()
+
+
+def _chain(final: list[RefreshRun], txids: dict[tuple[str, str], int]) -> list[RefreshRun]:
+    """The runs in start order, checked: all succeeded, never overlapping, each claimed in the
+    transaction that ended the run before it."""
+    assert {r.status for r in final} == {RunStatus.SUCCEEDED}, [r.error_message for r in final]
+    chain = sorted(final, key=lambda r: (r.started_at, r.id))
+    spans = [(r.started_at, r.finished_at) for r in chain]
+    assert all(start and end for start, end in spans), spans
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # type: ignore[operator]
+    for before, after in itertools.pairwise(chain):
+        assert txids[(after.id, RunStatus.RUNNING)] == txids[(before.id, RunStatus.SUCCEEDED)], (
+            before.id,
+            after.id,
+        )
+    return chain
+
+
+async def test_a_lane_chain_is_handed_on_without_broadcast_or_polling(
+    postgres_url: str, postgres_server: str, tmp_path: Path
+) -> None:
+    _runs, final, txids = await _run_chain(
+        postgres_url, postgres_server, tmp_path, {"lanes": JOBS}, concurrency=4
+    )
+    assert len(_chain(final, txids)) == JOBS
+
+
+async def test_the_hand_off_serves_workspaces_in_turn(
+    postgres_url: str, postgres_server: str, tmp_path: Path
+) -> None:
+    # One worker taking one job at a time; workspace a's 4 runs are deferred before b's 2.
+    # Each run's final transaction takes the queue's best job, whichever lane it is on: the
+    # workspaces alternate (a, b, a, b, a, a), each run claimed in the one before's final
+    # transaction, across the two sources' lanes.
+    runs, final, txids = await _run_chain(
+        postgres_url, postgres_server, tmp_path, {"a": 4, "b": 2}, concurrency=1
+    )
+    owner = {run_id: name for name, ids in runs.items() for run_id in ids}
+    chain = _chain(final, txids)
+    assert [owner[r.id] for r in chain] == ["a", "b", "a", "b", "a", "a"]
+    assert [r.id for r in chain if owner[r.id] == "a"] == runs["a"]
+    assert [r.id for r in chain if owner[r.id] == "b"] == runs["b"]

@@ -23,6 +23,6 @@ Run statuses: ``queued`` → ``running`` → ``succeeded`` | ``failed`` | ``time
 run succeeded, and the temporary table is dropped (``temp_table_dropped``).
 """
 
-from zerocopy.refresh.engine import RefreshEngine, RunHooks, catalog_mapping
+from zerocopy.refresh.engine import ClaimedRun, RefreshEngine, RunHooks, catalog_mapping
 
-__all__ = ["RefreshEngine", "RunHooks", "catalog_mapping"]
+__all__ = ["ClaimedRun", "RefreshEngine", "RunHooks", "catalog_mapping"]

@@ -209,13 +209,24 @@ class _Loaded:
     preloaded: dict[int, bytes]
 
 
+@dataclass(slots=True)
+class ClaimedRun:
+    """A run claimed (``queued → running``) in some caller's transaction by
+    :meth:`RefreshEngine.claim_in`, with what it needs read in the same transaction; handed
+    to :meth:`RefreshEngine.execute` once that transaction has committed."""
+
+    run: RefreshRun
+    loaded: _Loaded | None
+
+
 class RunHooks:
     """Statements a caller adds to a run's claim and final transactions (no extra transaction).
 
     The source-slot layer uses it to take a slot in the claim's transaction and give it back
-    in the final one. :attr:`final_committed` tells the caller whether the final transaction
-    (and so :meth:`on_final`) committed: when it did not (the run was not claimed, or it was
-    reaped meanwhile), the caller undoes :meth:`on_claim`'s work itself.
+    in the final one (where a queue worker also claims its lane's next run, with
+    :meth:`RefreshEngine.claim_in`). :attr:`final_committed` tells the caller whether the
+    final transaction (and so :meth:`on_final`) committed: when it did not (the run was not
+    claimed, or it was reaped meanwhile), the caller undoes :meth:`on_claim`'s work itself.
     """
 
     final_committed: bool = False
@@ -359,17 +370,24 @@ class RefreshEngine:
             errors.CONFLICT, f"could not queue a refresh of segment {segment_id}; retry"
         )
 
-    async def execute(self, run_id: str, *, hooks: RunHooks | None = None) -> RefreshRun:
+    async def execute(
+        self, run_id: str, *, hooks: RunHooks | None = None, claimed: ClaimedRun | None = None
+    ) -> RefreshRun:
         """Run a queued run to a final status and return it; run failures are recorded, not raised.
 
         A run that is not ``queued`` (already claimed elsewhere, finished, cancelled while
         queued) is returned as it is. ``hooks``: see :class:`RunHooks` (an error raised by
-        ``hooks.on_claim`` propagates, and the run stays queued).
+        ``hooks.on_claim`` propagates, and the run stays queued). ``claimed``: the run was
+        already claimed by :meth:`claim_in` in a transaction that committed (``hooks.on_claim``
+        is not called).
         """
-        claimed = await self._claim(run_id, hooks)
-        if claimed is None:
-            return await self.get(run_id)
-        run, loaded = claimed
+        if claimed is not None and claimed.run.id == run_id:
+            run, loaded = claimed.run, claimed.loaded
+        else:
+            got = await self._claim(run_id, hooks)
+            if got is None:
+                return await self.get(run_id)
+            run, loaded = got
         with bound_context(
             run_id=run.id,
             segment_id=run.segment_id,
@@ -525,6 +543,18 @@ class RefreshEngine:
         except _HookFailed as exc:
             raise exc.error from None
         return run, None
+
+    async def claim_in(self, session: Any, run_id: str) -> ClaimedRun | None:
+        """Claim ``run_id`` in the caller's transaction (``session``) and read what it needs.
+
+        ``None`` when the run is not claimable (no longer queued, or cancelled). Once that
+        transaction commits, :meth:`execute` with ``claimed=`` runs it; should the caller's
+        transaction roll back, the run stays queued.
+        """
+        run = await self._claim_in(session, run_id)
+        if run is None:
+            return None
+        return ClaimedRun(run, await self._load(session, run))
 
     @staticmethod
     async def _on_claim(hooks: RunHooks | None, s: Any, run_id: str) -> None:

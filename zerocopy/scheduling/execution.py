@@ -7,9 +7,10 @@ from typing import Any, cast
 
 import anyio
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
-from zerocopy.refresh import RunHooks
+from zerocopy.refresh import ClaimedRun, RunHooks
 from zerocopy.scheduling.models import SourceSlot
 from zerocopy.scheduling.slots import REFRESH, SYNC, SourceSlots, slot_key
 from zerocopy.state.models import Credential, RefreshRun, RunStatus, Source, utcnow
@@ -36,12 +37,21 @@ class SlottedEngine:
         source_id: str | None = None,
         kind: str | None = None,
         lane: int | None = None,
+        handoff: Any = None,
     ) -> RefreshRun:
         """Take a slot of the run's source, then execute it (the engine claims it or not).
 
         A queue job carries its run's ``source_id``, ``kind`` and ``lane`` (the slot it is
         expected to find free): then nothing is read before the slot is taken, and a run
         that is no longer queued is simply not claimed by the engine.
+
+        ``handoff`` (a queue job's, see :class:`zerocopy.runner_procrastinate.JobHandOff`):
+        ``await handoff.in_final(session)`` joins the run's final transaction and returns the
+        worker's next refresh job (its task arguments) or ``None``; that job's run is then
+        claimed, with the lane's slot, in the same transaction (:meth:`_preclaim`,
+        ``handoff.preclaimed(claimed)``), and ``handoff.settle()`` is called once it
+        committed. ``handoff.claimed``: this run, claimed so by the previous run's final
+        transaction (executed at once: no claim, no slot to take).
         """
         if source_id is None or kind is None:
             async with self.engine.db.session() as s:
@@ -63,9 +73,16 @@ class SlottedEngine:
             source_id, kind = slot_key(row.source_id, row.kind, row.settings), row.kind
         limit = self.slots.limit_for(kind)
         hooks = _SlotHooks(
-            self.slots, source_id, lane if lane is not None and lane < limit else None
+            self.slots,
+            source_id,
+            lane if lane is not None and lane < limit else None,
+            handoff,
+            self._preclaim if handoff is not None else None,
         )
+        claimed = getattr(handoff, "claimed", None)
         try:
+            if claimed is not None:
+                return await self.engine.execute(run_id, hooks=hooks, claimed=claimed)  # type: ignore[no-any-return]
             if hooks.slot is not None:
                 # The expected lane: taken in the claim's transaction (no transaction of its
                 # own); taken meanwhile, or the run not claimable, and nothing is held.
@@ -79,6 +96,44 @@ class SlottedEngine:
             if not hooks.final_committed:
                 with anyio.CancelScope(shield=True):
                     await self.slots.release(run_id)
+            elif handoff is not None:
+                handoff.settle()
+
+    async def _preclaim(self, session: Any, job: dict[str, Any]) -> ClaimedRun | None:
+        """In a run's final transaction: take the next job's lane slot and claim its run.
+
+        The slot is taken only if free (no error can abort the final transaction); a run
+        that is not claimable gives it back. ``None``: the job runs the usual way.
+        """
+        run_id, source_id, kind, lane = (
+            job.get("run_id"),
+            job.get("source_id"),
+            job.get("kind"),
+            job.get("lane"),
+        )
+        if not run_id or not source_id or not kind or not isinstance(lane, int):
+            return None
+        if not 0 <= lane < self.slots.limit_for(kind):
+            return None
+        conn = await session.connection()
+        taken = (
+            await conn.execute(
+                _TAKE_SLOT_IF_FREE,
+                {
+                    "source_id": source_id,
+                    "slot": lane,
+                    "run_kind": REFRESH,
+                    "run_id": run_id,
+                    "acquired_at": utcnow(),
+                },
+            )
+        ).first()
+        if taken is None:
+            return None
+        claimed: ClaimedRun | None = await self.engine.claim_in(session, run_id)
+        if claimed is None:
+            await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
+        return claimed
 
 
 class _SlotTaken(Exception):
@@ -86,13 +141,24 @@ class _SlotTaken(Exception):
 
 
 class _SlotHooks(RunHooks):
-    """Take the lane's slot in the claim's transaction, give it back in the final one."""
+    """Take the lane's slot in the claim's transaction, give it back in the final one (and
+    there hand the queue job's lane over, when it has a ``handoff``)."""
 
-    def __init__(self, slots: SourceSlots, source_id: str, slot: int | None) -> None:
+    def __init__(
+        self,
+        slots: SourceSlots,
+        source_id: str,
+        slot: int | None,
+        handoff: Any = None,
+        preclaim: Callable[[Any, dict[str, Any]], Awaitable[ClaimedRun | None]] | None = None,
+    ) -> None:
         self.slots = slots
         self.source_id = source_id
         self.slot = slot
+        self.handoff = handoff
+        self.preclaim = preclaim
         self.final_committed = False
+        self._handoff_tried = False
 
     async def on_claim(self, session: Any, run_id: str) -> None:
         if self.slot is None:
@@ -115,10 +181,26 @@ class _SlotHooks(RunHooks):
     async def on_final(self, session: Any, run_id: str) -> None:
         conn = await session.connection()
         await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
+        if self.handoff is None:
+            return
+        # What an earlier final transaction (rolled back) handed over is void; and the hand-off
+        # is tried in one final transaction only, so that it cannot fail the run's record twice.
+        self.handoff.reset()
+        if self._handoff_tried or self.handoff.stopping():
+            return
+        self._handoff_tried = True
+        job = await self.handoff.in_final(session)
+        if job is not None and self.preclaim is not None:
+            claimed = await self.preclaim(session, job)
+            if claimed is not None:
+                self.handoff.preclaimed(claimed)
 
 
 _SLOT = cast(sa.Table, SourceSlot.__table__)
 _TAKE_SLOT = sa.insert(_SLOT)
+_TAKE_SLOT_IF_FREE = (
+    postgresql.insert(_SLOT).on_conflict_do_nothing().returning(_SLOT.c.slot)
+)  # the queue's hand-off only (PostgreSQL)
 _GIVE_BACK_SLOT = sa.delete(_SLOT).where(_SLOT.c.run_id == sa.bindparam("p_run_id"))
 """Built once: the slot statements ride in every queue job's claim and final transactions."""
 
