@@ -130,3 +130,5 @@ class Notice(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(index=True)
     """When a failed e-mail is tried again (NULL: delivered, or given up)."""
     delivered_at: Mapped[datetime | None]
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    """The mail's text, to send it again (NULL on notices recorded before migration 0006)."""

@@ -26,16 +26,17 @@ takes and returns aware UTC datetimes.
 
 A change of the workspace's time zone re-plans without running a local slot twice or
 skipping one (:func:`replan_in_zone`). Every occurrence of a wall-clock schedule stands for a
-local calendar slot, its nominal (date, HH:MM); the old plan had run every slot before the
-one it was waiting for. In the new zone the plan goes on at the first slot after those (the
-same label: a daily 09:00 whose 09:00 Paris ran today next runs tomorrow at 09:00 London, not
-again today at 09:00 London; one waiting for 09:00 London today runs 09:00 Paris today, at
-once if that instant has passed, not tomorrow). A slot whose new-zone instant is at or
-before the plan's floor (``planned_from``: when the plan was made or last fired) is not owed,
-unless the old plan had already come due on it when the zone changed; then it runs once.
-Real-time frequencies (15/30 minutes, hourly) have no slots: they go on at the new zone's
-first aligned instant after the floor. Anything that comes out due runs once, at once, as a
-catch-up coalescing what it stands for (:func:`plan_firing`).
+local calendar slot, its nominal (date, HH:MM). The slots a plan ran are those before the one
+it was waiting for; in the new zone the plan goes on at the first slot after those (a daily
+09:00 whose 09:00 Paris ran today next runs tomorrow at 09:00 London, not again today at
+09:00 London; one waiting for 09:00 London today runs 09:00 Paris today, at once if that
+instant has passed, not tomorrow). A new-zone slot whose instant is at or before the plan's
+floor (``planned_from``: when the plan last fired, or was made) is not owed: a run after it
+covered it, or the schedule did not exist yet. The slot the old plan had already come due on
+when the zone changed (the scheduler was down) is owed whatever the new zone says. Real-time
+frequencies (15/30 minutes, hourly) have no slots: they go on at the new zone's first aligned
+instant after the floor. Anything that comes out due runs once, at once, as a catch-up
+coalescing what it stands for (:func:`plan_firing`).
 """
 
 from __future__ import annotations
@@ -599,26 +600,30 @@ def replan_in_zone(
     pending: datetime,
     floor: datetime,
     changed_at: datetime,
+    *,
+    fired: bool = True,
 ) -> datetime | None:
     """The next due instant of a plan made in ``old_zone`` once the workspace is in ``new_zone``.
 
-    ``pending`` is the occurrence the old plan was waiting for (its ``next_due_at``: every
-    occurrence before it ran or was coalesced), ``floor`` the plan's ``planned_from`` (when it
-    was made or last fired: nothing at or before it is owed) and ``changed_at`` when the zone
-    changed (a scheduler noticing the change late passes the moment it noticed it).
+    ``pending`` is the occurrence the old plan was waiting for (its ``next_due_at``), ``floor``
+    the plan's ``planned_from`` (nothing at or before it is owed), ``fired`` whether the
+    floor is the plan's last firing (else it is when the plan was made: nothing ran since)
+    and ``changed_at`` when the zone changed (a scheduler noticing it late passes the moment
+    it noticed it).
 
-    * Wall-clock slots (daily, weekly, monthly, every N >= 2 hours): the slots done are those
-      whose nominal local (date, HH:MM) reads before ``pending`` on the old zone's clock; the
-      result is the first later slot resolved in the new zone (gap and fold rules as in
-      :func:`next_run`) whose instant is after ``floor``. A slot at or before the floor is
-      skipped (the plan did not exist yet, or a run after it covered it), except the one the
-      old plan was waiting for when that was already due at ``changed_at``: it still runs,
-      standing at its old instant.
+    * Wall-clock slots (daily, weekly, monthly, every N >= 2 hours): when the plan fired, the
+      slots it ran are those whose nominal local (date, HH:MM) reads before ``pending`` on
+      the old zone's clock. The result is the first slot after those, resolved in the new
+      zone (gap and fold rules as in :func:`next_run`), whose instant is after ``floor``: a
+      slot already run never runs again, a later one at or before the floor was covered by
+      that run (or came before the plan). Except: when ``pending`` was already due at
+      ``changed_at`` its slot is owed; if the new zone would pass over it, it runs at its
+      old instant.
     * Real-time frequencies: the new zone's first aligned instant after ``floor`` (or
       ``pending`` when that is earlier and was already due at ``changed_at``).
 
-    The result may lie in the past: the scheduler then fires it at once, one catch-up run.
-    ``None`` for manual schedules.
+    The result may lie in the past: the scheduler then fires it at once, one catch-up run
+    coalescing what is due. ``None`` for manual schedules.
     """
     if schedule.is_manual:
         return None
@@ -634,19 +639,30 @@ def replan_in_zone(
         following = next_run(schedule, floor, new)
         assert following is not None
         return pending if was_due and pending < following else following
-    done_until = (pending - timedelta(microseconds=1)).astimezone(old).replace(tzinfo=None)
-    day = done_until.date()
-    first = True
+    before_pending = (pending - timedelta(microseconds=1)).astimezone(old).replace(tzinfo=None)
+    owed_label = _first_slot_after(schedule, before_pending)
+    done_until = before_pending if fired else None
+    day = (done_until or floor.astimezone(new).replace(tzinfo=None)).date() - timedelta(days=1)
     for _ in range(40):  # a month plus margin covers every frequency
         for slot in _slots(schedule, day):
             wall = datetime.combine(day, slot)
-            if wall <= done_until:
+            if done_until is not None and wall <= done_until:
                 continue
             instant = resolve_local(wall, new)
-            if instant > floor:
-                return instant
-            if first and was_due:
-                return pending
-            first = False
+            if instant <= floor:
+                continue
+            return pending if was_due and wall > owed_label else instant
+        day += timedelta(days=1)
+    raise AssertionError(f"no occurrence of {schedule} within 40 days")  # pragma: no cover
+
+
+def _first_slot_after(schedule: Schedule, wall: datetime) -> datetime:
+    """The first local slot (nominal date and time) of ``schedule`` after naive ``wall``."""
+    day = wall.date()
+    for _ in range(40):
+        for slot in _slots(schedule, day):
+            candidate = datetime.combine(day, slot)
+            if candidate > wall:
+                return candidate
         day += timedelta(days=1)
     raise AssertionError(f"no occurrence of {schedule} within 40 days")  # pragma: no cover

@@ -27,7 +27,7 @@ from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.counters import bump
 from zerocopy.scheduling.models import SEGMENT, PauseReason, ScheduledRun, ScheduleState
-from zerocopy.scheduling.notices import notify_paused
+from zerocopy.scheduling.notices import deliver_now, paused_notice, retry_due_notices
 from zerocopy.scheduling.schedule import (
     SEGMENT_FREQUENCIES,
     Firing,
@@ -46,6 +46,7 @@ from zerocopy.state.models import (
     RunTrigger,
     Segment,
     Source,
+    SourceStatus,
     UTCDateTime,
     Workspace,
     new_id,
@@ -75,6 +76,8 @@ class TickReport:
     replanned: int = 0
     paused: list[str] = field(default_factory=list)
     skipped_in_progress: list[str] = field(default_factory=list)
+    skipped_source_not_active: list[str] = field(default_factory=list)
+    """Owners due whose source is not active: occurrence consumed as a miss, no run."""
 
 
 @dataclass(slots=True)
@@ -85,6 +88,8 @@ class _Owner:
     schedule: Schedule
     time_zone: str
     digest: str
+    source_active: bool = True
+    """Whether the segment's source is ``active`` (tested): else its occurrences are skipped."""
 
 
 def definition_hash(*parts: Any) -> str:
@@ -93,9 +98,29 @@ def definition_hash(*parts: Any) -> str:
 
 
 def segment_digest(segment: Any, schedule_doc: Any) -> str:
-    """:func:`definition_hash` of what a user edits on a segment."""
-    return definition_hash(
-        segment.name, segment.sql, segment.dialect, segment.id_column, schedule_doc
+    """:func:`definition_hash` of what a user edits on a segment: a different digest is a
+    change (it restarts the stale clock).
+
+    Every field a user sets: ``name``, ``description``, ``sql``, ``dialect``, ``id_column``
+    (``PATCH /v1/segments/{id}``) and the schedule (``PUT …/schedule``; its ``contacts`` are
+    recorded as a change when set). Not what zerocopy itself writes (membership, counts,
+    run pointers, ``updated_at``). The segment service records an accepted edit at once
+    (:func:`record_segment_change`); the digest catches edits made any other way.
+    """
+    parts = [segment.name, segment.sql, segment.dialect, segment.id_column, schedule_doc]
+    if segment.description:  # only when set: digests stored before it was counted stay equal
+        parts.append(segment.description)
+    return definition_hash(*parts)
+
+
+async def record_segment_change(s: Any, segment_id: str, now: datetime) -> None:
+    """In session ``s`` (the edit's transaction): the segment was changed by a user at
+    ``now`` (it is in use: the stale clock restarts; a paused schedule stays paused)."""
+    await s.execute(
+        sa.update(ScheduleState)
+        .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == segment_id)
+        .values(last_changed_at=now)
+        .execution_options(synchronize_session=False)
     )
 
 
@@ -133,6 +158,7 @@ def zone_replanned(
             state.next_due_at,
             plan_floor(state),
             now,
+            fired=state.last_fired_at is not None and state.last_fired_at >= plan_floor(state),
         ),
         "planned_time_zone": time_zone,
     }
@@ -282,9 +308,13 @@ class Scheduler:
                         Segment.sql,
                         Segment.dialect,
                         Segment.id_column,
+                        Segment.description,
                         Segment.schedule,
                         Workspace.time_zone,
-                    ).join(Workspace, Workspace.id == Segment.workspace_id)
+                        Source.status.label("source_status"),
+                    )
+                    .join(Workspace, Workspace.id == Segment.workspace_id)
+                    .join(Source, Source.id == Segment.source_id)
                 )
             ).all()
         owners: list[_Owner] = []
@@ -299,7 +329,15 @@ class Scheduler:
                 continue
             digest = segment_digest(row, row.schedule)
             owners.append(
-                _Owner(row.id, row.workspace_id, row.name, schedule, row.time_zone or "UTC", digest)
+                _Owner(
+                    row.id,
+                    row.workspace_id,
+                    row.name,
+                    schedule,
+                    row.time_zone or "UTC",
+                    digest,
+                    row.source_status == SourceStatus.ACTIVE,
+                )
             )
         return owners
 
@@ -352,7 +390,9 @@ class Scheduler:
                 now,
                 late_after_s=self.config.late_after_s,
             )
-            if firing is not None:
+            if firing is not None and not owner.source_active:
+                await self._skip_inactive_source(owner, state, firing, now, report)
+            elif firing is not None:
                 due.append((owner, state, firing))
         # The longest-waiting first; ties in id order, so that processes firing the same
         # occurrences at once take their row locks in the same order (no deadlock).
@@ -365,6 +405,9 @@ class Scheduler:
         finally:
             with anyio.CancelScope(shield=True):
                 await self._submit_all(pending)
+        # Pause notices whose e-mail failed, once their backoff is over (after the firings:
+        # an unreachable mail server never delays a run).
+        await retry_due_notices(self.db, now)
         return report
 
     async def _fire_batch(
@@ -644,6 +687,7 @@ class Scheduler:
             "last_member_read_at": _iso(state.last_member_read_at),
             "last_changed_at": _iso(state.last_changed_at),
         }
+        notice_id: int | None = None
         async with self.db.transaction() as s:
             result = await s.execute(
                 sa.update(ScheduleState)
@@ -654,18 +698,48 @@ class Scheduler:
                 )
                 .values(paused_reason=PauseReason.STALE, paused_at=now, paused_details=details)
             )
-            won = result.rowcount == 1  # type: ignore[attr-defined]
-        if won:
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                # The notice commits with the pause: its e-mail is owed even if this process
+                # dies now (a later tick's retry_due_notices sends it).
+                notice = paused_notice(
+                    SEGMENT,
+                    owner.id,
+                    owner.workspace_id,
+                    owner.name,
+                    state.contacts or [],
+                    message,
+                    now,
+                )
+                s.add(notice)
+                await s.flush()
+                notice_id = notice.id
+        if notice_id is not None:
             log.info("schedule.paused_stale", segment_id=owner.id, workspace_id=owner.workspace_id)
-            await notify_paused(
-                self.db,
-                SEGMENT,
-                owner.id,
-                owner.workspace_id,
-                owner.name,
-                state.contacts or [],
-                message,
+            await deliver_now(self.db, notice_id, now)
+
+    async def _skip_inactive_source(
+        self, owner: _Owner, state: ScheduleState, firing: Firing, now: datetime, report: TickReport
+    ) -> None:
+        """A due occurrence whose source is not ``active`` (draft after a scope or credential
+        change, or its last test failed): no run, as "run now" would be refused
+        (``source_not_active``). The occurrence is consumed and counted as missed, so the
+        schedule goes on at its next occurrence once the source is tested again (no burst)."""
+        async with self.db.transaction() as s:
+            if not await self._claim(s, owner, state, firing, now):
+                return
+            await s.execute(
+                sa.update(ScheduleState)
+                .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == owner.id)
+                .values(misses=ScheduleState.misses + 1)
             )
+        await bump(self.db, "schedule_misses", firing.coalesced)
+        report.skipped_source_not_active.append(owner.id)
+        log.info(
+            "schedule.skipped_source_not_active",
+            segment_id=owner.id,
+            due_at=firing.due_at.isoformat(),
+            coalesced=firing.coalesced,
+        )
 
     async def _fire(
         self,

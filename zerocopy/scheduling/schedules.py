@@ -11,11 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
-from zerocopy.scheduling.models import SEGMENT, ScheduledRun, ScheduleState
+from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleState
+from zerocopy.scheduling.notices import notice_view
 from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, parse_schedule
 from zerocopy.scheduling.scheduler import segment_digest, upcoming_runs, zone_replanned
 from zerocopy.state.db import Database
-from zerocopy.state.models import RefreshRun, Segment, Workspace, utcnow
+from zerocopy.state.models import RefreshRun, Segment, Source, SourceStatus, Workspace, utcnow
 
 MAX_CONTACTS = 20
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -91,7 +92,18 @@ async def schedule_view(
             .limit(1)
         )
         scheduled = await s.get(ScheduledRun, last_run.id) if last_run is not None else None
-    paused = state is not None and state.paused_reason is not None
+        source = await s.get(Source, segment.source_id)
+        paused = state is not None and state.paused_reason is not None
+        notice = (
+            await s.scalar(
+                sa.select(Notice)
+                .where(Notice.owner_kind == SEGMENT, Notice.owner_id == segment_id)
+                .order_by(Notice.id.desc())
+                .limit(1)
+            )
+            if paused
+            else None
+        )
     upcoming = [] if paused else upcoming_runs(schedule, state, zone, now)
     return {
         "segment_id": segment_id,
@@ -103,11 +115,29 @@ async def schedule_view(
                 "reason": state.paused_reason,
                 "at": _iso(state.paused_at),
                 "message": (state.paused_details or {}).get("message"),
+                # The e-mail to the contacts: delivered, or failed and when it is tried again.
+                "notice": notice_view(notice),
             }
             if paused and state is not None
             else None
         ),
         "next_runs": [_iso(t) for t in upcoming],
+        # Scheduled runs need a tested source, like "run now": until it is active again its
+        # occurrences pass without a run (counted in misses).
+        "blocked": (
+            {
+                "reason": errors.SOURCE_NOT_ACTIVE,
+                "source_id": source.id,
+                "source_status": source.status,
+                "message": f"source {source.name!r} is {source.status}: scheduled refreshes "
+                f"are skipped until it is tested successfully "
+                f"(POST /v1/sources/{source.id}/test)",
+            }
+            if source is not None
+            and source.status != SourceStatus.ACTIVE
+            and not schedule.is_manual
+            else None
+        ),
         "contacts": list(state.contacts or []) if state is not None else [],
         "misses": state.misses if state is not None else 0,
         "last_run": (

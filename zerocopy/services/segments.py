@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -136,12 +137,18 @@ async def update_segment(
     sql: str | None = None,
     dialect: str | None = None,
     id_column: str | None = None,
+    now: datetime | None = None,
 ) -> Segment:
     """Change a segment; new SQL, dialect or id column must pass the check again.
 
-    The current membership stays until the next refresh computes it with the new SQL.
+    The current membership stays until the next refresh computes it with the new SQL. An
+    accepted edit of any field (even to the value it had) counts as a change of the segment
+    for its schedule: the stale clock restarts (a paused schedule stays paused).
     """
+    from zerocopy.scheduling.scheduler import record_segment_change
+
     segment = await get_scoped(session, Segment, workspace_id, segment_id)
+    edited = any(v is not None for v in (name, description, sql, dialect, id_column))
     if name is not None:
         name = check_name(name, "segment")
         await ensure_unique_name(session, Segment, workspace_id, name, exclude_id=segment.id)
@@ -156,6 +163,8 @@ async def update_segment(
         result = await _check(session, runtime, source, new_sql, new_dialect, new_id_column)
         result.raise_for_errors()
         segment.sql, segment.dialect, segment.id_column = new_sql, result.dialect, new_id_column
+    if edited:
+        await record_segment_change(session, segment.id, now or datetime.now(UTC))
     await session.commit()
     return segment
 
@@ -165,6 +174,17 @@ async def _active_run(session: AsyncSession, segment_id: str) -> RefreshRun | No
         RefreshRun.segment_id == segment_id, RefreshRun.status.in_(RunStatus.ACTIVE)
     )
     return (await session.scalars(stmt.limit(1))).first()
+
+
+async def _delete_schedule(session: AsyncSession, segment_id: str) -> None:
+    """The segment's schedule plan, scheduled-run records and pause notices (no foreign key
+    links them to the segment: they would outlive it)."""
+    from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleState
+
+    for model in (ScheduleState, ScheduledRun, Notice):
+        await session.execute(
+            sa.delete(model).where(model.owner_kind == SEGMENT, model.owner_id == segment_id)
+        )
 
 
 async def delete_segment(session: AsyncSession, workspace_id: str, segment_id: str) -> None:
@@ -181,6 +201,7 @@ async def delete_segment(session: AsyncSession, workspace_id: str, segment_id: s
         sa.delete(SegmentMemberChunk).where(SegmentMemberChunk.segment_id == segment.id)
     )
     await session.execute(sa.delete(RefreshRun).where(RefreshRun.segment_id == segment.id))
+    await _delete_schedule(session, segment.id)
     await session.delete(segment)
     await session.commit()
 

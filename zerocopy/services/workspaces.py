@@ -146,6 +146,18 @@ _STORE_TABLES = (
 per-row check would slow bulk syncs down), so a workspace's rows are deleted explicitly."""
 
 
+async def _delete_schedules(session: AsyncSession, workspace_id: str) -> None:
+    """The workspace's schedule plans, scheduled-run records and notices (no foreign keys)."""
+    from zerocopy.scheduling.models import Notice, ScheduledRun, ScheduleState
+
+    owners = sa.select(ScheduleState.owner_id).where(ScheduleState.workspace_id == workspace_id)
+    await session.execute(sa.delete(ScheduledRun).where(ScheduledRun.owner_id.in_(owners)))
+    await session.execute(sa.delete(Notice).where(Notice.workspace_id == workspace_id))
+    await session.execute(
+        sa.delete(ScheduleState).where(ScheduleState.workspace_id == workspace_id)
+    )
+
+
 async def delete_workspace(session: AsyncSession, workspace_id: str) -> None:
     """Delete a workspace and everything it owns, in one transaction.
 
@@ -156,6 +168,7 @@ async def delete_workspace(session: AsyncSession, workspace_id: str) -> None:
     ws = await session.get(Workspace, workspace_id)
     if ws is None:
         raise ZerocopyError(errors.NOT_FOUND, f"workspace {workspace_id} not found")
+    await _delete_schedules(session, workspace_id)
     for model in (*_STORE_TABLES, Sync, Segment, Source, Credential):
         await session.execute(sa.delete(model).where(model.workspace_id == workspace_id))
     await session.execute(sa.delete(Workspace).where(Workspace.id == workspace_id))
