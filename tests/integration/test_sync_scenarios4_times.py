@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from tests.integration.test_sync_scenarios3 import other_workspace
 from tests.integration.test_sync_spec_harness import (  # noqa: F401
+    COMBOS,
     Spec,
     j,
     spec_fixture,
@@ -133,3 +135,41 @@ async def test_a_text_updated_at_with_offsets_merges_in_time_order_not_text_orde
     assert set(items) == {"i1"}
     assert items["i1"]["fields"] == {"color": "blue", "size": "m"}
     assert _instant(run["watermark_after"]) == _instant("2026-04-01T06:00:00Z")
+
+
+DUCKDB_ONLY = [c for c in COMBOS if c.values[0][0] == "duckdb"]  # type: ignore[index]
+"""TIMESTAMP_NS is DuckDB's (PostgreSQL timestamps stop at microseconds)."""
+
+
+@pytest.mark.parametrize("spec", DUCKDB_ONLY, indirect=True)
+async def test_nanosecond_updated_at_applies_rows_of_one_microsecond_in_source_order(
+    spec: Spec,
+) -> None:
+    """DuckDB ``TIMESTAMP_NS``: the watermark keeps microseconds, but rows of one key a few
+    nanoseconds apart still merge in source time order — in one run, and when the earlier
+    row is committed after a run delivered the later one."""
+    cols = '("UPDATED_AT" TIMESTAMP_NS, "EXTERNAL_ID" VARCHAR, "PAYLOAD" VARCHAR)'
+    later = "('2026-03-01 00:00:00.123456789', 'u1', '{\"a\": \"later\"}')"
+    earlier = "('2026-03-01 00:00:00.123456100', 'u1', '{\"a\": \"earlier\", \"b\": 1}')"
+    other = "('2026-03-01 00:00:00.123456999', 'u2', '{\"a\": 3}')"
+    spec.warehouse.execute(
+        f'CREATE TABLE marketing."clean" {cols}',
+        f'INSERT INTO marketing."clean" VALUES {later}, {earlier}',
+        f'CREATE TABLE marketing."split" {cols}',
+        f'INSERT INTO marketing."split" VALUES {later}',
+    )
+    clean = await spec.run(await spec.ready("user_attributes", "clean"))
+    assert clean["rows_delivered"] == 2
+    want = {"a": "later", "b": 1}
+    assert (await spec.profile(external_id="u1"))["attributes"] == want  # type: ignore[index]
+
+    split = await other_workspace(spec)
+    sync_id = await split.ready("user_attributes", "split")
+    assert (await split.run(sync_id))["rows_delivered"] == 1
+    split.warehouse.execute(f'INSERT INTO marketing."split" VALUES {earlier}, {other}')
+    second = await split.run(sync_id)
+    assert (second["rows_read"], second["rows_delivered"], second["rows_skipped"]) == (3, 2, 1)
+    assert (await split.profile(external_id="u1"))["attributes"] == want  # type: ignore[index]
+    assert (await split.profile(external_id="u2"))["attributes"] == {"a": 3}  # type: ignore[index]
+    third = await split.run(sync_id)
+    assert (third["rows_delivered"], third["rows_skipped"]) == (0, 3)

@@ -33,6 +33,7 @@ import anyio.lowlevel
 import anyio.to_thread
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -975,6 +976,9 @@ class _Keyed:
     batch: pa.RecordBatch
     updated: list[int | None]
     hashes: list[str]
+    sub: list[int] | None = None
+    """Nanoseconds past ``updated`` (a ``timestamp[ns]`` column), else None: the order of
+    rows one microsecond apart in the watermark but not in the source."""
 
     @property
     def n(self) -> int:
@@ -985,12 +989,25 @@ class _Keyed:
             self.batch.slice(start, stop - start),
             self.updated[start:stop],
             self.hashes[start:stop],
+            None if self.sub is None else self.sub[start:stop],
         )
 
 
 def _keyed(batch: pa.RecordBatch) -> _Keyed:
-    updated = updated_micros(batch.column(UPDATED_AT))
-    return _Keyed(batch, updated, row_hashes(batch, updated))
+    column = batch.column(UPDATED_AT)
+    updated = updated_micros(column)
+    return _Keyed(batch, updated, row_hashes(batch, updated), _sub_micros(column))
+
+
+def _sub_micros(column: pa.Array) -> list[int] | None:
+    """Per row, the nanoseconds past the microsecond of a ``timestamp[ns]`` value (0 where
+    null); None for other types (no finer order than the microsecond)."""
+    typ = column.type
+    if not pa.types.is_timestamp(typ) or typ.unit != "ns":
+        return None
+    raw = pc.fill_null(column.view(pa.int64()), 0).to_numpy(zero_copy_only=False)
+    rest = (np.asarray(raw, dtype=np.int64) % 1_000).tolist()
+    return None if not any(rest) else rest
 
 
 def _in_apply_order(keyed: _Keyed, data_type: DataType) -> _Keyed:
@@ -1003,7 +1020,9 @@ def _in_apply_order(keyed: _Keyed, data_type: DataType) -> _Keyed:
     of one key is the result; ordering them by content hash makes it deterministic: the row
     with the greater hash is applied last and wins key by key, in a single run as in runs
     split at the boundary (see :class:`_Order`). Rows of other keys keep the read order (and
-    so their positions in the row log); other data types are left as read.
+    so their positions in the row log); other data types are left as read. A nanosecond
+    ``UPDATED_AT`` orders rows sharing its microsecond (the watermark's precision) by their
+    nanoseconds first: the later one in the source wins, as in the source.
     """
     n = keyed.n
     if n < 2 or data_type not in MERGE_TYPES:
@@ -1022,9 +1041,11 @@ def _in_apply_order(keyed: _Keyed, data_type: DataType) -> _Keyed:
         groups.setdefault((int(times[i]), key), []).append(i)
     order = list(range(n))
     moved = False
+    sub = keyed.sub
     for places in groups.values():
         if len(places) > 1:
-            by_hash = sorted(places, key=lambda i: keyed.hashes[i])
+            # Nanoseconds first (a finer source time than the watermark's), then the hash.
+            by_hash = sorted(places, key=lambda i: (0 if sub is None else sub[i], keyed.hashes[i]))
             if by_hash != places:
                 moved = True
                 for place, row in zip(places, by_hash, strict=True):
@@ -1035,6 +1056,7 @@ def _in_apply_order(keyed: _Keyed, data_type: DataType) -> _Keyed:
         keyed.batch.take(pa.array(order, pa.int64())),
         [keyed.updated[i] for i in order],
         [keyed.hashes[i] for i in order],
+        None if sub is None else [sub[i] for i in order],
     )
 
 
@@ -1064,10 +1086,16 @@ def _ordered_pieces(
         first = keyed.updated[0] if keyed.n else None
         instant = next((u for u in reversed(held.updated) if u is not None), None)
         if first is not None and first == instant and held.batch.schema == keyed.batch.schema:
+            sub = (
+                None
+                if held.sub is None and keyed.sub is None
+                else (held.sub or [0] * held.n) + (keyed.sub or [0] * keyed.n)
+            )
             keyed = _Keyed(
                 pa.Table.from_batches([held.batch, keyed.batch]).combine_chunks().to_batches()[0],
                 held.updated + keyed.updated,
                 held.hashes + keyed.hashes,
+                sub,
             )
         else:
             pieces.append(held)
