@@ -28,7 +28,12 @@ class ScheduleController(Controller):
     async def get_one(
         self, caller: CallerDep, runtime: RuntimeDep, segment_id: FromPath[str]
     ) -> dict[str, Any]:
-        """The schedule in the workspace time zone, its next 5 runs, pause state, last run."""
+        """The schedule in the workspace time zone, its next 5 runs, pause state, last run.
+
+        ``paused.notice`` is the pause's e-mail to the contacts (delivered, or failed with
+        ``error`` and retried at ``next_attempt_at``); ``blocked`` says why due runs are
+        skipped while the segment's source is not ``active`` (null otherwise).
+        """
         return await schedules.schedule_view(runtime.db, caller.workspace_id, segment_id)
 
     @put(operation_id="setSegmentSchedule", responses=ERROR_RESPONSES)

@@ -25,6 +25,8 @@ class WorkspaceController(Controller):
     async def update_workspace(
         self, caller: CallerDep, session: SessionDep, data: JSONBody[WorkspaceUpdate]
     ) -> WorkspaceRead:
-        """Change the IANA ``time_zone``; every schedule is re-planned in it (no burst)."""
+        """Change the IANA ``time_zone``; every schedule is re-planned in it at once, going
+        on from the local slot it was waiting for: a slot already run does not run again, one
+        not run yet is not skipped (it runs at once if its new time has passed), no burst."""
         ws = await workspaces.set_time_zone(session, caller.workspace_id, data.time_zone)
         return workspace_read(ws)

@@ -396,3 +396,19 @@ async def test_deleting_a_segment_removes_its_schedule_and_a_queued_run_refuses_
     # The scheduler goes on without it.
     clock.now += timedelta(hours=1)
     assert (await Scheduler(db, w.engine, submit, clock=clock).tick()).fired == []
+
+
+async def test_deleting_a_workspace_removes_its_schedule_rows(db: Database, tmp_path: Path) -> None:
+    w, ws = await _wired(db, tmp_path)
+    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    await set_schedule(db, ws, w.segment_id, {"frequency": "hourly"}, now=t0)
+    clock = Clock(datetime(2026, 6, 1, 7, 0, 1, tzinfo=UTC))
+    assert len((await Ticker(w, clock, n=1).tick())[0]) == 1
+    async with db.session() as s:
+        await workspaces.delete_workspace(s, ws)
+    async with db.session() as s:
+        left = [
+            (await s.scalars(sa.select(model).where(model.owner_id == w.segment_id))).all()
+            for model in (ScheduleState, ScheduledRun, Notice)
+        ]
+    assert left == [[], [], []]
