@@ -663,7 +663,10 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
             aliases.add((ident.label or "", ident.value))
         else:
             wanted[ident.kind].add(ident.value)
-        # Addresses set by attributes: their current holders compete for "most recent".
+        # Addresses set by attributes or by PHONE next to EMAIL: their current holders
+        # compete for "most recent".
+        if row.phone:
+            wanted["phone"].add(row.phone)
         for key, value in contact_attributes(row.payload).items():
             if value is not None:
                 wanted[key].add(value)
@@ -739,8 +742,9 @@ def _plan_users(
             pid = profiles.create(ident, when)["id"]
         profile = profiles.by_id[pid]
         if row.phone and profile["phone"] != row.phone:
-            profile["phone"] = row.phone
-            profiles.by_phone[row.phone] = pid
+            # EMAIL + PHONE: the phone moves to this profile; the old one no longer
+            # designates it (rows later in the batch match by phone as a later batch would).
+            profiles.set_contact(pid, "phone", row.phone)
         profiles.touch(pid, when)
         if batch.data_type is DataType.USER_ATTRIBUTES:
             profile["attributes"] = merge_fields(profile["attributes"], row.payload)
