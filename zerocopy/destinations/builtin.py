@@ -428,9 +428,11 @@ class _Profiles:
         row = self.by_id[pid]
         if when > row["updated_at"]:
             row["updated_at"] = when
+            # Its addresses designate it if it is now their most recently updated holder
+            # (a holder updated later still wins).
             for key, index in (("email", self.by_email), ("phone", self.by_phone)):
                 if row[key] is not None:
-                    index[row[key]] = pid
+                    self._index(row, key, index)
         if pid not in self.new:
             self.dirty.add(pid)
 
