@@ -1,7 +1,7 @@
 """Telling contacts that their schedule was paused: durable e-mail through :mod:`zerocopy.notify`.
 
-The pause and its notice are recorded first (``schedule_notice``); the e-mail is then tried
-at once and, when it fails (mail server down, refused, not configured), tried again by the
+The pause and its notice are recorded together (``schedule_notice``, one transaction); the
+e-mail is tried at the end of that tick, after its firings, and, when it fails (mail server down, refused, not configured), tried again by the
 scheduler's later ticks with an exponential backoff (:func:`retry_delay`) until it is
 delivered or :data:`MAX_ATTEMPTS` attempts failed. Each attempt is claimed with a
 compare-and-set on ``attempts``, so several schedulers ticking at once send it once. The

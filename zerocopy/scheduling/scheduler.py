@@ -27,7 +27,7 @@ from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.counters import bump
 from zerocopy.scheduling.models import SEGMENT, PauseReason, ScheduledRun, ScheduleState
-from zerocopy.scheduling.notices import deliver_now, paused_notice, retry_due_notices
+from zerocopy.scheduling.notices import paused_notice, retry_due_notices
 from zerocopy.scheduling.schedule import (
     SEGMENT_FREQUENCIES,
     Firing,
@@ -714,8 +714,15 @@ class Scheduler:
                 await s.flush()
                 notice_id = notice.id
         if notice_id is not None:
-            log.info("schedule.paused_stale", segment_id=owner.id, workspace_id=owner.workspace_id)
-            await deliver_now(self.db, notice_id, now)
+            # Its e-mail goes out at the end of this tick (retry_due_notices), after the
+            # firings: a slow mail server never delays a run.
+            log.info(
+                "schedule.paused_stale",
+                segment_id=owner.id,
+                workspace_id=owner.workspace_id,
+                notice_id=notice_id,
+                contacts=len(state.contacts or []),
+            )
 
     async def _skip_inactive_source(
         self, owner: _Owner, state: ScheduleState, firing: Firing, now: datetime, report: TickReport
