@@ -3,7 +3,8 @@
 Every data type reads its times with one parser: payload ``time`` of events and purchases and
 a text ``UPDATED_AT`` accept the same ISO 8601 spellings — ordinal dates (``2026-330``),
 ``24:00`` as the end of a day (00:00 of the next day), decimal fractions of the hour or minute
-(``10.5`` = 10:30, ``10:30.5`` = 10:30:30) — and refuse the same impossible ones.
+(``10.5`` = 10:30, ``10:30.5`` = 10:30:30), a leap second ``23:59:60`` (the next second, as
+PostgreSQL reads it) — and refuse the same impossible ones.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ SPELLINGS: list[tuple[str, str | None]] = [
     ("2026-11-26T10:30.5Z", "2026-11-26T10:30:30Z"),
     ("2026-11-26T10.5Z", "2026-11-26T10:30:00Z"),
     ("2026-11-26t10:00:00z", "2026-11-26T10:00:00Z"),
+    ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00Z"),  # a leap second (RFC 3339)
+    ("2016-12-31T23:59:61Z", None),
     ("2026-11-26T24:00:01Z", None),
     ("2026-11-26T24:30Z", None),
     ("2026-366T10:00Z", None),

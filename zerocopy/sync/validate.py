@@ -313,6 +313,7 @@ def _parse_iso_us(text: str) -> int | None:
     * ordinal dates, ``2026-330`` = 2026-11-26;
     * ``24:00`` (``24:00:00``, ``24:00:00.000``), the end of a day = 00:00 of the next day;
       any other time past 24:00 is refused;
+    * a leap second, ``23:59:60`` (RFC 3339), is read as the next second (as PostgreSQL does);
     * a decimal fraction of the hour or the minute: ``10.5`` = 10:30, ``10:30.5`` = 10:30:30.
     """
     upper = text.upper().replace(" UTC", "+00:00")
@@ -327,8 +328,8 @@ def _parse_iso_us(text: str) -> int | None:
         return None
     hour, minute, second = int(m["h"]), int(m["m"] or 0), int(m["s"] or 0)
     fraction = Decimal(f"0.{m['f']}") if m["f"] else Decimal(0)
-    if minute > 59 or second > 59 or hour > 24:
-        return None
+    if minute > 59 or second > 60 or hour > 24:
+        return None  # second 60: a leap second (RFC 3339), the next second as PostgreSQL reads it
     if hour == 24 and (minute or second or fraction):
         return None  # only 24:00 itself ends a day
     unit_us = 1_000_000 if m["s"] else 60_000_000 if m["m"] else 3_600_000_000
