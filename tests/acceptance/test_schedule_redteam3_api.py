@@ -412,3 +412,62 @@ async def test_deleting_a_workspace_removes_its_schedule_rows(db: Database, tmp_
             for model in (ScheduleState, ScheduledRun, Notice)
         ]
     assert left == [[], [], []]
+
+
+# ------------------------------------------------------------------ edits and resume around runs
+async def test_a_frequency_edit_while_a_scheduled_run_is_queued_replans_from_the_edit(
+    db: Database, tmp_path: Path
+) -> None:
+    """The queued run goes on; the new schedule starts after the edit; an occurrence of it
+    due while that run is still active is a miss (no second run at once), the next runs."""
+    w, ws = await _wired(db, tmp_path)
+    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    await set_schedule(db, ws, w.segment_id, {"frequency": "daily", "hour": 7}, now=t0)
+    clock = Clock(datetime(2026, 6, 1, 7, 0, 1, tzinfo=UTC))
+    submitted: list[str] = []
+    from zerocopy.scheduling.scheduler import Scheduler
+
+    async def submit(run_id: str) -> None:
+        submitted.append(run_id)
+
+    sched = Scheduler(db, w.engine, submit, clock=clock)
+    first = (await sched.tick()).fired
+    assert len(first) == 1  # queued, still active
+    clock.now = datetime(2026, 6, 1, 7, 10, tzinfo=UTC)
+    view = await set_schedule(
+        db, ws, w.segment_id, {"frequency": "hourly", "minute": 30}, now=clock.now
+    )
+    assert view["next_runs"][0] == "2026-06-01T07:30:00+00:00"
+    assert view["last_run"]["id"] == first[0] and view["last_run"]["status"] == "queued"
+    clock.now = datetime(2026, 6, 1, 7, 30, 1, tzinfo=UTC)
+    report = await sched.tick()
+    assert report.fired == [] and report.skipped_in_progress == [w.segment_id]
+    await w.engine.execute(first[0])
+    clock.now = datetime(2026, 6, 1, 8, 30, 1, tzinfo=UTC)
+    assert len((await sched.tick()).fired) == 1
+    assert (await schedule_view(db, ws, w.segment_id, now=clock.now))["misses"] == 1
+
+
+async def test_resume_after_missed_due_times_runs_nothing_until_the_next_occurrence(
+    db: Database, tmp_path: Path
+) -> None:
+    w, ws = await _wired(db, tmp_path)
+    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    await set_schedule(db, ws, w.segment_id, {"frequency": "hourly"}, now=t0)
+    clock = Clock(t0 + timedelta(days=1, minutes=1))
+    ticker = Ticker(w, clock, stale_days="1")
+    assert (await ticker.tick())[1] == [w.segment_id]
+    # Paused for ten hourly occurrences; resumed one second after one of them.
+    clock.now = datetime(2026, 6, 2, 16, 0, 1, tzinfo=UTC)
+    assert await ticker.tick() == ([], [])
+    from zerocopy.scheduling.schedules import resume_schedule
+
+    view = await resume_schedule(db, ws, w.segment_id, now=clock.now)
+    assert view["status"] == "active" and view["next_runs"][0] == "2026-06-02T17:00:00+00:00"
+    assert await ticker.tick() == ([], [])  # no burst, no catch-up for the paused time
+    clock.now = datetime(2026, 6, 2, 17, 0, 2, tzinfo=UTC)
+    fired, _ = await ticker.tick()
+    assert len(fired) == 1
+    async with db.session() as s:
+        scheduled = await s.get(ScheduledRun, fired[0])
+    assert scheduled is not None and (scheduled.catch_up, scheduled.coalesced) == (False, 1)
