@@ -471,3 +471,33 @@ async def test_resume_after_missed_due_times_runs_nothing_until_the_next_occurre
     async with db.session() as s:
         scheduled = await s.get(ScheduledRun, fired[0])
     assert scheduled is not None and (scheduled.catch_up, scheduled.coalesced) == (False, 1)
+
+
+async def test_a_pause_mail_still_failing_when_the_schedule_is_resumed_is_not_sent_late(
+    db: Database,
+    tmp_path: Path,
+    smtp_server: tuple[Inbox, int],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inbox, port = smtp_server
+    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(free_port()))
+    w, ws = await _wired(db, tmp_path)
+    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    await set_schedule(
+        db, ws, w.segment_id, {"frequency": "daily"}, contacts=["o@example.com"], now=t0
+    )
+    clock = Clock(t0 + timedelta(days=3, minutes=1))
+    ticker = Ticker(w, clock, stale_days="3")
+    assert (await ticker.tick())[1] == [w.segment_id]
+    from zerocopy.scheduling.schedules import resume_schedule
+
+    await resume_schedule(db, ws, w.segment_id, now=clock.now + timedelta(seconds=10))
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(port))  # the server is back
+    clock.now += timedelta(minutes=5)
+    await ticker.tick()
+    assert inbox.messages == []
+    async with db.session() as s:
+        notice = await s.scalar(sa.select(Notice).where(Notice.owner_id == w.segment_id))
+    assert notice is not None and notice.delivered is False and notice.next_attempt_at is None
+    assert notice.attempts == 1 and "resumed" in (notice.error or "")

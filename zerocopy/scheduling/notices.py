@@ -1,13 +1,14 @@
 """Telling contacts that their schedule was paused: durable e-mail through :mod:`zerocopy.notify`.
 
 The pause and its notice are recorded together (``schedule_notice``, one transaction); the
-e-mail is tried at the end of that tick, after its firings, and, when it fails (mail server down, refused, not configured), tried again by the
-scheduler's later ticks with an exponential backoff (:func:`retry_delay`) until it is
-delivered or :data:`MAX_ATTEMPTS` attempts failed. Each attempt is claimed with a
-compare-and-set on ``attempts``, so several schedulers ticking at once send it once. The
-notice (``delivered``, ``attempts``, ``error``, ``next_attempt_at``) is shown by the schedule
-view and logged at every attempt. A pause without contacts records a notice with nothing to
-send (never retried).
+e-mail is tried at the end of that tick, after its firings, and, when it fails (mail server
+down, refused, not configured), tried again by the scheduler's later ticks with an
+exponential backoff (:func:`retry_delay`) until it is delivered, :data:`MAX_ATTEMPTS`
+attempts failed, or the schedule is no longer in that pause (resumed: the mail would be
+wrong by then). Each attempt is claimed with a compare-and-set on ``attempts``, so several
+schedulers ticking at once send it once. The notice (``delivered``, ``attempts``, ``error``,
+``next_attempt_at``) is shown by the schedule view and logged at every attempt. A pause
+without contacts records a notice with nothing to send (never retried).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import sqlalchemy as sa
 
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger
-from zerocopy.scheduling.models import Notice
+from zerocopy.scheduling.models import Notice, ScheduleState
 from zerocopy.state.db import Database
 from zerocopy.state.models import utcnow
 
@@ -36,6 +37,7 @@ RETRIES_PER_TICK = 10
 """Notices retried by one tick at most (one unreachable server costs a timeout each)."""
 
 NO_CONTACTS = "no contacts on this schedule"
+OUTDATED = " (not sent any more: the schedule was resumed before the mail got through)"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -79,6 +81,11 @@ async def attempt_delivery(db: Database, notice_id: int, now: datetime | None = 
     now = now or utcnow()
     async with db.session() as s:
         notice = await s.get(Notice, notice_id)
+        state = (
+            await s.get(ScheduleState, (notice.owner_kind, notice.owner_id))
+            if notice is not None
+            else None
+        )
     if (
         notice is None
         or notice.delivered
@@ -86,6 +93,17 @@ async def attempt_delivery(db: Database, notice_id: int, now: datetime | None = 
         or notice.next_attempt_at > now
         or not notice.recipients
     ):
+        return False
+    if state is None or state.paused_reason is None or state.paused_at != notice.created_at:
+        # Resumed (or deleted, or paused again: a newer notice) before the mail got through:
+        # telling the contacts now would be wrong; the notice keeps the last error.
+        async with db.transaction() as s:
+            await s.execute(
+                sa.update(Notice)
+                .where(Notice.id == notice_id, Notice.attempts == notice.attempts)
+                .values(next_attempt_at=None, error=(notice.error or "") + OUTDATED)
+            )
+        log.info("schedule.notice_outdated", owner_id=notice.owner_id, notice_id=notice_id)
         return False
     attempts = notice.attempts + 1
     async with db.transaction() as s:
@@ -182,37 +200,6 @@ def paused_notice(
         next_attempt_at=now if contacts else None,
         created_at=now,
     )
-
-
-async def notify_paused(
-    db: Database,
-    owner_kind: str,
-    owner_id: str,
-    workspace_id: str,
-    name: str,
-    contacts: list[str],
-    reason: str,
-    now: datetime | None = None,
-) -> Notice:
-    """Record the notice, then e-mail ``contacts`` once now (retried later if that fails)."""
-    now = now or utcnow()
-    notice = paused_notice(owner_kind, owner_id, workspace_id, name, contacts, reason, now)
-    async with db.transaction() as s:
-        s.add(notice)
-        await s.flush()
-        notice_id = notice.id
-    return await deliver_now(db, notice_id, now)
-
-
-async def deliver_now(db: Database, notice_id: int, now: datetime) -> Notice:
-    """The first attempt of a just-recorded notice; the notice as it stands after it."""
-    await attempt_delivery(db, notice_id, now)
-    async with db.session() as s:
-        stored = await s.get(Notice, notice_id)
-    assert stored is not None
-    if not stored.recipients:
-        log.info("schedule.notice", owner_id=stored.owner_id, delivered=False, error=NO_CONTACTS)
-    return stored
 
 
 def notice_view(notice: Notice | None) -> dict[str, Any] | None:
