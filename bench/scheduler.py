@@ -282,6 +282,38 @@ def concurrency_profile(spans: list[tuple[datetime, datetime]]) -> list[tuple[in
     return [(n, shares[n] / total) for n in sorted(shares, reverse=True) if shares[n] > 0]
 
 
+TRACE_SQL = """
+CREATE TABLE IF NOT EXISTS bench_run_status_log (
+    run_id text NOT NULL, status text NOT NULL, txid bigint NOT NULL, at timestamptz NOT NULL
+);
+CREATE OR REPLACE FUNCTION bench_log_run_status() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench_run_status_log VALUES (NEW.id, NEW.status, txid_current(), clock_timestamp());
+    RETURN NULL;
+END;
+$$;
+DROP TRIGGER IF EXISTS bench_log_run_status ON refresh_run;
+CREATE TRIGGER bench_log_run_status AFTER UPDATE OF status ON refresh_run
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE PROCEDURE bench_log_run_status();
+"""
+"""``--trace``: the transaction of each run's status changes (which runs were handed on)."""
+
+
+def running_by_second(spans: list[tuple[datetime, datetime]]) -> list[float]:
+    """Mean number of runs running in each second from the first start."""
+    if not spans:
+        return []
+    t0 = min(a for a, _ in spans)
+    seconds = int(max((b - t0).total_seconds() for _, b in spans)) + 1
+    busy = [0.0] * seconds
+    for a, b in spans:
+        x, y = (a - t0).total_seconds(), (b - t0).total_seconds()
+        for i in range(int(x), int(y) + 1):
+            busy[i] += max(0.0, min(y, i + 1) - max(x, i))
+    return busy
+
+
 def function_calls(url: str) -> dict[str, int]:
     """Calls so far of each procrastinate function (needs ``track_functions``)."""
     with psycopg.connect(url, autocommit=True) as con:
@@ -343,12 +375,26 @@ async def with_workers(
     calls: Callable[[], dict[str, int]] | None = None,
     server_cpu: ServerCpu | None = None,
     statements: Callable[[], int] | None = None,
+    trace: bool = False,
 ) -> dict[str, float]:
     def command(i: int) -> list[str]:
         if profile is None:
             return [ZEROCOPY, "worker", "--no-scheduler"]
         out = str(profile / f"worker{workers}_{i}.prof")
-        return [sys.executable, "-m", "cProfile", "-o", out, ZEROCOPY, "worker", "--no-scheduler"]
+        # CPU time, not wall time: on a busy machine the wall clock charges a function for
+        # the time the process waited for a core.
+        script = (
+            "import cProfile, runpy, sys, time\n"
+            "sys.argv = [sys.argv[1], 'worker', '--no-scheduler']\n"
+            "p = cProfile.Profile(time.process_time)\n"
+            "try:\n"
+            "    p.runcall(runpy.run_path, sys.argv[0], run_name='__main__')\n"
+            "except SystemExit:\n"
+            "    pass\n"
+            "finally:\n"
+            f"    p.dump_stats({out!r})\n"
+        )
+        return [sys.executable, "-c", script, ZEROCOPY]
 
     procs = [
         subprocess.Popen(
@@ -397,6 +443,20 @@ async def with_workers(
             report = await scheduler.tick()
             fire_s = time.perf_counter() - fire_t
             run_ids = report.fired
+            async with db.session() as s:
+                lanes = (
+                    await s.execute(
+                        sa.text(
+                            "SELECT lock, count(*) FROM procrastinate_jobs "
+                            "GROUP BY lock ORDER BY lock"
+                        )
+                    )
+                ).all()
+            print(
+                f"workers={workers}: jobs per lane left after firing: "
+                + ", ".join(f"{lock.rsplit(':', 1)[-1]}: {n}" for lock, n in lanes),
+                file=sys.stderr,
+            )
             assert len(run_ids) == len(segments), (len(run_ids), report)
             while True:
                 async with db.session() as s:
@@ -440,6 +500,31 @@ async def with_workers(
                     )
                 ).all()
             )
+        if trace:
+            async with db.session() as s:
+                log_rows = (
+                    await s.execute(
+                        sa.text("SELECT run_id, status, txid FROM bench_run_status_log")
+                    )
+                ).all()
+            ours = set(run_ids)
+            claims = {r: t for r, st, t in log_rows if st == RunStatus.RUNNING and r in ours}
+            ends = {t for r, st, t in log_rows if st != RunStatus.RUNNING and r in ours}
+            handed = sum(1 for t in claims.values() if t in ends)
+            ended_in = {t: r for r, st, t in log_rows if st != RunStatus.RUNNING and r in ours}
+            by_id = {r.id: r for r in runs}
+            gaps = [
+                (by_id[r].started_at - by_id[ended_in[t]].finished_at).total_seconds()  # type: ignore[operator]
+                for r, t in claims.items()
+                if t in ended_in
+            ]
+            print(
+                f"workers={workers}: {handed} of {len(claims)} runs claimed in the final "
+                "transaction of the run before them (handed on); their start after the end "
+                f"of the run before: p50 {1000 * pct(gaps, 0.5):.1f} ms, p99 "
+                f"{1000 * pct(gaps, 0.99):.1f} ms, sum {sum(gaps):.2f} s",
+                file=sys.stderr,
+            )
         bad = [r.error_message for r in runs if r.status != RunStatus.SUCCEEDED]
         assert not bad, bad[:3]
         lags = [(r.started_at - due_at[r.id]).total_seconds() for r in runs if r.started_at]
@@ -452,14 +537,15 @@ async def with_workers(
         ]
         end = max(r.finished_at for r in runs if r.finished_at)
         busy = sum(took) / max(source_limit * (end - first).total_seconds(), 1e-6)
-        running = concurrency_profile(
-            [(r.started_at, r.finished_at) for r in runs if r.started_at and r.finished_at]
-        )
+        spans = [(r.started_at, r.finished_at) for r in runs if r.started_at and r.finished_at]
+        running = concurrency_profile(spans)
         print(
             f"workers={workers}: fired and deferred {len(runs)} in {fire_s:.2f} s; run p50 "
             f"{pct(took, 0.5) * 1000:.0f} ms (lane bound {source_limit / max(pct(took, 0.5), 1e-6):.0f}"
             f" jobs/s; lanes busy {100 * busy:.0f}% of the time from first start to last end: "
             + ", ".join(f"{n} running {100 * share:.0f}%" for n, share in running)
+            + "; by second: "
+            + " ".join(f"{n:.1f}" for n in running_by_second(spans))
             + "); "
             f"cpu ms/job: workers {1000 * cpu_workers / len(runs):.1f}, scheduler and bench "
             f"{1000 * cpu_self / len(runs):.1f}"
@@ -538,6 +624,9 @@ async def main(args: argparse.Namespace) -> None:
         )
         server_cpu = ServerCpu(server, *names.values())
         base = await baseline(db, box, segments, stats, server_cpu)
+        if args.trace:
+            async with db.engine.begin() as conn:
+                await conn.exec_driver_sql(TRACE_SQL)
         # After the baseline: its sessions (this process's pool) are not logged.
         statements = (
             StatementLog(server, state_url.rsplit("/", 1)[1], Path(args.count_statements))
@@ -560,6 +649,7 @@ async def main(args: argparse.Namespace) -> None:
                 (lambda: function_calls(state_url)) if args.count_calls else None,
                 server_cpu,
                 statements,
+                args.trace,
             )
             line = {"workers": n, **result, "baseline_jobs_per_s": round(base, 2)}
             print(json.dumps(line), flush=True)
@@ -579,7 +669,9 @@ if __name__ == "__main__":
         help="queries at once on the source (product default 4)",
     )
     parser.add_argument(
-        "--profile", default=None, help="cProfile each worker into DIR/worker<N>_<i>.prof"
+        "--profile",
+        default=None,
+        help="cProfile each worker (CPU time) into DIR/worker<N>_<i>.prof",
     )
     parser.add_argument(
         "--count-calls",
@@ -593,5 +685,11 @@ if __name__ == "__main__":
         help="count the state database's statements per job in the server's log "
         "(sets log_min_duration_statement = 0 on the scratch state database; e.g. "
         "/var/log/postgresql/postgresql-15-main.log)",
+    )
+    parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="record in which transaction each run changed status (a trigger on the state "
+        "database) and print how many runs were handed on from the run before them",
     )
     anyio.run(main, parser.parse_args())
