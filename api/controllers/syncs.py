@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -27,10 +28,13 @@ from api.schemas.syncs import (
     SyncWatermarkReset,
 )
 from api.views import with_occurrences
+from zerocopy import errors
+from zerocopy.errors import ZerocopyError
 from zerocopy.scheduling.dispatch import dispatch_sync_run, wait_sync_run
 from zerocopy.services import syncs
 from zerocopy.state.sync_models import Sync, SyncRun
-from zerocopy.sync.watermark import WatermarkState
+from zerocopy.sync.validate import parse_timestamp_us
+from zerocopy.sync.watermark import WatermarkState, from_micros
 
 
 @dataclass
@@ -40,6 +44,20 @@ class OptionalBodyOperation(Operation):
     def __post_init__(self) -> None:
         if isinstance(self.request_body, RequestBody):
             self.request_body.required = False
+
+
+def _reset_point(text: str | None) -> datetime | None:
+    """A watermark reset's ``to``: ISO 8601 as syncs read times everywhere, else 400."""
+    if text is None:
+        return None
+    micros = parse_timestamp_us(text)
+    if micros is None:
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"'to' {text!r} is not an ISO 8601 timestamp (e.g. 2026-04-01T10:00:00Z)",
+            details={"field": "to"},
+        )
+    return from_micros(micros)
 
 
 def _error(data: dict[str, Any] | None) -> ErrorInfo | None:
@@ -247,7 +265,7 @@ class SyncController(Controller):
         """Reset the watermark (``to`` null: read the whole table again; a timestamp: from
         it). ``sync_in_progress`` while a run is running. Answers the history record (a run
         with ``trigger`` ``watermark_reset`` and the watermark before and after)."""
-        to = data.to if data is not None else None
+        to = _reset_point(data.to) if data is not None else None
         return run_read(
             await syncs.reset_watermark(session, runtime, caller.workspace_id, sync_id, to)
         )

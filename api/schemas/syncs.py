@@ -52,9 +52,10 @@ class SyncUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class SyncWatermarkReset(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Where the next run starts reading: ``to`` null (or left out) = the whole table; an
-    ISO 8601 timestamp = rows with ``UPDATED_AT`` at or after it (no zone = UTC)."""
+    ISO 8601 timestamp = rows with ``UPDATED_AT`` at or after it (no zone = UTC; any spelling
+    a text ``UPDATED_AT`` or an event ``time`` may use, a date alone = its midnight)."""
 
-    to: datetime | None = None
+    to: str | None = None
 
 
 class SyncRead(msgspec.Struct, kw_only=True):

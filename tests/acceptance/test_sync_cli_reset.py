@@ -25,6 +25,12 @@ def test_reset_watermark_to_a_timestamp_then_to_null(env: Env) -> None:  # noqa:
     assert run["status"] in ("success", "partial_success") and run["rows_read"] > 0, run
     assert run["watermark_after"] == before
 
+    # The ISO 8601 spellings syncs read everywhere: an ordinal date with 24:00 = 2000-01-02.
+    record = out(cli(env, "reset-watermark", env.ran_sync_id, "--to", "2000-001T24:00Z"))
+    assert record["watermark_after"] == "2000-01-02T00:00:00Z"
+    assert out(cli(env, "reset-watermark", env.ran_sync_id))["watermark_after"] is None
+    out(cli(env, "run", env.ran_sync_id))
+
     usage = cli(env, "reset-watermark", env.ran_sync_id, "--to", "yesterday", code=2)
     assert "--to 'yesterday' is not an ISO 8601 timestamp" in usage.stderr
     assert out(cli(env, "show", env.ran_sync_id))["watermark"] == before

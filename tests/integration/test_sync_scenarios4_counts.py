@@ -112,3 +112,21 @@ async def test_the_reset_route_documents_its_body_as_optional(spec: Spec) -> Non
         )
         assert resp.status_code == 200, (kwargs, resp.text)
         assert (await spec.sync(sync_id))["watermark"] is None
+
+
+async def test_a_reset_point_takes_the_iso_8601_spellings_of_every_other_time(spec: Spec) -> None:
+    spec.warehouse.create("evs", EVENTS, [ev("10:00:00", "u1", "a")])
+    sync_id = await spec.ready("custom_events", "evs")
+    for given, watermark in (
+        ("2026-04-01", "2026-04-01T00:00:00Z"),  # a date alone: its midnight (UTC)
+        ("2026-091T10:00:00+02:00", "2026-04-01T08:00:00Z"),  # ordinal date, offset
+        ("2026-03-31T24:00:00Z", "2026-04-01T00:00:00Z"),
+        ("2026-04-01 10:00:00", "2026-04-01T10:00:00Z"),  # no zone: UTC
+    ):
+        resp = await spec.post(f"/v1/syncs/{sync_id}/watermark/reset", json={"to": given})
+        assert resp.status_code == 200, (given, resp.text)
+        assert resp.json()["watermark_after"] == watermark, given
+    resp = await spec.post(f"/v1/syncs/{sync_id}/watermark/reset", json={"to": "yesterday"})
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["error"]["code"] == "validation_error"
+    assert (await spec.sync(sync_id))["watermark"] == "2026-04-01T10:00:00Z"

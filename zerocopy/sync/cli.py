@@ -308,13 +308,15 @@ def sync_reset_watermark(workspace_id: str, sync_id: str, to: str | None) -> Non
     from datetime import datetime
 
     from zerocopy.services import syncs
+    from zerocopy.sync.validate import parse_timestamp_us
+    from zerocopy.sync.watermark import from_micros
 
     when: datetime | None = None
     if to is not None:
-        try:
-            when = datetime.fromisoformat(to.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise click.UsageError(f"--to {to!r} is not an ISO 8601 timestamp") from None
+        micros = parse_timestamp_us(to)  # the ISO 8601 spellings syncs read everywhere
+        if micros is None:
+            raise click.UsageError(f"--to {to!r} is not an ISO 8601 timestamp")
+        when = from_micros(micros)
 
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
