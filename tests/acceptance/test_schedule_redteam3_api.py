@@ -501,3 +501,17 @@ async def test_a_pause_mail_still_failing_when_the_schedule_is_resumed_is_not_se
         notice = await s.scalar(sa.select(Notice).where(Notice.owner_id == w.segment_id))
     assert notice is not None and notice.delivered is False and notice.next_attempt_at is None
     assert notice.attempts == 1 and "resumed" in (notice.error or "")
+
+
+async def test_member_reads_are_marked_at_most_once_a_minute(db: Database, tmp_path: Path) -> None:
+    """Paging through members is one read for the stale clock, not a write per page."""
+    from zerocopy.scheduling.schedules import record_member_read
+
+    w, ws = await _wired(db, tmp_path)
+    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    await set_schedule(db, ws, w.segment_id, {"frequency": "daily"}, now=t0)
+    for seconds in (0, 20, 59):
+        await record_member_read(db, w.segment_id, now=t0 + timedelta(seconds=seconds))
+    assert (await _state(db, w.segment_id)).last_member_read_at == t0
+    await record_member_read(db, w.segment_id, now=t0 + timedelta(seconds=61))
+    assert (await _state(db, w.segment_id)).last_member_read_at == t0 + timedelta(seconds=61)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -271,11 +271,22 @@ async def resume_schedule(
     return await schedule_view(db, workspace_id, segment_id, now)
 
 
+READ_MARK_EVERY = timedelta(minutes=1)
+"""A member read is written at most once a minute per segment (paging through a large
+segment is one read for the stale clock, whose period is days, not a write per page)."""
+
+
 async def record_member_read(db: Database, segment_id: str, now: datetime | None = None) -> None:
     """A member read through the API: the segment is in use (does not resume a paused one)."""
+    now = now or utcnow()
+    mark = ScheduleState.last_member_read_at
     async with db.transaction() as s:
         await s.execute(
             sa.update(ScheduleState)
-            .where(ScheduleState.owner_kind == SEGMENT, ScheduleState.owner_id == segment_id)
-            .values(last_member_read_at=now or utcnow())
+            .where(
+                ScheduleState.owner_kind == SEGMENT,
+                ScheduleState.owner_id == segment_id,
+                sa.or_(mark.is_(None), mark < now - READ_MARK_EVERY, mark > now),
+            )
+            .values(last_member_read_at=now)
         )
