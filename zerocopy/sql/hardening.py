@@ -1506,6 +1506,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_time_travel(check)
         or targets.refuse_missing_types(check)
         or targets.refuse_postgres_untranslatable(check)
+        or targets.refuse_array_exists_lambda(check)
     ):
         return True
     targets.redundant_quotes(check, root)
@@ -1522,6 +1523,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.json_array_sizes(check)
     targets.bigquery_timestamps_for_postgres(check)
     targets.substring_starts(check)
+    targets.group_with_rollup(check, root)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads
     if targets.ordered_array_aggregates(check) or targets.filter_clauses_for_redshift(check, root):
         return True

@@ -520,15 +520,17 @@ def like_any_lists(check: Any, root: exp.Expr) -> None:
     """``x [I]LIKE ANY ('a', 'b')`` / ``LIKE ALL (…)`` (Snowflake, Databricks) emitted for
     PostgreSQL, Redshift or BigQuery, where sqlglot writes the list as is (a syntax or type
     error there; for BigQuery ``LOWER(ANY (…))``): it becomes ``(x ILIKE 'a' OR x ILIKE 'b')``
-    (``AND`` for ALL), which every target reads the same. Only a text with ``any``/``all``
-    and ``like`` pays for the walk."""
-    write = check.write_rules.sqlglot_dialect
+    (``AND`` for ALL), which every target reads the same. PostgreSQL's ``x LIKE ANY
+    (ARRAY['a', 'b'])`` emitted for any other warehouse is expanded the same way. Only a text
+    with ``any``/``all`` and ``like`` pays for the walk."""
+    write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
     # only where the parentheses hold a list of patterns (PostgreSQL's `ANY ('{a,b}')` is
     # one array literal)
-    if write not in _LIKE_LIST_EXPANDED or check.rules.sqlglot_dialect not in (
-        "snowflake",
-        "databricks",
-    ):
+    lists = write in _LIKE_LIST_EXPANDED and read in ("snowflake", "databricks")
+    # PostgreSQL's `x LIKE ANY (ARRAY['a', 'b'])` emitted elsewhere: sqlglot drops the ANY for
+    # DuckDB (`x LIKE ['a', 'b']`) and writes an array where the others want a pattern list
+    arrays = read in ("postgres", "redshift") and write not in ("postgres", read)
+    if not lists and not arrays:
         return
     lower = check.text.lower()
     if "like" not in lower or ("any" not in lower and "all" not in lower):
@@ -538,7 +540,13 @@ def like_any_lists(check: Any, root: exp.Expr) -> None:
         if not isinstance(quantified, exp.Any | exp.All):
             continue
         inner = quantified.this
-        if isinstance(inner, exp.Tuple):
+        if arrays:
+            # PostgreSQL/Redshift ANY (ARRAY['a', 'b']): the array's elements
+            array = inner.this if isinstance(inner, exp.Paren) else inner
+            if not isinstance(array, exp.Array):
+                continue
+            patterns = list(array.expressions)
+        elif isinstance(inner, exp.Tuple):
             patterns = list(inner.expressions)
         elif isinstance(inner, exp.Paren) and not isinstance(inner.this, exp.Query):
             patterns = [inner.this]
@@ -941,55 +949,75 @@ def refuse_unknown_functions(check: Any, root: exp.Expr, sql: str) -> bool:
     ``HLL(x)``, ``UNIFORM(…)``), or names one the target lacks (``ARG_MAX`` for PostgreSQL),
     and the warehouse would only fail. Refused as unsupported; True then.
 
-    Calls are read from the generated text's tokens: a plain name followed by ``(``, not
-    qualified (``marketing.fn(…)`` was checked against the scope), not a column list
-    (``AS t(a, b)``) nor a CTE or alias name. Same-dialect queries are not checked: the user's
-    own warehouse may have the function (an extension, a UDF). An ``EXTRACT`` of a field
-    PostgreSQL does not have (Snowflake's ``EPOCH_SECOND``, written as is) is refused too."""
+    Calls are read from the generated text (its string literals blanked): a plain name
+    followed by ``(``, not one of the target's keywords, not qualified (``marketing.fn(…)``
+    was checked against the scope), not a column list (``AS t(a, b)``) nor a CTE or alias
+    name. Same-dialect queries are not checked: the user's own warehouse may have the function
+    (an extension, a UDF). An ``EXTRACT`` of a field PostgreSQL does not have (Snowflake's
+    ``EPOCH_SECOND``, written as is) is refused too."""
     if check.rules.sqlglot_dialect == check.write_rules.sqlglot_dialect:
         return False
     known = builtin_functions(check.write_rules.builtin_functions)
     if not known or "(" not in sql:
         return False
-    tokens = check.write_dialect.tokenize(sql)
-    names: set[str] | None = None
+    text = _STRING_LITERAL.sub("''", sql) if "'" in sql else sql
     fields = _EXTRACT_FIELDS.get(check.write_rules.sqlglot_dialect)
-    for index in range(1, len(tokens) - 1):
-        token = tokens[index]
-        if (
-            fields is not None
-            and index >= 2
-            and tokens[index - 1].token_type == TokenType.L_PAREN
-            and tokens[index - 2].text.upper() == "EXTRACT"
-            and tokens[index + 1].token_type == TokenType.FROM
-            and token.text.lower() not in fields
-        ):
-            check.issue(
-                UNSUPPORTED_IN_DIALECT,
-                f"{check.write_rules.name} cannot EXTRACT({token.text} FROM …) (the translation "
-                f"of this {check.rules.name} query asks for it): it has no such field. Rewrite "
-                "that part with a field both dialects have (e.g. EPOCH, DOW, YEAR).",
-            )
-            return True
-        if token.token_type != TokenType.VAR or tokens[index + 1].token_type != TokenType.L_PAREN:
+    if fields is not None:
+        for field in _EXTRACT_FIELD.findall(text):
+            if field.lower() not in fields:
+                check.issue(
+                    UNSUPPORTED_IN_DIALECT,
+                    f"{check.write_rules.name} cannot EXTRACT({field} FROM …) (the "
+                    f"translation of this {check.rules.name} query asks for it): it has no such "
+                    "field. Rewrite that part with a field both dialects have (e.g. EPOCH, DOW, "
+                    "YEAR).",
+                )
+                return True
+    keywords: frozenset[str] | None = None
+    names: set[str] | None = None
+    for before, name in _CALL.findall(text):
+        lowered = name.lower()
+        if before or lowered in known or lowered in _CALL_LIKE_SYNTAX:
             continue
-        name = token.text.lower()
-        if name in known or name in _CALL_LIKE_SYNTAX:
-            continue
-        if tokens[index - 1].token_type in (TokenType.DOT, TokenType.ALIAS):
+        if keywords is None:
+            keywords = _tokenizer_words(check.write_dialect)
+        if name.upper() in keywords:
             continue
         if names is None:  # CTE and alias names written with a column list: `n(i) AS (…)`
             names = {node.name.lower() for node in root.find_all(exp.TableAlias) if node.name}
-        if name in names:
+        if lowered in names:
             continue
         check.issue(
             UNSUPPORTED_IN_DIALECT,
-            f"{check.write_rules.name} has no function {token.text}() (the translation of "
+            f"{check.write_rules.name} has no function {name}() (the translation of "
             f"this {check.rules.name} query calls it): it cannot be expressed there. Rewrite "
             "that part with a function both dialects have.",
         )
         return True
     return False
+
+
+# A string literal as sqlglot writes it for PostgreSQL/DuckDB (quotes doubled inside); a name
+# followed by "(" with what precedes it when that makes it no call (a qualifier's dot, AS);
+# the field of an EXTRACT.
+_STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_CALL = re.compile(r"(\.\s*|\bAS\s+)?\b([A-Za-z_][A-Za-z0-9_$]*)\s*\(", re.IGNORECASE)
+_EXTRACT_FIELD = re.compile(r"\bEXTRACT\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s+FROM\b", re.IGNORECASE)
+
+
+def _tokenizer_words(dialect: Dialect) -> frozenset[str]:
+    """Every word of a dialect's tokenizer keywords (``IN``, ``OVER``, ``DECIMAL``, ``SETS`` of
+    ``GROUPING SETS`` …): a word followed by "(" that is one is syntax, not a call (memoized per dialect class)."""
+    words = _TOKENIZER_WORDS.get(type(dialect))
+    if words is None:
+        keywords = dialect.tokenizer_class.KEYWORDS
+        words = _TOKENIZER_WORDS[type(dialect)] = frozenset(
+            word.upper() for keyword in keywords for word in keyword.split()
+        )
+    return words
+
+
+_TOKENIZER_WORDS: dict[type, frozenset[str]] = {}
 
 
 # --- time travel ----------------------------------------------------------------------------
@@ -1353,3 +1381,57 @@ def substring_starts(check: Any) -> None:
         if clamp:
             from_end = exp.Greatest(this=from_end, expressions=[exp.Literal.number(1)])
         node.set("start", from_end)
+
+
+# --- GROUP BY … WITH ROLLUP / CUBE ----------------------------------------------------------
+
+# Targets that read the MySQL/Hive form ``GROUP BY a, b WITH ROLLUP``.
+_WITH_ROLLUP_TARGETS = frozenset({"databricks", "spark", "hive", "mysql"})
+
+
+def group_with_rollup(check: Any, root: exp.Expr) -> None:
+    """Databricks' ``GROUP BY a, b WITH ROLLUP`` (or ``WITH CUBE``) emitted for a warehouse
+    without that form (sqlglot writes it as is: DuckDB, PostgreSQL, Snowflake, BigQuery and
+    Redshift refuse it): it becomes the standard ``GROUP BY ROLLUP (a, b)`` (``CUBE (a, b)``),
+    the same grouping sets. Only a text with the word pays for the walk."""
+    write = check.write_rules.sqlglot_dialect
+    if write in _WITH_ROLLUP_TARGETS or write == check.rules.sqlglot_dialect:
+        return
+    lower = check.text.lower()
+    if "rollup" not in lower and "cube" not in lower:
+        return
+    for group in list(root.find_all(exp.Group)):
+        for key, kind in (("rollup", exp.Rollup), ("cube", exp.Cube)):
+            marks = group.args.get(key)
+            if not marks or not all(isinstance(m, kind) and not m.expressions for m in marks):
+                continue
+            keys = [e.copy() for e in group.expressions]
+            if not keys:
+                continue
+            group.set(key, None)
+            group.set("expressions", [kind(expressions=keys)])
+
+
+# --- Databricks exists(array, lambda) -------------------------------------------------------
+
+
+def refuse_array_exists_lambda(check: Any) -> bool:
+    """Databricks ``exists(array, x -> predicate)`` (whether any element matches) emitted for
+    another warehouse: sqlglot reads it as an ``EXISTS`` and writes ``EXISTS(array)`` there,
+    the predicate dropped (DuckDB refuses it; elsewhere it would not filter). Refused as
+    unsupported; True then."""
+    if check.write_rules.sqlglot_dialect == check.rules.sqlglot_dialect:
+        return False
+    if "exists" not in check.text.lower():
+        return False
+    for node in check.reading:
+        if isinstance(node, exp.Exists) and isinstance(node.args.get("expression"), exp.Lambda):
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} cannot express exists(array, x -> …) from this "
+                f"{check.rules.name} query: the translation would drop the predicate. Test "
+                "the elements another way (e.g. with a LATERAL VIEW EXPLODE and a filter).",
+                check.node_position(node),
+            )
+            return True
+    return False
