@@ -35,10 +35,12 @@ SMALL = "SELECT external_user_id FROM users WHERE external_user_id <= 100"
 
 
 def ctas_pids(url: str) -> list[int]:
+    """This test's running CTAS statements (its own database: the server is shared)."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE state = 'active' "
-            "AND query ILIKE '%CREATE TABLE%zc_tmp_%' AND pid <> pg_backend_pid()"
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND query ILIKE '%CREATE TABLE%zc_tmp_%' "
+            "AND pid <> pg_backend_pid()"
         ).fetchall()
     return [int(r[0]) for r in rows]
 

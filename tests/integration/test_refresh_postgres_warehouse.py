@@ -96,10 +96,13 @@ def temp_tables(url: str) -> list[str]:
 
 
 def running_queries(url: str) -> int:
+    """This test's CTAS statements still running (in its own database: the server is shared
+    with other tests, whose refreshes run CTAS statements of their own)."""
     with psycopg.connect(url) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' "
-            "AND query ILIKE '%CREATE TABLE%zc_tmp_%' AND pid <> pg_backend_pid()"
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND state = 'active' AND query ILIKE '%CREATE TABLE%zc_tmp_%' "
+            "AND pid <> pg_backend_pid()"
         ).fetchone()
     return int(row[0]) if row else 0
 
