@@ -515,3 +515,34 @@ async def test_member_reads_are_marked_at_most_once_a_minute(db: Database, tmp_p
     assert (await _state(db, w.segment_id)).last_member_read_at == t0
     await record_member_read(db, w.segment_id, now=t0 + timedelta(seconds=61))
     assert (await _state(db, w.segment_id)).last_member_read_at == t0 + timedelta(seconds=61)
+
+
+async def test_weekly_friday_in_apia_over_the_skipped_day_runs_once_per_week(
+    db: Database, tmp_path: Path
+) -> None:
+    """Pacific/Apia skipped Friday 2011-12-30: the scheduler on a frozen clock runs that
+    week's Friday 09:00 once, at the first instant after the skip (31st 00:00 +14)."""
+    w, ws = await _wired(db, tmp_path)
+    await _in(db, ws, "Pacific/Apia")
+    t0 = datetime(2011, 12, 20, 0, 0, tzinfo=UTC)
+    await set_schedule(
+        db, ws, w.segment_id, {"frequency": "weekly", "weekday": "friday", "time": "09:00"}, now=t0
+    )
+    view = await schedule_view(db, ws, w.segment_id, now=t0)
+    expected = [datetime.fromisoformat(t) for t in view["next_runs"][:3]]
+    apia = ZoneInfo("Pacific/Apia")
+    assert [t.astimezone(apia).strftime("%m-%d %H:%M") for t in expected] == [
+        "12-23 09:00",
+        "12-31 00:00",
+        "01-06 09:00",
+    ]
+    clock = Clock(t0)
+    ticker = Ticker(w, clock, stale_days="0", n=1)
+    fired_at: list[datetime] = []
+    while clock.now < datetime(2012, 1, 8, tzinfo=UTC):
+        clock.now += timedelta(hours=3)
+        fired, _ = await ticker.tick()
+        fired_at += [clock.now] * len(fired)
+    assert len(fired_at) == 3
+    lags = [f - e for f, e in zip(fired_at, expected, strict=True)]
+    assert all(timedelta(0) <= lag < timedelta(hours=3) for lag in lags), lags
