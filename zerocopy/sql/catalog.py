@@ -34,6 +34,47 @@ class _ScopeSchema(MappingSchema):
             table, raise_on_missing=raise_on_missing, ensure_data_types=ensure_data_types
         )
 
+    def column_names(
+        self,
+        table: exp.Table | str,
+        only_visible: bool = False,
+        dialect: Any = None,
+        normalize: bool | None = None,
+    ) -> list[str]:
+        """``MappingSchema.column_names``, answered directly for a one-level schema.
+
+        sqlglot's resolvers ask it for every table source while qualifying, and the check's
+        validation asks again: each call hashes the table node (by structure) and the dialect
+        for its two caches and walks a trie. For this schema (one level ``{table: {column:
+        type}}``, names already folded, ``normalize=False``, no visibility rules) the answer
+        is the columns of the table named by the node's last part, or ``[]``; anything else
+        takes sqlglot's path.
+        """
+        if (
+            type(table) is exp.Table
+            and dialect is None
+            and not normalize
+            and not self.normalize
+            and not self.visible
+            and self._one_level()
+        ):
+            name = table.args.get("this")
+            if type(name) is exp.Identifier:
+                columns = self.mapping.get(name.this)
+                return list(columns) if isinstance(columns, dict) else []
+        return super().column_names(
+            table, only_visible=only_visible, dialect=dialect, normalize=normalize
+        )
+
+    def _one_level(self) -> bool:
+        """Whether tables are looked up by their name alone (memoized: the mapping is fixed)."""
+        found = getattr(self, "_is_one_level", None)
+        if found is None:
+            found = self._is_one_level = bool(self.mapping) and self.supported_table_args == (
+                "this",
+            )
+        return found
+
     def _normalize_table(
         self, table: exp.Table | str, dialect: Any = None, normalize: bool | None = None
     ) -> exp.Table:

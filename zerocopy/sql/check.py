@@ -1430,7 +1430,55 @@ def _dialect(name: str) -> Dialect:
     """
     dialect = Dialect.get_or_raise(name)
     dialect.tokenize = functools.partial(_dialect_tokenize, dialect)  # type: ignore[method-assign]
+    folded = _already_folded(dialect)
+    if folded is not None:
+        dialect.normalize_identifier = functools.partial(  # type: ignore[method-assign]
+            _normalize_identifier, type(dialect).normalize_identifier, dialect, folded
+        )
     return dialect
+
+
+def _already_folded(dialect: Dialect) -> Callable[[str], bool] | None:
+    """For a dialect whose ``normalize_identifier`` is sqlglot's generic rule or BigQuery's
+    (each only ever replaces an identifier's name by its case fold, or leaves it), a test that
+    a name is its own fold, so normalizing leaves it as it is; None for any other rule.
+
+    ``str.lower(name) == name`` implies the ASCII-only fold changes nothing either (it folds a
+    subset of the letters); likewise for upper case.
+    """
+    method = type(dialect).normalize_identifier
+    if method is not Dialect.normalize_identifier and (
+        method.__qualname__ != "BigQuery.normalize_identifier"
+    ):
+        return None
+    strategy = dialect.normalization_strategy
+    if strategy is NormalizationStrategy.CASE_SENSITIVE:
+        return lambda name: True
+    if strategy in (NormalizationStrategy.LOWERCASE, NormalizationStrategy.CASE_INSENSITIVE):
+        return lambda name: name.lower() == name
+    if strategy in (
+        NormalizationStrategy.UPPERCASE,
+        NormalizationStrategy.CASE_INSENSITIVE_UPPERCASE,
+    ):
+        return lambda name: name.upper() == name
+    return None
+
+
+def _normalize_identifier(
+    method: Callable[[Dialect, Any], Any],
+    dialect: Dialect,
+    folded: Callable[[str], bool],
+    node: Any,
+) -> Any:
+    """``dialect.normalize_identifier(node)``, returning at once when the node is an identifier
+    whose name is already folded (the rule would leave it as it is). sqlglot calls it for every
+    identifier it normalizes (the BigQuery and Redshift parsers for each joined table, the
+    qualifier for each output alias), a Python method each time."""
+    if type(node) is exp.Identifier:
+        name = node.this
+        if type(name) is str and folded(name):
+            return node
+    return method(dialect, node)
 
 
 def _dialect_tokenize(dialect: Dialect, sql: str, other: Any = None) -> list[Token]:
