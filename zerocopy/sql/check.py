@@ -35,7 +35,6 @@ from sqlglot.dialects.dialect import (
 )
 from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError, UnsupportedError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
-from sqlglot.optimizer.qualify_columns import qualify_columns
 from sqlglot.optimizer.qualify_tables import qualify_tables
 from sqlglot.optimizer.resolver import Resolver
 from sqlglot.optimizer.scope import Scope, traverse_scope
@@ -52,7 +51,7 @@ from zerocopy.errors import (
     UNKNOWN_TABLE,
     UNSUPPORTED_IN_DIALECT,
 )
-from zerocopy.sql import fastcopy, hardening
+from zerocopy.sql import fastcopy, hardening, qualification
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.generation import generator_for, guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
@@ -389,6 +388,8 @@ class _Check:
         self.identifiers: list[exp.Identifier] = []  # the work copy's, see `name_sources`
         self._name_sources: tuple[str, ...] | None = None
         self.work: exp.Expr | None = None  # the normalized, qualified copy (stars expanded)
+        self.joins: list[exp.Expr] = []  # the work copy's joins, as copied
+        self.joins_as_copied = True  # no rewrite of the work copy before qualifying moved them
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -523,6 +524,7 @@ class _Check:
         self.view: DialectView = catalog.view(self.read_dialect)
         self.name_chars = catalog.name_chars
         work, table_pairs = copies[0].tree, copies[0].tables
+        self.joins = copies[0].joins
         self.identifiers = copies[0].identifiers
         if copies[
             0
@@ -550,6 +552,7 @@ class _Check:
             isinstance(node, exp.TableFromRows) for node in self.reading
         ):
             hardening.flatten_default_columns(work)
+            self.joins_as_copied = False
         work, optimizer_error = self.qualify(work, scope[-1].name)
         self.work = work
         scopes = self.traverse(work)
@@ -572,18 +575,16 @@ class _Check:
 
     def qualify(self, work: exp.Expr, scope_schema: str) -> tuple[exp.Expr, OptimizeError | None]:
         """sqlglot's column qualification against the scope's tables (stars expanded)."""
+        # joins as copied (no rewrite since): USING expansion has nothing to do when plain
+        plain = self.joins_as_copied and qualification.plain_joins(self.joins)
         try:
             if any(_is_join_construct(node) for node in self.reading):
                 # (a JOIN b) AS t: sqlglot rewrites it into a subquery first
                 hardening.ambiguous_join_construct(self, work, scope_schema)
                 work = qualify_tables(work, dialect=self.read_dialect)
-            work = qualify_columns(
-                work,
-                self.schema,
-                expand_alias_refs=True,
-                expand_stars=True,
-                allow_partial_qualification=True,
-                dialect=self.read_dialect,
+                plain = False
+            work = qualification.qualify_columns(
+                work, self.schema, dialect=self.read_dialect, plain_joins=plain
             )
         except OptimizeError as exc:
             return work, exc
@@ -1531,6 +1532,8 @@ class _Copied(NamedTuple):
     """Original nodes that are not read-only (statements, INTO, FOR UPDATE…)."""
     reading: list[exp.Expr]
     """Original nodes that read something: tables, functions, laterals, derived tables."""
+    joins: list[exp.Expr]
+    """The copy's joins (see `qualification.plain_joins`)."""
 
 
 def _copy_tree(root: exp.Expr) -> _Copied:
@@ -1548,6 +1551,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     tables: list[tuple[exp.Table, exp.Table]] = []
     refused: list[exp.Expr] = []
     reading: list[exp.Expr] = []
+    joins: list[exp.Expr] = []
     verbatim = False
     queue: list[tuple[exp.Expr, exp.Expr]] = [(root, top)]
     push = queue.append
@@ -1564,6 +1568,8 @@ def _copy_tree(root: exp.Expr) -> _Copied:
             elif kind == _KIND_TABLE:
                 reading.append(node)
                 tables.append((node, copy))  # type: ignore[arg-type]
+            elif kind == _KIND_JOIN:
+                joins.append(copy)
             else:
                 refused.append(node)
         if node.comments is not None:
@@ -1594,7 +1600,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
                 args[key] = items
             else:
                 args[key] = value
-    return _Copied(top, identifiers, tables, verbatim, refused, reading)
+    return _Copied(top, identifiers, tables, verbatim, refused, reading, joins)
 
 
 def _parses_in(sql: str, dialect: Dialect) -> bool:
@@ -1621,9 +1627,10 @@ def _start_offset(node: exp.Expr) -> int | None:
 
 
 # What the copy walk does with a node: nothing, refuse it, read it (tables, functions…),
-# normalize it (exactly `exp.Identifier`), or read it and pair it with its copy (exactly
-# `exp.Table`).
+# normalize it (exactly `exp.Identifier`), read it and pair it with its copy (exactly
+# `exp.Table`), or note its copy (a join, for `qualification.plain_joins`).
 _KIND_OTHER, _KIND_REFUSED, _KIND_READING, _KIND_IDENTIFIER, _KIND_TABLE = 0, 1, 2, 3, 4
+_KIND_JOIN = 5
 _KINDS: dict[type, int] = {}
 
 
@@ -1649,6 +1656,8 @@ def _kind(cls: type) -> int:
             kind = _KIND_READING
         elif cls is exp.Identifier:
             kind = _KIND_IDENTIFIER
+        elif issubclass(cls, exp.Join):
+            kind = _KIND_JOIN
         else:
             kind = _KIND_OTHER
         _KINDS[cls] = kind

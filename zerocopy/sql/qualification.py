@@ -1,0 +1,145 @@
+"""sqlglot's ``qualify_columns``, without its USING expansion when the query has no USING.
+
+For every scope, sqlglot's qualifier first expands ``JOIN … USING`` and ``NATURAL JOIN``
+(`_expand_using`): it searches the whole scope for joins (a walk of every node in it) and,
+when one of them joins that way, rewrites the conditions. A query without such a join still
+pays for the search in every scope, and it is the only effect left is a refusal: a scope whose
+every selected source is a join name ("Joins … missing source table").
+
+`qualify_columns` below is sqlglot's, step for step, with the options the check uses; when
+the caller knows (from its own walk over the tree) that every join of the query hangs directly
+off a SELECT's ``joins`` and none is USING or NATURAL, a scope's joins are exactly its SELECT's
+``joins`` list (every nested SELECT starts a scope of its own), and `_plain_joins` answers the
+same as `_expand_using` without the walk. Any other query, or another sqlglot version than the
+one this mirrors, runs sqlglot's own ``qualify_columns``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlglot
+import sqlglot.optimizer.qualify_columns as _qc
+from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.schema import Schema, ensure_schema
+
+# The sqlglot release whose ``qualify_columns`` body is mirrored below (checked against
+# sqlglot/optimizer/qualify_columns.py of that release).
+MIRRORED_VERSION = "30.30.0"
+_STEPS = (
+    "pushdown_cte_alias_columns",
+    "_separate_pseudocolumns",
+    "_qualify_comprehensions",
+    "_pop_table_column_aliases",
+    "_expand_using",
+    "_expand_alias_refs",
+    "_convert_columns_to_dots",
+    "_qualify_columns",
+    "_expand_stars",
+    "qualify_outputs",
+    "_expand_group_by",
+    "_expand_order_by_and_distinct_on",
+    "Resolver",
+    "TypeAnnotator",
+)
+MIRRORED = sqlglot.__version__ == MIRRORED_VERSION and all(hasattr(_qc, name) for name in _STEPS)
+
+
+def qualify_columns(
+    expression: exp.Expr, schema: Schema, *, dialect: Dialect, plain_joins: bool
+) -> exp.Expr:
+    """``sqlglot.optimizer.qualify_columns.qualify_columns(expression, schema,
+    expand_alias_refs=True, expand_stars=True, allow_partial_qualification=True,
+    dialect=dialect)``, the same tree and the same errors.
+
+    ``plain_joins``: every join of ``expression`` is an item of a SELECT's ``joins`` and none
+    is USING or NATURAL.
+    """
+    if not (plain_joins and MIRRORED):
+        return _qc.qualify_columns(
+            expression,
+            schema,
+            expand_alias_refs=True,
+            expand_stars=True,
+            allow_partial_qualification=True,
+            dialect=dialect,
+        )
+    qc = _qc
+    schema = ensure_schema(schema, dialect=dialect)
+    annotator = qc.TypeAnnotator(schema)
+    dialect = schema.dialect or Dialect()
+    pseudocolumns = dialect.PSEUDOCOLUMNS
+    unannotated_scopes: list[Scope] = []
+    for scope in traverse_scope(expression):
+        if dialect.PREFER_CTE_ALIAS_COLUMN:
+            qc.pushdown_cte_alias_columns(scope)
+        is_select = isinstance(scope.expression, exp.Select)
+        qc._separate_pseudocolumns(scope, pseudocolumns)
+        resolver = qc.Resolver(scope, schema)
+        qc._qualify_comprehensions(scope, resolver)
+        qc._pop_table_column_aliases(scope.ctes)
+        qc._pop_table_column_aliases(scope.derived_tables)
+        using_column_tables, using_columns = _plain_joins(scope)
+        if dialect.FORCE_EARLY_ALIAS_REF_EXPANSION:
+            qc._expand_alias_refs(
+                scope,
+                resolver,
+                dialect,
+                expand_only_groupby=dialect.EXPAND_ONLY_GROUP_ALIAS_REF,
+            )
+        qc._convert_columns_to_dots(scope, resolver)
+        qc._qualify_columns(scope, resolver, allow_partial_qualification=True)
+        scope.clear_column_cache()
+        if is_select:
+            qc._expand_stars(
+                scope,
+                resolver,
+                using_column_tables,
+                using_columns,
+                pseudocolumns,
+                annotator,
+                unannotated_scopes,
+            )
+        qc._expand_alias_refs(scope, resolver, dialect)
+        if is_select:
+            qc.qualify_outputs(scope, dialect=dialect)
+        qc._expand_group_by(scope, dialect)
+        qc._expand_order_by_and_distinct_on(scope, resolver)
+        if dialect.ANNOTATE_ALL_SCOPES:
+            annotator.annotate_scope(scope)
+        elif dialect.SUPPORTS_STRUCT_STAR_EXPANSION:
+            unannotated_scopes.append(scope)
+    return expression
+
+
+def _plain_joins(scope: Scope) -> tuple[dict[str, Any], list[str]]:
+    """sqlglot's ``_expand_using`` for a scope whose joins are its SELECT's ``joins`` list and
+    none is USING or NATURAL: nothing to expand, the same refusal when a join has no source to
+    join to."""
+    expression = scope.expression
+    joins = expression.args.get("joins") if isinstance(expression, exp.Select) else None
+    if not joins:
+        return {}, []
+    names = {join.alias_or_name for join in joins}
+    ordered = [key for key in scope.selected_sources if key not in names]
+    if names and not ordered:
+        raise OptimizeError(f"Joins {names} missing source table {scope.expression}")
+    return {}, []
+
+
+def plain_joins(joins: list[exp.Expr]) -> bool:
+    """Whether every one of ``joins`` (all the joins of a tree) is an item of a SELECT's
+    ``joins`` and joins neither with USING nor NATURAL."""
+    for join in joins:
+        if (
+            not isinstance(join, exp.Join)
+            or not isinstance(join.parent, exp.Select)
+            or join.arg_key != "joins"
+            or join.args.get("using")
+            or join.method == "NATURAL"
+        ):
+            return False
+    return True
