@@ -1545,7 +1545,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     a shallow copy of it is exact and several times cheaper.
     """
     expr = exp.Expr
-    kinds, kind_of = _KINDS, _kind
+    kinds, kind_of, primitive = _KINDS, _kind, _PRIMITIVE
     top = root.__class__()
     identifiers: list[exp.Identifier] = []
     tables: list[tuple[exp.Table, exp.Table]] = []
@@ -1580,6 +1580,9 @@ def _copy_tree(root: exp.Expr) -> _Copied:
         if meta is not None:
             copy._meta = dict(meta)
             verbatim = verbatim or bool(meta.get("case_sensitive"))
+        if cls in primitive:  # names, literals: no child node among the args
+            copy.args = dict(node.args)
+            continue
         args = copy.args
         for key, value in node.args.items():
             if isinstance(value, expr):
@@ -1632,6 +1635,9 @@ def _start_offset(node: exp.Expr) -> int | None:
 _KIND_OTHER, _KIND_REFUSED, _KIND_READING, _KIND_IDENTIFIER, _KIND_TABLE = 0, 1, 2, 3, 4
 _KIND_JOIN = 5
 _KINDS: dict[type, int] = {}
+# Node classes sqlglot keeps free of child nodes (``is_primitive``: their constructor links no
+# child): the copy takes their args as they are (``_kind`` adds each class it meets).
+_PRIMITIVE: set[type] = set()
 
 
 def _kind(cls: type) -> int:
@@ -1660,6 +1666,8 @@ def _kind(cls: type) -> int:
             kind = _KIND_JOIN
         else:
             kind = _KIND_OTHER
+        if getattr(cls, "is_primitive", False) is True:
+            _PRIMITIVE.add(cls)
         _KINDS[cls] = kind
     return kind
 
