@@ -1079,25 +1079,37 @@ class _Check:
         )
 
     def validate_scope_columns(self, scope: Scope) -> None:
-        """Every column of a SELECT must come from one of its sources (or an outer scope)."""
+        """Every column of a SELECT must come from one of its sources (or an outer scope).
+
+        What a qualifier resolves to (its owning scope, whether that source's columns are
+        known, and which) is looked up once per qualifier; unqualified names search the
+        scope's sources once for all of them."""
         if not isinstance(scope.expression, exp.Select):
             return
         resolver = self.resolver(scope)
         known_sources = self.source_names_known(scope)
+        # qualifier -> None (nothing to check), False (names no source) or its columns
+        qualifiers: dict[str, Any] = {}
+        source_columns: list[tuple[str, Any]] | None = None
         for column in hardening.scope_columns(scope, self):
             name = column.name
             if not name or isinstance(column.this, exp.Star):
                 continue
             if column.args.get("db") and self.column_out_of_scope(column):
                 continue
-            if _is_all_keyword(column):
+            if name.upper() == "ALL" and _is_all_keyword(column):
                 continue  # ORDER BY ALL / GROUP BY ALL, read as a column by some dialects
             table = column.table
             if table:
-                owner = _owning_scope(scope, table)
-                if owner is None and not known_sources:
-                    continue  # maybe a struct column of a source whose columns are unknown
-                if owner is None:
+                if table in qualifiers:
+                    known = qualifiers[table]
+                else:
+                    known = qualifiers[table] = self.qualifier_columns(
+                        scope, resolver, table, known_sources
+                    )
+                if known is None:
+                    continue
+                if known is False:
                     # a qualifier naming no source: a struct/record path (BigQuery a.b.c) is a Dot
                     self.issue(
                         UNKNOWN_COLUMN,
@@ -1105,11 +1117,8 @@ class _Check:
                         self.node_position(column),
                     )
                     continue
-                resolver_for = self.resolver(owner) if owner is not scope else resolver
-                if not self.source_known(owner, table):
-                    continue
-                columns = resolver_for.get_source_columns(table)
-                if columns and "*" not in columns and name not in columns:
+                columns, names = known
+                if name not in names:
                     hint = _closest(name, list(columns))
                     self.issue(
                         UNKNOWN_COLUMN,
@@ -1119,7 +1128,9 @@ class _Check:
                         self.node_position(column),
                     )
             elif known_sources:
-                owners = [s for s in scope.sources if name in resolver.get_source_columns(s)]
+                if source_columns is None:
+                    source_columns = [(s, resolver.get_source_columns(s)) for s in scope.sources]
+                owners = [s for s, columns in source_columns if name in columns]
                 if len(owners) == 1:
                     continue  # left unqualified by sqlglot (e.g. under a PIVOT) but known
                 if len(owners) > 1:
@@ -1130,7 +1141,7 @@ class _Check:
                         self.node_position(column),
                     )
                     continue
-                candidates = [c for s in scope.sources for c in resolver.get_source_columns(s)]
+                candidates = [c for _, columns in source_columns for c in columns]
                 hint = _closest(name, candidates)
                 self.issue(
                     UNKNOWN_COLUMN,
@@ -1138,6 +1149,24 @@ class _Check:
                     "query" + (f"; did you mean {hint}?" if hint else ".") + "",
                     self.node_position(column),
                 )
+
+    def qualifier_columns(
+        self, scope: Scope, resolver: Resolver, table: str, known_sources: bool
+    ) -> Any:
+        """What a column qualifier of ``scope`` is checked against: None when nothing can be
+        checked (an unknown source, columns not exact or with a star), False when it names no
+        source of this query, else (its columns, the same as a set)."""
+        owner = _owning_scope(scope, table)
+        if owner is None:
+            # maybe a struct column of a source whose columns are unknown
+            return None if not known_sources else False
+        resolver_for = self.resolver(owner) if owner is not scope else resolver
+        if not self.source_known(owner, table):
+            return None
+        columns = resolver_for.get_source_columns(table)
+        if not columns or "*" in columns:
+            return None
+        return columns, frozenset(columns)
 
     def column_out_of_scope(self, column: exp.Column) -> bool:
         """``schema.table.column`` naming another schema (or database) than the scope's:
