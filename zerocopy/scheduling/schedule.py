@@ -618,7 +618,7 @@ def replan_in_zone(
       slot already run never runs again, a later one at or before the floor was covered by
       that run (or came before the plan). Except: when ``pending`` was already due at
       ``changed_at`` its slot is owed; if the new zone would pass over it, it runs at its
-      old instant.
+      old instant (or with the next slot, when that is due earlier: one catch-up run).
     * Real-time frequencies: the new zone's first aligned instant after ``floor`` (or
       ``pending`` when that is earlier and was already due at ``changed_at``).
 
@@ -651,7 +651,11 @@ def replan_in_zone(
             instant = resolve_local(wall, new)
             if instant <= floor:
                 continue
-            return pending if was_due and wall > owed_label else instant
+            if was_due and wall > owed_label:
+                # The slot owed in the old zone has no run here: it runs now, at its old
+                # instant, unless a later slot is due too (one catch-up run covers both).
+                return min(pending, instant)
+            return instant
         day += timedelta(days=1)
     raise AssertionError(f"no occurrence of {schedule} within 40 days")  # pragma: no cover
 
