@@ -78,3 +78,20 @@ async def test_a_paused_sync_refuses_run_now_but_takes_a_reset(spec: Spec) -> No
     again = await spec.run(sync_id)
     assert (again["status"], again["rows_read"], again["rows_delivered"]) == ("success", 1, 1)
     assert (await spec.profile(external_id="u1"))["attributes"] == {"a": 1}  # type: ignore[index]
+
+
+async def test_a_contact_given_twice_is_kept_once(spec: Spec) -> None:
+    """Contacts get one mail per state change: an address listed twice (case, blanks) once."""
+    spec.warehouse.create("attrs", ATTRS)
+    contacts = ["ops@example.com", " Ops@Example.com ", "data@example.com", "ops@example.com"]
+    sync = await spec.create_sync("user_attributes", "attrs", contacts=contacts)
+    assert sync["contacts"] == ["ops@example.com", "data@example.com"]
+    resp = await spec.patch(f"/v1/syncs/{sync['id']}", {"contacts": ["a@x.io", "A@X.IO"]})
+    assert resp.status_code == 200 and resp.json()["contacts"] == ["a@x.io"], resp.text
+
+
+def test_contacts_stored_twice_before_are_mailed_once() -> None:
+    from zerocopy.notify.decision import NotificationSettings
+
+    settings = NotificationSettings.from_sync(["a@x.io", " A@X.io", "b@x.io"], {})
+    assert settings.contacts == ("a@x.io", "b@x.io")

@@ -91,8 +91,11 @@ class NotificationSettings:
         """
         data = data or {}
         threshold = data.get("row_error_threshold_pct")
+        unique: dict[str, str] = {}
+        for address in contacts or ():
+            unique.setdefault(address.strip().lower(), address.strip())
         return cls(
-            contacts=tuple(contacts or ()),
+            contacts=tuple(unique.values()),  # one mail per address, however often listed
             notify_on_error=bool(data.get("notify_on_error", True)),
             row_error_threshold_pct=None if threshold is None else float(threshold),
             notify_on_success=bool(data.get("notify_on_success", False)),

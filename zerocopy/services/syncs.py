@@ -69,11 +69,15 @@ def _frequency(value: str) -> str:
 
 
 def _contacts(values: list[str]) -> list[str]:
-    out = []
+    """The contact addresses, trimmed, each once (compared without case: one mail each)."""
+    out: list[str] = []
+    seen: set[str] = set()
     for value in values:
         if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
             raise _invalid("contacts", f"{value!r} is not an e-mail address")
-        out.append(value.strip())
+        if value.strip().lower() not in seen:
+            seen.add(value.strip().lower())
+            out.append(value.strip())
     return out
 
 
