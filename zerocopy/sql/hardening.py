@@ -420,8 +420,14 @@ def restore_json_arrows(check: Any, statements: list[exp.Expr]) -> None:
     """DuckDB ``col->'$.path'`` written as a function argument: sqlglot parses it as a lambda
     with a string body (``LAMBDA col : '$.path'``, which DuckDB refuses), so such a lambda is
     turned back into the JSON extraction it is (no real lambda has a bare string body). Only
-    DuckDB input whose text has an arrow pays for the look."""
-    if check.rules.sqlglot_dialect != "duckdb" or "->" not in check.text:
+    DuckDB input whose text has an arrow pays for the look.
+
+    PostgreSQL has no lambdas at all: its ``json_array_length(col->'tags')`` is read the same
+    way, which hid ``col`` from the column checks (an unknown column passed) and wrote
+    ``LAMBDA col : 'tags'`` for DuckDB; every such lambda of a PostgreSQL query (a string or
+    number body: a key or an index) is the JSON extraction."""
+    read = check.rules.sqlglot_dialect
+    if read not in ("duckdb", "postgres") or "->" not in check.text:
         return
     dialect = check.read_dialect
     for statement in statements:
@@ -429,7 +435,7 @@ def restore_json_arrows(check: Any, statements: list[exp.Expr]) -> None:
             body, params = node.this, node.expressions
             if not (
                 isinstance(body, exp.Literal)
-                and body.is_string
+                and (body.is_string or read == "postgres")
                 and len(params) == 1
                 and isinstance(params[0], exp.Identifier)
             ):
@@ -1507,6 +1513,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_missing_types(check)
         or targets.refuse_postgres_untranslatable(check)
         or targets.refuse_array_exists_lambda(check)
+        or targets.refuse_pattern_forms(check, root)
     ):
         return True
     targets.redundant_quotes(check, root)
@@ -1524,6 +1531,9 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.bigquery_timestamps_for_postgres(check)
     targets.substring_starts(check)
     targets.group_with_rollup(check, root)
+    targets.date_part_aliases(check)
+    targets.databricks_weekday(check)
+    targets.subscripted_calls_for_postgres(check, root)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads
     if targets.ordered_array_aggregates(check) or targets.filter_clauses_for_redshift(check, root):
         return True
@@ -1665,6 +1675,9 @@ def boundary_date_diffs(check: Any) -> None:
                 continue  # BigQuery's weeks start on Sunday (WEEK(MONDAY) …): left to sqlglot
             for key in ("this", "expression"):
                 operand = node.args.get(key)
+                if isinstance(operand, exp.Literal) and operand.is_string:
+                    # a bare string: PostgreSQL's DATE_TRUNC('WEEK', '2024-06-30') is ambiguous
+                    operand = exp.cast(operand, exp.DType.TIMESTAMP)
                 if operand is not None:
                     node.set(key, exp.TimestampTrunc(this=operand, unit=exp.Var(this=name)))
 

@@ -1435,3 +1435,134 @@ def refuse_array_exists_lambda(check: Any) -> bool:
             )
             return True
     return False
+
+
+# --- date-part aliases and Databricks weekday() ---------------------------------------------
+
+# Date-part spellings Snowflake and Databricks accept in DATE_TRUNC/TRUNC that sqlglot writes
+# as is (DuckDB, PostgreSQL and BigQuery know only the full names): the full name.
+_UNIT_ALIASES = {
+    **dict.fromkeys(("Y", "YY", "YYY", "YYYY", "YR", "YRS", "YEARS"), "YEAR"),
+    **dict.fromkeys(("MM", "MON", "MONS", "MONTHS"), "MONTH"),
+    **dict.fromkeys(("D", "DD", "DAYS", "DAYOFMONTH"), "DAY"),
+    **dict.fromkeys(("Q", "QTR", "QTRS", "QUARTERS"), "QUARTER"),
+    **dict.fromkeys(("W", "WK", "WEEKS"), "WEEK"),
+    **dict.fromkeys(("H", "HH", "HR", "HRS", "HOURS"), "HOUR"),
+    **dict.fromkeys(("MI", "MIN", "MINS", "MINUTES"), "MINUTE"),
+    **dict.fromkeys(("S", "SEC", "SECS", "SECONDS"), "SECOND"),
+}
+_UNIT_ALIAS_SOURCES = frozenset({"snowflake", "databricks"})
+
+
+def date_part_aliases(check: Any) -> None:
+    """``trunc(x, 'MM')`` / ``DATE_TRUNC('mon', x)`` (Databricks and Snowflake spell a month
+    MM or MON, a year YY or YYYY …) emitted for another warehouse, where sqlglot keeps the
+    spelling (``DATE_TRUNC('MM', x)`` fails in DuckDB and PostgreSQL, BigQuery has no MM
+    part): the unit is written by its full name."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read not in _UNIT_ALIAS_SOURCES or read == write:
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.DateTrunc | exp.TimestampTrunc) or node.parent is None:
+            continue
+        unit = node.args.get("unit")
+        if not isinstance(unit, exp.Literal | exp.Var):
+            continue
+        full = _UNIT_ALIASES.get(unit.name.upper())
+        if full is None:
+            continue
+        node.set(
+            "unit", exp.Literal.string(full) if isinstance(unit, exp.Literal) else exp.var(full)
+        )
+
+
+def databricks_weekday(check: Any) -> None:
+    """Databricks ``weekday(x)`` (Monday 0 … Sunday 6) emitted for another warehouse: sqlglot
+    writes ``WEEKDAY(x)``, which DuckDB reads as Sunday 0 … Saturday 6 and the others do not
+    have. It becomes the target's ISO day of the week minus one."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read != "databricks" or write == read or "weekday" not in check.text.lower():
+        return
+    for node in check.reading:
+        if (
+            not isinstance(node, exp.Anonymous)
+            or node.name.lower() != "weekday"
+            or len(node.expressions) != 1
+            or node.parent is None
+        ):
+            continue
+        value = node.expressions[0].copy()
+        one, five, six, seven = (exp.Literal.number(n) for n in (1, 5, 6, 7))
+        monday_zero: exp.Expr
+        if write in ("duckdb", "postgres"):
+            monday_zero = exp.Sub(
+                this=exp.Extract(this=exp.var("ISODOW"), expression=value), expression=one
+            )
+        elif write == "snowflake":
+            monday_zero = exp.Sub(this=exp.func("DAYOFWEEKISO", value), expression=one)
+        elif write == "redshift":  # DOW: Sunday 0
+            dow = exp.Extract(this=exp.var("DOW"), expression=value)
+            monday_zero = exp.Mod(
+                this=exp.Paren(this=exp.Add(this=dow, expression=six)), expression=seven
+            )
+        elif write == "bigquery":  # DAYOFWEEK: Sunday 1
+            dow = exp.Extract(this=exp.var("DAYOFWEEK"), expression=value)
+            monday_zero = exp.Mod(
+                this=exp.Paren(this=exp.Add(this=dow, expression=five)), expression=seven
+            )
+        else:
+            continue
+        node.replace(exp.Paren(this=monday_zero))
+
+
+# --- PostgreSQL regex SUBSTRING, DuckDB GLOB, subscripts of calls ---------------------------
+
+
+def refuse_pattern_forms(check: Any, root: exp.Expr) -> bool:
+    """Pattern forms sqlglot writes for another warehouse as something else or as is; True
+    when one is refused as unsupported:
+
+    - PostgreSQL ``substring(x, 'pattern')`` / ``substring(x FROM 'pattern')`` (the match of
+      a regular expression) is read as a substring from a position: ``SUBSTRING(x,
+      '@(.*)$')`` elsewhere fails or converts the pattern to a number;
+    - DuckDB's ``x GLOB 'pattern'`` is written as is, which no other warehouse reads."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write:
+        return False
+    lower = check.text.lower()
+    why = None
+    node: exp.Expr | None = None
+    if read in ("postgres", "redshift") and "substring" in lower:
+        for candidate in check.reading:
+            start = candidate.args.get("start") if isinstance(candidate, exp.Substring) else None
+            if isinstance(start, exp.Literal) and start.is_string:
+                why, node = "substring(x, pattern) (a regular expression match)", candidate
+                break
+    if why is None and read == "duckdb" and "glob" in lower:
+        node = next(root.find_all(exp.Glob), None)
+        if node is not None:
+            why = "x GLOB pattern"
+    if why is None or node is None:
+        return False
+    check.issue(
+        UNSUPPORTED_IN_DIALECT,
+        f"{check.write_rules.name} cannot express {why} from this {check.rules.name} query: "
+        "the translation would fail there or match otherwise. Use LIKE or the regular "
+        "expression functions both dialects have.",
+        check.node_position(node),
+    )
+    return True
+
+
+def subscripted_calls_for_postgres(check: Any, root: exp.Expr) -> None:
+    """``list(x ORDER BY y)[1]`` (DuckDB) or ``ARRAY_AGG(x)[OFFSET(0)]`` emitted for
+    PostgreSQL, where sqlglot writes ``ARRAY_AGG(…)[1]``: PostgreSQL only subscripts a
+    parenthesized expression (a syntax error otherwise). The call is put in parentheses."""
+    if check.write_rules.sqlglot_dialect != "postgres" or check.rules.sqlglot_dialect == "postgres":
+        return
+    if "[" not in check.text:
+        return
+    for bracket in list(root.find_all(exp.Bracket)):
+        inner = bracket.this
+        if isinstance(inner, exp.Func) and not isinstance(inner, exp.Paren):
+            bracket.set("this", exp.Paren(this=inner.copy()))

@@ -397,3 +397,56 @@ def test_postgres_function_list_holds_the_servers_functions(pg: psycopg.Connecti
     # the server's user-callable functions are listed (a newer server may have more)
     missing = server - listed
     assert len(missing) <= len(server) // 20, sorted(missing)[:20]
+
+
+# --- later in the round: date parts, weekday, JSON arrows in calls, patterns --------------
+
+
+def test_databricks_weekday_and_trunc_units_keep_their_meaning(
+    warehouse: duckdb.DuckDBPyConnection,
+) -> None:
+    # u1 was created on Monday 2024-03-04: Databricks weekday() is 0 on Mondays
+    sql = (
+        "SELECT external_user_id FROM users WHERE weekday(created_at) = 0 "
+        "AND trunc(created_at, 'MM') = '2024-03-01' AND date_trunc('YYYY', created_at) = "
+        "'2024-01-01'"
+    )
+    assert _ids(warehouse, _emitted(sql, "databricks", "duckdb")) == ["u1"]
+    for target in ("postgres", "snowflake", "bigquery", "redshift"):
+        emitted = _check(sql, "databricks", target).sql or ""
+        assert "WEEKDAY" not in emitted.upper() and "'MM'" not in emitted, (target, emitted)
+
+
+@pytest.mark.postgres
+def test_redshift_week_datediff_of_a_string_runs_in_postgres(pg: psycopg.Connection[Any]) -> None:
+    _pg_schema(pg, "JSON")
+    sql = "SELECT external_user_id FROM users WHERE DATEDIFF(week, created_at, '2024-06-30') >= 18"
+    # Monday week boundaries crossed up to 2024-06-30: u2 (from 2023-12-31) and u4 (2022)
+    # cross 18 or more, u1 (2024-03-04) and u3 (2024-02-29) fewer
+    assert _ids(pg, _emitted(sql, "redshift", "postgres")) == ["u2", "u4"]
+
+
+def test_postgres_json_arrow_inside_a_call_is_a_column() -> None:
+    sql = "SELECT external_user_id FROM users WHERE json_array_length(nosuch->'tags') = 2"
+    assert _codes(sql, "postgres", "postgres") == ["unknown_column"]
+    ok = "SELECT external_user_id FROM users WHERE json_array_length(attributes->'tags') = 2"
+    assert "LAMBDA" not in (_check(ok, "postgres", "duckdb").sql or "")
+
+
+def test_pattern_forms_without_a_translation_are_refused() -> None:
+    sql = "SELECT external_user_id FROM users WHERE substring(email, '@(.*)$') = 'gmail.com'"
+    assert _codes(sql, "postgres", "postgres") == []
+    assert _codes(sql, "postgres", "duckdb") == ["unsupported_in_dialect"]
+    sql = "SELECT external_user_id FROM users WHERE email GLOB '*gmail*'"
+    assert _codes(sql, "duckdb", "duckdb") == []
+    assert _codes(sql, "duckdb", "postgres") == ["unsupported_in_dialect"]
+
+
+@pytest.mark.postgres
+def test_subscript_of_an_aggregate_runs_in_postgres(pg: psycopg.Connection[Any]) -> None:
+    _pg_schema(pg, "JSON")
+    sql = (
+        "SELECT external_user_id FROM users GROUP BY ALL "
+        "HAVING list(email ORDER BY created_at DESC)[1] LIKE '%gmail%'"
+    )
+    assert _ids(pg, _emitted(sql, "duckdb", "postgres")) == ["u1", "u4"]
