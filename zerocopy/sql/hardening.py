@@ -1425,6 +1425,8 @@ def before_parse(check: Any, chunk: list[Token]) -> list[Token]:
     updatable; it changes nothing in a query) is dropped too: sqlglot has no such clause."""
     if check.rules.sqlglot_dialect == "postgres" and "read" in check.text.lower():
         chunk = _without_for_read_only(chunk)
+    if check.rules.sqlglot_dialect in SUBSTITUTING_DIALECTS and "@" in check.text:
+        chunk = _delta_version_suffixes(check, chunk)
     if "pg_catalog" not in check.rules.function_namespaces or "pg_catalog" not in (
         check.text.lower()
     ):
@@ -1455,6 +1457,58 @@ def before_parse(check: Any, chunk: list[Token]) -> list[Token]:
     if not drop:
         return chunk
     return [token for index, token in enumerate(chunk) if index not in drop]
+
+
+_DELTA_VERSION = re.compile(r"[vV](\d+)")
+_DELTA_TIMESTAMP = re.compile(r"\d{17}")
+
+
+def _delta_version_suffixes(check: Any, chunk: list[Token]) -> list[Token]:
+    """Databricks' time-travel suffixes ``users@v3`` and ``users@20240101000000000``
+    (``yyyyMMddHHmmssSSS``), written right after a table name: the tokens of ``VERSION AS OF
+    3`` / ``TIMESTAMP AS OF '2024-01-01 00:00:00.000'`` (what they mean), which sqlglot
+    parses; it cannot read the suffix form (the query was a parse error)."""
+    out: list[Token] = []
+    index = 0
+    while index < len(chunk):
+        token = chunk[index]
+        following = chunk[index + 1] if index + 1 < len(chunk) else None
+        previous = out[-1] if out else None
+        if (
+            token.token_type == TokenType.PARAMETER
+            and token.text == "@"
+            and following is not None
+            and previous is not None
+            and previous.end + 1 == token.start
+            and token.end + 1 == following.start
+            and previous.token_type in (TokenType.VAR, TokenType.IDENTIFIER)
+        ):
+            version = _DELTA_VERSION.fullmatch(following.text)
+            stamp = following.token_type == TokenType.NUMBER and _DELTA_TIMESTAMP.fullmatch(
+                following.text
+            )
+            if version or stamp:
+                if version:
+                    text = f"VERSION AS OF {version.group(1)}"
+                else:
+                    t = following.text
+                    text = f"TIMESTAMP AS OF '{t[:4]}-{t[4:6]}-{t[6:8]} {t[8:10]}:{t[10:12]}:{t[12:14]}.{t[14:]}'"
+                for new in check.read_dialect.tokenize(text):
+                    out.append(
+                        Token(
+                            new.token_type,
+                            new.text,
+                            token.line,
+                            token.col,
+                            token.start,
+                            following.end,
+                        )
+                    )
+                index += 2
+                continue
+        out.append(token)
+        index += 1
+    return out
 
 
 def _without_for_read_only(chunk: list[Token]) -> list[Token]:

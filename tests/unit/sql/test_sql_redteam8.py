@@ -450,3 +450,14 @@ def test_subscript_of_an_aggregate_runs_in_postgres(pg: psycopg.Connection[Any])
         "HAVING list(email ORDER BY created_at DESC)[1] LIKE '%gmail%'"
     )
     assert _ids(pg, _emitted(sql, "duckdb", "postgres")) == ["u1", "u4"]
+
+
+def test_databricks_time_travel_suffixes_are_read() -> None:
+    sql = "SELECT external_user_id FROM users@v3 WHERE email <> 'a@v4'"
+    result = _check(sql, "databricks", "databricks")
+    assert result.valid and "users VERSION AS OF 3" in (result.sql or "")
+    assert "'a@v4'" in (result.sql or "")  # a string is not a table suffix
+    assert _codes(sql, "databricks", "postgres") == ["unsupported_in_dialect"]
+    assert _codes(
+        "SELECT external_user_id FROM finance.secrets@v3", "databricks", "databricks"
+    ) == ["out_of_scope"]
