@@ -36,6 +36,9 @@ RULES = DialectRules(
         """sleep_ms add_grammar_extension remove_grammar_extension pandas_scan
         python_arrow_scan inet_client_addr inet_client_port inet_server_addr inet_server_port
         get_block_size""",
+        # DuckDB 2.0: keys of a named index of any table (catalog/schema/table in a struct),
+        # registering resource types, mapping rows through the host's Python functions
+        "index_key register_external_resource_type python_map_function",
         # SQL text bound or plans executed: the plan of `SELECT * FROM finance.secrets` names
         # its columns and types (json_serialize_plan, get_substrait); from_substrait runs one
         """json_serialize_plan get_substrait get_substrait_json from_substrait
