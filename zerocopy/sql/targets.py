@@ -1525,7 +1525,8 @@ def refuse_pattern_forms(check: Any, root: exp.Expr) -> bool:
     - PostgreSQL ``substring(x, 'pattern')`` / ``substring(x FROM 'pattern')`` (the match of
       a regular expression) is read as a substring from a position: ``SUBSTRING(x,
       '@(.*)$')`` elsewhere fails or converts the pattern to a number;
-    - DuckDB's ``x GLOB 'pattern'`` is written as is, which no other warehouse reads."""
+    - DuckDB's ``x GLOB 'pattern'`` is written as is, which no other warehouse reads;
+    - Snowflake's ``x COLLATE 'en-ci'`` (a collation specification of its own) likewise."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     if read == write:
         return False
@@ -1542,6 +1543,11 @@ def refuse_pattern_forms(check: Any, root: exp.Expr) -> bool:
         node = next(root.find_all(exp.Glob), None)
         if node is not None:
             why = "x GLOB pattern"
+    if why is None and read == "snowflake" and "collate" in lower:
+        # Snowflake's collation specifications ('en-ci', 'upper') exist nowhere else
+        node = next(root.find_all(exp.Collate), None)
+        if node is not None:
+            why = "COLLATE with a Snowflake collation specification"
     if why is None or node is None:
         return False
     check.issue(
