@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio
 import duckdb
 import pytest
 import sqlalchemy as sa
@@ -68,3 +69,29 @@ async def test_a_single_row_answered_413_is_a_row_error_and_the_run_goes_on(
     # The watermark went past it: the next run has nothing to send.
     again = await engine.run(sync_id)
     assert (again.status, again.rows_delivered, again.rows_errored) == ("success", 0, 0)
+
+
+async def test_a_cancel_arriving_during_the_last_batch_leaves_a_complete_run_not_cancelled(
+    sync_db: Database, http_peer: HttpPeer, tmp_path: Path
+) -> None:
+    """A cancel takes effect between batches. One that arrives while the last batch is being
+    delivered (here: the receiver asked to retry in 2 s) comes too late: every row is then
+    delivered and the watermark at the end, so the run says ``success``, not ``cancelled``
+    (which would promise rows left for the next run)."""
+    duck = tmp_path / "wh.duckdb"
+    _warehouse(duck)
+    sync_id = await http_sync(sync_db, duck, {"batch_rows": 10, "backoff_base_s": 0.01})
+    http_peer.script({"status": 429, "retry_after": "2"})
+    engine = sync_engine(sync_db, http_peer)
+    run = await engine.request(sync_id)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(engine.execute, run.id)
+        with anyio.fail_after(30):
+            while not http_peer.state()["requests"]:  # noqa: ASYNC110
+                await anyio.sleep(0.05)
+        await engine.request_cancel(run.id)
+    done = await engine.get(run.id)
+    assert (done.status, done.rows_delivered, done.error_code) == ("success", 4, None)
+    assert len(http_peer.state()["rows"]) == 4
+    again = await engine.run(sync_id)
+    assert (again.status, again.rows_delivered) == ("success", 0)

@@ -425,6 +425,9 @@ class SyncEngine:
         work = anyio.CancelScope(deadline=deadline)
         cancelled = False
         finished = False
+        # Every row read and delivered: a cancel that came during the last (shielded) batch
+        # came too late, the run is complete rather than cancelled.
+        pumped = False
         failure: ZerocopyError | None = None
 
         async def watch() -> None:
@@ -465,6 +468,7 @@ class SyncEngine:
                                 destination,
                                 counts,
                             )
+                            pumped = True
                         except ZerocopyError as exc:
                             # Raised out of the task group it would arrive wrapped in an
                             # ExceptionGroup and be recorded as internal_error.
@@ -481,7 +485,7 @@ class SyncEngine:
                         log.warning("sync.close_failed", error=redact_text(str(exc)))
         if failure is not None:
             raise failure
-        if cancelled:
+        if cancelled and not pumped:
             raise ZerocopyError(errors.CANCELLED, "cancelled on request")
         if work.cancelled_caught:
             raise ZerocopyError(
