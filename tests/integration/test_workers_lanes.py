@@ -238,15 +238,20 @@ async def _run_chain(
         await db.dispose()
 
 
-def _chain(final: list[RefreshRun], txids: dict[tuple[str, str], int]) -> list[RefreshRun]:
-    """The runs in start order, checked: all succeeded, never overlapping, each claimed in the
-    transaction that ended the run before it."""
+def _chain(
+    final: list[RefreshRun], txids: dict[tuple[str, str], int], lane: dict[str, str]
+) -> list[RefreshRun]:
+    """The runs in start order, checked: all succeeded, never overlapping, and each run that
+    follows one of the same lane (``lane``: run → its lane) claimed in the transaction that
+    ended that one (the slot passed on)."""
     assert {r.status for r in final} == {RunStatus.SUCCEEDED}, [r.error_message for r in final]
     chain = sorted(final, key=lambda r: (r.started_at, r.id))
     spans = [(r.started_at, r.finished_at) for r in chain]
     assert all(start and end for start, end in spans), spans
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # type: ignore[operator]
     for before, after in itertools.pairwise(chain):
+        if lane[before.id] != lane[after.id]:
+            continue  # another lane's job: handed over, its run claimed by its own task
         assert txids[(after.id, RunStatus.RUNNING)] == txids[(before.id, RunStatus.SUCCEEDED)], (
             before.id,
             after.id,
@@ -257,10 +262,11 @@ def _chain(final: list[RefreshRun], txids: dict[tuple[str, str], int]) -> list[R
 async def test_a_lane_chain_is_handed_on_without_broadcast_or_polling(
     postgres_url: str, postgres_server: str, tmp_path: Path
 ) -> None:
-    _runs, final, txids = await _run_chain(
+    runs, final, txids = await _run_chain(
         postgres_url, postgres_server, tmp_path, {"lanes": JOBS}, concurrency=4
     )
-    assert len(_chain(final, txids)) == JOBS
+    lane = {run_id: "lanes" for run_id in runs["lanes"]}
+    assert len(_chain(final, txids, lane)) == JOBS
 
 
 async def test_the_hand_off_serves_workspaces_in_turn(
@@ -268,13 +274,13 @@ async def test_the_hand_off_serves_workspaces_in_turn(
 ) -> None:
     # One worker taking one job at a time; workspace a's 4 runs are deferred before b's 2.
     # Each run's final transaction takes the queue's best job, whichever lane it is on: the
-    # workspaces alternate (a, b, a, b, a, a), each run claimed in the one before's final
-    # transaction, across the two sources' lanes.
+    # workspaces alternate (a, b, a, b, a, a); the last run follows one of its own lane and
+    # was claimed in that one's final transaction.
     runs, final, txids = await _run_chain(
         postgres_url, postgres_server, tmp_path, {"a": 4, "b": 2}, concurrency=1
     )
     owner = {run_id: name for name, ids in runs.items() for run_id in ids}
-    chain = _chain(final, txids)
+    chain = _chain(final, txids, owner)
     assert [owner[r.id] for r in chain] == ["a", "b", "a", "b", "a", "a"]
     assert [r.id for r in chain if owner[r.id] == "a"] == runs["a"]
     assert [r.id for r in chain if owner[r.id] == "b"] == runs["b"]

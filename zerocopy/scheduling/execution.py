@@ -7,7 +7,6 @@ from typing import Any, cast
 
 import anyio
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import IntegrityError
 
 from zerocopy.refresh import ClaimedRun, RunHooks
@@ -47,10 +46,10 @@ class SlottedEngine:
 
         ``handoff`` (a queue job's, see :class:`zerocopy.runner_procrastinate.JobHandOff`):
         ``await handoff.in_final(session)`` joins the run's final transaction and returns the
-        worker's next refresh job (its task arguments) or ``None``; that job's run is then
-        claimed, with the lane's slot, in the same transaction (:meth:`_preclaim`,
-        ``handoff.preclaimed(claimed)``), and ``handoff.settle()`` is called once it
-        committed. ``handoff.claimed``: this run, claimed so by the previous run's final
+        worker's next refresh job (its task arguments) or ``None``; when that is the next run
+        of the same lane, it is claimed there and the lane's slot passed on to it
+        (:meth:`_preclaim`, ``handoff.preclaimed(claimed)``), and ``handoff.settle()`` is
+        called once that transaction committed. ``handoff.claimed``: this run, claimed so by the previous run's final
         transaction (executed at once: no claim, no slot to take).
         """
         if source_id is None or kind is None:
@@ -99,37 +98,50 @@ class SlottedEngine:
             elif handoff is not None:
                 handoff.settle()
 
-    async def _preclaim(self, session: Any, job: dict[str, Any]) -> ClaimedRun | None:
-        """In a run's final transaction: take the next job's lane slot and claim its run.
+    async def _preclaim(
+        self,
+        session: Any,
+        job: dict[str, Any],
+        finished: str,
+        held: tuple[str, int] | None,
+    ) -> ClaimedRun | None:
+        """In the final transaction of run ``finished``: give its slot back (``held``: the
+        slot it holds, if known) or, when the next job is the next run of the same lane (the
+        usual case), pass the slot on to it in one ``UPDATE`` and claim that run.
 
-        The slot is taken only if free (no error can abort the final transaction); a run
-        that is not claimable gives it back. ``None``: the job runs the usual way.
+        Only the finished run's own slot row is touched: a final transaction never waits
+        for a slot another one holds (two of them swapping lanes would deadlock). A job of
+        another lane, or a run that is not claimable, runs the usual way (``None``).
         """
+        conn = await session.connection()
         run_id, source_id, kind, lane = (
             job.get("run_id"),
             job.get("source_id"),
             job.get("kind"),
             job.get("lane"),
         )
-        if not run_id or not source_id or not kind or not isinstance(lane, int):
+        if (
+            not run_id
+            or not kind
+            or held is None
+            or held != (source_id, lane)
+            or not 0 <= held[1] < self.slots.limit_for(kind)
+        ):
+            await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": finished})
             return None
-        if not 0 <= lane < self.slots.limit_for(kind):
-            return None
-        conn = await session.connection()
-        taken = (
+        passed = (
             await conn.execute(
-                _TAKE_SLOT_IF_FREE,
+                _PASS_SLOT,
                 {
-                    "source_id": source_id,
-                    "slot": lane,
-                    "run_kind": REFRESH,
-                    "run_id": run_id,
-                    "acquired_at": utcnow(),
+                    "p_finished": finished,
+                    "p_run_id": run_id,
+                    "p_now": utcnow(),
+                    "p_kind": REFRESH,
                 },
             )
         ).first()
-        if taken is None:
-            return None
+        if passed is None:
+            return None  # the finished run held no slot row (reclaimed meanwhile)
         claimed: ClaimedRun | None = await self.engine.claim_in(session, run_id)
         if claimed is None:
             await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
@@ -150,7 +162,10 @@ class _SlotHooks(RunHooks):
         source_id: str,
         slot: int | None,
         handoff: Any = None,
-        preclaim: Callable[[Any, dict[str, Any]], Awaitable[ClaimedRun | None]] | None = None,
+        preclaim: Callable[
+            [Any, dict[str, Any], str, tuple[str, int] | None], Awaitable[ClaimedRun | None]
+        ]
+        | None = None,
     ) -> None:
         self.slots = slots
         self.source_id = source_id
@@ -180,27 +195,40 @@ class _SlotHooks(RunHooks):
 
     async def on_final(self, session: Any, run_id: str) -> None:
         conn = await session.connection()
-        await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
-        if self.handoff is None:
-            return
-        # What an earlier final transaction (rolled back) handed over is void; and the hand-off
-        # is tried in one final transaction only, so that it cannot fail the run's record twice.
-        self.handoff.reset()
-        if self._handoff_tried or self.handoff.stopping():
+        handing = self.handoff is not None
+        if self.handoff is not None:
+            # What an earlier final transaction (rolled back) handed over is void; and the
+            # hand-off is tried in one final transaction only, so that it cannot fail the
+            # run's record twice.
+            self.handoff.reset()
+            handing = not self._handoff_tried and not self.handoff.stopping()
+        if not handing or self.handoff is None:
+            await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
             return
         self._handoff_tried = True
         job = await self.handoff.in_final(session)
-        if job is not None and self.preclaim is not None:
-            claimed = await self.preclaim(session, job)
-            if claimed is not None:
-                self.handoff.preclaimed(claimed)
+        if job is None or self.preclaim is None:
+            await conn.execute(_GIVE_BACK_SLOT, {"p_run_id": run_id})
+            return
+        held = (self.source_id, self.slot) if self.slot is not None else None
+        claimed = await self.preclaim(session, job, run_id, held)
+        if claimed is not None:
+            self.handoff.preclaimed(claimed)
 
 
 _SLOT = cast(sa.Table, SourceSlot.__table__)
 _TAKE_SLOT = sa.insert(_SLOT)
-_TAKE_SLOT_IF_FREE = (
-    postgresql.insert(_SLOT).on_conflict_do_nothing().returning(_SLOT.c.slot)
-)  # the queue's hand-off only (PostgreSQL)
+_PASS_SLOT = (
+    sa.update(_SLOT)
+    .where(_SLOT.c.run_id == sa.bindparam("p_finished"))
+    .values(
+        run_id=sa.bindparam("p_run_id"),
+        run_kind=sa.bindparam("p_kind"),
+        acquired_at=sa.bindparam("p_now"),
+    )
+    .returning(_SLOT.c.slot)
+)
+"""A finished run's slot, passed on to the next run of its lane (the queue's hand-off)."""
 _GIVE_BACK_SLOT = sa.delete(_SLOT).where(_SLOT.c.run_id == sa.bindparam("p_run_id"))
 """Built once: the slot statements ride in every queue job's claim and final transactions."""
 
