@@ -278,8 +278,9 @@ async def test_the_flip_is_one_statement_on_postgresql(db: Database) -> None:
 
 async def test_the_claim_reads_the_catalog_with_the_segment(db: Database, tmp_path: Path) -> None:
     """Claim: the compare-and-set, then the segment, source, credential and catalog in one
-    statement, then the previous chunk list; the check sees the catalog (a table missing from
-    it would fail the run)."""
+    statement (on PostgreSQL one statement for all of it: the compare-and-set in a ``WITH``),
+    then the previous chunk list; the check sees the catalog (a table missing from it would
+    fail the run)."""
     w = await wire(db, tmp_path, SQL)
     run = await w.engine.request(w.segment_id, "api")
     statements: list[str] = []
@@ -299,10 +300,15 @@ async def test_the_claim_reads_the_catalog_with_the_segment(db: Database, tmp_pa
     assert done.status == RunStatus.SUCCEEDED, done.error_message
     assert done.member_count == 100
     assert counts["commit"] == 2, counts
-    claim = statements[:3]
-    assert claim[0].startswith("UPDATE refresh_run"), statements
-    assert "catalog_table" in claim[1] and "FROM segment" in claim[1], statements
-    assert "segment_member_chunk" in claim[2], statements
+    if db.is_postgres:
+        claim = statements[:2]
+        assert claim[0].startswith("WITH zc_claimed AS \n(UPDATE refresh_run"), statements
+        assert "catalog_table" in claim[0] and "JOIN segment" in claim[0], statements
+    else:
+        claim = statements[:3]
+        assert claim[0].startswith("UPDATE refresh_run"), statements
+        assert "catalog_table" in claim[1] and "FROM segment" in claim[1], statements
+    assert "segment_member_chunk" in claim[-1], statements
     assert not any(s.lstrip().startswith("SELECT catalog_table") for s in statements)
 
 

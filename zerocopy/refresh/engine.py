@@ -138,6 +138,34 @@ def _load_with_catalog(dialect: str) -> Any:
 _LOAD_WITH_CATALOG = {name: _load_with_catalog(name) for name in ("postgresql", "sqlite")}
 
 
+def _claim_and_load() -> Any:
+    """:data:`_CLAIM` and :data:`_LOAD_WITH_CATALOG` in one statement (PostgreSQL: an
+    ``UPDATE … RETURNING`` in a ``WITH``): no row when the run is not claimable; the
+    segment and source are ``None`` when deleted (outer joins)."""
+    claimed = _CLAIM.cte("zc_claimed")
+    cat = CatalogTable.__table__.c
+    catalog = (
+        sa.select(
+            sa.type_coerce(
+                sa.func.coalesce(
+                    sa.func.jsonb_agg(sa.func.jsonb_build_array(cat.schema, cat.name, cat.columns)),
+                    sa.literal_column("'[]'::jsonb"),
+                ),
+                sa.JSON,
+            )
+        )
+        .where(cat.source_id == claimed.c.source_id)
+        .scalar_subquery()
+    )
+    return (
+        sa.select(*[claimed.c[key] for key in _RUN_KEYS], Segment, Source, Credential, catalog)
+        .select_from(claimed)
+        .outerjoin(Segment, Segment.id == claimed.c.segment_id)
+        .outerjoin(Source, Source.id == claimed.c.source_id)
+        .outerjoin(Credential, Credential.id == Source.credential_id)
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class _CatalogRow:
     schema: str
@@ -177,6 +205,9 @@ _REQUEST = (
     )
     .returning(*_RUN.c)
 )
+
+
+_CLAIM_AND_LOAD = {"postgresql": _claim_and_load()}
 
 
 def _run_from_row(row: Any) -> RefreshRun:
@@ -521,11 +552,10 @@ class RefreshEngine:
         try:
             async with self.db.transaction() as s:
                 await self._on_claim(hooks, s, run_id)
-                run = await self._claim_in(s, run_id)
-                if run is None:
+                got = await self._claim_and_load(s, run_id)
+                if got is None:
                     raise _NotClaimed  # roll back what the hook did
-                loaded = await self._load(s, run)
-            return run, loaded
+            return got
         except _NotClaimed:
             return None
         except _HookFailed as exc:
@@ -551,10 +581,29 @@ class RefreshEngine:
         transaction commits, :meth:`execute` with ``claimed=`` runs it; should the caller's
         transaction roll back, the run stays queued.
         """
-        run = await self._claim_in(session, run_id)
-        if run is None:
+        got = await self._claim_and_load(session, run_id)
+        return None if got is None else ClaimedRun(*got)
+
+    async def _claim_and_load(self, s: Any, run_id: str) -> tuple[RefreshRun, _Loaded] | None:
+        """:meth:`_claim_in` then :meth:`_load` in ``s``'s transaction (one statement for
+        both where the state database allows)."""
+        both = _CLAIM_AND_LOAD.get(self.db.dialect)
+        if both is None:
+            run = await self._claim_in(s, run_id)
+            return None if run is None else (run, await self._load(s, run))
+        row = (
+            await s.execute(both, {"p_run_id": run_id, "p_now": utcnow(), "p_worker": self.worker})
+        ).first()
+        if row is None:
             return None
-        return ClaimedRun(run, await self._load(session, run))
+        n = len(_RUN_KEYS)
+        run = _run_from_row(row[:n])
+        segment, source, credential, catalog = row[n:]
+        if segment is None or source is None:
+            return run, _Loaded(None, [], [], {})
+        tables: list[Any] = [_CatalogRow(*t) for t in catalog or []]
+        previous, preloaded = await self.members.current_chunks_with_head(s, run.segment_id)
+        return run, _Loaded((segment, source, credential), tables, previous, preloaded)
 
     @staticmethod
     async def _on_claim(hooks: RunHooks | None, s: Any, run_id: str) -> None:
