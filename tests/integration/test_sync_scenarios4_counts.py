@@ -105,7 +105,8 @@ async def test_the_reset_route_documents_its_body_as_optional(spec: Spec) -> Non
     # As documented: no body, an empty object and {"to": null} all read the whole table.
     spec.warehouse.create("evs", EVENTS, [ev("10:00:00", "u1", "a")])
     sync_id = await spec.ready("custom_events", "evs")
-    for kwargs in ({}, {"json": {}}, {"json": {"to": None}}):
+    bodies: list[dict[str, Any]] = [{}, {"json": {}}, {"json": {"to": None}}]
+    for kwargs in bodies:
         assert (await spec.run(sync_id))["status"] == "success"
         resp = await spec.client.post(
             f"/v1/syncs/{sync_id}/watermark/reset", headers=spec.auth, **kwargs

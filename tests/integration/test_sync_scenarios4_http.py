@@ -65,7 +65,7 @@ async def test_a_single_row_answered_413_is_a_row_error_and_the_run_goes_on(
             )
         ).all()
     assert [(p, c) for p, c, _ in logged] == [(2, "rejected_by_destination")]
-    assert "413" in logged[0][2]
+    assert "413" in (logged[0][2] or "")
     # The watermark went past it: the next run has nothing to send.
     again = await engine.run(sync_id)
     assert (again.status, again.rows_delivered, again.rows_errored) == ("success", 0, 0)
