@@ -37,7 +37,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "accepts but DuckDB does not",
     ),
     ("tricks", "time_travel", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "AT(OFFSET => ...) time travel has no DuckDB equivalent; sqlglot passes it through",
     ),
     ("tricks", "bigquery_safe_prefix_is_builtin", "bigquery"): (
@@ -51,19 +51,19 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "a JSON structure",
     ),
     ("postgres", "jsonb_array_elements", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no jsonb_array_elements_text table function; sqlglot passes it through",
     ),
     ("tricks", "star_over_table_function_keeps_id", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "same as postgres:jsonb_array_elements",
     ),
     ("marketing", "snowflake_array_contains_variant", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "'vip'::variant becomes CAST(... AS VARIANT): DuckDB has no VARIANT type",
     ),
     ("marketing", "bigquery_struct_like_json_dot", "bigquery"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "LAX_STRING(json.field) is passed through; DuckDB has no LAX_STRING",
     ),
     ("marketing", "postgres_json_contains", "postgres"): (
@@ -84,7 +84,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "DuckDB cannot unnest",
     ),
     ("fabric", "top_and_sysutcdatetime", "fabric"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "sqlglot passes T-SQL's SYSUTCDATETIME() through; DuckDB has no such function",
     ),
     # adversarial.yaml: dialect-specific constructs sqlglot passes through to DuckDB as is
@@ -94,7 +94,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
     ),
     ("adversarial", "rows_from", "postgres"): (RUN_ERROR, "DuckDB has no ROWS FROM (...)"),
     ("adversarial", "snowflake_split_to_table", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "TABLE(SPLIT_TO_TABLE(...)) is passed through; DuckDB has neither",
     ),
     ("adversarial", "snowflake_flatten_value_path", "snowflake"): (
@@ -106,7 +106,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "TABLE(udtf(...)) is passed through, and the test database has no such function",
     ),
     ("adversarial", "snowflake_changes_clause", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "CHANGES/AT clauses have no DuckDB equivalent; sqlglot passes them through",
     ),
     ("adversarial", "bigquery_net_namespace", "bigquery"): (
@@ -114,15 +114,15 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "NET.HOST needs DuckDB's inet extension (not installed offline)",
     ),
     ("adversarial", "bigquery_time_travel", "bigquery"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "FOR SYSTEM_TIME AS OF becomes FOR TIMESTAMP AS OF, which DuckDB does not parse",
     ),
     ("adversarial", "databricks_lateral_view_json_tuple", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "LATERAL VIEW JSON_TUPLE is passed through; DuckDB has no LATERAL VIEW",
     ),
     ("adversarial", "databricks_version_as_of", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "VERSION AS OF (Delta time travel) has no DuckDB equivalent",
     ),
     ("adversarial", "postgres_only_table", "postgres"): (
@@ -134,7 +134,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "DuckDB has no regexp_split_to_table table function",
     ),
     ("adversarial", "postgres_jsonb_to_recordset", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no jsonb_to_recordset table function",
     ),
     ("adversarial", "bigquery_implicit_unnest_of_column", "bigquery"): (
@@ -146,7 +146,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "@ids is a query parameter the test run does not bind",
     ),
     ("adversarial", "databricks_lambda_variables", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "sqlglot renders Spark's exists(array, lambda) as DuckDB EXISTS(LIST_TRANSFORM(...)), "
         "dropping the predicate; DuckDB rejects it",
     ),
@@ -171,7 +171,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "same as snowflake:table_flatten",
     ),
     ("redteam", "sf_array_contains_and_group_by_all", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "ARRAY_CONTAINS over a VARIANT path becomes ARRAY_LENGTH over JSON, which DuckDB cannot bind",
     ),
     ("redteam", "sf_sample_rows", "snowflake"): (
@@ -187,7 +187,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "$since is a session variable the test run does not set",
     ),
     ("redteam", "bq_farm_fingerprint_holdout", "bigquery"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no FARM_FINGERPRINT; sqlglot passes it through",
     ),
     ("redteam", "bq_array_agg_offset", "bigquery"): (
@@ -208,11 +208,11 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "DuckDB: combining QUALIFY with GROUP BY ALL is not supported yet",
     ),
     ("redteam", "dbx_timestamp_as_of", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "Delta TIMESTAMP AS OF becomes FOR TIMESTAMP AS OF, which DuckDB does not parse",
     ),
     ("redteam", "dbx_exists_lambda_over_from_json", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "same as adversarial:databricks_lambda_variables (the lambda predicate is dropped)",
     ),
     ("redteam", "pg_jsonb_key_exists_operator", "postgres"): (
@@ -224,11 +224,11 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "jsonb ?| array[...] is emitted as JSON ?| [...], which DuckDB's parser rejects",
     ),
     ("redteam", "pg_jsonb_path_exists", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no jsonb_path_exists",
     ),
     ("redteam", "pg_left_join_lateral_tags", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "same as postgres:jsonb_array_elements",
     ),
     ("redteam", "pg_generate_series_catalog_namespace", "postgres"): (
@@ -242,14 +242,14 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
     ),
     **{
         ("redteam", case, "databricks"): (
-            RUN_ERROR,
+            REFUSED,  # since SQL round 8: refused, not run
             "variant_explode(_outer) is Databricks' VARIANT table function; DuckDB has none",
         )
         for case in ("databricks_variant_explode_tags", "databricks_variant_explode_outer_keys")
     },
-    ("redteam", "bq_lax_int64", "bigquery"): (RUN_ERROR, "DuckDB has no LAX_INT64"),
+    ("redteam", "bq_lax_int64", "bigquery"): (REFUSED, "DuckDB has no LAX_INT64 (refused)"),
     ("redteam", "rs_can_json_parse_add_months", "redshift"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no CAN_JSON_PARSE; sqlglot passes it through",
     ),
     ("redteam", "rs_date_minus_int_trunc", "redshift"): (
@@ -257,7 +257,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "Redshift TRUNC(timestamp) (to a date) is kept as TRUNC, which DuckDB only has for numbers",
     ),
     ("redteam", "dbx_variant_get", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "variant_get/try_variant_get (Databricks VARIANT) are passed through; DuckDB has neither",
     ),
     ("redteam", "dbx_unix_timestamp", "databricks"): (
@@ -269,19 +269,19 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "jsonb @? jsonpath is passed through; DuckDB's parser rejects @?",
     ),
     ("redteam", "pg_jsonb_extract_path_text", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no jsonb_extract_path_text",
     ),
     ("redteam", "pg_jsonb_path_operator", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "jsonb #> '{a,b}' becomes JSONB_EXTRACT, which DuckDB does not have",
     ),
     ("redteam", "pg_jsonb_path_text", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "jsonb #>> '{a,b}' becomes JSONB_EXTRACT_SCALAR, which DuckDB does not have",
     ),
     ("redteam", "bq_unnest_json_items_lax_string", "bigquery"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "LAX_STRING is passed through; DuckDB has no such function",
     ),
     ("redteam", "sf_left_join_lateral_flatten_outer", "snowflake"): (
@@ -291,10 +291,6 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
     ("redteam", "pg_not_exists_empty_select", "postgres"): (
         RUN_ERROR,
         "PostgreSQL's empty select list (EXISTS (SELECT FROM ...)) is kept; DuckDB rejects it",
-    ),
-    ("redteam", "sf_is_array_size", "snowflake"): (
-        RUN_ERROR,
-        "same as redteam:sf_array_contains_and_group_by_all (ARRAY_SIZE over JSON)",
     ),
     ("redteam", "dbx_map_keys_from_json", "databricks"): (
         RUN_ERROR,
@@ -321,7 +317,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "EXTRACT(ISOWEEK ...) is kept as ISOWEEK, which DuckDB does not know (it has WEEK)",
     ),
     ("redteam", "pg_to_char_justify_days", "postgres"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no justify_days",
     ),
     ("redteam", "sf_nested_lateral_flatten", "snowflake"): (
@@ -365,7 +361,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "sqlglot's translation to DuckDB; DuckDB: Parser Error: syntax error at or near 'JOIN'",
     ),
     ("redteam2", "h_sf_current_role", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 8: refused, not run
         "sqlglot's translation to DuckDB; DuckDB: Catalog Error: Scalar Function with name current_warehouse does not exist!",
     ),
     ("redteam2", "h_dbx_posexplode_select", "databricks"): (
@@ -408,6 +404,62 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
     ("redteam6", "dbx_lateral_view_explode", "databricks"): (
         RUN_ERROR,
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
+    ),
+    # redteam8.yaml: valid in their own dialect; refused for DuckDB (or a UDF it lacks)
+    ("redteam8", "sf_match_recognize_runs", "snowflake"): (
+        REFUSED,
+        "DuckDB has no MATCH_RECOGNIZE: sqlglot's DuckDB parser rejects the translation",
+    ),
+    ("redteam8", "sf_time_travel_at_timestamp", "snowflake"): (
+        REFUSED,
+        "time travel has no DuckDB equivalent",
+    ),
+    ("redteam8", "bq_time_travel_system_time", "bigquery"): (
+        REFUSED,
+        "time travel has no DuckDB equivalent",
+    ),
+    ("redteam8", "rs_ratio_to_report", "redshift"): (REFUSED, "DuckDB has no RATIO_TO_REPORT"),
+    ("redteam8", "rs_fnv_hash_bucket", "redshift"): (REFUSED, "DuckDB has no FNV_HASH"),
+    ("redteam8", "dbx_exists_lambda", "databricks"): (
+        REFUSED,
+        "exists(array, lambda) would lose its predicate outside Databricks",
+    ),
+    ("redteam8", "dbx_version_as_of", "databricks"): (
+        REFUSED,
+        "time travel has no DuckDB equivalent",
+    ),
+    ("redteam8", "pg_json_path_text_operator", "postgres"): (
+        REFUSED,
+        "#>> becomes JSONB_EXTRACT_SCALAR, which DuckDB does not have",
+    ),
+    ("redteam8", "pg_regexp_match_subscript", "postgres"): (REFUSED, "DuckDB has no REGEXP_MATCH"),
+    ("redteam8", "bq_time_travel_to_databricks_kept", "bigquery"): (
+        REFUSED,
+        "time travel has no DuckDB equivalent",
+    ),
+    ("redteam8", "dbx_timestamp_as_of_to_bigquery_kept", "databricks"): (
+        REFUSED,
+        "time travel has no DuckDB equivalent",
+    ),
+    ("redteam8", "sf_variant_cast_to_databricks_kept", "snowflake"): (
+        REFUSED,
+        "DuckDB has no VARIANT cast as Snowflake means it",
+    ),
+    ("redteam8", "pg_udf_of_scope_to_duckdb_kept", "postgres"): (
+        RUN_ERROR,
+        "marketing.normalize_email is a user function the test database does not have",
+    ),
+    ("redteam8", "sf_flatten_alias_columns_to_databricks", "snowflake"): (
+        REFUSED,
+        "LATERAL FLATTEN has no DuckDB translation sqlglot can write",
+    ),
+    ("redteam8", "pg_substring_regex", "postgres"): (
+        REFUSED,
+        "PostgreSQL substring(x, pattern) is a regular expression match; sqlglot writes a position",
+    ),
+    ("redteam8", "dbx_delta_version_suffix", "databricks"): (
+        REFUSED,
+        "Delta time travel (users@v12)",
     ),
 }
 
