@@ -2,7 +2,8 @@
 """Queue throughput and lag: 500 due refreshes through 1 and 3 ``zerocopy worker`` processes.
 
     .venv/bin/python bench/scheduler.py [--jobs 500] [--workers 1,3] [--concurrency 4]
-        [--source-limit 4] [--server URL] [--profile DIR] [--count-calls]
+        [--source-limit 4] [--server URL] [--profile DIR] [--count-calls] [--trace]
+        [--count-statements /var/log/postgresql/postgresql-15-main.log]
 
 Uses the local PostgreSQL server (``ZEROCOPY_TEST_POSTGRES_URL`` or 127.0.0.1:5432) for both
 the state database and the warehouse (a scratch database with a 1,000-row ``users`` table),
@@ -28,7 +29,9 @@ bench). All 500 segments are on one source, so however many workers run, at most
 bounded by ``source_limit / run duration``; the baseline runs 3 at a time.
 
 On stderr: the baseline's own lag when the same 500 are due at once (its start), the firing
-time, CPU milliseconds per job, state and warehouse transactions per job, the lane bound
+time, CPU milliseconds per job (workers, this process, and the PostgreSQL server's backends
+of the two databases: figures that hold on a busy machine, unlike jobs/s and lag), state
+and warehouse transactions per job, the share of time with n runs running, the lane bound
 (``source_limit / run p50``) and how busy the lanes were (run time over ``source_limit`` x the
 span from the first start to the last end); with ``--count-calls``, the calls per job of each procrastinate
 function (``track_functions = all`` on the state database: a diagnostic that costs the server a
