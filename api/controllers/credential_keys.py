@@ -7,6 +7,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.errors import ERROR_RESPONSES
+from api.openapi import OptionalBodyOperation
 from api.schemas.credential_keys import (
     CredentialKeyRead,
     KeyRotationRead,
@@ -97,6 +98,7 @@ class CredentialKeyController(Controller):
     @post(
         "/key/rotation/test",
         operation_id="testKeyRotation",
+        operation_class=OptionalBodyOperation,
         responses=ERROR_RESPONSES,
         status_code=200,
     )

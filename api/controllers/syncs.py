@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.background_tasks import BackgroundTask
-from litestar.openapi.spec import Operation, RequestBody
 from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.errors import ERROR_RESPONSES
+from api.openapi import OptionalBodyOperation
 from api.schemas.common import ErrorInfo
 from api.schemas.runs import ScheduledOccurrence
 from api.schemas.syncs import (
@@ -35,15 +34,6 @@ from zerocopy.services import syncs
 from zerocopy.state.sync_models import Sync, SyncRun
 from zerocopy.sync.validate import parse_timestamp_us
 from zerocopy.sync.watermark import WatermarkState, from_micros
-
-
-@dataclass
-class OptionalBodyOperation(Operation):
-    """An operation whose JSON body may be left out (Litestar marks every body required)."""
-
-    def __post_init__(self) -> None:
-        if isinstance(self.request_body, RequestBody):
-            self.request_body.required = False
 
 
 def _reset_point(text: str | None) -> datetime | None:

@@ -316,3 +316,18 @@ async def test_openapi_document_is_valid_with_stable_operation_ids(api: Api) -> 
     schemas = doc["components"]["schemas"]
     assert "secrets" in schemas["CredentialCreate"]["properties"]
     assert "secrets" not in schemas["CredentialRead"]["properties"]
+
+
+async def test_openapi_marks_optional_bodies_optional_and_the_rest_required(api: Api) -> None:
+    doc = (await api.client.get("/schema/openapi.json")).json()
+    required = {
+        op["operationId"]: op["requestBody"].get("required")
+        for item in doc["paths"].values()
+        for method, op in item.items()
+        if method in {"post", "patch", "put"} and "requestBody" in op
+    }
+    # Both may be called without a body (see their routes).
+    assert required.pop("resetSyncWatermark") is False
+    assert required.pop("testKeyRotation") is False
+    # Every other body is required, as Litestar documents it.
+    assert required and set(required.values()) == {True}, required
