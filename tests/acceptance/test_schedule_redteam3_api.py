@@ -414,6 +414,42 @@ async def test_deleting_a_workspace_removes_its_schedule_rows(db: Database, tmp_
     assert left == [[], [], []]
 
 
+async def test_deleting_a_sync_removes_its_schedule_rows(db: Database, tmp_path: Path) -> None:
+    from tests.integration.test_sync_engine import make_sync, new_engine, warehouse
+    from zerocopy.services import syncs
+
+    sync_id, ws, _src = await make_sync(db, warehouse(tmp_path / "wh.duckdb", rows=5))
+    async with db.transaction() as s:
+        await s.execute(sa.update(Sync).where(Sync.id == sync_id).values(frequency="1h"))
+    now = [datetime(2026, 6, 1, 6, 0, tzinfo=UTC)]
+    engine = new_engine(db)
+    fired: list[str] = []
+
+    async def submit(run_id: str) -> None:
+        fired.append(run_id)
+
+    sched = SyncScheduler(db, engine, submit, config=SchedulingConfig(), clock=lambda: now[0])
+    await sched.tick()  # plans 07:00
+    now[0] = datetime(2026, 6, 1, 7, 0, 1, tzinfo=UTC)
+    await sched.tick()
+    assert len(fired) == 1
+    await engine.execute(fired[0])
+
+    async def left() -> list[list[object]]:
+        async with db.session() as s:
+            return [
+                list((await s.scalars(sa.select(m).where(m.owner_id == sync_id))).all())
+                for m in (ScheduleState, ScheduledRun)
+            ]
+
+    assert all(await left())  # the plan and the scheduled run's record exist
+    async with db.session() as s:
+        await syncs.delete_sync(s, ws, sync_id)
+    assert await left() == [[], []]
+    now[0] += timedelta(hours=1)
+    assert (await sched.tick()).fired == []
+
+
 # ------------------------------------------------------------------ edits and resume around runs
 async def test_a_frequency_edit_while_a_scheduled_run_is_queued_replans_from_the_edit(
     db: Database, tmp_path: Path

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from zerocopy.state.models import Base, JSONType, utcnow
@@ -132,3 +133,12 @@ class Notice(Base):
     delivered_at: Mapped[datetime | None]
     body: Mapped[str | None] = mapped_column(sa.Text)
     """The mail's text, to send it again (NULL on notices recorded before migration 0006)."""
+
+
+async def delete_schedule_rows(session: AsyncSession, owner_kind: str, owner_id: str) -> None:
+    """A segment's or sync's schedule plan, scheduled-run records and notices (no foreign key
+    links them to their owner: without this they would outlive it)."""
+    for model in (ScheduleState, ScheduledRun, Notice):
+        await session.execute(
+            sa.delete(model).where(model.owner_kind == owner_kind, model.owner_id == owner_id)
+        )

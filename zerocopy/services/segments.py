@@ -177,14 +177,10 @@ async def _active_run(session: AsyncSession, segment_id: str) -> RefreshRun | No
 
 
 async def _delete_schedule(session: AsyncSession, segment_id: str) -> None:
-    """The segment's schedule plan, scheduled-run records and pause notices (no foreign key
-    links them to the segment: they would outlive it)."""
-    from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleState
+    """The segment's schedule plan, scheduled-run records and pause notices."""
+    from zerocopy.scheduling.models import SEGMENT, delete_schedule_rows
 
-    for model in (ScheduleState, ScheduledRun, Notice):
-        await session.execute(
-            sa.delete(model).where(model.owner_kind == SEGMENT, model.owner_id == segment_id)
-        )
+    await delete_schedule_rows(session, SEGMENT, segment_id)
 
 
 async def delete_segment(session: AsyncSession, workspace_id: str, segment_id: str) -> None:

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialects.protocol import Watermark
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.scheduling.models import SYNC, delete_schedule_rows
 from zerocopy.scheduling.sync_frequency import check_sync_frequency
 from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
 from zerocopy.state.db import Database
@@ -265,6 +266,7 @@ async def delete_sync(session: AsyncSession, workspace_id: str, sync_id: str) ->
         )
     await session.execute(sa.delete(SyncRowLog).where(SyncRowLog.sync_id == sync.id))
     await session.execute(sa.delete(SyncRun).where(SyncRun.sync_id == sync.id))
+    await delete_schedule_rows(session, SYNC, sync.id)
     await session.delete(sync)
     await session.commit()
 
