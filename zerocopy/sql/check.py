@@ -607,11 +607,14 @@ class _Check:
             self.token_error(exc)
             return []
         chunks: list[list[Token]] = [[]]
-        for token in self.tokens:
-            if token.token_type == TokenType.SEMICOLON:
-                chunks.append([])
-            else:
-                chunks[-1].append(token)
+        if ";" not in text:  # no SEMICOLON token (only ';' makes one): one statement
+            chunks = [list(self.tokens)]
+        else:
+            for token in self.tokens:
+                if token.token_type == TokenType.SEMICOLON:
+                    chunks.append([])
+                else:
+                    chunks[-1].append(token)
         chunks = [chunk for chunk in chunks if chunk]
         if not chunks:
             self.issue(
