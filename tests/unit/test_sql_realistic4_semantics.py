@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import sqlglot
 
-from tests.unit.sql.catalog import CATALOG, MARKETING, SCOPE
+from tests.unit.sql.catalog import CATALOG, SCOPE, marketing_ddl
 from zerocopy.sql import SqlCatalog, check_segment_sql
 
 _CATALOG = SqlCatalog(CATALOG)
@@ -31,10 +31,8 @@ EVENTS = [
 @pytest.fixture()
 def warehouse() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA marketing")
-    for table, columns in MARKETING.items():
-        body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-        con.execute(f"CREATE TABLE marketing.{table} ({body})")
+    for statement in marketing_ddl():
+        con.execute(statement)
     return con
 
 

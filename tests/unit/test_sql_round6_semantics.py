@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import sqlglot
 
-from tests.unit.sql.catalog import CATALOG, MARKETING, SCOPE
+from tests.unit.sql.catalog import CATALOG, PG_TYPES, SCOPE, marketing_ddl
 from zerocopy.sql import SqlCatalog, check_segment_sql
 
 _CATALOG = SqlCatalog(CATALOG)
@@ -65,10 +65,8 @@ def _checked(sql: str, dialect: str, target: str) -> str:
 
 def _duckdb() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA marketing")
-    for table, columns in MARKETING.items():
-        body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-        con.execute(f"CREATE TABLE marketing.{table} ({body})")
+    for statement in marketing_ddl():
+        con.execute(statement)
     con.executemany(
         "INSERT INTO marketing.events (external_user_id, name, occurred_at) "
         "VALUES (?, ?, TIMESTAMP '2024-01-01' + to_days(CAST(? AS INTEGER)))",
@@ -87,16 +85,11 @@ def warehouse() -> duckdb.DuckDBPyConnection:
     return _duckdb()
 
 
-_PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}
-
-
 @pytest.fixture()
 def pg(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
     with psycopg.connect(postgres_url, autocommit=True) as con:
-        con.execute("CREATE SCHEMA marketing")
-        for table, columns in MARKETING.items():
-            body = ", ".join(f'"{n}" {_PG_TYPES.get(k, k)}' for n, k in columns.items())
-            con.execute(f"CREATE TABLE marketing.{table} ({body})")
+        for statement in marketing_ddl(PG_TYPES):
+            con.execute(statement)
         with con.cursor() as cur:
             cur.executemany(
                 "INSERT INTO marketing.events (external_user_id, name, occurred_at) VALUES "

@@ -69,3 +69,18 @@ DIALECTS: tuple[str, ...] = (
     "postgres",
     "fabric",
 )
+
+
+PG_TYPES: dict[str, str] = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}
+"""The fixture types PostgreSQL spells otherwise."""
+
+
+def marketing_ddl(types: dict[str, str] | None = None) -> list[str]:
+    """``CREATE SCHEMA marketing`` and its empty tables, types renamed through ``types``
+    (DuckDB takes the fixture's types as they are)."""
+    rename = types or {}
+    statements = ["CREATE SCHEMA marketing"]
+    for table, columns in MARKETING.items():
+        body = ", ".join(f'"{name}" {rename.get(kind, kind)}' for name, kind in columns.items())
+        statements.append(f"CREATE TABLE marketing.{table} ({body})")
+    return statements

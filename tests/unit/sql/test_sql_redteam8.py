@@ -16,7 +16,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.unit.sql.catalog import CATALOG, MARKETING, SCOPE
+from tests.unit.sql.catalog import CATALOG, PG_TYPES, SCOPE, marketing_ddl
 from zerocopy.sql import SqlCatalog, check_segment_sql
 from zerocopy.sql.rules import builtin_functions, rules_for
 
@@ -55,10 +55,8 @@ def _codes(sql: str, dialect: str, target: str) -> list[str]:
 @pytest.fixture()
 def warehouse() -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA marketing")
-    for table, columns in MARKETING.items():
-        body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-        con.execute(f"CREATE TABLE marketing.{table} ({body})")
+    for statement in marketing_ddl():
+        con.execute(statement)
     con.executemany(
         "INSERT INTO marketing.users (external_user_id, email, created_at, lifetime_value, "
         "attributes) VALUES (?, ?, ?, ?, ?)",
@@ -71,16 +69,10 @@ def warehouse() -> duckdb.DuckDBPyConnection:
     return con
 
 
-_PG_TYPES = {"VARCHAR": "TEXT", "DOUBLE": "DOUBLE PRECISION"}
-
-
 def _pg_schema(con: psycopg.Connection[Any], json_type: str) -> None:
     con.execute("DROP SCHEMA IF EXISTS marketing CASCADE")
-    con.execute("CREATE SCHEMA marketing")
-    for table, columns in MARKETING.items():
-        types = {**_PG_TYPES, "JSON": json_type}
-        body = ", ".join(f'"{n}" {types.get(k, k)}' for n, k in columns.items())
-        con.execute(f"CREATE TABLE marketing.{table} ({body})")
+    for statement in marketing_ddl({**PG_TYPES, "JSON": json_type}):
+        con.execute(statement)
     with con.cursor() as cur:
         cur.executemany(
             "INSERT INTO marketing.users (external_user_id, email, created_at, lifetime_value, "

@@ -15,7 +15,7 @@ import duckdb
 import pytest
 import yaml
 
-from tests.unit.sql.catalog import CATALOG, DIALECTS, MARKETING, SCOPE
+from tests.unit.sql.catalog import CATALOG, DIALECTS, SCOPE, marketing_ddl
 from zerocopy.sql import SqlCatalog, check_segment_sql
 
 CORPUS = pathlib.Path(__file__).resolve().parents[2] / "sql_corpus"
@@ -489,10 +489,8 @@ CASES = _valid_cases()
 def warehouse() -> duckdb.DuckDBPyConnection:
     """Empty fixture tables in DuckDB (types as in the fixture warehouse)."""
     con = duckdb.connect()
-    con.execute("CREATE SCHEMA marketing")
-    for table, columns in MARKETING.items():
-        body = ", ".join(f"{name} {kind}" for name, kind in columns.items())
-        con.execute(f"CREATE TABLE marketing.{table} ({body})")
+    for statement in marketing_ddl():
+        con.execute(statement)
     return con
 
 
