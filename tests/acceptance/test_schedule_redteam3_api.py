@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from tests.acceptance.conftest import Api, api, state_url, warehouse_file  # noqa: F401
 from tests.acceptance.test_schedule_api import _put, _segment
 from tests.acceptance.test_schedule_redteam2_api import Clock, Ticker, _state, _wired
+from tests.integration.refresh_fixtures import Wired
 from tests.integration.state_fixtures import db_fixture  # noqa: F401
 from tests.integration.test_notify import Inbox, smtp_server  # noqa: F401
 from tests.support import free_port
@@ -180,6 +181,23 @@ async def test_a_sync_day_run_in_paris_is_not_run_again_in_new_york(
 
 
 # ------------------------------------------------------------------ durable pause notices
+async def _stale_daily(
+    db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, n: int = 2
+) -> tuple[Wired, str, Clock, Ticker]:
+    """A daily segment with a contact, stale after 3 days, 1 minute past that; the mail
+    server refuses (nothing listens on its port)."""
+    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(free_port()))
+    w, ws = await _wired(db, tmp_path)
+    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    await set_schedule(
+        db, ws, w.segment_id, {"frequency": "daily"}, contacts=["o@example.com"], now=t0
+    )
+    clock = Clock(t0 + timedelta(days=3, minutes=1))
+    ticker = Ticker(w, clock, stale_days="3", n=n)
+    return w, ws, clock, ticker
+
+
 async def test_a_failed_pause_mail_is_retried_with_backoff_until_delivered_once(
     db: Database,
     tmp_path: Path,
@@ -187,16 +205,8 @@ async def test_a_failed_pause_mail_is_retried_with_backoff_until_delivered_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     inbox, port = smtp_server
-    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(free_port()))  # nothing listens: refused
     monkeypatch.setenv("ZEROCOPY_SMTP_FROM", "zerocopy@example.com")
-    w, ws = await _wired(db, tmp_path)
-    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
-    await set_schedule(
-        db, ws, w.segment_id, {"frequency": "daily"}, contacts=["o@example.com"], now=t0
-    )
-    clock = Clock(t0 + timedelta(days=3, minutes=1))
-    ticker = Ticker(w, clock, stale_days="3")
+    w, ws, clock, ticker = await _stale_daily(db, tmp_path, monkeypatch)
     _, paused = await ticker.tick()
     assert paused == [w.segment_id]
     view = await schedule_view(db, ws, w.segment_id, now=clock.now)
@@ -230,15 +240,7 @@ async def test_a_failed_pause_mail_is_retried_with_backoff_until_delivered_once(
 async def test_a_pause_mail_that_never_gets_through_is_given_up_and_says_why(
     db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(free_port()))
-    w, ws = await _wired(db, tmp_path)
-    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
-    await set_schedule(
-        db, ws, w.segment_id, {"frequency": "daily"}, contacts=["o@example.com"], now=t0
-    )
-    clock = Clock(t0 + timedelta(days=3, minutes=1))
-    ticker = Ticker(w, clock, stale_days="3", n=1)
+    w, _ws, clock, ticker = await _stale_daily(db, tmp_path, monkeypatch, n=1)
     await ticker.tick()
     for _ in range(MAX_ATTEMPTS + 3):
         clock.now += timedelta(hours=1, seconds=1)
@@ -516,15 +518,7 @@ async def test_a_pause_mail_still_failing_when_the_schedule_is_resumed_is_not_se
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     inbox, port = smtp_server
-    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(free_port()))
-    w, ws = await _wired(db, tmp_path)
-    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
-    await set_schedule(
-        db, ws, w.segment_id, {"frequency": "daily"}, contacts=["o@example.com"], now=t0
-    )
-    clock = Clock(t0 + timedelta(days=3, minutes=1))
-    ticker = Ticker(w, clock, stale_days="3")
+    w, ws, clock, ticker = await _stale_daily(db, tmp_path, monkeypatch)
     assert (await ticker.tick())[1] == [w.segment_id]
     from zerocopy.scheduling.schedules import resume_schedule
 
