@@ -212,11 +212,15 @@ async def update_sync(
         await ensure_unique_name(session, Sync, workspace_id, name, exclude_id=sync.id)
         sync.name = name
     retest = False
-    if "source_id" in changes and changes["source_id"] != sync.source_id:
+    new_source = "source_id" in changes and changes["source_id"] != sync.source_id
+    new_table = "table" in changes and changes["table"].strip() != sync.table_name
+    if new_source or new_table:
+        await _refuse_while_running(session, sync, "change its table or source")
+    if new_source:
         await get_scoped(session, Source, workspace_id, changes["source_id"])
         sync.source_id = changes["source_id"]
         retest = True
-    if "table" in changes and changes["table"].strip() != sync.table_name:
+    if new_table:
         sync.table_name = changes["table"].strip()
         retest = True
     if "frequency" in changes:
@@ -241,17 +245,16 @@ async def update_sync(
     if retest:
         sync.status = SyncStatus.DRAFT
         sync.last_test_ok = None
+        # Another table's UPDATED_AT values say nothing about this one: read it whole, with
+        # the rows up to the old watermark de-duplicated as after a reset (the same data
+        # under a new name is not applied twice).
+        sync.watermark = WatermarkState.from_json(sync.watermark).reset(None).to_json()
     await session.commit()
     return sync
 
 
-async def delete_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> None:
-    """Delete a sync with its runs and row logs (the delivered data stays in the store).
-
-    ``sync_in_progress`` while a run is running: its rows and watermark would land on a
-    sync that no longer exists.
-    """
-    sync = await get_scoped(session, Sync, workspace_id, sync_id)
+async def _refuse_while_running(session: AsyncSession, sync: Sync, action: str) -> None:
+    """``sync_in_progress`` naming the running run: it would go on with the old settings."""
     running = await session.scalar(
         sa.select(SyncRun.id)
         .where(SyncRun.sync_id == sync.id, SyncRun.status == "running")
@@ -261,9 +264,19 @@ async def delete_sync(session: AsyncSession, workspace_id: str, sync_id: str) ->
         raise ZerocopyError(
             errors.SYNC_IN_PROGRESS,
             f"sync {sync.name!r} is running (run {running}); cancel it "
-            f"(POST /v1/sync-runs/{running}/cancel) or wait for it to finish, then delete",
+            f"(POST /v1/sync-runs/{running}/cancel) or wait for it to finish, then {action}",
             details={"run_id": running, "sync_id": sync.id},
         )
+
+
+async def delete_sync(session: AsyncSession, workspace_id: str, sync_id: str) -> None:
+    """Delete a sync with its runs and row logs (the delivered data stays in the store).
+
+    ``sync_in_progress`` while a run is running: its rows and watermark would land on a
+    sync that no longer exists.
+    """
+    sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    await _refuse_while_running(session, sync, "delete")
     await session.execute(sa.delete(SyncRowLog).where(SyncRowLog.sync_id == sync.id))
     await session.execute(sa.delete(SyncRun).where(SyncRun.sync_id == sync.id))
     await delete_schedule_rows(session, SYNC, sync.id)
