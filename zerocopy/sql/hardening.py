@@ -971,8 +971,13 @@ def refuse_quoted_qualified_calls(check: Any, statements: list[exp.Expr]) -> Non
     check of ``finance.fn(x)`` never sees it). The name is split at its dots and checked like
     ``schema.fn(...)``: the source's schema or a built-in namespace (``AEAD``) only, and the
     function's own name against the deny-list. Table functions are refused by the allow-list."""
-    if "." not in check.text or not any(
-        token.token_type == TokenType.IDENTIFIER and "." in token.text for token in check.tokens
+    quotes = check.read_dialect.tokenizer_class._IDENTIFIERS
+    if (
+        "." not in check.text
+        or not any(quote in check.text for quote in quotes)  # no quoted name at all
+        or not any(
+            token.token_type == TokenType.IDENTIFIER and "." in token.text for token in check.tokens
+        )
     ):
         return  # no quoted name holds a dot
     scope = check.scope_text.strip().lower() if isinstance(check.scope_text, str) else ""
