@@ -71,9 +71,12 @@ JOIN pg_catalog.pg_namespace n ON n.nspname = t.table_schema
 JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = t.table_name
 WHERE t.table_schema = %s
   AND t.table_type IN ('BASE TABLE', 'VIEW')
-  AND has_table_privilege(quote_ident(t.table_schema) || '.' || quote_ident(t.table_name), 'SELECT')
+  AND has_table_privilege(c.oid, 'SELECT')
 ORDER BY t.table_name
 """
+"""``has_table_privilege`` takes the table's OID, not its name: a table dropped while the
+catalog is read (another run's ``zc_tmp_`` result table) then drops out instead of failing the
+listing with "relation … does not exist" (the name is looked up after the scan's snapshot)."""
 
 _CATALOG_COLUMNS_SQL = """
 SELECT col.table_name, col.column_name, col.data_type, col.is_nullable,
