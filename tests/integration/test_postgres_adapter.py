@@ -466,3 +466,20 @@ async def test_read_incremental_is_inclusive_ordered_and_batched(
     assert len(values) == expected
     assert values == sorted(values) and values[0] == boundary
     assert values.count(boundary) >= 1
+
+
+def test_catalog_listing_survives_a_table_dropped_while_it_is_read(pg_peer: PgPeer) -> None:
+    """A ``zc_tmp_`` table another run drops while the catalog is listed: the listing's scan
+    still sees it (its snapshot), and checking its privilege by name failed the whole listing
+    with "relation … does not exist"; by OID it drops out."""
+    from dialects.pglike import _CATALOG_TABLES_SQL
+
+    with psycopg.connect(pg_peer.url, autocommit=True) as other:
+        other.execute(f"CREATE TABLE {SCHEMA}.zc_tmp_dropped_meanwhile (id int)")
+        with psycopg.connect(pg_peer.url) as lister:
+            lister.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            lister.execute("SELECT 1")  # the snapshot the listing reads with
+            other.execute(f"DROP TABLE {SCHEMA}.zc_tmp_dropped_meanwhile")
+            names = [row[0] for row in lister.execute(_CATALOG_TABLES_SQL, (SCHEMA,))]
+    assert "zc_tmp_dropped_meanwhile" not in names
+    assert names  # the fixture warehouse's tables are still listed
