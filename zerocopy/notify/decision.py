@@ -20,10 +20,19 @@ The rules (README "Notifications"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+
+def distinct_addresses(addresses: Iterable[str]) -> list[str]:
+    """The addresses trimmed, each once, compared without case: one mail per address however
+    often (or however cased or spaced) it is listed; the first spelling is kept."""
+    unique: dict[str, str] = {}
+    for address in addresses:
+        unique.setdefault(address.strip().lower(), address.strip())
+    return list(unique.values())
 
 
 class Event(StrEnum):
@@ -91,11 +100,8 @@ class NotificationSettings:
         """
         data = data or {}
         threshold = data.get("row_error_threshold_pct")
-        unique: dict[str, str] = {}
-        for address in contacts or ():
-            unique.setdefault(address.strip().lower(), address.strip())
         return cls(
-            contacts=tuple(unique.values()),  # one mail per address, however often listed
+            contacts=tuple(distinct_addresses(contacts or ())),
             notify_on_error=bool(data.get("notify_on_error", True)),
             row_error_threshold_pct=None if threshold is None else float(threshold),
             notify_on_success=bool(data.get("notify_on_success", False)),

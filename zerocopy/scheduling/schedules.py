@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.notify.decision import distinct_addresses
 from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleState
 from zerocopy.scheduling.notices import notice_view
 from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, parse_schedule
@@ -59,8 +60,6 @@ def _contacts(value: Any) -> list[str]:
                 "reason": "invalid_type" if not isinstance(value, list) else "out_of_range",
             },
         )
-    out: list[str] = []
-    seen: set[str] = set()
     for item in value:
         if not isinstance(item, str) or len(item) > 320 or not _EMAIL.match(item.strip()):
             raise ZerocopyError(
@@ -68,11 +67,7 @@ def _contacts(value: Any) -> list[str]:
                 f"contacts: {item!r} is not an e-mail address",
                 details={"field": "contacts", "reason": "invalid_value"},
             )
-        address = item.strip()
-        if address.lower() not in seen:  # the same address twice would be mailed twice
-            seen.add(address.lower())
-            out.append(address)
-    return out
+    return distinct_addresses(value)  # the same address twice would be mailed twice
 
 
 async def schedule_view(

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialects.protocol import Watermark
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.notify.decision import distinct_addresses
 from zerocopy.scheduling.models import SYNC, delete_schedule_rows
 from zerocopy.scheduling.sync_frequency import check_sync_frequency
 from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
@@ -71,15 +72,10 @@ def _frequency(value: str) -> str:
 
 def _contacts(values: list[str]) -> list[str]:
     """The contact addresses, trimmed, each once (compared without case: one mail each)."""
-    out: list[str] = []
-    seen: set[str] = set()
     for value in values:
         if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
             raise _invalid("contacts", f"{value!r} is not an e-mail address")
-        if value.strip().lower() not in seen:
-            seen.add(value.strip().lower())
-            out.append(value.strip())
-    return out
+    return distinct_addresses(values)
 
 
 def _notifications(value: dict[str, Any]) -> dict[str, Any]:
