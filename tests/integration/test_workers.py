@@ -168,15 +168,55 @@ def _max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
     return best
 
 
-async def _wait(predicate: Any, timeout: float, what: str, every: float = 0.1) -> Any:
+async def _wait(
+    predicate: Any,
+    timeout: float,
+    what: str,
+    every: float = 0.1,
+    explain: Any = None,
+) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = await predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+            detail = f"\n{await explain()}" if explain is not None else ""
+            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}{detail}")
         await anyio.sleep(every)
+
+
+async def _queue_state(db: Database, logs: list[Path]) -> str:
+    """What the queue, the runs and the slots look like (and the workers' last log lines):
+    printed when a phase times out, so a stall on a CI machine can be told from slowness."""
+    queries = {
+        "jobs": "SELECT status, task_name, lock, worker_id, count(*) FROM procrastinate_jobs "
+        "GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        "workers": "SELECT id, last_heartbeat FROM procrastinate_workers ORDER BY id",
+        "runs": "SELECT source_id, status, worker, count(*), max(heartbeat_at) FROM refresh_run "
+        "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+        "slots": "SELECT * FROM source_slot",
+        "sync runs": "SELECT status, count(*) FROM sync_run GROUP BY 1",
+    }
+    out: list[str] = [f"now {datetime.now(UTC).isoformat()}"]
+    async with db.session() as s:
+        for name, sql in queries.items():
+            try:
+                rows = (await s.execute(sa.text(sql))).all()
+            except Exception as exc:  # a diagnostic must not hide the timeout
+                out.append(f"{name}: {exc!r}")
+                await s.rollback()
+                continue
+            out.append(f"{name}:")
+            out.extend(f"  {tuple(r)}" for r in rows)
+    for path in logs:
+        try:
+            tail = path.read_text(errors="replace").splitlines()[-15:]
+        except OSError as exc:
+            tail = [repr(exc)]
+        out.append(f"{path.name} (last lines):")
+        out.extend(f"  {line[:400]}" for line in tail)
+    return "\n".join(out)
 
 
 async def test_three_workers_exactly_once_limits_kill_and_cancel(
@@ -417,7 +457,14 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
                     )
                 return int(n or 0) >= len(mass)
 
-            await _wait(all_done, 150, "200 scheduled refreshes to finish", every=0.5)
+            log_paths = [tmp_path / f"worker{i}.log" for i in range(WORKERS)]
+
+            async def explain() -> str:
+                return await _queue_state(db, log_paths)
+
+            await _wait(
+                all_done, 150, "200 scheduled refreshes to finish", every=0.5, explain=explain
+            )
 
             async def syncs_done() -> bool:
                 async with db.session() as s:
@@ -428,7 +475,9 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
                     )
                 return int(n or 0) >= SYNCS
 
-            await _wait(syncs_done, 90, f"{SYNCS} scheduled syncs to finish", every=0.5)
+            await _wait(
+                syncs_done, 90, f"{SYNCS} scheduled syncs to finish", every=0.5, explain=explain
+            )
 
             # 5. The killed run is worker_lost; membership untouched; janitor; next run.
             await _wait(
