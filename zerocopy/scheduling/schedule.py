@@ -84,7 +84,9 @@ EVERY_N_HOURS_ALLOWED = (1, 2, 3, 4, 6, 8, 12)
 """Divisors of 24 below 24, so every day has the same slots (24 hours is ``daily``)."""
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_WEEKDAY_NAMES = {w: i for i, w in enumerate(WEEKDAYS)} | {w[:3]: i for i, w in enumerate(WEEKDAYS)}
+_WEEKDAY_NAMES = {w[:n]: i for i, w in enumerate(WEEKDAYS) for n in range(3, len(w) + 1)}
+"""A weekday's name or any start of it from 3 letters (``mon``, ``tues``, ``thurs``): the first
+three letters already tell the seven days apart."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,11 +142,15 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 
 _ALL_FIELDS = ("frequency", "minute", "hour", "weekday", "day", "hours", "time")
 _HH_MM = re.compile(r"^(\d{1,2}):(\d{2})$")
+_ZONE_FIELDS = frozenset({"time_zone", "timezone", "tz", "zone"})
+"""Fields people send to give a schedule its own zone: refused with the workspace-zone hint."""
 
 # Frequencies people try that are outside what zerocopy runs, to say why precisely.
 _TOO_RARE = {"yearly", "annually", "annual", "quarterly", "bimonthly", "biannually", "every_year"}
 _TOO_OFTEN = {"minutely", "secondly", "every_minute", "every_second", "continuous", "realtime"}
 _EVERY = re.compile(r"^every_(\d+)_(second|minute|hour|day|week|month|year)s?$")
+_PERIOD_MINUTES = {EVERY_15_MINUTES: 15, EVERY_30_MINUTES: 30, HOURLY: 60, EVERY_N_HOURS: 60}
+"""The shortest period of each sub-daily frequency (``every_n_hours`` goes down to 1 hour)."""
 _UNIT_MINUTES = {
     "second": 1 / 60,
     "minute": 1,
@@ -229,6 +235,8 @@ def _frequency_error(frequency: Any, allowed: tuple[str, ...]) -> ZerocopyError:
     """Why ``frequency`` is refused: too frequent, too rare, not for this owner, or unknown."""
     choices = ", ".join(allowed)
     most = next((f for f in allowed if f != MANUAL), MANUAL)
+    # The shortest period this owner may use: 15 minutes for syncs, an hour for segments.
+    shortest = min((_PERIOD_MINUTES[f] for f in allowed if f in _PERIOD_MINUTES), default=15)
     if frequency in SYNC_FREQUENCIES:  # valid elsewhere (sync-only frequencies on a segment)
         return _bad(
             f"schedule.frequency {frequency!r} is for syncs, not available here: use one of "
@@ -241,7 +249,7 @@ def _frequency_error(frequency: Any, allowed: tuple[str, ...]) -> ZerocopyError:
     minutes: float | None = None
     if text is not None and (m := _EVERY.match(text)):
         minutes = int(m.group(1)) * _UNIT_MINUTES[m.group(2)]
-    if text in _TOO_OFTEN or (minutes is not None and minutes < 15):
+    if text in _TOO_OFTEN or (minutes is not None and minutes < shortest):
         return _bad(
             f"schedule.frequency {frequency!r} is too frequent: the most frequent schedule is "
             f"{most!r} (one of {choices})",
@@ -291,9 +299,16 @@ def parse_schedule(
         )
     unknown = sorted(str(k) for k in doc if k not in _ALL_FIELDS)
     if unknown:
+        zone_hint = next((k for k in unknown if k.strip().lower() in _ZONE_FIELDS), None)
         raise _bad(
-            f"unknown schedule field(s): {', '.join(unknown)} (known: {', '.join(_ALL_FIELDS)})",
-            unknown[0],
+            f"unknown schedule field(s): {', '.join(unknown)} (known: {', '.join(_ALL_FIELDS)})"
+            + (
+                f"; {zone_hint}: a schedule runs in its workspace's IANA time zone, changed "
+                'with PATCH /v1/workspace {"time_zone": …} (every schedule is re-planned in it)'
+                if zone_hint
+                else ""
+            ),
+            zone_hint or unknown[0],
             Reason.UNKNOWN_FIELD,
         )
     frequency = doc.get("frequency")

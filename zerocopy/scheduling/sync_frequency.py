@@ -90,7 +90,8 @@ def _canonical(value: str, accepted: tuple[str, ...]) -> str | None:
 
     Case and spacing do not matter; names (``daily``), words (``every 2 hours``,
     ``30 minutes``) and other spellings of the same period (``60m``, ``24h``, ``7d``) map to
-    the stored form (``1h``, ``1d``, ``1w``).
+    the stored form (``1h``, ``1d``, ``1w``). Months only map to months: ``31d`` is refused, not
+    read as ``1mo`` (which runs on the 1st of each month, 28 to 31 days apart).
     """
     text = _normalized(value)
     if text in accepted:
@@ -101,7 +102,12 @@ def _canonical(value: str, accepted: tuple[str, ...]) -> str | None:
     minutes = int(match.group(1)) * _MINUTES[match.group(2)]
     for candidate in accepted:
         known = _AMOUNT.match(candidate)
-        if known and int(known.group(1)) * _MINUTES[known.group(2)] == minutes:
+        if (
+            known
+            and int(known.group(1)) * _MINUTES[known.group(2)] == minutes
+            # A month is not a number of days: "31d" or "744h" is not "the 1st of each month".
+            and (known.group(2) == "mo") == (match.group(2) == "mo")
+        ):
             return candidate
     return None
 
