@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
@@ -101,6 +101,16 @@ def build_app(
 
     return app
 
+
+ORPHAN_CANDIDATES_SQL = (
+    "SELECT id, task_name, args FROM procrastinate_jobs "
+    "WHERE worker_id = %(worker_id)s AND status = 'doing'"
+)
+PUT_BACK_ORPHAN_SQL = (
+    "UPDATE procrastinate_jobs SET status = 'todo', worker_id = NULL "
+    "WHERE id = %(job_id)s AND status = 'doing' AND worker_id = %(worker_id)s"
+)
+"""An orphaned job back to the queue (the lane-freed trigger tells the workers)."""
 
 FETCH_JOB_SQL = (
     "SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, "
@@ -223,6 +233,10 @@ class LaneHandOffs:
             return False, None
         return True, self._done.pop(job_id)
 
+    def pending_ids(self) -> set[int]:
+        """Jobs handed over in a committed final transaction, not yet started."""
+        return {int(job["id"]) for job in self._done.values() if job is not None}
+
     def is_claimed(self, job_id: int) -> bool:
         """Whether the run of a handed job was claimed with it (it must run, not go back)."""
         return job_id in self._claimed
@@ -250,12 +264,66 @@ def lane_worker_class() -> type:
         _lane_freed = False
         handoffs: LaneHandOffs | None = None
 
-        def __init__(self, *args: Any, handoffs: LaneHandOffs | None = None, **kwargs: Any):
+        def __init__(
+            self,
+            *args: Any,
+            handoffs: LaneHandOffs | None = None,
+            orphan_check_s: float | None = None,
+            on_orphans: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
+            **kwargs: Any,
+        ):
             super().__init__(*args, **kwargs)
             self.handoffs = handoffs
             self._successors: dict[int, jobs.Job] = {}
+            self.orphan_check_s = orphan_check_s
+            self.on_orphans = on_orphans or self._put_back_orphans
             if handoffs is not None:
                 handoffs.stopping = self._stop_event.is_set
+
+        def _start_side_tasks(self) -> list[asyncio.Task[Any]]:
+            tasks: list[asyncio.Task[Any]] = super()._start_side_tasks()
+            if self.orphan_check_s:
+                tasks.append(asyncio.create_task(self._watch_orphans(), name="orphan_watch"))
+            return tasks
+
+        def _known_job_ids(self) -> set[int]:
+            """Jobs this worker runs or is about to start (handed over, not yet started)."""
+            known = {int(c.job.id) for c in self._running_jobs.values() if c.job.id is not None}
+            known.update(int(j.id) for j in self._successors.values() if j.id is not None)
+            if self.handoffs is not None:
+                known.update(self.handoffs.pending_ids())
+            return known
+
+        async def _watch_orphans(self) -> None:
+            """Give back jobs the queue says this worker runs but it does not know of.
+
+            A job is ``doing`` for a worker from the moment a fetch (or a run's final
+            transaction, :class:`JobHandOff`) commits; should the worker never learn of it
+            (a final transaction whose commit raised after the server committed it), the job
+            would hold its lane for ever (the worker is alive, so it is never stalled). A job
+            seen so twice in a row, a check period apart, is an orphan: see
+            :func:`release_orphans`.
+            """
+            assert self.orphan_check_s
+            suspects: set[int] = set()
+            while True:
+                await asyncio.sleep(self.orphan_check_s)
+                try:
+                    rows = await self.app.connector.execute_query_all_async(
+                        query=ORPHAN_CANDIDATES_SQL, worker_id=self.worker_id
+                    )
+                    unknown = {int(r["id"]) for r in rows} - self._known_job_ids()
+                    orphans = [dict(r) for r in rows if int(r["id"]) in unknown & suspects]
+                    suspects = unknown - {int(r["id"]) for r in orphans}
+                    if orphans and not self._stop_event.is_set():
+                        log.warning(
+                            "queue.orphan_jobs_released",
+                            worker_id=self.worker_id,
+                            job_ids=[r["id"] for r in orphans],
+                        )
+                        await self.on_orphans(orphans)
+                except Exception:
+                    log.warning("queue.orphan_check_failed", exc_info=True)
 
         def _log_extra(self, action: str, context: Any, job_result: Any, **kwargs: Any) -> Any:
             # procrastinate builds each log record's extras (the job as a dict) before the
@@ -289,6 +357,12 @@ def lane_worker_class() -> type:
                 await self._put_back(next_job)
             else:
                 self._successors[job.id] = next_job
+
+        async def _put_back_orphans(self, orphans: list[dict[str, Any]]) -> None:
+            for row in orphans:
+                await self.app.connector.execute_query_async(
+                    PUT_BACK_ORPHAN_SQL, job_id=row["id"], worker_id=self.worker_id
+                )
 
         async def _put_back(self, job: Any) -> None:
             """A handed job this stopping worker will not run: back to the queue (the
@@ -729,6 +803,49 @@ async def fail_stalled_jobs(app: Any, db: Database, seconds: float) -> list[int]
     return failed
 
 
+_UNCLAIM_RUN = sa.text(
+    "UPDATE refresh_run SET status = :queued, started_at = NULL, heartbeat_at = NULL, "
+    "worker = NULL WHERE id = :run_id AND status = :running AND worker = :worker RETURNING id"
+)
+_FREE_RUN_SLOT = sa.text("DELETE FROM source_slot WHERE run_id = :run_id")
+_PUT_BACK_JOB = sa.text(
+    "UPDATE procrastinate_jobs SET status = 'todo', worker_id = NULL "
+    "WHERE id = :job_id AND status = 'doing' AND worker_id = :worker_id"
+)
+
+
+async def release_orphans(
+    db: Database, engine: Any, worker_id: int, orphans: list[dict[str, Any]]
+) -> None:
+    """Put orphaned jobs back in the queue (see ``LaneWorker._watch_orphans``).
+
+    A refresh job's run may have been claimed for it by the final transaction that handed
+    it over (``running`` with this process as its worker, a slot passed on to it) and never
+    started: it goes back to ``queued`` and its slot is freed, in the same transaction that
+    puts the job back, so the next worker to fetch the job runs it as usual. A run this
+    process is executing is left alone.
+    """
+    for row in orphans:
+        args = row.get("args") or {}
+        run_id = args.get("run_id") if row.get("task_name") == REFRESH_TASK else None
+        async with db.transaction() as s:
+            if run_id and not engine.is_executing(run_id):
+                unclaimed = (
+                    await s.execute(
+                        _UNCLAIM_RUN,
+                        {
+                            "queued": RunStatus.QUEUED,
+                            "running": RunStatus.RUNNING,
+                            "run_id": run_id,
+                            "worker": engine.worker,
+                        },
+                    )
+                ).first()
+                if unclaimed is not None:
+                    await s.execute(_FREE_RUN_SLOT, {"run_id": run_id})
+            await s.execute(_PUT_BACK_JOB, {"job_id": row["id"], "worker_id": worker_id})
+
+
 async def requeue_orphans(runner: ProcrastinateRunner, db: Database, seconds: float) -> list[str]:
     """Defer again queued refresh runs that have no job (their enqueuer died in between).
 
@@ -899,7 +1016,19 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                     "install_signal_handlers": True,
                     "delete_jobs": "successful",
                 }
-                worker = lane_worker_class()(app=app, handoffs=handoffs, **options)
+                worker = lane_worker_class()(
+                    app=app,
+                    handoffs=handoffs,
+                    # Twice per heartbeat timeout: an orphaned job's pre-claimed run goes
+                    # back to the queue before the reaper would end it worker_lost.
+                    orphan_check_s=min(5.0, max(0.25, config.worker_lost_after_s / 5)),
+                    **options,
+                )
+
+                async def on_orphans(orphans: list[dict[str, Any]]) -> None:
+                    await release_orphans(db, engine, int(worker.worker_id), orphans)
+
+                worker.on_orphans = on_orphans
                 await worker.run()
                 tg.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):

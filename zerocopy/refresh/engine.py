@@ -574,6 +574,10 @@ class RefreshEngine:
             raise exc.error from None
         return run, None
 
+    def is_executing(self, run_id: str) -> bool:
+        """Whether ``run_id`` is being executed in this process now."""
+        return run_id in self._local_cancels
+
     async def claim_in(self, session: Any, run_id: str) -> ClaimedRun | None:
         """Claim ``run_id`` in the caller's transaction (``session``) and read what it needs.
 
