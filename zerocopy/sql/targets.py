@@ -929,17 +929,89 @@ _CALL_LIKE_SYNTAX = names(
 )
 
 
-# The fields PostgreSQL's EXTRACT knows (functions-datetime.html#FUNCTIONS-DATETIME-EXTRACT).
+# The fields each target's EXTRACT (Snowflake: DATE_PART) knows, with the abbreviations and
+# plurals it accepts: sqlglot writes another dialect's field as is (Snowflake EPOCH_SECOND,
+# BigQuery DATE, PostgreSQL CENTURY, Redshift DW …), which the warehouse refuses.
 _EXTRACT_FIELDS: dict[str, frozenset[str]] = {
-    # with the abbreviations and plurals it accepts (checked on PostgreSQL 15)
+    # checked on PostgreSQL 15
     "postgres": names(
         """century centuries c cent day days d decade decades decs dow doy epoch hour hours h hr
         hrs isodow isoyear julian microseconds microsecond usec usecs useconds us millennium
         millennia mil mils milliseconds millisecond msec msecs mseconds ms millisecon minute
         minutes min mins m month months mon mons quarter qtr second seconds sec secs s timezone
         timezone_hour timezone_minute week weeks w year years y yr yrs"""
-    )
+    ),
+    # checked on the installed DuckDB
+    "duckdb": names(
+        """century centuries c cent day days d decade decades decs dec dow doy epoch hour hours h
+        hr hrs isodow isoyear julian microseconds microsecond usec usecs useconds us millennium
+        millennia mil mils milliseconds millisecond msec msecs mseconds ms minute minutes min
+        mins m month months mon mons quarter quarters second seconds sec secs s timezone
+        timezone_hour timezone_minute week weeks w weekofyear weekday dayofweek dayofyear
+        dayofmonth year years y yr yrs yearweek era"""
+    ),
+    # cloud.google.com/bigquery/docs/reference/standard-sql/timestamp_functions#extract
+    "bigquery": names(
+        """microsecond millisecond second minute hour dayofweek day dayofyear week isoweek month
+        quarter year isoyear date time datetime"""
+    ),
+    # docs.databricks.com/en/sql/language-manual/functions/extract.html
+    "databricks": names(
+        """year y years yr yrs yearofweek quarter qtr month mon mons months week w weeks day d
+        days dayofweek dow dayofweek_iso dow_iso doy hour h hours hr hrs minute m min mins
+        minutes second s sec seconds secs"""
+    ),
+    # docs.aws.amazon.com/redshift/latest/dg/r_Dateparts_for_datetime_functions.html
+    "redshift": names(
+        """millennium millennia mil mils century centuries c cent cents decade decades dec decs
+        epoch year years y yr yrs quarter quarters qtr qtrs month months mon mons week weeks w
+        dayofweek dow dw weekday dayofyear doy dy yearday day days d hour hours h hr hrs minute
+        minutes m min mins second seconds s sec secs millisecond milliseconds ms msec msecs
+        msecond mseconds millisec millisecs millisecon microsecond microseconds microsec
+        microsecs usecond useconds us usec usecs timezone timezone_hour timezone_minute"""
+    ),
+    # docs.snowflake.com/en/sql-reference/functions-date-time#supported-date-and-time-parts
+    "snowflake": names(
+        """year y yy yyy yyyy yr years yrs month mm mon mons months day d dd days dayofmonth
+        dayofweek weekday dow dw dayofweekiso weekday_iso dow_iso dw_iso dayofyear yearday doy
+        dy week w wk weekofyear woy wy weekiso week_iso weekofyeariso weekofyear_iso quarter q
+        qtr qtrs quarters yearofweek yearofweekiso hour h hh hr hours hrs minute m mi min
+        minutes mins second s sec seconds secs millisecond ms msec milliseconds microsecond us
+        usec microseconds nanosecond ns nsec nanosec nsecond nanoseconds nanosecs nseconds
+        epoch_second epoch epoch_seconds epoch_millisecond epoch_milliseconds
+        epoch_microsecond epoch_microseconds epoch_nanosecond epoch_nanoseconds timezone_hour
+        tzh timezone_minute tzm"""
+    ),
 }
+
+
+def refuse_unknown_fields(check: Any, sql: str) -> bool:
+    """The SQL written for another warehouse extracts a date/time field the target does not
+    have (``EXTRACT(EPOCH_SECOND FROM …)`` from Snowflake, ``DATE_PART(CENTURY, …)`` for
+    Snowflake, ``EXTRACT(DATE FROM …)`` from BigQuery, Redshift's ``DW``): refused as
+    unsupported; True then. Same-dialect queries are the warehouse's own."""
+    write = check.write_rules.sqlglot_dialect
+    fields = _EXTRACT_FIELDS.get(write)
+    if fields is None or check.rules.sqlglot_dialect == write or "(" not in sql:
+        return False
+    upper = sql.upper()
+    if "EXTRACT" not in upper and "DATE_PART" not in upper:
+        return False
+    text = _STRING_LITERAL.sub("''", sql) if "'" in sql else sql
+    found = _EXTRACT_FIELD.findall(text)
+    if write == "snowflake":
+        found += _DATE_PART_FIELD.findall(text)
+    for field in found:
+        if field.lower() in fields:
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} cannot EXTRACT({field} FROM …) (the translation of this "
+            f"{check.rules.name} query asks for it): it has no such field. Rewrite that part "
+            "with a field both dialects have (e.g. YEAR, MONTH, DAY, HOUR).",
+        )
+        return True
+    return False
 
 
 def refuse_unknown_functions(check: Any, root: exp.Expr, sql: str) -> bool:
@@ -957,22 +1029,12 @@ def refuse_unknown_functions(check: Any, root: exp.Expr, sql: str) -> bool:
     ``EPOCH_SECOND``, written as is) is refused too."""
     if check.rules.sqlglot_dialect == check.write_rules.sqlglot_dialect:
         return False
+    if refuse_unknown_fields(check, sql):
+        return True
     known = builtin_functions(check.write_rules.builtin_functions)
     if not known or "(" not in sql:
         return False
     text = _STRING_LITERAL.sub("''", sql) if "'" in sql else sql
-    fields = _EXTRACT_FIELDS.get(check.write_rules.sqlglot_dialect)
-    if fields is not None:
-        for field in _EXTRACT_FIELD.findall(text):
-            if field.lower() not in fields:
-                check.issue(
-                    UNSUPPORTED_IN_DIALECT,
-                    f"{check.write_rules.name} cannot EXTRACT({field} FROM …) (the "
-                    f"translation of this {check.rules.name} query asks for it): it has no such "
-                    "field. Rewrite that part with a field both dialects have (e.g. EPOCH, DOW, "
-                    "YEAR).",
-                )
-                return True
     keywords: frozenset[str] | None = None
     names: set[str] | None = None
     for before, name in _CALL.findall(text):
@@ -1003,6 +1065,7 @@ def refuse_unknown_functions(check: Any, root: exp.Expr, sql: str) -> bool:
 _STRING_LITERAL = re.compile(r"'(?:[^']|'')*'")
 _CALL = re.compile(r"(\.\s*|\bAS\s+)?\b([A-Za-z_][A-Za-z0-9_$]*)\s*\(", re.IGNORECASE)
 _EXTRACT_FIELD = re.compile(r"\bEXTRACT\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s+FROM\b", re.IGNORECASE)
+_DATE_PART_FIELD = re.compile(r"\bDATE_PART\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,", re.IGNORECASE)
 
 
 def _tokenizer_words(dialect: Dialect) -> frozenset[str]:
@@ -1572,3 +1635,256 @@ def subscripted_calls_for_postgres(check: Any, root: exp.Expr) -> None:
         inner = bracket.this
         if isinstance(inner, exp.Func) and not isinstance(inner, exp.Paren):
             bracket.set("this", exp.Paren(this=inner.copy()))
+
+
+# --- sampling -------------------------------------------------------------------------------
+
+# What each target's TABLESAMPLE accepts, as sqlglot writes it there: the sampling methods
+# (None: no method written) and the units (a percentage, a number of rows, Hive buckets).
+# PostgreSQL needs BERNOULLI or SYSTEM and a percentage; BigQuery has only SYSTEM (n PERCENT);
+# Snowflake has no RESERVOIR and samples a number of rows only row by row; DuckDB has no BLOCK
+# and no buckets; Databricks (no method written) takes all three units.
+_SAMPLING: dict[str, tuple[frozenset[str | None], frozenset[str]]] = {
+    "postgres": (frozenset({"BERNOULLI", "SYSTEM"}), frozenset({"percent"})),
+    "bigquery": (frozenset({"SYSTEM"}), frozenset({"percent"})),
+    "snowflake": (
+        frozenset({None, "BERNOULLI", "ROW", "SYSTEM", "BLOCK"}),
+        frozenset({"percent", "rows"}),
+    ),
+    "duckdb": (
+        frozenset({None, "RESERVOIR", "BERNOULLI", "SYSTEM"}),
+        frozenset({"percent", "rows"}),
+    ),
+    "databricks": (
+        frozenset({None, "BERNOULLI", "ROW", "SYSTEM", "BLOCK", "RESERVOIR"}),
+        frozenset({"percent", "rows", "bucket"}),
+    ),
+}
+# Methods that sample a fixed number of rows in Snowflake (SYSTEM/BLOCK take a percentage only).
+_SNOWFLAKE_ROW_METHODS = frozenset({None, "BERNOULLI", "ROW"})
+
+
+def refuse_sampling(check: Any, root: exp.Expr) -> bool:
+    """``TABLESAMPLE`` / ``SAMPLE`` / ``USING SAMPLE`` emitted for another warehouse in a form it
+    does not have: sqlglot writes the method and unit as they are (``RESERVOIR (10 ROWS)`` for
+    Snowflake or BigQuery, ``BERNOULLI`` for BigQuery, ``BLOCK`` for DuckDB, buckets outside
+    Databricks) or changes the meaning (Snowflake ``SAMPLE (10 ROWS)`` became PostgreSQL's
+    ``BERNOULLI (10)``, ten percent; Databricks ``(100 ROWS)`` a method-less ``TABLESAMPLE (100)``,
+    a syntax error). Refused as unsupported; True then. Same-dialect queries are left as
+    written."""
+    write = check.write_rules.sqlglot_dialect
+    allowed = _SAMPLING.get(write)
+    if (
+        allowed is None
+        or check.rules.sqlglot_dialect == write
+        or "sample" not in check.text.lower()
+    ):
+        return False
+    methods, units = allowed
+    for node in root.find_all(exp.TableSample):
+        method = node.args.get("method")
+        name = (
+            str(method.name if isinstance(method, exp.Expr) else method).upper() if method else None
+        )
+        if node.args.get("bucket_numerator") is not None:
+            unit = "bucket"
+        elif node.args.get("size") is not None or node.args.get("rows") is not None:
+            unit = "rows"
+        else:
+            unit = "percent"
+        if write == "duckdb" and name == "BERNOULLI" and unit == "rows":
+            name = "RESERVOIR"  # sqlglot's own rewrite: a fixed-size sample either way
+        fits = name in methods and unit in units
+        if fits and write == "snowflake" and unit == "rows":
+            fits = name in _SNOWFLAKE_ROW_METHODS
+        if fits:
+            continue
+        what = f"{name + ' ' if name else ''}sampling of {'a number of rows' if unit == 'rows' else 'buckets' if unit == 'bucket' else 'a percentage'}"
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} cannot sample a table the way this {check.rules.name} "
+            f"query does ({what}): the translation would fail there or sample otherwise. "
+            "Remove the sample clause or write it for that warehouse.",
+            check.node_position(node),
+        )
+        return True
+    return False
+
+
+# --- engine-specific hashes -------------------------------------------------------------------
+
+# Hash functions whose values are the engine's own algorithm (Snowflake HASH, DuckDB hash,
+# Databricks hash = Murmur3 and xxhash64, BigQuery FARM_FINGERPRINT, Redshift FNV_HASH):
+# translated under the same or a similar name they compute other numbers (or fail), so a
+# segment bucketing users by hash (``HASH(email) % 10 = 0``) would select other users.
+# MD5/SHA*/CRC32 are the same algorithms everywhere and are not listed.
+_ENGINE_HASHES = names(
+    """hash hash_agg xxhash64 farm_fingerprint farmfingerprint fnv_hash murmur3_32 murmur3_128
+    minhash hash_combine"""
+)
+
+
+def refuse_engine_hashes(check: Any) -> bool:
+    """A query from another dialect calls a hash function whose values only that engine
+    computes: refused as unsupported for this target; True then."""
+    if check.rules.sqlglot_dialect == check.write_rules.sqlglot_dialect:
+        return False
+    lower = check.text.lower()
+    if "hash" not in lower and "fingerprint" not in lower:
+        return False
+    for node in check.reading:
+        if not isinstance(node, exp.Func) or node.parent is None:
+            continue
+        name = node.name.lower() if isinstance(node, exp.Anonymous) else node.key
+        if name not in _ENGINE_HASHES:
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} does not compute {check.rules.name}'s "
+            f"{name.upper()}() values (each warehouse hashes with its own algorithm), so the "
+            "translation would select other users. Use a hash both compute the same way "
+            "(MD5, SHA2/SHA256) or write the query for that warehouse.",
+            check.node_position(node),
+        )
+        return True
+    return False
+
+
+# --- Redshift TRUNC(timestamp), DuckDB epoch_ms(timestamp) ------------------------------------
+
+_TEMPORAL_TYPES = ("date", "time", "timestamp", "datetime")
+_NUMERIC_TYPES = (
+    "int",
+    "bigint",
+    "smallint",
+    "tinyint",
+    "double",
+    "float",
+    "real",
+    "decimal",
+    "numeric",
+    "number",
+    "hugeint",
+)
+_TEMPORAL_NODES = (
+    exp.CurrentTimestamp,
+    exp.CurrentDate,
+    exp.CurrentDatetime,
+    exp.TimeStrToTime,
+    exp.StrToTime,
+    exp.DateTrunc,
+    exp.TimestampTrunc,
+    exp.DateAdd,
+    exp.DateSub,
+    exp.TimestampAdd,
+    exp.TimestampSub,
+    exp.TsOrDsAdd,
+    exp.TsOrDsToDate,
+    exp.TsOrDsToTimestamp,
+    exp.Date,
+    exp.Timestamp,
+)
+
+
+def _value_kind(check: Any, node: exp.Expr) -> str | None:
+    """``temporal``, ``numeric`` or None (unknown) for an argument: a column's catalog type
+    (its name in the query's catalog tables), a cast, a literal, a date/time function."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal):
+        return None if node.is_string else "numeric"
+    if isinstance(node, exp.Cast):
+        text = node.to.sql().lower()
+        if text.startswith(_TEMPORAL_TYPES):
+            return "temporal"
+        if text.startswith(_NUMERIC_TYPES):
+            return "numeric"
+        return None
+    if isinstance(node, _TEMPORAL_NODES):
+        return "temporal"
+    if not isinstance(node, exp.Column) or not isinstance(node.this, exp.Identifier):
+        return None
+    name = check.read_dialect.normalize_identifier(node.this.copy()).name
+    mapping = check.view.mapping
+    kinds = set()
+    for table in check.known_tables.values():
+        columns = mapping.get(check.scope_ids[-1].name, {}).get(table.name)
+        if not columns:
+            columns = next((m[table.name] for m in mapping.values() if table.name in m), {})
+        kind = columns.get(name)
+        if kind is None:
+            continue
+        lowered = str(kind).lower()
+        kinds.add(
+            "temporal"
+            if lowered.startswith(_TEMPORAL_TYPES)
+            else "numeric"
+            if lowered.startswith(_NUMERIC_TYPES)
+            else "other"
+        )
+    return kinds.pop() if len(kinds) == 1 and "other" not in kinds else None
+
+
+def _epoch_millis(value: exp.Expr, target: str) -> exp.Expr:
+    """Milliseconds since 1970 of a timestamp, in the target's own words."""
+    if target in ("bigquery", "databricks"):
+        return exp.Anonymous(this="UNIX_MILLIS", expressions=[value])
+    if target == "snowflake":
+        return exp.Extract(this=exp.var("EPOCH_MILLISECOND"), expression=value)
+    if target == "duckdb":
+        return exp.Anonymous(this="EPOCH_MS", expressions=[value])
+    seconds = exp.Extract(this=exp.var("EPOCH"), expression=value)
+    millis = exp.Floor(this=exp.Mul(this=seconds, expression=exp.Literal.number(1000)))
+    return exp.cast(millis, exp.DataType.build("BIGINT"))
+
+
+def temporal_one_argument_calls(check: Any) -> bool:
+    """Calls whose meaning depends on their argument's type, from another dialect:
+
+    - Redshift ``TRUNC(timestamp)`` is the timestamp's date (``TRUNC(number)`` truncates the
+      number); sqlglot writes it as a numeric truncation everywhere (``TRUNC(created_at)``,
+      Databricks ``CAST(created_at AS BIGINT)``): a date/time argument becomes
+      ``CAST(x AS DATE)``;
+    - DuckDB ``epoch_ms(timestamp)`` is the milliseconds since 1970 (``epoch_ms(number)`` the
+      timestamp of that many milliseconds); sqlglot always writes the latter: a date/time
+      argument becomes the target's milliseconds since 1970.
+
+    The argument's type comes from the catalog (a column), a cast, a literal or a date/time
+    function; when it cannot be told, the query is refused as unsupported (True)."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or read not in ("redshift", "duckdb"):
+        return False
+    for node in check.reading:
+        if node.parent is None:
+            continue
+        if read == "redshift" and isinstance(node, exp.Trunc):
+            if node.args.get("decimals") is not None:
+                continue
+            kind = _value_kind(check, node.this)
+            if kind == "temporal":
+                node.replace(exp.cast(node.this, exp.DataType.build("DATE")))
+                continue
+            what = "TRUNC(x)"
+        elif read == "duckdb" and isinstance(node, exp.UnixToTime):
+            scale = node.args.get("scale")
+            if not (isinstance(scale, exp.Literal) and scale.this == "3"):
+                continue
+            kind = _value_kind(check, node.this)
+            if kind == "temporal":
+                node.replace(_epoch_millis(node.this, write))
+                continue
+            what = "epoch_ms(x)"
+        else:
+            continue
+        if kind == "numeric":
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.rules.name}'s {what} means one thing for a date/time and another for a "
+            f"number, and the type of its argument cannot be told here: {check.write_rules.name} "
+            "would get the wrong one. Cast the argument (e.g. CAST(x AS TIMESTAMP)) or write "
+            "the query for that warehouse.",
+            check.node_position(node),
+        )
+        return True
+    return False

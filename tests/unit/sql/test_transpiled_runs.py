@@ -252,10 +252,6 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         REFUSED,  # since SQL round 8: refused, not run
         "DuckDB has no CAN_JSON_PARSE; sqlglot passes it through",
     ),
-    ("redteam", "rs_date_minus_int_trunc", "redshift"): (
-        RUN_ERROR,
-        "Redshift TRUNC(timestamp) (to a date) is kept as TRUNC, which DuckDB only has for numbers",
-    ),
     ("redteam", "dbx_variant_get", "databricks"): (
         REFUSED,  # since SQL round 8: refused, not run
         "variant_get/try_variant_get (Databricks VARIANT) are passed through; DuckDB has neither",
@@ -313,7 +309,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "MATCH_RECOGNIZE has no DuckDB equivalent; the re-parse of the output catches it",
     ),
     ("redteam", "bq_ifnull_format_date_isoweek", "bigquery"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 9: refused, not run
         "EXTRACT(ISOWEEK ...) is kept as ISOWEEK, which DuckDB does not know (it has WEEK)",
     ),
     ("redteam", "pg_to_char_justify_days", "postgres"): (
