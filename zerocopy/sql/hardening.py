@@ -125,8 +125,12 @@ def _leaf_scopes(scope: Scope, depth: int = 0) -> list[Scope]:
 
 
 def _generator_is_literal(node: exp.Expr) -> bool:
-    """A table function reading only literals (no column of a table)."""
-    return node.find(exp.Column) is None
+    """A table function reading only literals (no column of a table), and a built-in one: a
+    user-defined table function of the source's schema (Snowflake ``TABLE(marketing.f())``)
+    returns whatever rows it reads."""
+    return node.find(exp.Column) is None and not any(
+        isinstance(dot.expression, exp.Func) for dot in node.find_all(exp.Dot)
+    )
 
 
 def _is_constant(
@@ -153,6 +157,10 @@ def _is_constant(
         source = scope.sources.get(key)
         if source is None and not key:  # Postgres `FROM generate_series(1, 9) AS g`, then `g`
             source = scope.sources.get(column.name)
+            if source is None and len(scope.sources) == 1:
+                # left unqualified because its source's columns are unknown (PostgreSQL's
+                # `column1` of a VALUES list without column names): the only source has it
+                source = next(iter(scope.sources.values()))
         if isinstance(source, exp.Table):
             if isinstance(source.this, exp.Func) and _generator_is_literal(source.this):
                 continue  # generate_series(1, 1000), range(1000)
