@@ -51,7 +51,7 @@ from zerocopy.errors import (
     UNKNOWN_TABLE,
     UNSUPPORTED_IN_DIALECT,
 )
-from zerocopy.sql import fastcopy, hardening, qualification
+from zerocopy.sql import fastcopy, hardening, qualification, star_names
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.generation import generator_for, guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
@@ -553,6 +553,7 @@ class _Check:
         ):
             hardening.flatten_default_columns(work)
             self.joins_as_copied = False
+        star_modifiers = star_names.collect(self.text, work)
         work, optimizer_error = self.qualify(work, scope[-1].name)
         self.work = work
         scopes = self.traverse(work)
@@ -566,6 +567,7 @@ class _Check:
             for each in scopes:
                 self.validate_scope_columns(each)
             hardening.check_set_op_widths(self, scopes)
+            star_names.check(self, star_modifiers, scopes)
             self.root_scope = scopes[-1] if scopes else None
             self.scopes = scopes
             self.check_id_column(work)
