@@ -511,7 +511,7 @@ class _Check:
             self.check_read_only(statement, copied.refused)
             if len(self.issues) == before:  # what a refused statement calls adds nothing
                 self.check_functions(copied.reading)
-        if self.parse_failed or len(statements) != 1 or not isinstance(statements[0], _QUERY_ROOTS):
+        if self.parse_failed or not isinstance(statements[0], _QUERY_ROOTS):
             return
         root = statements[0]
         if any(i.code == NOT_READ_ONLY for i in self.issues):
@@ -523,6 +523,11 @@ class _Check:
         catalog = SqlCatalog.of(self.catalog if self.catalog is not None else {})
         self.view: DialectView = catalog.view(self.read_dialect)
         self.name_chars = catalog.name_chars
+        if len(copies) > 1:
+            # every query after the first is refused as such, and its tables are checked too:
+            # all of a query's issues are reported together
+            for copied in copies[1:]:
+                self.check_extra_statement(copied, scope)
         work, table_pairs = copies[0].tree, copies[0].tables
         self.joins = copies[0].joins
         self.identifiers = copies[0].identifiers
@@ -574,6 +579,30 @@ class _Check:
         if self.issues:
             return
         self.emit(root)
+
+    def check_extra_statement(self, copied: _Copied, scope: list[exp.Identifier]) -> None:
+        """The tables of a query after the first one (itself reported as a second statement):
+        out of scope or unknown, like the first query's (CTE names shadow tables)."""
+        if not isinstance(copied.tree, _QUERY_ROOTS):
+            return
+        if copied.verbatim:
+            normalize_identifiers(copied.tree, dialect=self.read_dialect)
+        else:
+            _normalize_names(self.read_dialect, copied.identifiers)
+        scope_db = scope[0].name if len(scope) == 2 else None
+        for _, table in copied.tables:
+            if (
+                not isinstance(table.this, exp.Identifier)
+                or _reads_files(table, self.rules)
+                or isinstance(table.parent, exp.JoinHint)
+                or (not table.args.get("db") and _is_cte_reference(table))
+            ):
+                continue
+            if self.rules.table_names_fold_inconsistently:
+                for part in table.parts:
+                    if isinstance(part, exp.Identifier):
+                        part.set("this", part.name.lower())
+            self.resolve_table(table, scope[-1].name, scope_db)
 
     def qualify(self, work: exp.Expr, scope_schema: str) -> tuple[exp.Expr, OptimizeError | None]:
         """sqlglot's column qualification against the scope's tables (stars expanded)."""
