@@ -55,7 +55,7 @@ from zerocopy.sql import fastcopy, hardening, qualification, star_names
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.generation import generator_for, guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
-from zerocopy.sql.rules import MODULES, DialectRules, rules_for
+from zerocopy.sql.rules import MODULES, DialectRules, builtin_functions, rules_for
 
 _IN_CHECK = threading.local()
 fastcopy.install()
@@ -855,6 +855,31 @@ class _Check:
                     self.refuse_function(name, node, source=hardening.feeds_table_source(node))
                 elif isinstance(node, exp.Cast):
                     hardening.cast_out_of_scope(self, node)
+                elif rules.qualified_user_functions and isinstance(node, exp.Anonymous):
+                    self.check_user_function(node)
+
+    def check_user_function(self, func: exp.Anonymous) -> None:
+        """An unqualified call of a function the input dialect does not have built in: a
+        user-defined function found through the search path, in whatever schema holds it."""
+        name = func.name.lower()
+        rules = self.rules
+        if (
+            not name
+            or "\\" in name  # a U&"…" name, refused as such (parse_error)
+            or name in builtin_functions(rules.builtin_functions)
+            or name in rules.extension_functions
+            or not builtin_functions(rules.builtin_functions)
+        ):
+            return
+        self.refused_calls.add(_start_offset(func))
+        self.issue(
+            FORBIDDEN_FUNCTION,
+            f"Function {func.name}() is not a built-in {rules.name} function: a user-defined "
+            "function is found through the search path, in any schema, and may read or change "
+            f"data outside the source. Qualify it with the source's schema "
+            f"({self.scope_text}.{func.name}(…)) if it lives there, or use a built-in function.",
+            self.node_position(func),
+        )
 
     def refuse_function(self, name: str, func: exp.Expr, *, source: bool) -> None:
         """A function on the deny-list; ``source`` when it is what a FROM item reads."""

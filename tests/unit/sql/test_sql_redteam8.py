@@ -301,10 +301,14 @@ def test_untranslatable_constructs_are_refused(
 
 
 def test_unknown_functions_are_only_refused_across_dialects() -> None:
-    # a function DuckDB does not have, written in DuckDB itself: the user's warehouse may have it
-    assert (
-        _codes("SELECT external_user_id FROM users WHERE my_macro(email)", "duckdb", "duckdb") == []
-    )
+    # a function DuckDB does not have, written in DuckDB itself: since round 9 an unqualified
+    # user-defined function is refused (found through the search path, in any schema); one
+    # qualified with the source's schema passes
+    assert _codes(
+        "SELECT external_user_id FROM users WHERE my_macro(email)", "duckdb", "duckdb"
+    ) == ["forbidden_function"]
+    sql = "SELECT external_user_id FROM users WHERE marketing.my_macro(email)"
+    assert _codes(sql, "duckdb", "duckdb") == []
     # CTE column lists, qualified functions of the scope and syntax are not calls
     sql = "WITH n(i) AS (SELECT 1) SELECT u.external_user_id FROM users u JOIN n ON n.i = 1"
     assert _codes(sql, "snowflake", "postgres") == []

@@ -97,6 +97,16 @@ class DialectRules:
     dialect that calls any other function is refused for this target (sqlglot passes
     functions it does not know through as they are, which only fail in the warehouse)."""
 
+    qualified_user_functions: bool = False
+    """Whether a function that is neither built in (``builtin_functions``) nor one of
+    ``extension_functions`` must be qualified with the source's schema: an unqualified name
+    resolves through the session's search path, to a function of any schema (``public``, where
+    extensions and other teams' functions live), which may read other schemas or write."""
+
+    extension_functions: frozenset[str] = frozenset()
+    """Functions of widely installed, harmless extensions callable unqualified (pg_trgm's
+    ``similarity``, fuzzystrmatch's ``levenshtein``, ``unaccent`` …)."""
+
     forbidden_types: frozenset[str] = frozenset()
     """Types a value may not be cast to (PostgreSQL ``'finance.secrets'::regclass`` looks up a
     catalog object and fails when it does not exist, like ``to_regclass``)."""

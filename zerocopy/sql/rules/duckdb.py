@@ -77,4 +77,5 @@ RULES = DialectRules(
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("pg_catalog main_system system temp"),
     system_table_prefixes=("duckdb_", "pg_", "sqlite_"),
     path_tables=True,
+    qualified_user_functions=True,
 )

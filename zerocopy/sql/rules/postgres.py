@@ -84,6 +84,19 @@ POSTGRES_TABLE_FUNCTIONS = COMMON_TABLE_FUNCTIONS | names(
     json_table jsontable"""  # JSON_TABLE (PostgreSQL 17); sqlglot's node is JSONTable
 )
 
+# Functions of contrib extensions that only compute on their arguments (pg_trgm, fuzzystrmatch,
+# unaccent, uuid-ossp, pgcrypto's digests, citext, intarray, hstore, ltree): usually installed
+# in `public`, so called unqualified.
+POSTGRES_EXTENSION_FUNCTIONS = names(
+    """similarity word_similarity strict_word_similarity show_trgm show_limit levenshtein
+    levenshtein_less_equal soundex difference metaphone dmetaphone dmetaphone_alt
+    daitch_mokotoff unaccent uuid_generate_v1 uuid_generate_v1mc uuid_generate_v3
+    uuid_generate_v4 uuid_generate_v5 uuid_nil uuid_ns_dns uuid_ns_url uuid_ns_oid uuid_ns_x500
+    digest hmac crypt gen_salt gen_random_bytes citext icount sort sort_asc sort_desc uniq idx
+    subarray intset akeys avals skeys svals hstore hstore_to_json hstore_to_jsonb exist
+    defined nlevel subltree subpath index text2ltree ltree2text lca"""
+)
+
 RULES = DialectRules(
     name="postgres",
     sqlglot_dialect="postgres",
@@ -111,4 +124,6 @@ RULES = DialectRules(
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("pg_catalog pg_toast public_system"),
     system_table_prefixes=("pg_",),
     forbidden_types=POSTGRES_FORBIDDEN_TYPES,
+    qualified_user_functions=True,
+    extension_functions=POSTGRES_EXTENSION_FUNCTIONS,
 )
