@@ -63,7 +63,7 @@ def read_batches(path: Path) -> list[Any]:
 
 
 def validate_all(batches: list[Any]) -> list[Any]:
-    from zerocopy.sync.engine import _verdicts
+    from zerocopy.sync.engine import _keyed, _verdicts
     from zerocopy.sync.types import DataType
     from zerocopy.sync.validate import SyncOptions
     from zerocopy.sync.watermark import WatermarkState, WatermarkTracker
@@ -72,7 +72,9 @@ def validate_all(batches: list[Any]) -> list[Any]:
     out: list[Any] = []
     position = 0
     for batch in batches:
-        chunk, _ = _verdicts(DataType.USER_ATTRIBUTES, batch, position, tracker, SyncOptions())
+        # Keying (UPDATED_AT parsed, row hashes) is part of validating a batch.
+        keyed = _keyed(batch)
+        chunk, _ = _verdicts(DataType.USER_ATTRIBUTES, keyed, position, tracker, SyncOptions())
         position += chunk.n
         out.append(chunk.valid)
     return out
