@@ -6,6 +6,7 @@ the same stable codes the engine and the CLI use (``zerocopy.errors``).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -119,6 +120,7 @@ def validation_error_handler(
     """Litestar's request validation (bad JSON, wrong field types, bad query params)."""
     problems = exc.extra if isinstance(exc.extra, list) else []
     message = exc.detail or "the request is not valid"
+    details: dict[str, Any] = {"problems": problems}
     if problems:
         first = problems[0]
         if isinstance(first, dict) and first.get("message"):
@@ -128,11 +130,28 @@ def validation_error_handler(
                 message += f" (field {key!r} in the {first.get('source') or 'request'})"
             else:
                 message = f"request body: {message}"
+            details |= _field_and_reason(message, key)
 
     return Response(
-        error_body(errors.VALIDATION_ERROR, message, details={"problems": problems}),
+        error_body(errors.VALIDATION_ERROR, message, details=details),
         status_code=400,
     )
+
+
+_NAMED = re.compile(r"(missing required|unknown) field `([^`]+)`")
+
+
+def _field_and_reason(message: str, key: Any) -> dict[str, str]:
+    """``field`` and ``reason`` of a request-shape problem, as the services name theirs
+    (``details: {"field", "reason"}``): the field the decoder named, and why."""
+    named = _NAMED.search(message)
+    if named:
+        reason = "required" if named.group(1).startswith("missing") else "unknown_field"
+        return {"field": named.group(2), "reason": reason}
+    if not key or key == "data":
+        return {}
+    reason = "invalid_type" if message.startswith("Expected `") else "invalid_value"
+    return {"field": str(key).removeprefix("$.").split(".")[-1], "reason": reason}
 
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:

@@ -50,7 +50,7 @@ class ScheduleController(Controller):
                 errors.VALIDATION_ERROR,
                 'send {"schedule": {"frequency": "daily", "hour": 2, "minute": 30}} '
                 '(or {"schedule": null} for manual only)',
-                details={"field": "schedule"},
+                details={"field": "schedule", "reason": "required"},
             )
         unknown = sorted(str(key) for key in data if key not in ("schedule", "contacts"))
         if unknown:
