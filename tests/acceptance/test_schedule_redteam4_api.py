@@ -322,3 +322,103 @@ async def test_a_half_day_stale_pause_survives_reads_and_edits_until_resumed(
     fired, paused = await ticker.tick()
     assert len(fired) == 1 and paused == []
     assert (await _scheduled(db, fired[0])).catch_up is False
+
+
+# ------------------------------------------------------------------ syncs on a DST night
+@pytest.mark.parametrize(
+    ("frequency", "expected"),
+    [
+        (
+            "1h",
+            [
+                "2026-11-01 00:00 -0400",
+                "2026-11-01 01:00 -0400",
+                "2026-11-01 01:00 -0500",
+                "2026-11-01 02:00 -0500",
+                "2026-11-01 03:00 -0500",
+                "2026-11-01 04:00 -0500",
+                "2026-11-01 05:00 -0500",
+                "2026-11-01 06:00 -0500",
+            ],
+        ),
+        ("6h", ["2026-11-01 00:00 -0400", "2026-11-01 06:00 -0500"]),
+    ],
+)
+async def test_sync_schedules_through_new_york_fall_back(
+    db: Database, tmp_path: Path, frequency: str, expected: list[str]
+) -> None:
+    """Hourly syncs run in both passes of the repeated hour; every 6 hours keeps its local
+    00:00 and 06:00 (7 real hours apart that night)."""
+    from tests.integration.test_sync_engine import make_sync, new_engine, warehouse
+    from zerocopy.scheduling.config import SchedulingConfig
+    from zerocopy.scheduling.sync_scheduler import SyncScheduler
+    from zerocopy.state.sync_models import Sync
+
+    zone = "America/New_York"
+    sync_id, ws, _src = await make_sync(db, warehouse(tmp_path / "wh.duckdb", rows=5))
+    async with db.transaction() as s:
+        await s.execute(sa.update(Sync).where(Sync.id == sync_id).values(frequency=frequency))
+    await _zone(db, ws, zone)
+    clock = Clock(datetime(2026, 11, 1, 3, 50, tzinfo=UTC))  # 23:50 EDT on 10-31
+    submitted: list[str] = []
+
+    async def submit(run_id: str) -> None:
+        submitted.append(run_id)
+
+    engine = new_engine(db)
+    sched = SyncScheduler(db, engine, submit, config=SchedulingConfig(), clock=clock)
+    await sched.tick()  # plans
+    due: list[str] = []
+    while clock.now < datetime(2026, 11, 1, 11, 30, tzinfo=UTC):  # 06:30 EST
+        clock.now += timedelta(minutes=5)
+        for run_id in (await sched.tick()).fired:
+            await engine.execute(run_id)
+            scheduled = await _scheduled(db, run_id)
+            assert scheduled.catch_up is False and scheduled.coalesced == 1
+            due.append(local(scheduled.due_at, zone))
+    assert due == expected
+
+
+async def test_a_sync_down_across_fall_back_catches_up_once_for_every_real_quarter_hour(
+    db: Database, tmp_path: Path
+) -> None:
+    """15m sync planned for 00:15 EDT; the scheduler is down until 02:00 EST (2h45m of real
+    time, the repeated hour included): one catch-up run standing for 12 quarter hours, then
+    on time at 02:15 EST."""
+    from tests.integration.test_sync_engine import make_sync, new_engine, warehouse
+    from zerocopy.scheduling.config import SchedulingConfig
+    from zerocopy.scheduling.sync_scheduler import SyncScheduler, sync_schedule_view
+    from zerocopy.state.sync_models import Sync
+
+    zone = "America/New_York"
+    sync_id, ws, _src = await make_sync(db, warehouse(tmp_path / "wh.duckdb", rows=5))
+    async with db.transaction() as s:
+        await s.execute(sa.update(Sync).where(Sync.id == sync_id).values(frequency="15m"))
+    await _zone(db, ws, zone)
+    clock = Clock(datetime(2026, 11, 1, 4, 5, tzinfo=UTC))  # 00:05 EDT
+    submitted: list[str] = []
+
+    async def submit(run_id: str) -> None:
+        submitted.append(run_id)
+
+    engine = new_engine(db)
+    sched = SyncScheduler(db, engine, submit, config=SchedulingConfig(), clock=clock)
+    await sched.tick()
+    view = await sync_schedule_view(db, ws, sync_id, now=clock.now)
+    assert local(view["next_runs"][0], zone) == "2026-11-01 00:15 -0400"
+    clock.now = datetime(2026, 11, 1, 7, 0, 30, tzinfo=UTC)  # 02:00:30 EST
+    fired = (await sched.tick()).fired
+    assert len(fired) == 1
+    await engine.execute(fired[0])
+    scheduled = await _scheduled(db, fired[0])
+    assert (scheduled.catch_up, scheduled.coalesced) == (True, 12)
+    assert local(scheduled.due_at, zone) == "2026-11-01 00:15 -0400"
+    view = await sync_schedule_view(db, ws, sync_id, now=clock.now)
+    assert view["last_run"]["catch_up"] is True and view["last_run"]["coalesced"] == 12
+    assert [local(t, zone)[11:] for t in view["next_runs"]] == [
+        "02:15 -0500",
+        "02:30 -0500",
+        "02:45 -0500",
+        "03:00 -0500",
+        "03:15 -0500",
+    ]
