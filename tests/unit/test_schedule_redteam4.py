@@ -570,3 +570,74 @@ def test_unknown_zones_are_refused_on_the_time_zone_field(name: str) -> None:
     with pytest.raises(ZerocopyError) as caught:
         load_zone(name)
     assert caught.value.details == {"field": "time_zone", "reason": "unknown_time_zone"}
+
+
+# ------------------------------------------------------------------ next 5, aliases
+_PLAN_ZONES = [
+    "Europe/Paris",
+    "America/New_York",
+    "Australia/Lord_Howe",
+    "Asia/Kathmandu",
+    "Pacific/Chatham",
+    "America/Santiago",
+    "Pacific/Apia",
+    "Antarctica/Troll",
+]
+_PLAN_SCHEDULES = [
+    *(sync_schedule(f) for f in ("15m", "30m", "1h", "3h", "6h", "1d", "1w", "1mo")),
+    seg({"frequency": "hourly", "minute": 30}),
+    seg({"frequency": "daily", "time": "02:30"}),
+    seg({"frequency": "weekly", "weekday": "sun", "time": "01:30"}),
+    seg({"frequency": "monthly", "day": 31, "time": "00:00"}),
+]
+
+
+@pytest.mark.parametrize("zone", _PLAN_ZONES)
+def test_the_next_five_shown_are_the_next_five_after_now_whatever_is_pending(zone: str) -> None:
+    """The API's list from a stored plan (maybe with an occurrence due, not fired yet: it
+    fires at once, coalesced, and is not listed) is the next 5 instants strictly after now —
+    around DST changes too, and whatever ran in between ("run now" touches no plan)."""
+    from zerocopy.scheduling.models import ScheduleState
+    from zerocopy.scheduling.scheduler import upcoming_runs
+
+    for moment in transitions(
+        ZoneInfo(zone), datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)
+    ):
+        for schedule in _PLAN_SCHEDULES:
+            for back, ahead in ((timedelta(hours=3), timedelta(0)), (timedelta(days=2), MINUTE)):
+                planned = moment - back
+                now = moment + ahead
+                state = ScheduleState(
+                    next_due_at=next_run(schedule, planned, zone),
+                    planned_time_zone=zone,
+                    planned_key=schedule.key(),
+                    planned_from=planned,
+                )
+                shown_now = upcoming_runs(schedule, state, zone, now)
+                assert shown_now == next_runs(schedule, now, zone, 5), (schedule, moment)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("America/New_York", "US/Eastern"),
+        ("Asia/Kolkata", "Asia/Calcutta"),
+        ("Europe/Kyiv", "Europe/Kiev"),
+        ("Pacific/Auckland", "NZ"),
+        ("UTC", "Etc/UTC"),
+    ],
+)
+def test_moving_to_another_name_of_the_same_zone_moves_nothing(old: str, new: str) -> None:
+    for schedule in _PLAN_SCHEDULES:
+        for planned in (
+            datetime(2026, 3, 7, 22, 0, tzinfo=UTC),
+            datetime(2026, 10, 31, 11, 0, tzinfo=UTC),
+        ):
+            pending = next_run(schedule, planned, old)
+            assert pending is not None
+            for changed in (planned + (pending - planned) / 2, pending + timedelta(minutes=5)):
+                for fired in (True, False):
+                    moved = replan_in_zone(
+                        schedule, old, new, pending, planned, changed, fired=fired
+                    )
+                    assert moved == pending, (schedule, planned, changed, fired)
