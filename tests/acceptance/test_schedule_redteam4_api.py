@@ -415,6 +415,8 @@ async def test_a_sync_down_across_fall_back_catches_up_once_for_every_real_quart
     assert local(scheduled.due_at, zone) == "2026-11-01 00:15 -0400"
     view = await sync_schedule_view(db, ws, sync_id, now=clock.now)
     assert view["last_run"]["catch_up"] is True and view["last_run"]["coalesced"] == 12
+    assert view["last_run"]["due_at"] == view["last_run"]["scheduled_for"]
+    assert local(view["last_run"]["due_at"], zone) == "2026-11-01 00:15 -0400"
     assert [local(t, zone)[11:] for t in view["next_runs"]] == [
         "02:15 -0500",
         "02:30 -0500",

@@ -392,6 +392,9 @@ async def sync_schedule_view(
                 "finished_at": _iso(last_run.finished_at),
                 "error_code": last_run.error_code,
                 "error_message": last_run.error_message,
+                # ``due_at`` as in the segment schedule view and a run's ``scheduled``;
+                # ``scheduled_for`` is the same instant under its first name.
+                "due_at": _iso(scheduled.due_at) if scheduled else None,
                 "scheduled_for": _iso(scheduled.due_at) if scheduled else None,
                 "catch_up": scheduled.catch_up if scheduled else False,
                 "coalesced": scheduled.coalesced if scheduled else 1,
