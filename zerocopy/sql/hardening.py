@@ -1580,6 +1580,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_sampling(check, root)
         or targets.refuse_engine_hashes(check)
         or targets.temporal_one_argument_calls(check)
+        or targets.refuse_series_tables(check)
         or targets.refuse_missing_types(check)
         or targets.refuse_postgres_untranslatable(check)
         or targets.refuse_array_exists_lambda(check)
@@ -1587,6 +1588,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     ):
         return True
     targets.redundant_quotes(check, root)
+    targets.drop_pg_catalog_qualifiers(check, root)
     targets.drop_materialization_hints(check, root)
     targets.bigquery_monday_weeks(check)
     targets.greatest_least_nulls(check)

@@ -1888,3 +1888,66 @@ def temporal_one_argument_calls(check: Any) -> bool:
         )
         return True
     return False
+
+
+# --- pg_catalog-qualified built-ins -----------------------------------------------------------
+
+
+def drop_pg_catalog_qualifiers(check: Any, root: exp.Expr) -> None:
+    """``pg_catalog.lower(x)``, ``FROM pg_catalog.generate_series(…)`` (PostgreSQL, Redshift: the
+    built-in itself) written for another warehouse lose the qualifier: elsewhere it names a
+    schema that does not hold the function (DuckDB reads ``pg_catalog.lower(x)`` as a method
+    call on a column ``pg_catalog``, and has no table function ``pg_catalog.generate_series``)."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if (
+        read == write
+        or read not in ("postgres", "redshift")
+        or "pg_catalog" not in (check.text.lower())
+    ):
+        return
+    for node in list(root.find_all(exp.Dot, exp.Table)):
+        if isinstance(node, exp.Dot):
+            qualifier = node.this
+            if (
+                isinstance(node.expression, exp.Func)
+                and isinstance(qualifier, exp.Identifier)
+                and qualifier.name.lower() == "pg_catalog"
+            ):
+                node.replace(node.expression)
+        elif (
+            isinstance(node.this, exp.Func)
+            and node.text("db").lower() == "pg_catalog"
+            and not node.args.get("catalog")
+        ):
+            node.set("db", None)
+
+
+# --- generate_series / range in FROM ----------------------------------------------------------
+
+# Targets for which sqlglot writes a series table function in FROM as something that is no
+# table there: Snowflake ``ARRAY_GENERATE_RANGE(…) AS g`` (an array, not rows; Snowflake needs
+# TABLE(FLATTEN(…))), Databricks ``EXPLODE(SEQUENCE(…), _u(g))`` (a syntax error).
+_NO_SERIES_TABLES = frozenset({"snowflake", "databricks"})
+
+
+def refuse_series_tables(check: Any) -> bool:
+    """``FROM generate_series(…)`` / ``range(…)`` (PostgreSQL, DuckDB, Redshift) written for
+    Snowflake or Databricks: refused as unsupported (the user can write the target's own row
+    generator); True then."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or write not in _NO_SERIES_TABLES:
+        return False
+    for node in check.reading:
+        if isinstance(node, exp.Table) and isinstance(
+            node.this, exp.GenerateSeries | exp.ExplodingGenerateSeries
+        ):
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} has no table function like {check.rules.name}'s "
+                "generate_series/range in FROM: the translation would not be a table there. "
+                "Write the rows another way (e.g. a VALUES list) or write the query for that "
+                "warehouse.",
+                check.node_position(node),
+            )
+            return True
+    return False
