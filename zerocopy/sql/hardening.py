@@ -1581,6 +1581,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_engine_hashes(check)
         or targets.temporal_one_argument_calls(check)
         or targets.refuse_series_tables(check)
+        or targets.refuse_pivot_group(check, root)
         or targets.refuse_missing_types(check)
         or targets.refuse_postgres_untranslatable(check)
         or targets.refuse_array_exists_lambda(check)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from sqlglot import exp
 from sqlglot.optimizer.scope import Scope
 
-from zerocopy.errors import UNKNOWN_COLUMN
+from zerocopy.errors import MISSING_ID_COLUMN, UNKNOWN_COLUMN
 
 # Words of a text that may hold a star modifier (a text without any does not pay for a walk).
 _WORDS = ("exclude", "except", "rename", "replace")
@@ -102,3 +102,40 @@ def check(check: Any, found: list[StarNames], scopes: list[Scope]) -> None:
                 f"the star does not return. Available: {', '.join(sorted(known)[:12])}.",
                 check.node_position(identifier),
             )
+
+
+def pivot_group_decides_id(check: Any, root: exp.Expr | None, wanted: str) -> bool:
+    """``SELECT * FROM t PIVOT (agg FOR col IN (…) GROUP BY g)`` (DuckDB's standard PIVOT with
+    its own GROUP BY): the star returns the GROUP BY columns and the pivoted ones only, so the
+    id column is returned exactly when it is grouped by. sqlglot's expansion ignores that
+    GROUP BY (it keeps every other column but the grouped ones). Decided on the query as
+    written; True when decided (a missing id is recorded)."""
+    if root is None:
+        return False
+    branch: exp.Expr = root.unnest() if isinstance(root, exp.Subquery) else root
+    while isinstance(branch, exp.SetOperation):
+        branch = branch.this.unnest()
+    if not isinstance(branch, exp.Select) or branch.args.get("joins"):
+        return False
+    selects = branch.selects
+    if len(selects) != 1 or not isinstance(selects[0], exp.Star):
+        return False
+    from_ = branch.args.get("from_")
+    table = from_.this if isinstance(from_, exp.From) else None
+    pivots = table.args.get("pivots") if isinstance(table, exp.Table | exp.Subquery) else None
+    if not pivots or len(pivots) != 1:
+        return False
+    pivot = pivots[0]
+    group = pivot.args.get("group")
+    if pivot.args.get("unpivot") or not isinstance(group, exp.Group):
+        return False
+    names = [c.name for c in group.expressions if isinstance(c, exp.Column)]
+    if any(name.lower() == wanted for name in names):
+        return True
+    check.issue(
+        MISSING_ID_COLUMN,
+        f"This PIVOT … GROUP BY returns only its GROUP BY columns ({', '.join(names)}) and the "
+        f"pivoted ones, not '{check.id_column}': add {check.id_column} to the PIVOT's GROUP BY.",
+        check.node_position(pivot),
+    )
+    return True

@@ -1951,3 +1951,27 @@ def refuse_series_tables(check: Any) -> bool:
             )
             return True
     return False
+
+
+# --- DuckDB PIVOT … GROUP BY ------------------------------------------------------------------
+
+
+def refuse_pivot_group(check: Any, root: exp.Expr) -> bool:
+    """DuckDB's ``t PIVOT (agg FOR col IN (…) GROUP BY g)`` written for another warehouse: no
+    other one has a GROUP BY inside PIVOT (they group by every other column), and sqlglot writes
+    it as is. Refused as unsupported; True then."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or "pivot" not in check.text.lower():
+        return False
+    for pivot in root.find_all(exp.Pivot):
+        if pivot.args.get("group") is None or pivot.args.get("unpivot"):
+            continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} has no GROUP BY inside PIVOT (it groups by every column "
+            "the PIVOT does not use): select only the grouping and pivoted columns in a "
+            "subquery first, or write the query for that warehouse.",
+            check.node_position(pivot),
+        )
+        return True
+    return False
