@@ -11,6 +11,7 @@ catalog tables and star-free subqueries).
 
 from __future__ import annotations
 
+import re
 from typing import Any, NamedTuple
 
 from sqlglot import exp
@@ -18,8 +19,8 @@ from sqlglot.optimizer.scope import Scope
 
 from zerocopy.errors import MISSING_ID_COLUMN, UNKNOWN_COLUMN
 
-# Words of a text that may hold a star modifier (a text without any does not pay for a walk).
-_WORDS = ("exclude", "except", "rename", "replace")
+# A star followed by a modifier (a text without one does not pay for a walk).
+_MODIFIER = re.compile(r"\*\s*(?:exclude|except|rename|replace|ilike)\b", re.IGNORECASE)
 
 
 class StarNames(NamedTuple):
@@ -35,8 +36,7 @@ class StarNames(NamedTuple):
 
 def collect(text: str, work: exp.Expr) -> list[StarNames]:
     """The star modifiers of the (normalized, not yet qualified) work copy."""
-    lower = text.lower()
-    if not any(word in lower for word in _WORDS) or "*" not in text:
+    if "*" not in text or _MODIFIER.search(text) is None:
         return []
     found: list[StarNames] = []
     for star in work.find_all(exp.Star):
