@@ -1738,6 +1738,8 @@ def refuse_engine_hashes(check: Any) -> bool:
         name = node.name.lower() if isinstance(node, exp.Anonymous) else node.key
         if name not in _ENGINE_HASHES:
             continue
+        if not isinstance(node, exp.Anonymous) and type(node).sql_names():
+            name = type(node).sql_names()[0]  # FARM_FINGERPRINT, not the node's key
         check.issue(
             UNSUPPORTED_IN_DIALECT,
             f"{check.write_rules.name} does not compute {check.rules.name}'s "
