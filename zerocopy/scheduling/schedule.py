@@ -344,7 +344,8 @@ def parse_schedule(
         if given not in _WEEKDAY_NAMES:
             numbered = isinstance(raw, int) and not isinstance(raw, bool)
             raise _bad(
-                f"schedule.weekday must be one of {', '.join(WEEKDAYS)} (or mon…sun), got {raw!r}"
+                f"schedule.weekday must be one of {', '.join(WEEKDAYS)} (or the start of one, "
+                f"3 letters or more: mon, tues, thurs), got {raw!r}"
                 + (
                     ": send the day's name, not a number (0 is Monday in some conventions "
                     "and Sunday in others)"
