@@ -303,7 +303,9 @@ class SyncRunController(Controller):
         caller: CallerDep,
         session: SessionDep,
         run_id: FromPath[str],
-        errors_only: bool = Parameter(default=True, description="false: every logged row."),
+        errors_only: bool = Parameter(
+            default=True, description="true: refused rows only; false: every logged row."
+        ),
         limit: int = Parameter(default=100, ge=1, le=1000),
         offset: int = Parameter(default=0, ge=0),
     ) -> list[RowLogRead]:
@@ -326,7 +328,11 @@ class SyncRunController(Controller):
         runtime: RuntimeDep,
         run_id: FromPath[str],
         format: str = Parameter(default="jsonl", pattern="^(jsonl|csv)$"),
-        errors_only: bool = Parameter(default=True),
+        errors_only: bool = Parameter(
+            default=True,
+            description="true: refused rows and rows applied with a warning (verdict "
+            "'warning', e.g. account fields dropped); false: every logged row.",
+        ),
     ) -> Stream:
         """Row logs as JSON lines or CSV (streamed)."""
         await syncs.get_run(session, caller.workspace_id, run_id)

@@ -905,10 +905,22 @@ async def _apply_keyed(
                 "exists": True,
             }
     state = dict(current)
-    for row in batch.rows:
+    rejections: list[RowRejection] = []
+    for index, row in enumerate(batch.rows):
         assert row.item_id is not None
         if row.deleted:
             state.pop(row.item_id, None)
+            continue
+        if not is_catalog and row.name is None and row.item_id not in state:
+            rejections.append(
+                RowRejection(
+                    index,
+                    t.MISSING_FIELD,
+                    f"NAME is empty and there is no account {row.item_id!r} to keep a name "
+                    "from: a new account needs a NAME (an empty NAME keeps an existing "
+                    "account's name)",
+                )
+            )
             continue
         prev = state.get(row.item_id) or {"fields": {}, "name": None, "exists": False}
         state[row.item_id] = {
@@ -940,7 +952,7 @@ async def _apply_keyed(
         await s.execute(_table(model).insert(), inserts)
     for key, values in updates:
         await s.execute(sa.update(model).where(*scope, key_col == key).values(**values))
-    return []
+    return rejections
 
 
 # ------------------------------------------------------------------ columnar attributes

@@ -619,10 +619,18 @@ def row_log_dict(row: SyncRowLog) -> dict[str, Any]:
     }
 
 
+EXPORTED_WITH_ERRORS = ("error", "warning")
+"""Verdicts an errors-only export holds: refused rows and rows applied with a warning (an
+account's fields outside the schema dropped), each with its ``verdict``."""
+
+
 async def export_row_logs(
     db: Database, run_id: str, *, fmt: str = "jsonl", errors_only: bool = True
 ) -> AsyncIterator[bytes]:
-    """Stream a run's row logs as JSON lines or CSV (header first), 1,000 rows per query."""
+    """Stream a run's row logs as JSON lines or CSV (header first), 1,000 rows per query.
+
+    ``errors_only``: refused rows and rows applied with a warning (:data:`EXPORTED_WITH_ERRORS`);
+    else every logged row."""
     if fmt not in ("jsonl", "csv"):
         raise _invalid("format", "format must be jsonl or csv")
     fields = ["position", "verdict", "code", "message", "updated_at", "row"]
@@ -639,8 +647,8 @@ async def export_row_logs(
                     sa.and_(SyncRowLog.position == last, SyncRowLog.id > last_id),
                 ),
             )
-            if errors_only:
-                stmt = stmt.where(SyncRowLog.verdict == "error")
+            if errors_only:  # the report of rows to look at: refused, or applied changed
+                stmt = stmt.where(SyncRowLog.verdict.in_(EXPORTED_WITH_ERRORS))
             rows = list(
                 (
                     await s.scalars(stmt.order_by(SyncRowLog.position, SyncRowLog.id).limit(1000))

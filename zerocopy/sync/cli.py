@@ -377,7 +377,9 @@ def sync_errors(workspace_id: str, run_id: str, all_rows: bool, limit: int) -> N
 @workspace_option
 @click.argument("run_id")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="jsonl")
-@click.option("--all", "all_rows", is_flag=True, help="Every logged row, not only errors.")
+@click.option(
+    "--all", "all_rows", is_flag=True, help="Every logged row (default: errors and warnings)."
+)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None)
 def sync_export(
     workspace_id: str, run_id: str, fmt: str, all_rows: bool, output: Path | None

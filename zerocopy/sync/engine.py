@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -137,9 +138,44 @@ def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> Re
             "be a timestamp (with or without time zone)",
             details={"table": info.name, "column": columns[UPDATED_AT], "type": upd_type},
         )
-    tz = ("TZ" in upd_type or "TIME ZONE" in upd_type) and "WITHOUT" not in upd_type
     text = "TIMESTAMP" not in upd_type and "DATE" not in upd_type
-    return ResolvedTable(table=info.name, columns=columns, updated_at_tz=tz, updated_at_text=text)
+    return ResolvedTable(
+        table=info.name,
+        columns=columns,
+        updated_at_tz=is_zoned_type(upd_type),
+        updated_at_text=text,
+    )
+
+
+_ZONED_TYPES = frozenset(
+    {"TIMESTAMPTZ", "TIMESTAMP_TZ", "TIMESTAMP_LTZ", "TIMESTAMPLTZ", "DATETIMEOFFSET"}
+)
+"""Type names of instants: PostgreSQL/DuckDB/Redshift ``timestamptz``, Snowflake
+``TIMESTAMP_TZ``/``TIMESTAMP_LTZ``, Fabric ``datetimeoffset``."""
+_NAIVE_TYPES = frozenset({"TIMESTAMP_NTZ", "TIMESTAMPNTZ"})
+"""Snowflake and Databricks timestamps without a time zone (the name ends in ``TZ`` too)."""
+
+
+def is_zoned_type(type_name: str) -> bool:
+    """Whether a warehouse column type holds instants (with a time zone) rather than naive
+    wall-clock values, which a sync takes as UTC.
+
+    Decided on the type's words, not on substrings: ``TIMESTAMP_NTZ`` ends in ``TZ`` but is
+    naive; ``… WITHOUT TIME ZONE`` names a zone but is naive; ``… WITH [LOCAL] TIME ZONE``,
+    ``TIMESTAMPTZ``, ``TIMESTAMP_TZ``, ``TIMESTAMP_LTZ`` and ``DATETIMEOFFSET`` are instants.
+    Precision and other arguments (``TIMESTAMP_TZ(9)``) are ignored. A plain ``TIMESTAMP``,
+    ``DATETIME`` or ``DATE`` is naive (BigQuery's and Databricks' ``TIMESTAMP`` are instants,
+    but their adapters bind a naive watermark as UTC, the same instant).
+    """
+    words = re.sub(r"\([^)]*\)", " ", type_name.upper()).split()
+    text = " ".join(words)
+    if "WITHOUT TIME ZONE" in text or any(w in _NAIVE_TYPES for w in words):
+        return False
+    return (
+        "WITH TIME ZONE" in text
+        or "WITH LOCAL TIME ZONE" in text
+        or any(w in _ZONED_TYPES for w in words)
+    )
 
 
 def sync_options(sync: Sync) -> SyncOptions:

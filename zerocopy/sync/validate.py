@@ -777,9 +777,9 @@ def _fill_payload(
         payload = _object_payload(raw, pre, required=not row.deleted)
         row.payload = payload or {}
         if data_type is DataType.ACCOUNTS:
+            # An empty NAME keeps an existing account's name; the destination refuses it
+            # (missing_field) for an account it does not hold yet (a new one needs a name).
             row.name = _text(texts, NAME, i)
-            if row.name is None and not row.deleted:
-                raise _RowRefused(t.MISSING_FIELD, "NAME is empty (accounts need a name)")
             if options.account_fields is not None:
                 dropped = sorted(k for k in row.payload if k not in options.account_fields)
                 if dropped:
@@ -801,8 +801,8 @@ def _deleted(cols: dict[str, list[Any]], i: int) -> bool:
     value = values[i]
     if isinstance(value, bool):
         return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
+    if isinstance(value, int | float | Decimal) and value in (0, 1):
+        return bool(value)  # also 1.0 / 0.00 from a DOUBLE or DECIMAL column
     text = str(value).strip().lower()
     # The spellings PostgreSQL's boolean input accepts (and CSV exports write).
     if text in ("true", "t", "1", "yes", "y", "on"):

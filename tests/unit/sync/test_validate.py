@@ -243,7 +243,11 @@ def test_accounts_drop_and_report_fields_outside_the_schema() -> None:
     assert verdict.warnings == [
         ("unknown_field", "fields not in the account schema were dropped: color")
     ]
-    assert code(one(DataType.ACCOUNTS, ID="a1", NAME=None, PAYLOAD="{}")) == "missing_field"
+    # An empty NAME passes validation: it keeps an existing account's name; the store
+    # refuses it (missing_field) only for an account it does not hold yet.
+    unnamed = one(DataType.ACCOUNTS, ID="a1", NAME=None, PAYLOAD="{}")
+    assert isinstance(unnamed, ValidRow) and unnamed.name is None
+    assert code(one(DataType.ACCOUNTS, ID="a1", NAME="Acme", PAYLOAD=None)) == "missing_field"
     deleted = one(DataType.ACCOUNTS, ID="a1", NAME=None, PAYLOAD=None, DELETED=True)
     assert isinstance(deleted, ValidRow) and deleted.deleted
 
