@@ -723,7 +723,8 @@ def _plan_users(
         replayed = replay is not None and row.updated_us is not None and row.updated_us <= replay
         # An e-mail or phone designates its most recently updated holder, which may not be
         # the profile a replayed row went to the first time: its copies count anywhere.
-        by_address = replayed and ident.kind in ("email", "phone")
+        address = ident.kind in ("email", "phone")
+        by_address = replayed and address
         if batch.data_type is DataType.USER_DELETES:
             if pid is not None and not (replayed and profiles.by_id[pid]["updated_at"] > when):
                 # Replayed after a watermark reset, a delete older than the profile's last
@@ -761,6 +762,7 @@ def _plan_users(
                     "time": _time(row.payload["time"]),
                     "properties": row.payload.get("properties") or {},
                     "row_hash": row.row_hash,
+                    "by_address": address,
                     "_replayed": replayed,
                     "_by_address": by_address,
                 }
@@ -777,6 +779,7 @@ def _plan_users(
                     "time": _time(row.payload["time"]),
                     "properties": row.payload.get("properties") or {},
                     "row_hash": row.row_hash,
+                    "by_address": address,
                     "_replayed": replayed,
                     "_by_address": by_address,
                 }
@@ -827,7 +830,13 @@ async def _drop_stored_copies(
     for chunk in _chunks(hashes):
         counted = await s.execute(
             sa.select(model.row_hash, sa.func.count())
-            .where(model.workspace_id == ws, model.row_hash.in_(chunk))
+            # Copies identified by an address (the partial index's rows): a row hash
+            # covers the identifier columns, so another copy was identified the same way.
+            .where(
+                model.workspace_id == ws,
+                model.by_address == sa.true(),
+                model.row_hash.in_(chunk),
+            )
             .group_by(model.row_hash)
         )
         for row_hash, n in counted.all():

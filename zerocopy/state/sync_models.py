@@ -217,6 +217,15 @@ class StoreAlias(Base):
 
 class StoreEvent(Base):
     __tablename__ = "store_event"
+    __table_args__ = (
+        sa.Index(
+            "ix_store_event_address_row_hash",
+            "workspace_id",
+            "row_hash",
+            sqlite_where=sa.text("by_address = 1"),
+            postgresql_where=sa.text("by_address"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -229,10 +238,24 @@ class StoreEvent(Base):
     time: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     row_hash: Mapped[str] = mapped_column(sa.String(32))
+    by_address: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    """Identified by e-mail or phone (the address may move to another profile later). A
+    replay after a watermark reset counts such copies on every profile of the workspace,
+    through the partial ``(workspace_id, row_hash)`` index. Rows of unknown origin (stored
+    before this column) count as such."""
 
 
 class StorePurchase(Base):
     __tablename__ = "store_purchase"
+    __table_args__ = (
+        sa.Index(
+            "ix_store_purchase_address_row_hash",
+            "workspace_id",
+            "row_hash",
+            sqlite_where=sa.text("by_address = 1"),
+            postgresql_where=sa.text("by_address"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(
         sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
@@ -248,6 +271,11 @@ class StorePurchase(Base):
     time: Mapped[datetime]
     properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     row_hash: Mapped[str] = mapped_column(sa.String(32))
+    by_address: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    """Identified by e-mail or phone (the address may move to another profile later). A
+    replay after a watermark reset counts such copies on every profile of the workspace,
+    through the partial ``(workspace_id, row_hash)`` index. Rows of unknown origin (stored
+    before this column) count as such."""
 
 
 class StoreCatalogItem(Base):
