@@ -300,8 +300,10 @@ class BaseAdapter:
     async def _stop(self, handle: QueryHandle, finished: threading.Event) -> None:
         with anyio.CancelScope(shield=True):
             # Best effort: the grace wait below still bounds us if the cancel call fails.
-            with contextlib.suppress(Exception):
-                await anyio.to_thread.run_sync(self._cancel, handle)
+            # The cancel itself is bounded too: against a warehouse that stopped answering its
+            # second connection would wait for the connect timeout.
+            with contextlib.suppress(Exception), anyio.move_on_after(self.CANCEL_GRACE_S):
+                await anyio.to_thread.run_sync(self._cancel, handle, abandon_on_cancel=True)
             # The statement's thread sets a threading.Event, which anyio cannot await.
             until = anyio.current_time() + self.CANCEL_GRACE_S
             while not finished.is_set() and anyio.current_time() < until:  # noqa: ASYNC110
@@ -317,7 +319,10 @@ class BaseAdapter:
         )
 
     async def list_tables(self) -> list[TableInfo]:
-        return await self._call(self._list_tables)
+        """The scope's tables and views, without zerocopy's own ``zc_tmp_`` result tables
+        (in flight or orphaned: they are no table a segment should pick)."""
+        tables = await self._call(self._list_tables)
+        return [t for t in tables if not t.name.lower().startswith(TEMP_TABLE_PREFIX)]
 
     async def materialize(
         self, select_sql: str, table: str, *, deadline: float, tag: QueryTag

@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import itertools
 import re
+import select
 import threading
 import time
 import uuid
@@ -78,6 +79,11 @@ ORDER BY t.table_name
 catalog is read (another run's ``zc_tmp_`` result table) then drops out instead of failing the
 listing with "relation … does not exist" (the name is looked up after the scan's snapshot)."""
 
+_NOT_A_PARTITION = """  AND NOT (c.relispartition AND EXISTS (
+      SELECT 1 FROM pg_catalog.pg_inherits i
+      WHERE i.inhrelid = c.oid AND has_table_privilege(i.inhparent, 'SELECT')))
+"""
+
 _CATALOG_COLUMNS_SQL = """
 SELECT col.table_name, col.column_name, col.data_type, col.is_nullable,
        col_description(c.oid, a.attnum)
@@ -135,6 +141,10 @@ class PostgresLikeAdapter(BaseAdapter):
 
     LATE_BINDING_VIEWS: ClassVar[bool] = False
     """Views may have no columns in ``information_schema`` (Redshift ``WITH NO SCHEMA BINDING``)."""
+
+    PARTITIONS: ClassVar[bool] = False
+    """Declarative partitions exist (``pg_class.relispartition``): a partition is left out of
+    the catalog when its partitioned table is listed (the table to pick is the parent)."""
 
     MATERIALIZED_VIEWS: ClassVar[bool] = False
     """List ``pg_class`` materialized views too (``information_schema`` leaves them out)."""
@@ -255,7 +265,7 @@ class PostgresLikeAdapter(BaseAdapter):
         return batch_rows
 
     def _is_usable(self, conn: Any) -> bool:
-        """Whether a pooled session still looks alive (without a round trip)."""
+        """Whether a pooled session still looks alive (without a round trip; see :func:`stale_socket`)."""
         return True
 
     # ------------------------------------------------------------------ connections
@@ -401,13 +411,23 @@ class PostgresLikeAdapter(BaseAdapter):
         )
 
     def _ident(self, name: str) -> str:
-        return exp.to_identifier(name).sql(dialect=self.SQLGLOT_DIALECT)
+        """``name`` as the warehouse reads it back: bare only when folding leaves it unchanged
+        (``MixedCase`` or ``with space`` are quoted, or a GRANT would name another object)."""
+        if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
+            return name
+        return exp.to_identifier(name, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
 
     def _list_tables(self) -> list[TableInfo]:
         schema = self.config.scope.schema
         with self._session() as conn:
             self._check_scope(conn)
-            tables = self._query(conn, _CATALOG_TABLES_SQL, (schema,))
+            tables = self._query(
+                conn,
+                _CATALOG_TABLES_SQL.replace("ORDER BY", _NOT_A_PARTITION + "ORDER BY")
+                if self.PARTITIONS
+                else _CATALOG_TABLES_SQL,
+                (schema,),
+            )
             columns: dict[str, list[ColumnInfo]] = {}
             for table, name, data_type, nullable, description in self._query(
                 conn, _CATALOG_COLUMNS_SQL, (schema,)
@@ -699,6 +719,7 @@ class PostgresLikeAdapter(BaseAdapter):
         text = template.format(
             msg=message, kind=self.KIND, user=self.user, schema=self.config.scope.schema,
             database=self.database, name=_object_name(message) or "?",
+            name_ident=self._ident(_object_name(message) or "?"),
             user_ident=self._ident(self.user), schema_ident=self._ident(self.config.scope.schema),
         )  # fmt: skip
         return ZerocopyError(code, text, details=details)
@@ -731,7 +752,7 @@ _BY_MESSAGE: tuple[tuple[str, str, str], ...] = (
     (r"permission denied for schema", errors.PERMISSION_DENIED,
      "user {user!r} lacks USAGE or CREATE on schema {schema!r}: run GRANT USAGE, CREATE ON SCHEMA {schema_ident} TO {user_ident} ({msg})"),
     (r"permission denied for (?:table|relation|view|sequence)", errors.PERMISSION_DENIED,
-     "user {user!r} may not read {name!r}: run GRANT SELECT ON {schema_ident}.{name} TO {user_ident} ({msg})"),
+     "user {user!r} may not read {name!r}: run GRANT SELECT ON {schema_ident}.{name_ident} TO {user_ident} ({msg})"),
     (r"permission denied|must be owner", errors.PERMISSION_DENIED,
      "user {user!r} lacks a privilege: {msg}"),
     (r"password authentication failed|authentication failed", errors.AUTH_FAILED,
@@ -744,8 +765,13 @@ _BY_MESSAGE: tuple[tuple[str, str, str], ...] = (
      "schema {schema!r} does not exist: create it or fix the source's scope ({msg})"),
     (r"statement timeout", errors.TIMED_OUT,
      "the statement ran past the source's max runtime and was stopped ({msg})"),
+    (r"server socket closed|broken ?pipe|terminating connection|server closed the connection"
+     r"|connection (?:is|was|already) closed|consuming input failed|ran out of data",
+     errors.UNREACHABLE,
+     "lost the connection to the {kind} warehouse (the server ended the session or went away); "
+     "retry the run ({msg})"),
     (r"connection refused|could not translate host name|name or service not known|no route to host"
-     r"|timeout expired|timed out|communication error|could not connect|server closed the connection"
+     r"|timeout expired|timed out|communication error|could not connect"
      r"|connection to server .* failed|network is unreachable|connection reset",
      errors.UNREACHABLE,
      "cannot reach the {kind} warehouse: check host, port, firewall and SSH tunnel ({msg})"),
@@ -771,8 +797,15 @@ def _classify(sqlstate: str | None, message: str) -> tuple[str, str] | None:
 
 
 def _object_name(message: str) -> str | None:
-    match = re.search(r'for (?:table|relation|view|sequence) "?([^"\s]+)"?', message)
-    return match.group(1) if match else None
+    """The object a "permission denied for table X" names: PostgreSQL writes X unquoted to the
+    end of the line, so a name with spaces or dots is all of it (older servers quote it)."""
+    match = re.search(
+        r'for (?:table|relation|view|materialized view|sequence) (?:"([^"]+)"|(.+?))\s*$',
+        message.splitlines()[0] if message else "",
+    )
+    if not match:
+        return None
+    return match.group(1) or match.group(2)
 
 
 def _oid(column_description: Sequence[Any]) -> int | None:
@@ -809,6 +842,22 @@ def _to_array(values: list[Any], oid: int | None) -> pa.Array:
         return pa.array(text, type=pa.string())
 
 
+def stale_socket(fd: int) -> bool:
+    """Whether an idle session's socket has something to read, i.e. it is stale.
+
+    An idle autocommit session is sent nothing unless it is going away: a terminated backend
+    (``pg_terminate_backend``, a restart, ``idle_session_timeout``) sends its FATAL error and
+    closes, a dead proxy or bastion closes the socket. Either makes the socket readable, so a
+    pooled session is replaced before a run gets it instead of failing that run with a stale
+    connection error. (A silent network drop shows nothing here; keepalives and the deadline
+    cover it.)
+    """
+    if fd < 0:
+        return True
+    readable, _, _ = select.select([fd], [], [], 0)
+    return bool(readable)
+
+
 def _close_quietly(conn: Any) -> None:
     with contextlib.suppress(Exception):
         conn.close()
@@ -819,4 +868,6 @@ def cursor_name() -> str:
     return f"zc_cur_{uuid.uuid4().hex[:16]}"
 
 
-__all__ = ["TEMP_TABLE_PREFIX", "PostgresLikeAdapter", "RunningStatement", "cursor_name"]
+__all__ = [
+    "TEMP_TABLE_PREFIX", "PostgresLikeAdapter", "RunningStatement", "cursor_name", "stale_socket"
+]  # fmt: skip

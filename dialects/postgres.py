@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.string import TextLoader
 
-from dialects.pglike import PostgresLikeAdapter, RunningStatement, cursor_name
+from dialects.pglike import PostgresLikeAdapter, RunningStatement, cursor_name, stale_socket
 from dialects.protocol import QueryHandle
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
@@ -23,11 +23,15 @@ class PostgresAdapter(PostgresLikeAdapter):
     """A PostgreSQL database; the scope is a schema in the connection's database."""
 
     KIND = "postgres"
-    ID_ORDER = '{col} COLLATE "C"'  # byte order whatever the database's locale
+    # Byte order of the ids' text form whatever the database's locale, and whatever the id
+    # column's type (COLLATE alone fails on a bigint/numeric/uuid column; the engine compares
+    # ids as text). A text column's cast to text is a no-op.
+    ID_ORDER = 'CAST({col} AS text) COLLATE "C"'
     SQLGLOT_DIALECT = "postgres"
     DEFAULT_PORT = 5432
     REUSABLE = True
     MATERIALIZED_VIEWS = True
+    PARTITIONS = True
     MAX_IDLE_CONNECTIONS = 4  # the default per-source limit: a kept adapter reconnects rarely
 
     DEFAULT_SSLMODE = "prefer"
@@ -84,7 +88,12 @@ class PostgresAdapter(PostgresLikeAdapter):
             cur.close()
 
     def _is_usable(self, conn: Any) -> bool:
-        return not (conn.closed or conn.broken)
+        if conn.closed or conn.broken:
+            return False
+        try:
+            return not stale_socket(conn.fileno())
+        except Exception:
+            return False
 
     def _error_fields(self, exc: BaseException) -> tuple[str | None, str]:
         sqlstate = getattr(exc, "sqlstate", None)

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import redshift_connector
 
-from dialects.pglike import PostgresLikeAdapter, cursor_name
+from dialects.pglike import PostgresLikeAdapter, cursor_name, stale_socket
 from dialects.protocol import ColumnInfo
 
 _LATE_BINDING_SQL = """
@@ -32,7 +32,7 @@ class RedshiftAdapter(PostgresLikeAdapter):
 
     KIND = "redshift"
     # Redshift has no locale collations: VARCHAR sorts by bytes (COLLATE "C" is not accepted).
-    ID_ORDER = "{col}"
+    ID_ORDER = "CAST({col} AS VARCHAR)"  # byte order of the text form, whatever the type
     SQLGLOT_DIALECT = "redshift"
     DEFAULT_PORT = 5439
     LATE_BINDING_VIEWS = True
@@ -68,6 +68,15 @@ class RedshiftAdapter(PostgresLikeAdapter):
         if fields is not None:
             return fields.get("C"), str(fields.get("M") or exc)
         return None, " ".join(str(a) for a in exc.args) or type(exc).__name__
+
+    def _is_usable(self, conn: Any) -> bool:
+        sock = getattr(conn, "_usock", None)
+        if sock is None:
+            return True
+        try:
+            return not stale_socket(sock.fileno())
+        except Exception:
+            return False
 
     def _fetch_rows(self, batch_rows: int) -> int:
         cap = int(self.config.settings.get("max_fetch_rows") or self.MAX_FETCH_ROWS)
