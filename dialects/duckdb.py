@@ -50,6 +50,9 @@ class _Instance:
 
     con: duckdb.DuckDBPyConnection
     read_only: bool
+    identity: tuple[int, int] | None = None
+    """(device, inode) of the file when it was opened: DuckDB keeps using an open file that
+    was deleted, moved or replaced, so each statement checks the path still leads to it."""
     users: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     """Serialises calls on ``con`` itself: a DuckDB connection refuses concurrent calls."""
@@ -67,6 +70,11 @@ def _acquire(path: str, read_only: bool) -> _Instance:
     """Open (or share) the database at ``path``; the caller must :func:`_release` it."""
     with _INSTANCES_LOCK:
         inst = _INSTANCES.get(path)
+        if inst is not None and inst.identity != _identity(path) and os.path.isfile(path):
+            # The file was replaced since the instance opened it: new adapters open the new
+            # file; the old instance's holders fail its check and release it.
+            del _INSTANCES[path]
+            inst = None
         if inst is None:
             # A read-write connect would silently create an empty file for a mistyped path.
             if not os.path.isfile(path):
@@ -81,7 +89,7 @@ def _acquire(path: str, read_only: bool) -> _Instance:
             # not as connect config, so other in-process users of the file are not refused;
             # DuckDB refuses turning it back on.
             con.execute("SET enable_external_access = false")
-            inst = _Instance(con, read_only)
+            inst = _Instance(con, read_only, _identity(path))
             _INSTANCES[path] = inst
         elif inst.read_only and not read_only:
             raise ZerocopyError(
@@ -94,12 +102,35 @@ def _acquire(path: str, read_only: bool) -> _Instance:
         return inst
 
 
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _check_still_there(path: str, inst: _Instance) -> None:
+    """``scope_not_found`` when ``path`` no longer leads to the file the instance has open."""
+    now = _identity(path)
+    if inst.identity is not None and now == inst.identity:
+        return
+    what = "was deleted or moved" if now is None else "was replaced by another file"
+    raise ZerocopyError(
+        errors.SCOPE_NOT_FOUND,
+        f"DuckDB file {path!r} {what} since zerocopy opened it; restore it (or point the "
+        "source's 'path' setting at the new location) and test the source again",
+        details={"warehouse": "duckdb", "path": path},
+    )
+
+
 def _release(path: str, inst: _Instance) -> None:
     """Drop one reference; the last one closes the file so other processes may open it."""
     with _INSTANCES_LOCK:
         inst.users -= 1
-        if inst.users <= 0 and _INSTANCES.get(path) is inst:
-            del _INSTANCES[path]
+        if inst.users <= 0:
+            if _INSTANCES.get(path) is inst:  # else replaced by the instance of a new file
+                del _INSTANCES[path]
             # A statement abandoned after the cancel grace still runs on one of its cursors:
             # close() then refuses, and DuckDB frees the file when that cursor finishes.
             with inst.lock, contextlib.suppress(duckdb.Error):
@@ -160,7 +191,9 @@ class DuckDBAdapter(BaseAdapter):
     """The embedded default: a DuckDB database file."""
 
     KIND: ClassVar[str] = "duckdb"
-    ID_ORDER: ClassVar[str | None] = '{col} COLLATE "binary"'  # byte-wise
+    # Byte-wise order of the ids' text form, whatever the column's type (COLLATE only
+    # applies to VARCHAR; the engine compares ids as text).
+    ID_ORDER: ClassVar[str | None] = 'CAST({col} AS VARCHAR) COLLATE "binary"'
     SQLGLOT_DIALECT: ClassVar[str] = "duckdb"
 
     SUPPORTS_SERVER_TIMEOUT: ClassVar[bool] = True
@@ -261,7 +294,9 @@ class DuckDBAdapter(BaseAdapter):
         with self._lock:
             if self._inst is None:
                 self._inst = _acquire(self.path, self.read_only)
-            return self._inst
+            inst = self._inst
+        _check_still_there(self.path, inst)
+        return inst
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         """A fresh connection to the shared database for one statement (thread-safe)."""
