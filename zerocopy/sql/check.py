@@ -1298,9 +1298,7 @@ class _Check:
             return
         if hardening.value_table(self, query):
             return
-        if "pivot" in self.text.lower() and star_names.pivot_group_decides_id(
-            self, self.root, wanted
-        ):
+        if star_names.pivot_group_decides_id(self, self.root, wanted):
             return
         selects = query.selects
         if any(s.is_star for s in selects):
