@@ -28,8 +28,9 @@ from api.controllers.segments import SegmentController
 from api.controllers.sources import SourceController
 from api.controllers.syncs import SyncController, SyncRunController
 from api.controllers.workspaces import WorkspaceController
-from api.deps import provide_caller, provide_runtime, provide_session
+from api.deps import authenticate_v1, provide_caller, provide_runtime, provide_session
 from api.errors import EXCEPTION_HANDLERS
+from api.schemas.common import StrictStructSchemaPlugin
 from zerocopy.logging import configure_logging
 from zerocopy.scheduling.service import open_scheduling
 from zerocopy.services.context import open_runtime
@@ -90,6 +91,7 @@ def create_app(settings: Any = None) -> Litestar:
             readiness,
         ],
         middleware=[member_read_middleware],
+        guards=[authenticate_v1],
         dependencies={
             "runtime": Provide(provide_runtime, sync_to_thread=False),
             "session": Provide(provide_session),
@@ -97,6 +99,7 @@ def create_app(settings: Any = None) -> Litestar:
         },
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
+        plugins=[StrictStructSchemaPlugin()],
         lifespan=[lifespan],
         # Logging is zerocopy's structlog setup (zerocopy.logging), not Litestar's default.
         logging_config=None,

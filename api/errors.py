@@ -10,7 +10,9 @@ import re
 from typing import Any
 
 from litestar import Request, Response
+from litestar.connection import ASGIConnection
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import IntegrityError
@@ -111,6 +113,8 @@ def zerocopy_error_handler(request: Request[Any, Any, Any], exc: ZerocopyError) 
     return Response(
         error_body(exc.code, exc.message, line=exc.line, column=exc.column, details=exc.details),
         status_code=status,
+        # RFC 9110: a 401 names the scheme the client should use.
+        headers={"WWW-Authenticate": 'Bearer realm="zerocopy"'} if status == 401 else None,
     )
 
 
@@ -208,6 +212,59 @@ ERROR_RESPONSES: dict[int, ResponseSpec] = {
         409: "conflict, refresh_in_progress, sync_in_progress, credential_in_use, "
         "source_in_use, source_not_active ...",
         422: "a rule refused the request: SQL check codes, invalid_credential, warehouse codes",
+        500: "internal_error: a bug; the server log has the details (nothing is leaked)",
     }.items()
 }
 """Documented on every ``/v1`` operation (replaces Litestar's default 400 schema)."""
+
+WAREHOUSE_ERROR_RESPONSES: dict[int, ResponseSpec] = ERROR_RESPONSES | {
+    status: ResponseSpec(ErrorResponse, description=description, generate_examples=False)
+    for status, description in {
+        502: "unreachable, warehouse_error: the warehouse could not be reached or failed",
+        503: "warehouse_busy: the warehouse refused for load; retry later",
+        504: "timed_out: the warehouse did not answer within the source's max runtime",
+    }.items()
+}
+"""Operations that talk to the warehouse while the caller waits (connection test, key test)."""
+
+
+_QUERY_NAMES = "zerocopy_query_names"
+
+
+def _query_names(handler: BaseRouteHandler, path_params: set[str]) -> frozenset[str]:
+    """The query parameters ``handler`` takes (computed once, kept in its ``opt``)."""
+    cached = handler.opt.get(_QUERY_NAMES)
+    if not isinstance(cached, frozenset):
+        # Only the names of the path parameters matter to what the model expects in the query.
+        names: dict[str, Any] = dict.fromkeys(path_params)
+        model = handler.create_kwargs_model(path_parameters=names)
+        cached = frozenset(p.field_alias for p in model.expected_query_params)
+        handler.opt[_QUERY_NAMES] = cached
+    return cached
+
+
+async def refuse_unknown_query_params(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """Guard: a query parameter the route does not take is ``validation_error`` naming it,
+    never silently ignored (``?offset=10`` or ``?sort=name`` would otherwise return page one
+    in the default order, as if they had worked)."""
+    known = _query_names(handler, set(connection.path_params))
+    unknown = sorted(set(connection.query_params) - known)
+    if unknown:
+        allowed = ", ".join(sorted(known)) or "none"
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"unknown query parameter {shown(unknown[0])!r}; this route takes: {allowed}",
+            details={
+                "field": shown(unknown[0]),
+                "reason": "unknown_field",
+                "allowed": sorted(known),
+            },
+        )
+
+
+def shown(text: str, limit: int = 64) -> str:
+    """User text as an error message repeats it: short, control characters escaped."""
+    cut = text if len(text) <= limit else text[:limit] + "…"
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in cut)

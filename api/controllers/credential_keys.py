@@ -6,7 +6,7 @@ from litestar import Controller, get, post
 from litestar.params import FromPath, JSONBody, Parameter
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, WAREHOUSE_ERROR_RESPONSES, refuse_unknown_query_params
 from api.openapi import OptionalBodyOperation
 from api.schemas.credential_keys import (
     CredentialKeyRead,
@@ -54,6 +54,7 @@ def key_read(state: KeyState) -> CredentialKeyRead:
 
 class CredentialKeyController(Controller):
     path = "/v1/credentials/{credential_id:str}"
+    guards = [refuse_unknown_query_params]
     tags = ["credentials"]
 
     @get("/key", operation_id="getCredentialKey", responses=ERROR_RESPONSES)
@@ -99,7 +100,7 @@ class CredentialKeyController(Controller):
         "/key/rotation/test",
         operation_id="testKeyRotation",
         operation_class=OptionalBodyOperation,
-        responses=ERROR_RESPONSES,
+        responses=WAREHOUSE_ERROR_RESPONSES,
         status_code=200,
     )
     async def test(

@@ -8,7 +8,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.controllers.credential_keys import key_read
 from api.deps import CallerDep, RuntimeDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, refuse_unknown_query_params
 from api.schemas.credentials import CredentialCreate, CredentialRead, CredentialUpdate
 from api.views import credential_read
 from zerocopy.services import credentials, warehouse_keys
@@ -23,6 +23,7 @@ def _read(runtime: RuntimeDep, cred: Credential) -> CredentialRead:
 
 class CredentialController(Controller):
     path = "/v1/credentials"
+    guards = [refuse_unknown_query_params]
     tags = ["credentials"]
 
     @post(operation_id="createCredential", responses=ERROR_RESPONSES)

@@ -6,6 +6,7 @@ from litestar import Controller, get
 from litestar.params import FromPath, Parameter
 
 from api.deps import CallerDep, SessionDep
+from api.errors import ERROR_RESPONSES, refuse_unknown_query_params
 from api.schemas.profiles import (
     AccountRead,
     CatalogItemRead,
@@ -18,9 +19,10 @@ from zerocopy.services import profiles
 
 class ProfileController(Controller):
     path = "/v1"
+    guards = [refuse_unknown_query_params]
     tags = ["profiles"]
 
-    @get("/profiles", operation_id="findProfile")
+    @get("/profiles", operation_id="findProfile", responses=ERROR_RESPONSES)
     async def find(
         self,
         caller: CallerDep,
@@ -45,14 +47,18 @@ class ProfileController(Controller):
         )
         return ProfileRead(**found)
 
-    @get("/profiles/{profile_id:str}", operation_id="getProfile")
+    @get("/profiles/{profile_id:str}", operation_id="getProfile", responses=ERROR_RESPONSES)
     async def get_one(
         self, caller: CallerDep, session: SessionDep, profile_id: FromPath[str]
     ) -> ProfileRead:
         """One profile by its id."""
         return ProfileRead(**await profiles.get_profile(session, caller.workspace_id, profile_id))
 
-    @get("/profiles/{profile_id:str}/events", operation_id="listProfileEvents")
+    @get(
+        "/profiles/{profile_id:str}/events",
+        operation_id="listProfileEvents",
+        responses=ERROR_RESPONSES,
+    )
     async def events(
         self,
         caller: CallerDep,
@@ -64,7 +70,11 @@ class ProfileController(Controller):
         found = await profiles.list_events(session, caller.workspace_id, profile_id, limit=limit)
         return [EventRead(**e) for e in found]
 
-    @get("/profiles/{profile_id:str}/purchases", operation_id="listProfilePurchases")
+    @get(
+        "/profiles/{profile_id:str}/purchases",
+        operation_id="listProfilePurchases",
+        responses=ERROR_RESPONSES,
+    )
     async def purchases(
         self,
         caller: CallerDep,
@@ -76,7 +86,9 @@ class ProfileController(Controller):
         found = await profiles.list_purchases(session, caller.workspace_id, profile_id, limit=limit)
         return [PurchaseRead(**p) for p in found]
 
-    @get("/catalogs/{catalog:str}/items", operation_id="listCatalogItems")
+    @get(
+        "/catalogs/{catalog:str}/items", operation_id="listCatalogItems", responses=ERROR_RESPONSES
+    )
     async def catalog_items(
         self,
         caller: CallerDep,
@@ -91,7 +103,7 @@ class ProfileController(Controller):
         )
         return [CatalogItemRead(**i) for i in found]
 
-    @get("/accounts", operation_id="listAccounts")
+    @get("/accounts", operation_id="listAccounts", responses=ERROR_RESPONSES)
     async def accounts(
         self,
         caller: CallerDep,

@@ -6,7 +6,7 @@ from litestar import Controller, get, post
 from litestar.params import FromPath
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, refuse_unknown_query_params
 from api.schemas.runs import RunRead
 from api.views import run_reads
 from zerocopy.services import segments
@@ -14,6 +14,7 @@ from zerocopy.services import segments
 
 class RunController(Controller):
     path = "/v1/runs"
+    guards = [refuse_unknown_query_params]
     tags = ["runs"]
 
     @get("/{run_id:str}", operation_id="getRun", responses=ERROR_RESPONSES)

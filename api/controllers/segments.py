@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, WAREHOUSE_ERROR_RESPONSES, refuse_unknown_query_params
 from api.schemas.runs import RunRead
 from api.schemas.segments import (
     MemberCheck,
     MemberPage,
+    SegmentCheckRead,
     SegmentCreate,
     SegmentRead,
     SegmentUpdate,
@@ -24,10 +26,14 @@ from zerocopy.services import cost, segments
 
 class SegmentController(Controller):
     path = "/v1/segments"
+    guards = [refuse_unknown_query_params]
     tags = ["segments"]
 
     @post(
-        "/validate", operation_id="validateSegmentSql", responses=ERROR_RESPONSES, status_code=200
+        "/validate",
+        operation_id="validateSegmentSql",
+        responses=WAREHOUSE_ERROR_RESPONSES,
+        status_code=200,
     )
     async def validate(
         self,
@@ -35,7 +41,7 @@ class SegmentController(Controller):
         session: SessionDep,
         runtime: RuntimeDep,
         data: JSONBody[SegmentValidate],
-    ) -> dict[str, Any]:
+    ) -> SegmentCheckRead:
         """Check SQL against the source's catalog; the result of ``check_segment_sql``, as is."""
         result = await segments.validate_sql(
             session,
@@ -53,7 +59,7 @@ class SegmentController(Controller):
                 session, runtime, caller.workspace_id, data.source_id, result
             )
         )
-        return out
+        return msgspec.convert(out, SegmentCheckRead)
 
     @post(operation_id="createSegment", responses=ERROR_RESPONSES)
     async def create(

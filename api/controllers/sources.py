@@ -6,7 +6,7 @@ from litestar import Controller, delete, get, patch, post
 from litestar.params import FromPath, JSONBody, Parameter
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, WAREHOUSE_ERROR_RESPONSES, refuse_unknown_query_params
 from api.schemas.sources import (
     SourceCreate,
     SourceRead,
@@ -21,6 +21,7 @@ from zerocopy.services import catalog, sources
 
 class SourceController(Controller):
     path = "/v1/sources"
+    guards = [refuse_unknown_query_params]
     tags = ["sources"]
 
     @post(operation_id="createSource", responses=ERROR_RESPONSES)
@@ -80,7 +81,7 @@ class SourceController(Controller):
     @post(
         "/{source_id:str}/test",
         operation_id="testSource",
-        responses=ERROR_RESPONSES,
+        responses=WAREHOUSE_ERROR_RESPONSES,
         status_code=200,
     )
     async def test(

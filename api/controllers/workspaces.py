@@ -6,7 +6,7 @@ from litestar import Controller, get, patch
 from litestar.params import JSONBody
 
 from api.deps import CallerDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, refuse_unknown_query_params
 from api.schemas.workspaces import WorkspaceRead, WorkspaceUpdate
 from api.views import workspace_read
 from zerocopy.services import workspaces
@@ -14,6 +14,7 @@ from zerocopy.services import workspaces
 
 class WorkspaceController(Controller):
     path = "/v1/workspace"
+    guards = [refuse_unknown_query_params]
     tags = ["workspace"]
 
     @get(operation_id="getWorkspace", responses=ERROR_RESPONSES)

@@ -16,6 +16,41 @@ class SegmentValidate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     id_column: str = "external_user_id"
 
 
+class SqlIssueRead(msgspec.Struct, kw_only=True):
+    """One problem the SQL check found, with its position when the parser knows it."""
+
+    code: str
+    message: str
+    line: int | None
+    column: int | None
+
+
+class EstimateError(msgspec.Struct, kw_only=True):
+    """Why the warehouse's dry run gave no estimate (the check result stands)."""
+
+    code: str
+    message: str
+
+
+class SegmentCheckRead(msgspec.Struct, kw_only=True):
+    """``check_segment_sql(...).to_dict()`` plus the warehouse's dry-run estimate.
+
+    ``errors`` lists every issue, ordered by code then position; ``sql``/``ids_sql`` are the
+    query in the warehouse's dialect (``null`` when invalid). ``estimated_bytes`` is BigQuery's
+    dry run (``null`` elsewhere); ``estimate_error`` appears only when that dry run failed.
+    """
+
+    valid: bool
+    errors: list[SqlIssueRead]
+    sql: str | None
+    ids_sql: str | None
+    tables: list[str]
+    dialect: str
+    target: str
+    estimated_bytes: int | None = None
+    estimate_error: EstimateError | msgspec.UnsetType = msgspec.UNSET
+
+
 class SegmentCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """A new segment; its SQL must pass the check. ``dialect`` defaults to the warehouse's."""
 
