@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -13,14 +14,51 @@ from zerocopy.errors import ZerocopyError
 M = TypeVar("M")
 
 
-async def get_scoped(session: AsyncSession, model: type[M], workspace_id: str, obj_id: str) -> M:
-    """``model`` row ``obj_id`` of ``workspace_id``; ``not_found`` for any other workspace's."""
-    row = await session.get(model, obj_id)
+MAX_ID_LENGTH = 64
+"""Longer than any id we hand out (uuid4 strings are 36): such an id is not looked up."""
+
+
+def shown_id(obj_id: str) -> str:
+    """An id as messages show it: at most :data:`MAX_ID_LENGTH` characters, control
+    characters escaped (a 5,000-character or NUL-laden path segment is not echoed whole)."""
+    text = obj_id if len(obj_id) <= MAX_ID_LENGTH else obj_id[:MAX_ID_LENGTH] + "…"
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
+
+
+def _plausible_id(obj_id: Any) -> bool:
+    return (
+        isinstance(obj_id, str)
+        and 0 < len(obj_id) <= MAX_ID_LENGTH
+        and obj_id.isprintable()
+        and obj_id.strip() == obj_id
+    )
+
+
+async def get_scoped(
+    session: AsyncSession,
+    model: type[M],
+    workspace_id: str,
+    obj_id: str,
+    *,
+    field: str | None = None,
+) -> M:
+    """``model`` row ``obj_id`` of ``workspace_id``; ``not_found`` for any other workspace's.
+
+    Another workspace's id gets exactly the answer of an id that never existed. An id that
+    cannot be one of ours (too long, blank, control characters such as NUL, which PostgreSQL
+    refuses in text) is ``not_found`` without a query. ``field`` names the request field the
+    id came from (``credential_id``...), when it came from a body rather than the path.
+    """
+    row = await session.get(model, obj_id) if _plausible_id(obj_id) else None
     if row is None or getattr(row, "workspace_id", None) != workspace_id:
         kind = getattr(model, "__tablename__", model.__name__).replace("_", " ")
-        raise ZerocopyError(
-            errors.NOT_FOUND, f"{kind} {obj_id} not found", details={"id": obj_id, "kind": kind}
-        )
+        shown = shown_id(str(obj_id))
+        details: dict[str, Any] = {"id": shown, "kind": kind}
+        where = ""
+        if field is not None:
+            details["field"] = field
+            where = f" (field {field!r})"
+        raise ZerocopyError(errors.NOT_FOUND, f"{kind} {shown} not found{where}", details=details)
     return row
 
 
@@ -34,16 +72,55 @@ async def list_scoped(
     return list((await session.scalars(stmt)).all())
 
 
+def _control_character(text: str) -> str | None:
+    """The first control character of ``text`` (NUL, BEL, ESC...; not tab/newline), as U+XXXX."""
+    for char in text:
+        if unicodedata.category(char) == "Cc" and char not in "\t\n\r":
+            return f"U+{ord(char):04X}"
+    return None
+
+
 def check_name(name: str | None, what: str) -> str:
-    """A trimmed, non-empty name of at most 200 characters."""
+    """A trimmed, non-empty name of at most 200 characters, without control characters."""
     cleaned = (name or "").strip()
     if not cleaned or len(cleaned) > 200:
         raise ZerocopyError(
             errors.VALIDATION_ERROR,
-            f"a {what} name must be 1-200 characters",
-            details={"field": "name"},
+            f"a {what} name must be 1-200 characters"
+            + (f", got {len(cleaned)}" if cleaned else ", got an empty or blank one"),
+            details={"field": "name", "reason": "invalid_value"},
+        )
+    bad = _control_character(cleaned) or (
+        "a line break" if any(c in cleaned for c in "\t\n\r") else None
+    )
+    if bad:
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"a {what} name must not contain control characters; found {bad}",
+            details={"field": "name", "reason": "invalid_value"},
         )
     return cleaned
+
+
+def check_text(value: str | None, field: str, *, max_length: int) -> str | None:
+    """Free text (a description): at most ``max_length`` characters, no NUL or other control
+    characters except tab and line breaks."""
+    if value is None:
+        return None
+    if len(value) > max_length:
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"{field} must be at most {max_length:,} characters, got {len(value):,}",
+            details={"field": field, "reason": "invalid_value"},
+        )
+    bad = _control_character(value)
+    if bad:
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"{field} must not contain control characters; found {bad}",
+            details={"field": field, "reason": "invalid_value"},
+        )
+    return value
 
 
 async def ensure_unique_name(

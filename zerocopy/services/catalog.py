@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialects.protocol import Scope
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
-from zerocopy.services._common import get_scoped
+from zerocopy.services._common import get_scoped, shown_id
 from zerocopy.state.models import CatalogTable, Source
 
 
@@ -32,11 +32,37 @@ def _matches(table: CatalogTable, needle: str) -> bool:
     return any(needle in text.lower() for text in haystack)
 
 
+async def require_tested_catalog(session: AsyncSession, source: Source) -> None:
+    """``source_not_active`` unless the source has a catalog from a successful test of its
+    current credential and scope: ``active``, or ``error`` after a failed re-test (the last
+    good catalog stays). A ``draft`` (never tested, or credential or scope changed since) or a
+    source whose only tests failed has none: an empty list would read as "no tables"."""
+    from zerocopy.state.models import SourceStatus
+
+    tested = source.last_test_at is not None and source.status != SourceStatus.DRAFT
+    if tested and source.status != SourceStatus.ACTIVE:
+        stmt = sa.select(CatalogTable.id).where(CatalogTable.source_id == source.id).limit(1)
+        tested = (await session.execute(stmt)).first() is not None
+    if not tested:
+        raise ZerocopyError(
+            errors.SOURCE_NOT_ACTIVE,
+            f"source {source.name!r} has no tested catalog yet; test it first "
+            f"(POST /v1/sources/{source.id}/test)",
+            details={"source_id": source.id, "status": source.status},
+        )
+
+
+async def _catalog_source(session: AsyncSession, workspace_id: str, source_id: str) -> Source:
+    source = await get_scoped(session, Source, workspace_id, source_id)
+    await require_tested_catalog(session, source)
+    return source
+
+
 async def list_tables(
     session: AsyncSession, workspace_id: str, source_id: str, *, search: str | None = None
 ) -> list[CatalogTable]:
     """The source's tables and views, filtered by ``search`` when given."""
-    source = await get_scoped(session, Source, workspace_id, source_id)
+    source = await _catalog_source(session, workspace_id, source_id)
     tables = await _tables(session, source.id)
     needle = (search or "").strip().lower()
     return [t for t in tables if _matches(t, needle)] if needle else tables
@@ -46,16 +72,16 @@ async def get_table(
     session: AsyncSession, workspace_id: str, source_id: str, name: str
 ) -> CatalogTable:
     """One table by name (case-insensitive; ``schema.table`` also accepted)."""
-    source = await get_scoped(session, Source, workspace_id, source_id)
+    source = await _catalog_source(session, workspace_id, source_id)
     wanted = name.lower()
     for table in await _tables(session, source.id):
         if table.name.lower() == wanted or f"{table.schema}.{table.name}".lower() == wanted:
             return table
     raise ZerocopyError(
         errors.NOT_FOUND,
-        f"table {name!r} is not in the catalog of source {source.name!r}; "
+        f"table {shown_id(name)!r} is not in the catalog of source {source.name!r}; "
         "test the source again if it was created since",
-        details={"table": name, "source_id": source.id},
+        details={"table": shown_id(name), "source_id": source.id},
     )
 
 

@@ -37,8 +37,29 @@ def _check_fields(kind: str, settings: Any, secrets: Any) -> tuple[dict[str, Any
         raise ZerocopyError(
             errors.VALIDATION_ERROR, "'secrets' must be a JSON object of string values"
         )
+    for field, value in [*_leaves(settings, ""), *secrets.items()]:
+        if (isinstance(value, str) and "\x00" in value) or "\x00" in field:
+            shown = field.replace("\x00", "\\u0000")  # the name only, never a value
+            raise ZerocopyError(
+                errors.INVALID_CREDENTIAL,
+                f"credential field {shown!r} contains a NUL character, which no warehouse "
+                "setting or secret can hold",
+                details={"field": shown},
+            )
     kind_class(kind).check_credential(settings, secrets)
     return settings, secrets
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, Any]]:
+    """``(dotted.path, value)`` of every scalar in nested settings."""
+    if isinstance(value, dict):
+        out: list[tuple[str, Any]] = []
+        for key, inner in value.items():
+            out.extend(_leaves(inner, f"{path}.{key}" if path else str(key)))
+        return out
+    if isinstance(value, list):
+        return [leaf for i, inner in enumerate(value) for leaf in _leaves(inner, f"{path}[{i}]")]
+    return [(path, value)]
 
 
 EXPIRY_WARNING_DAYS = 30
@@ -190,26 +211,35 @@ async def update_credential(
 
 
 async def delete_credential(session: AsyncSession, workspace_id: str, credential_id: str) -> None:
-    """Delete a credential; ``credential_in_use`` while a source uses it."""
-    cred = await get_scoped(session, Credential, workspace_id, credential_id)
-    users = (
-        await session.scalars(sa.select(Source.id).where(Source.credential_id == cred.id))
-    ).all()
-    if users:
-        raise ZerocopyError(
-            errors.CREDENTIAL_IN_USE,
-            f"credential {cred.name!r} is used by {len(users)} source(s); "
-            "delete them or move them to another credential first",
-            details={"source_ids": list(users)},
-        )
+    """Delete a credential; ``credential_in_use`` while a source or sync uses it, naming them
+    (``details.source_ids`` and ``details.sync_ids``, both always present)."""
     from zerocopy.state.sync_models import Sync  # file-storage syncs hold a credential directly
 
-    syncs = (await session.scalars(sa.select(Sync.id).where(Sync.credential_id == cred.id))).all()
-    if syncs:
+    cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    sources = (
+        await session.execute(
+            sa.select(Source.id, Source.name)
+            .where(Source.credential_id == cred.id)
+            .order_by(Source.name)
+        )
+    ).all()
+    syncs = (
+        await session.execute(
+            sa.select(Sync.id, Sync.name).where(Sync.credential_id == cred.id).order_by(Sync.name)
+        )
+    ).all()
+    if sources or syncs:
+        users = [f"source {name!r}" for _, name in sources]
+        users += [f"sync {name!r}" for _, name in syncs]
+        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
         raise ZerocopyError(
             errors.CREDENTIAL_IN_USE,
-            f"credential {cred.name!r} is used by {len(syncs)} sync(s); delete them first",
-            details={"sync_ids": list(syncs)},
+            f"credential {cred.name!r} is used by {shown}; delete those or move them to "
+            "another credential first",
+            details={
+                "source_ids": [sid for sid, _ in sources],
+                "sync_ids": [sid for sid, _ in syncs],
+            },
         )
     await session.delete(cred)
     await session.commit()

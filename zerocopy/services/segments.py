@@ -12,8 +12,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from dialects.registry import adapter_class
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
-from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
-from zerocopy.services.catalog import catalog_mapping
+from zerocopy.services._common import (
+    check_name,
+    check_text,
+    ensure_unique_name,
+    get_scoped,
+    list_scoped,
+    shown_id,
+)
+from zerocopy.services.catalog import catalog_mapping, require_tested_catalog
 from zerocopy.state.models import (
     RefreshRun,
     RunStatus,
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
     from zerocopy.sql.result import CheckResult
 
 DEFAULT_ID_COLUMN = "external_user_id"
+MAX_DESCRIPTION = 10_000
+"""Characters of a segment description."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,22 @@ def warehouse_dialect(source: Source) -> str:
     return adapter_class(source.kind).SQLGLOT_DIALECT
 
 
+def _check_id_column(id_column: str | None) -> str:
+    """The id column a segment returns: a column name (1-255 printable characters); blank
+    means the default only when it was left out, never when it is sent empty on an update."""
+    if id_column is None:
+        return DEFAULT_ID_COLUMN
+    cleaned = id_column.strip()
+    if not cleaned or len(cleaned) > 255 or not cleaned.isprintable():
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"id_column must be a column name of 1-255 printable characters "
+            f"(default {DEFAULT_ID_COLUMN!r}), got {shown_id(id_column)!r}",
+            details={"field": "id_column", "reason": "invalid_value"},
+        )
+    return cleaned
+
+
 async def _check(
     session: AsyncSession,
     runtime: Runtime,
@@ -50,13 +75,7 @@ async def _check(
     dialect: str | None,
     id_column: str,
 ) -> CheckResult:
-    if source.last_test_at is None or source.status == SourceStatus.DRAFT:
-        raise ZerocopyError(
-            errors.SOURCE_NOT_ACTIVE,
-            f"source {source.name!r} has no tested catalog yet; test it first "
-            f"(POST /v1/sources/{source.id}/test)",
-            details={"source_id": source.id, "status": source.status},
-        )
+    await require_tested_catalog(session, source)
     from zerocopy.sql import check_segment_sql
 
     catalog = await runtime.sql_catalog(source, lambda: catalog_mapping(session, source))
@@ -82,7 +101,8 @@ async def validate_sql(
     id_column: str = DEFAULT_ID_COLUMN,
 ) -> CheckResult:
     """Check ``sql`` against the source's stored catalog; nothing is saved or sent anywhere."""
-    source = await get_scoped(session, Source, workspace_id, source_id)
+    id_column = _check_id_column(id_column)
+    source = await get_scoped(session, Source, workspace_id, source_id, field="source_id")
     return await _check(session, runtime, source, sql, dialect, id_column)
 
 
@@ -100,7 +120,9 @@ async def create_segment(
 ) -> Segment:
     """Save a segment whose SQL passes the check (else raise the check's first error)."""
     name = check_name(name, "segment")
-    source = await get_scoped(session, Source, workspace_id, source_id)
+    description = check_text(description, "description", max_length=MAX_DESCRIPTION)
+    id_column = _check_id_column(id_column)
+    source = await get_scoped(session, Source, workspace_id, source_id, field="source_id")
     result = await _check(session, runtime, source, sql, dialect, id_column)
     result.raise_for_errors()
     await ensure_unique_name(session, Segment, workspace_id, name)
@@ -111,7 +133,7 @@ async def create_segment(
         description=description,
         sql=sql,
         dialect=result.dialect,
-        id_column=id_column or DEFAULT_ID_COLUMN,
+        id_column=id_column,
     )
     session.add(segment)
     await session.commit()
@@ -154,12 +176,12 @@ async def update_segment(
         await ensure_unique_name(session, Segment, workspace_id, name, exclude_id=segment.id)
         segment.name = name
     if description is not None:
-        segment.description = description
+        segment.description = check_text(description, "description", max_length=MAX_DESCRIPTION)
     if sql is not None or dialect is not None or id_column is not None:
         source = await get_scoped(session, Source, workspace_id, segment.source_id)
         new_sql = segment.sql if sql is None else sql
         new_dialect = segment.dialect if dialect is None else dialect
-        new_id_column = segment.id_column if id_column is None else id_column
+        new_id_column = segment.id_column if id_column is None else _check_id_column(id_column)
         result = await _check(session, runtime, source, new_sql, new_dialect, new_id_column)
         result.raise_for_errors()
         segment.sql, segment.dialect, segment.id_column = new_sql, result.dialect, new_id_column
@@ -268,7 +290,18 @@ async def list_members(
     """One page of the current membership, ordered by id, after ``cursor`` (exclusive)."""
     segment = await get_scoped(session, Segment, workspace_id, segment_id)
     if not 1 <= limit <= 10_000:
-        raise ZerocopyError(errors.VALIDATION_ERROR, "limit must be between 1 and 10000")
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"limit must be between 1 and 10000, got {limit}",
+            details={"field": "limit", "reason": "invalid_value"},
+        )
+    if cursor is not None and "\x00" in cursor:
+        # Ids are text without NUL (PostgreSQL refuses it): no cursor of ours holds one.
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            "cursor is not a next_cursor this API returned (it contains a NUL character)",
+            details={"field": "cursor", "reason": "invalid_value"},
+        )
     page = await runtime.members.page(segment.id, after=cursor, limit=limit)
     return MemberPage(items=page.ids, next_cursor=page.next_after, total=segment.member_count)
 
@@ -278,6 +311,8 @@ async def is_member(
 ) -> bool:
     """Whether ``external_id`` is in the current membership."""
     segment = await get_scoped(session, Segment, workspace_id, segment_id)
+    if "\x00" in external_id:
+        return False  # no stored id holds NUL (PostgreSQL text cannot)
     return await runtime.members.contains(segment.id, external_id)
 
 

@@ -35,10 +35,49 @@ class TestOutcome:
 
 
 def _check_scope(scope: str) -> str:
+    if len(scope) > 500 or not scope.isprintable():
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            "scope must be 'schema' or 'database.schema' of at most 500 printable characters "
+            "(no control characters such as NUL)",
+            details={"field": "scope", "reason": "invalid_value"},
+        )
     try:
         return str(Scope.parse(scope))
     except ValueError as exc:
-        raise ZerocopyError(errors.VALIDATION_ERROR, str(exc), details={"field": "scope"}) from None
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR, str(exc), details={"field": "scope", "reason": "invalid_value"}
+        ) from None
+
+
+def _check_scope_fits(scope: str, cred: Credential) -> None:
+    """The scope's shape for the credential's warehouse, checked when it is set instead of at
+    the first connection test: Snowflake needs a database (``DB.SCHEMA``, unless the
+    credential names one); PostgreSQL and Redshift connect to one database, so a
+    ``database.schema`` scope must name that one."""
+    parsed = Scope.parse(scope)
+    settings = cred.settings or {}
+    if cred.kind == "snowflake" and not parsed.database and not settings.get("database"):
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"a snowflake scope is 'database.schema', got {scope!r}: name the database "
+            f"(e.g. 'ANALYTICS.{parsed.schema}') or set it in the credential's settings",
+            details={"field": "scope", "reason": "invalid_value", "kind": cred.kind},
+        )
+    connected = settings.get("database")
+    if (
+        cred.kind in ("postgres", "redshift")
+        and parsed.database
+        and connected
+        and parsed.database != str(connected)
+    ):
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"scope {scope!r} names database {parsed.database!r} but credential "
+            f"{cred.name!r} connects to {connected!r}: use scope {parsed.schema!r} or "
+            f"'{connected}.{parsed.schema}'",
+            details={"field": "scope", "reason": "invalid_value", "kind": cred.kind},
+        )
 
 
 def _check_runtime(minutes: int) -> int:
@@ -79,14 +118,16 @@ async def create_source(
 ) -> Source:
     """A new source in ``draft``: it becomes ``active`` after a successful test."""
     name = check_name(name, "source")
-    cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    cred = await get_scoped(session, Credential, workspace_id, credential_id, field="credential_id")
     _require_warehouse(cred)
+    scope = _check_scope(scope)
+    _check_scope_fits(scope, cred)
     source = Source(
         workspace_id=workspace_id,
         credential_id=cred.id,
         name=name,
         kind=cred.kind,
-        scope=_check_scope(scope),
+        scope=scope,
         max_runtime_s=_check_runtime(max_runtime_minutes),
         status=SourceStatus.DRAFT,
     )
@@ -122,22 +163,28 @@ async def update_source(
         source.name = name
     if max_runtime_minutes is not None:
         source.max_runtime_s = _check_runtime(max_runtime_minutes)
-    if credential_id is not None and credential_id != source.credential_id:
-        cred = await get_scoped(session, Credential, workspace_id, credential_id)
+    new_scope = _check_scope(scope) if scope is not None else source.scope
+    cred_changed = credential_id is not None and credential_id != source.credential_id
+    if cred_changed or new_scope != source.scope:
+        cred = await get_scoped(
+            session,
+            Credential,
+            workspace_id,
+            credential_id if credential_id is not None else source.credential_id,
+            field="credential_id",
+        )
         if cred.kind != source.kind:
             raise ZerocopyError(
                 errors.CREDENTIAL_KIND_MISMATCH,
                 f"source {source.name!r} reads a {source.kind} warehouse; "
                 f"credential {cred.name!r} is for {cred.kind}",
-                details={"field": "credential_id"},
+                details={"field": "credential_id", "kind": cred.kind},
             )
+        _check_scope_fits(new_scope, cred)
+        # A new credential or scope has not been tested: back to draft.
         source.credential_id = cred.id
+        source.scope = new_scope
         source.status = SourceStatus.DRAFT
-    if scope is not None:
-        new_scope = _check_scope(scope)
-        if new_scope != source.scope:
-            source.scope = new_scope
-            source.status = SourceStatus.DRAFT
     await session.commit()
     return source
 
