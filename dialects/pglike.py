@@ -410,6 +410,16 @@ class PostgresLikeAdapter(BaseAdapter):
             details={"warehouse": self.KIND, "grant": f"GRANT {grant} TO {self._ident(self.user)}"},
         )
 
+    def _where(self) -> str:
+        """``host:port`` of the warehouse (not the tunnel's local end), for messages."""
+        settings = self.config.settings
+        where = f"{settings.get('host')}:{settings.get('port') or self.DEFAULT_PORT}"
+        if settings.get("ssh_tunnel"):
+            with contextlib.suppress(ZerocopyError):
+                bastion = TunnelSettings.from_setting(settings["ssh_tunnel"])
+                where += f" through SSH bastion {bastion.host}:{bastion.port}"
+        return where
+
     def _ident(self, name: str) -> str:
         """``name`` as the warehouse reads it back: bare only when folding leaves it unchanged
         (``MixedCase`` or ``with space`` are quoted, or a GRANT would name another object)."""
@@ -718,7 +728,7 @@ class PostgresLikeAdapter(BaseAdapter):
         code, template = found
         text = template.format(
             msg=message, kind=self.KIND, user=self.user, schema=self.config.scope.schema,
-            database=self.database, name=_object_name(message) or "?",
+            database=self.database, name=_object_name(message) or "?", where=self._where(),
             name_ident=self._ident(_object_name(message) or "?"),
             user_ident=self._ident(self.user), schema_ident=self._ident(self.config.scope.schema),
         )  # fmt: skip
@@ -748,6 +758,11 @@ _BY_SQLSTATE: dict[str, tuple[str, str]] = {
     "57014": (errors.CANCELLED, "the statement was cancelled in the warehouse ({msg})"),
 }
 
+_LOST = (
+    "lost the connection to the {kind} warehouse at {where}: the server ended the session or "
+    "went away ({msg}); retry the run"
+)
+
 _BY_MESSAGE: tuple[tuple[str, str, str], ...] = (
     (r"permission denied for schema", errors.PERMISSION_DENIED,
      "user {user!r} lacks USAGE or CREATE on schema {schema!r}: run GRANT USAGE, CREATE ON SCHEMA {schema_ident} TO {user_ident} ({msg})"),
@@ -767,14 +782,12 @@ _BY_MESSAGE: tuple[tuple[str, str, str], ...] = (
      "the statement ran past the source's max runtime and was stopped ({msg})"),
     (r"server socket closed|broken ?pipe|terminating connection|server closed the connection"
      r"|connection (?:is|was|already) closed|consuming input failed|ran out of data",
-     errors.UNREACHABLE,
-     "lost the connection to the {kind} warehouse (the server ended the session or went away); "
-     "retry the run ({msg})"),
+     errors.UNREACHABLE, _LOST),
     (r"connection refused|could not translate host name|name or service not known|no route to host"
      r"|timeout expired|timed out|communication error|could not connect"
      r"|connection to server .* failed|network is unreachable|connection reset",
      errors.UNREACHABLE,
-     "cannot reach the {kind} warehouse: check host, port, firewall and SSH tunnel ({msg})"),
+     "cannot reach the {kind} warehouse at {where}: check host, port, firewall and SSH tunnel ({msg})"),
 )  # fmt: skip
 
 
@@ -788,7 +801,7 @@ def _classify(sqlstate: str | None, message: str) -> tuple[str, str] | None:
         if sqlstate in _BY_SQLSTATE:
             return _BY_SQLSTATE[sqlstate]
         if sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
-            return errors.UNREACHABLE, "lost the connection to the {kind} warehouse ({msg})"
+            return errors.UNREACHABLE, _LOST
         return errors.WAREHOUSE_ERROR, "{kind} said: {msg}"
     for pattern, code, template in _BY_MESSAGE:
         if re.search(pattern, message, re.IGNORECASE | re.DOTALL):

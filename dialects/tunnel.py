@@ -93,7 +93,12 @@ class SSHTunnel:
         """Start the tunnel once (thread-safe) and return the local port to connect to."""
         with self._lock:
             if self.local_port is not None and self._conn is not None:
-                return self.local_port
+                if not self._conn.is_closed():
+                    return self.local_port
+                # The bastion went away (restart, idle cut, network): reconnect instead of
+                # handing the driver a local port whose forward leads nowhere.
+                self._stop_loop()
+                self.local_port = None
             self._start_loop()
             assert self._loop is not None
             future: Future[int] = asyncio.run_coroutine_threadsafe(self._connect(), self._loop)

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -31,9 +32,10 @@ from dialects.registry import create_adapter
 from tests.peers.redshift_proxy import fixtures as pg_fixtures
 from tests.peers.redshift_proxy.fixtures import SCHEMA, PgPeer, adapter_settings
 from tests.peers.redshift_proxy.peer import reader_role
-from tests.support import free_port
+from tests.support import REPO, free_port, unavailable
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.secrets.keypairs import generate_ssh_keypair
 
 pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
@@ -640,3 +642,83 @@ async def test_an_empty_result_reads_as_no_batch_ordered_or_not(
         ordered = [b async for b in adapter.read_column(table, "external_user_id", ordered=True)]
         await adapter.drop_table(table)
     assert (done.rows, plain, ordered) == (0, [], [])
+
+
+# --------------------------------------------------------------------------- SSH tunnel
+SSHD_PYTHON = REPO / ".peers" / "sshd" / "bin" / "python"
+SSHD_SERVER = REPO / "tests" / "peers" / "sshd" / "server.py"
+
+
+@contextlib.contextmanager
+def _bastion(base: Path, port: int, public_key_line: str) -> Iterator[None]:
+    """A real SSH bastion (asyncssh peer) on ``port`` accepting only ``public_key_line``."""
+    import subprocess
+
+    from tests.support import wait_for_port
+
+    if not SSHD_PYTHON.exists():
+        unavailable("SSH bastion peer not installed: run `make peers` (tests/peers/sshd)")
+    (base / "authorized_keys").write_text(public_key_line + "\n")
+    proc = subprocess.Popen(
+        [str(SSHD_PYTHON), str(SSHD_SERVER), "--port", str(port), "--user", "zc-tunnel",
+         "--authorized-keys", str(base / "authorized_keys"),
+         "--host-key-out", str(base / "host_key.pub")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port, timeout=20)
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _tunnelled(pg_peer: PgPeer, kind: str, role: str, ssh_port: int, key: str, **over: Any) -> Any:
+    config = pg_peer.config(kind, role)
+    settings = {**config.settings, **over}
+    settings["ssh_tunnel"] = {"host": "127.0.0.1", "port": ssh_port, "user": "zc-tunnel"}
+    return ConnectionConfig(settings, {**config.secrets, "ssh_private_key": key}, config.scope)
+
+
+async def test_a_tunnel_to_a_closed_warehouse_port_is_unreachable_naming_the_bastion(
+    pg_peer: PgPeer, kind: str, role: str, tmp_path: Path
+) -> None:
+    keys = generate_ssh_keypair()
+    ssh_port, closed = free_port(), free_port()
+    with _bastion(tmp_path, ssh_port, keys.public_key_line):
+        config = _tunnelled(pg_peer, kind, role, ssh_port, keys.private_key_openssh, port=closed)
+        async with create_adapter(kind, config) as adapter:
+            with anyio.fail_after(HANG_GUARD_S), pytest.raises(ZerocopyError) as caught:
+                await adapter.test()
+    assert caught.value.code == errors.UNREACHABLE
+    assert f"{pg_peer.host}:{closed}" in caught.value.message
+    assert f"SSH bastion 127.0.0.1:{ssh_port}" in caught.value.message
+    assert_clean(caught.value, keys.private_key_openssh, "PRIVATE KEY")
+
+
+async def test_a_bastion_restarted_between_runs_is_reconnected(
+    pg_peer: PgPeer, kind: str, role: str, tmp_path: Path
+) -> None:
+    keys = generate_ssh_keypair()
+    ssh_port = free_port()
+    config = _tunnelled(pg_peer, kind, role, ssh_port, keys.private_key_openssh)
+    adapter = create_adapter(kind, config)
+    try:
+        with _bastion(tmp_path, ssh_port, keys.public_key_line):
+            first = {t.name for t in await adapter.list_tables()}
+        with pytest.raises(ZerocopyError) as while_down:
+            await adapter.list_tables()
+        with _bastion(tmp_path, ssh_port, keys.public_key_line):
+            table = temp_table_name(f"bastion-{kind}-{uuid.uuid4().hex[:6]}")
+            done = await adapter.materialize(
+                f"SELECT external_user_id FROM {SCHEMA}.users", table,
+                deadline=anyio.current_time() + 60, tag=tag(),
+            )  # fmt: skip
+            await adapter.drop_table(table)
+    finally:
+        await adapter.aclose()
+    assert first == pg_peer.warehouse.names
+    assert while_down.value.code == errors.UNREACHABLE
+    assert "SSH bastion" in while_down.value.message
+    assert done.rows == pg_peer.warehouse.table("users").data.num_rows
+    assert temp_tables(pg_peer.url) == []
