@@ -95,6 +95,22 @@ POSTGRES_EXTENSION_FUNCTIONS = names(
     digest hmac crypt gen_salt gen_random_bytes citext icount sort sort_asc sort_desc uniq idx
     subarray intset akeys avals skeys svals hstore hstore_to_json hstore_to_jsonb exist
     defined nlevel subltree subpath index text2ltree ltree2text lca"""
+) | names(
+    # PostGIS geometry/geography functions (computations on their arguments; its management
+    # functions such as AddGeometryColumn, and raster functions that may read out-db files, are
+    # not here) and earthdistance's: a marketing query's "users within 10 km of a store".
+    """st_distance st_distancesphere st_distance_sphere st_distancespheroid st_dwithin
+    st_dfullywithin st_contains st_containsproperly st_within st_covers st_coveredby
+    st_intersects st_disjoint st_touches st_overlaps st_crosses st_equals st_makepoint
+    st_point st_pointz st_setsrid st_srid st_transform st_x st_y st_z st_m st_geomfromtext
+    st_geogfromtext st_geographyfromtext st_geomfromgeojson st_geomfromwkb st_astext
+    st_asgeojson st_asewkt st_buffer st_area st_length st_perimeter st_centroid
+    st_pointonsurface st_envelope st_makeenvelope st_expand st_npoints st_numgeometries
+    st_geometrytype st_isvalid st_isempty st_union st_intersection st_difference
+    st_collect st_extent st_closestpoint st_azimuth st_project st_geohash st_pointfromgeohash
+    st_simplify st_convexhull st_startpoint st_endpoint st_makeline st_makepolygon
+    earth_distance ll_to_earth earth_box earth latitude longitude geo_distance
+    cube_distance"""
 )
 
 RULES = DialectRules(
