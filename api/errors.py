@@ -160,7 +160,23 @@ def _field_and_reason(message: str, key: Any) -> dict[str, str]:
 
 def http_error_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     """Any other HTTP exception Litestar raises itself (unknown route, wrong method...)."""
-    code = CODE_BY_HTTP_STATUS.get(exc.status_code, errors.INTERNAL_ERROR)
+    if exc.status_code == 413:
+        # Litestar's request_max_body_size (10 MB by default): a request-shape refusal.
+        resolve = getattr(request.route_handler, "resolve_request_max_body_size", None)
+        limit = resolve() if callable(resolve) else None
+        return Response(
+            error_body(
+                errors.VALIDATION_ERROR,
+                f"the request body is larger than the limit of {limit:,} bytes"
+                if limit
+                else "the request body is too large",
+                details={"reason": "too_large", "limit_bytes": limit},
+            ),
+            status_code=413,
+        )
+    # Another 4xx of Litestar's own (415, 406...) is a request-shape problem, never ours.
+    fallback = errors.VALIDATION_ERROR if exc.status_code < 500 else errors.INTERNAL_ERROR
+    code = CODE_BY_HTTP_STATUS.get(exc.status_code, fallback)
     if exc.status_code >= 500:
         log.error("request_failed", code=code, message=exc.detail, path=request.url.path)
     return Response(

@@ -594,3 +594,14 @@ async def test_unknown_query_parameters_are_refused_not_ignored(api: Api) -> Non
     assert resp.status_code == 200
     resp = await api.get(f"/v1/segments/{segment_id}/members", params={"limit": 5})
     assert resp.status_code == 200
+
+
+async def test_a_body_over_the_size_limit_is_413_validation_error_naming_the_limit(
+    api: Api,
+) -> None:
+    body = b'{"name": "x", "kind": "duckdb", "settings": {"path": "' + b"a" * 11_000_000 + b'"}}'
+    resp = await _raw(api, "POST", "/v1/credentials", body)
+    err = assert_error(resp, 413, "validation_error")
+    assert err["details"] == {"reason": "too_large", "limit_bytes": 10_000_000}
+    assert "10,000,000" in err["message"] and len(resp.content) < 1000
+    assert (await api.get("/v1/credentials")).json() == []
