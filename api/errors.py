@@ -131,7 +131,9 @@ def validation_error_handler(
             key = first.get("key")
             message = str(first["message"])
             if key and key != "data":
-                message += f" (field {key!r} in the {first.get('source') or 'request'})"
+                where = first.get("source") or "request"
+                where = getattr(where, "value", where)  # ParamType.QUERY -> "query"
+                message += f" (field {key!r} in the {where})"
             else:
                 message = f"request body: {message}"
             details |= _field_and_reason(message, key)

@@ -90,3 +90,15 @@ async def test_nul_in_names_ids_settings_cursors_and_member_ids(api: Api) -> Non
     assert err["details"]["field"] == "description"
     resp = await api.get(f"/v1/sources/{source_id}/tables", params={"search": NUL})
     assert resp.status_code == 200 and resp.json() == []
+
+
+async def test_profile_lookups_with_odd_ids(api: Api) -> None:
+    for params in ({"external_id": f"u{NUL}"}, {"email": f"a{NUL}@x.io"}, {"braze_id": NUL}):
+        err = assert_error(await api.get("/v1/profiles", params=params), 404, "not_found")
+        assert NUL not in err["message"]
+    for profile_id in ("%00", "x" * 500, "nope"):
+        err = assert_error(await api.get(f"/v1/profiles/{profile_id}"), 404, "not_found")
+        assert len(err["message"]) < 200 and err["details"]["kind"] == "profile"
+        assert_error(await api.get(f"/v1/profiles/{profile_id}/events"), 404, "not_found")
+    err = assert_error(await api.get("/v1/profiles"), 400, "validation_error")
+    assert err["details"]["reason"] == "exactly_one"

@@ -605,3 +605,11 @@ async def test_a_body_over_the_size_limit_is_413_validation_error_naming_the_lim
     assert err["details"] == {"reason": "too_large", "limit_bytes": 10_000_000}
     assert "10,000,000" in err["message"] and len(resp.content) < 1000
     assert (await api.get("/v1/credentials")).json() == []
+
+
+async def test_a_query_parameter_refusal_reads_plainly(api: Api) -> None:
+    err = assert_error(
+        await api.get("/v1/accounts", params={"limit": "0"}), 400, "validation_error"
+    )
+    assert err["message"].endswith("(field 'limit' in the query)"), err["message"]
+    assert err["details"]["field"] == "limit"

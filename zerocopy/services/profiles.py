@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.services._common import MAX_ID_LENGTH, shown_id
 from zerocopy.state.sync_models import (
     StoreAccount,
     StoreAlias,
@@ -59,7 +60,14 @@ async def find_profile(
             errors.VALIDATION_ERROR,
             "look a profile up by exactly one of external_id, braze_id, email, phone or "
             "alias_name+alias_label",
+            details={
+                "reason": "exactly_one",
+                "allowed": ["external_id", "braze_id", "email", "phone", "alias_name+alias_label"],
+            },
         )
+    if any("\x00" in str(v) for v in [*given.values(), alias_name or "", alias_label or ""]):
+        # No stored identifier holds NUL (PostgreSQL text cannot): nothing to look up.
+        raise ZerocopyError(errors.NOT_FOUND, "no profile has this identifier")
     stmt = sa.select(StoreProfile).where(StoreProfile.workspace_id == workspace_id)
     if alias:
         stmt = stmt.join(StoreAlias, StoreAlias.profile_id == StoreProfile.id).where(
@@ -98,9 +106,15 @@ async def profile_dict(session: AsyncSession, profile: StoreProfile) -> dict[str
 
 
 async def _profile(session: AsyncSession, workspace_id: str, profile_id: str) -> StoreProfile:
-    profile = await session.get(StoreProfile, profile_id)
+    plausible = 0 < len(profile_id) <= MAX_ID_LENGTH and profile_id.isprintable()
+    profile = await session.get(StoreProfile, profile_id) if plausible else None
     if profile is None or profile.workspace_id != workspace_id:
-        raise ZerocopyError(errors.NOT_FOUND, f"profile {profile_id} not found")
+        shown = shown_id(profile_id)
+        raise ZerocopyError(
+            errors.NOT_FOUND,
+            f"profile {shown} not found",
+            details={"id": shown, "kind": "profile"},
+        )
     return profile
 
 
