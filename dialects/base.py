@@ -71,6 +71,9 @@ class BaseAdapter:
     (:class:`zerocopy.connections.AdapterCache`): every statement borrows a session of its
     own from the instance's pool, so two concurrent queries never share a session."""
 
+    DROP_TIMEOUT_S: ClassVar[float] = 60.0
+    """How long :meth:`drop_table` waits for a warehouse before giving up (``unreachable``)."""
+
     CANCEL_GRACE_S: ClassVar[float] = 2.0
     """How long to wait for a cancelled statement's thread to come back before abandoning it."""
 
@@ -356,8 +359,21 @@ class BaseAdapter:
             yield batch
 
     async def drop_table(self, table: str) -> None:
+        """Idempotent; runs to its end even when the caller is cancelled, but not for ever: a
+        warehouse that stopped answering fails it after :attr:`DROP_TIMEOUT_S` (the janitor
+        drops the orphan later) instead of holding the run that is cleaning up."""
         with anyio.CancelScope(shield=True):
-            await self._call(self._drop_table, table)
+            try:
+                with anyio.fail_after(self.DROP_TIMEOUT_S):
+                    await self._call(self._drop_table, table)
+            except TimeoutError:
+                raise ZerocopyError(
+                    errors.UNREACHABLE,
+                    f"the {self.KIND} warehouse did not answer the drop of {table!r} within "
+                    f"{self.DROP_TIMEOUT_S:g} s; zerocopy's janitor drops it once the warehouse "
+                    "answers again",
+                    details={"warehouse": self.KIND, "table": table},
+                ) from None
 
     async def read_incremental(
         self,

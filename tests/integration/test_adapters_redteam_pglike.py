@@ -257,10 +257,12 @@ class _BlackHole:
 
 class _QuickPostgres(PostgresAdapter):
     CONNECT_TIMEOUT_S = 2
+    DROP_TIMEOUT_S = 3
 
 
 class _QuickRedshift(RedshiftAdapter):
     CONNECT_TIMEOUT_S = 2
+    DROP_TIMEOUT_S = 3
 
 
 async def test_a_server_that_never_answers_the_login_is_unreachable_after_the_connect_timeout(
@@ -722,3 +724,95 @@ async def test_a_bastion_restarted_between_runs_is_reconnected(
     assert "SSH bastion" in while_down.value.message
     assert done.rows == pg_peer.warehouse.table("users").data.num_rows
     assert temp_tables(pg_peer.url) == []
+
+
+# --------------------------------------------------------------------------- a silent warehouse
+class _FreezableProxy:
+    """A TCP forwarder that can go silent: after :meth:`freeze` it keeps every socket open but
+    forwards nothing and answers no new connection (a network partition, a hung load balancer)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = upstream_port
+        self.frozen = threading.Event()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.port = int(self.sock.getsockname()[1])
+        self.sockets: list[socket.socket] = [self.sock]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.sock.accept()
+                self.sockets.append(client)
+                if self.frozen.is_set():
+                    continue  # accepted, never answered
+                server = socket.create_connection(("127.0.0.1", self.upstream))
+                self.sockets.append(server)
+                for a, b in ((client, server), (server, client)):
+                    threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if self.frozen.is_set():
+                    continue  # swallowed
+                dst.sendall(data)
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def close(self) -> None:
+        for s in self.sockets:
+            with contextlib.suppress(OSError):
+                s.close()
+
+
+async def test_a_warehouse_that_goes_silent_mid_ctas_ends_timed_out_at_the_deadline(
+    pg_peer: PgPeer, kind: str, role: str
+) -> None:
+    """The server stops answering while the CTAS runs: the watchdog ends the run at the
+    deadline; its server-side cancel (through the same silent network) must not hold the run
+    for the connect timeout. The server's own statement_timeout still stops the statement."""
+    upstream = pg_peer.proxy_port if kind == "redshift" else pg_peer.port
+    proxy = _FreezableProxy(upstream)
+    table = temp_table_name(f"silent-{kind}-{uuid.uuid4().hex[:6]}")
+    try:
+        settings = adapter_settings(kind, "127.0.0.1", proxy.port, pg_peer.database, role)
+        config = ConnectionConfig(settings, {"password": "unused"}, Scope(SCHEMA), max_runtime_s=1)
+        cls = _QuickPostgres if kind == "postgres" else _QuickRedshift
+        async with cls(config) as adapter:
+            await adapter.list_tables()
+
+            def freeze_when_running() -> None:
+                wait_for_backend(pg_peer.url, role, "active", what="pg_sleep")
+                proxy.freeze()
+
+            freezer = threading.Thread(target=freeze_when_running)
+            freezer.start()
+            # Far below the 15 s connect timeout a cancel through the silent network would wait.
+            with anyio.fail_after(8), pytest.raises(ZerocopyError) as caught:
+                await adapter.materialize(SLOW, table, deadline=anyio.current_time() + 1, tag=tag())
+            freezer.join()
+            # The engine's drop-in-finally meets the same silence: bounded, and it says so.
+            with anyio.fail_after(HANG_GUARD_S), pytest.raises(ZerocopyError) as at_drop:
+                await adapter.drop_table(table)
+    finally:
+        proxy.close()
+    assert caught.value.code == errors.TIMED_OUT
+    assert "max runtime" in caught.value.message
+    assert at_drop.value.code == errors.UNREACHABLE
+    # Either the connect times out (a new session) or the drop itself does (a kept one).
+    assert f"127.0.0.1:{proxy.port}" in at_drop.value.message or (
+        table in at_drop.value.message and "janitor" in at_drop.value.message
+    )
+    # The server's statement_timeout ends the backend's CTAS; nothing is created.
+    await anyio.to_thread.run_sync(_wait_no_active_backend, pg_peer.url, role)
+    assert temp_tables(pg_peer.url) == []
+
+
+def _wait_no_active_backend(url: str, user: str) -> None:
+    until = time.monotonic() + 10
+    while backends(url, user, "active") and time.monotonic() < until:
+        time.sleep(0.1)
