@@ -142,3 +142,37 @@ async def ensure_unique_name(
             f"a {kind} named {name!r} already exists in this workspace; pick another name",
             details={"field": "name"},
         )
+
+
+async def refuse_if_used(
+    session: AsyncSession,
+    code: str,
+    what: str,
+    name: str,
+    users: list[tuple[str, Any, Any]],
+) -> None:
+    """Refuse to delete ``what`` ``name`` while something still uses it.
+
+    ``users``: ``(kind, id column, where clause)`` per kind of user (e.g. ``("segment",
+    Segment.id, Segment.source_id == source.id)``); each kind's user names are read from the id
+    column's table, ordered by name. The message names the first five users; ``details`` has one
+    list of ids per kind (``segment_ids`` …), always present.
+    """
+    found: list[tuple[str, list[tuple[str, str]]]] = []
+    for kind, id_column, where in users:
+        name_column = id_column.table.c.name
+        rows = (
+            await session.execute(
+                sa.select(id_column, name_column).where(where).order_by(name_column)
+            )
+        ).all()
+        found.append((kind, [(row[0], row[1]) for row in rows]))
+    names = [f"{kind} {user!r}" for kind, rows in found for _, user in rows]
+    if not names:
+        return
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    raise ZerocopyError(
+        code,
+        f"{what} {name!r} is used by {shown}; delete those or move them to another {what} first",
+        details={f"{kind}_ids": [uid for uid, _ in rows] for kind, rows in found},
+    )

@@ -14,7 +14,13 @@ from zerocopy.credential_kinds import kind_class, secret_expires
 from zerocopy.errors import ZerocopyError
 from zerocopy.secrets import SecretBox
 from zerocopy.services import warehouse_keys
-from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
+from zerocopy.services._common import (
+    check_name,
+    ensure_unique_name,
+    get_scoped,
+    list_scoped,
+    refuse_if_used,
+)
 from zerocopy.state.models import Credential, Source, SourceStatus
 
 
@@ -216,30 +222,15 @@ async def delete_credential(session: AsyncSession, workspace_id: str, credential
     from zerocopy.state.sync_models import Sync  # file-storage syncs hold a credential directly
 
     cred = await get_scoped(session, Credential, workspace_id, credential_id)
-    sources = (
-        await session.execute(
-            sa.select(Source.id, Source.name)
-            .where(Source.credential_id == cred.id)
-            .order_by(Source.name)
-        )
-    ).all()
-    syncs = (
-        await session.execute(
-            sa.select(Sync.id, Sync.name).where(Sync.credential_id == cred.id).order_by(Sync.name)
-        )
-    ).all()
-    if sources or syncs:
-        users = [f"source {name!r}" for _, name in sources]
-        users += [f"sync {name!r}" for _, name in syncs]
-        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        raise ZerocopyError(
-            errors.CREDENTIAL_IN_USE,
-            f"credential {cred.name!r} is used by {shown}; delete those or move them to "
-            "another credential first",
-            details={
-                "source_ids": [sid for sid, _ in sources],
-                "sync_ids": [sid for sid, _ in syncs],
-            },
-        )
+    await refuse_if_used(
+        session,
+        errors.CREDENTIAL_IN_USE,
+        "credential",
+        cred.name,
+        [
+            ("source", Source.id, Source.credential_id == cred.id),
+            ("sync", Sync.id, Sync.credential_id == cred.id),
+        ],
+    )
     await session.delete(cred)
     await session.commit()

@@ -14,7 +14,13 @@ from dialects.protocol import Scope, TableInfo
 from zerocopy import errors
 from zerocopy.credential_kinds import is_warehouse, kind_class
 from zerocopy.errors import ZerocopyError
-from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
+from zerocopy.services._common import (
+    check_name,
+    ensure_unique_name,
+    get_scoped,
+    list_scoped,
+    refuse_if_used,
+)
 from zerocopy.state.models import CatalogTable, Credential, Segment, Source, SourceStatus
 
 if TYPE_CHECKING:
@@ -194,31 +200,16 @@ async def delete_source(session: AsyncSession, workspace_id: str, source_id: str
     from zerocopy.state.sync_models import Sync  # syncs read a source table directly
 
     source = await get_scoped(session, Source, workspace_id, source_id)
-    segments = (
-        await session.execute(
-            sa.select(Segment.id, Segment.name)
-            .where(Segment.source_id == source.id)
-            .order_by(Segment.name)
-        )
-    ).all()
-    syncs = (
-        await session.execute(
-            sa.select(Sync.id, Sync.name).where(Sync.source_id == source.id).order_by(Sync.name)
-        )
-    ).all()
-    if segments or syncs:
-        users = [f"segment {name!r}" for _, name in segments]
-        users += [f"sync {name!r}" for _, name in syncs]
-        shown = ", ".join(users[:5]) + (f" and {len(users) - 5} more" if len(users) > 5 else "")
-        raise ZerocopyError(
-            errors.SOURCE_IN_USE,
-            f"source {source.name!r} is used by {shown}; delete those or move them to "
-            "another source first",
-            details={
-                "segment_ids": [sid for sid, _ in segments],
-                "sync_ids": [sid for sid, _ in syncs],
-            },
-        )
+    await refuse_if_used(
+        session,
+        errors.SOURCE_IN_USE,
+        "source",
+        source.name,
+        [
+            ("segment", Segment.id, Segment.source_id == source.id),
+            ("sync", Sync.id, Sync.source_id == source.id),
+        ],
+    )
     await session.execute(sa.delete(CatalogTable).where(CatalogTable.source_id == source.id))
     await session.delete(source)
     await session.commit()
