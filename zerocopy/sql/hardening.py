@@ -424,6 +424,54 @@ def id_reference(match: exp.Expr | None, root: exp.Expr, target: Any, id_sql: st
     return target.generate(exp.Identifier(this=name, quoted=True))
 
 
+_QUANTIFIED_COMPARISONS = (
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.Like,
+    exp.ILike,
+)
+
+
+def restore_quantified_all(check: Any, statements: list[exp.Expr]) -> None:
+    """PostgreSQL's ``x <> ALL (ARRAY['a', 'b'])`` and ``x = SOME (ARRAY[…])`` (and
+    DuckDB's, Redshift's): sqlglot reads ``ANY (expr)`` and ``ALL (subquery)`` as the
+    quantifiers they are but ``ALL (expr)`` and ``SOME (expr)`` as calls of functions named
+    ALL and SOME, which the unqualified-function rule then refused as user functions
+    (``forbidden_function``). An unquoted ``ALL(…)``/``SOME(…)`` with one argument on the right
+    of a comparison is turned back into the quantifier, as sqlglot builds ``ANY (…)``
+    (``SOME`` is ``ANY``); a quoted ``"all"(…)`` stays a function call.
+
+    PostgreSQL's row constructor ``ROW(a, b) = ROW('x', 'y')`` is no function call either
+    (ROW is a keyword there: no function is looked up): with two fields or more it is the
+    tuple ``(a, b)`` it means, which every dialect writes and compares the same way. Only
+    texts with one of the words pay for the walk."""
+    lower = check.text.lower()
+    quantified = "all" in lower or "some" in lower
+    rows = "row" in lower and check.rules.sqlglot_dialect in ("postgres", "redshift")
+    if not quantified and not rows:
+        return
+    for statement in statements:
+        for node in list(statement.find_all(exp.Anonymous)):
+            if not isinstance(node.this, str):
+                continue  # a quoted name: a function of that name
+            word = node.this.upper()
+            if (
+                quantified
+                and word in ("ALL", "SOME")
+                and len(node.expressions) == 1
+                and isinstance(node.parent, _QUANTIFIED_COMPARISONS)
+                and node.arg_key == "expression"
+            ):
+                kind = exp.All if word == "ALL" else exp.Any
+                node.replace(kind(this=exp.Paren(this=node.expressions[0])))
+            elif rows and word == "ROW" and len(node.expressions) >= 2:
+                node.replace(exp.Tuple(expressions=list(node.expressions)))
+
+
 def restore_json_arrows(check: Any, statements: list[exp.Expr]) -> None:
     """DuckDB ``col->'$.path'`` written as a function argument: sqlglot parses it as a lambda
     with a string body (``LAMBDA col : '$.path'``, which DuckDB refuses), so such a lambda is
@@ -860,6 +908,7 @@ def after_parse(check: Any, statements: list[exp.Expr]) -> None:
     """Rewrites and refusals on the parsed statements, before they are copied and checked;
     each looks at the text first, so most queries pay one substring search."""
     restore_json_arrows(check, statements)
+    restore_quantified_all(check, statements)
     refuse_system_variables(check, statements)
     refuse_duckdb_pivot_elsewhere(check, statements)
     refuse_variable_substitution(check)

@@ -476,6 +476,82 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "same as snowflake:table_flatten (TABLE(...) is no DuckDB syntax) and a user function",
     ),
+    ("realistic10", "sf_extract_dow_to_char", "snowflake"): (
+        REFUSED,
+        "sqlglot cannot write TO_CHAR(ts, format) for DuckDB",
+    ),
+    ("realistic10", "sf_variant_path_flatten", "snowflake"): (
+        REFUSED,
+        "same as snowflake:lateral_flatten",
+    ),
+    ("realistic10", "sf_array_contains", "snowflake"): (
+        REFUSED,
+        "DuckDB has no VARIANT type (x::variant)",
+    ),
+    ("realistic10", "sf_ratio_to_report", "snowflake"): (
+        REFUSED,
+        "DuckDB has no RATIO_TO_REPORT; sqlglot passes it through",
+    ),
+    ("realistic10", "bq_approx_top_count", "bigquery"): (
+        REFUSED,
+        "APPROX_TOP_COUNT's return type differs in DuckDB (sqlglot refuses)",
+    ),
+    ("realistic10", "bq_safe_parse_date_if", "bigquery"): (
+        REFUSED,
+        "same as tricks:bigquery_safe_prefix_is_builtin",
+    ),
+    ("realistic10", "rs_json_extract_path_text", "redshift"): (
+        REFUSED,
+        "DuckDB has no IS_VALID_JSON; sqlglot passes it through",
+    ),
+    ("realistic10", "rs_json_array_length", "redshift"): (
+        REFUSED,
+        "DuckDB has no JSON_EXTRACT_ARRAY_ELEMENT_TEXT",
+    ),
+    ("realistic10", "db_from_json_explode", "databricks"): (
+        RUN_ERROR,
+        "same as databricks:lateral_view_explode (Spark schema string)",
+    ),
+    ("realistic10", "db_math_functions", "databricks"): (
+        REFUSED,
+        "DuckDB has no BROUND; sqlglot passes it through",
+    ),
+    ("realistic10", "pg_regexp_match_replace", "postgres"): (
+        REFUSED,
+        "DuckDB has no REGEXP_MATCH; sqlglot passes it through",
+    ),
+    ("realistic10", "pg_md5_reverse_repeat", "postgres"): (
+        REFUSED,
+        "sqlglot cannot write convert_to(x, 'UTF8') with encode(…, 'hex')",
+    ),
+    ("realistic10", "pg_jsonb_array_elements_lateral", "postgres"): (
+        REFUSED,
+        "same as postgres:jsonb_array_elements",
+    ),
+    ("realistic10", "pg_jsonb_path_ops", "postgres"): (
+        REFUSED,
+        "same as redteam9:pg_json_path_hash_arrow",
+    ),
+    ("realistic10", "pg_json_each_text", "postgres"): (
+        REFUSED,
+        "DuckDB has no jsonb_each_text table function",
+    ),
+    ("realistic10", "pg_jsonb_build_object_agg", "postgres"): (
+        REFUSED,
+        "DuckDB has no JSONB_BUILD_OBJECT; sqlglot passes it through",
+    ),
+    ("realistic10", "pg_bool_and_filter", "postgres"): (
+        REFUSED,
+        "DuckDB has no EVERY (its bool_and); sqlglot passes it through",
+    ),
+    ("realistic10", "pg_math_functions", "postgres"): (
+        REFUSED,
+        "DuckDB has no WIDTH_BUCKET",
+    ),
+    ("realistic10", "pg_substring_regex_overlay", "postgres"): (
+        REFUSED,
+        "same as redteam8:pg_substring_regex",
+    ),
 }
 
 
