@@ -11,7 +11,7 @@ import itertools
 import re
 from typing import Any, cast
 
-from sqlglot import Token, TokenType, exp
+from sqlglot import Token, TokenType, exp, transforms
 from sqlglot.dialects.dialect import NormalizationStrategy
 from sqlglot.errors import ErrorLevel, OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.scope import Scope
@@ -1660,6 +1660,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     if targets.ordered_array_aggregates(check) or targets.filter_clauses_for_redshift(check, root):
         return True
     redshift_listagg(check)
+    inline_named_windows(check, root)  # first: keep_null_ordering_for_bigquery reads their keys
     keep_null_ordering_for_bigquery(check, root)
     keep_value_window_frames_for_snowflake(check)
     bigquery_timestamp_diff_elapsed(check)
@@ -2059,6 +2060,23 @@ def redshift_listagg(check: Any) -> None:
                     this=node.copy(), expression=exp.Order(expressions=list(order.expressions))
                 )
             )
+
+
+def inline_named_windows(check: Any, root: exp.Expr) -> None:
+    """A query's ``WINDOW w AS (…)`` clause emitted for another warehouse: each ``OVER w`` /
+    ``OVER (w …)`` gets the named window's PARTITION BY, ORDER BY and frame written out (what
+    it means), and the clause goes. The null-placement rewrites of window sort keys (BigQuery,
+    Fabric) only see windows written out: sqlglot's own crashed on a named window with a frame
+    (``AttributeError`` answered as parse_error, PostgreSQL's ``nth_value(x, 2) OVER w`` for
+    BigQuery). Snowflake and Redshift, which have no WINDOW clause, were inlined by sqlglot
+    already; every warehouse takes the written-out form."""
+    if check.rules.sqlglot_dialect == check.write_rules.sqlglot_dialect:
+        return
+    if "window" not in check.text.lower():
+        return
+    for select in list(root.find_all(exp.Select)):
+        if select.args.get("windows"):
+            transforms.eliminate_window_clause(select)
 
 
 def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
