@@ -869,6 +869,7 @@ class _Check:
             or "\\" in name  # a U&"…" name, refused as such (parse_error)
             or name in builtin_functions(rules.builtin_functions)
             or name in rules.extension_functions
+            or (name in rules.call_syntax and isinstance(func.this, str))  # unquoted keyword
             or not builtin_functions(rules.builtin_functions)
         ):
             return

@@ -107,6 +107,12 @@ class DialectRules:
     """Functions of widely installed, harmless extensions callable unqualified (pg_trgm's
     ``similarity``, fuzzystrmatch's ``levenshtein``, ``unaccent`` …)."""
 
+    call_syntax: frozenset[str] = frozenset()
+    """Keywords of the dialect's grammar written like a call that sqlglot reads as a function
+    of that name (PostgreSQL ``XMLFOREST(…)``, ``ROW(x)``): unquoted, they are the construct and
+    never a function found through the search path, so ``qualified_user_functions`` does not
+    apply to them (a quoted ``"xmlforest"(…)`` still does)."""
+
     forbidden_types: frozenset[str] = frozenset()
     """Types a value may not be cast to (PostgreSQL ``'finance.secrets'::regclass`` looks up a
     catalog object and fails when it does not exist, like ``to_regclass``)."""

@@ -142,4 +142,11 @@ RULES = DialectRules(
     forbidden_types=POSTGRES_FORBIDDEN_TYPES,
     qualified_user_functions=True,
     extension_functions=POSTGRES_EXTENSION_FUNCTIONS,
+    # the grammar's call-like constructs (func_expr_common_subexpr) with no pg_proc entry of
+    # their name that sqlglot reads as plain calls: XMLCONCAT/XMLFOREST …, ROW(x)
+    call_syntax=names(
+        """row xmlconcat xmlelement xmlexists xmlforest xmlparse xmlpi xmlroot xmlserialize
+        xmlattributes xmltable json_object json_array json_objectagg json_arrayagg json_scalar
+        json_serialize json_query json_value json_exists json_table"""
+    ),
 )
