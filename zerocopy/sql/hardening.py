@@ -1638,6 +1638,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     ):
         return True
     targets.redundant_quotes(check, root)
+    duckdb_own_approx_top_k(check)
     targets.drop_pg_catalog_qualifiers(check, root)
     targets.drop_materialization_hints(check, root)
     targets.bigquery_monday_weeks(check)
@@ -2059,6 +2060,25 @@ def redshift_listagg(check: Any) -> None:
                 exp.WithinGroup(
                     this=node.copy(), expression=exp.Order(expressions=list(order.expressions))
                 )
+            )
+
+
+def duckdb_own_approx_top_k(check: Any) -> None:
+    """DuckDB's ``approx_top_k(x, k)`` in a DuckDB query emitted for DuckDB: sqlglot refuses to
+    write its own parse of it back (``APPROX_TOP_K cannot be transpiled to DuckDB due to
+    incompatible return types``, meant for other dialects' APPROX_TOP_K), so a valid DuckDB
+    query was refused as unsupported. It is written as the call it was."""
+    if (
+        check.rules.sqlglot_dialect != "duckdb"
+        or check.write_rules.sqlglot_dialect != "duckdb"
+        or "approx_top_k" not in check.text.lower()
+    ):
+        return
+    for node in check.reading:
+        if isinstance(node, exp.ApproxTopK) and node.parent is not None:
+            args = [node.this, node.expression, node.args.get("counters")]
+            node.replace(
+                exp.Anonymous(this="approx_top_k", expressions=[a for a in args if a is not None])
             )
 
 
