@@ -1635,6 +1635,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_postgres_untranslatable(check)
         or targets.refuse_array_exists_lambda(check)
         or targets.refuse_pattern_forms(check, root)
+        or targets.quantified_comparisons(check, root)
     ):
         return True
     targets.redundant_quotes(check, root)

@@ -509,6 +509,76 @@ def similar_to_regex(check: Any, root: exp.Expr) -> bool:
     return False
 
 
+# --- quantified comparisons: x = ANY (array), x <> ALL (subquery) ----------------------------
+
+_COMPARISONS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+# Targets that compare with ANY/ALL over an array as PostgreSQL does.
+_ARRAY_QUANTIFIED = frozenset({"postgres", "duckdb"})
+# Targets without quantified comparisons over a subquery (``IN`` only: BigQuery, Spark SQL).
+_NO_SUBQUERY_QUANTIFIED = frozenset({"bigquery", "databricks"})
+
+
+def quantified_comparisons(check: Any, root: exp.Expr) -> bool:
+    """``x = ANY (ARRAY[…])``, ``x <> ALL (ARRAY[…])``, ``x = ANY (ARRAY(SELECT …))`` and
+    ``x op ANY/ALL (SELECT …)`` written for another warehouse, where sqlglot writes them as
+    they are: Snowflake, BigQuery, Redshift and Fabric have no quantified comparison over an
+    array, BigQuery and Databricks none over a subquery, and Databricks reads
+    ``ARRAY(SELECT …)`` as a one-value array. ``= ANY`` becomes ``IN (…)`` and ``<> ALL``
+    ``NOT IN (…)`` (the same test, NULLs included, by the SQL standard's definition of IN),
+    over the array's elements or the subquery; any other quantified comparison the target
+    cannot express is refused as unsupported (True then)."""
+    write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
+    if write == read or write == "postgres":
+        return False
+    lower = check.text.lower()
+    if "any" not in lower and "all" not in lower and "some" not in lower:
+        return False
+    for quantified in list(root.find_all(exp.Any, exp.All)):
+        comparison = quantified.parent
+        if not isinstance(comparison, _COMPARISONS) or quantified.arg_key != "expression":
+            continue  # LIKE ANY: like_any_lists
+        inner = quantified.this.this if isinstance(quantified.this, exp.Paren) else quantified.this
+        query: exp.Expr | None = None
+        elements: list[exp.Expr] | None = None
+        if isinstance(inner, exp.Subquery | exp.Query):
+            query = inner.this if isinstance(inner, exp.Subquery) else inner
+        elif isinstance(inner, exp.Array):
+            if len(inner.expressions) == 1 and isinstance(inner.expressions[0], exp.Query):
+                query = inner.expressions[0]
+            elif inner.expressions and not any(isinstance(e, exp.Query) for e in inner.expressions):
+                elements = list(inner.expressions)
+        membership = isinstance(comparison, exp.EQ) and isinstance(quantified, exp.Any)
+        exclusion = isinstance(comparison, exp.NEQ) and isinstance(quantified, exp.All)
+        if (membership or exclusion) and (query is not None or elements is not None):
+            test = (
+                exp.In(this=comparison.this.copy(), query=exp.Subquery(this=query.copy()))
+                if query is not None
+                else exp.In(
+                    this=comparison.this.copy(), expressions=[e.copy() for e in elements or []]
+                )
+            )
+            comparison.replace(exp.Not(this=test) if exclusion else test)
+            continue
+        if query is not None and not isinstance(inner, exp.Array):
+            if write not in _NO_SUBQUERY_QUANTIFIED:
+                continue  # x > ANY (SELECT …): standard SQL there
+        elif write in _ARRAY_QUANTIFIED and not (
+            isinstance(inner, exp.Literal) and inner.is_string
+        ):
+            continue  # an array (a PostgreSQL '{a,b}' text is one only in PostgreSQL)
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} cannot compare with {comparison.key.upper()} "
+            f"{quantified.key.upper()} over this {'subquery' if query is not None else 'array'}: "
+            "sqlglot would write it as is and the warehouse would refuse it. Write "
+            "x IN (…) / x NOT IN (…) with a list or a subquery, or write the query for that "
+            "warehouse.",
+            check.node_position(quantified),
+        )
+        return True
+    return False
+
+
 # --- LIKE ANY / LIKE ALL --------------------------------------------------------------------
 
 # Targets without ``x LIKE ANY ('a', 'b')`` over a list (PostgreSQL's needs an array, Redshift
