@@ -166,25 +166,43 @@ class _Running:
     stopped: bool = False
     expired: bool = False
     committed: bool = False
+    chasing: bool = False
+    """A background thread keeps interrupting until the statement returns."""
 
     def stop(self, *, expired: bool = False, patience_s: float = 1.0) -> None:
-        """Mark stopped and interrupt until the statement returns (bounded by ``patience_s``)."""
+        """Mark stopped and interrupt until the statement returns: for ``patience_s`` here,
+        then, if it still runs, from a background thread until it does (an interrupt that
+        misses — sent before the statement registered, or during a phase that does not look
+        — must not leave a cancelled statement running to its end)."""
         with self.lock:
             if self.done.is_set() or self.committed:
                 return
             self.stopped = True
             self.expired = self.expired or expired
-        until = time.monotonic() + patience_s
+        if self._interrupt_until(time.monotonic() + patience_s):
+            return
+        with self.lock:
+            if self.chasing or self.done.is_set() or self.committed:
+                return
+            self.chasing = True
+        threading.Thread(
+            target=self._interrupt_until, args=(float("inf"),), daemon=True, name="duckdb-stop"
+        ).start()
+
+    def _interrupt_until(self, until: float) -> bool:
+        """Interrupt every 50 ms until the statement returns (True) or ``until`` (False)."""
         while True:
             with self.lock:
                 if self.done.is_set() or self.committed:
-                    return
+                    return True
                 if self.executing and self.cursor is not None:
                     # interrupt() only hits a statement already running, so an interrupt sent
                     # just before execute() registers is lost: keep sending until it lands.
                     self.cursor.interrupt()
-            if self.done.wait(0.05) or time.monotonic() > until:
-                return
+            if self.done.wait(0.05):
+                return True
+            if time.monotonic() > until:
+                return False
 
 
 class DuckDBAdapter(BaseAdapter):
