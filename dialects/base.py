@@ -263,10 +263,18 @@ class BaseAdapter:
         server-side through ``handle`` and we wait up to :attr:`CANCEL_GRACE_S` for the
         driver to come back, so nothing keeps running (or creates a table) behind our back.
         """
-        finished = threading.Event()
+        started, finished = threading.Event(), threading.Event()
 
         def run() -> T:
+            started.set()
             try:
+                if handle.stop_requested:
+                    # Cancelled (or expired) before this thread got to run: start nothing.
+                    raise ZerocopyError(
+                        errors.CANCELLED,
+                        f"{what} was stopped before it was sent",
+                        details={"warehouse": self.KIND},
+                    )
                 return fn()
             finally:
                 finished.set()
@@ -281,10 +289,10 @@ class BaseAdapter:
             if not scope.cancelled_caught:
                 # The driver's own TimeoutError (e.g. a socket timeout), not our deadline.
                 raise self.map_error(exc, handle) from exc
-            await self._stop(handle, finished)
+            await self._stop(handle, started, finished)
             raise self._timed_out(what, handle) from None
         except anyio.get_cancelled_exc_class():
-            await self._stop(handle, finished)
+            await self._stop(handle, started, finished)
             raise
         except ZerocopyError:
             raise
@@ -300,13 +308,26 @@ class BaseAdapter:
             details={"warehouse": self.KIND, "query_id": handle.query_id, "max_runtime_s": limit},
         )
 
-    async def _stop(self, handle: QueryHandle, finished: threading.Event) -> None:
+    async def _stop(
+        self, handle: QueryHandle, started: threading.Event, finished: threading.Event
+    ) -> None:
+        handle.stop_requested = True
+        if not started.is_set():
+            return  # its thread sees stop_requested first thing and sends nothing
         with anyio.CancelScope(shield=True):
             # Best effort: the grace wait below still bounds us if the cancel call fails.
             # The cancel itself is bounded too: against a warehouse that stopped answering its
             # second connection would wait for the connect timeout.
             with contextlib.suppress(Exception), anyio.move_on_after(self.CANCEL_GRACE_S):
+                seen = handle.native
                 await anyio.to_thread.run_sync(self._cancel, handle, abandon_on_cancel=True)
+                if seen is None:
+                    # Its thread had started but not yet published what a cancel needs (a
+                    # thread descheduled under load): cancel again once it has.
+                    while handle.native is None and not finished.is_set():  # noqa: ASYNC110
+                        await anyio.sleep(0.01)
+                    if not finished.is_set():
+                        await anyio.to_thread.run_sync(self._cancel, handle, abandon_on_cancel=True)
             # The statement's thread sets a threading.Event, which anyio cannot await.
             until = anyio.current_time() + self.CANCEL_GRACE_S
             while not finished.is_set() and anyio.current_time() < until:  # noqa: ASYNC110
@@ -348,6 +369,7 @@ class BaseAdapter:
         )
 
     async def cancel(self, handle: QueryHandle) -> None:
+        handle.stop_requested = True
         await self._call(self._cancel, handle)
 
     async def read_column(

@@ -106,6 +106,9 @@ class QueryHandle:
     session_id: str | None = None
     native: Any = None
     """Driver object needed for cancel (e.g. a DuckDB connection); never serialised."""
+    stop_requested: bool = False
+    """Set before any cancel is sent: a statement whose thread starts (or publishes
+    :attr:`native`) only after the cancel looked is stopped all the same."""
 
 
 @dataclass(frozen=True, slots=True)

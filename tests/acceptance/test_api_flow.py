@@ -56,11 +56,12 @@ def _statement_threads() -> list[str]:
 async def wait_for_abandoned_statements(timeout: float = 60.0) -> list[str]:
     """Let a statement a cancel failed to interrupt finish before the test process exits.
 
-    Known gap (reported to the DuckDB adapter's owner): under heavy CPU load the adapter's
-    interrupt can miss a statement that registers late; the run is correctly ``cancelled``
-    and nothing is committed, but the statement keeps running until it ends or hits the
-    source's max runtime. A DuckDB statement still running at interpreter exit aborts the
-    process (``terminate called ... exception not rethrown``), so we wait for it here.
+    Safety net for a gap closed since (session 7 saw it under heavy CPU load): a cancel that
+    reached the adapter before the statement's thread had published its handle found nothing
+    to stop, and the statement kept running behind a run already ``cancelled`` (see
+    ``tests/integration/test_adapter_cancel_race.py``). A DuckDB statement still running at
+    interpreter exit aborts the process (``terminate called ... exception not rethrown``), so
+    we still wait for any here.
     """
     with anyio.move_on_after(timeout):
         while _statement_threads():  # noqa: ASYNC110 (a thread, not an anyio task)
