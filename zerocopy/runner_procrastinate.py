@@ -21,6 +21,7 @@ in procrastinate:
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -106,11 +107,12 @@ ORPHAN_CANDIDATES_SQL = (
     "SELECT id, task_name, args FROM procrastinate_jobs "
     "WHERE worker_id = %(worker_id)s AND status = 'doing'"
 )
-PUT_BACK_ORPHAN_SQL = (
+PUT_BACK_JOB_SQL = (
     "UPDATE procrastinate_jobs SET status = 'todo', worker_id = NULL "
     "WHERE id = %(job_id)s AND status = 'doing' AND worker_id = %(worker_id)s"
 )
-"""An orphaned job back to the queue (the lane-freed trigger tells the workers)."""
+"""A job this worker holds but will not run back to the queue (the lane-freed trigger tells
+the workers): an orphan (:func:`release_orphans`) or a handed job a stopping worker drops."""
 
 FETCH_JOB_SQL = (
     "SELECT id, status, task_name, priority, lock, queueing_lock, args, scheduled_at, "
@@ -269,20 +271,22 @@ def lane_worker_class() -> type:
             *args: Any,
             handoffs: LaneHandOffs | None = None,
             orphan_check_s: float | None = None,
-            on_orphans: Callable[[list[dict[str, Any]]], Awaitable[None]] | None = None,
+            on_orphans: Callable[[int, list[dict[str, Any]]], Awaitable[None]] | None = None,
             **kwargs: Any,
         ):
             super().__init__(*args, **kwargs)
             self.handoffs = handoffs
             self._successors: dict[int, jobs.Job] = {}
             self.orphan_check_s = orphan_check_s
-            self.on_orphans = on_orphans or self._put_back_orphans
+            self.on_orphans = on_orphans
+            """Called with this worker's id and its orphaned jobs' rows (the watcher runs
+            only with both ``orphan_check_s`` and this: see :func:`release_orphans`)."""
             if handoffs is not None:
                 handoffs.stopping = self._stop_event.is_set
 
         def _start_side_tasks(self) -> list[asyncio.Task[Any]]:
             tasks: list[asyncio.Task[Any]] = super()._start_side_tasks()
-            if self.orphan_check_s:
+            if self.orphan_check_s and self.on_orphans is not None:
                 tasks.append(asyncio.create_task(self._watch_orphans(), name="orphan_watch"))
             return tasks
 
@@ -304,7 +308,7 @@ def lane_worker_class() -> type:
             seen so twice in a row, a check period apart, is an orphan: see
             :func:`release_orphans`.
             """
-            assert self.orphan_check_s
+            assert self.orphan_check_s and self.on_orphans is not None
             suspects: set[int] = set()
             while True:
                 await asyncio.sleep(self.orphan_check_s)
@@ -315,13 +319,13 @@ def lane_worker_class() -> type:
                     unknown = {int(r["id"]) for r in rows} - self._known_job_ids()
                     orphans = [dict(r) for r in rows if int(r["id"]) in unknown & suspects]
                     suspects = unknown - {int(r["id"]) for r in orphans}
-                    if orphans and not self._stop_event.is_set():
+                    if orphans and not self._stop_event.is_set() and self.worker_id is not None:
                         log.warning(
                             "queue.orphan_jobs_released",
                             worker_id=self.worker_id,
                             job_ids=[r["id"] for r in orphans],
                         )
-                        await self.on_orphans(orphans)
+                        await self.on_orphans(self.worker_id, orphans)
                 except Exception:
                     log.warning("queue.orphan_check_failed", exc_info=True)
 
@@ -358,20 +362,13 @@ def lane_worker_class() -> type:
             else:
                 self._successors[job.id] = next_job
 
-        async def _put_back_orphans(self, orphans: list[dict[str, Any]]) -> None:
-            for row in orphans:
-                await self.app.connector.execute_query_async(
-                    PUT_BACK_ORPHAN_SQL, job_id=row["id"], worker_id=self.worker_id
-                )
-
         async def _put_back(self, job: Any) -> None:
             """A handed job this stopping worker will not run: back to the queue (the
-            lane-freed trigger announces it to the other workers)."""
+            lane-freed trigger announces it to the other workers); it was fetched for this
+            worker (``zerocopy_fetch_job``), so it is ``doing`` under this worker's id."""
             try:
                 await self.app.connector.execute_query_async(
-                    "UPDATE procrastinate_jobs SET status = 'todo', worker_id = NULL "
-                    "WHERE id = %(job_id)s AND status = 'doing'",
-                    job_id=job.id,
+                    PUT_BACK_JOB_SQL, job_id=job.id, worker_id=self.worker_id
                 )
             except Exception:
                 log.warning("queue.put_back_failed", job_id=job.id, exc_info=True)
@@ -808,10 +805,6 @@ _UNCLAIM_RUN = sa.text(
     "worker = NULL WHERE id = :run_id AND status = :running AND worker = :worker RETURNING id"
 )
 _FREE_RUN_SLOT = sa.text("DELETE FROM source_slot WHERE run_id = :run_id")
-_PUT_BACK_JOB = sa.text(
-    "UPDATE procrastinate_jobs SET status = 'todo', worker_id = NULL "
-    "WHERE id = :job_id AND status = 'doing' AND worker_id = :worker_id"
-)
 
 
 async def release_orphans(
@@ -843,7 +836,10 @@ async def release_orphans(
                 ).first()
                 if unclaimed is not None:
                     await s.execute(_FREE_RUN_SLOT, {"run_id": run_id})
-            await s.execute(_PUT_BACK_JOB, {"job_id": row["id"], "worker_id": worker_id})
+            conn = await s.connection()
+            await conn.exec_driver_sql(
+                PUT_BACK_JOB_SQL, {"job_id": row["id"], "worker_id": worker_id}
+            )
 
 
 async def requeue_orphans(runner: ProcrastinateRunner, db: Database, seconds: float) -> list[str]:
@@ -1022,13 +1018,9 @@ async def run_worker(settings: Any, config: SchedulingConfig, *, scheduler: bool
                     # Twice per heartbeat timeout: an orphaned job's pre-claimed run goes
                     # back to the queue before the reaper would end it worker_lost.
                     orphan_check_s=min(5.0, max(0.25, config.worker_lost_after_s / 5)),
+                    on_orphans=functools.partial(release_orphans, db, engine),
                     **options,
                 )
-
-                async def on_orphans(orphans: list[dict[str, Any]]) -> None:
-                    await release_orphans(db, engine, int(worker.worker_id), orphans)
-
-                worker.on_orphans = on_orphans
                 await worker.run()
                 tg.cancel_scope.cancel()
             with anyio.CancelScope(shield=True):
