@@ -452,6 +452,12 @@ def restore_quantified_all(check: Any, statements: list[exp.Expr]) -> None:
     lower = check.text.lower()
     quantified = "all" in lower or "some" in lower
     rows = "row" in lower and check.rules.sqlglot_dialect in ("postgres", "redshift")
+    if quantified or rows:
+        # the words as names of their own (a function's name is one token's text), not
+        # inside others (ROW_NUMBER, small, total): no token, no such call
+        words = {token.text.upper() for token in check.tokens}
+        quantified = quantified and not words.isdisjoint(("ALL", "SOME"))
+        rows = rows and "ROW" in words
     if not quantified and not rows:
         return
     for statement in statements:
