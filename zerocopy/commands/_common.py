@@ -45,7 +45,15 @@ def _scrub(value: Any) -> Any:
 
 def fail(exc: ZerocopyError) -> NoReturn:
     """Print ``{"error": ...}`` on stderr and exit 1."""
-    click.echo(json.dumps({"error": _scrub(exc.to_dict())}, default=str), err=True)
+    # The API's error body exactly: all five keys, ``null`` line/column, ``{}`` details.
+    body = {
+        "code": exc.code,
+        "message": exc.message,
+        "line": exc.line,
+        "column": exc.column,
+        "details": exc.details or {},
+    }
+    click.echo(json.dumps({"error": _scrub(body)}, default=str), err=True)
     sys.exit(EXIT_FAILED)
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import anyio
 import orjson
@@ -50,6 +51,10 @@ MAX_LOOKBACK_MINUTES = 7 * 24 * 60
 ROW_LOG_RETENTION = timedelta(days=30)
 RUN_RETENTION = timedelta(days=366)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_EMAIL_LENGTH = 254
+MAX_EMAIL_LOCAL_LENGTH = 64
+"""RFC 5321's limits (a path of 256 octets, a local part of 64): a longer address cannot be
+mailed, so it is refused when saved rather than failing every notification."""
 
 
 def _invalid(field: str, message: str) -> ZerocopyError:
@@ -75,6 +80,16 @@ def _contacts(values: list[str]) -> list[str]:
     for value in values:
         if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
             raise _invalid("contacts", f"{value!r} is not an e-mail address")
+        address = value.strip()
+        if (
+            len(address) > MAX_EMAIL_LENGTH
+            or len(address.rpartition("@")[0]) > MAX_EMAIL_LOCAL_LENGTH
+        ):
+            raise _invalid(
+                "contacts",
+                f"{address[:40]!r}… is not an e-mail address: at most {MAX_EMAIL_LENGTH} "
+                f"characters, {MAX_EMAIL_LOCAL_LENGTH} before the @",
+            )
     return distinct_addresses(values)
 
 
@@ -90,10 +105,27 @@ def _notifications(value: dict[str, Any]) -> dict[str, Any]:
             not isinstance(item, kind) or isinstance(item, bool) != (kind is bool)
         ):
             raise _invalid("notifications", f"notification setting {key!r} has the wrong type")
+    url = value.get("webhook_url")
+    if url is not None:
+        _webhook_url(url)
     pct = value.get("row_error_threshold_pct")
     if pct is not None and not 0 <= pct <= 100:
         raise _invalid("notifications", "row_error_threshold_pct must be 0-100")
     return dict(value)
+
+
+def _webhook_url(url: str) -> None:
+    """An ``http(s)://host/…`` URL: anything else could never receive a webhook."""
+    parts = urlsplit(url.strip())
+    try:
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if parts.scheme.lower() not in ("http", "https") or not host or url != url.strip():
+        raise _invalid(
+            "notifications",
+            f"webhook_url must be an http:// or https:// URL with a host, got {url[:200]!r}",
+        )
 
 
 _NULLABLE = frozenset({"row_limit"})
@@ -209,6 +241,10 @@ async def update_sync(
         sync.name = name
     retest = False
     new_source = "source_id" in changes and changes["source_id"] != sync.source_id
+    if "table" in changes and sync.source_id is None and "source_id" not in changes:
+        raise _invalid("table", "a file sync reads files, not a table: set source_settings")
+    if "table" in changes and not changes["table"].strip():
+        raise _invalid("table", "a warehouse sync needs the table or view to read")
     new_table = "table" in changes and changes["table"].strip() != sync.table_name
     if new_source or new_table:
         await _refuse_while_running(session, sync, "change its table or source")

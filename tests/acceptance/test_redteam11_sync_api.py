@@ -1,0 +1,158 @@
+"""Red-team round 11: sync definitions over HTTP and the CLI's error body.
+
+A refused request changes nothing (the sync is read back after each refusal), and the CLI
+prints the API's error body exactly (all five keys).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from tests.acceptance.conftest import Api
+from tests.acceptance.test_sync_api import duckdb_source
+from zerocopy.services import credentials, sources, workspaces
+from zerocopy.services.context import open_runtime
+from zerocopy.settings import load_settings
+
+pytestmark = pytest.mark.anyio
+
+ROOT = Path(__file__).resolve().parents[2]
+ZEROCOPY = str(ROOT / ".venv" / "bin" / "zerocopy")
+ERROR_KEYS = {"code", "message", "line", "column", "details"}
+
+
+def assert_refused(resp: Any, status: int, code: str, field: str) -> dict[str, Any]:
+    assert resp.status_code == status, resp.text
+    err: dict[str, Any] = resp.json()["error"]
+    assert set(err) == ERROR_KEYS and err["code"] == code, err
+    assert err["details"]["field"] == field, err
+    return err
+
+
+async def _sync(api: Api, **extra: Any) -> dict[str, Any]:
+    source_id = await duckdb_source(api)
+    body = {
+        "name": "attrs",
+        "data_type": "user_attributes",
+        "source_id": source_id,
+        "table": "users_attributes_sync",
+        **extra,
+    }
+    resp = await api.post("/v1/syncs", json=body)
+    assert resp.status_code == 201, resp.text
+    sync: dict[str, Any] = resp.json()
+    return sync
+
+
+async def test_patch_cannot_blank_the_table(api: Api) -> None:
+    sync = await _sync(api)
+    assert (await api.post(f"/v1/syncs/{sync['id']}/test")).status_code == 200
+    assert (await api.post(f"/v1/syncs/{sync['id']}/activate")).json()["status"] == "active"
+    before = (await api.get(f"/v1/syncs/{sync['id']}")).json()
+    for table in ("", "   "):
+        resp = await api.patch(f"/v1/syncs/{sync['id']}", json={"table": table, "name": "x"})
+        assert_refused(resp, 400, "validation_error", "table")
+        # Nothing half-written: same table, name and status (not put back to draft).
+        assert (await api.get(f"/v1/syncs/{sync['id']}")).json() == before
+
+
+async def test_webhook_url_must_be_http(api: Api) -> None:
+    sync = await _sync(api, notifications={"webhook_url": "https://hooks.example.com/zc"})
+    assert sync["notifications"] == {"webhook_url": "https://hooks.example.com/zc"}
+    source_id = sync["source_id"]
+    for url in ("ftp://hooks.example.com/x", "hooks.example.com/x", "https://", "javascript:x"):
+        resp = await api.post(
+            "/v1/syncs",
+            json={
+                "name": "hooked",
+                "data_type": "custom_events",
+                "source_id": source_id,
+                "table": "app_events",
+                "notifications": {"webhook_url": url},
+            },
+        )
+        err = assert_refused(resp, 400, "validation_error", "notifications")
+        assert "webhook_url" in err["message"]
+        resp = await api.patch(
+            f"/v1/syncs/{sync['id']}", json={"notifications": {"webhook_url": url}}
+        )
+        assert_refused(resp, 400, "validation_error", "notifications")
+    assert [s["name"] for s in (await api.get("/v1/syncs")).json()] == ["attrs"]
+    kept = (await api.get(f"/v1/syncs/{sync['id']}")).json()["notifications"]
+    assert kept == {"webhook_url": "https://hooks.example.com/zc"}
+
+
+async def test_contact_longer_than_smtp_allows_is_refused(api: Api) -> None:
+    sync = await _sync(api, contacts=["ops@example.com"])
+    for address in ("x" * 65 + "@example.com", "a@" + "b" * 250 + ".com"):
+        resp = await api.patch(f"/v1/syncs/{sync['id']}", json={"contacts": [address]})
+        assert_refused(resp, 400, "validation_error", "contacts")
+    assert (await api.get(f"/v1/syncs/{sync['id']}")).json()["contacts"] == ["ops@example.com"]
+    edge = "x" * 64 + "@example.com"
+    resp = await api.patch(f"/v1/syncs/{sync['id']}", json={"contacts": [edge]})
+    assert resp.status_code == 200 and resp.json()["contacts"] == [edge], resp.text
+
+
+# ------------------------------------------------------------------------------ CLI
+def _cli_env(tmp_path: Path) -> tuple[dict[str, str], str]:
+    from fixtures.warehouse import build, load_duckdb
+
+    wh = tmp_path / "wh.duckdb"
+    load_duckdb(wh, "marketing", build(users=40))
+    env = {
+        "ZEROCOPY_DATA_DIR": str(tmp_path / "data"),
+        "ZEROCOPY_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
+        "ZEROCOPY_LOG_LEVEL": "warning",
+    }
+
+    async def go() -> tuple[str, str]:
+        settings = load_settings(env)
+        async with open_runtime(settings, start_runner=False) as rt, rt.db.session() as s:
+            ws, _ = await workspaces.create_workspace(s, name="cli")
+            cred = await credentials.create_credential(
+                s, rt.secret_box, ws.id, name="dw", kind="duckdb", settings={"path": str(wh)}
+            )
+            src = await sources.create_source(
+                s, ws.id, name="dw", credential_id=cred.id, scope="marketing"
+            )
+            return ws.id, src.id
+
+    ws_id, src_id = anyio.run(go)
+    return {**env, "ZEROCOPY_WORKSPACE": ws_id}, src_id
+
+
+def _zc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ZEROCOPY, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def test_cli_errors_are_the_api_error_body(tmp_path: Path) -> None:
+    env, source_id = _cli_env(tmp_path)
+    proc = _zc(
+        env, "sync", "create", "--name", "a", "--data-type", "user_attributes",
+        "--source", source_id, "--table", "users_attributes_sync", "--frequency", "7h",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+    assert set(err) == ERROR_KEYS
+    assert err["code"] == "validation_error" and err["line"] is None and err["column"] is None
+    assert err["details"] == {"field": "frequency", "reason": "unknown_frequency"}
+    # An error without details still has the key, as in the API ({}).
+    proc = _zc(env, "sync", "show", "nope")
+    assert proc.returncode == 1
+    err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+    assert set(err) == ERROR_KEYS and err["code"] == "not_found"
+    assert _zc(env, "sync", "list").stdout.strip() == "[]"
