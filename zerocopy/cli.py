@@ -136,7 +136,11 @@ def workspace_create(name: str, time_zone: str) -> None:
     try:
         ws, key = anyio.run(run)
     except ZerocopyError as exc:
-        click.echo(f"error: {exc.code}: {exc.message}", err=True)
+        # The API's error body on stderr, as every resource command prints it; a refused
+        # name or time zone stays a usage error (exit 2: the command's arguments).
+        from zerocopy.commands._common import print_error
+
+        print_error(exc)
         sys.exit(EXIT_USAGE if exc.code == errors.VALIDATION_ERROR else EXIT_INVALID)
     click.echo(f"workspace: {ws.id} ({ws.name})")
     click.echo(f"api key:   {key}")

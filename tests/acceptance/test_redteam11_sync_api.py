@@ -156,3 +156,33 @@ def test_cli_errors_are_the_api_error_body(tmp_path: Path) -> None:
     err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
     assert set(err) == ERROR_KEYS and err["code"] == "not_found"
     assert _zc(env, "sync", "list").stdout.strip() == "[]"
+
+
+def test_cli_workspace_create_refusal_is_json(tmp_path: Path) -> None:
+    env, _ = _cli_env(tmp_path)
+    proc = _zc(env, "workspace", "create", "Other", "--time-zone", "Mars/Base")
+    assert proc.returncode == 2 and "api key" not in proc.stdout
+    err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+    assert set(err) == ERROR_KEYS and err["code"] == "validation_error"
+    assert err["details"] == {"field": "time_zone", "reason": "unknown_time_zone"}
+    listed = json.loads(_zc(env, "workspace", "list").stdout)
+    assert [w["name"] for w in listed] == ["cli"]
+
+
+def test_cli_segment_schedule_usage_names_set(tmp_path: Path) -> None:
+    env, source_id = _cli_env(tmp_path)
+    assert _zc(env, "source", "test", source_id).returncode == 0
+    proc = _zc(
+        env, "segment", "create", "--source", source_id, "--name", "all",
+        "--sql", "SELECT external_user_id FROM users",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    segment_id = json.loads(proc.stdout)["id"]
+    proc = _zc(env, "segment", "schedule", segment_id, "--set", "{bad")
+    assert proc.returncode == 2 and "--set is not valid JSON" in proc.stderr, proc.stderr
+    proc = _zc(env, "segment", "schedule", segment_id, "--contact", "ops@example.com")
+    assert proc.returncode == 2 and "--contact goes with --set" in proc.stderr, proc.stderr
+    proc = _zc(env, "segment", "schedule", segment_id, "--set", "[1]")
+    assert proc.returncode == 2 and "--set must be a JSON object" in proc.stderr, proc.stderr
+    view = json.loads(_zc(env, "segment", "schedule", segment_id).stdout)
+    assert view["status"] == "manual" and view["contacts"] == []

@@ -45,6 +45,12 @@ def _scrub(value: Any) -> Any:
 
 def fail(exc: ZerocopyError) -> NoReturn:
     """Print ``{"error": ...}`` on stderr and exit 1."""
+    print_error(exc)
+    sys.exit(EXIT_FAILED)
+
+
+def print_error(exc: ZerocopyError) -> None:
+    """Print ``{"error": ...}`` on stderr, secrets scrubbed."""
     # The API's error body exactly: all five keys, ``null`` line/column, ``{}`` details.
     body = {
         "code": exc.code,
@@ -54,7 +60,6 @@ def fail(exc: ZerocopyError) -> NoReturn:
         "details": exc.details or {},
     }
     click.echo(json.dumps({"error": _scrub(body)}, default=str), err=True)
-    sys.exit(EXIT_FAILED)
 
 
 def run(fn: Callable[[Any], Awaitable[Any]], workspace_id: str | None = None) -> Any:

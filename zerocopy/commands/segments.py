@@ -65,17 +65,21 @@ def _sql(sql: str | None, sql_file: str | None, *, required: bool) -> str | None
     return sql
 
 
-def _schedule(schedule_json: str | None, contacts: tuple[str, ...]) -> tuple[bool, Any]:
-    """(whether to set a schedule, the document: ``None`` = manual)."""
+def _schedule(
+    schedule_json: str | None, contacts: tuple[str, ...], option: str = "--schedule"
+) -> tuple[bool, Any]:
+    """(whether to set a schedule, the document: ``None`` = manual); usage errors name
+    ``option``, the command's own spelling (``segment create --schedule``, ``segment
+    schedule --set``)."""
     if schedule_json is None:
         if contacts:
-            raise usage("--contact goes with --schedule")
+            raise usage(f"--contact goes with {option}")
         return False, None
     if schedule_json.strip().lower() in ("manual", "none", "null"):
         return True, None
-    doc = parse_json_option(schedule_json, "--schedule")
+    doc = parse_json_option(schedule_json, option)
     if not isinstance(doc, dict):
-        raise usage('--schedule must be a JSON object like {"frequency": "daily", "hour": 2}')
+        raise usage(f'{option} must be a JSON object like {{"frequency": "daily", "hour": 2}}')
     return True, doc
 
 
@@ -524,7 +528,7 @@ def segment_schedule(
     """Show (or --set) the schedule: next 5 runs, pause state, last run."""
     from zerocopy.scheduling import schedules
 
-    set_schedule, doc = _schedule(schedule_json, contacts)
+    set_schedule, doc = _schedule(schedule_json, contacts, "--set")
 
     async def go(rt: Any) -> Any:
         if set_schedule:
