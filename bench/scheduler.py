@@ -20,7 +20,10 @@ run:
   start).
 
 Prints one JSON line per worker count:
-``{"workers": …, "jobs_per_s": …, "lag_p50_s": …, "lag_p99_s": …, "baseline_jobs_per_s": …}``.
+``{"workers": …, "jobs_per_s": …, "lag_p50_s": …, "lag_p99_s": …, "baseline_jobs_per_s": …}``,
+plus ``cpu_ms_per_job`` and ``baseline_cpu_ms_per_job``: CPU milliseconds per job of everything
+involved (workers, this process's scheduler, and the PostgreSQL server's backends when their
+``/proc`` is readable), a comparison that holds on a busy machine.
 
 Settings (printed on stderr first): jobs at once per worker (``--concurrency``, default 4) and
 the per-source limit (``--source-limit``, default 4: the product default, not raised for the
@@ -229,7 +232,9 @@ async def baseline(
     segments: list[str],
     stats: Callable[[], dict[str, tuple[int, int]]] | None = None,
     server_cpu: ServerCpu | None = None,
-) -> float:
+) -> tuple[float, float]:
+    """Jobs per second and CPU milliseconds per job (this process and, when readable, the
+    PostgreSQL server's backends)."""
     engine = RefreshEngine(db, AdapterFactory(box))
     limiter = anyio.CapacityLimiter(3)
     started: list[float] = []
@@ -268,7 +273,7 @@ async def baseline(
         ),
         file=sys.stderr,
     )
-    return len(segments) / elapsed
+    return len(segments) / elapsed, 1000 * (cpu + (server or 0.0)) / len(segments)
 
 
 def concurrency_profile(spans: list[tuple[datetime, datetime]]) -> list[tuple[int, float]]:
@@ -364,6 +369,11 @@ def db_stats(server: str, *names: str) -> dict[str, tuple[int, int]]:
             (list(names),),
         ).fetchall()
     return {name: (int(x), int(n)) for name, x, n in rows}
+
+
+QUEUE_BUSY_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM procrastinate_jobs WHERE status IN ('todo', 'doing'))"
+)
 
 
 async def with_workers(
@@ -462,11 +472,22 @@ async def with_workers(
             )
             assert len(run_ids) == len(segments), (len(run_ids), report)
             while True:
+                # A job waiting or running means a run not over yet (a refresh job is deleted
+                # in its run's final transaction, or after it): one index probe per poll; the
+                # 500-id count (a few ms of the server's CPU, counted in the workers' figure)
+                # only once the queue is empty.
                 async with db.session() as s:
-                    done = await s.scalar(
-                        sa.select(sa.func.count())
-                        .select_from(RefreshRun)
-                        .where(RefreshRun.id.in_(run_ids), RefreshRun.status.in_(RunStatus.FINAL))
+                    busy = await s.scalar(sa.text(QUEUE_BUSY_SQL))
+                    done = (
+                        0
+                        if busy
+                        else await s.scalar(
+                            sa.select(sa.func.count())
+                            .select_from(RefreshRun)
+                            .where(
+                                RefreshRun.id.in_(run_ids), RefreshRun.status.in_(RunStatus.FINAL)
+                            )
+                        )
                     )
                 if int(done or 0) == len(run_ids):
                     break
@@ -565,6 +586,9 @@ async def with_workers(
             "jobs_per_s": round(len(runs) / (last - first).total_seconds(), 2),
             "lag_p50_s": round(pct(lags, 0.5), 3),
             "lag_p99_s": round(pct(lags, 0.99), 3),
+            "cpu_ms_per_job": round(
+                1000 * (cpu_workers + cpu_self + (server or 0.0)) / len(runs), 1
+            ),
         }
     finally:
         for p in procs:
@@ -626,7 +650,7 @@ async def main(args: argparse.Namespace) -> None:
             file=sys.stderr,
         )
         server_cpu = ServerCpu(server, *names.values())
-        base = await baseline(db, box, segments, stats, server_cpu)
+        base, base_cpu = await baseline(db, box, segments, stats, server_cpu)
         if args.trace:
             async with db.engine.begin() as conn:
                 await conn.exec_driver_sql(TRACE_SQL)
@@ -654,7 +678,12 @@ async def main(args: argparse.Namespace) -> None:
                 statements,
                 args.trace,
             )
-            line = {"workers": n, **result, "baseline_jobs_per_s": round(base, 2)}
+            line = {
+                "workers": n,
+                **result,
+                "baseline_jobs_per_s": round(base, 2),
+                "baseline_cpu_ms_per_job": round(base_cpu, 1),
+            }
             print(json.dumps(line), flush=True)
         await db.dispose()
 
