@@ -186,3 +186,52 @@ def test_cli_segment_schedule_usage_names_set(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--set must be a JSON object" in proc.stderr, proc.stderr
     view = json.loads(_zc(env, "segment", "schedule", segment_id).stdout)
     assert view["status"] == "manual" and view["contacts"] == []
+
+
+async def test_http_destination_unconfigured_fails_the_test(api: Api) -> None:
+    """Without ZEROCOPY_HTTP_DESTINATION_URL/KEY every run would end ``error`` at once: the
+    test says so and the sync cannot be activated."""
+    sync = await _sync(api, destination="http")
+    resp = await api.post(f"/v1/syncs/{sync['id']}/test")
+    assert resp.status_code == 400, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == "validation_error" and "ZEROCOPY_HTTP_DESTINATION_URL" in err["message"]
+    assert err["details"]["sync_id"] == sync["id"]
+    shown = (await api.get(f"/v1/syncs/{sync['id']}")).json()
+    assert shown["status"] == "draft" and shown["last_test_error"]["code"] == "validation_error"
+    resp = await api.post(f"/v1/syncs/{sync['id']}/activate")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "conflict"
+    assert (await api.get(f"/v1/syncs/{sync['id']}/runs")).json() == []
+
+
+def test_cli_sync_limits_and_output_as_the_api(tmp_path: Path) -> None:
+    env, source_id = _cli_env(tmp_path)
+    assert _zc(env, "source", "test", source_id).returncode == 0
+    proc = _zc(
+        env, "sync", "create", "--name", "a", "--data-type", "user_attributes",
+        "--source", source_id, "--table", "users_attributes_sync",
+    )  # fmt: skip
+    sync_id = json.loads(proc.stdout)["id"]
+    assert _zc(env, "sync", "test", sync_id).returncode == 0
+    assert _zc(env, "sync", "activate", sync_id).returncode == 0
+    run = json.loads(_zc(env, "sync", "run", sync_id).stdout)
+    # The API refuses limit 0 and limits above its maximum: so does the CLI (usage, exit 2).
+    for args in (
+        ("runs", sync_id, "--limit", "0"),
+        ("runs", sync_id, "--limit", "501"),
+        ("errors", run["id"], "--limit", "0"),
+        ("errors", run["id"], "--limit", "1001"),
+    ):
+        proc = _zc(env, "sync", *args)
+        assert proc.returncode == 2 and proc.stdout == "", (args, proc.stderr)
+    errors = json.loads(_zc(env, "sync", "errors", run["id"], "--limit", "1000").stdout)
+    assert len(errors) == run["rows_errored"] > 0
+    # An export to a path that cannot be written is a usage error, not a traceback.
+    target = tmp_path / "missing" / "rows.csv"
+    proc = _zc(env, "sync", "export", run["id"], "--format", "csv", "--output", str(target))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "cannot write --output" in proc.stderr and not target.exists()
+    target = tmp_path / "rows.csv"
+    proc = _zc(env, "sync", "export", run["id"], "--format", "csv", "--output", str(target))
+    assert proc.returncode == 0, proc.stderr
+    assert len(target.read_text().splitlines()) == 1 + run["rows_errored"]

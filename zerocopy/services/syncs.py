@@ -360,6 +360,7 @@ async def test_sync(
     started = anyio.current_time()
     now = datetime.now(UTC)
     try:
+        await _check_destination(runtime, sync)
         with anyio.fail_after(source.max_runtime_s):
             async with runtime.adapter_for(source, cred) as adapter:
                 resolved = resolve_table(await adapter.list_tables(), sync.table_name or "", dtype)
@@ -403,6 +404,17 @@ async def test_sync(
         preview=preview,
         elapsed_s=round(anyio.current_time() - started, 3),
     )
+
+
+async def _check_destination(runtime: Runtime, sync: Sync) -> None:
+    """The destination can be built here (the HTTP one is configured): a sync whose every run
+    would fail at once does not pass its test."""
+    from zerocopy.destinations.factory import destination_factory
+
+    destination = destination_factory(runtime.db, runtime.settings)(sync)
+    close = getattr(destination, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _test_file_sync(session: AsyncSession, runtime: Runtime, sync: Sync) -> SyncTestOutcome:

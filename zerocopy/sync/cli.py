@@ -342,7 +342,10 @@ def sync_cancel(workspace_id: str, run_id: str) -> None:
 @sync.command("runs")
 @workspace_option
 @click.argument("sync_id")
-@click.option("--limit", default=20, show_default=True, type=int)
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, 500),
+    help="As the API's limit (1-500).",
+)  # fmt: skip
 def sync_runs(workspace_id: str, sync_id: str, limit: int) -> None:
     """Runs of a sync, newest first."""
     from zerocopy.services import syncs
@@ -359,7 +362,10 @@ def sync_runs(workspace_id: str, sync_id: str, limit: int) -> None:
 @workspace_option
 @click.argument("run_id")
 @click.option("--all", "all_rows", is_flag=True, help="Every logged row, not only errors.")
-@click.option("--limit", default=100, show_default=True, type=int)
+@click.option(
+    "--limit", default=100, show_default=True, type=click.IntRange(1, 1000),
+    help="As the API's limit (1-1000).",
+)  # fmt: skip
 def sync_errors(workspace_id: str, run_id: str, all_rows: bool, limit: int) -> None:
     """Row errors of a run (payload and reason)."""
     from zerocopy.services import syncs
@@ -399,7 +405,11 @@ def sync_export(
     if output is None:
         sys.stdout.buffer.write(data)
     else:
-        output.write_bytes(data)
+        try:
+            output.write_bytes(data)
+        except OSError as exc:
+            reason = exc.strerror or exc
+            raise click.UsageError(f"cannot write --output {str(output)!r}: {reason}") from None
 
 
 @sync.command("sweep")
