@@ -235,3 +235,36 @@ def test_cli_sync_limits_and_output_as_the_api(tmp_path: Path) -> None:
     proc = _zc(env, "sync", "export", run["id"], "--format", "csv", "--output", str(target))
     assert proc.returncode == 0, proc.stderr
     assert len(target.read_text().splitlines()) == 1 + run["rows_errored"]
+
+
+async def test_cli_sync_schedule_is_the_api_view(api: Api, tmp_path: Path) -> None:
+    """``zerocopy sync schedule`` prints ``GET /v1/syncs/{id}/schedule`` (same state)."""
+    await api.patch("/v1/workspace", json={"time_zone": "Europe/Paris"})
+    sync = await _sync(api, frequency="weekly")
+    env = {
+        "ZEROCOPY_DATA_DIR": str(api.settings.data_dir),
+        "ZEROCOPY_DATABASE_URL": api.settings.database_url,
+        "ZEROCOPY_LOG_LEVEL": "warning",
+        "ZEROCOPY_WORKSPACE": api.workspace_id,
+    }
+
+    async def both() -> tuple[dict[str, Any], dict[str, Any]]:
+        resp = await api.get(f"/v1/syncs/{sync['id']}/schedule")
+        assert resp.status_code == 200, resp.text
+        proc = await anyio.to_thread.run_sync(lambda: _zc(env, "sync", "schedule", sync["id"]))
+        assert proc.returncode == 0, proc.stderr
+        return resp.json(), json.loads(proc.stdout)
+
+    http, cli = await both()
+    assert cli == http and http["status"] == "draft" and http["next_runs"] == []
+    assert http["frequency"] == "1w" and http["time_zone"] == "Europe/Paris"
+    assert (await api.post(f"/v1/syncs/{sync['id']}/test")).status_code == 200
+    assert (await api.post(f"/v1/syncs/{sync['id']}/activate")).status_code == 200
+    http, cli = await both()
+    assert cli == http and http["status"] == "active" and len(http["next_runs"]) == 5
+    # Mondays at 00:00 Paris time.
+    assert all(t.endswith(("T23:00:00+00:00", "T22:00:00+00:00")) for t in http["next_runs"])
+    proc = await anyio.to_thread.run_sync(lambda: _zc(env, "sync", "schedule", "nope"))
+    assert proc.returncode == 1
+    err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+    assert set(err) == ERROR_KEYS and err["code"] == "not_found"

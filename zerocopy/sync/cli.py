@@ -1,5 +1,5 @@
 """``zerocopy sync ...``: create / list / show / update / delete / test / activate / pause /
-run / reset-watermark / cancel / runs / errors / export / sweep.
+run / reset-watermark / cancel / schedule / runs / errors / export / sweep.
 
 Commands work on the state database of the settings (``ZEROCOPY_*``), scoped to one
 workspace (``--workspace`` or ``ZEROCOPY_WORKSPACE``). Each prints the response body of the
@@ -335,6 +335,21 @@ def sync_cancel(workspace_id: str, run_id: str) -> None:
     async def go(rt: Any) -> Any:
         async with rt.db.session() as s:
             return run_read(await syncs.cancel_run(s, rt, workspace_id, run_id))
+
+    _echo(_run(go, workspace_id))
+
+
+@sync.command("schedule")
+@workspace_option
+@click.argument("sync_id")
+def sync_schedule(workspace_id: str, sync_id: str) -> None:
+    """The sync's schedule (``GET /v1/syncs/{id}/schedule``): frequency in the workspace time
+    zone, next 5 runs (none unless active), last run's outcome; change it with ``update
+    --frequency``."""
+    from zerocopy.scheduling.sync_scheduler import sync_schedule_view
+
+    async def go(rt: Any) -> Any:
+        return await sync_schedule_view(rt.db, workspace_id, sync_id)
 
     _echo(_run(go, workspace_id))
 
