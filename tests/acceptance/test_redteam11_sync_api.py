@@ -268,3 +268,26 @@ async def test_cli_sync_schedule_is_the_api_view(api: Api, tmp_path: Path) -> No
     assert proc.returncode == 1
     err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
     assert set(err) == ERROR_KEYS and err["code"] == "not_found"
+
+
+def test_cli_segment_update_refused_contact_changes_nothing(tmp_path: Path) -> None:
+    env, source_id = _cli_env(tmp_path)
+    assert _zc(env, "source", "test", source_id).returncode == 0
+    proc = _zc(
+        env, "segment", "create", "--source", source_id, "--name", "all",
+        "--sql", "SELECT external_user_id FROM users",
+    )  # fmt: skip
+    segment_id = json.loads(proc.stdout)["id"]
+    before = json.loads(_zc(env, "segment", "show", segment_id).stdout)
+    proc = _zc(
+        env, "segment", "update", segment_id, "--name", "renamed",
+        "--sql", "SELECT external_user_id FROM users WHERE country = 'US'",
+        "--schedule", '{"frequency": "daily"}', "--contact", "not-an-address",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
+    assert err["code"] == "validation_error" and err["details"]["field"] == "contacts"
+    # One command, one outcome: the name and SQL did not change, nor the schedule.
+    assert json.loads(_zc(env, "segment", "show", segment_id).stdout) == before
+    view = json.loads(_zc(env, "segment", "schedule", segment_id).stdout)
+    assert view["status"] == "manual" and view["contacts"] == []

@@ -83,10 +83,15 @@ def _schedule(
     return True, doc
 
 
-def _check_schedule(doc: Any) -> None:
+def _check_schedule(doc: Any, contacts: tuple[str, ...] = ()) -> None:
+    """The schedule and its contacts as ``set_schedule`` checks them, before anything is
+    saved: a refused ``--contact`` must not leave the segment half-updated."""
     from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, parse_schedule
+    from zerocopy.scheduling.schedules import _contacts as check_contacts
 
     parse_schedule(doc, SEGMENT_FREQUENCIES)
+    if contacts:
+        check_contacts(list(contacts))
 
 
 def _segment_read(segment: Any) -> Any:
@@ -182,7 +187,7 @@ def segment_create(
 
     async def go(rt: Any) -> Any:
         if set_schedule:
-            _check_schedule(doc)  # before anything is saved
+            _check_schedule(doc, contacts)  # before anything is saved
         async with rt.db.session() as s:
             created = await segments.create_segment(
                 s,
@@ -270,7 +275,7 @@ def segment_update(
 
     async def go(rt: Any) -> Any:
         if set_schedule:
-            _check_schedule(doc)
+            _check_schedule(doc, contacts)
         async with rt.db.session() as s:
             updated = await segments.update_segment(
                 s,
