@@ -263,6 +263,7 @@ def child_bare_duckdb(duck_path: str, state_path: str) -> dict[str, Any]:
     reader = con.execute(
         "SELECT CAST(updated_at AS VARCHAR), external_id, payload FROM users ORDER BY updated_at"
     ).to_arrow_reader(BATCH)
+    assert reader is not None
     for batch in reader:
         cols = [c.to_pylist() for c in batch.columns]
         dst.executemany("INSERT INTO bare_users VALUES (?, ?, ?)", zip(*cols, strict=True))
@@ -426,11 +427,14 @@ def main() -> None:
     parser.add_argument("--cases", default="duckdb,pg")
     parser.add_argument("--no-dlt", action="store_true")
     args = parser.parse_args()
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     cases = {c.strip() for c in args.cases.split(",")}
     if "duckdb" in cases:
         case_duckdb(args.rows)
     if "pg" in cases:
-        print(json.dumps(case_pg(args.rows, not args.no_dlt)))
+        result = case_pg(args.rows, not args.no_dlt)
+        print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":
