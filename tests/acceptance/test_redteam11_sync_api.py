@@ -291,3 +291,40 @@ def test_cli_segment_update_refused_contact_changes_nothing(tmp_path: Path) -> N
     assert json.loads(_zc(env, "segment", "show", segment_id).stdout) == before
     view = json.loads(_zc(env, "segment", "schedule", segment_id).stdout)
     assert view["status"] == "manual" and view["contacts"] == []
+
+
+async def test_file_sync_refuses_a_warehouse_credential_when_created(api: Api) -> None:
+    """``credential_kind_mismatch`` at create, not a draft that can never pass its test."""
+    resp = await api.post(
+        "/v1/credentials",
+        json={"name": "dw", "kind": "duckdb", "settings": {"path": str(api.warehouse)}},
+    )
+    duck = resp.json()["id"]
+    body = {"name": "files", "data_type": "custom_events", "credential_id": duck}
+    resp = await api.post("/v1/syncs", json={**body, "source_settings": {"bucket": "zc-in"}})
+    assert resp.status_code == 422, resp.text
+    err = resp.json()["error"]
+    assert set(err) == ERROR_KEYS and err["code"] == "credential_kind_mismatch"
+    assert err["details"]["field"] == "credential_id"
+    resp = await api.post(
+        "/v1/credentials",
+        json={
+            "name": "files",
+            "kind": "s3",
+            "settings": {"region": "eu-west-1"},
+            "secrets": {"access_key_id": "AKIA1", "secret_access_key": "s3-canary-77"},
+        },
+    )
+    s3 = resp.json()["id"]
+    resp = await api.post(
+        "/v1/syncs",
+        json={**body, "credential_id": s3, "source_settings": {"bucket": "zc-in", "format": "xml"}},
+    )
+    err = assert_refused(resp, 400, "validation_error", "source_settings")
+    assert "'xml'" in err["message"] and "s3-canary-77" not in resp.text
+    assert (await api.get("/v1/syncs")).json() == []
+    resp = await api.post(
+        "/v1/syncs",
+        json={**body, "credential_id": s3, "source_settings": {"bucket": "zc-in", "format": "CSV"}},
+    )
+    assert resp.status_code == 201, resp.text

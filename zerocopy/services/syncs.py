@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 FREQUENCIES = ("15m", "30m", "1h", "2h", "3h", "4h", "6h", "8h", "12h", "1d", "1w", "1mo")
 """Every 15 minutes up to monthly (schedules use it; "run now" works at any frequency)."""
 DESTINATIONS = ("builtin", "http")
+FILE_FORMATS = ("auto", "jsonl", "csv")
 ROW_LOG_MODES = ("all", "errors")
 NOTIFICATION_KEYS: dict[str, type | tuple[type, ...]] = {
     "notify_on_error": bool,
@@ -114,6 +115,23 @@ def _notifications(value: dict[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
+def _check_file_source(cred: Credential, source_settings: dict[str, Any] | None) -> None:
+    """A file-storage sync reads with an ``s3`` credential, in a format it knows: refused
+    when created rather than at every test and run (the bucket is checked by the test)."""
+    if cred.kind != "s3":
+        raise ZerocopyError(
+            errors.CREDENTIAL_KIND_MISMATCH,
+            f"file-storage syncs read with an s3 credential; {cred.name!r} is {cred.kind} "
+            "(a warehouse sync gives source_id and table)",
+            details={"field": "credential_id", "kind": cred.kind},
+        )
+    fmt = str((source_settings or {}).get("format") or "auto").lower()
+    if fmt not in FILE_FORMATS:
+        raise _invalid(
+            "source_settings", f"format must be jsonl, csv or auto (by extension), got {fmt!r}"
+        )
+
+
 def _webhook_url(url: str) -> None:
     """An ``http(s)://host/…`` URL: anything else could never receive a webhook."""
     parts = urlsplit(url.strip())
@@ -178,7 +196,8 @@ async def create_sync(
         if not table or not table.strip():
             raise _invalid("table", "a warehouse sync needs the table or view to read")
     elif credential_id is not None:
-        await get_scoped(session, Credential, workspace_id, credential_id)
+        cred = await get_scoped(session, Credential, workspace_id, credential_id)
+        _check_file_source(cred, source_settings)
     else:
         raise _invalid(
             "source_id", "give a source_id + table (warehouse) or a credential_id (files)"
