@@ -328,3 +328,30 @@ async def test_file_sync_refuses_a_warehouse_credential_when_created(api: Api) -
         json={**body, "credential_id": s3, "source_settings": {"bucket": "zc-in", "format": "CSV"}},
     )
     assert resp.status_code == 201, resp.text
+
+
+async def test_sync_settings_and_catalog_name_are_checked(api: Api) -> None:
+    """``account_fields`` given as one string was read as its letters (every field dropped);
+    unknown settings were ignored; a 500-character or slashed catalog name was kept."""
+    source_id = await duckdb_source(api)
+    accounts = {"name": "accs", "data_type": "accounts", "source_id": source_id, "table": "t"}
+    for settings in (
+        {"account_fields": "plan"},
+        {"account_fields": ["plan", 5]},
+        {"acount_fields": ["plan"]},
+        {"http": {"batch_rows": 0}},
+        {"http": {"batch_rows": 2.5}},
+        {"http": {"retries": 3}},
+    ):
+        resp = await api.post("/v1/syncs", json={**accounts, "settings": settings})
+        assert_refused(resp, 400, "validation_error", "settings")
+    catalog = {**accounts, "data_type": "catalog_items", "name": "cat"}
+    for name in ("x" * 201, "a/b", "tab\there"):
+        resp = await api.post("/v1/syncs", json={**catalog, "catalog_name": name})
+        assert_refused(resp, 400, "validation_error", "catalog_name")
+    assert (await api.get("/v1/syncs")).json() == []
+    ok = {"account_fields": ["plan", "seats"], "http": {"batch_rows": 10, "timeout_s": 2.5}}
+    resp = await api.post("/v1/syncs", json={**accounts, "settings": ok})
+    assert resp.status_code == 201, resp.text
+    resp = await api.post("/v1/syncs", json={**catalog, "catalog_name": " Products "})
+    assert resp.status_code == 201 and resp.json()["catalog_name"] == "Products", resp.text

@@ -115,6 +115,62 @@ def _notifications(value: dict[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
+HTTP_OPTIONS: dict[str, type | tuple[type, ...]] = {
+    "batch_rows": int,
+    "max_attempts": int,
+    "backoff_base_s": (int, float),
+    "backoff_max_s": (int, float),
+    "timeout_s": (int, float),
+}
+"""``settings.http``: the HTTP destination's tuning (``HttpDestinationConfig``)."""
+
+
+def _settings(value: dict[str, Any]) -> dict[str, Any]:
+    """``settings``: ``account_fields`` (a list of field names) and ``http`` (the HTTP
+    destination's tuning). A string for ``account_fields`` would be read as its letters and
+    drop every field; an unknown key would be ignored silently."""
+    for key in value:
+        if key not in ("account_fields", "http"):
+            raise _invalid("settings", f"unknown sync setting {key!r}; use account_fields, http")
+    fields = value.get("account_fields")
+    if fields is not None and (
+        not isinstance(fields, list)
+        or not all(isinstance(f, str) and f.strip() and f == f.strip() for f in fields)
+    ):
+        raise _invalid(
+            "settings",
+            "settings.account_fields must be a list of account field names "
+            f'(e.g. ["plan", "seats"]), got {fields!r:.200}',
+        )
+    http = value.get("http")
+    if http is not None:
+        if not isinstance(http, dict):
+            raise _invalid("settings", "settings.http must be an object")
+        for key, item in http.items():
+            kind = HTTP_OPTIONS.get(key)
+            if kind is None:
+                raise _invalid(
+                    "settings",
+                    f"unknown settings.http option {key!r}; use {', '.join(HTTP_OPTIONS)}",
+                )
+            if isinstance(item, bool) or not isinstance(item, int | float) or item <= 0:
+                raise _invalid("settings", f"settings.http.{key} must be a positive number")
+            if not isinstance(item, kind):
+                raise _invalid("settings", f"settings.http.{key} must be a whole number")
+    return dict(value)
+
+
+def _catalog_name(name: str) -> None:
+    """At most 200 characters (the store's column), no control characters, and no ``/`` so
+    that ``GET /v1/catalogs/{name}/items`` can name it."""
+    if len(name) > 200 or "/" in name or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise _invalid(
+            "catalog_name",
+            "catalog_name must be 1-200 characters without '/' or control characters, "
+            f"got {name[:60]!r}" + ("…" if len(name) > 60 else ""),
+        )
+
+
 def _check_file_source(cred: Credential, source_settings: dict[str, Any] | None) -> None:
     """A file-storage sync reads with an ``s3`` credential, in a format it knows: refused
     when created rather than at every test and run (the bucket is checked by the test)."""
@@ -204,6 +260,8 @@ async def create_sync(
         )
     if dtype is DataType.CATALOG_ITEMS and not (catalog_name or "").strip():
         raise _invalid("catalog_name", "a catalog-items sync needs the catalog_name to write to")
+    if catalog_name is not None and catalog_name.strip():
+        _catalog_name(catalog_name.strip())
     await ensure_unique_name(session, Sync, workspace_id, name)
     sync = Sync(
         workspace_id=workspace_id,
@@ -221,7 +279,7 @@ async def create_sync(
         lookback_s=_lookback(lookback_minutes),
         destination=_choice("destination", destination, DESTINATIONS),
         row_log=_choice("row_log", row_log, ROW_LOG_MODES),
-        settings=dict(settings or {}),
+        settings=_settings(settings or {}),
         status=SyncStatus.DRAFT,
     )
     session.add(sync)
