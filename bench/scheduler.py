@@ -198,21 +198,26 @@ class ServerCpu:
     sessions live through a measurement; a backend that starts and ends in between is
     missed: the ``new sessions per job`` figure says how many there were). Needs to read
     ``/proc`` of the server's processes (same machine, same or privileged user); ``None``
-    otherwise.
+    otherwise. ``by_db``: the last measurement per database label (``names`` maps each
+    database to its label).
     """
 
-    def __init__(self, server: str, *names: str) -> None:
+    def __init__(self, server: str, names: dict[str, str]) -> None:
         self.server = server
-        self.names = list(names)
+        self.names = dict(names)
         self._start: dict[int, float] | None = None
+        self._db: dict[int, str] = {}
+        self.by_db: dict[str, float] = {}
 
     def _backends(self) -> list[int]:
         with psycopg.connect(self.server, autocommit=True) as con:
             rows = con.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
-                (self.names,),
+                "SELECT pid, datname FROM pg_stat_activity "
+                "WHERE datname = ANY(%s) AND pid <> pg_backend_pid()",
+                (list(self.names),),
             ).fetchall()
-        return [int(pid) for (pid,) in rows]
+        self._db.update({int(pid): self.names[name] for pid, name in rows})
+        return [int(pid) for pid, _name in rows]
 
     def start(self) -> None:
         self._start = pids_cpu_s(self._backends())
@@ -223,7 +228,14 @@ class ServerCpu:
         now = pids_cpu_s(self._backends())
         if not now and not self._start:
             return None
-        return sum(v - self._start.get(pid, 0.0) for pid, v in now.items())
+        self.by_db = dict.fromkeys(self.names.values(), 0.0)
+        for pid, v in now.items():
+            self.by_db[self._db[pid]] += v - self._start.get(pid, 0.0)
+        return sum(self.by_db.values())
+
+    def split(self, jobs: int) -> str:
+        """``state x, warehouse y``: the last measurement's ms per job by database."""
+        return ", ".join(f"{label} {1000 * v / jobs:.1f}" for label, v in self.by_db.items())
 
 
 async def baseline(
@@ -264,7 +276,13 @@ async def baseline(
         f"baseline: {len(segments) / elapsed:.1f} jobs/s; if all were due at its start, lag "
         f"p50 {pct(lags, 0.5):.2f} s p99 {pct(lags, 0.99):.2f} s; run p50 "
         f"{pct(took, 0.5) * 1000:.0f} ms; cpu {1000 * cpu / len(segments):.1f} ms/job (this process)"
-        + ("" if server is None else f", {1000 * server / len(segments):.1f} ms/job (PostgreSQL)")
+        + (
+            ""
+            if server is None or server_cpu is None
+            else f", {1000 * server / len(segments):.1f} ms/job (PostgreSQL: "
+            + server_cpu.split(len(segments))
+            + ")"
+        )
         + "".join(
             f"; {name}: {(after[name][0] - before[name][0]) / len(segments):.1f} transactions "
             f"and {(after[name][1] - before[name][1]) / len(segments):.2f} new sessions per job"
@@ -573,7 +591,11 @@ async def with_workers(
             + "); "
             f"cpu ms/job: workers {1000 * cpu_workers / len(runs):.1f}, scheduler and bench "
             f"{1000 * cpu_self / len(runs):.1f}"
-            + ("" if server is None else f", PostgreSQL {1000 * server / len(runs):.1f}")
+            + (
+                ""
+                if server is None or server_cpu is None
+                else f", PostgreSQL {1000 * server / len(runs):.1f} ({server_cpu.split(len(runs))})"
+            )
             + "".join(
                 f"; {label}: {(after[name][0] - before[name][0]) / len(runs):.1f} transactions "
                 f"and {(after[name][1] - before[name][1]) / len(runs):.2f} new sessions per job"
@@ -649,7 +671,7 @@ async def main(args: argparse.Namespace) -> None:
             f"of workers); {args.concurrency} jobs at once per worker; baseline 3 at a time",
             file=sys.stderr,
         )
-        server_cpu = ServerCpu(server, *names.values())
+        server_cpu = ServerCpu(server, {name: label for label, name in names.items()})
         base, base_cpu = await baseline(db, box, segments, stats, server_cpu)
         if args.trace:
             async with db.engine.begin() as conn:
