@@ -31,7 +31,6 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import sqlalchemy as sa
-from sqlalchemy.orm import aliased
 
 from zerocopy.logging import get_logger
 from zerocopy.scheduling.config import SchedulingConfig
@@ -601,6 +600,45 @@ async def ensure_queue_schema(db: Database) -> None:
             await conn.exec_driver_sql(LANE_FREED_SQL)
 
 
+_SUBMIT_ROWS = sa.text(
+    """
+WITH batch AS (
+    SELECT workspace_id, source_id FROM refresh_run WHERE id IN :ids
+), pending AS (
+    SELECT q.id, q.workspace_id, q.source_id, q.status, q.created_at FROM refresh_run AS q
+    WHERE q.status IN :active
+        AND (q.workspace_id IN (SELECT workspace_id FROM batch)
+            OR q.source_id IN (SELECT source_id FROM batch))
+), ranked AS (
+    -- Rows strictly earlier: up to and including the row's peers (same created_at), less
+    -- the peers (a frame that excludes them is recomputed row by row: O(N^2) again).
+    SELECT id,
+        count(*) FILTER (WHERE status = :queued) OVER (
+            PARTITION BY workspace_id ORDER BY created_at
+        ) - count(*) FILTER (WHERE status = :queued) OVER (
+            PARTITION BY workspace_id, created_at
+        ) AS ahead,
+        rank() OVER (PARTITION BY source_id ORDER BY created_at) - 1 AS active
+    FROM pending
+)
+SELECT r.id, r.source_id, s.kind, c.settings,
+    coalesce(k.ahead, 0) AS ahead, coalesce(k.active, 0) AS active
+FROM refresh_run AS r
+    JOIN source AS s ON s.id = r.source_id
+    JOIN credential AS c ON c.id = s.credential_id
+    LEFT JOIN ranked AS k ON k.id = r.id
+WHERE r.id IN :ids
+ORDER BY r.created_at
+"""
+).bindparams(sa.bindparam("ids", expanding=True), sa.bindparam("active", expanding=True))
+"""Each run to defer, its source, and how many runs are ahead of it: queued in its
+workspace (the job's priority) and active on its source (its lane), counted by strictly
+earlier ``created_at``. One pass over the active runs of the batch's workspaces and sources
+(window counts): a correlated count per run read every run of the workspace and source,
+history included, so a burst of N due runs cost O(N x runs) of the server's CPU (500 of 1,500
+fired in 25s: 18-26 ms per batch, the last batches the slowest)."""
+
+
 class ProcrastinateRunner:
     """:class:`zerocopy.runner.Runner` that defers refresh jobs for ``zerocopy worker`` processes."""
 
@@ -651,40 +689,15 @@ class ProcrastinateRunner:
             raise RuntimeError("ProcrastinateRunner is not started: use `async with runner:`")
         if not run_ids:
             return
-        q = aliased(RefreshRun)
-        ahead = (
-            sa.select(sa.func.count())
-            .where(
-                q.workspace_id == RefreshRun.workspace_id,
-                q.status == RunStatus.QUEUED,
-                q.created_at < RefreshRun.created_at,
-            )
-            .scalar_subquery()
-        )
-        active = (
-            sa.select(sa.func.count())
-            .where(
-                q.source_id == RefreshRun.source_id,
-                q.status.in_(RunStatus.ACTIVE),
-                q.created_at < RefreshRun.created_at,
-            )
-            .scalar_subquery()
-        )
         async with self.db.session() as s:
             rows = (
                 await s.execute(
-                    sa.select(
-                        RefreshRun.id,
-                        RefreshRun.source_id,
-                        Source.kind,
-                        Credential.settings,
-                        ahead.label("ahead"),
-                        active.label("active"),
-                    )
-                    .join(Source, Source.id == RefreshRun.source_id)
-                    .join(Credential, Credential.id == Source.credential_id)
-                    .where(RefreshRun.id.in_(run_ids))
-                    .order_by(RefreshRun.created_at)
+                    _SUBMIT_ROWS,
+                    {
+                        "ids": list(run_ids),
+                        "active": list(RunStatus.ACTIVE),
+                        "queued": RunStatus.QUEUED,
+                    },
                 )
             ).all()
         jobs = []
