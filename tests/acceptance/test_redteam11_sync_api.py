@@ -355,3 +355,31 @@ async def test_sync_settings_and_catalog_name_are_checked(api: Api) -> None:
     assert resp.status_code == 201, resp.text
     resp = await api.post("/v1/syncs", json={**catalog, "catalog_name": " Products "})
     assert resp.status_code == 201 and resp.json()["catalog_name"] == "Products", resp.text
+
+
+async def test_text_the_state_cannot_hold_is_a_validation_error(api: Api) -> None:
+    """On PostgreSQL state a table over 400 characters or any NUL (table, contact, webhook,
+    settings) was a 500 ``internal_error``; on both stores it is ``validation_error``."""
+    sync = await _sync(api)
+    source_id = sync["source_id"]
+    base = {"name": "n", "data_type": "custom_events", "source_id": source_id}
+    refusals: list[tuple[dict[str, Any], str]] = [
+        ({**base, "table": "t" * 401}, "table"),
+        ({**base, "table": "app\x00events"}, "table"),
+        ({**base, "table": "app_events", "contacts": ["a\x00@example.com"]}, "contacts"),
+        (
+            {**base, "table": "app_events", "notifications": {"webhook_url": "https://h.io/\x00"}},
+            "notifications",
+        ),
+        ({**base, "table": "app_events", "settings": {"http": {"\x00": 1}}}, "settings"),
+    ]
+    for body, field in refusals:
+        assert_refused(await api.post("/v1/syncs", json=body), 400, "validation_error", field)
+    before = (await api.get(f"/v1/syncs/{sync['id']}")).json()
+    for table in ("u" * 401, "users\x00"):
+        resp = await api.patch(f"/v1/syncs/{sync['id']}", json={"table": table})
+        assert_refused(resp, 400, "validation_error", "table")
+    assert (await api.get(f"/v1/syncs/{sync['id']}")).json() == before
+    assert [s["id"] for s in (await api.get("/v1/syncs")).json()] == [sync["id"]]
+    resp = await api.patch(f"/v1/syncs/{sync['id']}", json={"table": " " + "v" * 400 + " "})
+    assert resp.status_code == 200 and resp.json()["table"] == "v" * 400, resp.text

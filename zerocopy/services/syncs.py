@@ -79,8 +79,12 @@ def _frequency(value: str) -> str:
 def _contacts(values: list[str]) -> list[str]:
     """The contact addresses, trimmed, each once (compared without case: one mail each)."""
     for value in values:
-        if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
-            raise _invalid("contacts", f"{value!r} is not an e-mail address")
+        if (
+            not isinstance(value, str)
+            or not EMAIL_RE.match(value.strip())
+            or any(ord(c) < 32 or ord(c) == 127 for c in value.strip())
+        ):
+            raise _invalid("contacts", f"{value!r:.300} is not an e-mail address")
         address = value.strip()
         if (
             len(address) > MAX_EMAIL_LENGTH
@@ -95,6 +99,7 @@ def _contacts(values: list[str]) -> list[str]:
 
 
 def _notifications(value: dict[str, Any]) -> dict[str, Any]:
+    _no_nul(value, "notifications")
     for key, item in value.items():
         kind = NOTIFICATION_KEYS.get(key)
         if kind is None:
@@ -158,6 +163,42 @@ def _settings(value: dict[str, Any]) -> dict[str, Any]:
             if not isinstance(item, kind):
                 raise _invalid("settings", f"settings.http.{key} must be a whole number")
     return dict(value)
+
+
+MAX_TABLE_LENGTH = 400
+"""The state column's size (``sync.table_name``)."""
+
+
+def _table(value: str | None) -> str:
+    """The table or view to read: trimmed, 1-400 characters, no control characters (a NUL
+    cannot even be stored on PostgreSQL)."""
+    table = (value or "").strip()
+    if not table:
+        raise _invalid("table", "a warehouse sync needs the table or view to read")
+    if len(table) > MAX_TABLE_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in table):
+        raise _invalid(
+            "table",
+            f"table must be at most {MAX_TABLE_LENGTH} characters without control characters, "
+            f"got {table[:60]!r}" + ("…" if len(table) > 60 else ""),
+        )
+    return table
+
+
+def _no_nul(value: Any, field: str) -> Any:
+    """``value`` (JSON) when no string in it (key or value) holds a NUL character, which
+    PostgreSQL's ``jsonb`` cannot store (it failed as an internal error)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise _invalid(field, f"{field} must not contain NUL characters (U+0000)")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return value
 
 
 def _catalog_name(name: str) -> None:
@@ -249,8 +290,7 @@ async def create_sync(
     dtype = _data_type(data_type)
     if source_id is not None:
         await get_scoped(session, Source, workspace_id, source_id)
-        if not table or not table.strip():
-            raise _invalid("table", "a warehouse sync needs the table or view to read")
+        table = _table(table)
     elif credential_id is not None:
         cred = await get_scoped(session, Credential, workspace_id, credential_id)
         _check_file_source(cred, source_settings)
@@ -270,7 +310,7 @@ async def create_sync(
         source_id=source_id,
         credential_id=credential_id,
         table_name=table.strip() if table else None,
-        source_settings=dict(source_settings or {}),
+        source_settings=_no_nul(dict(source_settings or {}), "source_settings"),
         catalog_name=catalog_name.strip() if catalog_name else None,
         frequency=_frequency(frequency),
         contacts=_contacts(contacts or []),
@@ -279,7 +319,7 @@ async def create_sync(
         lookback_s=_lookback(lookback_minutes),
         destination=_choice("destination", destination, DESTINATIONS),
         row_log=_choice("row_log", row_log, ROW_LOG_MODES),
-        settings=_settings(settings or {}),
+        settings=_settings(_no_nul(settings or {}, "settings")),
         status=SyncStatus.DRAFT,
     )
     session.add(sync)
@@ -320,9 +360,9 @@ async def update_sync(
     new_source = "source_id" in changes and changes["source_id"] != sync.source_id
     if "table" in changes and sync.source_id is None and "source_id" not in changes:
         raise _invalid("table", "a file sync reads files, not a table: set source_settings")
-    if "table" in changes and not changes["table"].strip():
-        raise _invalid("table", "a warehouse sync needs the table or view to read")
-    new_table = "table" in changes and changes["table"].strip() != sync.table_name
+    if "table" in changes:
+        changes["table"] = _table(changes["table"])
+    new_table = "table" in changes and changes["table"] != sync.table_name
     if new_source or new_table:
         await _refuse_while_running(session, sync, "change its table or source")
     if new_source:
@@ -330,7 +370,7 @@ async def update_sync(
         sync.source_id = changes["source_id"]
         retest = True
     if new_table:
-        sync.table_name = changes["table"].strip()
+        sync.table_name = changes["table"]
         retest = True
     if "frequency" in changes:
         sync.frequency = _frequency(changes["frequency"])
