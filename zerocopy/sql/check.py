@@ -51,7 +51,7 @@ from zerocopy.errors import (
     UNKNOWN_TABLE,
     UNSUPPORTED_IN_DIALECT,
 )
-from zerocopy.sql import fastcopy, hardening, qualification, star_names
+from zerocopy.sql import fastcopy, generation, hardening, qualification, star_names
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.generation import generator_for, guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
@@ -391,6 +391,9 @@ class _Check:
         self.work: exp.Expr | None = None  # the normalized, qualified copy (stars expanded)
         self.joins: list[exp.Expr] = []  # the work copy's joins, as copied
         self.joins_as_copied = True  # no rewrite of the work copy before qualifying moved them
+        # the output tree's SELECTs, when its gated SELECT rewrites have nothing to act on
+        self.free_selects: list[exp.Expr] | None = None
+        self.first_reading: list[exp.Expr] = []  # the first statement's `_Copied.reading`
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -531,6 +534,8 @@ class _Check:
                 self.check_extra_statement(copied, scope)
         work, table_pairs = copies[0].tree, copies[0].tables
         self.joins = copies[0].joins
+        self.free_selects = copies[0].free_selects
+        self.first_reading = copies[0].reading
         self.identifiers = copies[0].identifiers
         if copies[
             0
@@ -1394,10 +1399,14 @@ class _Check:
         try:
             ids_body, ids_issues = self.unordered_body(root)
             sources = self.name_sources
-            body, issues = _generate(root, target, rules, sources=sources)
-            with_sql, with_issues = (
-                _generate(with_, target, rules, sources=sources) if with_ else ("", [])
-            )
+            # The copy walk found no node of a type a guarded SELECT rewrite acts on (after
+            # after_parse, which runs before it), and nothing since builds one: no search
+            # of the tree's own SELECTs while rendering (`generation.FreeSelects`).
+            with generation.FreeSelects(self.selects_to_trust()):
+                body, issues = _generate(root, target, rules, sources=sources)
+                with_sql, with_issues = (
+                    _generate(with_, target, rules, sources=sources) if with_ else ("", [])
+                )
         finally:
             if with_ is not None:
                 root.set("with_", with_)
@@ -1430,6 +1439,21 @@ class _Check:
             f"{prefix}SELECT DISTINCT CAST({alias}.{ref} AS {string_type}) AS {id_sql} "
             f"FROM ({ids_body or body}) AS {alias} WHERE {alias}.{ref} IS NOT NULL"
         )
+
+    def selects_to_trust(self) -> list[exp.Expr] | None:
+        """The output tree's SELECTs for `generation.FreeSelects` when the target's SELECT
+        rewrites are gated and the copy walk found no node they act on, else None."""
+        selects = self.free_selects
+        if not selects:
+            return None
+        generator_class = self.write_dialect.generator_class
+        guard_select_rewrites(generator_class)  # once per class: the gate is in place
+        if not generation.gated(generator_class):
+            return None
+        types = generation.guarded_types()
+        if any(isinstance(node, types) for node in self.first_reading):
+            return None
+        return selects
 
     def unordered_body(self, root: exp.Expr) -> tuple[str | None, list[SqlIssue]]:
         """The query without an ORDER BY that only orders (no LIMIT/OFFSET/FETCH): the ids
@@ -1643,6 +1667,9 @@ class _Copied(NamedTuple):
     """Original nodes that read something: tables, functions, laterals, derived tables."""
     joins: list[exp.Expr]
     """The copy's joins (see `qualification.plain_joins`)."""
+    free_selects: list[exp.Expr] | None
+    """The original's SELECT nodes, unless a node of it outside ``reading`` is of a type a
+    guarded SELECT rewrite acts on (`generation.FreeSelects`): then None."""
 
 
 def _copy_tree(root: exp.Expr) -> _Copied:
@@ -1661,6 +1688,8 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     refused: list[exp.Expr] = []
     reading: list[exp.Expr] = []
     joins: list[exp.Expr] = []
+    selects: list[exp.Expr] = []
+    guarded = False  # a node of a type a guarded SELECT rewrite acts on, outside `reading`
     verbatim = False
     queue: list[tuple[exp.Expr, exp.Expr]] = [(root, top)]
     push = queue.append
@@ -1679,6 +1708,10 @@ def _copy_tree(root: exp.Expr) -> _Copied:
                 tables.append((node, copy))  # type: ignore[arg-type]
             elif kind == _KIND_JOIN:
                 joins.append(copy)
+            elif kind == _KIND_SELECT:
+                selects.append(node)
+            elif kind == _KIND_GUARDED:
+                guarded = True
             else:
                 refused.append(node)
         if node.comments is not None:
@@ -1712,7 +1745,10 @@ def _copy_tree(root: exp.Expr) -> _Copied:
                 args[key] = items
             else:
                 args[key] = value
-    return _Copied(top, identifiers, tables, verbatim, refused, reading, joins)
+    free = _TRUST_GUARDED_KINDS and not guarded
+    return _Copied(
+        top, identifiers, tables, verbatim, refused, reading, joins, selects if free else None
+    )
 
 
 def _parses_in(sql: str, dialect: Dialect) -> bool:
@@ -1740,9 +1776,13 @@ def _start_offset(node: exp.Expr) -> int | None:
 
 # What the copy walk does with a node: nothing, refuse it, read it (tables, functions…),
 # normalize it (exactly `exp.Identifier`), read it and pair it with its copy (exactly
-# `exp.Table`), or note its copy (a join, for `qualification.plain_joins`).
+# `exp.Table`), note its copy (a join, for `qualification.plain_joins`) or note it (exactly
+# `exp.Select`, for `generation.FreeSelects`).
 _KIND_OTHER, _KIND_REFUSED, _KIND_READING, _KIND_IDENTIFIER, _KIND_TABLE = 0, 1, 2, 3, 4
-_KIND_JOIN = 5
+_KIND_JOIN, _KIND_SELECT, _KIND_GUARDED = 5, 6, 7
+# Whether every class of `generation.guarded_types` met so far is found by the copy walk (a
+# `_KIND_READING` or `_KIND_GUARDED` node); a class of another kind turns the trust off.
+_TRUST_GUARDED_KINDS = True
 _KINDS: dict[type, int] = {}
 # Node classes sqlglot keeps free of child nodes (``is_primitive``: their constructor links no
 # child): the copy takes their args as they are (``_kind`` adds each class it meets).
@@ -1773,8 +1813,18 @@ def _kind(cls: type) -> int:
             kind = _KIND_IDENTIFIER
         elif issubclass(cls, exp.Join):
             kind = _KIND_JOIN
+        elif cls is exp.Select:
+            kind = _KIND_SELECT
+        elif issubclass(cls, generation.guarded_types()):
+            kind = _KIND_GUARDED
         else:
             kind = _KIND_OTHER
+        if issubclass(cls, generation.guarded_types()) and kind not in (
+            _KIND_READING,
+            _KIND_GUARDED,
+        ):
+            global _TRUST_GUARDED_KINDS
+            _TRUST_GUARDED_KINDS = False
         if getattr(cls, "is_primitive", False) is True:
             _PRIMITIVE.add(cls)
         _KINDS[cls] = kind

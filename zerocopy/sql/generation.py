@@ -98,7 +98,10 @@ def _gate_for(types: tuple[type[exp.Expr], ...]) -> Transform:
     nothing, only records the SELECT when none of them is in it."""
 
     def gate(expression: exp.Expr) -> exp.Expr:
-        found = isinstance(expression, exp.Select) and expression.find(*types) is None
+        trusted = getattr(_gate, "trusted", None)
+        found = (trusted is not None and trusted.get(id(expression)) is expression) or (
+            isinstance(expression, exp.Select) and expression.find(*types) is None
+        )
         _gate.select = expression if found else None
         return expression
 
@@ -113,6 +116,50 @@ def _ungate(expression: exp.Expr) -> exp.Expr:
 
 
 _ungate._zerocopy_gate = True  # type: ignore[attr-defined]
+
+
+# Generator classes whose SELECT rewrites start with a gate (see `_gated`).
+_GATED: set[type[Generator]] = set()
+
+
+def gated(base: type[Generator]) -> bool:
+    """Whether ``base``'s SELECT rewrites are gated (after `guard_select_rewrites`)."""
+    return base in _GATED
+
+
+def guarded_types() -> tuple[type[exp.Expr], ...]:
+    """Every node type a guarded rewrite acts on (of any generator)."""
+    return _GUARDED_TYPES
+
+
+_GUARDED_TYPES: tuple[type[exp.Expr], ...] = tuple(
+    dict.fromkeys(t for types in _GUARDS.values() for t in types)
+)
+
+
+class FreeSelects:
+    """While rendering, the gates take these SELECT nodes as free of every guarded node type
+    without searching them (one search per SELECT, a walk of its whole subtree).
+
+    For a caller that knows, from its own walk over the tree it renders, that no node of
+    `guarded_types` is in it, and that nothing since has put one in: then neither do these
+    SELECTs when their rewrites run, because what runs before them adds none either (a
+    gated list's rewrites are guarded, skipped on a tree without those nodes, or `_INERT`).
+    Only these very objects are trusted: a SELECT built while rendering is searched as
+    before. ``None`` trusts nothing."""
+
+    __slots__ = ("previous", "trusted")
+
+    def __init__(self, selects: list[exp.Expr] | None) -> None:
+        self.trusted = {id(select): select for select in selects} if selects else None
+        self.previous: dict[int, exp.Expr] | None = None
+
+    def __enter__(self) -> None:
+        self.previous = getattr(_gate, "trusted", None)
+        _gate.trusted = self.trusted
+
+    def __exit__(self, *exc: object) -> None:
+        _gate.trusted = self.previous
 
 
 def _gated(rewrites: list[Transform], names: list[str]) -> list[Transform]:
@@ -159,6 +206,8 @@ def guard_select_rewrites(base: type[Generator]) -> bool:
     if all(new is old for new, old in zip(guarded, rewrites, strict=True)):
         return False
     guarded = _gated(guarded, [_name(rewrite) for rewrite in rewrites])
+    if getattr(guarded[0], "_zerocopy_gate", False):
+        _GATED.add(base)
     select_handler = transforms.preprocess(guarded, final)
     select_handler._zerocopy_guarded = True  # type: ignore[attr-defined]
     # TRANSFORMS is this class's own dict (sqlglot builds one per generator class)
