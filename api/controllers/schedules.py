@@ -16,6 +16,10 @@ from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger
 from zerocopy.scheduling import schedules
 from zerocopy.scheduling.sync_scheduler import sync_schedule_view
+from zerocopy.services._common import refuse_implausible_id
+from zerocopy.services.contacts import check_contacts
+from zerocopy.state.models import Segment
+from zerocopy.state.sync_models import Sync
 
 log = get_logger("api.schedules")
 
@@ -34,6 +38,7 @@ class ScheduleController(Controller):
         ``error`` and retried at ``next_attempt_at``); ``blocked`` says why due runs are
         skipped while the segment's source is not ``active`` (null otherwise).
         """
+        refuse_implausible_id(Segment, segment_id)
         return await schedules.schedule_view(runtime.db, caller.workspace_id, segment_id)
 
     @put(operation_id="setSegmentSchedule", responses=ERROR_RESPONSES)
@@ -45,6 +50,7 @@ class ScheduleController(Controller):
         data: JSONBody[dict[str, Any]],
     ) -> dict[str, Any]:
         """Set ``{"schedule": {...} | null, "contacts": [...]}``; a paused schedule stays paused."""
+        refuse_implausible_id(Segment, segment_id)
         if not isinstance(data, dict) or "schedule" not in data:
             raise ZerocopyError(
                 errors.VALIDATION_ERROR,
@@ -59,8 +65,11 @@ class ScheduleController(Controller):
                 f"unknown field(s) {', '.join(unknown)}: send schedule and optionally contacts",
                 details={"field": unknown[0], "reason": "unknown_field"},
             )
+        contacts = data.get("contacts")
+        if isinstance(contacts, list):
+            check_contacts(contacts)  # what the state cannot hold or no server can mail
         return await schedules.set_schedule(
-            runtime.db, caller.workspace_id, segment_id, data["schedule"], data.get("contacts")
+            runtime.db, caller.workspace_id, segment_id, data["schedule"], contacts
         )
 
     @post(
@@ -70,6 +79,7 @@ class ScheduleController(Controller):
         self, caller: CallerDep, runtime: RuntimeDep, segment_id: FromPath[str]
     ) -> dict[str, Any]:
         """Lift an automatic pause; the next run is the next occurrence after now."""
+        refuse_implausible_id(Segment, segment_id)
         return await schedules.resume_schedule(runtime.db, caller.workspace_id, segment_id)
 
 
@@ -86,6 +96,7 @@ class SyncScheduleController(Controller):
         ``next_runs`` is empty unless the sync is ``active`` (paused and draft syncs never run
         on schedule); the frequency is changed with ``PATCH /v1/syncs/{id}``.
         """
+        refuse_implausible_id(Sync, sync_id)
         return await sync_schedule_view(runtime.db, caller.workspace_id, sync_id)
 
 

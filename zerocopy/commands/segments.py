@@ -87,10 +87,12 @@ def _check_schedule(doc: Any, contacts: tuple[str, ...] = ()) -> None:
     """The schedule and its contacts as ``set_schedule`` checks them, before anything is
     saved: a refused ``--contact`` must not leave the segment half-updated."""
     from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, parse_schedule
-    from zerocopy.scheduling.schedules import _contacts as check_contacts
+    from zerocopy.scheduling.schedules import _contacts as check_schedule_contacts
+    from zerocopy.services.contacts import check_contacts
 
     parse_schedule(doc, SEGMENT_FREQUENCIES)
     if contacts:
+        check_schedule_contacts(list(contacts))
         check_contacts(list(contacts))
 
 

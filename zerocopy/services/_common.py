@@ -51,15 +51,26 @@ async def get_scoped(
     """
     row = await session.get(model, obj_id) if _plausible_id(obj_id) else None
     if row is None or getattr(row, "workspace_id", None) != workspace_id:
-        kind = getattr(model, "__tablename__", model.__name__).replace("_", " ")
-        shown = shown_id(str(obj_id))
-        details: dict[str, Any] = {"id": shown, "kind": kind}
-        where = ""
-        if field is not None:
-            details["field"] = field
-            where = f" (field {field!r})"
-        raise ZerocopyError(errors.NOT_FOUND, f"{kind} {shown} not found{where}", details=details)
+        raise _not_found(model, obj_id, field)
     return row
+
+
+def refuse_implausible_id(model: type[Any], obj_id: Any) -> None:
+    """``not_found`` (as :func:`get_scoped` answers it) for an id that cannot be one of ours,
+    before a query that would fail on it (PostgreSQL text refuses NUL) or echo it whole."""
+    if not _plausible_id(obj_id):
+        raise _not_found(model, obj_id, None)
+
+
+def _not_found(model: type[Any], obj_id: Any, field: str | None) -> ZerocopyError:
+    kind = getattr(model, "__tablename__", model.__name__).replace("_", " ")
+    shown = shown_id(str(obj_id))
+    details: dict[str, Any] = {"id": shown, "kind": kind}
+    where = ""
+    if field is not None:
+        details["field"] = field
+        where = f" (field {field!r})"
+    return ZerocopyError(errors.NOT_FOUND, f"{kind} {shown} not found{where}", details=details)
 
 
 async def list_scoped(

@@ -163,7 +163,10 @@ async def list_purchases(
 async def list_catalog_items(
     session: AsyncSession, workspace_id: str, catalog: str, *, limit: int = 100, offset: int = 0
 ) -> list[dict[str, Any]]:
-    """Items of a catalog by id."""
+    """Items of a catalog by id (none for a name no catalog can have: over the store's 200
+    characters, or with a NUL, which PostgreSQL text refuses)."""
+    if len(catalog) > 200 or "\x00" in catalog:
+        return []
     rows = await session.scalars(
         sa.select(StoreCatalogItem)
         .where(StoreCatalogItem.workspace_id == workspace_id, StoreCatalogItem.catalog == catalog)

@@ -23,6 +23,7 @@ from zerocopy.notify.decision import distinct_addresses
 from zerocopy.scheduling.models import SYNC, delete_schedule_rows
 from zerocopy.scheduling.sync_frequency import check_sync_frequency
 from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
+from zerocopy.services.contacts import check_contacts
 from zerocopy.state.db import Database
 from zerocopy.state.models import Credential, Source
 from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
@@ -52,10 +53,6 @@ MAX_LOOKBACK_MINUTES = 7 * 24 * 60
 ROW_LOG_RETENTION = timedelta(days=30)
 RUN_RETENTION = timedelta(days=366)
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-MAX_EMAIL_LENGTH = 254
-MAX_EMAIL_LOCAL_LENGTH = 64
-"""RFC 5321's limits (a path of 256 octets, a local part of 64): a longer address cannot be
-mailed, so it is refused when saved rather than failing every notification."""
 
 
 def _invalid(field: str, message: str) -> ZerocopyError:
@@ -79,22 +76,9 @@ def _frequency(value: str) -> str:
 def _contacts(values: list[str]) -> list[str]:
     """The contact addresses, trimmed, each once (compared without case: one mail each)."""
     for value in values:
-        if (
-            not isinstance(value, str)
-            or not EMAIL_RE.match(value.strip())
-            or any(ord(c) < 32 or ord(c) == 127 for c in value.strip())
-        ):
+        if not isinstance(value, str) or not EMAIL_RE.match(value.strip()):
             raise _invalid("contacts", f"{value!r:.300} is not an e-mail address")
-        address = value.strip()
-        if (
-            len(address) > MAX_EMAIL_LENGTH
-            or len(address.rpartition("@")[0]) > MAX_EMAIL_LOCAL_LENGTH
-        ):
-            raise _invalid(
-                "contacts",
-                f"{address[:40]!r}… is not an e-mail address: at most {MAX_EMAIL_LENGTH} "
-                f"characters, {MAX_EMAIL_LOCAL_LENGTH} before the @",
-            )
+    check_contacts(values)
     return distinct_addresses(values)
 
 
