@@ -276,6 +276,29 @@ async def replan_workspace_zone(s: Any, workspace_id: str, time_zone: str, now: 
     return moved
 
 
+_CLAIM_DUE = sa.text(
+    """
+UPDATE schedule_state AS s SET
+    next_due_at = d.next_due, planned_time_zone = d.zone, last_due_at = d.last_due,
+    last_fired_at = :now, planned_from = :now, last_catch_up = d.catch_up,
+    last_coalesced = d.coalesced, misses = s.misses + d.coalesced - 1, updated_at = :now
+FROM unnest(
+    CAST(:owner AS varchar[]), CAST(:expected AS timestamptz[]),
+    CAST(:next_due AS timestamptz[]), CAST(:zone AS varchar[]),
+    CAST(:last_due AS timestamptz[]), CAST(:catch_up AS boolean[]),
+    CAST(:coalesced AS integer[])
+) AS d(owner_id, expected, next_due, zone, last_due, catch_up, coalesced)
+WHERE s.owner_kind = :kind AND s.owner_id = d.owner_id AND s.next_due_at = d.expected
+    AND s.paused_reason IS NULL
+RETURNING s.owner_id
+"""
+).bindparams(sa.bindparam("now", type_=UTCDateTime()))
+"""The batch claim's compare-and-set (PostgreSQL), one row per occurrence passed as arrays:
+the same statement text whatever the batch, so it is compiled once per process (an
+``UPDATE … FROM (VALUES …)`` holding the values was compiled again for every batch: ~12 ms
+of CPU per batch of 25, a third of the tick's CPU)."""
+
+
 class Scheduler:
     """``await scheduler.tick()`` fires what is due; :meth:`run` ticks forever."""
 
@@ -539,49 +562,19 @@ class Scheduler:
                 .order_by(ScheduleState.owner_id)
                 .with_for_update()
             )
-            due = sa.values(
-                sa.column("owner_id", sa.String),
-                sa.column("expected", UTCDateTime()),
-                sa.column("next_due", UTCDateTime()),
-                sa.column("zone", sa.String),
-                sa.column("last_due", UTCDateTime()),
-                sa.column("catch_up", sa.Boolean),
-                sa.column("coalesced", sa.Integer),
-                name="due",
-            ).data(
-                [
-                    (
-                        owner.id,
-                        state.next_due_at,
-                        firing.next_due_at,
-                        owner.time_zone,
-                        firing.due_at,
-                        firing.catch_up,
-                        firing.coalesced,
-                    )
-                    for owner, state, firing in plain
-                ]
-            )
             got = await s.scalars(
-                sa.update(ScheduleState)
-                .where(
-                    ScheduleState.owner_kind == SEGMENT,
-                    ScheduleState.owner_id == due.c.owner_id,
-                    ScheduleState.next_due_at == due.c.expected,
-                    ScheduleState.paused_reason.is_(None),
-                )
-                .values(
-                    next_due_at=due.c.next_due,
-                    planned_time_zone=due.c.zone,
-                    last_due_at=due.c.last_due,
-                    last_fired_at=now,
-                    planned_from=now,
-                    last_catch_up=due.c.catch_up,
-                    last_coalesced=due.c.coalesced,
-                    misses=ScheduleState.misses + due.c.coalesced - 1,
-                )
-                .returning(ScheduleState.owner_id)
-                .execution_options(synchronize_session=False)
+                _CLAIM_DUE,
+                {
+                    "kind": SEGMENT,
+                    "now": now,
+                    "owner": [owner.id for owner, _state, _firing in plain],
+                    "expected": [state.next_due_at for _owner, state, _firing in plain],
+                    "next_due": [firing.next_due_at for _owner, _state, firing in plain],
+                    "zone": [owner.time_zone for owner, _state, _firing in plain],
+                    "last_due": [firing.due_at for _owner, _state, firing in plain],
+                    "catch_up": [firing.catch_up for _owner, _state, firing in plain],
+                    "coalesced": [firing.coalesced for _owner, _state, firing in plain],
+                },
             )
             won = set(got.all())
         claimed: list[tuple[_Owner, Firing]] = []
