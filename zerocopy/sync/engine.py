@@ -573,6 +573,9 @@ class SyncEngine:
             reads.append(Watermark(None, column=watermark.column, nulls_only=True))
 
         order = _Order(tracker.value_us) if data_type in MERGE_TYPES else None
+        # A destination may ask for smaller read batches (the rows in flight bound the peak
+        # memory next to the source's own); it never gets larger ones.
+        batch_rows = min(self.batch_rows, getattr(destination, "read_batch_rows", None) or 2**62)
 
         async def produce() -> None:
             position = 0
@@ -588,9 +591,9 @@ class SyncEngine:
             async with send:
                 for read in reads:
                     held: _Keyed | None = None
-                    source = _batches(adapter, resolved.table, read, self.batch_rows, wanted)
+                    source = _batches(adapter, resolved.table, read, batch_rows, wanted)
                     if resolved.updated_at_text:
-                        source = _in_time_order(source, read.column, self.batch_rows)
+                        source = _in_time_order(source, read.column, batch_rows)
                     async for raw in source:
                         names = [canonical.get(n, n) for n in raw.schema.names]
                         batch = raw.rename_columns(names)
