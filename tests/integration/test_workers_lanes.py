@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC220, ASYNC230, SIM115
 """A worker passes a source lane on from one run to the next itself: no broadcast, no poll.
 
 All jobs of a source with a limit of 1 share one procrastinate lock (one lane): each becomes
@@ -15,10 +14,7 @@ each run was claimed in the transaction that ended the one before it.
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import anyio
@@ -26,26 +22,27 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.support import postgres_credential_settings, scratch_database
-from zerocopy.connections import build_adapter
+from tests.integration.worker_procs import (
+    kill_if_running,
+    pg_segments,
+    pg_users,
+    start_worker,
+    stop_worker,
+    wait_for_workers,
+    worker_env,
+)
+from tests.support import scratch_database
 from zerocopy.refresh import RefreshEngine
 from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
 from zerocopy.secrets import SecretBox
 from zerocopy.state.db import Database
 from zerocopy.state.models import (
-    CatalogTable,
-    Credential,
     RefreshRun,
     RunStatus,
-    Segment,
-    Source,
-    SourceStatus,
-    Workspace,
 )
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
-ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 JOBS = 6
 
 STATUS_LOG_SQL = """
@@ -63,62 +60,6 @@ CREATE TRIGGER test_log_run_status AFTER UPDATE OF status ON refresh_run
     EXECUTE PROCEDURE test_log_run_status();
 """
 """Test instrumentation: the transaction in which each run became running, then final."""
-
-
-async def _segments(
-    db: Database, box: SecretBox, warehouse_url: str, name: str, n: int
-) -> list[str]:
-    async with db.transaction() as s:
-        ws = Workspace(name=name)
-        s.add(ws)
-        await s.flush()
-        cred = Credential(
-            workspace_id=ws.id,
-            name="pg",
-            kind="postgres",
-            settings=postgres_credential_settings(warehouse_url),
-        )
-        s.add(cred)
-        await s.flush()
-        src = Source(
-            workspace_id=ws.id,
-            credential_id=cred.id,
-            name="pg",
-            kind="postgres",
-            scope="public",
-            max_runtime_s=60,
-            status=SourceStatus.ACTIVE,
-        )
-        s.add(src)
-    adapter = build_adapter(src, cred, box)
-    try:
-        tables = await adapter.list_tables()
-    finally:
-        await adapter.aclose()
-    ids = []
-    async with db.transaction() as s:
-        for t in tables:
-            s.add(
-                CatalogTable(
-                    source_id=src.id,
-                    schema=t.schema or "public",
-                    name=t.name,
-                    kind=t.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                )
-            )
-        for i in range(n):
-            seg = Segment(
-                workspace_id=ws.id,
-                source_id=src.id,
-                name=f"{name}{i}",
-                sql=f"SELECT external_user_id FROM users WHERE external_user_id % {2 + i} = 0",
-                dialect="postgres",
-            )
-            s.add(seg)
-            await s.flush()
-            ids.append(seg.id)
-    return ids
 
 
 async def _run_chain(
@@ -151,38 +92,22 @@ async def _run_chain(
         key = SecretBox.generate_key()
         box = SecretBox([key])
         with scratch_database(postgres_server) as warehouse_url:
-            with psycopg.connect(warehouse_url, autocommit=True) as con:
-                con.execute(
-                    "CREATE TABLE users AS SELECT i::bigint AS external_user_id "
-                    "FROM generate_series(1, 200) AS i"
-                )
+            pg_users(warehouse_url)
             segments = {
-                name: await _segments(db, box, warehouse_url, name, n)
+                name: await pg_segments(db, box, warehouse_url, name, n)
                 for name, n in workspaces.items()
             }
-            env = {
-                **os.environ,
-                "ZEROCOPY_DATABASE_URL": postgres_url,
-                "ZEROCOPY_DATA_DIR": str(tmp_path),
-                "ZEROCOPY_SECRET_KEY": key,
-                "ZEROCOPY_RUNNER": "procrastinate",
-                "ZEROCOPY_LOG_LEVEL": "warning",
-                "ZEROCOPY_SOURCE_CONCURRENCY": "1",
-                "ZEROCOPY_WORKER_CONCURRENCY": str(concurrency),
-                "ZEROCOPY_WORKER_POLL_S": "3600",
-                "ZEROCOPY_JANITOR_EVERY_S": "3600",
-            }
-            log = open(tmp_path / "worker.log", "wb")
-            proc = subprocess.Popen(
-                [ZEROCOPY, "worker", "--no-scheduler"], env=env, stdout=log, stderr=log
+            env = worker_env(
+                postgres_url,
+                tmp_path,
+                key,
+                SOURCE_CONCURRENCY="1",
+                WORKER_CONCURRENCY=str(concurrency),
+                WORKER_POLL_S="3600",
+                JANITOR_EVERY_S="3600",
             )
-            with anyio.fail_after(60):
-                while True:
-                    async with db.session() as s:
-                        n = await s.scalar(sa.text("SELECT count(*) FROM procrastinate_workers"))
-                    if int(n or 0) >= 1:
-                        break
-                    await anyio.sleep(0.2)
+            proc = start_worker(env, tmp_path / "worker.log", "--no-scheduler")
+            await wait_for_workers(db)
 
             engine = RefreshEngine(db, box)
             runs: dict[str, list[str]] = {}
@@ -228,13 +153,11 @@ async def _run_chain(
                 ).one()
             # Every job was deleted and every slot given back.
             assert tuple(left) == (0, 0)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
+            assert stop_worker(proc) == 0
             proc = None
             return runs, final, txids
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        kill_if_running(proc)
         await db.dispose()
 
 

@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC220, ASYNC230
 """A job the queue says a live worker runs, but that worker does not know of, is given back.
 
 A refresh's final transaction deletes its job, fetches the worker's next job and claims that
@@ -17,8 +16,6 @@ reaper can be what moves the lane on), plus a second orphan whose run had alread
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 from pathlib import Path
@@ -28,7 +25,15 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.test_workers_lanes import ZEROCOPY, _segments
+from tests.integration.worker_procs import (
+    kill_if_running,
+    pg_segments,
+    pg_users,
+    start_worker,
+    stop_worker,
+    wait_for_workers,
+    worker_env,
+)
 from tests.support import scratch_database
 from zerocopy.refresh import RefreshEngine
 from zerocopy.runner_procrastinate import QUEUE, REFRESH_TASK, ensure_queue_schema
@@ -58,37 +63,19 @@ async def test_an_orphaned_job_and_its_preclaimed_run_go_back_and_run(
         key = SecretBox.generate_key()
         box = SecretBox([key])
         with scratch_database(postgres_server) as warehouse_url:
-            with psycopg.connect(warehouse_url, autocommit=True) as con:
-                con.execute(
-                    "CREATE TABLE users AS SELECT i::bigint AS external_user_id "
-                    "FROM generate_series(1, 200) AS i"
-                )
-            segment_ids = await _segments(db, box, warehouse_url, "orphans", 2)
-            env = {
-                **os.environ,
-                "ZEROCOPY_DATABASE_URL": postgres_url,
-                "ZEROCOPY_DATA_DIR": str(tmp_path),
-                "ZEROCOPY_SECRET_KEY": key,
-                "ZEROCOPY_RUNNER": "procrastinate",
-                "ZEROCOPY_LOG_LEVEL": "warning",
-                "ZEROCOPY_SOURCE_CONCURRENCY": "1",
-                "ZEROCOPY_WORKER_POLL_S": "3600",
-                "ZEROCOPY_JANITOR_EVERY_S": "3600",
-                "ZEROCOPY_WORKER_LOST_AFTER_S": "60",
-            }
-            with open(log_path, "wb") as log:
-                proc = subprocess.Popen(
-                    [ZEROCOPY, "worker", "--no-scheduler"], env=env, stdout=log, stderr=log
-                )
-            with anyio.fail_after(60):
-                while True:
-                    async with db.session() as s:
-                        worker_id = await s.scalar(
-                            sa.text("SELECT max(id) FROM procrastinate_workers")
-                        )
-                    if worker_id is not None:
-                        break
-                    await anyio.sleep(0.2)
+            pg_users(warehouse_url)
+            segment_ids = await pg_segments(db, box, warehouse_url, "orphans", 2)
+            env = worker_env(
+                postgres_url,
+                tmp_path,
+                key,
+                SOURCE_CONCURRENCY="1",
+                WORKER_POLL_S="3600",
+                JANITOR_EVERY_S="3600",
+                WORKER_LOST_AFTER_S="60",
+            )
+            proc = start_worker(env, log_path, "--no-scheduler")
+            worker_id = await wait_for_workers(db)
 
             engine = RefreshEngine(db, box)
             lost = await engine.request(segment_ids[0], "schedule")
@@ -170,12 +157,10 @@ async def test_an_orphaned_job_and_its_preclaimed_run_go_back_and_run(
             assert again is not None and again.status == RunStatus.SUCCEEDED
             assert again.member_count is None  # given back, not run a second time
 
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=30) == 0
+            assert stop_worker(proc) == 0
             proc = None
             text = log_path.read_text(errors="replace")
             assert "queue.orphan_jobs_released" in text
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
+        kill_if_running(proc)
         await db.dispose()
