@@ -369,10 +369,10 @@ class MembershipStore:
                 .where(_CHUNK.c.segment_id == segment_id, _CHUNK.c.version != version)
                 .cte("zc_older_versions")
             )
-            if tail:
-                point = point.add_cte(
-                    sa.insert(_CHUNK).values(_rows(segment_id, version, tail)).cte("zc_tail")
-                )
+            # One single-row insert per tail chunk (usually one): SQLAlchemy caches the
+            # compiled statement by shape, which a multi-row VALUES never is.
+            for i, row in enumerate(_rows(segment_id, version, tail)):
+                point = point.add_cte(sa.insert(_CHUNK).values(**row).cte(f"zc_tail_{i}"))
             await conn.execute(point)
             return count
         if tail:
