@@ -16,11 +16,9 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.unit.sql.catalog import CATALOG, PG_TYPES, SCOPE, marketing_ddl
-from zerocopy.sql import SqlCatalog, check_segment_sql
+from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
+from tests.unit.sql.checks import check_sql, emitted_sql, error_codes, sorted_ids
 from zerocopy.sql.rules import builtin_functions, rules_for
-
-_CATALOG = SqlCatalog(CATALOG)
 
 # (external_user_id, email, created_at, lifetime_value, attributes)
 USERS: list[tuple[str, str, str, float | None, str | None]] = [
@@ -35,21 +33,6 @@ USERS: list[tuple[str, str, str, float | None, str | None]] = [
     ("u3", "c@x.com", "2024-02-29 12:00:00", 5.0, '{"tags": "not an array"}'),
     ("u4", "dee@gmail.com", "2022-01-01 00:00:00", None, None),
 ]
-
-
-def _check(sql: str, dialect: str, target: str) -> Any:
-    return check_segment_sql(sql, dialect=dialect, catalog=_CATALOG, scope=SCOPE, target=target)
-
-
-def _emitted(sql: str, dialect: str, target: str) -> str:
-    result = _check(sql, dialect, target)
-    assert result.valid, [e.to_dict() for e in result.errors]
-    assert result.ids_sql
-    return str(result.ids_sql)
-
-
-def _codes(sql: str, dialect: str, target: str) -> list[str]:
-    return [e.code for e in _check(sql, dialect, target).errors]
 
 
 @pytest.fixture()
@@ -87,10 +70,6 @@ def pg(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
         yield con
 
 
-def _ids(con: Any, sql: str) -> list[str]:
-    return sorted(row[0] for row in con.execute(sql).fetchall())
-
-
 # --- JSON paths on PostgreSQL json and jsonb ---------------------------------------------
 
 JSON_PATHS = [
@@ -123,9 +102,9 @@ def test_json_paths_run_on_postgres_json_and_jsonb(
     pg: psycopg.Connection[Any], json_type: str, dialect: str, sql: str
 ) -> None:
     _pg_schema(pg, json_type)
-    emitted = _emitted(sql, dialect, "postgres")
+    emitted = emitted_sql(sql, dialect, "postgres")
     assert "JSON_EXTRACT_PATH" not in emitted  # json-only functions: no jsonb form
-    assert _ids(pg, emitted) == ["u1"]
+    assert sorted_ids(pg, emitted) == ["u1"]
 
 
 @pytest.mark.postgres
@@ -136,14 +115,14 @@ def test_snowflake_json_array_size_in_postgres_is_null_for_non_arrays(
     _pg_schema(pg, json_type)
     sql = "SELECT external_user_id FROM users WHERE ARRAY_SIZE(attributes:tags) >= 0"
     # Snowflake: ARRAY_SIZE of a non-array (u3's string) or a missing value (u4) is NULL
-    assert _ids(pg, _emitted(sql, "snowflake", "postgres")) == ["u1", "u2"]
+    assert sorted_ids(pg, emitted_sql(sql, "snowflake", "postgres")) == ["u1", "u2"]
 
 
 def test_snowflake_json_array_size_in_duckdb(warehouse: duckdb.DuckDBPyConnection) -> None:
     sql = "SELECT external_user_id FROM users WHERE ARRAY_SIZE(attributes:tags) >= 0"
-    assert _ids(warehouse, _emitted(sql, "snowflake", "duckdb")) == ["u1", "u2"]
+    assert sorted_ids(warehouse, emitted_sql(sql, "snowflake", "duckdb")) == ["u1", "u2"]
     sql = "SELECT external_user_id FROM users WHERE ARRAY_SIZE(attributes:tags) = 2"
-    assert _ids(warehouse, _emitted(sql, "snowflake", "duckdb")) == ["u1"]
+    assert sorted_ids(warehouse, emitted_sql(sql, "snowflake", "duckdb")) == ["u1"]
 
 
 # --- ROUND and SUBSTR ----------------------------------------------------------------------
@@ -160,7 +139,7 @@ def test_round_rounds_halves_away_from_zero_in_postgres(
         "SELECT external_user_id FROM users "
         "WHERE ROUND(lifetime_value) = 121 OR ROUND(lifetime_value, 1) = 0.3"
     )
-    assert _ids(pg, _emitted(sql, dialect, "postgres")) == ["u1", "u2"]
+    assert sorted_ids(pg, emitted_sql(sql, dialect, "postgres")) == ["u1", "u2"]
 
 
 SUBSTRINGS = [
@@ -188,9 +167,9 @@ def test_substr_starts_keep_their_meaning_in_postgres_and_duckdb(
 ) -> None:
     _pg_schema(pg, "JSON")
     sql = f"SELECT external_user_id FROM users WHERE {expression} = '{value}'"
-    assert "u2" in _ids(pg, _emitted(sql, dialect, "postgres"))
+    assert "u2" in sorted_ids(pg, emitted_sql(sql, dialect, "postgres"))
     if dialect != "duckdb":
-        assert "u2" in _ids(warehouse, _emitted(sql, dialect, "duckdb"))
+        assert "u2" in sorted_ids(warehouse, emitted_sql(sql, dialect, "duckdb"))
 
 
 # --- other rewrites -----------------------------------------------------------------------
@@ -200,19 +179,19 @@ def test_substr_starts_keep_their_meaning_in_postgres_and_duckdb(
 def test_bigquery_timestamp_of_a_date_runs_in_postgres(pg: psycopg.Connection[Any]) -> None:
     _pg_schema(pg, "JSON")
     sql = "SELECT external_user_id FROM users WHERE created_at >= TIMESTAMP(DATE '2024-01-01')"
-    emitted = _emitted(sql, "bigquery", "postgres")
+    emitted = emitted_sql(sql, "bigquery", "postgres")
     assert "AT TIME ZONE 'UTC'" in emitted
     pg.execute("SET TIME ZONE 'UTC'")
-    assert _ids(pg, emitted) == ["u1", "u3"]
+    assert sorted_ids(pg, emitted) == ["u1", "u3"]
 
 
 def test_with_rollup_becomes_rollup(warehouse: duckdb.DuckDBPyConnection) -> None:
     sql = "SELECT external_user_id, name FROM events GROUP BY external_user_id, name WITH ROLLUP"
     for target in ("duckdb", "postgres", "snowflake", "bigquery", "redshift"):
-        result = _check(sql, "databricks", target)
+        result = check_sql(sql, "databricks", target)
         assert result.valid and "ROLLUP (external_user_id, name)" in (result.sql or "")
         assert "WITH ROLLUP" not in (result.sql or "")
-    emitted = _check(sql, "databricks", "duckdb").sql
+    emitted = check_sql(sql, "databricks", "duckdb").sql
     # the grand total row has no user: 3 rollup levels over (u1, open), (u1, buy), (u2, open)
     rows = warehouse.execute(str(emitted)).fetchall()
     assert len(rows) == 3 + 2 + 1
@@ -221,18 +200,18 @@ def test_with_rollup_becomes_rollup(warehouse: duckdb.DuckDBPyConnection) -> Non
 def test_postgres_like_any_array_is_expanded(warehouse: duckdb.DuckDBPyConnection) -> None:
     sql = "SELECT external_user_id FROM users WHERE email LIKE ANY (ARRAY['%@gmail.com', '%.org'])"
     for target in ("duckdb", "snowflake", "bigquery", "databricks", "redshift"):
-        emitted = _check(sql, "postgres", target).sql or ""
+        emitted = check_sql(sql, "postgres", target).sql or ""
         assert "email LIKE '%@gmail.com' OR email LIKE '%.org'" in emitted, (target, emitted)
-    assert _ids(warehouse, _emitted(sql, "postgres", "duckdb")) == ["u1", "u2", "u4"]
-    assert "ANY" in (_check(sql, "postgres", "postgres").sql or "")  # its own dialect: as is
+    assert sorted_ids(warehouse, emitted_sql(sql, "postgres", "duckdb")) == ["u1", "u2", "u4"]
+    assert "ANY" in (check_sql(sql, "postgres", "postgres").sql or "")  # its own dialect: as is
 
 
 def test_hll_and_approximate_counts(warehouse: duckdb.DuckDBPyConnection) -> None:
     sql = "SELECT external_user_id, HLL(name) AS n FROM events GROUP BY 1"
-    assert "APPROX_COUNT_DISTINCT(name)" in (_check(sql, "snowflake", "duckdb").sql or "")
-    assert "HLL(name)" in (_check(sql, "snowflake", "redshift").sql or "")
-    assert "COUNT(DISTINCT name)" in (_check(sql, "snowflake", "postgres").sql or "")
-    assert _ids(warehouse, _emitted(sql, "snowflake", "duckdb")) == ["u1", "u2"]
+    assert "APPROX_COUNT_DISTINCT(name)" in (check_sql(sql, "snowflake", "duckdb").sql or "")
+    assert "HLL(name)" in (check_sql(sql, "snowflake", "redshift").sql or "")
+    assert "COUNT(DISTINCT name)" in (check_sql(sql, "snowflake", "postgres").sql or "")
+    assert sorted_ids(warehouse, emitted_sql(sql, "snowflake", "duckdb")) == ["u1", "u2"]
 
 
 # --- refusals ----------------------------------------------------------------------------
@@ -294,42 +273,45 @@ def test_hll_and_approximate_counts(warehouse: duckdb.DuckDBPyConnection) -> Non
 def test_untranslatable_constructs_are_refused(
     dialect: str, target: str, sql: str, named: str
 ) -> None:
-    result = _check(sql, dialect, target)
+    result = check_sql(sql, dialect, target)
     assert [e.code for e in result.errors] == ["unsupported_in_dialect"]
     assert named in result.errors[0].message
-    assert _codes(sql, dialect, dialect) == []  # valid in its own dialect
+    assert error_codes(sql, dialect, dialect) == []  # valid in its own dialect
 
 
 def test_unknown_functions_are_only_refused_across_dialects() -> None:
     # a function DuckDB does not have, written in DuckDB itself: since round 9 an unqualified
     # user-defined function is refused (found through the search path, in any schema); one
     # qualified with the source's schema passes
-    assert _codes(
+    assert error_codes(
         "SELECT external_user_id FROM users WHERE my_macro(email)", "duckdb", "duckdb"
     ) == ["forbidden_function"]
     sql = "SELECT external_user_id FROM users WHERE marketing.my_macro(email)"
-    assert _codes(sql, "duckdb", "duckdb") == []
+    assert error_codes(sql, "duckdb", "duckdb") == []
     # CTE column lists, qualified functions of the scope and syntax are not calls
     sql = "WITH n(i) AS (SELECT 1) SELECT u.external_user_id FROM users u JOIN n ON n.i = 1"
-    assert _codes(sql, "snowflake", "postgres") == []
+    assert error_codes(sql, "snowflake", "postgres") == []
     sql = "SELECT external_user_id FROM users WHERE marketing.normalize_email(email) = 'x'"
-    assert _codes(sql, "postgres", "duckdb") == []
+    assert error_codes(sql, "postgres", "duckdb") == []
     sql = "SELECT * EXCLUDE (email) FROM users TABLESAMPLE BERNOULLI (5)"
-    assert _codes(sql, "snowflake", "duckdb") == []
+    assert error_codes(sql, "snowflake", "duckdb") == []
 
 
 def test_time_travel_between_bigquery_and_databricks_is_kept() -> None:
     bq = "SELECT external_user_id FROM users FOR SYSTEM_TIME AS OF TIMESTAMP '2024-01-01'"
-    assert "TIMESTAMP AS OF" in (_check(bq, "bigquery", "databricks").sql or "")
+    assert "TIMESTAMP AS OF" in (check_sql(bq, "bigquery", "databricks").sql or "")
     dbx = "SELECT external_user_id FROM users VERSION AS OF 3"
-    assert _codes(dbx, "databricks", "bigquery") == ["unsupported_in_dialect"]
+    assert error_codes(dbx, "databricks", "bigquery") == ["unsupported_in_dialect"]
 
 
 def test_postgres_for_read_only_is_a_query() -> None:
-    assert _codes("SELECT external_user_id FROM users FOR READ ONLY", "postgres", "postgres") == []
+    assert (
+        error_codes("SELECT external_user_id FROM users FOR READ ONLY", "postgres", "postgres")
+        == []
+    )
     sql = "SELECT external_user_id, 'FOR READ ONLY' AS note FROM users"
-    assert "'FOR READ ONLY'" in (_check(sql, "postgres", "postgres").sql or "")
-    assert _codes("SELECT external_user_id FROM users FOR UPDATE", "postgres", "postgres") == [
+    assert "'FOR READ ONLY'" in (check_sql(sql, "postgres", "postgres").sql or "")
+    assert error_codes("SELECT external_user_id FROM users FOR UPDATE", "postgres", "postgres") == [
         "not_read_only"
     ]
 
@@ -349,8 +331,8 @@ def test_correlated_unnest_reads_the_outer_column() -> None:
             "SELECT external_user_id, (SELECT COUNT(*) FROM UNNEST(SPLIT(email, '@'))) AS n FROM users",
         ),
     ]:
-        assert _codes(sql, dialect, dialect) == [], dialect
-        assert _codes(sql.replace("email", "emial"), dialect, dialect) == ["unknown_column"]
+        assert error_codes(sql, dialect, dialect) == [], dialect
+        assert error_codes(sql.replace("email", "emial"), dialect, dialect) == ["unknown_column"]
 
 
 def test_duckdb_sleep_and_grammar_extensions_are_forbidden() -> None:
@@ -358,7 +340,7 @@ def test_duckdb_sleep_and_grammar_extensions_are_forbidden() -> None:
         "SELECT external_user_id FROM users WHERE sleep_ms(1000) IS NULL",
         "SELECT external_user_id FROM users WHERE EXISTS (SELECT 1 FROM add_grammar_extension('x'))",
     ]:
-        assert _codes(sql, "duckdb", "duckdb") == ["forbidden_function"]
+        assert error_codes(sql, "duckdb", "duckdb") == ["forbidden_function"]
 
 
 # --- the function lists -------------------------------------------------------------------
@@ -407,9 +389,9 @@ def test_databricks_weekday_and_trunc_units_keep_their_meaning(
         "AND trunc(created_at, 'MM') = '2024-03-01' AND date_trunc('YYYY', created_at) = "
         "'2024-01-01'"
     )
-    assert _ids(warehouse, _emitted(sql, "databricks", "duckdb")) == ["u1"]
+    assert sorted_ids(warehouse, emitted_sql(sql, "databricks", "duckdb")) == ["u1"]
     for target in ("postgres", "snowflake", "bigquery", "redshift"):
-        emitted = _check(sql, "databricks", target).sql or ""
+        emitted = check_sql(sql, "databricks", target).sql or ""
         assert "WEEKDAY" not in emitted.upper() and "'MM'" not in emitted, (target, emitted)
 
 
@@ -419,23 +401,23 @@ def test_redshift_week_datediff_of_a_string_runs_in_postgres(pg: psycopg.Connect
     sql = "SELECT external_user_id FROM users WHERE DATEDIFF(week, created_at, '2024-06-30') >= 18"
     # Monday week boundaries crossed up to 2024-06-30: u2 (from 2023-12-31) and u4 (2022)
     # cross 18 or more, u1 (2024-03-04) and u3 (2024-02-29) fewer
-    assert _ids(pg, _emitted(sql, "redshift", "postgres")) == ["u2", "u4"]
+    assert sorted_ids(pg, emitted_sql(sql, "redshift", "postgres")) == ["u2", "u4"]
 
 
 def test_postgres_json_arrow_inside_a_call_is_a_column() -> None:
     sql = "SELECT external_user_id FROM users WHERE json_array_length(nosuch->'tags') = 2"
-    assert _codes(sql, "postgres", "postgres") == ["unknown_column"]
+    assert error_codes(sql, "postgres", "postgres") == ["unknown_column"]
     ok = "SELECT external_user_id FROM users WHERE json_array_length(attributes->'tags') = 2"
-    assert "LAMBDA" not in (_check(ok, "postgres", "duckdb").sql or "")
+    assert "LAMBDA" not in (check_sql(ok, "postgres", "duckdb").sql or "")
 
 
 def test_pattern_forms_without_a_translation_are_refused() -> None:
     sql = "SELECT external_user_id FROM users WHERE substring(email, '@(.*)$') = 'gmail.com'"
-    assert _codes(sql, "postgres", "postgres") == []
-    assert _codes(sql, "postgres", "duckdb") == ["unsupported_in_dialect"]
+    assert error_codes(sql, "postgres", "postgres") == []
+    assert error_codes(sql, "postgres", "duckdb") == ["unsupported_in_dialect"]
     sql = "SELECT external_user_id FROM users WHERE email GLOB '*gmail*'"
-    assert _codes(sql, "duckdb", "duckdb") == []
-    assert _codes(sql, "duckdb", "postgres") == ["unsupported_in_dialect"]
+    assert error_codes(sql, "duckdb", "duckdb") == []
+    assert error_codes(sql, "duckdb", "postgres") == ["unsupported_in_dialect"]
 
 
 @pytest.mark.postgres
@@ -445,15 +427,15 @@ def test_subscript_of_an_aggregate_runs_in_postgres(pg: psycopg.Connection[Any])
         "SELECT external_user_id FROM users GROUP BY ALL "
         "HAVING list(email ORDER BY created_at DESC)[1] LIKE '%gmail%'"
     )
-    assert _ids(pg, _emitted(sql, "duckdb", "postgres")) == ["u1", "u4"]
+    assert sorted_ids(pg, emitted_sql(sql, "duckdb", "postgres")) == ["u1", "u4"]
 
 
 def test_databricks_time_travel_suffixes_are_read() -> None:
     sql = "SELECT external_user_id FROM users@v3 WHERE email <> 'a@v4'"
-    result = _check(sql, "databricks", "databricks")
+    result = check_sql(sql, "databricks", "databricks")
     assert result.valid and "users VERSION AS OF 3" in (result.sql or "")
     assert "'a@v4'" in (result.sql or "")  # a string is not a table suffix
-    assert _codes(sql, "databricks", "postgres") == ["unsupported_in_dialect"]
-    assert _codes(
+    assert error_codes(sql, "databricks", "postgres") == ["unsupported_in_dialect"]
+    assert error_codes(
         "SELECT external_user_id FROM finance.secrets@v3", "databricks", "databricks"
     ) == ["out_of_scope"]
