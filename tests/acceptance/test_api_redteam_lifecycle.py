@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import SCHEMA, Api
+from tests.acceptance.redteam import create_credential, state_url  # noqa: F401 (fixture)
 from tests.acceptance.test_api_flow import (
     PAID,
     SLOW,
@@ -26,21 +27,6 @@ from tests.acceptance.test_api_flow import (
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["sqlite"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path / 'state.sqlite3'}"
-
-
-async def _credential(api: Api, name: str = "Warehouse") -> str:
-    resp = await api.post(
-        "/v1/credentials",
-        {"name": name, "kind": "duckdb", "settings": {"path": str(api.warehouse)}},
-    )
-    assert resp.status_code == 201, resp.text
-    cred_id: str = resp.json()["id"]
-    return cred_id
-
-
 async def _source(api: Api, cred_id: str, name: str, scope: str = SCHEMA) -> dict[str, Any]:
     resp = await api.post("/v1/sources", {"name": name, "credential_id": cred_id, "scope": scope})
     assert resp.status_code == 201, resp.text
@@ -52,7 +38,7 @@ async def _source(api: Api, cred_id: str, name: str, scope: str = SCHEMA) -> dic
 
 
 async def test_a_draft_source_has_no_catalog_validation_or_segments(api: Api) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     src = await _source(api, cred_id, "Draft")
     assert src["status"] == "draft" and src["last_tested_at"] is None and src["last_error"] is None
     source_id = src["id"]
@@ -82,7 +68,7 @@ async def test_a_draft_source_has_no_catalog_validation_or_segments(api: Api) ->
 
 
 async def test_a_source_whose_tests_all_failed_has_no_catalog(api: Api) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     src = await _source(api, cred_id, "Nowhere", scope="no_such_schema")
     err = assert_error(await api.post(f"/v1/sources/{src['id']}/test"), 422, "scope_not_found")
     assert err["details"]["source_id"] == src["id"]
@@ -126,7 +112,7 @@ async def test_a_failed_retest_keeps_the_last_good_catalog_and_refuses_refreshes
 
 
 async def test_credential_reuse_within_a_workspace_and_delete_in_use(api: Api) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     one = await _source(api, cred_id, "One")
     two = await _source(api, cred_id, "Two")
     for src in (one, two):
@@ -153,7 +139,7 @@ async def test_credential_reuse_within_a_workspace_and_delete_in_use(api: Api) -
 
 
 async def test_credentials_are_refused_across_workspaces(api: Api) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     src = await _source(api, cred_id, "Ours")
     other = {"Authorization": f"Bearer {await api.new_workspace('Globex')}"}
     theirs = await api.client.post(
@@ -192,7 +178,7 @@ async def test_credentials_are_refused_across_workspaces(api: Api) -> None:
 
 async def test_changing_credential_or_scope_puts_the_source_back_to_draft(api: Api) -> None:
     source_id = await connected_source(api)
-    second = await _credential(api, "Second")
+    second = await create_credential(api, "Second")
     resp = await api.patch(f"/v1/sources/{source_id}", {"max_runtime_minutes": 3, "name": "M2"})
     assert resp.status_code == 200 and resp.json()["status"] == "active"
     assert resp.json()["max_runtime_minutes"] == 3
@@ -296,14 +282,14 @@ async def test_validate_reports_every_error_in_order_with_line_and_column(api: A
         ("unknown_column", 4, 7),
         ("missing_id_column", 1, 8),
     ], found
-    codes = [c for c, _, _ in codes]
+    code_names = [c for c, _, _ in codes]
     # Creating with the same SQL is refused with the first error, all of them in details.
     err = assert_error(
         await api.post("/v1/segments", {"name": "Bad", "source_id": source_id, "sql": sql}),
         422,
-        codes[0],
+        code_names[0],
     )
-    assert [e["code"] for e in err["details"]["errors"]] == codes
+    assert [e["code"] for e in err["details"]["errors"]] == code_names
     assert (await api.get("/v1/segments")).json() == []
 
 

@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests.acceptance.conftest import SCHEMA, Api
+from tests.acceptance.redteam import UNKNOWN_UUID, state_url  # noqa: F401 (fixture)
 from tests.acceptance.test_api_flow import (
     PAID,
     SLOW,
@@ -22,12 +23,6 @@ from tests.acceptance.test_api_flow import (
 pytestmark = pytest.mark.anyio
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture(params=["sqlite"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path / 'state.sqlite3'}"
 
 
 def readme_statuses() -> dict[str, set[int]]:

@@ -9,6 +9,7 @@ import anyio
 import pytest
 
 from tests.acceptance.conftest import SCHEMA, Api
+from tests.acceptance.redteam import state_url  # noqa: F401 (fixture)
 from tests.acceptance.test_api_flow import (
     SLOW,
     assert_error,
@@ -17,11 +18,6 @@ from tests.acceptance.test_api_flow import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["sqlite"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    return f"sqlite:///{tmp_path / 'state.sqlite3'}"
 
 
 async def _burst(n: int, call: Any) -> list[Any]:

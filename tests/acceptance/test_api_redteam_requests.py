@@ -13,27 +13,10 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import SCHEMA, Api
+from tests.acceptance.redteam import UNKNOWN_UUID, create_credential, state_url  # noqa: F401 (fixture)
 from tests.acceptance.test_api_flow import PAID, assert_error, connected_source
 
 pytestmark = pytest.mark.anyio
-
-UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
-
-
-@pytest.fixture(params=["sqlite"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """Request-shape rules do not depend on the state backend."""
-    return f"sqlite:///{tmp_path / 'state.sqlite3'}"
-
-
-async def _credential(api: Api, name: str = "Warehouse") -> str:
-    resp = await api.post(
-        "/v1/credentials",
-        {"name": name, "kind": "duckdb", "settings": {"path": str(api.warehouse)}},
-    )
-    assert resp.status_code == 201, resp.text
-    cred_id: str = resp.json()["id"]
-    return cred_id
 
 
 async def _raw(api: Api, method: str, path: str, body: bytes) -> Any:
@@ -60,7 +43,7 @@ async def test_a_body_that_is_not_a_json_object_is_validation_error(api: Api, bo
 
 
 async def test_wrong_types_name_the_field(api: Api) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     base = {"name": "S", "credential_id": cred_id, "scope": SCHEMA}
     for field, value in (
         ("max_runtime_minutes", 5.5),
@@ -85,7 +68,7 @@ async def test_wrong_types_name_the_field(api: Api) -> None:
 
 
 async def test_unknown_and_missing_fields_are_named(api: Api) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     err = assert_error(
         await api.post(
             "/v1/sources",
@@ -124,7 +107,7 @@ async def test_bad_names_are_refused_everywhere_and_nothing_is_written(api: Api,
     )
     assert _field(err) == "name"
     assert len(err["message"]) < 500  # a huge input is not echoed back
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     err = assert_error(
         await api.post("/v1/sources", {"name": name, "credential_id": cred_id, "scope": SCHEMA}),
         400,
@@ -167,7 +150,7 @@ async def test_unicode_names_round_trip_and_200_characters_is_the_limit(api: Api
 
 @pytest.mark.parametrize("scope", ["", " ", ".", "a.", ".b", "a.b.c", "a..b", "bad\x00scope"])
 async def test_malformed_scopes_are_refused_naming_scope(api: Api, scope: str) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     err = assert_error(
         await api.post("/v1/sources", {"name": "S", "credential_id": cred_id, "scope": scope}),
         400,
@@ -181,7 +164,7 @@ async def test_malformed_scopes_are_refused_naming_scope(api: Api, scope: str) -
 async def test_max_runtime_outside_1_to_60_is_refused_on_create_and_update(
     api: Api, minutes: int
 ) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     err = assert_error(
         await api.post(
             "/v1/sources",
@@ -210,7 +193,7 @@ async def test_max_runtime_outside_1_to_60_is_refused_on_create_and_update(
 
 
 async def test_max_runtime_bounds_1_and_60_are_accepted(api: Api) -> None:
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     for n, minutes in enumerate((1, 60)):
         src = await api.post(
             "/v1/sources",
@@ -354,7 +337,7 @@ async def test_an_unknown_id_names_the_kind_and_the_id(api: Api) -> None:
     err = assert_error(await api.get(f"/v1/sources/{UNKNOWN_UUID}"), 404, "not_found")
     assert UNKNOWN_UUID in err["message"] and "source" in err["message"]
     assert err["details"]["id"] == UNKNOWN_UUID
-    cred_id = await _credential(api)
+    cred_id = await create_credential(api)
     err = assert_error(
         await api.post(
             "/v1/sources", {"name": "S", "credential_id": UNKNOWN_UUID, "scope": SCHEMA}
