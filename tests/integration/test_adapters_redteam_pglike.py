@@ -30,7 +30,7 @@ from dialects.protocol import ConnectionConfig, QueryTag, Scope
 from dialects.redshift import RedshiftAdapter
 from dialects.registry import create_adapter
 from tests.peers.redshift_proxy import fixtures as pg_fixtures
-from tests.peers.redshift_proxy.fixtures import SCHEMA, PgPeer, adapter_settings
+from tests.peers.redshift_proxy.fixtures import SCHEMA, PgPeer, adapter_settings, query_tag
 from tests.peers.redshift_proxy.peer import reader_role
 from tests.support import REPO, free_port, unavailable
 from zerocopy import errors
@@ -41,26 +41,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 
 redshift_proxy_port = pg_fixtures.redshift_proxy_port
 pg_peer = pg_fixtures.pg_peer
+kind = pg_fixtures.pglike_kind
+role = pg_fixtures.reader
 
-KINDS = ["postgres", "redshift"]
 SLOW = "SELECT 1 AS external_user_id FROM (SELECT pg_sleep(30)) AS s"
 HANG_GUARD_S = 60
 """Only a guard against a hang (the test fails instead of blocking the suite); not a timing."""
 
 
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def role(pg_peer: PgPeer) -> Iterator[str]:
-    with reader_role(pg_peer.url, SCHEMA) as name:
-        yield name
-
-
 def tag() -> QueryTag:
-    return QueryTag(run_id=f"run-{uuid.uuid4().hex[:12]}", segment_id="seg-redteam")
+    return query_tag("seg-redteam")
 
 
 def admin(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

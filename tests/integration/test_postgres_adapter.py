@@ -9,7 +9,6 @@ password, grants that are missing, a schema that does not exist, a port nobody l
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import anyio
 import anyio.to_thread
@@ -18,12 +17,12 @@ import pyarrow as pa
 import pytest
 
 from dialects.base import temp_table_name
-from dialects.pglike import RunningStatement
+from dialects.pglike import PostgresLikeAdapter, RunningStatement
 from dialects.postgres import PostgresAdapter
 from dialects.protocol import QueryHandle, QueryTag, Watermark
 from dialects.redshift import RedshiftAdapter
 from tests.peers.redshift_proxy import fixtures as pg_fixtures
-from tests.peers.redshift_proxy.fixtures import SCHEMA, PgPeer, adapter_settings
+from tests.peers.redshift_proxy.fixtures import SCHEMA, PgPeer, adapter_settings, query_tag
 from tests.peers.redshift_proxy.peer import (
     REDSHIFT_CATALOG_SQL,
     Md5Cluster,
@@ -39,27 +38,16 @@ pytestmark = [pytest.mark.postgres, pytest.mark.anyio]
 # Shared fixtures (module attributes are what pytest collects).
 redshift_proxy_port = pg_fixtures.redshift_proxy_port
 pg_peer = pg_fixtures.pg_peer
+kind = pg_fixtures.pglike_kind
+role = pg_fixtures.reader
 md5_server = pg_fixtures.md5_server
 
-KINDS = ["postgres", "redshift"]
 SLOW = "SELECT 1 AS id FROM (SELECT pg_sleep(30)) AS s"
 """A CTAS body that runs 30 s unless something stops it (pg_sleep honours cancel requests)."""
 
 
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def role(pg_peer: PgPeer) -> Iterator[str]:
-    """A role with USAGE + CREATE on the scope and SELECT on every table and view in it."""
-    with reader_role(pg_peer.url, SCHEMA) as name:
-        yield name
-
-
 def tag() -> QueryTag:
-    return QueryTag(run_id=f"run-{time.monotonic_ns()}", segment_id="seg-1")
+    return query_tag("seg-1")
 
 
 def table_exists(url: str, table: str) -> bool:
@@ -406,6 +394,7 @@ async def test_a_result_of_one_batch_is_read_in_one_plain_select(
                 select, table, deadline=anyio.current_time() + 30, tag=tag()
             )
             assert done.rows == 2500
+        assert isinstance(adapter, PostgresLikeAdapter)
         assert set(tables) <= set(adapter._small_results)
         one = [b.to_pylist() async for b in adapter.read_column(tables[0], "external_user_id")]
         ordered = [

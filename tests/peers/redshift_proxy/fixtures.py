@@ -7,6 +7,7 @@ connects to the PostgreSQL server directly, ``redshift`` through the Redshift pr
 from __future__ import annotations
 
 import subprocess
+import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ import psycopg
 import pytest
 
 from dialects.base import BaseAdapter
-from dialects.protocol import ConnectionConfig, Scope
+from dialects.protocol import ConnectionConfig, QueryTag, Scope
 from dialects.registry import create_adapter
 from fixtures.warehouse import Warehouse
 from tests.peers.redshift_proxy.peer import (
@@ -100,6 +101,28 @@ def pg_peer(postgres_server: str, redshift_proxy_port: int) -> Iterator[PgPeer]:
     with scratch_database(postgres_server) as url:
         warehouse = load_scope(url, SCHEMA, redshift_catalog=True)
         yield PgPeer(url=url, warehouse=warehouse, proxy_port=redshift_proxy_port)
+
+
+PGLIKE_KINDS = ["postgres", "redshift"]
+"""psycopg 3 straight to PostgreSQL; redshift_connector through the Redshift proxy."""
+
+
+@pytest.fixture(params=PGLIKE_KINDS)
+def pglike_kind(request: pytest.FixtureRequest) -> str:
+    """Each test once per Postgres-like kind (a module takes it as ``kind = pglike_kind``)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def reader(pg_peer: PgPeer) -> Iterator[str]:
+    """A role with USAGE + CREATE on the scope and SELECT on every table and view in it."""
+    with reader_role(pg_peer.url, SCHEMA) as name:
+        yield name
+
+
+def query_tag(segment_id: str = "seg-1") -> QueryTag:
+    """A tag with a run id of its own."""
+    return QueryTag(run_id=f"run-{uuid.uuid4().hex[:12]}", segment_id=segment_id)
 
 
 @pytest.fixture(scope="session")
