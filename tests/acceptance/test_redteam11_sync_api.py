@@ -263,7 +263,7 @@ async def test_cli_sync_schedule_is_the_api_view(api: Api, tmp_path: Path) -> No
     http, cli = await both()
     assert cli == http and http["status"] == "active" and len(http["next_runs"]) == 5
     # Mondays at 00:00 Paris time.
-    assert all(t.endswith(("T23:00:00+00:00", "T22:00:00+00:00")) for t in http["next_runs"])
+    assert all(t.endswith(("T00:00:00+01:00", "T00:00:00+02:00")) for t in http["next_runs"])
     proc = await anyio.to_thread.run_sync(lambda: _zc(env, "sync", "schedule", "nope"))
     assert proc.returncode == 1
     err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]

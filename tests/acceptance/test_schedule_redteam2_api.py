@@ -358,7 +358,9 @@ async def test_zone_change_goes_on_from_the_waited_for_local_slot_never_twice_ne
     clock.now = datetime(2026, 6, 1, 7, 30, tzinfo=UTC)
     await _set_zone(db, ws, "Europe/Paris")
     view = await schedule_view(db, ws, w.segment_id, now=clock.now)
-    assert view["next_runs"][0] == "2026-06-02T07:00:00+00:00"
+    assert datetime.fromisoformat(view["next_runs"][0]) == datetime.fromisoformat(
+        "2026-06-02T07:00:00+00:00"
+    )
     fired, _ = await ticker.tick()
     assert len(fired) == 1
     async with db.session() as s:

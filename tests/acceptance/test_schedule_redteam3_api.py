@@ -76,7 +76,9 @@ async def test_a_slot_run_in_the_old_zone_is_not_run_again_after_moving_west(
     assert state.planned_time_zone == "Europe/London"
     assert state.next_due_at == datetime(2026, 6, 2, 8, 0, tzinfo=UTC)
     view = await schedule_view(db, ws, w.segment_id, now=clock.now)
-    assert view["next_runs"][0] == "2026-06-02T08:00:00+00:00"
+    assert datetime.fromisoformat(view["next_runs"][0]) == datetime.fromisoformat(
+        "2026-06-02T08:00:00+00:00"
+    )
     clock.now = datetime(2026, 6, 1, 8, 0, 1, tzinfo=UTC)  # 09:00 London on 06-01: nothing
     fired, _ = await ticker.tick()
     assert fired == []
@@ -170,7 +172,9 @@ async def test_a_sync_day_run_in_paris_is_not_run_again_in_new_york(
     now[0] = datetime(2026, 5, 31, 22, 30, tzinfo=UTC)  # 18:30 New York on 05-31
     await _move(db, ws, "America/New_York", now[0])
     view = await sync_schedule_view(db, ws, sync_id, now=now[0])
-    assert view["next_runs"][0] == "2026-06-02T04:00:00+00:00"
+    assert datetime.fromisoformat(view["next_runs"][0]) == datetime.fromisoformat(
+        "2026-06-02T04:00:00+00:00"
+    )
     now[0] = datetime(2026, 6, 1, 4, 0, 1, tzinfo=UTC)  # 00:00 New York on 06-01: ran already
     assert await tick() == []
     now[0] = datetime(2026, 6, 2, 4, 0, 1, tzinfo=UTC)

@@ -71,7 +71,9 @@ async def test_zone_change_while_a_segment_run_is_due_still_runs_it_once(
     # Next: 09:00 Tokyo = 00:00 UTC the next day.
     assert state.next_due_at.replace(tzinfo=UTC) == datetime(2026, 6, 2, 0, 0, tzinfo=UTC)  # type: ignore[union-attr]
     view = await schedule_view(db, ws, w.segment_id, now=now[0])
-    assert view["next_runs"][0] == "2026-06-02T00:00:00+00:00"
+    assert datetime.fromisoformat(view["next_runs"][0]) == datetime.fromisoformat(
+        "2026-06-02T00:00:00+00:00"
+    )
     # Without anything due, a zone change only re-plans (nothing fires).
     async with db.transaction() as s:
         await s.execute(sa.update(Workspace).where(Workspace.id == ws).values(time_zone="UTC"))

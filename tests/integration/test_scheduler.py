@@ -151,7 +151,7 @@ async def test_time_zone_change_replans(db: Database, tmp_path: Path) -> None:
     assert report.replanned == 1
     view = await schedule_view(db, ws, w.segment_id, now=T0)
     # 09:00 in Tokyo is 00:00 UTC: the next one is tomorrow's.
-    assert view["next_runs"][0] == "2026-06-02T00:00:00+00:00"
+    assert view["next_runs"][0] == "2026-06-02T09:00:00+09:00"  # local time, offset shown
     assert view["time_zone"] == "Asia/Tokyo"
 
 

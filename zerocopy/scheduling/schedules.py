@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -26,6 +27,11 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _local(value: datetime, zone: str) -> str:
+    """An instant as the workspace's wall-clock time with its UTC offset (09:00+01:00)."""
+    return value.astimezone(ZoneInfo(zone)).isoformat()
 
 
 async def _segment_and_zone(
@@ -116,7 +122,7 @@ async def schedule_view(
             if paused and state is not None
             else None
         ),
-        "next_runs": [_iso(t) for t in upcoming],
+        "next_runs": [_local(t, zone) for t in upcoming],
         # Scheduled runs need a tested source, like "run now": until it is active again its
         # occurrences pass without a run (counted in misses).
         "blocked": (
