@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -42,6 +41,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.integration.refresh_fixtures import make_warehouse
 from tests.integration.test_sync_engine import warehouse as sync_warehouse
+from tests.integration.worker_procs import ZEROCOPY
 from tests.support import postgres_credential_settings, scratch_database
 from zerocopy.connections import build_adapter
 from zerocopy.refresh import RefreshEngine
@@ -76,8 +76,6 @@ SLOW_SQL = (
     "AS slow ON slow.c >= 0 WHERE u.external_user_id <= 50"
 )
 """Instant while ``nums`` has 10 rows; far past the 15 s max runtime with 1,500 (3.4G combinations)."""
-
-ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 
 
 @pytest.fixture
@@ -550,9 +548,11 @@ async def test_three_workers_exactly_once_limits_kill_and_cancel(
             end = r.finished_at or datetime.now(UTC)
             by_segment.setdefault(r.segment_id, []).append((r.started_at, end))
             by_source.setdefault(r.source_id, []).append((r.started_at, end))
-        for r in sync_runs:
-            assert r.started_at is not None and r.finished_at is not None
-            by_source.setdefault(sync_source[r.sync_id], []).append((r.started_at, r.finished_at))
+        for sr in sync_runs:
+            source_id = sync_source[sr.sync_id]
+            assert source_id is not None
+            assert sr.started_at is not None and sr.finished_at is not None
+            by_source.setdefault(source_id, []).append((sr.started_at, sr.finished_at))
         assert max(_max_overlap(v) for v in by_segment.values()) == 1
         assert _max_overlap(by_source[duck_src.id]) == 1  # a DuckDB file: one process at a time
         assert _max_overlap(by_source[events_src.id]) == 1  # 25 syncs on another DuckDB file

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.test_sync_engine import make_sync, warehouse
+from tests.integration.worker_procs import ZEROCOPY
 from zerocopy.connections import AdapterFactory
 from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
 from zerocopy.scheduling.models import SYNC, ScheduleState
@@ -43,7 +43,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.xdist_group("
 
 ROWS = 20
 PER_WORKSPACE = {"a": 8, "b": 2, "c": 2}
-ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 
 
 async def _workspace(db: Database, tmp_path: Path, name: str, count: int) -> tuple[str, list[str]]:

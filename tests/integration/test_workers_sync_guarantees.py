@@ -36,7 +36,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -48,6 +47,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from tests.integration.worker_procs import ZEROCOPY
 from tests.support import postgres_credential_settings, scratch_database
 from zerocopy.runner_procrastinate import ensure_queue_schema
 from zerocopy.secrets import SecretBox
@@ -65,7 +65,6 @@ ADDED = 6_500
 BATCH = 5_000
 SLOW_S = 30
 """The view's sleep while slow: far longer than any phase (ended by kill, cancel or us)."""
-ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.test_sync_engine import warehouse
+from tests.integration.worker_procs import ZEROCOPY
 from tests.support import free_port, wait_for_port
 from zerocopy.secrets import SecretBox
 from zerocopy.services import workspaces
@@ -36,7 +36,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.xdist_group("sync_workers")]
 
 ROWS = 30
 LOST_AFTER_S = 3
-ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 
 
 def _set_slow(path: Path, n: int) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +25,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.test_sync_engine import make_sync, warehouse
+from tests.integration.worker_procs import ZEROCOPY
 from zerocopy.runner_procrastinate import SYNC_TASK, ensure_queue_schema
 from zerocopy.scheduling.models import SYNC, ScheduledRun, ScheduleState
 from zerocopy.scheduling.sync_frequency import sync_schedule
@@ -40,7 +40,6 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 WORKERS = 2
 SYNCS = 6
 ROWS = 30
-ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 
 
 async def _wait(predicate: Any, timeout: float, what: str, every: float = 0.2) -> Any:
