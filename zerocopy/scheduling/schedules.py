@@ -17,6 +17,7 @@ from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleSt
 from zerocopy.scheduling.notices import notice_view
 from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, parse_schedule
 from zerocopy.scheduling.scheduler import segment_digest, upcoming_runs, zone_replanned
+from zerocopy.services.contacts import check_contacts
 from zerocopy.state.db import Database
 from zerocopy.state.models import RefreshRun, Segment, Source, SourceStatus, Workspace, utcnow
 
@@ -66,8 +67,9 @@ def _contacts(value: Any) -> list[str]:
                 "reason": "invalid_type" if not isinstance(value, list) else "out_of_range",
             },
         )
+    check_contacts(value)  # control characters, SMTP's lengths
     for item in value:
-        if not isinstance(item, str) or len(item) > 320 or not _EMAIL.match(item.strip()):
+        if not isinstance(item, str) or not _EMAIL.match(item.strip()):
             raise ZerocopyError(
                 errors.VALIDATION_ERROR,
                 f"contacts: {item!r} is not an e-mail address",
