@@ -91,6 +91,7 @@ class FabricAdapter(BaseAdapter):
     SECRET_EXPIRES = True  # Entra client secrets have a fixed end date (at most 2 years)
 
     LOGIN_TIMEOUT_S: ClassVar[int] = 15
+    """Give up connecting (unreachable) after this long; setting ``login_timeout`` overrides."""
     TOKEN_TIMEOUT_S: ClassVar[float] = 15.0
     ID_BATCH_CAP: ClassVar[int] = 100_000
 
@@ -254,7 +255,9 @@ class FabricAdapter(BaseAdapter):
             self.connection_string(),
             attrs_before=attrs,
             autocommit=True,
-            timeout=self.LOGIN_TIMEOUT_S,
+            timeout=max(
+                1, int(float(self.config.settings.get("login_timeout") or self.LOGIN_TIMEOUT_S))
+            ),
         )
         try:
             if timeout_s:

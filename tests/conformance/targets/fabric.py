@@ -47,6 +47,7 @@ def fabric_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conforma
             secret: str | None = None,
             scope: str = SCHEMA,
             port: int = peer.port,
+            **extra: object,
         ) -> ConnectionConfig:
             return ConnectionConfig(
                 settings={
@@ -55,6 +56,7 @@ def fabric_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conforma
                     "tenant_id": TENANT,
                     "client_id": client_id,
                     "authority_host": f"http://127.0.0.1:{peer.sts_port}",
+                    **extra,
                 },
                 secrets={"client_secret": secret or CLIENTS[client_id][0]},
                 scope=Scope.parse(scope),
@@ -71,6 +73,7 @@ def fabric_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Conforma
                 "auth_failed": config(secret="not-the-secret"),
                 "permission_denied": config(client_id="app-reader"),
                 "scope_not_found": config(scope="no_such_schema"),
-                "unreachable": config(port=free_port()),
+                # The ODBC driver retries a closed port until the login timeout (15 s default).
+                "unreachable": config(port=free_port(), login_timeout=2),
             },
         )
