@@ -41,9 +41,8 @@ from litestar.testing import AsyncTestClient
 
 from tests.integration.refresh_fixtures import make_warehouse
 from tests.integration.test_sync_engine import warehouse as sync_warehouse
-from tests.integration.worker_procs import ZEROCOPY
+from tests.integration.worker_procs import ZEROCOPY, active_source
 from tests.support import postgres_credential_settings, scratch_database
-from zerocopy.connections import build_adapter
 from zerocopy.refresh import RefreshEngine
 from zerocopy.runner_procrastinate import ProcrastinateRunner, ensure_queue_schema
 from zerocopy.scheduling.models import SEGMENT, SYNC, ScheduledRun, ScheduleState
@@ -53,13 +52,10 @@ from zerocopy.secrets import SecretBox
 from zerocopy.services import workspaces
 from zerocopy.state.db import Database
 from zerocopy.state.models import (
-    CatalogTable,
-    Credential,
     RefreshRun,
     RunStatus,
     Segment,
     Source,
-    SourceStatus,
 )
 from zerocopy.state.sync_models import Sync, SyncRun
 
@@ -113,39 +109,16 @@ async def _source(
     scope: str,
     name: str | None = None,
 ) -> Source:
-    async with db.transaction() as s:
-        cred = Credential(
-            workspace_id=workspace_id, name=name or kind, kind=kind, settings=settings
-        )
-        s.add(cred)
-        await s.flush()
-        src = Source(
-            workspace_id=workspace_id,
-            credential_id=cred.id,
-            name=name or kind,
-            kind=kind,
-            scope=scope,
-            max_runtime_s=15,
-            status=SourceStatus.ACTIVE,
-        )
-        s.add(src)
-    adapter = build_adapter(src, cred, box)
-    try:
-        tables = await adapter.list_tables()
-    finally:
-        await adapter.aclose()
-    async with db.transaction() as s:
-        for t in tables:
-            s.add(
-                CatalogTable(
-                    source_id=src.id,
-                    schema=t.schema or scope,
-                    name=t.name,
-                    kind=t.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                )
-            )
-    return src
+    return await active_source(
+        db,
+        workspace_id,
+        kind=kind,
+        settings=settings,
+        scope=scope,
+        name=name,
+        max_runtime_s=15,
+        box=box,
+    )
 
 
 async def _segment(db: Database, src: Source, name: str, sql: str) -> str:

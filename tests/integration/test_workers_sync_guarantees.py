@@ -47,13 +47,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.worker_procs import ZEROCOPY
+from tests.integration.worker_procs import ZEROCOPY, active_source
 from tests.support import postgres_credential_settings, scratch_database
 from zerocopy.runner_procrastinate import ensure_queue_schema
 from zerocopy.secrets import SecretBox
 from zerocopy.services import workspaces
 from zerocopy.state.db import Database
-from zerocopy.state.models import Credential, Source, SourceStatus
 from zerocopy.state.sync_models import StoreEvent, StoreProfile, Sync, SyncRun
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres, pytest.mark.xdist_group("sync_workers")]
@@ -159,26 +158,8 @@ async def _workspace_with_syncs(
 ) -> tuple[str, str, list[str]]:
     async with db.session() as s:
         ws, api_key = await workspaces.create_workspace(s, name=name)
+    src = await active_source(db, ws.id, kind="postgres", settings=settings, name="pg")
     async with db.transaction() as s:
-        cred = Credential(
-            workspace_id=ws.id,
-            name="pg",
-            kind="postgres",
-            settings=settings,
-        )
-        s.add(cred)
-        await s.flush()
-        src = Source(
-            workspace_id=ws.id,
-            credential_id=cred.id,
-            name="pg",
-            kind="postgres",
-            scope="public",
-            max_runtime_s=60,
-            status=SourceStatus.ACTIVE,
-        )
-        s.add(src)
-        await s.flush()
         rows = [
             Sync(
                 workspace_id=ws.id,

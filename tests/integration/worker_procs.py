@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import psycopg
@@ -69,6 +70,56 @@ def kill_if_running(proc: subprocess.Popen[bytes] | None) -> None:
         proc.kill()
 
 
+async def active_source(
+    db: Database,
+    workspace_id: str,
+    *,
+    kind: str,
+    settings: dict[str, Any],
+    scope: str = "public",
+    name: str | None = None,
+    max_runtime_s: int = 60,
+    box: SecretBox | None = None,
+) -> Source:
+    """An active source on a new credential; with ``box``, its catalog listed through the
+    real adapter (segments need it, syncs do not)."""
+    async with db.transaction() as s:
+        cred = Credential(
+            workspace_id=workspace_id, name=name or kind, kind=kind, settings=settings
+        )
+        s.add(cred)
+        await s.flush()
+        src = Source(
+            workspace_id=workspace_id,
+            credential_id=cred.id,
+            name=name or kind,
+            kind=kind,
+            scope=scope,
+            max_runtime_s=max_runtime_s,
+            status=SourceStatus.ACTIVE,
+        )
+        s.add(src)
+    if box is None:
+        return src
+    adapter = build_adapter(src, cred, box)
+    try:
+        tables = await adapter.list_tables()
+    finally:
+        await adapter.aclose()
+    async with db.transaction() as s:
+        for t in tables:
+            s.add(
+                CatalogTable(
+                    source_id=src.id,
+                    schema=t.schema or scope,
+                    name=t.name,
+                    kind=t.kind,
+                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
+                )
+            )
+    return src
+
+
 async def pg_segments(
     db: Database, box: SecretBox, warehouse_url: str, name: str, n: int
 ) -> list[str]:
@@ -77,42 +128,16 @@ async def pg_segments(
     async with db.transaction() as s:
         ws = Workspace(name=name)
         s.add(ws)
-        await s.flush()
-        cred = Credential(
-            workspace_id=ws.id,
-            name="pg",
-            kind="postgres",
-            settings=postgres_credential_settings(warehouse_url),
-        )
-        s.add(cred)
-        await s.flush()
-        src = Source(
-            workspace_id=ws.id,
-            credential_id=cred.id,
-            name="pg",
-            kind="postgres",
-            scope="public",
-            max_runtime_s=60,
-            status=SourceStatus.ACTIVE,
-        )
-        s.add(src)
-    adapter = build_adapter(src, cred, box)
-    try:
-        tables = await adapter.list_tables()
-    finally:
-        await adapter.aclose()
+    src = await active_source(
+        db,
+        ws.id,
+        kind="postgres",
+        settings=postgres_credential_settings(warehouse_url),
+        name="pg",
+        box=box,
+    )
     ids = []
     async with db.transaction() as s:
-        for t in tables:
-            s.add(
-                CatalogTable(
-                    source_id=src.id,
-                    schema=t.schema or "public",
-                    name=t.name,
-                    kind=t.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                )
-            )
         for i in range(n):
             seg = Segment(
                 workspace_id=ws.id,
