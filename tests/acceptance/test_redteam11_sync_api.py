@@ -17,9 +17,7 @@ import pytest
 
 from tests.acceptance.conftest import Api
 from tests.acceptance.test_sync_api import duckdb_source
-from zerocopy.services import credentials, sources, workspaces
-from zerocopy.services.context import open_runtime
-from zerocopy.settings import load_settings
+from tests.acceptance.test_sync_cli import setup_workspace
 
 pytestmark = pytest.mark.anyio
 
@@ -101,33 +99,6 @@ async def test_contact_longer_than_smtp_allows_is_refused(api: Api) -> None:
 
 
 # ------------------------------------------------------------------------------ CLI
-def _cli_env(tmp_path: Path) -> tuple[dict[str, str], str]:
-    from fixtures.warehouse import build, load_duckdb
-
-    wh = tmp_path / "wh.duckdb"
-    load_duckdb(wh, "marketing", build(users=40))
-    env = {
-        "ZEROCOPY_DATA_DIR": str(tmp_path / "data"),
-        "ZEROCOPY_DATABASE_URL": f"sqlite:///{tmp_path / 'state.sqlite3'}",
-        "ZEROCOPY_LOG_LEVEL": "warning",
-    }
-
-    async def go() -> tuple[str, str]:
-        settings = load_settings(env)
-        async with open_runtime(settings, start_runner=False) as rt, rt.db.session() as s:
-            ws, _ = await workspaces.create_workspace(s, name="cli")
-            cred = await credentials.create_credential(
-                s, rt.secret_box, ws.id, name="dw", kind="duckdb", settings={"path": str(wh)}
-            )
-            src = await sources.create_source(
-                s, ws.id, name="dw", credential_id=cred.id, scope="marketing"
-            )
-            return ws.id, src.id
-
-    ws_id, src_id = anyio.run(go)
-    return {**env, "ZEROCOPY_WORKSPACE": ws_id}, src_id
-
-
 def _zc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [ZEROCOPY, *args],
@@ -140,7 +111,7 @@ def _zc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_errors_are_the_api_error_body(tmp_path: Path) -> None:
-    env, source_id = _cli_env(tmp_path)
+    env, source_id = setup_workspace(tmp_path)  # an active DuckDB source
     proc = _zc(
         env, "sync", "create", "--name", "a", "--data-type", "user_attributes",
         "--source", source_id, "--table", "users_attributes_sync", "--frequency", "7h",
@@ -159,7 +130,7 @@ def test_cli_errors_are_the_api_error_body(tmp_path: Path) -> None:
 
 
 def test_cli_workspace_create_refusal_is_json(tmp_path: Path) -> None:
-    env, _ = _cli_env(tmp_path)
+    env, _ = setup_workspace(tmp_path)  # an active DuckDB source
     proc = _zc(env, "workspace", "create", "Other", "--time-zone", "Mars/Base")
     assert proc.returncode == 2 and "api key" not in proc.stdout
     err = json.loads(proc.stderr.strip().splitlines()[-1])["error"]
@@ -170,8 +141,7 @@ def test_cli_workspace_create_refusal_is_json(tmp_path: Path) -> None:
 
 
 def test_cli_segment_schedule_usage_names_set(tmp_path: Path) -> None:
-    env, source_id = _cli_env(tmp_path)
-    assert _zc(env, "source", "test", source_id).returncode == 0
+    env, source_id = setup_workspace(tmp_path)  # an active DuckDB source
     proc = _zc(
         env, "segment", "create", "--source", source_id, "--name", "all",
         "--sql", "SELECT external_user_id FROM users",
@@ -205,8 +175,7 @@ async def test_http_destination_unconfigured_fails_the_test(api: Api) -> None:
 
 
 def test_cli_sync_limits_and_output_as_the_api(tmp_path: Path) -> None:
-    env, source_id = _cli_env(tmp_path)
-    assert _zc(env, "source", "test", source_id).returncode == 0
+    env, source_id = setup_workspace(tmp_path)  # an active DuckDB source
     proc = _zc(
         env, "sync", "create", "--name", "a", "--data-type", "user_attributes",
         "--source", source_id, "--table", "users_attributes_sync",
@@ -271,8 +240,7 @@ async def test_cli_sync_schedule_is_the_api_view(api: Api, tmp_path: Path) -> No
 
 
 def test_cli_segment_update_refused_contact_changes_nothing(tmp_path: Path) -> None:
-    env, source_id = _cli_env(tmp_path)
-    assert _zc(env, "source", "test", source_id).returncode == 0
+    env, source_id = setup_workspace(tmp_path)  # an active DuckDB source
     proc = _zc(
         env, "segment", "create", "--source", source_id, "--name", "all",
         "--sql", "SELECT external_user_id FROM users",
