@@ -48,6 +48,11 @@ ErrorRule = tuple[str, str, str]
 """(regex on the driver message, error code, message template; ``{msg}`` is the driver's)."""
 
 
+def _published(handle: QueryHandle) -> bool:
+    """Whether the statement's thread has recorded anything a cancel can use."""
+    return handle.native is not None or handle.query_id is not None or handle.session_id is not None
+
+
 class BaseAdapter:
     """Base class of every adapter. Subclasses override flags and the blocking hooks."""
 
@@ -315,22 +320,21 @@ class BaseAdapter:
         if not started.is_set():
             return  # its thread sees stop_requested first thing and sends nothing
         with anyio.CancelScope(shield=True):
+            # Its thread may have started but not yet published what a cancel needs (a
+            # thread descheduled under load): then cancel again once it has, while we wait.
+            seen = _published(handle)
             # Best effort: the grace wait below still bounds us if the cancel call fails.
             # The cancel itself is bounded too: against a warehouse that stopped answering its
             # second connection would wait for the connect timeout.
             with contextlib.suppress(Exception), anyio.move_on_after(self.CANCEL_GRACE_S):
-                seen = handle.native
                 await anyio.to_thread.run_sync(self._cancel, handle, abandon_on_cancel=True)
-                if seen is None:
-                    # Its thread had started but not yet published what a cancel needs (a
-                    # thread descheduled under load): cancel again once it has.
-                    while handle.native is None and not finished.is_set():  # noqa: ASYNC110
-                        await anyio.sleep(0.01)
-                    if not finished.is_set():
-                        await anyio.to_thread.run_sync(self._cancel, handle, abandon_on_cancel=True)
             # The statement's thread sets a threading.Event, which anyio cannot await.
             until = anyio.current_time() + self.CANCEL_GRACE_S
-            while not finished.is_set() and anyio.current_time() < until:  # noqa: ASYNC110
+            while not finished.is_set() and anyio.current_time() < until:
+                if not seen and _published(handle):
+                    seen = True
+                    with contextlib.suppress(Exception), anyio.move_on_after(self.CANCEL_GRACE_S):
+                        await anyio.to_thread.run_sync(self._cancel, handle, abandon_on_cancel=True)
                 await anyio.sleep(0.02)
 
     # ------------------------------------------------------------------ public protocol
