@@ -67,6 +67,28 @@ class Wired:
             await adapter.aclose()
 
 
+async def store_catalog(
+    db: Database, source: Source, credential: Credential, box: SecretBox
+) -> None:
+    """List the source's tables through the real adapter and store them as its catalog."""
+    adapter = build_adapter(source, credential, box)
+    try:
+        tables = await adapter.list_tables()
+    finally:
+        await adapter.aclose()
+    async with db.transaction() as s:
+        for t in tables:
+            s.add(
+                CatalogTable(
+                    source_id=source.id,
+                    schema=t.schema or source.scope,
+                    name=t.name,
+                    kind=t.kind,
+                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
+                )
+            )
+
+
 async def wire(db: Database, tmp_path: Path, sql: str) -> Wired:
     """Workspace, DuckDB credential + source (catalog fetched from the warehouse), segment."""
     from tests.integration.state_fixtures import make_segment
@@ -82,22 +104,7 @@ async def wire(db: Database, tmp_path: Path, sql: str) -> Wired:
         assert source is not None
         credential = await s.get(Credential, source.credential_id)
         assert credential is not None
-    adapter = build_adapter(source, credential, box)
-    try:
-        tables = await adapter.list_tables()
-    finally:
-        await adapter.aclose()
-    async with db.transaction() as s:
-        for t in tables:
-            s.add(
-                CatalogTable(
-                    source_id=source.id,
-                    schema=t.schema or "marketing",
-                    name=t.name,
-                    kind=t.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                )
-            )
+    await store_catalog(db, source, credential, box)
     members = MembershipStore(db)
     engine = RefreshEngine(db, factory, members=members, heartbeat_s=0.5)
     return Wired(db, engine, factory, members, seg.id, source, credential)

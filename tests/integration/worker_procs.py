@@ -14,11 +14,11 @@ import anyio
 import psycopg
 import sqlalchemy as sa
 
+from tests.integration.refresh_fixtures import store_catalog
 from tests.support import postgres_credential_settings
-from zerocopy.connections import build_adapter
 from zerocopy.secrets import SecretBox
 from zerocopy.state.db import Database
-from zerocopy.state.models import CatalogTable, Credential, Segment, Source, SourceStatus, Workspace
+from zerocopy.state.models import Credential, Segment, Source, SourceStatus, Workspace
 
 ZEROCOPY = str(Path(sys.executable).with_name("zerocopy"))
 
@@ -101,22 +101,7 @@ async def active_source(
         s.add(src)
     if box is None:
         return src
-    adapter = build_adapter(src, cred, box)
-    try:
-        tables = await adapter.list_tables()
-    finally:
-        await adapter.aclose()
-    async with db.transaction() as s:
-        for t in tables:
-            s.add(
-                CatalogTable(
-                    source_id=src.id,
-                    schema=t.schema or scope,
-                    name=t.name,
-                    kind=t.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                )
-            )
+    await store_catalog(db, src, cred, box)
     return src
 
 
