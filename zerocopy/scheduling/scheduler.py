@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import anyio
 import sqlalchemy as sa
@@ -851,3 +852,8 @@ async def launch_scheduled_run(
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def local_iso(value: datetime, zone: str) -> str:
+    """An instant as the workspace's wall-clock time with its UTC offset (09:00+01:00)."""
+    return value.astimezone(ZoneInfo(zone)).isoformat()

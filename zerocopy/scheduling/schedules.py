@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +15,12 @@ from zerocopy.notify.decision import distinct_addresses
 from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleState
 from zerocopy.scheduling.notices import notice_view
 from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, parse_schedule
-from zerocopy.scheduling.scheduler import segment_digest, upcoming_runs, zone_replanned
+from zerocopy.scheduling.scheduler import (
+    local_iso,
+    segment_digest,
+    upcoming_runs,
+    zone_replanned,
+)
 from zerocopy.services.contacts import check_contacts
 from zerocopy.state.db import Database
 from zerocopy.state.models import RefreshRun, Segment, Source, SourceStatus, Workspace, utcnow
@@ -28,11 +32,6 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def _local(value: datetime, zone: str) -> str:
-    """An instant as the workspace's wall-clock time with its UTC offset (09:00+01:00)."""
-    return value.astimezone(ZoneInfo(zone)).isoformat()
 
 
 async def _segment_and_zone(
@@ -124,7 +123,7 @@ async def schedule_view(
             if paused and state is not None
             else None
         ),
-        "next_runs": [_local(t, zone) for t in upcoming],
+        "next_runs": [local_iso(t, zone) for t in upcoming],
         # Scheduled runs need a tested source, like "run now": until it is active again its
         # occurrences pass without a run (counted in misses).
         "blocked": (

@@ -24,7 +24,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +44,7 @@ from zerocopy.scheduling.scheduler import (
     TickReport,
     apply_plan,
     launch_scheduled_run,
+    local_iso,
     replanned,
     upcoming_runs,
     zone_replanned,
@@ -341,11 +341,6 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _local(value: datetime, zone: str) -> str:
-    """An instant as the workspace's wall-clock time with its UTC offset (09:00+01:00)."""
-    return value.astimezone(ZoneInfo(zone)).isoformat()
-
-
 async def sync_schedule_view(
     db: Database, workspace_id: str, sync_id: str, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -387,7 +382,7 @@ async def sync_schedule_view(
         "schedule": schedule.to_dict(),
         "time_zone": zone,
         "status": sync.status,
-        "next_runs": [_local(t, zone) for t in upcoming],
+        "next_runs": [local_iso(t, zone) for t in upcoming],
         "misses": state.misses if state is not None else 0,
         "last_run": (
             {
