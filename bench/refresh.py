@@ -37,10 +37,10 @@ from zerocopy.connections import AdapterFactory, build_adapter
 from zerocopy.logging import configure_logging
 from zerocopy.refresh import RefreshEngine, catalog_mapping
 from zerocopy.secrets import SecretBox
+from zerocopy.services.sources import replace_catalog
 from zerocopy.sql import check_segment_sql
 from zerocopy.state.db import Database
 from zerocopy.state.models import (
-    CatalogTable,
     Credential,
     RefreshRun,
     Segment,
@@ -124,24 +124,7 @@ async def main(users: int, state_url: str | None, stream: bool = True) -> dict[s
     finally:
         await adapter.aclose()
     async with db.transaction() as s:
-        for tbl in tables:
-            s.add(
-                CatalogTable(
-                    source_id=src.id,
-                    schema=tbl.schema or "marketing",
-                    name=tbl.name,
-                    kind=tbl.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in tbl.columns],
-                )
-            )
-        rows = [
-            CatalogTable(
-                schema=tbl.schema or "marketing",
-                name=tbl.name,
-                columns=[{"name": c.name, "data_type": c.data_type} for c in tbl.columns],
-            )
-            for tbl in tables
-        ]
+        rows = await replace_catalog(s, src, tables)
     BENCH_CATALOG.update(catalog_mapping(rows))
 
     engine = RefreshEngine(db, factory, stream=stream)

@@ -163,9 +163,9 @@ def run_engine(env: dict[str, Any], stream: bool = True) -> dict[str, Any]:
     from zerocopy.connections import AdapterFactory, build_adapter
     from zerocopy.refresh import RefreshEngine, catalog_mapping
     from zerocopy.secrets import SecretBox
+    from zerocopy.services.sources import replace_catalog
     from zerocopy.state.db import Database
     from zerocopy.state.models import (
-        CatalogTable,
         Credential,
         Segment,
         Source,
@@ -207,13 +207,7 @@ def run_engine(env: dict[str, Any], stream: bool = True) -> dict[str, Any]:
         finally:
             await adapter.aclose()
         async with db.transaction() as s:
-            for tbl in tables:
-                s.add(
-                    CatalogTable(
-                        source_id=src.id, schema=SCHEMA, name=tbl.name, kind=tbl.kind,
-                        columns=[{"name": c.name, "data_type": c.data_type} for c in tbl.columns],
-                    )
-                )  # fmt: skip
+            await replace_catalog(s, src, tables)
         catalog_mapping  # noqa: B018 - imported to fail early if the engine's API moved
         engine = RefreshEngine(db, AdapterFactory(box), batch_rows=env["batch_rows"], stream=stream)
         baseline = rss_mb()

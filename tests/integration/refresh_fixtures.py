@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from zerocopy.connections import AdapterFactory, build_adapter
 from zerocopy.refresh import RefreshEngine
 from zerocopy.secrets import SecretBox
+from zerocopy.services.sources import replace_catalog
 from zerocopy.state.db import Database
 from zerocopy.state.membership import MembershipStore
 from zerocopy.state.models import CatalogTable, Credential, Segment, Source
@@ -69,24 +70,16 @@ class Wired:
 
 async def store_catalog(
     db: Database, source: Source, credential: Credential, box: SecretBox
-) -> None:
-    """List the source's tables through the real adapter and store them as its catalog."""
+) -> list[CatalogTable]:
+    """List the source's tables through the real adapter and store them as its catalog (the
+    connection test's own `replace_catalog`); returns the stored rows."""
     adapter = build_adapter(source, credential, box)
     try:
         tables = await adapter.list_tables()
     finally:
         await adapter.aclose()
     async with db.transaction() as s:
-        for t in tables:
-            s.add(
-                CatalogTable(
-                    source_id=source.id,
-                    schema=t.schema or source.scope,
-                    name=t.name,
-                    kind=t.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                )
-            )
+        return await replace_catalog(s, source, tables)
 
 
 async def wire(db: Database, tmp_path: Path, sql: str) -> Wired:

@@ -15,16 +15,16 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.refresh_fixtures import LONG_SQL
+from tests.integration.refresh_fixtures import LONG_SQL, store_catalog
 from tests.integration.state_fixtures import make_segment
 from tests.support import postgres_credential_settings
 from zerocopy import errors
-from zerocopy.connections import AdapterFactory, build_adapter
+from zerocopy.connections import AdapterFactory
 from zerocopy.refresh import RefreshEngine
 from zerocopy.secrets import SecretBox
 from zerocopy.state.db import Database
 from zerocopy.state.membership import MembershipStore
-from zerocopy.state.models import CatalogTable, Credential, RunStatus, Segment, Source
+from zerocopy.state.models import Credential, RunStatus, Segment, Source
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
@@ -58,22 +58,7 @@ async def setup(postgres_url: str, tmp_path: Path) -> AsyncIterator[dict[str, ob
         assert credential is not None
         # Trust auth ignores it, but the engine must decrypt it to build the connection.
         credential.secret_ciphertext = box.encrypt({"password": "canary-not-needed"})
-    adapter = build_adapter(source, credential, box)
-    try:
-        tables = await adapter.list_tables()
-    finally:
-        await adapter.aclose()
-    async with db.transaction() as s:
-        for t in tables:
-            s.add(
-                CatalogTable(
-                    source_id=source.id,
-                    schema=t.schema or "marketing",
-                    name=t.name,
-                    kind=t.kind,
-                    columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                )
-            )
+    await store_catalog(db, source, credential, box)
     factory = AdapterFactory(box)
     members = MembershipStore(db)
     yield {

@@ -19,18 +19,17 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from tests.integration.refresh_fixtures import wire
+from tests.integration.refresh_fixtures import store_catalog, wire
 from tests.integration.state_fixtures import db_fixture, make_segment  # noqa: F401
 from tests.peers.redshift_proxy.peer import REDSHIFT_CATALOG_SQL, redshift_proxy
 from tests.support import unavailable
-from zerocopy.connections import AdapterFactory, build_adapter
+from zerocopy.connections import AdapterFactory
 from zerocopy.refresh import RefreshEngine
 from zerocopy.refresh.stream import StreamResult, stream_refresh
 from zerocopy.secrets import SecretBox
 from zerocopy.state.db import Database
 from zerocopy.state.membership import MembershipStore, encode_chunks, normalise_ids
 from zerocopy.state.models import (
-    CatalogTable,
     Credential,
     RefreshRun,
     RunStatus,
@@ -245,19 +244,7 @@ async def test_redshift_on_a_locale_collation_falls_back_and_stays_correct(
             credential = await s.get(Credential, source.credential_id if source else "")
             assert source is not None and credential is not None
             credential.secret_ciphertext = box.encrypt({"password": "unused"})
-        adapter = build_adapter(source, credential, box)
-        try:
-            tables = await adapter.list_tables()
-        finally:
-            await adapter.aclose()
-        async with db.transaction() as s:
-            for t in tables:
-                s.add(
-                    CatalogTable(
-                        source_id=source.id, schema="marketing", name=t.name, kind=t.kind,
-                        columns=[{"name": c.name, "data_type": c.data_type} for c in t.columns],
-                    )
-                )  # fmt: skip
+        await store_catalog(db, source, credential, box)
         members = MembershipStore(db, chunk_rows=16)
         engine = RefreshEngine(db, AdapterFactory(box), members=members, batch_rows=25)
         run = await engine.refresh(seg.id)

@@ -215,9 +215,15 @@ async def delete_source(session: AsyncSession, workspace_id: str, source_id: str
     await session.commit()
 
 
-def _catalog_rows(source: Source, tables: list[TableInfo], now: datetime) -> list[CatalogTable]:
+async def replace_catalog(
+    session: AsyncSession, source: Source, tables: list[TableInfo], now: datetime | None = None
+) -> list[CatalogTable]:
+    """Replace the source's stored catalog with the tables its adapter listed (not committed:
+    the caller's transaction decides); returns the new rows."""
+    now = now or datetime.now(UTC)
     default_schema = Scope.parse(source.scope).schema
-    return [
+    await session.execute(sa.delete(CatalogTable).where(CatalogTable.source_id == source.id))
+    rows = [
         CatalogTable(
             source_id=source.id,
             schema=t.schema or default_schema,
@@ -237,6 +243,8 @@ def _catalog_rows(source: Source, tables: list[TableInfo], now: datetime) -> lis
         )
         for t in tables
     ]
+    session.add_all(rows)
+    return rows
 
 
 async def test_source(
@@ -276,9 +284,7 @@ async def test_source(
             err.message,
             details={**err.details, "source_id": source.id, "status": SourceStatus.ERROR},
         ) from exc
-    await session.execute(sa.delete(CatalogTable).where(CatalogTable.source_id == source.id))
-    rows = _catalog_rows(source, result.tables, now)
-    session.add_all(rows)
+    rows = await replace_catalog(session, source, result.tables, now)
     source.status = SourceStatus.ACTIVE
     source.last_test_at = now
     source.last_test_error = None
