@@ -395,7 +395,7 @@ async def test_a_file_sync_has_no_watermark_to_reset(spec: Spec) -> None:
             "name": "files",
             "data_type": "user_attributes",
             "credential_id": resp.json()["id"],
-            "source_settings": {"bucket": "b", "prefix": "in/"},
+            "source_settings": {"bucket": "zc-b", "prefix": "in/"},
         },
     )
     assert resp.status_code == 201, resp.text

@@ -141,14 +141,15 @@ _FIELDS: dict[str, tuple[str, ...]] = {
 ``time`` ("HH:MM") is another way to write ``hour`` and ``minute`` (never stored)."""
 
 _ALL_FIELDS = ("frequency", "minute", "hour", "weekday", "day", "hours", "time")
-_HH_MM = re.compile(r"^(\d{1,2}):(\d{2})$")
+_HH_MM = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
+"""ASCII digits only (``\\d`` also takes Arabic-Indic or full-width ones); ``9:00`` is 09:00."""
 _ZONE_FIELDS = frozenset({"time_zone", "timezone", "tz", "zone"})
 """Fields people send to give a schedule its own zone: refused with the workspace-zone hint."""
 
 # Frequencies people try that are outside what zerocopy runs, to say why precisely.
 _TOO_RARE = {"yearly", "annually", "annual", "quarterly", "bimonthly", "biannually", "every_year"}
 _TOO_OFTEN = {"minutely", "secondly", "every_minute", "every_second", "continuous", "realtime"}
-_EVERY = re.compile(r"^every_(\d+)_(second|minute|hour|day|week|month|year)s?$")
+_EVERY = re.compile(r"^every_(\d+)_(second|minute|hour|day|week|month|year)s?$", re.ASCII)
 _PERIOD_MINUTES = {EVERY_15_MINUTES: 15, EVERY_30_MINUTES: 30, HOURLY: 60, EVERY_N_HOURS: 60}
 """The shortest period of each sub-daily frequency (``every_n_hours`` goes down to 1 hour)."""
 _UNIT_MINUTES = {

@@ -58,15 +58,15 @@ SYNC_FREQUENCY_SCHEDULES: dict[str, Schedule] = {
 """Every frequency string a sync may store (a superset of what the sync API accepts today)."""
 
 
-_AMOUNT = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|d|w|mo|y)\s*$")
+_AMOUNT = re.compile(r"^\s*(\d+)\s*(s|sec|m|min|h|d|w|mo|y)\s*$", re.ASCII)
 _MINUTES = {"s": 1 / 60, "sec": 1 / 60, "m": 1, "min": 1, "h": 60, "d": 1440, "w": 10080}
 _MINUTES |= {"mo": 44640, "y": 527040}
 
 
 _NAMES = {"hourly": "1h", "daily": "1d", "weekly": "1w", "monthly": "1mo"}
 _NAMES |= {"every hour": "1h", "every day": "1d", "every week": "1w", "every month": "1mo"}
-_EVERY = re.compile(r"^every\s+(\d+\s*[a-z]+)$")
-_UNIT_WORDS = re.compile(r"(\d)\s*(minutes?|mins?|hours?|hrs?|days?|weeks?|months?)$")
+_EVERY = re.compile(r"^every\s+(\d+\s*[a-z]+)$", re.ASCII)
+_UNIT_WORDS = re.compile(r"(\d)\s*(minutes?|mins?|hours?|hrs?|days?|weeks?|months?)$", re.ASCII)
 _UNIT_SHORT = {"minute": "m", "min": "m", "hour": "h", "hr": "h", "day": "d", "week": "w"}
 _UNIT_SHORT |= {"month": "mo"}
 

@@ -196,9 +196,25 @@ def _catalog_name(name: str) -> None:
         )
 
 
+FILE_SETTINGS = ("bucket", "prefix", "format", "endpoint_url", "region")
+"""What a file sync's ``source_settings`` may hold (the S3 location, as the credential's)."""
+
+
+def _setting_invalid(key: str, message: str) -> ZerocopyError:
+    """``validation_error`` on ``source_settings`` naming the setting (``details.setting``)."""
+    return ZerocopyError(
+        errors.VALIDATION_ERROR,
+        f"source_settings.{key}: {message}",
+        details={"field": "source_settings", "setting": key},
+    )
+
+
 def _check_file_source(cred: Credential, source_settings: dict[str, Any] | None) -> None:
-    """A file-storage sync reads with an ``s3`` credential, in a format it knows: refused
-    when created rather than at every test and run (the bucket is checked by the test)."""
+    """A file-storage sync reads with an ``s3`` credential, a well-formed bucket name (here or
+    in the credential) and prefix, in a format it knows: refused when created rather than at
+    every test and run. Whether the bucket exists and the keys may read it is the test's job."""
+    from zerocopy.sync.files import check_bucket_name, key_problem
+
     if cred.kind != "s3":
         raise ZerocopyError(
             errors.CREDENTIAL_KIND_MISMATCH,
@@ -206,10 +222,37 @@ def _check_file_source(cred: Credential, source_settings: dict[str, Any] | None)
             "(a warehouse sync gives source_id and table)",
             details={"field": "credential_id", "kind": cred.kind},
         )
-    fmt = str((source_settings or {}).get("format") or "auto").lower()
+    settings = dict(source_settings or {})
+    unknown = sorted(str(k) for k in settings if k not in FILE_SETTINGS)
+    if unknown:
+        raise _setting_invalid(
+            unknown[0], f"unknown setting(s) {', '.join(unknown)}; use {', '.join(FILE_SETTINGS)}"
+        )
+    for key in FILE_SETTINGS:
+        if settings.get(key) is not None and not isinstance(settings[key], str):
+            raise _setting_invalid(key, f"must be a string, got {settings[key]!r:.100}")
+    fmt = str(settings.get("format") or "auto").lower()
     if fmt not in FILE_FORMATS:
-        raise _invalid(
-            "source_settings", f"format must be jsonl, csv or auto (by extension), got {fmt!r}"
+        raise _setting_invalid(
+            "format", f"format must be jsonl, csv or auto (by extension), got {fmt!r}"
+        )
+    bucket = settings.get("bucket") or (cred.settings or {}).get("bucket")
+    if not bucket:
+        raise _setting_invalid(
+            "bucket",
+            "a file-storage sync needs the bucket to read (or a credential that names one)",
+        )
+    try:
+        check_bucket_name(str(bucket))
+    except ZerocopyError as exc:
+        raise _setting_invalid("bucket", exc.message) from None
+    prefix = settings.get("prefix")
+    if prefix and (problem := key_problem(prefix)):
+        raise _setting_invalid("prefix", f"{prefix[:100]!r} is not an S3 key prefix: {problem}")
+    endpoint = settings.get("endpoint_url")
+    if endpoint and not endpoint.startswith(("https://", "http://")):
+        raise _setting_invalid(
+            "endpoint_url", "must be an http(s) URL of an S3-compatible endpoint"
         )
 
 
@@ -273,9 +316,28 @@ async def create_sync(
     name = check_name(name, "sync")
     dtype = _data_type(data_type)
     if source_id is not None:
+        if credential_id is not None:
+            # The source's own credential reads the table: a second one would be ignored.
+            raise _invalid(
+                "credential_id",
+                "a warehouse sync reads through its source's credential: give source_id + "
+                "table, or (file storage) credential_id + source_settings, not both",
+            )
+        if source_settings:
+            raise _invalid(
+                "source_settings",
+                "source_settings describe a file-storage sync (credential_id + bucket); a "
+                "warehouse sync reads the table of its source",
+            )
         await get_scoped(session, Source, workspace_id, source_id)
         table = _table(table)
     elif credential_id is not None:
+        if table is not None and table.strip():
+            raise _invalid(
+                "table",
+                "a file-storage sync reads the files under source_settings.bucket/prefix, "
+                "not a table (a warehouse sync gives source_id + table)",
+            )
         cred = await get_scoped(session, Credential, workspace_id, credential_id)
         _check_file_source(cred, source_settings)
     else:
