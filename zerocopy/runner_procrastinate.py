@@ -37,7 +37,7 @@ from zerocopy.scheduling.config import SchedulingConfig
 from zerocopy.scheduling.slots import slot_key, source_limit
 from zerocopy.scheduling.steps import run_step
 from zerocopy.state.db import Database
-from zerocopy.state.models import Credential, RefreshRun, RunStatus, Source, utcnow
+from zerocopy.state.models import RefreshRun, RunStatus, Source, utcnow
 
 log = get_logger("zerocopy.runner.procrastinate")
 
@@ -639,6 +639,37 @@ history included, so a burst of N due runs cost O(N x runs) of the server's CPU 
 fired in 25s: 18-26 ms per batch, the last batches the slowest)."""
 
 
+_SYNC_SUBMIT_ROW = sa.text(
+    """
+WITH me AS (
+    SELECT r.id, r.workspace_id, r.created_at, y.source_id FROM sync_run AS r
+        JOIN sync AS y ON y.id = r.sync_id
+    WHERE r.id = :id
+), ahead AS (
+    SELECT q.id, q.workspace_id, y.source_id FROM sync_run AS q
+        JOIN sync AS y ON y.id = q.sync_id
+    WHERE q.status = 'running' AND q.created_at < (SELECT created_at FROM me)
+        AND (q.workspace_id = (SELECT workspace_id FROM me)
+            OR y.source_id = (SELECT source_id FROM me))
+)
+SELECT me.source_id, s.kind, c.settings,
+    (SELECT count(*) FROM ahead AS a JOIN procrastinate_jobs AS j
+        ON j.queueing_lock = 'sync_run:' || a.id AND j.status = 'todo'
+     WHERE a.workspace_id = me.workspace_id) AS waiting,
+    (SELECT count(*) FROM ahead AS a WHERE a.source_id = me.source_id) AS active
+FROM me
+    LEFT JOIN source AS s ON s.id = me.source_id
+    LEFT JOIN credential AS c ON c.id = s.credential_id
+"""
+)
+"""A sync run to defer, its source, and the sync runs strictly earlier than it that are
+``running``: those of its workspace whose job still waits (the priority) and those on its
+source (the lane). As :data:`_SUBMIT_ROWS` for refreshes, the counts start from the active
+runs (``status = 'running'``, the partial index of one running run per sync) and find a
+waiting job by its queueing lock (a unique index over waiting jobs), instead of reading the
+workspace's whole run history and matching every job ever queued by its JSON arguments."""
+
+
 class ProcrastinateRunner:
     """:class:`zerocopy.runner.Runner` that defers refresh jobs for ``zerocopy worker`` processes."""
 
@@ -736,51 +767,17 @@ class ProcrastinateRunner:
         """
         from procrastinate import exceptions
 
-        from zerocopy.state.sync_models import Sync, SyncRun
-
         if self.app is None:
             raise RuntimeError("ProcrastinateRunner is not started: use `async with runner:`")
         async with self.db.session() as s:
-            row = (
-                await s.execute(
-                    sa.select(
-                        Sync.source_id,
-                        SyncRun.workspace_id,
-                        SyncRun.created_at,
-                        Source.kind,
-                        Credential.settings,
-                    )
-                    .join(Sync, Sync.id == SyncRun.sync_id)
-                    .outerjoin(Source, Source.id == Sync.source_id)
-                    .outerjoin(Credential, Credential.id == Source.credential_id)
-                    .where(SyncRun.id == run_id)
-                )
-            ).first()
-            if row is None:
-                return
-            waiting = await s.scalar(
-                sa.text(
-                    "SELECT count(*) FROM sync_run AS r JOIN procrastinate_jobs AS j "
-                    "ON j.args->>'sync_run_id' = r.id AND j.task_name = :task "
-                    "AND j.status = 'todo' WHERE r.workspace_id = :ws "
-                    "AND r.status = 'running' AND r.created_at < :created"
-                ),
-                {"task": SYNC_TASK, "ws": row.workspace_id, "created": row.created_at},
-            )
-            lock: str | None = None
-            if row.source_id is not None:
-                ahead = await s.scalar(
-                    sa.select(sa.func.count())
-                    .select_from(SyncRun)
-                    .join(Sync, Sync.id == SyncRun.sync_id)
-                    .where(
-                        Sync.source_id == row.source_id,
-                        SyncRun.status == "running",
-                        SyncRun.created_at < row.created_at,
-                    )
-                )
-                lane = int(ahead or 0) % source_limit(row.kind, self.default_limit)
-                lock = f"source:{slot_key(row.source_id, row.kind, row.settings)}:{lane}"
+            row = (await s.execute(_SYNC_SUBMIT_ROW, {"id": run_id})).first()
+        if row is None:
+            return
+        waiting = row.waiting
+        lock: str | None = None
+        if row.source_id is not None:
+            lane = int(row.active or 0) % source_limit(row.kind, self.default_limit)
+            lock = f"source:{slot_key(row.source_id, row.kind, row.settings)}:{lane}"
         with contextlib.suppress(exceptions.AlreadyEnqueued):
             await self.app.configure_task(
                 SYNC_TASK,
