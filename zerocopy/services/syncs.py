@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -427,7 +427,17 @@ async def update_sync(
     if "row_limit" in changes:
         sync.row_limit = _row_limit(changes["row_limit"])
     if "lookback_minutes" in changes:
-        sync.lookback_s = _lookback(changes["lookback_minutes"])
+        lookback_s = _lookback(changes["lookback_minutes"])
+        if lookback_s > (sync.lookback_s or 0):
+            await _refuse_while_running(session, sync, "lengthen its lookback")
+            # The content hashes kept cover the old window only: rows delivered before it
+            # that the longer window reads again are applied once more unless marked, as
+            # after a watermark reset, for de-duplication up to the current value.
+            state = WatermarkState.from_json(sync.watermark)
+            if state.value is not None:
+                replay = max(v for v in (state.value, state.replay_until) if v is not None)
+                sync.watermark = replace(state, replay_until=replay).to_json()
+        sync.lookback_s = lookback_s
     if "row_log" in changes:
         sync.row_log = _choice("row_log", changes["row_log"], ROW_LOG_MODES)
     if "status" in changes:
