@@ -220,3 +220,30 @@ async def test_sync_frequency_in_other_digits_is_refused(api: Api) -> None:
         refused(resp, 400, "validation_error", "frequency")
     resp = await api.post("/v1/syncs", json={**body, "frequency": "every 1 hour"})
     assert resp.status_code == 201 and resp.json()["frequency"] == "1h", resp.text
+
+
+async def test_a_file_sync_cannot_be_patched_into_a_warehouse_sync(api: Api) -> None:
+    """It kept its s3 credential (``credential_in_use``) and file records next to a source,
+    and with ``source_id`` alone it had no table at all."""
+    source_id = await duckdb_source(api)
+    cred = await s3_credential(api)
+    resp = await api.post(
+        "/v1/syncs",
+        json={
+            "name": "files",
+            "data_type": "user_attributes",
+            "credential_id": cred,
+            "source_settings": {"bucket": "zc-in"},
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    before = resp.json()
+    for body in (
+        {"source_id": source_id},
+        {"source_id": source_id, "table": "users_attributes_sync"},
+    ):
+        resp = await api.patch(f"/v1/syncs/{before['id']}", json=body)
+        refused(resp, 400, "validation_error", "source_id")
+        assert (await api.get(f"/v1/syncs/{before['id']}")).json() == before
+    resp = await api.delete(f"/v1/credentials/{cred}")
+    assert resp.status_code == 409 and resp.json()["error"]["code"] == "credential_in_use"

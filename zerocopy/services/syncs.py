@@ -403,6 +403,13 @@ async def update_sync(
         await ensure_unique_name(session, Sync, workspace_id, name, exclude_id=sync.id)
         sync.name = name
     retest = False
+    if "source_id" in changes and sync.source_id is None:
+        # It would keep its s3 credential and file records next to a source without a table.
+        raise _invalid(
+            "source_id",
+            f"sync {sync.name!r} reads files with credential {sync.credential_id}: it cannot "
+            "become a warehouse sync; create a new sync with source_id + table",
+        )
     new_source = "source_id" in changes and changes["source_id"] != sync.source_id
     if "table" in changes and sync.source_id is None and "source_id" not in changes:
         raise _invalid("table", "a file sync reads files, not a table: set source_settings")
