@@ -20,7 +20,7 @@ from dialects.protocol import Watermark
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.notify.decision import distinct_addresses
-from zerocopy.scheduling.models import SYNC, delete_schedule_rows
+from zerocopy.scheduling.models import SYNC, ScheduleState, delete_schedule_rows
 from zerocopy.scheduling.sync_frequency import check_sync_frequency
 from zerocopy.services._common import check_name, ensure_unique_name, get_scoped, list_scoped
 from zerocopy.services.contacts import check_contacts
@@ -390,6 +390,7 @@ async def update_sync(
     field that cannot be empty means "unchanged".
     """
     sync = await get_scoped(session, Sync, workspace_id, sync_id)
+    was_active = sync.status == SyncStatus.ACTIVE
     changes = {k: v for k, v in changes.items() if v is not None or k in _NULLABLE}
     if "data_type" in changes and changes["data_type"] != sync.data_type:
         raise ZerocopyError(
@@ -461,6 +462,15 @@ async def update_sync(
         # the rows up to the old watermark de-duplicated as after a reset (the same data
         # under a new name is not applied twice).
         sync.watermark = WatermarkState.from_json(sync.watermark).reset(None).to_json()
+    if was_active != (sync.status == SyncStatus.ACTIVE):
+        # Paused, draft or active again: the plan goes with the change, not with the
+        # scheduler's next look (a pause and an activation between two ticks would otherwise
+        # fire a catch-up for the paused time); the scheduler plans an active sync from then.
+        await session.execute(
+            sa.update(ScheduleState)
+            .where(ScheduleState.owner_kind == SYNC, ScheduleState.owner_id == sync.id)
+            .values(next_due_at=None, planned_key=None)
+        )
     await session.commit()
     return sync
 
