@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +46,7 @@ from zerocopy.destinations.protocol import (
 from zerocopy.state.db import Database
 from zerocopy.state.models import UTCDateTime, utcnow
 from zerocopy.state.sync_models import (
+    PROFILE_NAMESPACE,
     StoreAccount,
     StoreAlias,
     StoreCatalogItem,
@@ -55,14 +55,15 @@ from zerocopy.state.sync_models import (
     StorePurchase,
     Sync,
     braze_id_of,
+    derived_profile_id,
     profile_id_of_braze,
+    profile_id_of_external,
 )
 from zerocopy.sync import types as t
 from zerocopy.sync.types import AttributeRows, DataType, Identifier, ValidRow
 from zerocopy.sync.validate import gc_paused, normalize_phone, parse_timestamp_us
 from zerocopy.sync.watermark import from_micros, to_micros
 
-PROFILE_NAMESPACE = uuid.UUID("6f1c2a8e-2d4b-4c1e-9a57-0c6f3b1d9e21")
 _NAMESPACE_BYTES = PROFILE_NAMESPACE.bytes
 IN_CHUNK = 500
 """Values per ``IN (...)`` lookup (SQLite's default variable limit is 999 on old builds)."""
@@ -72,14 +73,7 @@ _PROFILE_COLS = ("id", "external_id", "braze_id", "email", "phone", "attributes"
 
 def profile_id(workspace_id: str, ident: Identifier) -> str:
     """Deterministic id of the profile a given identifier creates."""
-    key = f"{workspace_id}|{ident.kind}|{ident.value}|{ident.label or ''}"
-    # uuid.uuid5 spelled out (SHA-1 of namespace + name, version 5, RFC 4122 variant): the
-    # same ids, without the UUID object per row.
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + key.encode()).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50
-    digest[8] = (digest[8] & 0x3F) | 0x80
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return derived_profile_id(workspace_id, ident.kind, ident.value, ident.label)
 
 
 def contact_attributes(payload: dict[str, Any]) -> dict[str, str | None]:
@@ -692,9 +686,11 @@ async def _load_profiles(s: AsyncSession, ws: str, rows: list[ValidRow]) -> _Pro
                 wanted[key].add(value)
     cols = [getattr(StoreProfile, c) for c in _PROFILE_COLS]
     found: dict[str, dict[str, Any]] = {}
-    # A braze id is its profile's id without dashes (no index of its own): by primary key.
+    # A braze id is its profile's id without dashes, and an external id's profile has the id
+    # derived from it (neither has an index of its own): both by primary key.
     braze = wanted.pop("braze_id")
     wanted["id"] = {pid for b in braze if (pid := profile_id_of_braze(b)) is not None}
+    wanted["id"].update(profile_id_of_external(ws, e) for e in wanted.pop("external_id"))
     for kind, values in wanted.items():
         if values:
             for hit in await _select_profiles(s, ws, kind, sorted(values)):
@@ -1243,7 +1239,7 @@ async def _attributes_postgres(
                 "SELECT st.pid, %s, st.ext, replace(st.pid, '-', ''), NULL, NULL, "
                 + _PG_ATTRS.format(base="st.payload")
                 + f", {_PG_TS} FROM zc_stage_attr AS st WHERE st.round = %s "
-                "ON CONFLICT (workspace_id, external_id) DO UPDATE SET "
+                "ON CONFLICT (id) DO UPDATE SET "  # the id is derived from the external id
                 "attributes = p.attributes || EXCLUDED.attributes, "
                 "updated_at = GREATEST(p.updated_at, EXCLUDED.updated_at)",
                 (ws, rnd),
@@ -1256,8 +1252,8 @@ async def _attributes_postgres(
                     "SELECT e.key FROM jsonb_each(st.payload) AS e "
                     "WHERE jsonb_typeof(e.value) = 'null') "
                     "FROM zc_stage_attr AS st WHERE st.has_null AND st.round = %s "
-                    "AND p.workspace_id = %s AND p.external_id = st.ext",
-                    (rnd, ws),
+                    "AND p.id = st.pid",
+                    (rnd,),
                 )
         await cur.execute("DROP TABLE zc_stage_attr")
     return written  # inserted + updated: an upper bound of new profiles (ANALYZE pacing)
@@ -1391,12 +1387,13 @@ async def _attributes_sqlite(driver: Any, ws: str, piece: _SqliteSlice) -> int:
     current: dict[str, list[Any]] = {}
     """external id → [profile id, attributes (dict, or JSON text when untouched), updated_at
     text, updated_at µs, is new]"""
-    for chunk in _chunks(sorted(set(ext))):
+    # By primary key: an external id's profile has the id derived from it.
+    for chunk in _chunks(sorted(piece.pids.values())):
         marks = ", ".join("?" for _ in chunk)
         cursor = await driver.execute(
             "SELECT id, external_id, attributes, updated_at FROM store_profile "
-            f"WHERE workspace_id = ? AND external_id IN ({marks})",
-            (ws, *chunk),
+            f"WHERE id IN ({marks})",
+            chunk,
         )
         for pid, ext_id, attrs, updated in await cursor.fetchall():
             when = datetime.fromisoformat(updated).replace(tzinfo=UTC)

@@ -18,6 +18,7 @@ from zerocopy.state.sync_models import (
     StoreProfile,
     StorePurchase,
     profile_id_of_braze,
+    profile_id_of_external,
 )
 from zerocopy.sync.validate import normalize_phone
 
@@ -75,8 +76,12 @@ async def find_profile(
         )
     else:
         ((key, value),) = given.items()
-        if key == "braze_id":  # derived from the profile id, not indexed: by primary key
+        # Neither is indexed: a braze id is its profile's id without dashes, an external id's
+        # profile has the id derived from it. By primary key (and the identifier itself).
+        if key == "braze_id":
             stmt = stmt.where(StoreProfile.id == (profile_id_of_braze(value) or ""))
+        elif key == "external_id":
+            stmt = stmt.where(StoreProfile.id == profile_id_of_external(workspace_id, value))
         stmt = stmt.where(getattr(StoreProfile, key) == value)
     stmt = stmt.order_by(StoreProfile.updated_at.desc(), StoreProfile.id).limit(1)
     profile = await session.scalar(stmt)

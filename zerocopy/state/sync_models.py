@@ -9,6 +9,8 @@ destination; see :mod:`zerocopy.destinations.builtin`.
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -153,11 +155,17 @@ class SyncFile(Base):
 
 # ------------------------------------------------------------------ built-in profile store
 class StoreProfile(Base):
-    """A user profile: identifiers and merged attributes."""
+    """A user profile: identifiers and merged attributes.
+
+    A profile's id is derived from the workspace and the identifier that created it
+    (:func:`zerocopy.destinations.builtin.profile_id`), and ``external_id`` is only ever set
+    when a profile is created by it: the primary key keeps one profile per (workspace,
+    external id) and a lookup by external id goes through it (:func:`profile_id_of_external`).
+    No second unique index (each random-looking btree costs a bulk load as much as the key).
+    """
 
     __tablename__ = "store_profile"
     __table_args__ = (
-        sa.UniqueConstraint("workspace_id", "external_id"),
         sa.Index(
             "ix_store_profile_email",
             "workspace_id",
@@ -189,6 +197,31 @@ class StoreProfile(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     updated_at: Mapped[datetime]
     """The ``UPDATED_AT`` of the last row applied (email/phone pick the most recent profile)."""
+
+
+PROFILE_NAMESPACE = uuid.UUID("6f1c2a8e-2d4b-4c1e-9a57-0c6f3b1d9e21")
+"""UUIDv5 namespace of the ids of the profiles an identifier creates."""
+
+
+def derived_profile_id(workspace_id: str, kind: str, value: str, label: str | None = None) -> str:
+    """Deterministic id of the profile identifier ``kind``/``value`` (/``label``) creates.
+
+    ``uuid.uuid5`` spelled out (SHA-1 of namespace + name, version 5, RFC 4122 variant): the
+    same ids, without the UUID object per row. The value is taken as is (external ids are
+    case-sensitive and stored exactly as hashed).
+    """
+    key = f"{workspace_id}|{kind}|{value}|{label or ''}"
+    digest = bytearray(hashlib.sha1(PROFILE_NAMESPACE.bytes + key.encode()).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def profile_id_of_external(workspace_id: str, external_id: str) -> str:
+    """The id of the profile ``external_id`` designates in the workspace (whether it exists
+    or not): the only profile whose ``external_id`` can be it (see :class:`StoreProfile`)."""
+    return derived_profile_id(workspace_id, "external_id", external_id)
 
 
 def braze_id_of(profile_id: str) -> str:
