@@ -334,6 +334,8 @@ def child_main(argv: list[str]) -> None:
     }[name]
     result = fn(*rest)
     result["peak_mb"] = peak_mb()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)  # the client's, not the server's
     print(json.dumps(result))
 
 
