@@ -679,15 +679,6 @@ class PostgresLikeAdapter(BaseAdapter):
     def _read_incremental(
         self, table: str, watermark: Watermark, batch_rows: int, columns: list[str] | None
     ) -> Iterator[pa.RecordBatch]:
-        sql, params = self._incremental_query(table, watermark, columns)
-        with self._session() as conn:
-            for description, rows in self._stream(conn, sql, params, batch_rows):
-                yield rows_batch(description, rows)
-
-    def _incremental_query(
-        self, table: str, watermark: Watermark, columns: list[str] | None
-    ) -> tuple[str, tuple[Any, ...]]:
-        """The incremental read's SQL and parameters (``%s`` placeholders)."""
         col = self.quote_column(watermark.column)
         # PostgreSQL's 'infinity' timestamps cannot reach Python: read them as NULL, which
         # the sync reports as an unusable UPDATED_AT.
@@ -710,7 +701,13 @@ class PostgresLikeAdapter(BaseAdapter):
             sql += f" WHERE zc_src.{col} >= %s"
             params = (watermark.value,)
         sql += f" ORDER BY zc_src.{col}"
-        return sql, params
+        with self._session() as conn:
+            for description, rows in self._stream(conn, sql, params, batch_rows):
+                names = [d[0] for d in description]
+                arrays = [
+                    _to_array([r[i] for r in rows], _oid(d)) for i, d in enumerate(description)
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, names=names)
 
     # ------------------------------------------------------------------ errors
     def map_error(self, exc: BaseException, handle: QueryHandle | None = None) -> ZerocopyError:
@@ -846,13 +843,6 @@ def _id_array(values: list[Any], oid: int | None) -> pa.Array:
     del text
     offsets = array.array("i", itertools.accumulate(lengths, initial=0))
     return pa.StringArray.from_buffers(len(values), pa.py_buffer(offsets), pa.py_buffer(data))
-
-
-def rows_batch(description: Sequence[Any], rows: Sequence[Sequence[Any]]) -> pa.RecordBatch:
-    """Rows of a result (driver tuples) → an Arrow batch typed by the columns' OIDs."""
-    names = [d[0] for d in description]
-    arrays = [_to_array([r[i] for r in rows], _oid(d)) for i, d in enumerate(description)]
-    return pa.RecordBatch.from_arrays(arrays, names=names)
 
 
 def _to_array(values: list[Any], oid: int | None) -> pa.Array:
