@@ -565,9 +565,13 @@ class _Check:
             hardening.flatten_default_columns(work)
             self.joins_as_copied = False
         star_modifiers = star_names.collect(self.text, work)
-        work, optimizer_error = self.qualify(work, scope[-1].name)
+        walked: list[Scope] = []
+        work, optimizer_error = self.qualify(work, scope[-1].name, walked)
         self.work = work
-        scopes = self.traverse(work)
+        # the qualification's own scopes when a new traversal would build the same ones
+        scopes = qualification.reusable_scopes(walked) if optimizer_error is None else None
+        if scopes is None:
+            scopes = self.traverse(work)
         tables_ok = self.tables_ok = self.check_tables(root, work_tables, scope, scopes)
         if self.source_refused:
             return  # sources that read files/stages have no columns to check against
@@ -610,8 +614,11 @@ class _Check:
                         part.set("this", part.name.lower())
             self.resolve_table(table, scope[-1].name, scope_db)
 
-    def qualify(self, work: exp.Expr, scope_schema: str) -> tuple[exp.Expr, OptimizeError | None]:
-        """sqlglot's column qualification against the scope's tables (stars expanded)."""
+    def qualify(
+        self, work: exp.Expr, scope_schema: str, walked: list[Scope]
+    ) -> tuple[exp.Expr, OptimizeError | None]:
+        """sqlglot's column qualification against the scope's tables (stars expanded);
+        ``walked`` receives the scopes it walked, when it is the mirrored one."""
         # joins as copied (no rewrite since): USING expansion has nothing to do when plain
         plain = self.joins_as_copied and qualification.plain_joins(self.joins)
         try:
@@ -621,7 +628,7 @@ class _Check:
                 work = qualify_tables(work, dialect=self.read_dialect)
                 plain = False
             work = qualification.qualify_columns(
-                work, self.schema, dialect=self.read_dialect, plain_joins=plain
+                work, self.schema, dialect=self.read_dialect, plain_joins=plain, scopes=walked
             )
         except OptimizeError as exc:
             return work, exc

@@ -23,7 +23,7 @@ import sqlglot.optimizer.qualify_columns as _qc
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import OptimizeError
-from sqlglot.optimizer.scope import Scope, traverse_scope
+from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 from sqlglot.schema import Schema, ensure_schema
 
 # The sqlglot release whose ``qualify_columns`` body is mirrored below (checked against
@@ -49,7 +49,12 @@ MIRRORED = sqlglot.__version__ == MIRRORED_VERSION and all(hasattr(_qc, name) fo
 
 
 def qualify_columns(
-    expression: exp.Expr, schema: Schema, *, dialect: Dialect, plain_joins: bool
+    expression: exp.Expr,
+    schema: Schema,
+    *,
+    dialect: Dialect,
+    plain_joins: bool,
+    scopes: list[Scope] | None = None,
 ) -> exp.Expr:
     """``sqlglot.optimizer.qualify_columns.qualify_columns(expression, schema,
     expand_alias_refs=True, expand_stars=True, allow_partial_qualification=True,
@@ -57,6 +62,9 @@ def qualify_columns(
 
     ``plain_joins``: every join of ``expression`` is an item of a SELECT's ``joins`` and none
     is USING or NATURAL.
+
+    ``scopes``: when given, receives the scopes the qualification walked (only on the mirrored
+    path; see `reusable_scopes`).
     """
     if not (plain_joins and MIRRORED):
         return _qc.qualify_columns(
@@ -73,7 +81,10 @@ def qualify_columns(
     dialect = schema.dialect or Dialect()
     pseudocolumns = dialect.PSEUDOCOLUMNS
     unannotated_scopes: list[Scope] = []
-    for scope in traverse_scope(expression):
+    traversed = traverse_scope(expression)
+    if scopes is not None:
+        scopes.extend(traversed)
+    for scope in traversed:
         if dialect.PREFER_CTE_ALIAS_COLUMN:
             qc.pushdown_cte_alias_columns(scope)
         is_select = isinstance(scope.expression, exp.Select)
@@ -113,6 +124,33 @@ def qualify_columns(
         elif dialect.SUPPORTS_STRUCT_STAR_EXPANSION:
             unannotated_scopes.append(scope)
     return expression
+
+
+def reusable_scopes(scopes: list[Scope]) -> list[Scope] | None:
+    """The scopes `qualify_columns` walked, reset, when a new ``traverse_scope`` of the
+    qualified tree would build the same ones; else None (traverse again).
+
+    A traversal builds scopes from the SELECTs, set operations, CTEs, derived tables and
+    table functions, their aliases and their column aliases. On this path qualification
+    renames no table or alias and moves no source; what it writes elsewhere (qualified
+    columns, expanded stars, output aliases, GROUP BY / ORDER BY / alias references replaced
+    by copies of projections) holds a query only when a projection does, and every query
+    inside an expression is a SUBQUERY scope. The column aliases of CTEs and derived tables
+    (a scope's ``outer_columns``) are popped by qualification: a new traversal would see
+    none. So with no SUBQUERY scope and no outer columns, the scopes are the same ones, in
+    the same order, with the same sources; only their cached contents (columns, stars,
+    selected sources …) describe the tree before qualification, and `Scope.clear_cache`
+    drops them all.
+    """
+    if not scopes:
+        return None
+    subquery = ScopeType.SUBQUERY
+    for scope in scopes:
+        if scope.scope_type is subquery or scope.outer_columns:
+            return None
+    for scope in scopes:
+        scope.clear_cache()
+    return scopes
 
 
 def _plain_joins(scope: Scope) -> tuple[dict[str, Any], list[str]]:
