@@ -1641,6 +1641,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_postgres_untranslatable(check)
         or targets.refuse_array_exists_lambda(check)
         or targets.refuse_pattern_forms(check, root)
+        or targets.regexp_extract_groups(check, root)
         or targets.quantified_comparisons(check, root)
     ):
         return True

@@ -362,6 +362,28 @@ _INTEGER_TYPES = frozenset(
 )
 
 
+# Calls whose result is an integer in PostgreSQL and Redshift: COUNT, string lengths and
+# positions (LENGTH, CHAR_LENGTH, LEN, POSITION, STRPOS, CHARINDEX), ARRAY_LENGTH, ASCII,
+# Redshift's DATEDIFF (a BIGINT), an integer division already; and the ranking windows.
+_INTEGER_RESULTS: tuple[type[exp.Expr], ...] = (
+    exp.Count,
+    exp.Length,
+    exp.StrPosition,
+    exp.ArraySize,
+    exp.Ascii,
+    exp.IntDiv,
+    exp.DateDiff,
+    exp.TsOrDsDiff,
+)
+_INTEGER_WINDOWS: tuple[type[exp.Expr], ...] = (
+    exp.RowNumber,
+    exp.Rank,
+    exp.DenseRank,
+    exp.Ntile,
+    exp.Count,
+)
+
+
 def _integer_type(text: str) -> bool:
     return text.split("(")[0].strip().upper() in _INTEGER_TYPES
 
@@ -395,12 +417,35 @@ def integer_division(check: Any, root: exp.Expr) -> None:
         if isinstance(node, exp.Cast):
             to = node.args.get("to")
             return isinstance(to, exp.DataType) and _integer_type(to.sql())
-        if isinstance(node, exp.Count):
+        if isinstance(node, _INTEGER_RESULTS):
             return True
+        if isinstance(node, exp.Window):
+            return isinstance(node.this, _INTEGER_WINDOWS)
+        if isinstance(node, (exp.Add, exp.Sub, exp.Mul, exp.Mod)):
+            if isinstance(node, exp.Sub) and date(node.this) and date(node.expression):
+                return True  # date - date: a number of days
+            return integer(node.this) and integer(node.expression)
+        if isinstance(node, (exp.Neg, exp.Abs)):
+            return integer(node.this)
         if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
-            name = check.read_dialect.normalize_identifier(node.this.copy()).name
-            kinds = column_types.get(name)
-            return bool(kinds) and all(_integer_type(kind) for kind in kinds or ())
+            return typed(node, _integer_type)
+        return False
+
+    def typed(node: exp.Column, test: Any) -> bool:
+        name = check.read_dialect.normalize_identifier(node.this.copy()).name
+        kinds = column_types.get(name)
+        return bool(kinds) and all(test(kind) for kind in kinds or ())
+
+    def date(node: exp.Expr) -> bool:
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.CurrentDate):
+            return True
+        if isinstance(node, exp.Cast):
+            to = node.args.get("to")
+            return isinstance(to, exp.DataType) and to.this == exp.DataType.Type.DATE
+        if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
+            return typed(node, lambda kind: kind.split("(")[0].strip().upper() == "DATE")
         return False
 
     for node in divisions:
@@ -1656,6 +1701,100 @@ def databricks_weekday(check: Any) -> None:
 # --- PostgreSQL regex SUBSTRING, DuckDB GLOB, subscripts of calls ---------------------------
 
 
+def _capture_groups(pattern: str) -> int:
+    """The number of capturing groups in a regular expression (``(`` not escaped, not in a
+    character class, not ``(?:``/lookaround; ``(?P<name>`` and ``(?<name>`` count)."""
+    count, index, in_class = 0, 0, False
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == "(":
+            rest = pattern[index + 1 : index + 4]
+            named = rest.startswith(("?P<", "?<")) and rest[2:3] not in "=!"
+            if not rest.startswith("?") or named:
+                count += 1
+        index += 1
+    return count
+
+
+def regexp_extract_groups(check: Any, root: exp.Expr) -> bool:
+    """``REGEXP_SUBSTR``/``REGEXP_EXTRACT`` (which capture group it returns) written for
+    another warehouse; True when one is refused as unsupported:
+
+    - Snowflake's and Redshift's ``'e'`` parameter without a group number extracts the first
+      group; sqlglot reads it as the whole match (group 0), so DuckDB got ``@gmail`` for
+      ``gmail``: the group is set to 1;
+    - Redshift's ``REGEXP_SUBSTR(x, pattern, position, occurrence, parameters)`` has no group
+      argument (``'e'`` means the first group); sqlglot writes the group as the position
+      (``REGEXP_SUBSTR(x, p, 0)`` fails) or as a sixth argument: the call is written in
+      Redshift's own form, a group past the first refused;
+    - BigQuery's ``REGEXP_EXTRACT`` returns the pattern's only capturing group, or the whole
+      match when there is none, and takes no flags: a whole match of a pattern with a group,
+      a group of a pattern with several, or flags other than ``c``/``e`` are refused."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or "regexp_" not in check.text.lower():
+        return False
+    for node in list(root.find_all(exp.RegexpExtract)):
+        params = node.args.get("parameters")
+        flags = params.name.lower() if isinstance(params, exp.Literal) else ""
+        group = node.args.get("group")
+        # a group Snowflake's parser made up (no position in the text) is its default
+        made_up = group is None or (read == "snowflake" and not group.meta and group.name == "0")
+        if read in ("snowflake", "redshift") and "e" in flags and made_up:
+            group = exp.Literal.number(1)
+            node.set("group", group)
+        number = int(group.name) if isinstance(group, exp.Literal) and group.is_int else None
+        pattern = node.expression
+        groups = _capture_groups(pattern.name) if isinstance(pattern, exp.Literal) else None
+        why = None
+        if write == "redshift":
+            taken = number or 0
+            if (number is None and group is not None) or taken > 1:
+                why = "a capture group past the first (Redshift extracts only the first)"
+            elif set(flags) - set("cie"):
+                why = f"the regular expression flags '{flags}'"
+            else:
+                kept = "".join(flag for flag in flags if flag != "e") + ("e" if taken else "")
+                args = [node.this, pattern]
+                position, occurrence = node.args.get("position"), node.args.get("occurrence")
+                if position or occurrence or kept:
+                    args.append(position or exp.Literal.number(1))
+                if occurrence or kept:
+                    args.append(occurrence or exp.Literal.number(1))
+                if kept:
+                    args.append(exp.Literal.string(kept))
+                node.replace(exp.Anonymous(this="REGEXP_SUBSTR", expressions=args))
+                continue
+        elif write == "bigquery":
+            if set(flags) - set("ce"):
+                why = f"the regular expression flags '{flags}'"
+            elif groups is not None and (
+                (number in (0, None) and groups > 0)
+                or (number is not None and number > 1)
+                or groups > 1
+            ):
+                why = (
+                    f"capture group {number or 0} of a pattern with {groups} group(s) "
+                    "(BigQuery returns the only group, or the whole match without one)"
+                )
+        if why is not None:
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} cannot express {why} in this {check.rules.name} "
+                "regular expression extraction: the translation would return other text. "
+                "Rewrite the pattern (e.g. with one capturing group around the part to keep).",
+                check.node_position(node),
+            )
+            return True
+    return False
+
+
 def refuse_pattern_forms(check: Any, root: exp.Expr) -> bool:
     """Pattern forms sqlglot writes for another warehouse as something else or as is; True
     when one is refused as unsupported:
@@ -1670,6 +1809,7 @@ def refuse_pattern_forms(check: Any, root: exp.Expr) -> bool:
         return False
     lower = check.text.lower()
     why = None
+    hint = "Use LIKE or the regular expression functions both dialects have."
     node: exp.Expr | None = None
     if read in ("postgres", "redshift") and "substring" in lower:
         for candidate in check.reading:
@@ -1686,16 +1826,64 @@ def refuse_pattern_forms(check: Any, root: exp.Expr) -> bool:
         node = next(root.find_all(exp.Collate), None)
         if node is not None:
             why = "COLLATE with a Snowflake collation specification"
+    if why is None and read == "postgres" and any(op in check.text for op in ("?", "@>", "<@")):
+        node = _jsonb_operator(check, root)
+        if node is not None:
+            why = "the jsonb operators ?, ?|, ?&, @> and <@ (key existence, containment)"
+            hint = "Compare the extracted values instead (attributes ->> 'key' = 'value')."
     if why is None or node is None:
         return False
     check.issue(
         UNSUPPORTED_IN_DIALECT,
         f"{check.write_rules.name} cannot express {why} from this {check.rules.name} query: "
-        "the translation would fail there or match otherwise. Use LIKE or the regular "
-        "expression functions both dialects have.",
+        f"the translation would fail there or match otherwise. {hint}",
         check.node_position(node),
     )
     return True
+
+
+_JSON_TYPES = frozenset({"JSON", "JSONB", "VARIANT"})
+
+
+def _jsonb_operator(check: Any, root: exp.Expr) -> exp.Expr | None:
+    """The first PostgreSQL jsonb key-existence (``?``, ``?|``, ``?&``) or containment
+    (``@>``, ``<@`` with a JSON operand: a string literal, a JSON cast or extraction, a JSON
+    column) in ``root``: sqlglot writes them as is for every other warehouse, where they do
+    not parse (DuckDB reads ``?`` as a parameter) or compare lists, not JSON documents."""
+    keys = (exp.JSONBContainsTopKey, exp.JSONBContainsAnyTopKeys, exp.JSONBContainsAllTopKeys)
+    found = next(root.find_all(*keys), None)
+    if found is not None:
+        return found
+    json_columns: set[str] = set()
+    tables = set(check.known_tables.values())
+    for (schema, table), hit in check.view.tables.items():
+        if hit in tables:
+            for column, kind in check.view.mapping.get(schema, {}).get(table, {}).items():
+                if kind.split("(")[0].strip().upper() in _JSON_TYPES:
+                    json_columns.add(column)
+
+    def json_operand(node: exp.Expr) -> bool:
+        while isinstance(node, exp.Paren):
+            node = node.this
+        if isinstance(node, exp.Literal):
+            return node.is_string
+        if isinstance(node, exp.Cast):
+            to = node.args.get("to")
+            return isinstance(to, exp.DataType) and to.this in (
+                exp.DataType.Type.JSON,
+                exp.DataType.Type.JSONB,
+            )
+        if isinstance(node, (exp.JSONExtract, exp.JSONBExtract)):
+            return True
+        if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
+            name = check.read_dialect.normalize_identifier(node.this.copy()).name
+            return name in json_columns
+        return False
+
+    for node in root.find_all(exp.ArrayContainsAll, exp.ArrayContainedBy):
+        if json_operand(node.this) or json_operand(node.expression):
+            return node
+    return None
 
 
 def subscripted_calls_for_postgres(check: Any, root: exp.Expr) -> None:
