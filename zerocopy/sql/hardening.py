@@ -1642,6 +1642,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_array_exists_lambda(check)
         or targets.refuse_pattern_forms(check, root)
         or targets.regexp_extract_groups(check, root)
+        or targets.set_operations_by_name(check, root)
         or targets.quantified_comparisons(check, root)
     ):
         return True
@@ -1665,6 +1666,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.date_part_aliases(check)
     targets.databricks_weekday(check)
     targets.subscripted_calls_for_postgres(check, root)
+    targets.derived_table_aliases(check, root)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads
     if targets.ordered_array_aggregates(check) or targets.filter_clauses_for_redshift(check, root):
         return True

@@ -1886,6 +1886,73 @@ def _jsonb_operator(check: Any, root: exp.Expr) -> exp.Expr | None:
     return None
 
 
+# Targets where a derived table (a subquery in FROM or JOIN) must have an alias: PostgreSQL
+# before 16, Redshift, T-SQL ("subquery in FROM must have an alias").
+_DERIVED_TABLE_NEEDS_ALIAS = frozenset({"postgres", "redshift", "tsql", "fabric"})
+
+
+def derived_table_aliases(check: Any, root: exp.Expr) -> None:
+    """``FROM (SELECT …) WHERE …`` without an alias (Snowflake, BigQuery, Databricks, DuckDB
+    take it) emitted for PostgreSQL, Redshift or Fabric, which refuse it: each such subquery
+    gets an alias no name of the query uses (``_zc_derived1``, …)."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or write not in _DERIVED_TABLE_NEEDS_ALIAS or "(" not in check.text:
+        return
+    bare = [
+        node
+        for node in root.find_all(exp.Subquery)
+        if isinstance(node.parent, (exp.From, exp.Join))
+        and not node.alias
+        and not node.args.get("pivots")  # the PIVOT's own alias names the result
+    ]
+    if not bare:
+        return
+    taken = {ident.name.lower() for ident in root.find_all(exp.Identifier)}
+    number = 0
+    for node in bare:
+        number += 1
+        while f"_zc_derived{number}" in taken:
+            number += 1
+        node.set("alias", exp.TableAlias(this=exp.to_identifier(f"_zc_derived{number}")))
+
+
+_SET_BY_NAME_TARGETS = frozenset({"postgres", "redshift", "tsql", "fabric"})
+
+
+def set_operations_by_name(check: Any, root: exp.Expr) -> bool:
+    """``UNION [ALL] BY NAME`` (DuckDB, Snowflake, BigQuery) emitted for PostgreSQL, Redshift
+    or Fabric, which match branches by position and do not parse ``BY NAME``: when every
+    branch names the same columns (no star), the later branches' columns are put in the
+    first branch's order and the set operation matches by position; otherwise (a star, a
+    column one branch lacks) it is refused. True when refused."""
+    write = check.write_rules.sqlglot_dialect
+    if write not in _SET_BY_NAME_TARGETS or "name" not in check.text.lower():
+        return False
+    for node in list(root.find_all(exp.SetOperation)):
+        if not node.args.get("by_name"):
+            continue
+        left, right = node.left, node.right
+        order = left.named_selects if isinstance(left, exp.Query) else []
+        if isinstance(right, exp.Select) and order and not left.is_star and not right.is_star:
+            by_name: dict[str, exp.Expr] = {}
+            for projection in right.expressions:
+                by_name.setdefault(projection.alias_or_name.lower(), projection)
+            wanted = [name.lower() for name in order]
+            if len(by_name) == len(right.expressions) and sorted(by_name) == sorted(wanted):
+                right.set("expressions", [by_name[name] for name in wanted])
+                node.set("by_name", None)
+                continue
+        check.issue(
+            UNSUPPORTED_IN_DIALECT,
+            f"{check.write_rules.name} cannot express {check.rules.name}'s set operation BY "
+            "NAME here (its branches do not list the same column names): it matches columns "
+            "by position. List the same columns in the same order in every branch.",
+            check.node_position(node),
+        )
+        return True
+    return False
+
+
 def subscripted_calls_for_postgres(check: Any, root: exp.Expr) -> None:
     """``list(x ORDER BY y)[1]`` (DuckDB) or ``ARRAY_AGG(x)[OFFSET(0)]`` emitted for
     PostgreSQL, where sqlglot writes ``ARRAY_AGG(…)[1]``: PostgreSQL only subscripts a

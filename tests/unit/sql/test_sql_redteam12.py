@@ -277,3 +277,104 @@ def test_array_containment_is_still_translated(warehouse: duckdb.DuckDBPyConnect
         "u3",
         "u4",
     ]
+
+
+# --- derived tables without an alias, set operations BY NAME --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        (
+            "snowflake",
+            "SELECT external_user_id FROM (SELECT external_user_id, first_name FROM users) "
+            "WHERE first_name = 'Ann'",
+        ),
+        (
+            "redshift",
+            "SELECT external_user_id FROM (SELECT external_user_id, RANK() OVER "
+            "(ORDER BY first_name) AS r FROM users) WHERE r = 1",
+        ),
+        (
+            "databricks",
+            "SELECT external_user_id FROM (SELECT external_user_id FROM users "
+            "WHERE first_name = 'Ann') WHERE external_user_id IS NOT NULL",
+        ),
+    ],
+)
+def test_derived_table_without_alias_gets_one_for_postgres(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any], dialect: str, sql: str
+) -> None:
+    for target, con in (("postgres", pg), ("duckdb", warehouse)):
+        assert sorted_ids(con, emitted_sql(sql, dialect, target)) == ["u1"], target
+    for target in ("redshift", "fabric"):
+        if target != dialect:  # the user's own warehouse gets the query as written
+            assert "AS _zc_derived1" in emitted_sql(sql, dialect, target)
+
+
+def test_derived_table_alias_avoids_names_in_use() -> None:
+    sql = (
+        "SELECT external_user_id FROM (SELECT external_user_id AS _zc_derived1 FROM users) "
+        "JOIN users ON external_user_id = _zc_derived1"
+    )
+    assert "AS _zc_derived2" in emitted_sql(sql, "snowflake", "postgres")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT external_user_id, first_name FROM users UNION BY NAME "
+        "SELECT first_name, external_user_id FROM users WHERE first_name = 'Ann'",
+        "SELECT external_user_id, first_name FROM users UNION ALL BY NAME "
+        "SELECT first_name AS first_name, external_user_id FROM users",
+    ],
+)
+def test_union_by_name_is_positional_for_postgres(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any], sql: str
+) -> None:
+    assert sorted_ids(warehouse, sql.replace("users", "marketing.users")) == (
+        ["u1", "u2", "u3", "u4"]
+        if "ALL" not in sql
+        else ["u1", "u1", "u2", "u2", "u3", "u3", "u4", "u4"]
+    )
+    emitted = emitted_sql(sql, "duckdb", "postgres")
+    assert "BY NAME" not in emitted
+    assert sorted_ids(pg, emitted) == ["u1", "u2", "u3", "u4"]
+    for target in ("redshift", "fabric"):
+        assert "BY NAME" not in emitted_sql(sql, "duckdb", target)
+
+
+def test_union_by_name_over_a_star_is_refused_for_postgres() -> None:
+    sql = "SELECT * FROM users UNION BY NAME SELECT * FROM users"
+    for target in ("postgres", "redshift", "fabric"):
+        assert error_codes(sql, "duckdb", target) == ["unsupported_in_dialect"], target
+    assert error_codes(sql, "duckdb", "duckdb") == []
+
+
+# --- pg_ functions that only compute ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "code"),
+    [
+        ("SELECT external_user_id FROM users WHERE pg_column_size(email) > 4", ""),
+        ("SELECT external_user_id FROM users WHERE pg_size_pretty(pg_size_bytes('1 kB')) = ''", ""),
+        # sizes of relations named in a string stay refused
+        (
+            "SELECT external_user_id FROM users WHERE pg_relation_size('marketing.users') > 0",
+            "forbidden_function",
+        ),
+        (
+            "SELECT external_user_id FROM users WHERE pg_total_relation_size('finance.x') > 0",
+            "forbidden_function",
+        ),
+    ],
+)
+def test_pure_pg_functions_are_allowed(sql: str, code: str) -> None:
+    assert error_codes(sql, "postgres") == ([code] if code else [])
+
+
+@pytest.mark.postgres
+def test_pg_column_size_runs_on_postgres(pg: psycopg.Connection[Any]) -> None:
+    sql = "SELECT external_user_id FROM users WHERE pg_column_size(email) > 4"
+    assert sorted_ids(pg, emitted_sql(sql, "postgres", "postgres")) == ["u1", "u2", "u4"]

@@ -64,7 +64,9 @@ POSTGRES_FORBIDDEN = COMMON_FORBIDDEN_FUNCTIONS | names(
     gin_clean_pending_list""",
 )
 
-POSTGRES_ALLOWED = names("pg_typeof")
+# pg_ functions that only compute on their arguments: a value's type and stored size, byte
+# counts to and from text
+POSTGRES_ALLOWED = names("pg_typeof pg_column_size pg_size_pretty pg_size_bytes")
 
 # Object-identifier types: a cast to one looks the name up in the catalog (a probe of other
 # schemas' tables, roles, functions), like the to_reg* functions above.
