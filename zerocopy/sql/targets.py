@@ -632,7 +632,7 @@ _LIKE_LIST_EXPANDED = frozenset({"postgres", "redshift", "bigquery"})
 
 
 def like_any_lists(check: Any, root: exp.Expr) -> None:
-    """``x [I]LIKE ANY ('a', 'b')`` / ``LIKE ALL (…)`` (Snowflake, Databricks) emitted for
+    """``x [I]LIKE ANY ('a', 'b')`` / ``LIKE ALL (…)`` (Snowflake, Databricks, BigQuery) emitted for
     PostgreSQL, Redshift or BigQuery, where sqlglot writes the list as is (a syntax or type
     error there; for BigQuery ``LOWER(ANY (…))``): it becomes ``(x ILIKE 'a' OR x ILIKE 'b')``
     (``AND`` for ALL), which every target reads the same. PostgreSQL's ``x LIKE ANY
@@ -641,7 +641,9 @@ def like_any_lists(check: Any, root: exp.Expr) -> None:
     write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
     # only where the parentheses hold a list of patterns (PostgreSQL's `ANY ('{a,b}')` is
     # one array literal)
-    lists = write in _LIKE_LIST_EXPANDED and read in ("snowflake", "databricks")
+    lists = write in _LIKE_LIST_EXPANDED and (
+        read in ("snowflake", "databricks") or (read == "bigquery" and write != read)
+    )
     # PostgreSQL's `x LIKE ANY (ARRAY['a', 'b'])` emitted elsewhere: sqlglot drops the ANY for
     # DuckDB (`x LIKE ['a', 'b']`) and writes an array where the others want a pattern list
     arrays = read in ("postgres", "redshift") and write not in ("postgres", read)
@@ -669,7 +671,13 @@ def like_any_lists(check: Any, root: exp.Expr) -> None:
             continue  # a subquery or an array: left as written
         if not patterns:
             continue
-        tests = [type(node)(this=node.this.copy(), expression=p.copy()) for p in patterns]
+        tests: list[exp.Expr] = [
+            type(node)(this=node.this.copy(), expression=p.copy()) for p in patterns
+        ]
+        if node.args.get("negate"):
+            # Databricks/BigQuery `x NOT LIKE ANY (a, b)`: some pattern does not match (`NOT
+            # LIKE ALL`: none matches), read as a flag on the LIKE, which the list lost
+            tests = [exp.Not(this=test) for test in tests]
         joined = exp.or_(*tests) if isinstance(quantified, exp.Any) else exp.and_(*tests)
         node.replace(exp.Paren(this=joined))
 

@@ -378,3 +378,59 @@ def test_pure_pg_functions_are_allowed(sql: str, code: str) -> None:
 def test_pg_column_size_runs_on_postgres(pg: psycopg.Connection[Any]) -> None:
     sql = "SELECT external_user_id FROM users WHERE pg_column_size(email) > 4"
     assert sorted_ids(pg, emitted_sql(sql, "postgres", "postgres")) == ["u1", "u2", "u4"]
+
+
+# --- [NOT] LIKE ANY / ALL pattern lists ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "expected"),
+    [
+        # BigQuery's quantified LIKE was written as is for PostgreSQL (a syntax error there)
+        (
+            "bigquery",
+            "SELECT external_user_id FROM users WHERE LOWER(email) LIKE ANY ('%gmail%', '%yahoo%')",
+            ["u1", "u2", "u4"],
+        ),
+        (
+            "bigquery",
+            "SELECT external_user_id FROM users WHERE email LIKE ALL ('%a%', '%.com')",
+            ["u1", "u2"],
+        ),
+        # NOT LIKE ANY (some pattern does not match) lost its NOT for PostgreSQL/Redshift/BigQuery
+        (
+            "databricks",
+            "SELECT external_user_id FROM users WHERE email NOT LIKE ANY ('%gmail%', '%yahoo%')",
+            ["u1", "u2", "u4"],
+        ),
+        (
+            "databricks",
+            "SELECT external_user_id FROM users WHERE email NOT LIKE ALL ('%gmail%', '%yahoo%')",
+            ["u4"],
+        ),
+        (
+            "bigquery",
+            "SELECT external_user_id FROM users WHERE email NOT LIKE ANY ('%gmail%', '%yahoo%')",
+            ["u1", "u2", "u4"],
+        ),
+        # Snowflake's NOT stays outside the quantified LIKE: no pattern matches
+        (
+            "snowflake",
+            "SELECT external_user_id FROM users WHERE email NOT LIKE ANY ('%gmail%', '%yahoo%')",
+            ["u4"],
+        ),
+    ],
+)
+def test_like_pattern_lists_keep_their_meaning(
+    warehouse: duckdb.DuckDBPyConnection,
+    pg: psycopg.Connection[Any],
+    dialect: str,
+    sql: str,
+    expected: list[str],
+) -> None:
+    assert sorted_ids(warehouse, emitted_sql(sql, dialect, "duckdb")) == expected
+    assert sorted_ids(pg, emitted_sql(sql, dialect, "postgres")) == expected
+    emitted = emitted_sql(sql, dialect, "redshift")
+    assert "ANY (" not in emitted and "ALL (" not in emitted
+    if "NOT" in sql and dialect != "snowflake":
+        assert emitted.count("NOT ") >= 2
