@@ -20,12 +20,10 @@ import pathlib
 import sys
 from typing import Any
 
-import yaml
-
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.append(str(ROOT))  # tests.unit.sql.catalog; zerocopy as installed or on PYTHONPATH
 
-from tests.unit.sql.catalog import CATALOG, DIALECTS, SCOPE  # noqa: E402
+from tests.unit.sql.catalog import CATALOG, SCOPE, corpus_cases  # noqa: E402
 from zerocopy.sql import SqlCatalog, check_segment_sql  # noqa: E402
 
 TARGETS = ("snowflake", "bigquery", "redshift", "databricks", "duckdb", "postgres", "fabric")
@@ -36,26 +34,19 @@ def dump() -> dict[str, Any]:
     catalog = SqlCatalog(CATALOG)
     out: dict[str, Any] = {}
     corpus = pathlib.Path(os.environ.get("ZEROCOPY_SQL_CORPUS") or ROOT / "tests" / "sql_corpus")
-    for path in sorted(corpus.glob("*.yaml")):
-        for case in yaml.safe_load(path.read_text())["cases"]:
-            dialects = case["dialect"]
-            if dialects == "all":
-                dialects = list(DIALECTS)
-            elif isinstance(dialects, str):
-                dialects = [dialects]
-            for dialect in dialects:
-                own = case.get("target")
-                targets = [own or dialect, *(t for t in TARGETS if t != (own or dialect))]
-                for target in targets:
-                    result = check_segment_sql(
-                        case["sql"],
-                        dialect=dialect,
-                        catalog=catalog,
-                        scope=case.get("scope", SCOPE),
-                        id_column=case.get("id_column", "external_user_id"),
-                        target=target,
-                    )
-                    out[f"{path.stem}:{case['id']}:{dialect}->{target}"] = result.to_dict()
+    for path, case, dialect in corpus_cases(corpus):
+        own = case.get("target")
+        targets = [own or dialect, *(t for t in TARGETS if t != (own or dialect))]
+        for target in targets:
+            result = check_segment_sql(
+                case["sql"],
+                dialect=dialect,
+                catalog=catalog,
+                scope=case.get("scope", SCOPE),
+                id_column=case.get("id_column", "external_user_id"),
+                target=target,
+            )
+            out[f"{path.stem}:{case['id']}:{dialect}->{target}"] = result.to_dict()
     return out
 
 

@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import yaml
+
+CORPUS = pathlib.Path(__file__).resolve().parents[2] / "sql_corpus"
+
 MARKETING: dict[str, dict[str, str]] = {
     "users": {
         "external_user_id": "VARCHAR",
@@ -84,3 +92,19 @@ def marketing_ddl(types: dict[str, str] | None = None) -> list[str]:
         body = ", ".join(f'"{name}" {rename.get(kind, kind)}' for name, kind in columns.items())
         statements.append(f"CREATE TABLE marketing.{table} ({body})")
     return statements
+
+
+def corpus_cases(
+    corpus: pathlib.Path = CORPUS,
+) -> Iterator[tuple[pathlib.Path, dict[str, Any], str]]:
+    """Every corpus case once per input dialect it names (``all``: every dialect), in file
+    order: ``(file, case, dialect)``."""
+    for path in sorted(corpus.glob("*.yaml")):
+        for case in yaml.safe_load(path.read_text())["cases"]:
+            dialects = case["dialect"]
+            if dialects == "all":
+                dialects = list(DIALECTS)
+            elif isinstance(dialects, str):
+                dialects = [dialects]
+            for dialect in dialects:
+                yield path, case, dialect

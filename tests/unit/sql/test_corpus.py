@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.unit.sql.catalog import CATALOG, DIALECTS, SCOPE
+from tests.unit.sql.catalog import CATALOG, CORPUS, DIALECTS, SCOPE, corpus_cases
 from zerocopy.sql import SqlCatalog, check_segment_sql
 
-CORPUS = pathlib.Path(__file__).resolve().parents[2] / "sql_corpus"
 _CATALOG = SqlCatalog(CATALOG)
 
 
 def _cases() -> list[Any]:
     """Expand every file's cases into (dialect, case) params with readable ids."""
-    params = []
-    for path in sorted(CORPUS.glob("*.yaml")):
-        for case in yaml.safe_load(path.read_text())["cases"]:
-            dialects = case["dialect"]
-            if dialects == "all":
-                dialects = list(DIALECTS)
-            elif isinstance(dialects, str):
-                dialects = [dialects]
-            for dialect in dialects:
-                params.append(pytest.param(dialect, case, id=f"{path.stem}:{case['id']}:{dialect}"))
-    return params
+    return [
+        pytest.param(dialect, case, id=f"{path.stem}:{case['id']}:{dialect}")
+        for path, case, dialect in corpus_cases()
+    ]
 
 
 CASES = _cases()

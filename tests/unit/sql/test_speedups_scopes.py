@@ -4,21 +4,17 @@ sources, links and (recomputed) columns, for every query of the SQL corpus in ev
 
 from __future__ import annotations
 
-import pathlib
 from typing import Any
 
 import sqlglot
-import yaml
 from sqlglot import exp
 from sqlglot.errors import OptimizeError, ParseError, TokenError
 from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
 from sqlglot.optimizer.scope import Scope, traverse_scope
 
-from tests.unit.sql.catalog import CATALOG, DIALECTS, SCOPE
+from tests.unit.sql.catalog import CATALOG, DIALECTS, SCOPE, corpus_cases
 from zerocopy.sql import SqlCatalog, qualification
 from zerocopy.sql.check import _dialect
-
-CORPUS = pathlib.Path(__file__).resolve().parents[2] / "sql_corpus"
 
 EXTRA = [
     # CTE column aliases and expression subqueries: a new traversal differs, nothing reused
@@ -35,15 +31,7 @@ EXTRA = [
 
 
 def _queries() -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for path in sorted(CORPUS.glob("*.yaml")):
-        for case in yaml.safe_load(path.read_text())["cases"]:
-            dialects = case["dialect"]
-            if dialects == "all":
-                dialects = list(DIALECTS)
-            elif isinstance(dialects, str):
-                dialects = [dialects]
-            found.extend((case["sql"], d) for d in dialects if d in DIALECTS)
+    found = [(case["sql"], d) for _, case, d in corpus_cases() if d in DIALECTS]
     found.extend((sql, d) for sql in EXTRA for d in DIALECTS)
     return found
 
