@@ -14,6 +14,18 @@ import pytest
 from tests.acceptance.conftest import Api
 
 UNKNOWN_UUID = "00000000-0000-4000-8000-000000000000"
+ERROR_KEYS = {"code", "message", "line", "column", "details"}
+
+
+def assert_refused(resp: Any, status: int, code: str, field: str | None = None) -> dict[str, Any]:
+    """The response is the API's error shape with this status and code (and, when given, the
+    ``details.field`` it names); returns the error."""
+    assert resp.status_code == status, resp.text
+    err: dict[str, Any] = resp.json()["error"]
+    assert set(err) == ERROR_KEYS and err["code"] == code, err
+    if field is not None:
+        assert err["details"]["field"] == field, err
+    return err
 
 
 @pytest.fixture(params=["sqlite"])

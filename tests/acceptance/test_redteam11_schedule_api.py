@@ -7,23 +7,13 @@ everywhere else: ``not_found`` with the id shortened, ``validation_error`` for t
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from tests.acceptance.conftest import Api
+from tests.acceptance.redteam import assert_refused as _error
 from tests.acceptance.test_sync_api import duckdb_source
 
 pytestmark = pytest.mark.anyio
-
-ERROR_KEYS = {"code", "message", "line", "column", "details"}
-
-
-def _error(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    err: dict[str, Any] = resp.json()["error"]
-    assert set(err) == ERROR_KEYS and err["code"] == code, err
-    return err
 
 
 async def test_schedule_routes_with_impossible_ids_are_not_found(api: Api) -> None:

@@ -16,6 +16,7 @@ import anyio
 import pytest
 
 from tests.acceptance.conftest import Api
+from tests.acceptance.redteam import ERROR_KEYS, assert_refused
 from tests.acceptance.test_sync_api import duckdb_source
 from tests.acceptance.test_sync_cli import setup_workspace
 
@@ -23,15 +24,6 @@ pytestmark = pytest.mark.anyio
 
 ROOT = Path(__file__).resolve().parents[2]
 ZEROCOPY = str(ROOT / ".venv" / "bin" / "zerocopy")
-ERROR_KEYS = {"code", "message", "line", "column", "details"}
-
-
-def assert_refused(resp: Any, status: int, code: str, field: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    err: dict[str, Any] = resp.json()["error"]
-    assert set(err) == ERROR_KEYS and err["code"] == code, err
-    assert err["details"]["field"] == field, err
-    return err
 
 
 async def _sync(api: Api, **extra: Any) -> dict[str, Any]:

@@ -19,20 +19,11 @@ from typing import Any
 import pytest
 
 from tests.acceptance.conftest import Api
+from tests.acceptance.redteam import assert_refused as refused
 from tests.acceptance.redteam import state_url  # noqa: F401  (SQLite state: rules only)
 from tests.acceptance.test_sync_api import duckdb_source
 
 pytestmark = pytest.mark.anyio
-
-ERROR_KEYS = {"code", "message", "line", "column", "details"}
-
-
-def refused(resp: Any, status: int, code: str, field: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    err: dict[str, Any] = resp.json()["error"]
-    assert set(err) == ERROR_KEYS and err["code"] == code, err
-    assert err["details"]["field"] == field, err
-    return err
 
 
 async def s3_credential(api: Api, **settings: Any) -> str:
