@@ -564,6 +564,10 @@ class _Check:
         ):
             hardening.flatten_default_columns(work)
             self.joins_as_copied = False
+        if any(join.args.get("using") for join in self.joins) and any(
+            _unaliased_derived_table(node) for node in self.first_reading
+        ):
+            _name_derived_tables(work)
         star_modifiers = star_names.collect(self.text, work)
         walked: list[Scope] = []
         work, optimizer_error = self.qualify(work, scope[-1].name, walked)
@@ -1756,6 +1760,31 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     return _Copied(
         top, identifiers, tables, verbatim, refused, reading, joins, selects if free else None
     )
+
+
+def _unaliased_derived_table(node: exp.Expr) -> bool:
+    """A query in FROM or JOIN without an alias (not a PIVOT's source, named by its PIVOT)."""
+    return (
+        isinstance(node, exp.Subquery)
+        and isinstance(node.this, exp.Query)
+        and isinstance(node.parent, (exp.From, exp.Join))
+        and not node.alias
+        and not node.args.get("pivots")
+    )
+
+
+def _name_derived_tables(work: exp.Expr) -> None:
+    """Give the work copy's unaliased derived tables names no name of the query uses (as
+    sqlglot's ``qualify_tables`` does), so that columns resolve against them like against any
+    source: with no name, a column a ``USING`` join shares was taken for one of two sources
+    (only queries with such a join are renamed: other messages say "the subquery")."""
+    taken = {ident.name.lower() for ident in work.find_all(exp.Identifier)}
+    number = 0
+    for node in [n for n in work.find_all(exp.Subquery) if _unaliased_derived_table(n)]:
+        number += 1
+        while f"_zc_derived{number}" in taken:
+            number += 1
+        node.set("alias", exp.TableAlias(this=exp.to_identifier(f"_zc_derived{number}")))
 
 
 def _parses_in(sql: str, dialect: Dialect) -> bool:

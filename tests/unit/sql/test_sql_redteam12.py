@@ -434,3 +434,23 @@ def test_like_pattern_lists_keep_their_meaning(
     assert "ANY (" not in emitted and "ALL (" not in emitted
     if "NOT" in sql and dialect != "snowflake":
         assert emitted.count("NOT ") >= 2
+
+
+@pytest.mark.parametrize("dialect", ["duckdb", "snowflake", "databricks", "bigquery"])
+def test_using_join_with_an_unaliased_derived_table_resolves_the_shared_column(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any], dialect: str
+) -> None:
+    # the USING column is one column of the join: it was taken for an ambiguous one between
+    # the alias and the subquery's empty name (unknown_column)
+    sql = (
+        "SELECT external_user_id FROM users u JOIN (SELECT external_user_id FROM users "
+        "WHERE first_name = 'Ann') USING (external_user_id)"
+    )
+    for target, con in (("duckdb", warehouse), ("postgres", pg)):
+        assert sorted_ids(con, emitted_sql(sql, dialect, target)) == ["u1"], target
+    assert error_codes(
+        sql.replace("SELECT external_user_id FROM users u", "SELECT nope FROM users u"), dialect
+    ) == [
+        "unknown_column",
+        "missing_id_column",
+    ]
