@@ -51,7 +51,7 @@ from zerocopy.errors import (
     UNKNOWN_TABLE,
     UNSUPPORTED_IN_DIALECT,
 )
-from zerocopy.sql import fastcopy, generation, hardening, qualification, star_names
+from zerocopy.sql import fastcopy, generation, hardening, qualification, star_names, targets
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.generation import generator_for, guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
@@ -1764,13 +1764,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
 
 def _unaliased_derived_table(node: exp.Expr) -> bool:
     """A query in FROM or JOIN without an alias (not a PIVOT's source, named by its PIVOT)."""
-    return (
-        isinstance(node, exp.Subquery)
-        and isinstance(node.this, exp.Query)
-        and isinstance(node.parent, (exp.From, exp.Join))
-        and not node.alias
-        and not node.args.get("pivots")
-    )
+    return targets.unaliased_derived_table(node) and isinstance(node.this, exp.Query)
 
 
 def _name_derived_tables(work: exp.Expr) -> None:
@@ -1778,13 +1772,8 @@ def _name_derived_tables(work: exp.Expr) -> None:
     sqlglot's ``qualify_tables`` does), so that columns resolve against them like against any
     source: with no name, a column a ``USING`` join shares was taken for one of two sources
     (only queries with such a join are renamed: other messages say "the subquery")."""
-    taken = {ident.name.lower() for ident in work.find_all(exp.Identifier)}
-    number = 0
-    for node in [n for n in work.find_all(exp.Subquery) if _unaliased_derived_table(n)]:
-        number += 1
-        while f"_zc_derived{number}" in taken:
-            number += 1
-        node.set("alias", exp.TableAlias(this=exp.to_identifier(f"_zc_derived{number}")))
+    bare = [n for n in work.find_all(exp.Subquery) if _unaliased_derived_table(n)]
+    targets.name_derived_tables(work, bare)
 
 
 def _parses_in(sql: str, dialect: Dialect) -> bool:

@@ -1899,6 +1899,29 @@ def _jsonb_operator(check: Any, root: exp.Expr) -> exp.Expr | None:
 _DERIVED_TABLE_NEEDS_ALIAS = frozenset({"postgres", "redshift", "tsql", "fabric"})
 
 
+def unaliased_derived_table(node: exp.Expr) -> bool:
+    """A subquery in FROM or JOIN without an alias (not a PIVOT's source: the PIVOT's own alias
+    names the result)."""
+    return (
+        isinstance(node, exp.Subquery)
+        and isinstance(node.parent, (exp.From, exp.Join))
+        and not node.alias
+        and not node.args.get("pivots")
+    )
+
+
+def name_derived_tables(root: exp.Expr, nodes: list[exp.Subquery]) -> None:
+    """Give each of ``root``'s derived tables ``nodes`` an alias no name of the query uses
+    (``_zc_derived1``, …)."""
+    taken = {ident.name.lower() for ident in root.find_all(exp.Identifier)}
+    number = 0
+    for node in nodes:
+        number += 1
+        while f"_zc_derived{number}" in taken:
+            number += 1
+        node.set("alias", exp.TableAlias(this=exp.to_identifier(f"_zc_derived{number}")))
+
+
 def derived_table_aliases(check: Any, root: exp.Expr) -> None:
     """``FROM (SELECT …) WHERE …`` without an alias (Snowflake, BigQuery, Databricks, DuckDB
     take it) emitted for PostgreSQL, Redshift or Fabric, which refuse it: each such subquery
@@ -1906,22 +1929,9 @@ def derived_table_aliases(check: Any, root: exp.Expr) -> None:
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     if read == write or write not in _DERIVED_TABLE_NEEDS_ALIAS or "(" not in check.text:
         return
-    bare = [
-        node
-        for node in root.find_all(exp.Subquery)
-        if isinstance(node.parent, (exp.From, exp.Join))
-        and not node.alias
-        and not node.args.get("pivots")  # the PIVOT's own alias names the result
-    ]
-    if not bare:
-        return
-    taken = {ident.name.lower() for ident in root.find_all(exp.Identifier)}
-    number = 0
-    for node in bare:
-        number += 1
-        while f"_zc_derived{number}" in taken:
-            number += 1
-        node.set("alias", exp.TableAlias(this=exp.to_identifier(f"_zc_derived{number}")))
+    bare = [node for node in root.find_all(exp.Subquery) if unaliased_derived_table(node)]
+    if bare:
+        name_derived_tables(root, bare)
 
 
 _SET_BY_NAME_TARGETS = frozenset({"postgres", "redshift", "tsql", "fabric"})
