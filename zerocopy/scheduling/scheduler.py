@@ -678,8 +678,8 @@ class Scheduler:
         details: dict[str, Any] = {
             "message": message,
             "stale_after_days": days,
-            "last_member_read_at": _iso(state.last_member_read_at),
-            "last_changed_at": _iso(state.last_changed_at),
+            "last_member_read_at": iso(state.last_member_read_at),
+            "last_changed_at": iso(state.last_changed_at),
         }
         notice_id: int | None = None
         async with self.db.transaction() as s:
@@ -850,7 +850,8 @@ async def launch_scheduled_run(
     await submit(run.id)
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """An instant (or None) as ISO 8601 text, as the schedule views show it."""
     return value.isoformat() if value else None
 
 

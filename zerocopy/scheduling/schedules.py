@@ -16,6 +16,7 @@ from zerocopy.scheduling.models import SEGMENT, Notice, ScheduledRun, ScheduleSt
 from zerocopy.scheduling.notices import notice_view
 from zerocopy.scheduling.schedule import SEGMENT_FREQUENCIES, next_run, parse_schedule
 from zerocopy.scheduling.scheduler import (
+    iso,
     local_iso,
     segment_digest,
     upcoming_runs,
@@ -28,10 +29,6 @@ from zerocopy.state.models import RefreshRun, Segment, Source, SourceStatus, Wor
 MAX_CONTACTS = 20
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 """One ``@`` between a non-empty local part and a dotted domain, no whitespace."""
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 async def _segment_and_zone(
@@ -115,7 +112,7 @@ async def schedule_view(
         "paused": (
             {
                 "reason": state.paused_reason,
-                "at": _iso(state.paused_at),
+                "at": iso(state.paused_at),
                 "message": (state.paused_details or {}).get("message"),
                 # The e-mail to the contacts: delivered, or failed and when it is tried again.
                 "notice": notice_view(notice),
@@ -149,9 +146,9 @@ async def schedule_view(
                 "trigger": last_run.trigger,
                 "error_code": last_run.error_code,
                 "error_message": last_run.error_message,
-                "created_at": _iso(last_run.created_at),
-                "finished_at": _iso(last_run.finished_at),
-                "due_at": _iso(scheduled.due_at) if scheduled else None,
+                "created_at": iso(last_run.created_at),
+                "finished_at": iso(last_run.finished_at),
+                "due_at": iso(scheduled.due_at) if scheduled else None,
                 "catch_up": scheduled.catch_up if scheduled else False,
                 "coalesced": scheduled.coalesced if scheduled else 1,
             }

@@ -43,6 +43,7 @@ from zerocopy.scheduling.schedule import (
 from zerocopy.scheduling.scheduler import (
     TickReport,
     apply_plan,
+    iso,
     launch_scheduled_run,
     local_iso,
     replanned,
@@ -337,10 +338,6 @@ def round_robin(
     return [item for _, item in ranked]
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
 async def sync_schedule_view(
     db: Database, workspace_id: str, sync_id: str, now: datetime | None = None
 ) -> dict[str, Any]:
@@ -389,14 +386,14 @@ async def sync_schedule_view(
                 "id": last_run.id,
                 "status": last_run.status,
                 "trigger": last_run.trigger,
-                "started_at": _iso(last_run.started_at),
-                "finished_at": _iso(last_run.finished_at),
+                "started_at": iso(last_run.started_at),
+                "finished_at": iso(last_run.finished_at),
                 "error_code": last_run.error_code,
                 "error_message": last_run.error_message,
                 # ``due_at`` as in the segment schedule view and a run's ``scheduled``;
                 # ``scheduled_for`` is the same instant under its first name.
-                "due_at": _iso(scheduled.due_at) if scheduled else None,
-                "scheduled_for": _iso(scheduled.due_at) if scheduled else None,
+                "due_at": iso(scheduled.due_at) if scheduled else None,
+                "scheduled_for": iso(scheduled.due_at) if scheduled else None,
                 "catch_up": scheduled.catch_up if scheduled else False,
                 "coalesced": scheduled.coalesced if scheduled else 1,
             }
