@@ -609,6 +609,11 @@ WITH batch AS (
     WHERE q.status IN :active
         AND (q.workspace_id IN (SELECT workspace_id FROM batch)
             OR q.source_id IN (SELECT source_id FROM batch))
+), syncs AS (
+    -- Running sync runs share the source's lanes: they count towards a refresh's lane.
+    SELECT q.id, q.workspace_id, y.source_id, q.status, q.created_at FROM sync_run AS q
+        JOIN sync AS y ON y.id = q.sync_id
+    WHERE q.status = 'running' AND y.source_id IN (SELECT source_id FROM batch)
 ), ranked AS (
     -- Rows strictly earlier: up to and including the row's peers (same created_at), less
     -- the peers (a frame that excludes them is recomputed row by row: O(N^2) again).
@@ -619,7 +624,7 @@ WITH batch AS (
             PARTITION BY workspace_id, created_at
         ) AS ahead,
         rank() OVER (PARTITION BY source_id ORDER BY created_at) - 1 AS active
-    FROM pending
+    FROM (SELECT * FROM pending UNION ALL SELECT * FROM syncs) AS runs
 )
 SELECT r.id, r.source_id, s.kind, c.settings,
     coalesce(k.ahead, 0) AS ahead, coalesce(k.active, 0) AS active
@@ -632,8 +637,9 @@ ORDER BY r.created_at
 """
 ).bindparams(sa.bindparam("ids", expanding=True), sa.bindparam("active", expanding=True))
 """Each run to defer, its source, and how many runs are ahead of it: queued in its
-workspace (the job's priority) and active on its source (its lane), counted by strictly
-earlier ``created_at``. One pass over the active runs of the batch's workspaces and sources
+workspace (the job's priority) and active on its source (its lane: refresh runs and
+running sync runs alike, since both hold the source's lanes), counted by strictly earlier
+``created_at``. One pass over the active runs of the batch's workspaces and sources
 (window counts): a correlated count per run read every run of the workspace and source,
 history included, so a burst of N due runs cost O(N x runs) of the server's CPU (500 of 1,500
 fired in 25s: 18-26 ms per batch, the last batches the slowest)."""
@@ -656,7 +662,10 @@ SELECT me.source_id, s.kind, c.settings,
     (SELECT count(*) FROM ahead AS a JOIN procrastinate_jobs AS j
         ON j.queueing_lock = 'sync_run:' || a.id AND j.status = 'todo'
      WHERE a.workspace_id = me.workspace_id) AS waiting,
-    (SELECT count(*) FROM ahead AS a WHERE a.source_id = me.source_id) AS active
+    (SELECT count(*) FROM ahead AS a WHERE a.source_id = me.source_id)
+    + (SELECT count(*) FROM refresh_run AS f
+       WHERE f.source_id = me.source_id AND f.status IN ('queued', 'running')
+           AND f.created_at < me.created_at) AS active
 FROM me
     LEFT JOIN source AS s ON s.id = me.source_id
     LEFT JOIN credential AS c ON c.id = s.credential_id
@@ -664,7 +673,9 @@ FROM me
 )
 """A sync run to defer, its source, and the sync runs strictly earlier than it that are
 ``running``: those of its workspace whose job still waits (the priority) and those on its
-source (the lane). As :data:`_SUBMIT_ROWS` for refreshes, the counts start from the active
+source, plus its source's earlier active refresh runs (the lane: both kinds hold the source's
+lanes, so a sync counted only syncs and landed on the lane of a running refresh, waiting
+behind it with other lanes free). As :data:`_SUBMIT_ROWS` for refreshes, the counts start from the active
 runs (``status = 'running'``, the partial index of one running run per sync) and find a
 waiting job by its queueing lock (a unique index over waiting jobs), instead of reading the
 workspace's whole run history and matching every job ever queued by its JSON arguments."""
