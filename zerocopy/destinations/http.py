@@ -188,14 +188,17 @@ def batch_id(rows: Sequence[ValidRow]) -> str:
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), else None."""
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), else None.
+
+    Delta-seconds are ASCII digits only (RFC 9110): ``inf``, ``1e309``, ``nan``, ``1_0`` or
+    non-ASCII digits are no delay at all (the usual backoff applies), where ``float`` read an
+    infinite wait (the deadline check then crashed on it) or none.
+    """
     if not value:
         return None
     value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
+    if value.isascii() and value.isdigit():
+        return float(int(value)) if len(value) <= 15 else 1e15  # beyond any deadline
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
