@@ -46,7 +46,7 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -88,8 +88,14 @@ BACKOFF_MAX_S = 30.0
 DEFAULT_MAX_ATTEMPTS = 8
 """Tries per HTTP batch (first POST included) before the run fails."""
 
+MAX_ATTEMPTS = 100
+"""Upper bound of the configurable ``max_attempts`` (the backoff doubles on each)."""
+
 REQUEST_TIMEOUT_S = 30.0
 """Timeout of one POST (connect + read)."""
+
+MAX_DELAY_S = 3600.0
+"""Upper bound of the configurable ``timeout_s``, ``backoff_base_s`` and ``backoff_max_s``."""
 
 ARRAY_BY_TYPE: dict[DataType, str] = {
     DataType.USER_ATTRIBUTES: "attributes",
@@ -140,10 +146,35 @@ class HttpDestinationConfig:
         if not 1 <= self.batch_rows <= MAX_HTTP_BATCH_ROWS:
             raise ZerocopyError(
                 errors.VALIDATION_ERROR,
-                f"batch_rows must be between 1 and {MAX_HTTP_BATCH_ROWS} (got {self.batch_rows})",
+                f"batch_rows must be between 1 and {MAX_HTTP_BATCH_ROWS} "
+                f"(got {_shown(self.batch_rows)})",
             )
-        if self.max_attempts < 1:
-            raise ZerocopyError(errors.VALIDATION_ERROR, "max_attempts must be at least 1")
+        if not 1 <= self.max_attempts <= MAX_ATTEMPTS:
+            raise ZerocopyError(
+                errors.VALIDATION_ERROR,
+                f"max_attempts must be between 1 and {MAX_ATTEMPTS} (got {_shown(self.max_attempts)})",
+            )
+        for name in ("backoff_base_s", "backoff_max_s", "timeout_s"):
+            value = getattr(self, name)
+            if not 0 < value <= MAX_DELAY_S:  # also NaN; a huge int never reaches float()
+                raise ZerocopyError(
+                    errors.VALIDATION_ERROR,
+                    f"{name} must be more than 0 and at most {MAX_DELAY_S:g} seconds "
+                    f"(got {_shown(value)})",
+                )
+
+    def check_options(self) -> None:
+        """Refuse unusable tuning (``batch_rows``, ``max_attempts``, delays) as :meth:`validate`
+        does at run time, without a URL or key: a sync's ``settings.http`` is checked when it
+        is saved, not at its first run."""
+        replace(self, url="https://destination.invalid", api_key="-").validate()
+
+
+def _shown(value: Any) -> str:
+    """A setting's value for a message: a number too long to print is not printed."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a number out of range"
+    return repr(value)
 
 
 def row_json(data_type: DataType, row: ValidRow, catalog: str | None) -> dict[str, Any]:

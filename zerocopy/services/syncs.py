@@ -146,6 +146,12 @@ def _settings(value: dict[str, Any]) -> dict[str, Any]:
                 raise _invalid("settings", f"settings.http.{key} must be a positive number")
             if not isinstance(item, kind):
                 raise _invalid("settings", f"settings.http.{key} must be a whole number")
+        from zerocopy.destinations.http import HttpDestinationConfig
+
+        try:  # the bounds the destination applies at run time (batch_rows <= 1000, ...)
+            HttpDestinationConfig(url="", api_key="", **http).check_options()
+        except ZerocopyError as exc:
+            raise _invalid("settings", f"settings.http: {exc.message}") from None
     return dict(value)
 
 
@@ -274,9 +280,16 @@ _NULLABLE = frozenset({"row_limit"})
 """Sync fields whose ``None`` means "off" (clear it), not "unchanged"."""
 
 
+MAX_ROW_LIMIT = 2**31 - 1
+"""Largest ``row_limit``: the column is a 32-bit integer on every state database (a larger
+one was a 500 ``internal_error`` on PostgreSQL, and past 2**63 on SQLite too)."""
+
+
 def _row_limit(value: int | None) -> int | None:
-    if value is not None and (isinstance(value, bool) or value < 1):
-        raise _invalid("row_limit", "row_limit must be a positive number of rows (or null)")
+    if value is not None and (isinstance(value, bool) or not 1 <= value <= MAX_ROW_LIMIT):
+        raise _invalid(
+            "row_limit", f"row_limit must be 1-{MAX_ROW_LIMIT} rows (or null for no limit)"
+        )
     return value
 
 
