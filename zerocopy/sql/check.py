@@ -570,10 +570,11 @@ class _Check:
             _name_derived_tables(work)
         star_modifiers = star_names.collect(self.text, work)
         walked: list[Scope] = []
-        work, optimizer_error = self.qualify(work, scope[-1].name, walked)
+        current: set[int] = set()  # scopes whose collection still describes the tree
+        work, optimizer_error = self.qualify(work, scope[-1].name, walked, current)
         self.work = work
         # the qualification's own scopes when a new traversal would build the same ones
-        scopes = qualification.reusable_scopes(walked) if optimizer_error is None else None
+        scopes = qualification.reusable_scopes(walked, current) if optimizer_error is None else None
         if scopes is None:
             scopes = self.traverse(work)
         tables_ok = self.tables_ok = self.check_tables(root, work_tables, scope, scopes)
@@ -619,10 +620,11 @@ class _Check:
             self.resolve_table(table, scope[-1].name, scope_db)
 
     def qualify(
-        self, work: exp.Expr, scope_schema: str, walked: list[Scope]
+        self, work: exp.Expr, scope_schema: str, walked: list[Scope], current: set[int]
     ) -> tuple[exp.Expr, OptimizeError | None]:
         """sqlglot's column qualification against the scope's tables (stars expanded);
-        ``walked`` receives the scopes it walked, when it is the mirrored one."""
+        ``walked`` receives the scopes it walked, when it is the mirrored one, and ``current``
+        those whose collection still describes the tree (`qualification.reusable_scopes`)."""
         # joins as copied (no rewrite since): USING expansion has nothing to do when plain
         plain = self.joins_as_copied and qualification.plain_joins(self.joins)
         try:
@@ -632,7 +634,12 @@ class _Check:
                 work = qualify_tables(work, dialect=self.read_dialect)
                 plain = False
             work = qualification.qualify_columns(
-                work, self.schema, dialect=self.read_dialect, plain_joins=plain, scopes=walked
+                work,
+                self.schema,
+                dialect=self.read_dialect,
+                plain_joins=plain,
+                scopes=walked,
+                current=current,
             )
         except OptimizeError as exc:
             return work, exc

@@ -12,11 +12,15 @@ off a SELECT's ``joins`` and none is USING or NATURAL, a scope's joins are exact
 ``joins`` list (every nested SELECT starts a scope of its own), and `_plain_joins` answers the
 same as `_expand_using` without the walk. Any other query, or another sqlglot version than the
 one this mirrors, runs sqlglot's own ``qualify_columns``.
+
+It also reports when the scopes' collections (each a walk of the scope) still describe the
+qualified tree, so that the check uses them without walking every scope again
+(`reusable_scopes`): sqlglot's star expansion drops them even for a SELECT without a star.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import sqlglot
 import sqlglot.optimizer.qualify_columns as _qc
@@ -55,6 +59,7 @@ def qualify_columns(
     dialect: Dialect,
     plain_joins: bool,
     scopes: list[Scope] | None = None,
+    current: set[int] | None = None,
 ) -> exp.Expr:
     """``sqlglot.optimizer.qualify_columns.qualify_columns(expression, schema,
     expand_alias_refs=True, expand_stars=True, allow_partial_qualification=True,
@@ -65,6 +70,16 @@ def qualify_columns(
 
     ``scopes``: when given, receives the scopes the qualification walked (only on the mirrored
     path; see `reusable_scopes`).
+
+    ``current``: when given, receives the ids of all the walked scopes when their collections
+    (made by the traversal: a walk of each scope for its columns, tables, stars …) still
+    describe the qualified tree. sqlglot's steps that replace or add nodes clear the scope's
+    collection (a new one is made when next asked), except the expansion of positional and
+    alias references in GROUP BY / ORDER BY / DISTINCT ON, checked here (the collection is
+    then cleared too), and star expansion, which clears it even when there is no star: then
+    `_expand_no_stars` does the same without clearing it. So when no scope's collection was
+    ever cleared or made again (its list is the traversal's), no node of any scope was
+    replaced, and the check need not walk the scopes again.
     """
     if not (plain_joins and MIRRORED):
         return _qc.qualify_columns(
@@ -84,6 +99,9 @@ def qualify_columns(
     traversed = traverse_scope(expression)
     if scopes is not None:
         scopes.extend(traversed)
+    # each scope's collection as the traversal made it (a new list whenever it is cleared or
+    # made again)
+    collections = [scope._raw_columns for scope in traversed]
     for scope in traversed:
         if dialect.PREFER_CTE_ALIAS_COLUMN:
             qc.pushdown_cte_alias_columns(scope)
@@ -104,7 +122,7 @@ def qualify_columns(
         qc._convert_columns_to_dots(scope, resolver)
         qc._qualify_columns(scope, resolver, allow_partial_qualification=True)
         scope.clear_column_cache()
-        if is_select:
+        if is_select and not _no_stars(scope):
             qc._expand_stars(
                 scope,
                 resolver,
@@ -114,19 +132,87 @@ def qualify_columns(
                 annotator,
                 unannotated_scopes,
             )
+        elif is_select:
+            _expand_no_stars(scope)
         qc._expand_alias_refs(scope, resolver, dialect)
         if is_select:
             qc.qualify_outputs(scope, dialect=dialect)
+        before = _expansion_targets(scope.expression)
         qc._expand_group_by(scope, dialect)
         qc._expand_order_by_and_distinct_on(scope, resolver)
+        after = _expansion_targets(scope.expression)
+        if len(before) != len(after) or any(a is not b for a, b in zip(before, after, strict=True)):
+            scope.clear_cache()  # a node replaced: the collection no longer describes the tree
         if dialect.ANNOTATE_ALL_SCOPES:
             annotator.annotate_scope(scope)
         elif dialect.SUPPORTS_STRUCT_STAR_EXPANSION:
             unannotated_scopes.append(scope)
+    if current is not None and all(
+        scope._collected and scope._raw_columns is collected
+        for scope, collected in zip(traversed, collections, strict=True)
+    ):
+        current.update(id(scope) for scope in traversed)
     return expression
 
 
-def reusable_scopes(scopes: list[Scope]) -> list[Scope] | None:
+def _no_stars(scope: Scope) -> bool:
+    """Whether a SELECT scope has no star at all to expand: no projection is one, and its
+    collection holds none (struct stars)"""
+    for projection in cast(exp.Select, scope.expression).selects:
+        if isinstance(projection, exp.Star) or projection.is_star:
+            return False
+    return not scope.stars
+
+
+def _expand_no_stars(scope: Scope) -> None:
+    """sqlglot's ``_expand_stars`` for a SELECT scope with no star (`_no_stars`): it keeps
+    every projection, sets the same list again (unless a PIVOT without columns stops it first)
+    and clears the scope's cache; the nodes are the same, so the collection still describes
+    the tree and is kept (the caches derived from it are dropped)."""
+    expression = cast(exp.Select, scope.expression)
+    if any(
+        not pivot.unpivot and pivot.args.get("columns") == [] and not pivot.alias_column_names
+        for pivot in scope.pivots
+    ):
+        return
+    selections = list(expression.selects)
+    if selections:
+        expression.set("expressions", selections)
+        _clear_derived(scope)
+
+
+def _clear_derived(scope: Scope) -> None:
+    """``Scope.clear_cache`` without the collection: what is computed from the collection and
+    the tree (sources, columns, pivots, references) is computed again when asked."""
+    scope._selected_sources = None
+    scope._columns = None
+    scope._external_columns = None
+    scope._local_columns = None
+    scope._pivots = None
+    scope._references = None
+
+
+def _expansion_targets(expression: exp.Expr) -> list[exp.Expr]:
+    """The nodes ``_expand_group_by`` and ``_expand_order_by_and_distinct_on`` may replace
+    (positional and alias references): GROUP BY's and DISTINCT ON's expressions, what ORDER BY
+    orders by; compared by identity before and after them."""
+    args = expression.args
+    found: list[exp.Expr] = []
+    group = args.get("group")
+    if group is not None:
+        found += group.expressions
+    order = args.get("order")
+    if isinstance(order, exp.Expr):
+        found += [ordered.this for ordered in order.expressions]
+    distinct = args.get("distinct")
+    if isinstance(distinct, exp.Distinct):
+        on = distinct.args.get("on")
+        if isinstance(on, exp.Expr):
+            found += on.expressions
+    return found
+
+
+def reusable_scopes(scopes: list[Scope], current: set[int] | None = None) -> list[Scope] | None:
     """The scopes `qualify_columns` walked, reset, when a new ``traverse_scope`` of the
     qualified tree would build the same ones; else None (traverse again).
 
@@ -141,6 +227,10 @@ def reusable_scopes(scopes: list[Scope]) -> list[Scope] | None:
     the same order, with the same sources; only their cached contents (columns, stars,
     selected sources …) describe the tree before qualification, and `Scope.clear_cache`
     drops them all.
+
+    ``current``: the ids of scopes whose collection (the nodes a walk of the scope finds:
+    columns, tables, stars …) `qualify_columns` found still describing the tree; only what
+    is derived from it is dropped (the walk is not made again).
     """
     if not scopes:
         return None
@@ -149,7 +239,10 @@ def reusable_scopes(scopes: list[Scope]) -> list[Scope] | None:
         if scope.scope_type is subquery or scope.outer_columns:
             return None
     for scope in scopes:
-        scope.clear_cache()
+        if current and id(scope) in current:
+            _clear_derived(scope)
+        else:
+            scope.clear_cache()
     return scopes
 
 
