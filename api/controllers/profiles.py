@@ -7,6 +7,7 @@ from litestar.params import FromPath, Parameter
 
 from api.deps import CallerDep, SessionDep
 from api.errors import ERROR_RESPONSES, refuse_unknown_query_params
+from api.schemas.common import MAX_OFFSET
 from api.schemas.profiles import (
     AccountRead,
     CatalogItemRead,
@@ -95,7 +96,7 @@ class ProfileController(Controller):
         session: SessionDep,
         catalog: FromPath[str],
         limit: int = Parameter(default=100, ge=1, le=1000),
-        offset: int = Parameter(default=0, ge=0),
+        offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
     ) -> list[CatalogItemRead]:
         """Items of a catalog, by id."""
         found = await profiles.list_catalog_items(
@@ -109,7 +110,7 @@ class ProfileController(Controller):
         caller: CallerDep,
         session: SessionDep,
         limit: int = Parameter(default=100, ge=1, le=1000),
-        offset: int = Parameter(default=0, ge=0),
+        offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
     ) -> list[AccountRead]:
         """Accounts, by id."""
         found = await profiles.list_accounts(

@@ -14,7 +14,7 @@ from litestar.response import Stream
 from api.deps import CallerDep, RuntimeDep, SessionDep
 from api.errors import ERROR_RESPONSES
 from api.openapi import OptionalBodyOperation
-from api.schemas.common import ErrorInfo
+from api.schemas.common import MAX_OFFSET, ErrorInfo
 from api.schemas.runs import ScheduledOccurrence
 from api.schemas.syncs import (
     PreviewRowRead,
@@ -307,7 +307,7 @@ class SyncRunController(Controller):
             default=True, description="true: refused rows only; false: every logged row."
         ),
         limit: int = Parameter(default=100, ge=1, le=1000),
-        offset: int = Parameter(default=0, ge=0),
+        offset: int = Parameter(default=0, ge=0, le=MAX_OFFSET),
     ) -> list[RowLogRead]:
         """Row verdicts of a run in row order, with the row and the reason."""
         found = await syncs.list_row_logs(

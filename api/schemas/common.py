@@ -13,6 +13,11 @@ if TYPE_CHECKING:
     from litestar.typing import FieldDefinition
 
 
+MAX_OFFSET = 2**63 - 1
+"""Largest ``?offset=`` of a paged list: a 64-bit integer on every state database (a larger one
+reached the database driver and was a 500 ``internal_error``)."""
+
+
 class ErrorInfo(msgspec.Struct, kw_only=True):
     """A stable error code and what went wrong (also stored on failed runs and tests)."""
 

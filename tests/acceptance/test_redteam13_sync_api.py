@@ -19,7 +19,7 @@ import pytest
 
 from tests.acceptance.conftest import Api
 from tests.acceptance.redteam import assert_refused as refused
-from tests.acceptance.test_sync_api import duckdb_source
+from tests.acceptance.test_sync_api import add_type_tables, duckdb_source, ready_sync
 from zerocopy.services.syncs import MAX_ROW_LIMIT
 
 pytestmark = pytest.mark.anyio
@@ -64,3 +64,25 @@ async def test_http_tuning_is_bounded_when_saved(api: Api) -> None:
     ok = {"batch_rows": 1000, "max_attempts": 100, "timeout_s": 2.5, "backoff_max_s": 60}
     resp = await api.post("/v1/syncs", json={**body, "settings": {"http": ok}})
     assert resp.status_code == 201, resp.text
+
+
+async def test_a_page_offset_past_64_bits_is_refused(api: Api) -> None:
+    """``?offset=`` of the run's rows, catalog items and accounts had no upper bound: 2**63
+    and more reached the database driver (a 500 ``internal_error``); now 400."""
+    add_type_tables(api.warehouse)
+    source_id = await duckdb_source(api)
+    sync, _ = await ready_sync(
+        api, name="ev", data_type="custom_events", source_id=source_id, table="app_events"
+    )
+    resp = await api.post(f"/v1/syncs/{sync['id']}/runs?wait=true")
+    assert resp.status_code == 200, resp.text
+    run_id = resp.json()["id"]
+    for path in (f"/v1/sync-runs/{run_id}/rows", "/v1/catalogs/products/items", "/v1/accounts"):
+        for offset in (2**63, 2**64, 10**30):
+            resp = await api.get(f"{path}?offset={offset}")
+            err = refused(resp, 400, "validation_error")
+            assert "offset" in resp.text, err
+        resp = await api.get(f"{path}?offset={2**63 - 1}")
+        assert resp.status_code == 200 and resp.json() == [], resp.text
+    resp = await api.get(f"/v1/sync-runs/{run_id}/rows?offset=1&limit=1")
+    assert resp.status_code == 200 and len(resp.json()) == 1, resp.text
