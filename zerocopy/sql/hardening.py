@@ -1627,6 +1627,12 @@ def refuse_streaming_reads(check: Any, statements: list[exp.Expr]) -> None:
 def before_emit(check: Any, root: exp.Expr) -> bool:
     """Rewrites of the query about to be emitted for the target (after every check), or its
     refusal as unsupported there: True when refused (then nothing is emitted)."""
+    # first, while the tree has the checked copy's shape
+    issues = len(check.issues)
+    refuse_alias_references(check, root)
+    if len(check.issues) > issues:
+        return True
+    alias_references(check, root)
     if (
         refuse_star_modifiers(check, root)
         or refuse_untranslated_functions(check)
@@ -2248,3 +2254,159 @@ def _missing_clause(check: Any, sql: str) -> bool:
         )
         return True
     return False
+
+
+# --- select-list aliases read in the same SELECT -------------------------------------------
+
+# Where a select item's alias can be read in the same SELECT, by input dialect (the clause's
+# arg name, "expressions" for a later select item): Snowflake, DuckDB, Redshift and Databricks
+# read it in WHERE and later items; BigQuery in neither (HAVING, GROUP BY and ORDER BY only);
+# PostgreSQL in none of them (GROUP BY and ORDER BY only).
+_ALIAS_READ_IN: dict[str, frozenset[str]] = {
+    "postgres": frozenset(),
+    "bigquery": frozenset({"having"}),
+}
+_ALL_ALIAS_CLAUSES = frozenset({"where", "expressions", "having"})
+# Targets that read an alias in WHERE and in later select items as the input dialects do
+# (anywhere else the alias becomes its expression)
+_ALIAS_KEPT_FOR = frozenset({"snowflake", "duckdb"})
+# the node types the check's copy walk lists as reading (`check._kind`)
+_READING_TYPES = (
+    exp.Table,
+    exp.Lateral,
+    exp.TableFromRows,
+    exp.Func,
+    exp.Dot,
+    exp.Subquery,
+    exp.QueryTransform,
+)
+
+
+def _relative_twin(node: exp.Expr, top: exp.Expr, twin_top: exp.Expr) -> exp.Expr | None:
+    """The node of ``twin_top`` at the place ``node`` has under ``top`` (same argument names
+    and list positions), whatever its type; None when the copy has another shape there."""
+    path: list[tuple[str, int | None]] = []
+    current = node
+    while current is not top:
+        if current.parent is None or current.arg_key is None:
+            return None
+        path.append((current.arg_key, current.index))
+        current = current.parent
+    found: Any = twin_top
+    for key, index in reversed(path):
+        found = found.args.get(key) if isinstance(found, exp.Expr) else None
+        if index is not None:
+            found = found[index] if isinstance(found, list) and index < len(found) else None
+        if not isinstance(found, exp.Expr):
+            return None
+    return cast(exp.Expr, found)
+
+
+def _alias_references(check: Any, root: exp.Expr) -> list[tuple[exp.Column, str, exp.Expr]]:
+    """The bare columns of ``root`` that read a select item's alias of their own SELECT (in
+    WHERE, HAVING or a later select item), with the clause and the SELECT: those the checked
+    copy replaced by the item's expression (sqlglot's alias expansion; a source column of the
+    name keeps its place and stays a column). Only a SELECT whose aliases are named again in
+    it pays for the walk."""
+    work = getattr(check, "work", None)
+    if work is None:
+        return []
+    found: list[tuple[exp.Column, str, exp.Expr]] = []
+    for select in root.find_all(exp.Select):
+        aliases = {item.alias.lower() for item in select.expressions if isinstance(item, exp.Alias)}
+        if not aliases:
+            continue
+        # later items first: a WHERE reading an item built on an earlier alias copies it whole
+        clauses: list[tuple[str, exp.Expr]] = []
+        if not any(item.is_star for item in select.expressions):
+            clauses.extend(("expressions", item) for item in select.expressions[1:])
+        clauses.extend(
+            (key, select.args[key]) for key in ("where", "having") if select.args.get(key)
+        )
+        candidates = [
+            (key, clause, column)
+            for key, clause in clauses
+            for column in clause.find_all(exp.Column)
+            if not column.table
+            and column.name.lower() in aliases
+            and column.find_ancestor(exp.Select) is select
+        ]
+        if not candidates:
+            continue
+        twin_select = targets._twin(select, root, work)
+        if not isinstance(twin_select, exp.Select):
+            continue
+        for key, clause, column in candidates:
+            if key == "expressions":
+                index = select.expressions.index(clause)
+                twin_clause: Any = twin_select.expressions[index]
+                if isinstance(twin_clause, exp.Alias) and not isinstance(clause, exp.Alias):
+                    twin_clause = twin_clause.this  # an item the qualification named
+            else:
+                twin_clause = twin_select.args.get(key)
+            if not isinstance(twin_clause, exp.Expr) or type(twin_clause) is not type(clause):
+                continue
+            twin = _relative_twin(column, clause, twin_clause)
+            # the alias's expression in its place (a column of another name when the item is
+            # a plain column, which sqlglot writes without parentheses)
+            if twin is not None and (
+                not isinstance(twin, exp.Column) or twin.name.lower() != column.name.lower()
+            ):
+                found.append((column, key, select))
+    return found
+
+
+def refuse_alias_references(check: Any, root: exp.Expr) -> None:
+    """A select item's alias read in WHERE or a later select item in PostgreSQL or BigQuery
+    (or in HAVING in PostgreSQL), which only know the sources' columns there: the warehouse
+    fails with an unknown column, so does the check (sqlglot's qualification read it as the
+    alias, as Snowflake does)."""
+    allowed = _ALIAS_READ_IN.get(check.rules.sqlglot_dialect)
+    if allowed is None:
+        return
+    for column, key, _ in _alias_references(check, root):
+        if key in allowed:
+            continue
+        where = {"where": "WHERE", "having": "HAVING", "expressions": "another select item"}
+        check.issue(
+            UNKNOWN_COLUMN,
+            f"Column {check.written(column)} does not exist in any table of this query: it "
+            f"names a select item's alias, which {check.rules.name} does not read in "
+            f"{where[key]}. Repeat the item's expression there instead.",
+            check.node_position(column),
+        )
+
+
+def alias_references(check: Any, root: exp.Expr) -> None:
+    """A select item's alias read in WHERE or a later select item (Snowflake, DuckDB,
+    Redshift, Databricks), emitted for another warehouse: the reference becomes the item's
+    expression, which every warehouse reads the same (PostgreSQL, BigQuery and T-SQL/Fabric
+    fail on the alias; sqlglot writes it as is). HAVING is expanded for PostgreSQL and
+    T-SQL/Fabric, which read only source columns there (an aggregate's alias later, by
+    `having_aliases`, once the aggregate is translated). Later items are expanded first, so
+    an item built on an earlier alias carries its whole expression."""
+    target = check.write_rules.sqlglot_dialect
+    if target in _ALIAS_KEPT_FOR:
+        return
+    having = target in ("postgres", "tsql", "fabric")
+    references = _alias_references(check, root)
+    for column, key, select in references:
+        if key == "having" and not having:
+            continue
+        # the item's expression as it stands (an earlier item's references already replaced)
+        expressions = {
+            item.alias.lower(): item.this
+            for item in select.expressions
+            if isinstance(item, exp.Alias)
+        }
+        expression = expressions.get(column.name.lower())
+        if expression is None or (key == "having" and expression.find(exp.AggFunc)):
+            continue  # an aggregate's alias in HAVING: `having_aliases`, after the rewrites
+        copied = expression.copy()
+        if isinstance(copied, exp.Binary | exp.Unary | exp.Between | exp.In):
+            copied = exp.paren(copied, copy=False)
+        column.replace(copied)
+        # the rewrites after this one walk the copy's reading nodes as they walk the item's
+        reading = getattr(check, "reading", None)
+        if isinstance(reading, list):
+            reading.extend(node for node in copied.walk() if isinstance(node, _READING_TYPES))

@@ -1,0 +1,193 @@
+"""Red-team round 13 (issue #4): a select item's alias read in the same SELECT.
+
+Snowflake, DuckDB, Redshift and Databricks read a select item's alias in WHERE and in later
+select items (``SELECT LOWER(email) AS e, SPLIT_PART(e, '@', 2) AS dom … WHERE dom = …``);
+sqlglot's qualification reads it so for every dialect and writes it as is. So:
+
+- for PostgreSQL and BigQuery input the check passed a query the warehouse refuses (column
+  ``c`` does not exist); now ``unknown_column``, as the warehouse would (BigQuery reads the
+  alias in HAVING, PostgreSQL nowhere of these);
+- emitted for PostgreSQL, BigQuery, Redshift, Databricks or Fabric the alias stayed (an
+  unknown column there, or worse a source column of another meaning); now the reference
+  becomes the item's expression. HAVING aliases of non-aggregates likewise for PostgreSQL
+  and Fabric. A source column of the alias's name is still the column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+
+from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
+from tests.unit.sql.checks import check_sql, emitted_sql, error_codes, sorted_ids
+
+# (external_user_id, email, country)
+USERS: list[tuple[str, str | None, str | None]] = [
+    ("u1", "a@gmail.com", "US"),
+    ("u2", "b@yahoo.com", "us"),
+    ("u3", None, "FR"),
+    ("u4", "D@GMAIL.com", "fr"),
+]
+_COLUMNS = "external_user_id, email, country"
+
+
+@pytest.fixture()
+def warehouse() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for statement in marketing_ddl():
+        con.execute(statement)
+    con.executemany(f"INSERT INTO marketing.users ({_COLUMNS}) VALUES (?, ?, ?)", USERS)
+    return con
+
+
+@pytest.fixture()
+def pg(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute("DROP SCHEMA IF EXISTS marketing CASCADE")
+        for statement in marketing_ddl({**PG_TYPES, "JSON": "JSONB"}):
+            con.execute(statement)
+        with con.cursor() as cur:
+            cur.executemany(f"INSERT INTO marketing.users ({_COLUMNS}) VALUES (%s, %s, %s)", USERS)
+        yield con
+
+
+# (source dialect, query, ids the source dialect returns)
+ALIAS_READS: list[tuple[str, str, list[str]]] = [
+    (
+        "snowflake",
+        "SELECT external_user_id, country AS c FROM users WHERE c = 'US'",
+        ["u1"],
+    ),
+    (
+        "snowflake",
+        "SELECT external_user_id, LOWER(email) AS e, SPLIT_PART(e, '@', 2) AS dom "
+        "FROM users WHERE dom = 'gmail.com'",
+        ["u1", "u4"],
+    ),
+    (
+        "duckdb",
+        "SELECT external_user_id, UPPER(country) || '!' AS c FROM users WHERE c = 'US!'",
+        ["u1", "u2"],
+    ),
+    (
+        "redshift",
+        "SELECT external_user_id, LOWER(country) AS lc, lc || '-x' AS tag FROM users "
+        "WHERE tag = 'fr-x'",
+        ["u3", "u4"],
+    ),
+    (
+        "snowflake",
+        "SELECT external_user_id, LOWER(country) AS cc FROM users GROUP BY 1, cc HAVING cc <> 'us'",
+        ["u3", "u4"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql", "ids"), ALIAS_READS)
+def test_alias_reads_run_on_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, dialect: str, sql: str, ids: list[str]
+) -> None:
+    assert sorted_ids(warehouse, emitted_sql(sql, dialect, "duckdb")) == ids
+
+
+@pytest.mark.parametrize(("dialect", "sql", "ids"), ALIAS_READS)
+def test_alias_reads_run_on_postgres(
+    pg: psycopg.Connection[Any], dialect: str, sql: str, ids: list[str]
+) -> None:
+    assert sorted_ids(pg, emitted_sql(sql, dialect, "postgres")) == ids
+
+
+@pytest.mark.parametrize("target", ["bigquery", "redshift", "databricks", "fabric"])
+def test_alias_in_where_becomes_its_expression(target: str) -> None:
+    sql = emitted_sql(
+        "SELECT external_user_id, country AS c FROM users WHERE c = 'US'", "snowflake", target
+    )
+    assert "c = 'US'" not in sql
+    assert "country = 'US'" in sql
+
+
+def test_source_column_of_the_alias_name_stays_the_column(pg: psycopg.Connection[Any]) -> None:
+    # email is a column of users: WHERE reads the column, not the alias (country)
+    sql = "SELECT external_user_id, country AS email FROM users WHERE email LIKE '%gmail%'"
+    emitted = emitted_sql(sql, "snowflake", "postgres")
+    assert "email LIKE '%gmail%'" in emitted
+    assert sorted_ids(pg, emitted) == ["u1"]
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("postgres", "SELECT external_user_id, country AS c FROM users WHERE c = 'US'"),
+        ("bigquery", "SELECT external_user_id, country AS c FROM users WHERE c = 'US'"),
+        (
+            "postgres",
+            "SELECT external_user_id, LOWER(email) AS e, SPLIT_PART(e, '@', 2) AS dom FROM users",
+        ),
+        (
+            "bigquery",
+            "SELECT external_user_id, LOWER(email) AS e, UPPER(e) AS u FROM users",
+        ),
+        (
+            "postgres",
+            "SELECT external_user_id, COUNT(*) AS n FROM users GROUP BY 1 HAVING n > 1",
+        ),
+    ],
+)
+def test_alias_reads_the_dialect_refuses_are_unknown_columns(dialect: str, sql: str) -> None:
+    result = check_sql(sql, dialect)
+    assert [e.code for e in result.errors] == ["unknown_column"]
+    assert "alias" in result.errors[0].message
+    assert result.errors[0].line == 1
+
+
+def test_postgres_refuses_alias_reads_it_fails_on(pg: psycopg.Connection[Any]) -> None:
+    # the refusal matches the warehouse's own
+    with pytest.raises(psycopg.errors.UndefinedColumn):
+        pg.execute("SELECT external_user_id, country AS c FROM marketing.users WHERE c = 'US'")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql"),
+    [
+        ("bigquery", "SELECT external_user_id, COUNT(*) AS n FROM users GROUP BY 1 HAVING n > 1"),
+        ("postgres", "SELECT external_user_id, country AS c FROM users GROUP BY 1, c"),
+        ("postgres", "SELECT external_user_id, country AS c FROM users ORDER BY c"),
+        (
+            "postgres",
+            "SELECT external_user_id FROM (SELECT external_user_id, country AS c FROM users) t "
+            "WHERE c = 'US'",
+        ),
+    ],
+)
+def test_alias_reads_the_dialect_takes_stay_valid(dialect: str, sql: str) -> None:
+    assert error_codes(sql, dialect) == []
+
+
+@pytest.mark.parametrize("target", ["postgres", "bigquery"])
+def test_later_item_on_an_aggregate_alias_is_translated_with_it(target: str) -> None:
+    # the copied aggregate is translated like the item's own (collect_set has no
+    # ARRAY_UNIQUE_AGG in PostgreSQL or BigQuery)
+    sql = emitted_sql(
+        "SELECT external_user_id, collect_set(name) AS names, size(names) AS n FROM events "
+        "GROUP BY external_user_id",
+        "databricks",
+        target,
+    )
+    assert "ARRAY_UNIQUE_AGG" not in sql
+    assert "(names" not in sql
+
+
+def test_later_item_on_an_aggregate_alias_runs_on_postgres(pg: psycopg.Connection[Any]) -> None:
+    pg.execute(
+        "INSERT INTO marketing.events (event_id, external_user_id, name) "
+        "VALUES ('e1', 'u1', 'open'), ('e2', 'u1', 'buy'), ('e3', 'u2', 'open')"
+    )
+    sql = (
+        "SELECT external_user_id, collect_set(name) AS names, size(names) AS n FROM events "
+        "GROUP BY external_user_id HAVING n > 1"
+    )
+    assert sorted_ids(pg, emitted_sql(sql, "databricks", "postgres")) == ["u1"]
