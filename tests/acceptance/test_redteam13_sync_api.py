@@ -10,6 +10,11 @@
   a float after 1,024 attempts). The destination's own bounds apply when the sync is saved:
   ``batch_rows`` 1-1,000, ``max_attempts`` 1-100, delays over 0 and at most 3,600 s.
 
+* A sync's ``contacts`` had no count limit (a thousand addresses were stored, each
+  notification one mail to all of them), where a schedule's are at most 20: both are now.
+* ``catalog_name`` on a sync of another data type was stored and never used; it is refused
+  like the other fields a sync of that kind does not use.
+
 State on SQLite and PostgreSQL (the conftest's backends): the failures were the stores'.
 """
 
@@ -20,6 +25,7 @@ import pytest
 from tests.acceptance.conftest import Api
 from tests.acceptance.redteam import assert_refused as refused
 from tests.acceptance.test_sync_api import add_type_tables, duckdb_source, ready_sync
+from zerocopy.services.contacts import MAX_CONTACTS
 from zerocopy.services.syncs import MAX_ROW_LIMIT
 
 pytestmark = pytest.mark.anyio
@@ -86,3 +92,35 @@ async def test_a_page_offset_past_64_bits_is_refused(api: Api) -> None:
         assert resp.status_code == 200 and resp.json() == [], resp.text
     resp = await api.get(f"/v1/sync-runs/{run_id}/rows?offset=1&limit=1")
     assert resp.status_code == 200 and len(resp.json()) == 1, resp.text
+
+
+async def test_sync_contacts_are_bounded_like_schedule_contacts(api: Api) -> None:
+    source_id = await duckdb_source(api)
+    body = {"name": "ev", "data_type": "custom_events", "source_id": source_id, "table": "t"}
+    many = [f"ops{i}@example.com" for i in range(MAX_CONTACTS + 1)]
+    resp = await api.post("/v1/syncs", json={**body, "contacts": many})
+    err = refused(resp, 400, "validation_error", "contacts")
+    assert str(MAX_CONTACTS) in err["message"], err
+    assert (await api.get("/v1/syncs")).json() == []
+    resp = await api.post("/v1/syncs", json={**body, "contacts": many[:MAX_CONTACTS]})
+    assert resp.status_code == 201 and len(resp.json()["contacts"]) == MAX_CONTACTS, resp.text
+    sync_id = resp.json()["id"]
+    resp = await api.patch(f"/v1/syncs/{sync_id}", {"contacts": many})
+    refused(resp, 400, "validation_error", "contacts")
+    assert len((await api.get(f"/v1/syncs/{sync_id}")).json()["contacts"]) == MAX_CONTACTS
+
+
+async def test_catalog_name_only_on_catalog_item_syncs(api: Api) -> None:
+    source_id = await duckdb_source(api)
+    for data_type in ("user_attributes", "custom_events", "purchases", "user_deletes", "accounts"):
+        body = {"name": data_type, "data_type": data_type, "source_id": source_id, "table": "t"}
+        resp = await api.post("/v1/syncs", json={**body, "catalog_name": "products"})
+        err = refused(resp, 400, "validation_error", "catalog_name")
+        assert "catalog_items" in err["message"], err
+        for empty in (None, ""):  # left out in effect: accepted, nothing stored
+            resp = await api.post("/v1/syncs", json={**body, "catalog_name": empty})
+            assert resp.status_code == 201 and resp.json()["catalog_name"] is None, resp.text
+            assert (await api.delete(f"/v1/syncs/{resp.json()['id']}")).status_code == 204
+    body = {"name": "items", "data_type": "catalog_items", "source_id": source_id, "table": "t"}
+    resp = await api.post("/v1/syncs", json={**body, "catalog_name": "products"})
+    assert resp.status_code == 201 and resp.json()["catalog_name"] == "products", resp.text

@@ -22,11 +22,10 @@ from zerocopy.scheduling.scheduler import (
     upcoming_runs,
     zone_replanned,
 )
-from zerocopy.services.contacts import check_contacts
+from zerocopy.services.contacts import MAX_CONTACTS, check_contacts
 from zerocopy.state.db import Database
 from zerocopy.state.models import RefreshRun, Segment, Source, SourceStatus, Workspace, utcnow
 
-MAX_CONTACTS = 20
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 """One ``@`` between a non-empty local part and a dotted domain, no whitespace."""
 

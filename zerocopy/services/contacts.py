@@ -13,10 +13,21 @@ MAX_EMAIL_LOCAL_LENGTH = 64
 mailed, so it is refused when saved rather than failing every notification."""
 
 
+MAX_CONTACTS = 20
+"""Contacts per sync or schedule: each notification is one mail to all of them."""
+
+
 def check_contacts(values: list[Any]) -> None:
-    """``validation_error`` (``details.field`` ``contacts``) for an address with a control
-    character (a NUL cannot even be stored in PostgreSQL text) or longer than SMTP allows.
-    The address syntax itself is checked by the caller's own rule."""
+    """``validation_error`` (``details.field`` ``contacts``) for more than
+    :data:`MAX_CONTACTS` addresses, an address with a control character (a NUL cannot even
+    be stored in PostgreSQL text) or one longer than SMTP allows. The address syntax itself
+    is checked by the caller's own rule."""
+    if len(values) > MAX_CONTACTS:
+        raise ZerocopyError(
+            errors.VALIDATION_ERROR,
+            f"contacts must be a list of at most {MAX_CONTACTS} e-mail addresses",
+            details={"field": "contacts", "reason": "out_of_range"},
+        )
     for value in values:
         if not isinstance(value, str):
             continue

@@ -360,6 +360,12 @@ async def create_sync(
     if dtype is DataType.CATALOG_ITEMS and not (catalog_name or "").strip():
         raise _invalid("catalog_name", "a catalog-items sync needs the catalog_name to write to")
     if catalog_name is not None and catalog_name.strip():
+        if dtype is not DataType.CATALOG_ITEMS:
+            raise _invalid(
+                "catalog_name",
+                f"catalog_name is only for catalog_items syncs; a {dtype.value} sync writes to "
+                "no catalog (leave it out)",
+            )
         _catalog_name(catalog_name.strip())
     await ensure_unique_name(session, Sync, workspace_id, name)
     sync = Sync(
