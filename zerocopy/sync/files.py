@@ -278,7 +278,13 @@ def parse_jsonl(
         if not line.strip():
             continue
         obj = orjson.loads(line)
-        records.append({mapping[k]: v for k, v in obj.items() if k in mapping})
+        record = {mapping[k]: v for k, v in obj.items() if k in mapping}
+        if len(record) < len(obj) and len(record) < sum(k in mapping for k in obj):
+            # Two spellings of one column on one line (external_id and EXTERNAL_ID): which
+            # one is meant is unknown, as for a CSV header naming it twice.
+            twice = sorted({c for c in record if [mapping.get(k) for k in obj].count(c) > 1})
+            raise FileInvalid(f"line {lineno} names {', '.join(twice)} more than once")
+        records.append(record)
         hashes.append(_row_hash(key, etag, lineno, line.rstrip(b"\r\n")))
         if len(records) >= batch_rows:
             out.batches.append(_to_batch(records, canon))
