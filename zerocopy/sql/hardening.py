@@ -1650,6 +1650,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.regexp_extract_groups(check, root)
         or targets.set_operations_by_name(check, root)
         or targets.quantified_comparisons(check, root)
+        or targets.split_part_for_bigquery(check)
     ):
         return True
     targets.redundant_quotes(check, root)

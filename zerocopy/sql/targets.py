@@ -2325,3 +2325,59 @@ def refuse_pivot_group(check: Any, root: exp.Expr) -> bool:
         )
         return True
     return False
+
+
+# --- SPLIT_PART for BigQuery ----------------------------------------------------------------
+
+
+def split_part_for_bigquery(check: Any) -> bool:
+    """``SPLIT_PART(s, d, n)`` (Snowflake, PostgreSQL, Redshift, Databricks, DuckDB) emitted for
+    BigQuery, which has no such function (sqlglot writes it as is: the query fails there).
+    With a non-empty literal delimiter and a literal part number it becomes the part of
+    BigQuery's ``SPLIT``: ``COALESCE(SPLIT(s, d)[SAFE_ORDINAL(n)], IF(s IS NULL, NULL, ''))``
+    (a part past the end is ``''``, a NULL text NULL, as in the source), a negative ``n``
+    counting from the end through ``ARRAY_REVERSE``, Snowflake's part 0 as part 1. Anything
+    else (a computed part, an empty or computed delimiter, PostgreSQL's part 0, an error
+    there) is refused as unsupported. True when refused."""
+    if check.write_rules.sqlglot_dialect != "bigquery" or check.rules.sqlglot_dialect == "bigquery":
+        return False
+    if "split_part" not in check.text.lower():
+        return False
+    for node in list(check.reading):
+        if not isinstance(node, exp.SplitPart) or node.parent is None:
+            continue
+        delimiter, part = node.args.get("delimiter"), node.args.get("part_index")
+        number: int | None = None
+        if isinstance(part, exp.Literal) and part.is_int:
+            number = int(part.name)
+        elif isinstance(part, exp.Neg) and isinstance(part.this, exp.Literal) and part.this.is_int:
+            number = -int(part.this.name)
+        if number == 0 and node.args.get("part_index_zero_as_one"):
+            number = 1
+        if (
+            number is None
+            or number == 0
+            or not isinstance(delimiter, exp.Literal)
+            or not delimiter.is_string
+            or not delimiter.name
+        ):
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} has no SPLIT_PART, and only a literal part number "
+                "(not 0) with a literal, non-empty delimiter is translated to its SPLIT. Write "
+                "the part number and the delimiter as literals.",
+                check.node_position(node),
+            )
+            return True
+        parts = "SPLIT(zc_text, zc_delimiter)"
+        if number < 0:
+            parts = f"ARRAY_REVERSE({parts})"
+        template: exp.Expr = exp.maybe_parse(
+            f"COALESCE({parts}[SAFE_ORDINAL({abs(number)})], IF(zc_text IS NULL, NULL, ''))",
+            dialect="bigquery",
+        )
+        operands = {"zc_text": node.this, "zc_delimiter": delimiter}
+        for column in list(template.find_all(exp.Column)):
+            column.replace(operands[column.name].copy())
+        node.replace(template)
+    return False

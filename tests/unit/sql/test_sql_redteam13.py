@@ -11,6 +11,10 @@ sqlglot's qualification reads it so for every dialect and writes it as is. So:
   unknown column there, or worse a source column of another meaning); now the reference
   becomes the item's expression. HAVING aliases of non-aggregates likewise for PostgreSQL
   and Fabric. A source column of the alias's name is still the column.
+
+``SPLIT_PART`` (every input dialect but BigQuery) was emitted as is for BigQuery, which has
+no such function; now it is the part of BigQuery's ``SPLIT`` (``SAFE_ORDINAL``, ``''`` past
+the end, negative parts from the end), or refused when the part or delimiter is computed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import duckdb
 import psycopg
 import pytest
+import sqlglot
 
 from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
 from tests.unit.sql.checks import check_sql, emitted_sql, error_codes, sorted_ids
@@ -191,3 +196,52 @@ def test_later_item_on_an_aggregate_alias_runs_on_postgres(pg: psycopg.Connectio
         "GROUP BY external_user_id HAVING n > 1"
     )
     assert sorted_ids(pg, emitted_sql(sql, "databricks", "postgres")) == ["u1"]
+
+
+# --- SPLIT_PART for BigQuery -------------------------------------------------------------
+
+SPLIT_PARTS: list[tuple[str, str]] = [
+    ("snowflake", "SPLIT_PART(email, '@', 2)"),
+    ("snowflake", "SPLIT_PART(email, '@', -1)"),
+    ("snowflake", "SPLIT_PART(email, '@', 3)"),
+    ("postgres", "SPLIT_PART(email, '.', -2)"),
+    ("databricks", "split_part(email, '@', 1)"),
+    ("redshift", "SPLIT_PART(email, '@', 2)"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "call"), SPLIT_PARTS)
+def test_split_part_for_bigquery_means_the_same(dialect: str, call: str) -> None:
+    # the BigQuery form, read back into DuckDB, gives each row's part as DuckDB's own
+    # split_part does (NULL, '' and a single-part text included)
+    sql = f"SELECT external_user_id, {call} AS part FROM users"
+    emitted = check_sql(sql, dialect, "bigquery").sql
+    assert emitted and "SPLIT_PART" not in emitted.upper()
+    select = sqlglot.parse_one(emitted, read="bigquery").expressions[1].this
+    rows = "(VALUES ('a@b.com'), (NULL), (''), ('x'), ('a.b@c.d.e')) AS r(email)"
+    source = sqlglot.parse_one(call, read=dialect).sql("duckdb")
+    con = duckdb.connect()
+    got = con.execute(f"SELECT {select.sql('duckdb')} FROM {rows}").fetchall()
+    assert got == con.execute(f"SELECT {source} FROM {rows}").fetchall()
+
+
+@pytest.mark.parametrize(
+    ("dialect", "call"),
+    [
+        ("duckdb", "SPLIT_PART(email, '.', LENGTH(first_name))"),
+        ("redshift", "SPLIT_PART(email, '', 1)"),
+        ("postgres", "SPLIT_PART(email, country, 1)"),
+    ],
+)
+def test_split_part_bigquery_cannot_take_is_refused(dialect: str, call: str) -> None:
+    sql = f"SELECT external_user_id FROM users WHERE {call} = 'x'"
+    assert error_codes(sql, dialect, "bigquery") == ["unsupported_in_dialect"]
+
+
+def test_snowflake_split_part_zero_is_the_first_part() -> None:
+    emitted = emitted_sql(
+        "SELECT external_user_id FROM users WHERE SPLIT_PART(email, '@', 0) = 'a'",
+        "snowflake",
+        "bigquery",
+    )
+    assert "SAFE_ORDINAL(1)" in emitted
