@@ -119,7 +119,31 @@ def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> Re
             "and the grants, then test the source again",
             details={"table": name},
         )
+    if len(found) > 1:
+        # Names that differ only in case (quoted in PostgreSQL): the one spelled exactly.
+        given = name.strip().rpartition(".")[2].strip('"`[]')
+        found = [x for x in found if x.name == given] or found
+        if len({x.name for x in found}) > 1:
+            raise ZerocopyError(
+                errors.UNKNOWN_TABLE,
+                f"{name!r} names {len(found)} tables or views that differ only in case "
+                f"({', '.join(sorted(x.name for x in found))}): give the name exactly",
+                details={"table": name, "ambiguous": sorted(x.name for x in found)},
+            )
     info = found[0]
+    spellings: dict[str, list[str]] = {}
+    for c in info.columns:
+        spellings.setdefault(c.name.upper(), []).append(c.name)
+    twice = {k: v for k, v in spellings.items() if len(v) > 1 and k in KNOWN_COLUMNS[data_type]}
+    if twice:
+        both = "; ".join(" and ".join(repr(n) for n in v) for v in twice.values())
+        raise ZerocopyError(
+            errors.UNKNOWN_COLUMN,
+            f"table {info.name!r} has columns that differ only in case ({both}) where a "
+            f"{data_type.value} sync reads one ({', '.join(twice)}): rename one, or sync a view "
+            "that selects the one to use",
+            details={"table": info.name, "ambiguous": sorted(twice)},
+        )
     columns = canonical_columns([c.name for c in info.columns], data_type)
     missing = missing_columns(columns, data_type)
     if missing:
