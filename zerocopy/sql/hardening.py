@@ -1651,6 +1651,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.set_operations_by_name(check, root)
         or targets.quantified_comparisons(check, root)
         or targets.split_part_for_bigquery(check)
+        or targets.bigquery_instr(check)
     ):
         return True
     targets.redundant_quotes(check, root)

@@ -2381,3 +2381,71 @@ def split_part_for_bigquery(check: Any) -> bool:
             column.replace(operands[column.name].copy())
         node.replace(template)
     return False
+
+
+# --- BigQuery INSTR positions and occurrences -----------------------------------------------
+
+
+def _negative_literal(node: Any) -> int | None:
+    """The value of a negative integer literal (``-1``), else None."""
+    if isinstance(node, exp.Neg) and isinstance(node.this, exp.Literal) and node.this.is_int:
+        return -int(node.this.name)
+    if isinstance(node, exp.Literal) and node.is_int and int(node.name) < 0:
+        return int(node.name)
+    return None
+
+
+def bigquery_instr(check: Any) -> bool:
+    """BigQuery's ``INSTR(s, sub, position, occurrence)`` emitted elsewhere. A negative position
+    searches backwards from the end there; every other warehouse starts at the first character
+    (sqlglot keeps the number: ``CHARINDEX('.', s, -1)``, ``SUBSTRING(s FROM -1)``), so
+    ``INSTR(s, sub, -1)`` — the last occurrence, with a literal ``sub`` — becomes
+    ``LENGTH(s) - STRPOS(REVERSE(s), REVERSE(sub)) - LENGTH(sub) + 2`` (0 when absent), and
+    any other negative position is refused. An occurrence other than 1 is dropped by sqlglot
+    for PostgreSQL and Redshift (the first one is found): refused there (the others refuse it
+    already). True when refused."""
+    if check.rules.sqlglot_dialect != "bigquery" or check.write_rules.sqlglot_dialect == "bigquery":
+        return False
+    if "instr" not in check.text.lower():
+        return False
+    write = check.write_rules.sqlglot_dialect
+    for node in list(check.reading):
+        if not isinstance(node, exp.StrPosition) or node.parent is None:
+            continue
+        occurrence = node.args.get("occurrence")
+        once = occurrence is None or (
+            isinstance(occurrence, exp.Literal) and occurrence.is_int and occurrence.name == "1"
+        )
+        position = node.args.get("position")
+        negative = _negative_literal(position)
+        substr = node.args.get("substr")
+        why = None
+        if not once and write in ("postgres", "redshift"):
+            why = "an occurrence other than the first"
+        elif negative is not None and (
+            negative != -1
+            or not once
+            or write in _TSQL
+            or not (isinstance(substr, exp.Literal) and substr.is_string and substr.name)
+        ):
+            why = "a search backwards from the end (negative position) other than INSTR(s, 'literal', -1)"
+        if why is not None:
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} cannot express this INSTR: {why}. Rewrite it with "
+                "a forward search (REVERSE the text to search from the end).",
+                check.node_position(node),
+            )
+            return True
+        if negative is None:
+            continue
+        template: exp.Expr = exp.maybe_parse(
+            "CASE WHEN STRPOS(zc_text, zc_sub) = 0 THEN 0 ELSE LENGTH(zc_text) - "
+            "STRPOS(REVERSE(zc_text), REVERSE(zc_sub)) - LENGTH(zc_sub) + 2 END",
+            dialect="duckdb",
+        )
+        operands = {"zc_text": node.this, "zc_sub": substr}
+        for column in list(template.find_all(exp.Column)):
+            column.replace(operands[column.name].copy())
+        node.replace(template)
+    return False

@@ -15,6 +15,12 @@ sqlglot's qualification reads it so for every dialect and writes it as is. So:
 ``SPLIT_PART`` (every input dialect but BigQuery) was emitted as is for BigQuery, which has
 no such function; now it is the part of BigQuery's ``SPLIT`` (``SAFE_ORDINAL``, ``''`` past
 the end, negative parts from the end), or refused when the part or delimiter is computed.
+
+BigQuery's ``INSTR(s, sub, -1)`` (the last occurrence: a negative position searches
+backwards) was emitted as a forward search from the start (``CHARINDEX('.', s, -1)``,
+``SUBSTRING(s FROM -1)``), and ``INSTR(s, sub, 1, 2)`` lost its occurrence for PostgreSQL and
+Redshift (the first one found); now the last occurrence is computed on the reversed text, and
+the rest refused.
 """
 
 from __future__ import annotations
@@ -245,3 +251,48 @@ def test_snowflake_split_part_zero_is_the_first_part() -> None:
         "bigquery",
     )
     assert "SAFE_ORDINAL(1)" in emitted
+
+
+# --- BigQuery INSTR backwards and by occurrence ----------------------------------------------
+
+_LAST_DOT = "SELECT external_user_id, INSTR(email, '.', -1) AS at FROM users"
+
+
+def _last_positions(rows: list[tuple[str, str | None, str | None]]) -> list[tuple[str, int | None]]:
+    """Each user's position of the last '.' in the email, as BigQuery's INSTR(…, -1) gives it."""
+    return sorted((uid, None if email is None else email.rfind(".") + 1) for uid, email, _ in rows)
+
+
+def test_bigquery_instr_from_the_end_on_duckdb(warehouse: duckdb.DuckDBPyConnection) -> None:
+    body = check_sql(_LAST_DOT, "bigquery", "duckdb").sql
+    assert body
+    assert sorted(warehouse.execute(body).fetchall()) == _last_positions(USERS)
+
+
+def test_bigquery_instr_from_the_end_on_postgres(pg: psycopg.Connection[Any]) -> None:
+    body = check_sql(_LAST_DOT, "bigquery", "postgres").sql
+    assert body
+    assert sorted(pg.execute(body).fetchall()) == _last_positions(USERS)
+
+
+@pytest.mark.parametrize("target", ["snowflake", "redshift", "databricks"])
+def test_bigquery_instr_from_the_end_is_no_forward_search(target: str) -> None:
+    emitted = emitted_sql(_LAST_DOT, "bigquery", target)
+    assert "-1" not in emitted
+    assert "REVERSE(" in emitted
+
+
+@pytest.mark.parametrize(
+    ("call", "target"),
+    [
+        ("INSTR(email, '.', 1, 2)", "postgres"),
+        ("INSTR(email, '.', 1, 2)", "redshift"),
+        ("INSTR(email, '.', -2)", "duckdb"),
+        ("INSTR(email, '.', -1, 2)", "snowflake"),
+        ("INSTR(email, country, -1)", "postgres"),
+        ("INSTR(email, '.', -1)", "fabric"),
+    ],
+)
+def test_bigquery_instr_the_target_cannot_express_is_refused(call: str, target: str) -> None:
+    sql = f"SELECT external_user_id FROM users WHERE {call} > 2"
+    assert error_codes(sql, "bigquery", target) == ["unsupported_in_dialect"]
