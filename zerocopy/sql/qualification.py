@@ -27,7 +27,7 @@ import sqlglot.optimizer.qualify_columns as _qc
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import OptimizeError
-from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
+from sqlglot.optimizer.scope import Scope, ScopeType, find_all_in_scope, traverse_scope
 from sqlglot.schema import Schema, ensure_schema
 
 # The sqlglot release whose ``qualify_columns`` body is mirrored below (checked against
@@ -107,6 +107,8 @@ def qualify_columns(
             qc.pushdown_cte_alias_columns(scope)
         is_select = isinstance(scope.expression, exp.Select)
         qc._separate_pseudocolumns(scope, pseudocolumns)
+        # it clears the scope's collection when it replaced a column (it collected it first)
+        pseudocolumns_made = bool(pseudocolumns) and not scope._collected
         resolver = qc.Resolver(scope, schema)
         qc._qualify_comprehensions(scope, resolver)
         qc._pop_table_column_aliases(scope.ctes)
@@ -134,7 +136,8 @@ def qualify_columns(
             )
         elif is_select:
             _expand_no_stars(scope)
-        qc._expand_alias_refs(scope, resolver, dialect)
+        if not (is_select and _alias_refs_moot(scope, dialect, pseudocolumns_made)):
+            qc._expand_alias_refs(scope, resolver, dialect)
         if is_select:
             qc.qualify_outputs(scope, dialect=dialect)
         before = _expansion_targets(scope.expression)
@@ -210,6 +213,55 @@ def _expansion_targets(expression: exp.Expr) -> list[exp.Expr]:
         if isinstance(on, exp.Expr):
             found += on.expressions
     return found
+
+
+def _alias_refs_moot(scope: Scope, dialect: Dialect, pseudocolumns_made: bool) -> bool:
+    """Whether sqlglot's ``_expand_alias_refs(scope, resolver, dialect)``, where it runs after
+    columns are qualified, would change nothing; when so, what it would still do (BigQuery's
+    marking of shadowed qualifiers) is done here instead.
+
+    It walks the SELECT's projections, WHERE, GROUP BY, HAVING, QUALIFY (and joins where the
+    dialect lets them name aliases) within the scope, and acts only on a column (an
+    ``exp.Column``, or its subclass ``Pseudocolumn``) without a table qualifier: it qualifies
+    it or replaces it by the aliased expression. Every other step of it only reads (the
+    recursive-CTE case, skipped here, too). So it changes nothing when every column of the
+    scope is qualified. Those are read from the scope's own collection (no walk): every
+    column of the scope (all of ``exp.Column`` exactly) as collected, which is the tree's when
+    the collection is current (``_collected``: the qualifier's steps that replace columns
+    clear it, except star expansion, hence no star projection), with no ``Pseudocolumn`` made
+    (not collected), and no projection that starts a scope of its own (a walk from it would
+    enter it).
+
+    ``pseudocolumns_made``: ``_separate_pseudocolumns`` replaced a column in this scope.
+    """
+    expression = scope.expression
+    if dialect.DISABLES_ALIAS_REF_EXPANSION or pseudocolumns_made or not scope._collected:
+        return False
+    node = expression.parent
+    while node is not None:
+        if isinstance(node, exp.With) and node.args.get("recursive"):
+            return False
+        node = node.parent
+    selects = cast(exp.Select, expression).selects
+    for projection in selects:
+        if isinstance(projection, exp.Star | exp.CTE | exp.Query) or projection.is_star:
+            return False
+    for column in scope._raw_columns:
+        if not column.table:
+            return False
+    for star in scope._stars:
+        if isinstance(star, exp.Column) and not star.table:
+            return False
+    if dialect.PROJECTION_ALIASES_SHADOW_SOURCE_NAMES:
+        args = expression.args
+        projections = {s.alias_or_name for s in selects}
+        for clause in (args.get("group"), args.get("having"), args.get("qualify")):
+            if not clause:
+                continue
+            for found in find_all_in_scope(clause, exp.Column):
+                if found.table and not found.db:
+                    found.set("shadow", found.table in projections or None)
+    return True
 
 
 def reusable_scopes(scopes: list[Scope], current: set[int] | None = None) -> list[Scope] | None:

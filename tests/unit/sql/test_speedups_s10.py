@@ -4,6 +4,8 @@
   ``_expand_stars`` sets the same projections again and drops the collection), and when no
   step of the qualification replaced a node anywhere, the check reuses the collections
   instead of walking every scope again (``current`` of `qualification.reusable_scopes`).
+* ``_expand_alias_refs`` after qualification is skipped when every column of the scope is
+  qualified (`qualification._alias_refs_moot`), BigQuery's shadow marking done the same way.
 
 Each is compared with the slow path: sqlglot's own ``qualify_columns`` (tree, including args
 such as BigQuery's ``shadow``, and errors) and a new traversal of the qualified tree (every
@@ -221,3 +223,29 @@ def test_kept_collections_are_those_of_a_new_traversal() -> None:
 )
 def test_collections_are_kept_only_when_no_node_was_replaced(sql: str, outcome: str) -> None:
     assert _reuse(sql, "postgres") == outcome
+
+
+def _select_scope(sql: str, name: str) -> tuple[Scope, Any]:
+    """The outermost scope of ``sql`` qualified up to (not including) the alias expansion."""
+    dialect = _dialect(name)
+    tree = _parse(sql, dialect)
+    assert tree is not None
+    schema = SqlCatalog(CATALOG).view(dialect).scope_schema(SCOPE)
+    scope = traverse_scope(tree)[-1]
+    resolver = qc.Resolver(scope, schema)
+    qc._qualify_columns(scope, resolver, allow_partial_qualification=True)
+    scope.clear_column_cache()
+    return scope, dialect
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_alias_expansion_is_skipped_only_when_every_column_is_qualified(dialect: str) -> None:
+    scope, read = _select_scope("SELECT u.external_user_id FROM users AS u", dialect)
+    assert qualification._alias_refs_moot(scope, read, pseudocolumns_made=False)
+    assert not qualification._alias_refs_moot(scope, read, pseudocolumns_made=True)
+    scope.clear_cache()  # a collection that may not describe the tree: not trusted
+    assert not qualification._alias_refs_moot(scope, read, pseudocolumns_made=False)
+    scope, read = _select_scope(
+        "SELECT u.country AS c, u.external_user_id FROM users AS u WHERE c = 'FR'", dialect
+    )
+    assert not qualification._alias_refs_moot(scope, read, pseudocolumns_made=False)
