@@ -1652,6 +1652,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.quantified_comparisons(check, root)
         or targets.split_part_for_bigquery(check)
         or targets.bigquery_instr(check)
+        or targets.last_day_units(check)
     ):
         return True
     targets.redundant_quotes(check, root)

@@ -2449,3 +2449,55 @@ def bigquery_instr(check: Any) -> bool:
             column.replace(operands[column.name].copy())
         node.replace(template)
     return False
+
+
+# --- LAST_DAY of a unit other than the month ------------------------------------------------
+
+# The unit's length after DATE_TRUNC in PostgreSQL (its weeks start on Monday)
+_LAST_DAY_SPANS = {"YEAR": "1 YEAR", "QUARTER": "3 MONTH", "WEEK": "7 DAY", "ISOWEEK": "7 DAY"}
+
+
+def last_day_units(check: Any) -> bool:
+    """``LAST_DAY(d, unit)`` (Snowflake, BigQuery) emitted for PostgreSQL or T-SQL/Fabric,
+    where sqlglot drops the unit and writes the month's last day (``EOMONTH(d)``). For
+    PostgreSQL a year, quarter or Monday-started week (Snowflake's weeks, BigQuery's
+    ``ISOWEEK``/``WEEK(MONDAY)``) becomes ``CAST(DATE_TRUNC(unit, d) + span - 1 day AS DATE)``;
+    anything else (BigQuery's Sunday weeks, T-SQL/Fabric) is refused. True when refused."""
+    write = check.write_rules.sqlglot_dialect
+    if write not in ("postgres", "tsql", "fabric") or "last_day" not in check.text.lower():
+        return False
+    for node in list(check.reading):
+        if not isinstance(node, exp.LastDay) or node.parent is None:
+            continue
+        unit = node.args.get("unit")
+        if unit is None:
+            continue
+        if isinstance(unit, exp.WeekStart):
+            name = "ISOWEEK" if unit.this.name.upper() == "MONDAY" else ""
+        else:
+            name = unit.name.upper()
+        if name == "MONTH":
+            node.set("unit", None)
+            continue
+        if name == "WEEK" and check.rules.sqlglot_dialect == "bigquery":
+            name = ""  # BigQuery's WEEK starts on Sunday
+        span = _LAST_DAY_SPANS.get(name)
+        if span is None or write != "postgres":
+            check.issue(
+                UNSUPPORTED_IN_DIALECT,
+                f"{check.write_rules.name} has no LAST_DAY of a {unit.sql().lower()} (only of "
+                "the month): it cannot be expressed there. Compute the last day with the "
+                "target's date arithmetic.",
+                check.node_position(node),
+            )
+            return True
+        truncated = "WEEK" if name == "ISOWEEK" else name
+        template: exp.Expr = exp.maybe_parse(
+            f"CAST(DATE_TRUNC('{truncated}', zc_date) + INTERVAL '{span}' - INTERVAL '1 DAY' "
+            "AS DATE)",
+            dialect="postgres",
+        )
+        for column in list(template.find_all(exp.Column)):
+            column.replace(node.this.copy())
+        node.replace(template)
+    return False

@@ -21,6 +21,11 @@ backwards) was emitted as a forward search from the start (``CHARINDEX('.', s, -
 ``SUBSTRING(s FROM -1)``), and ``INSTR(s, sub, 1, 2)`` lost its occurrence for PostgreSQL and
 Redshift (the first one found); now the last occurrence is computed on the reversed text, and
 the rest refused.
+
+``LAST_DAY(d, 'week'|'quarter'|'year')`` (Snowflake, BigQuery) lost its unit for PostgreSQL
+and Fabric (sqlglot wrote the month's last day, ``EOMONTH(d)``); now the unit's last day for
+PostgreSQL (Monday weeks), refused where it cannot be written (Fabric, BigQuery's Sunday
+weeks).
 """
 
 from __future__ import annotations
@@ -296,3 +301,64 @@ def test_bigquery_instr_from_the_end_is_no_forward_search(target: str) -> None:
 def test_bigquery_instr_the_target_cannot_express_is_refused(call: str, target: str) -> None:
     sql = f"SELECT external_user_id FROM users WHERE {call} > 2"
     assert error_codes(sql, "bigquery", target) == ["unsupported_in_dialect"]
+
+
+# --- LAST_DAY of a week, quarter, year -------------------------------------------------------
+
+_CREATED = {
+    "u1": "2024-03-01 10:00:00",  # a Friday
+    "u2": "2024-02-25 23:00:00",  # a Sunday
+    "u3": "2023-12-31 01:00:00",  # a Sunday, last day of the year
+    "u4": "2024-05-13 00:00:00",  # a Monday
+}
+
+
+@pytest.mark.parametrize(
+    ("dialect", "unit"),
+    [
+        ("snowflake", "'week'"),
+        ("snowflake", "'quarter'"),
+        ("snowflake", "'year'"),
+        ("bigquery", "ISOWEEK"),
+        ("bigquery", "WEEK(MONDAY)"),
+        ("bigquery", "QUARTER"),
+    ],
+)
+def test_last_day_of_a_unit_on_postgres_as_on_duckdb(
+    pg: psycopg.Connection[Any],
+    warehouse: duckdb.DuckDBPyConnection,
+    dialect: str,
+    unit: str,
+) -> None:
+    for uid, created in _CREATED.items():
+        update = "UPDATE marketing.users SET created_at = CAST('{}' AS TIMESTAMP) WHERE "
+        update += "external_user_id = '{}'"
+        pg.execute(update.format(created, uid))
+        warehouse.execute(update.format(created, uid))
+    arg = "DATE(created_at)" if dialect == "bigquery" else "created_at"
+    sql = f"SELECT external_user_id, LAST_DAY({arg}, {unit}) AS d FROM users"
+    on_pg = sorted(pg.execute(str(check_sql(sql, dialect, "postgres").sql)).fetchall())
+    on_duckdb = sorted(warehouse.execute(str(check_sql(sql, dialect, "duckdb").sql)).fetchall())
+    assert on_pg == on_duckdb
+    assert len({day for _, day in on_pg}) > 1
+
+
+@pytest.mark.parametrize(
+    ("dialect", "call", "target"),
+    [
+        ("snowflake", "LAST_DAY(created_at, 'week')", "fabric"),
+        ("snowflake", "LAST_DAY(created_at, 'year')", "fabric"),
+        ("bigquery", "LAST_DAY(DATE(created_at), WEEK)", "postgres"),
+    ],
+)
+def test_last_day_of_a_unit_the_target_cannot_write_is_refused(
+    dialect: str, call: str, target: str
+) -> None:
+    sql = f"SELECT external_user_id FROM users WHERE {call} = '2024-03-31'"
+    assert error_codes(sql, dialect, target) == ["unsupported_in_dialect"]
+
+
+def test_last_day_of_the_month_is_still_the_month() -> None:
+    sql = "SELECT external_user_id FROM users WHERE LAST_DAY(created_at) = '2024-03-31'"
+    assert "INTERVAL '1 MONTH'" in emitted_sql(sql, "snowflake", "postgres")
+    assert "EOMONTH(" in emitted_sql(sql, "snowflake", "fabric")
