@@ -1633,6 +1633,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     if len(check.issues) > issues:
         return True
     alias_references(check, root)
+    group_keys_for_tsql(check, root)
     if (
         refuse_star_modifiers(check, root)
         or refuse_untranslated_functions(check)
@@ -2413,3 +2414,39 @@ def alias_references(check: Any, root: exp.Expr) -> None:
         reading = getattr(check, "reading", None)
         if isinstance(reading, list):
             reading.extend(node for node in copied.walk() if isinstance(node, _READING_TYPES))
+
+
+def group_keys_for_tsql(check: Any, root: exp.Expr) -> None:
+    """``GROUP BY 1`` or ``GROUP BY alias`` emitted for T-SQL/Fabric, which group only by
+    expressions of the sources (a position is a constant there, an alias unknown: the
+    warehouse fails): each such key becomes the select item's expression. A key that is a
+    source column stays (the checked copy, where sqlglot expanded positions and aliases,
+    still has the column there)."""
+    if check.write_rules.sqlglot_dialect not in ("tsql", "fabric"):
+        return
+    work = getattr(check, "work", None)
+    for select in list(root.find_all(exp.Select)):
+        group = select.args.get("group")
+        if group is None or not group.expressions:
+            continue
+        items = select.expressions
+        aliases = {item.alias.lower(): item for item in items if isinstance(item, exp.Alias)}
+        twin: Any = None
+        for index, key in enumerate(list(group.expressions)):
+            item: exp.Expr | None = None
+            if isinstance(key, exp.Literal) and key.is_int:
+                position = int(key.name)
+                if 1 <= position <= len(items) and not items[position - 1].is_star:
+                    item = items[position - 1]
+            elif isinstance(key, exp.Column) and not key.table and key.name.lower() in aliases:
+                if twin is None:
+                    twin = targets._twin(select, root, work) if work is not None else False
+                twin_group = twin.args.get("group") if isinstance(twin, exp.Select) else None
+                twin_keys = twin_group.expressions if twin_group is not None else []
+                twin_key = twin_keys[index] if index < len(twin_keys) else None
+                if not (
+                    isinstance(twin_key, exp.Column) and twin_key.name.lower() == key.name.lower()
+                ):
+                    item = aliases[key.name.lower()]
+            if item is not None:
+                key.replace(item.unalias().copy())

@@ -26,6 +26,10 @@ the rest refused.
 and Fabric (sqlglot wrote the month's last day, ``EOMONTH(d)``); now the unit's last day for
 PostgreSQL (Monday weeks), refused where it cannot be written (Fabric, BigQuery's Sunday
 weeks).
+
+``GROUP BY 1`` and ``GROUP BY alias`` were emitted as is for Fabric/T-SQL, where a position
+is a constant (an error: each GROUP BY expression must contain a column) and an alias is
+unknown; now each becomes the select item's expression (a source column of the name stays).
 """
 
 from __future__ import annotations
@@ -362,3 +366,38 @@ def test_last_day_of_the_month_is_still_the_month() -> None:
     sql = "SELECT external_user_id FROM users WHERE LAST_DAY(created_at) = '2024-03-31'"
     assert "INTERVAL '1 MONTH'" in emitted_sql(sql, "snowflake", "postgres")
     assert "EOMONTH(" in emitted_sql(sql, "snowflake", "fabric")
+
+
+# --- GROUP BY positions and aliases for Fabric -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "group"),
+    [
+        (
+            "snowflake",
+            "SELECT external_user_id, COUNT(*) AS n FROM events GROUP BY 1 HAVING COUNT(*) > 2",
+            "GROUP BY external_user_id HAVING",
+        ),
+        (
+            "snowflake",
+            "SELECT external_user_id, LOWER(country) AS c FROM users GROUP BY external_user_id, c",
+            "GROUP BY external_user_id, LOWER(country)",
+        ),
+        (
+            "bigquery",
+            "SELECT external_user_id, LOWER(country) AS lc FROM users GROUP BY 1, 2",
+            "GROUP BY external_user_id, LOWER(country)",
+        ),
+        (
+            # a source column of the alias's name is the column (PostgreSQL's rule)
+            "postgres",
+            "SELECT external_user_id, LOWER(country) AS country FROM users GROUP BY 1, country",
+            "GROUP BY external_user_id, country",
+        ),
+    ],
+)
+def test_group_keys_for_fabric_are_expressions(dialect: str, sql: str, group: str) -> None:
+    emitted = check_sql(sql, dialect, "fabric").sql
+    assert emitted is not None
+    assert group in emitted
