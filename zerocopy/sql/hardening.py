@@ -1777,6 +1777,13 @@ def _postgres_elapsed(diff: exp.DateDiff, seconds: int) -> exp.Expr:
     return template
 
 
+# Databricks' three-argument DATEDIFF/DATE_DIFF/TIMESTAMPDIFF in days (whole days elapsed),
+# which sqlglot reads like the two-argument datediff(end, start) (days between the dates)
+_THREE_ARGUMENT_DAY_DIFF = re.compile(
+    r"\b(?:date_?diff|timestampdiff)\s*\(\s*['\"`]?(?:day|days|dd|d)\b", re.IGNORECASE
+)
+
+
 def boundary_date_diffs(check: Any) -> None:
     """``DATEDIFF(unit, a, b)`` that counts unit boundaries crossed (Snowflake, Redshift,
     DuckDB: ``DATEDIFF(day, '… 23:00', '… 01:00')`` is 1), emitted where it would not.
@@ -1811,6 +1818,22 @@ def boundary_date_diffs(check: Any) -> None:
             # Databricks' datediff(end, start) counts days between dates and sqlglot reads it
             # like DATEDIFF(DAY, start, end) (elapsed): ambiguous, left as sqlglot writes it
             ambiguous = read == "databricks" and name == "DAY"
+            if (
+                ambiguous
+                and write == "postgres"
+                and node.parent
+                and not _THREE_ARGUMENT_DAY_DIFF.search(check.text)
+            ):
+                # no DATEDIFF(DAY, …) in the text: every one is datediff(end, start), the
+                # days between the dates (a 23:00 to 01:00 night is 1), as PostgreSQL's
+                # date - date
+                node.replace(
+                    exp.Sub(
+                        this=exp.cast(node.this.copy(), exp.DType.DATE),
+                        expression=exp.cast(node.expression.copy(), exp.DType.DATE),
+                    )
+                )
+                continue
             if write == "postgres" and name in _UNIT_SECONDS and not ambiguous and node.parent:
                 node.replace(_postgres_elapsed(node, _UNIT_SECONDS[name]))
             continue

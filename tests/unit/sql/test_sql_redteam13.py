@@ -30,6 +30,11 @@ weeks).
 ``GROUP BY 1`` and ``GROUP BY alias`` were emitted as is for Fabric/T-SQL, where a position
 is a constant (an error: each GROUP BY expression must contain a column) and an alias is
 unknown; now each becomes the select item's expression (a source column of the name stays).
+
+Databricks' ``datediff(end, start)`` (days between the dates: 23:00 to 01:00 is 1) was
+emitted for PostgreSQL as elapsed seconds / 86400 cast to BIGINT (0 there, and 13.96 days
+rounded to 14); now ``CAST(end AS DATE) - CAST(start AS DATE)`` when the text has no
+three-argument ``DATEDIFF(DAY, …)`` (which sqlglot reads the same way, and means elapsed days).
 """
 
 from __future__ import annotations
@@ -401,3 +406,31 @@ def test_group_keys_for_fabric_are_expressions(dialect: str, sql: str, group: st
     emitted = check_sql(sql, dialect, "fabric").sql
     assert emitted is not None
     assert group in emitted
+
+
+# --- Databricks datediff(end, start) for PostgreSQL ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call", ["datediff(updated_at, created_at)", "date_diff(updated_at, created_at)"]
+)
+def test_databricks_datediff_counts_dates_on_postgres(
+    pg: psycopg.Connection[Any], warehouse: duckdb.DuckDBPyConnection, call: str
+) -> None:
+    spans = {
+        "u1": ("2024-03-03 23:00:00", "2024-03-04 01:00:00"),  # 1 date apart, 2 hours
+        "u2": ("2024-02-25 10:00:00", "2024-03-10 09:00:00"),  # 14 dates apart, 13.96 days
+        "u3": ("2024-03-09 00:00:00", "2024-03-02 00:00:00"),  # -7
+    }
+    for uid, (created, updated) in spans.items():
+        update = (
+            f"UPDATE marketing.users SET created_at = CAST('{created}' AS TIMESTAMP), "
+            f"updated_at = CAST('{updated}' AS TIMESTAMP) WHERE external_user_id = '{uid}'"
+        )
+        pg.execute(update)
+        warehouse.execute(update)
+    sql = f"SELECT external_user_id, {call} AS days FROM users WHERE created_at IS NOT NULL"
+    on_pg = sorted(pg.execute(str(check_sql(sql, "databricks", "postgres").sql)).fetchall())
+    assert on_pg == [("u1", 1), ("u2", 14), ("u3", -7)]
+    on_duckdb = warehouse.execute(str(check_sql(sql, "databricks", "duckdb").sql)).fetchall()
+    assert sorted(on_duckdb) == on_pg
