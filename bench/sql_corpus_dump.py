@@ -69,9 +69,10 @@ def diff(a: str, b: str) -> int:
 def main() -> int:
     if len(sys.argv) == 4 and sys.argv[1] == "--diff":
         return diff(sys.argv[2], sys.argv[3])
-    if len(sys.argv) != 2:
+    if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+        # ``--help`` (or any option) prints the usage; it is never taken for the output path
         print(__doc__)
-        return 2
+        return 0 if sys.argv[1:] in (["--help"], ["-h"]) else 2
     results = dump()
     pathlib.Path(sys.argv[1]).write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     import zerocopy.sql.check as code
