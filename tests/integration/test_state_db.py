@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
 from tests.integration.state_fixtures import db_fixture, make_segment  # noqa: F401
-from zerocopy.state.db import Database, alembic_config
+from zerocopy.state.db import SQLITE_CACHE_KIB, Database, alembic_config
 from zerocopy.state.models import (
     ApiKey,
     Base,
@@ -136,6 +136,30 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
             fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar()
             busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
         assert (mode, fks) == ("wal", 1) and busy >= 1000
+    finally:
+        await db.dispose()
+
+
+async def test_sqlite_connections_keep_a_large_cache_and_are_reused_most_recent_first(
+    tmp_path: Path,
+) -> None:
+    """In WAL mode a connection drops its page cache when another one committed since its
+    last read: the pool hands out the most recently used connection, whose cache is big."""
+    db = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    try:
+        async with db.engine.connect() as first, db.engine.connect() as second:
+            cache = (await first.exec_driver_sql("PRAGMA cache_size")).scalar()
+            first_raw = (await first.get_raw_connection()).driver_connection
+            second_raw = (await second.get_raw_connection()).driver_connection
+            await second.close()
+            await first.close()  # returned last: the next checkouts get it (FIFO: second)
+        assert cache == -SQLITE_CACHE_KIB and SQLITE_CACHE_KIB >= 32 * 1024
+        used = []
+        for _ in range(3):
+            async with db.engine.connect() as conn:
+                used.append((await conn.get_raw_connection()).driver_connection)
+        assert first_raw is not second_raw
+        assert used == [first_raw, first_raw, first_raw]
     finally:
         await db.dispose()
 
