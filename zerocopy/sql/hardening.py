@@ -1628,11 +1628,11 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     """Rewrites of the query about to be emitted for the target (after every check), or its
     refusal as unsupported there: True when refused (then nothing is emitted)."""
     # first, while the tree has the checked copy's shape
-    issues = len(check.issues)
-    refuse_alias_references(check, root)
-    if len(check.issues) > issues:
+    # one walk finds the alias reads for both (nothing changes the tree in between)
+    references = _alias_references(check, root) if _reads_aliases(check) else []
+    if refuse_alias_references(check, references):
         return True
-    alias_references(check, root)
+    alias_references(check, references)
     group_keys_for_tsql(check, root)
     if (
         refuse_star_modifiers(check, root)
@@ -2383,17 +2383,28 @@ def _alias_references(check: Any, root: exp.Expr) -> list[tuple[exp.Column, str,
     return found
 
 
-def refuse_alias_references(check: Any, root: exp.Expr) -> None:
+def _reads_aliases(check: Any) -> bool:
+    """Whether `refuse_alias_references` or `alias_references` acts for this check's input and
+    target dialects (else the walk for alias reads is skipped)."""
+    return (
+        check.rules.sqlglot_dialect in _ALIAS_READ_IN
+        or check.write_rules.sqlglot_dialect not in _ALIAS_KEPT_FOR
+    )
+
+
+def refuse_alias_references(check: Any, references: list[tuple[exp.Column, str, exp.Expr]]) -> bool:
     """A select item's alias read in WHERE or a later select item in PostgreSQL or BigQuery
     (or in HAVING in PostgreSQL), which only know the sources' columns there: the warehouse
     fails with an unknown column, so does the check (sqlglot's qualification read it as the
     alias, as Snowflake does)."""
     allowed = _ALIAS_READ_IN.get(check.rules.sqlglot_dialect)
     if allowed is None:
-        return
-    for column, key, _ in _alias_references(check, root):
+        return False
+    refused = False
+    for column, key, _ in references:
         if key in allowed:
             continue
+        refused = True
         where = {"where": "WHERE", "having": "HAVING", "expressions": "another select item"}
         check.issue(
             UNKNOWN_COLUMN,
@@ -2402,9 +2413,10 @@ def refuse_alias_references(check: Any, root: exp.Expr) -> None:
             f"{where[key]}. Repeat the item's expression there instead.",
             check.node_position(column),
         )
+    return refused
 
 
-def alias_references(check: Any, root: exp.Expr) -> None:
+def alias_references(check: Any, references: list[tuple[exp.Column, str, exp.Expr]]) -> None:
     """A select item's alias read in WHERE or a later select item (Snowflake, DuckDB,
     Redshift, Databricks), emitted for another warehouse: the reference becomes the item's
     expression, which every warehouse reads the same (PostgreSQL, BigQuery and T-SQL/Fabric
@@ -2416,7 +2428,6 @@ def alias_references(check: Any, root: exp.Expr) -> None:
     if target in _ALIAS_KEPT_FOR:
         return
     having = target in ("postgres", "tsql", "fabric")
-    references = _alias_references(check, root)
     for column, key, select in references:
         if key == "having" and not having:
             continue
