@@ -2309,26 +2309,6 @@ _READING_TYPES = (
 )
 
 
-def _relative_twin(node: exp.Expr, top: exp.Expr, twin_top: exp.Expr) -> exp.Expr | None:
-    """The node of ``twin_top`` at the place ``node`` has under ``top`` (same argument names
-    and list positions), whatever its type; None when the copy has another shape there."""
-    path: list[tuple[str, int | None]] = []
-    current = node
-    while current is not top:
-        if current.parent is None or current.arg_key is None:
-            return None
-        path.append((current.arg_key, current.index))
-        current = current.parent
-    found: Any = twin_top
-    for key, index in reversed(path):
-        found = found.args.get(key) if isinstance(found, exp.Expr) else None
-        if index is not None:
-            found = found[index] if isinstance(found, list) and index < len(found) else None
-        if not isinstance(found, exp.Expr):
-            return None
-    return cast(exp.Expr, found)
-
-
 def _alias_references(check: Any, root: exp.Expr) -> list[tuple[exp.Column, str, exp.Expr]]:
     """The bare columns of ``root`` that read a select item's alias of their own SELECT (in
     WHERE, HAVING or a later select item), with the clause and the SELECT: those the checked
@@ -2373,7 +2353,7 @@ def _alias_references(check: Any, root: exp.Expr) -> list[tuple[exp.Column, str,
                 twin_clause = twin_select.args.get(key)
             if not isinstance(twin_clause, exp.Expr) or type(twin_clause) is not type(clause):
                 continue
-            twin = _relative_twin(column, clause, twin_clause)
+            twin = targets.same_place(column, clause, twin_clause)
             # the alias's expression in its place (a column of another name when the item is
             # a plain column, which sqlglot writes without parentheses)
             if twin is not None and (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from typing import Any
+from typing import Any, cast
 
 from sqlglot import TokenType, exp
 from sqlglot.dialects.dialect import Dialect
@@ -48,24 +48,30 @@ def _leftmost_select(query: exp.Expr) -> exp.Select | None:
     return query if isinstance(query, exp.Select) else None
 
 
-def _twin(node: exp.Expr, root: exp.Expr, work: exp.Expr) -> exp.Expr | None:
-    """The node of ``work`` (the checked copy of ``root``) at the place ``node`` has in
-    ``root``, found by the same path of argument names and list positions; None when the copy
-    has another shape there."""
+def same_place(node: exp.Expr, top: exp.Expr, twin_top: exp.Expr) -> exp.Expr | None:
+    """The node of ``twin_top`` at the place ``node`` has under ``top`` (same argument names
+    and list positions), whatever its type; None when the copy has another shape there."""
     path: list[tuple[str, int | None]] = []
     current = node
-    while current is not root:
+    while current is not top:
         if current.parent is None or current.arg_key is None:
             return None
         path.append((current.arg_key, current.index))
         current = current.parent
-    found: Any = work
+    found: Any = twin_top
     for key, index in reversed(path):
         found = found.args.get(key) if isinstance(found, exp.Expr) else None
         if index is not None:
             found = found[index] if isinstance(found, list) and index < len(found) else None
         if not isinstance(found, exp.Expr):
             return None
+    return cast(exp.Expr, found)
+
+
+def _twin(node: exp.Expr, root: exp.Expr, work: exp.Expr) -> exp.Expr | None:
+    """The node of ``work`` (the checked copy of ``root``) at the place ``node`` has in
+    ``root``, of the same type; None when the copy has another shape there."""
+    found = same_place(node, root, work)
     return found if type(found) is type(node) else None
 
 
