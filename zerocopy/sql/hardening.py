@@ -1766,15 +1766,12 @@ def _postgres_elapsed(diff: exp.DateDiff, seconds: int) -> exp.Expr:
     """Whole fixed-length units elapsed from ``diff.expression`` to ``diff.this``, truncated
     toward zero, for PostgreSQL (sqlglot's ``CAST(… / n AS BIGINT)`` rounds: 13 days is 2
     weeks there)."""
-    template: exp.Expr = exp.maybe_parse(
+    return targets.filled_template(
         "CAST(TRUNC(EXTRACT(EPOCH FROM (CAST(zc_later AS TIMESTAMP) - "
         f"CAST(zc_earlier AS TIMESTAMP))) / {seconds}) AS BIGINT)",
-        dialect="postgres",
+        "postgres",
+        {"zc_later": diff.this, "zc_earlier": diff.expression},
     )
-    operands = {"zc_later": diff.this, "zc_earlier": diff.expression}
-    for column in list(template.find_all(exp.Column)):
-        column.replace(operands[column.name].copy())
-    return template
 
 
 # Databricks' three-argument DATEDIFF/DATE_DIFF/TIMESTAMPDIFF in days (whole days elapsed),

@@ -48,6 +48,15 @@ def _leftmost_select(query: exp.Expr) -> exp.Select | None:
     return query if isinstance(query, exp.Select) else None
 
 
+def filled_template(sql: str, dialect: str, operands: dict[str, exp.Expr]) -> exp.Expr:
+    """``sql`` parsed in ``dialect``, each column named like a key of ``operands`` (``zc_…``
+    placeholders) replaced by a copy of its operand: a rewrite written as SQL text."""
+    template: exp.Expr = exp.maybe_parse(sql, dialect=dialect)
+    for column in list(template.find_all(exp.Column)):
+        column.replace(operands[column.name].copy())
+    return template
+
+
 def same_place(node: exp.Expr, top: exp.Expr, twin_top: exp.Expr) -> exp.Expr | None:
     """The node of ``twin_top`` at the place ``node`` has under ``top`` (same argument names
     and list positions), whatever its type; None when the copy has another shape there."""
@@ -2378,14 +2387,13 @@ def split_part_for_bigquery(check: Any) -> bool:
         parts = "SPLIT(zc_text, zc_delimiter)"
         if number < 0:
             parts = f"ARRAY_REVERSE({parts})"
-        template: exp.Expr = exp.maybe_parse(
-            f"COALESCE({parts}[SAFE_ORDINAL({abs(number)})], IF(zc_text IS NULL, NULL, ''))",
-            dialect="bigquery",
+        node.replace(
+            filled_template(
+                f"COALESCE({parts}[SAFE_ORDINAL({abs(number)})], IF(zc_text IS NULL, NULL, ''))",
+                "bigquery",
+                {"zc_text": node.this, "zc_delimiter": delimiter},
+            )
         )
-        operands = {"zc_text": node.this, "zc_delimiter": delimiter}
-        for column in list(template.find_all(exp.Column)):
-            column.replace(operands[column.name].copy())
-        node.replace(template)
     return False
 
 
@@ -2445,15 +2453,14 @@ def bigquery_instr(check: Any) -> bool:
             return True
         if negative is None:
             continue
-        template: exp.Expr = exp.maybe_parse(
-            "CASE WHEN STRPOS(zc_text, zc_sub) = 0 THEN 0 ELSE LENGTH(zc_text) - "
-            "STRPOS(REVERSE(zc_text), REVERSE(zc_sub)) - LENGTH(zc_sub) + 2 END",
-            dialect="duckdb",
+        node.replace(
+            filled_template(
+                "CASE WHEN STRPOS(zc_text, zc_sub) = 0 THEN 0 ELSE LENGTH(zc_text) - "
+                "STRPOS(REVERSE(zc_text), REVERSE(zc_sub)) - LENGTH(zc_sub) + 2 END",
+                "duckdb",
+                {"zc_text": node.this, "zc_sub": cast(exp.Expr, substr)},
+            )
         )
-        operands = {"zc_text": node.this, "zc_sub": substr}
-        for column in list(template.find_all(exp.Column)):
-            column.replace(operands[column.name].copy())
-        node.replace(template)
     return False
 
 
@@ -2498,12 +2505,12 @@ def last_day_units(check: Any) -> bool:
             )
             return True
         truncated = "WEEK" if name == "ISOWEEK" else name
-        template: exp.Expr = exp.maybe_parse(
-            f"CAST(DATE_TRUNC('{truncated}', zc_date) + INTERVAL '{span}' - INTERVAL '1 DAY' "
-            "AS DATE)",
-            dialect="postgres",
+        node.replace(
+            filled_template(
+                f"CAST(DATE_TRUNC('{truncated}', zc_date) + INTERVAL '{span}' - INTERVAL '1 DAY' "
+                "AS DATE)",
+                "postgres",
+                {"zc_date": node.this},
+            )
         )
-        for column in list(template.find_all(exp.Column)):
-            column.replace(node.this.copy())
-        node.replace(template)
     return False
