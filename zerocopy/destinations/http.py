@@ -46,7 +46,7 @@ import hashlib
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -143,6 +143,12 @@ class HttpDestinationConfig:
             )
         if not self.api_key:
             raise ZerocopyError(errors.VALIDATION_ERROR, "the HTTP destination needs an API key")
+        self.check_options()
+
+    def check_options(self) -> None:
+        """Refuse unusable tuning (``batch_rows``, ``max_attempts``, delays), the part of
+        :meth:`validate` that needs no URL or key: a sync's ``settings.http`` is checked when it
+        is saved, not at its first run."""
         if not 1 <= self.batch_rows <= MAX_HTTP_BATCH_ROWS:
             raise ZerocopyError(
                 errors.VALIDATION_ERROR,
@@ -162,12 +168,6 @@ class HttpDestinationConfig:
                     f"{name} must be more than 0 and at most {MAX_DELAY_S:g} seconds "
                     f"(got {_shown(value)})",
                 )
-
-    def check_options(self) -> None:
-        """Refuse unusable tuning (``batch_rows``, ``max_attempts``, delays) as :meth:`validate`
-        does at run time, without a URL or key: a sync's ``settings.http`` is checked when it
-        is saved, not at its first run."""
-        replace(self, url="https://destination.invalid", api_key="-").validate()
 
 
 def _shown(value: Any) -> str:
