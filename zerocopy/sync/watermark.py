@@ -22,6 +22,9 @@ import numpy as np
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
+FIRST_INSTANT = datetime.min.replace(tzinfo=UTC)
+"""0001-01-01T00:00:00Z, the earliest ``UPDATED_AT`` a sync reads (years 1-9999)."""
+
 
 def to_utc(value: datetime) -> datetime:
     """Naive → UTC (as the seeds recommend); aware → converted to UTC."""
@@ -67,7 +70,13 @@ class WatermarkState:
         """Lower bound (inclusive) of the next read."""
         if self.value is None:
             return None
-        return self.value - lookback if lookback else self.value
+        if not lookback:
+            return self.value
+        # A window reaching back past year 1 starts at year 1: nothing is earlier, and
+        # ``datetime`` cannot go there (the subtraction raised and every later run failed).
+        if self.value - FIRST_INSTANT <= lookback:
+            return FIRST_INSTANT
+        return self.value - lookback
 
     def to_json(self) -> dict[str, Any]:
         """JSON shape stored in the state database."""
