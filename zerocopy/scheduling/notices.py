@@ -206,9 +206,8 @@ def notice_view(notice: Notice | None) -> dict[str, Any] | None:
     """How the schedule view shows a pause's notice."""
     if notice is None:
         return None
-
-    def iso(value: datetime | None) -> str | None:
-        return value.isoformat() if value else None
+    # Imported here: scheduler.py imports this module at load time.
+    from zerocopy.scheduling.scheduler import iso
 
     return {
         "event": notice.event,
