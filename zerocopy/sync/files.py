@@ -53,6 +53,7 @@ from zerocopy.sync import types as t
 from zerocopy.sync.engine import SyncEngine, _Counts, _log
 from zerocopy.sync.types import DataType, RowError, RunStatus, ValidRow
 from zerocopy.sync.validate import (
+    IDENTIFIER_COLUMNS,
     KNOWN_COLUMNS,
     UPDATED_AT,
     missing_columns,
@@ -243,6 +244,35 @@ def _to_batch(records: list[dict[str, Any]], canon: list[str]) -> pa.RecordBatch
     return pa.RecordBatch.from_arrays(arrays, names=canon)
 
 
+_TEXT_FIELDS = (*IDENTIFIER_COLUMNS, "ID", "NAME")
+
+
+def _scalar_problem(record: dict[str, Any]) -> tuple[str, str] | None:
+    """Why a JSON-lines record's identifier, ``ID`` or ``NAME`` cannot be used, else None.
+
+    These columns hold text. A JSON number is the text a warehouse column gives for it (an
+    integral ``42.0`` is ``"42"``, as from a DOUBLE column: rewritten in place); ``true`` or
+    an object or array has no text form: the row is refused (``invalid_identifier`` for an
+    identifier, ``invalid_field`` for ``ID`` / ``NAME``) instead of being keyed by Python's
+    spelling of it (``"True"``, ``"{'a': 1}"``).
+    """
+    for name in _TEXT_FIELDS:
+        value = record.get(name)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, float) and value.is_integer():
+            record[name] = str(int(value))
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            kind = "a boolean" if isinstance(value, bool) else type(value).__name__
+            kind = {"dict": "an object", "list": "an array"}.get(kind, kind)
+            code = t.INVALID_IDENTIFIER if name in IDENTIFIER_COLUMNS else t.INVALID_FIELD
+            return (
+                code,
+                f"{name} must be text or a number, got {kind} ({orjson.dumps(value).decode()[:200]})",
+            )
+    return None
+
+
 def _no_bom(line: bytes, lineno: int) -> bytes:
     """The first line without a UTF-8 byte order mark (spreadsheet and Windows exports)."""
     return line[3:] if lineno == 1 and line.startswith(b"\xef\xbb\xbf") else line
@@ -273,6 +303,7 @@ def parse_jsonl(
     fh.seek(0)
     records: list[dict[str, Any]] = []
     hashes: list[str] = []
+    index = 0  # data rows so far (blank lines are not rows)
     for lineno, line in enumerate(fh, start=1):
         line = _no_bom(line, lineno)
         if not line.strip():
@@ -284,6 +315,11 @@ def parse_jsonl(
             # one is meant is unknown, as for a CSV header naming it twice.
             twice = sorted({c for c in record if [mapping.get(k) for k in obj].count(c) > 1})
             raise FileInvalid(f"line {lineno} names {', '.join(twice)} more than once")
+        problem = _scalar_problem(record)
+        if problem is not None:
+            out.refused[index] = (*problem, obj)
+            record = {}  # a placeholder keeps positions aligned; validation never sees it
+        index += 1
         records.append(record)
         hashes.append(_row_hash(key, etag, lineno, line.rstrip(b"\r\n")))
         if len(records) >= batch_rows:
@@ -306,9 +342,24 @@ def parse_csv(
     fh.seek(0)
     rows = _csv_rows(fh)
     try:
-        _, header = next(rows)
-    except StopIteration:
-        raise FileInvalid("the file is empty; a CSV file needs a header row") from None
+        return _parse_csv_rows(rows, key, etag, data_type, batch_rows)
+    finally:
+        rows.close()  # the reader's text wrapper lets go of ``fh`` before the caller closes it
+
+
+def _parse_csv_rows(
+    rows: Iterator[tuple[int, list[str]]],
+    key: str,
+    etag: str,
+    data_type: DataType,
+    batch_rows: int,
+) -> ParsedFile:
+    # The header is the first line that is not blank. A file with none (0 bytes, only blank
+    # lines: what an export of no rows often writes) has no rows, as an empty JSON-lines
+    # file has; it is not an invalid file.
+    header = next((values for _, values in rows if any(v.strip() for v in values)), None)
+    if header is None:
+        return ParsedFile()
     header = [h.strip().lstrip("\ufeff") for h in header]
     mapping = _columns_for(header, data_type)
     dupes = sorted({c for c in mapping.values() if list(mapping.values()).count(c) > 1})
