@@ -33,7 +33,7 @@ import hashlib
 import io
 import re
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
@@ -399,7 +399,7 @@ def _parse_csv_rows(
     return out
 
 
-def _csv_rows(fh: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
+def _csv_rows(fh: IO[bytes]) -> Generator[tuple[int, list[str]], None, None]:
     text = io.TextIOWrapper(fh, encoding="utf-8", newline="", errors="strict")
     reader = csv.reader(text, strict=True)
     try:
