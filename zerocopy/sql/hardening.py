@@ -1654,6 +1654,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.split_part_for_bigquery(check)
         or targets.bigquery_instr(check)
         or targets.last_day_units(check)
+        or targets.regexp_match_anchoring(check, root)
     ):
         return True
     targets.redundant_quotes(check, root)
@@ -1665,6 +1666,8 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.integer_division(check, root)
     targets.day_of_week_numbering(check)
     targets.like_any_lists(check, root)
+    if targets.like_escapes(check, root):  # after like_any_lists: the patterns it expands
+        return True
     made = targets.path_casts_read_text(check)
     targets.postgres_json_operators(check, made)
     targets.approximate_distinct_counts(check)

@@ -2514,3 +2514,303 @@ def last_day_units(check: Any) -> bool:
             )
         )
     return False
+
+
+# --- regular-expression matches: whole-string or anywhere, and their flags ----------------------
+
+# Targets whose match test sqlglot writes with a flag argument the warehouse does not take
+# (BigQuery REGEXP_CONTAINS and Spark REGEXP_LIKE have two arguments): the flags go inline.
+_INLINE_REGEX_FLAGS = frozenset({"bigquery", "databricks", "spark", "tsql", "fabric"})
+_PG_REGEX = frozenset({"postgres", "redshift"})
+
+
+def _refuse_node(check: Any, node: exp.Expr, message: str) -> bool:
+    """Refuse the query as ``unsupported_in_dialect`` at ``node`` (True)."""
+    check.issue(UNSUPPORTED_IN_DIALECT, message, check.node_position(node))
+    return True
+
+
+def _regex_flags(flag: exp.Expr | None) -> tuple[bool, str] | None:
+    """A literal flag string (Snowflake ``REGEXP_LIKE(s, p, 'i')``, DuckDB options) as (case
+    insensitive, other inline flags ``m``/``s``); None when computed or another letter."""
+    if flag is None:
+        return False, ""
+    if not (isinstance(flag, exp.Literal) and flag.is_string):
+        return None
+    insensitive, other = False, ""
+    for letter in flag.this:
+        if letter in "ic":
+            insensitive = letter == "i"
+        elif letter in "ms":
+            other += letter if letter not in other else ""
+        else:
+            return None
+    return insensitive, other
+
+
+def _anchored(pattern: exp.Expr, capture: bool, multiline: bool = False) -> exp.Expr:
+    """``pattern`` matching the whole string: ``^(?:p)$`` (a capturing group where
+    non-capturing ones may be missing; ``\\A(?:p)\\z`` under the multi-line flag, where ``^``
+    and ``$`` match at lines), built by concatenation when it is not a literal."""
+    head, tail = ("^(" if capture else "^(?:"), ")$"
+    if multiline:
+        head, tail = "\\A(?:", ")\\z"
+    if isinstance(pattern, exp.Literal) and pattern.is_string:
+        return exp.Literal.string(head + pattern.this + tail)
+    inner = exp.DPipe(this=exp.Literal.string(head), expression=pattern.copy(), safe=True)
+    return exp.Paren(this=exp.DPipe(this=inner, expression=exp.Literal.string(tail), safe=True))
+
+
+def regexp_match_anchoring(check: Any, root: exp.Expr) -> bool:
+    """A regular-expression match test written for one warehouse and emitted for another.
+    Snowflake's ``RLIKE``/``REGEXP``/``REGEXP_LIKE`` (and DuckDB's ``regexp_full_match``) match
+    the whole string, every other match test (PostgreSQL ``~``, BigQuery ``REGEXP_CONTAINS``,
+    Databricks ``RLIKE``, DuckDB ``regexp_matches``) anywhere in it; sqlglot writes one as the
+    other (``email ~ 'gmail'`` became Snowflake ``REGEXP_LIKE(email, 'gmail')``, false for
+    ``a@gmail.com``; Snowflake's ``RLIKE 'gmail'`` became PostgreSQL ``~ 'gmail'``, true).
+    A whole-string test becomes an anchored pattern ``^(?:p)$`` where the target matches
+    anywhere, and a search becomes ``REGEXP_COUNT(s, p) > 0`` for Snowflake. Flags
+    (``'i'``, ``'c'``, ``'m'``, ``'s'``) go inline (``(?i)``) where the target's function has
+    no flag argument (BigQuery, Databricks, Fabric) and as ``~*`` for PostgreSQL and Redshift;
+    a computed flag or another letter is refused (``unsupported_in_dialect``). True when
+    refused."""
+    write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
+    if write == read or write == "duckdb":
+        return False  # DuckDB: sqlglot writes regexp_full_match / regexp_matches as meant
+    lower = check.text.lower()
+    if "regexp" not in lower and "rlike" not in lower and "~" not in lower:
+        return False
+    for node in list(root.find_all(exp.RegexpLike, exp.RegexpILike, exp.RegexpFullMatch)):
+        full = isinstance(node, exp.RegexpFullMatch) or bool(node.args.get("full_match"))
+        flags = _regex_flags(
+            node.args.get("options" if full and not node.args.get("flag") else "flag")
+        )
+        if flags is None:
+            return _refuse_node(
+                check,
+                node,
+                f"{check.write_rules.name} cannot take the flags of this regular-expression "
+                "match (only a literal of i, c, m, s can be translated): write the flags inline "
+                "in the pattern, e.g. '(?i)gmail'.",
+            )
+        insensitive = flags[0] or isinstance(node, exp.RegexpILike)
+        inline = flags[1]
+        subject, pattern = node.this.copy(), node.expression
+        letters = ("i" if insensitive else "") + inline
+        if write == "snowflake":
+            if full:  # Snowflake matches the whole string itself
+                if isinstance(node, exp.RegexpFullMatch):
+                    node.replace(
+                        exp.RegexpLike(
+                            this=subject,
+                            expression=pattern.copy(),
+                            flag=exp.Literal.string(letters) if letters else None,
+                            full_match=True,
+                        )
+                    )
+                continue
+            arguments = [subject, pattern.copy()]
+            if letters:
+                arguments += [exp.Literal.number(1), exp.Literal.string(letters)]
+            count = exp.Anonymous(this="REGEXP_COUNT", expressions=arguments)
+            node.replace(exp.GT(this=count, expression=exp.Literal.number(0)))
+            continue
+        if not full and not inline and not (insensitive and write in _INLINE_REGEX_FLAGS):
+            if isinstance(node, exp.RegexpLike) and node.args.get("flag") is not None:
+                kind = exp.RegexpILike if insensitive else exp.RegexpLike
+                node.replace(kind(this=subject, expression=pattern.copy()))
+            continue  # a search as sqlglot writes it
+        if write in _PG_REGEX and inline:
+            return _refuse_node(
+                check,
+                node,
+                f"{check.write_rules.name} cannot take the 'm' or 's' flag of this regular-"
+                "expression match: write the pattern without them.",
+            )
+        new_pattern = (
+            _anchored(pattern, capture=write == "redshift", multiline="m" in inline)
+            if full
+            else pattern.copy()
+        )
+        if write in _INLINE_REGEX_FLAGS:
+            if letters:
+                new_pattern = (
+                    exp.Literal.string(f"(?{letters})" + new_pattern.this)
+                    if isinstance(new_pattern, exp.Literal)
+                    else exp.Paren(
+                        this=exp.DPipe(
+                            this=exp.Literal.string(f"(?{letters})"),
+                            expression=new_pattern,
+                            safe=True,
+                        )
+                    )
+                )
+            node.replace(exp.RegexpLike(this=subject, expression=new_pattern))
+        else:
+            kind = exp.RegexpILike if insensitive else exp.RegexpLike
+            node.replace(kind(this=subject, expression=new_pattern))
+    return False
+
+
+# --- LIKE patterns: the default escape character --------------------------------------------
+
+# Dialects whose LIKE reads a backslash as the escape character when no ESCAPE is given
+# (PostgreSQL, Redshift, BigQuery, Spark); Snowflake, DuckDB and T-SQL have none by default
+# (a backslash is itself there), and T-SQL reads ``[…]`` as a character class.
+_BACKSLASH_LIKE = frozenset({"postgres", "redshift", "bigquery", "databricks", "spark"})
+
+
+def _map_pattern(pattern: exp.Expr, literal: Any, other: Any) -> exp.Expr:
+    """``pattern`` with each string literal replaced by ``literal(text)`` and each other
+    operand by ``other(node)``, through ``||`` and ``CONCAT``."""
+    if isinstance(pattern, exp.Literal) and pattern.is_string:
+        return exp.Literal.string(literal(pattern.this))
+    if isinstance(pattern, exp.DPipe):
+        return pattern.__class__(
+            this=_map_pattern(pattern.this, literal, other),
+            expression=_map_pattern(pattern.expression, literal, other),
+            safe=pattern.args.get("safe"),
+        )
+    if isinstance(pattern, exp.Concat):
+        copy = pattern.copy()
+        copy.set("expressions", [_map_pattern(e, literal, other) for e in pattern.expressions])
+        return copy
+    if isinstance(pattern, exp.Paren):
+        return exp.Paren(this=_map_pattern(pattern.this, literal, other))
+    return cast(exp.Expr, other(pattern))
+
+
+def _computed(place: exp.Expr) -> bool:
+    """Whether a pattern operand is computed (not a literal or NULL)."""
+    return not isinstance(place, exp.Literal | exp.Null)
+
+
+def _replace_call(node: exp.Expr, old: str, new: str) -> exp.Expr:
+    return exp.Anonymous(
+        this="REPLACE",
+        expressions=[node.copy(), exp.Literal.string(old), exp.Literal.string(new)],
+    )
+
+
+def _backslash_form(text: str, escape: str) -> str:
+    """A pattern written with ``escape`` as its escape character, rewritten with the
+    backslash as the escape character (BigQuery, which has no ESCAPE clause)."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if char == escape and i + 1 < len(text):
+            nxt = text[i + 1]
+            out.append("\\" + nxt if nxt in "%_\\" else nxt)
+            i += 2
+            continue
+        out.append("\\\\" if char == "\\" else char)
+        i += 1
+    return "".join(out)
+
+
+def _bracket_free(text: str, escape: str | None) -> str:
+    """A pattern for T-SQL, where ``[`` opens a character class: each ``[`` that is not
+    escaped is matched as itself (``[[]``, or ``escape[`` when an escape is set)."""
+    out, i = [], 0
+    while i < len(text):
+        char = text[i]
+        if escape is not None and char == escape and i + 1 < len(text):
+            out.append(text[i : i + 2])
+            i += 2
+            continue
+        out.append(("[[]" if escape is None else escape + "[") if char == "[" else char)
+        i += 1
+    return "".join(out)
+
+
+def like_escapes(check: Any, root: exp.Expr) -> bool:
+    """``LIKE``/``ILIKE`` patterns across warehouses whose LIKE escapes differently: PostgreSQL,
+    Redshift, BigQuery and Databricks read ``\\`` as the escape character, Snowflake, DuckDB
+    and T-SQL as a backslash, and T-SQL reads ``[…]`` as a character class; sqlglot writes the
+    pattern as is (``email LIKE 'e\\_x%'`` matched ``e_x…`` in PostgreSQL and nothing in
+    DuckDB). Without an ESCAPE clause: a backslash pattern for DuckDB, Snowflake or Fabric gets
+    ``ESCAPE '\\'``; a Snowflake or DuckDB pattern for a backslash warehouse has each backslash
+    doubled (``REPLACE(x, '\\', '\\\\')`` around a computed part); for Fabric a ``[`` is
+    matched as itself. An explicit ESCAPE is kept (every target but BigQuery has the clause);
+    for BigQuery a literal pattern is rewritten with backslash escapes, a computed one refused
+    (``unsupported_in_dialect``). True when refused."""
+    write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
+    if write == read or "like" not in check.text.lower():
+        return False
+    source_backslash = read in _BACKSLASH_LIKE
+    target_backslash = write in _BACKSLASH_LIKE
+    tsql = write in _TSQL
+    for node in list(root.find_all(exp.Like, exp.ILike)):
+        parent = node.parent
+        escape_node = parent if isinstance(parent, exp.Escape) and node.arg_key == "this" else None
+        holder: exp.Expr = node
+        quantified = node.expression
+        if isinstance(quantified, exp.Any | exp.All):
+            holder = quantified.this
+            inner = holder.this if isinstance(holder, exp.Paren) else holder
+            places = (
+                list(inner.expressions) if isinstance(inner, exp.Tuple | exp.Array) else [inner]
+            )
+        else:
+            places = [quantified]
+        if escape_node is not None:
+            char = escape_node.expression
+            text = char.this if isinstance(char, exp.Literal) and char.is_string else None
+            if write == "bigquery":
+                if (
+                    text is None
+                    or len(text) != 1
+                    or any(not (isinstance(p, exp.Literal) and p.is_string) for p in places)
+                ):
+                    return _refuse_node(
+                        check,
+                        node,
+                        "BigQuery's LIKE has no ESCAPE clause, and this pattern cannot be "
+                        "rewritten with backslash escapes (it is not a literal): write the "
+                        "pattern as a literal.",
+                    )
+                for place in places:
+                    place.replace(exp.Literal.string(_backslash_form(place.this, text)))
+                escape_node.replace(node)
+            elif tsql and text is not None and len(text) == 1:
+                for place in places:
+                    place.replace(
+                        _map_pattern(
+                            place, lambda t, e=text: _bracket_free(t, e), lambda n: n.copy()
+                        )
+                    )
+            continue
+        if source_backslash and not target_backslash:
+            if not any(_computed(p) or "\\" in p.name or (tsql and "[" in p.name) for p in places):
+                continue
+            if tsql:
+                for place in places:
+                    place.replace(
+                        _map_pattern(
+                            place,
+                            lambda t: _bracket_free(t, "\\"),
+                            lambda n: _replace_call(n, "[", "\\[") if _computed(n) else n.copy(),
+                        )
+                    )
+            node.replace(exp.Escape(this=node.copy(), expression=exp.Literal.string("\\")))
+        elif target_backslash and not source_backslash:
+            for place in places:
+                if not _computed(place) and "\\" not in place.name:
+                    continue
+                place.replace(
+                    _map_pattern(
+                        place,
+                        lambda t: t.replace("\\", "\\\\"),
+                        lambda n: _replace_call(n, "\\", "\\\\") if _computed(n) else n.copy(),
+                    )
+                )
+        elif tsql:  # Snowflake/DuckDB for Fabric: `[` is itself
+            for place in places:
+                place.replace(
+                    _map_pattern(
+                        place,
+                        lambda t: _bracket_free(t, None),
+                        lambda n: _replace_call(n, "[", "[[]") if _computed(n) else n.copy(),
+                    )
+                )
+    return False

@@ -1,0 +1,378 @@
+"""Red-team round 14 (issue #4): pattern matching across warehouses.
+
+LIKE escapes: PostgreSQL, Redshift, BigQuery and Databricks read a backslash in a LIKE
+pattern as the escape character when no ESCAPE is given; Snowflake, DuckDB and T-SQL read it
+as a backslash (and T-SQL reads ``[…]`` as a character class). sqlglot writes the pattern as
+is, so PostgreSQL's ``email LIKE 'e\\_x%'`` (``e_x…``) matched nothing in DuckDB, and DuckDB's
+``LIKE 'e\\_x%'`` (a backslash, then any character) matched ``e_x…`` in PostgreSQL. Now a
+backslash pattern gets ``ESCAPE '\\'`` where the target has no default escape, and a pattern
+without one has its backslashes doubled where the target has one (``REPLACE`` around a
+computed part); an explicit ESCAPE is kept, and rewritten as backslash escapes for BigQuery,
+which has no ESCAPE clause.
+
+Regular-expression matches: Snowflake's ``RLIKE``/``REGEXP``/``REGEXP_LIKE`` (and DuckDB's
+``regexp_full_match``) match the whole string, every other warehouse's match test anywhere in
+it. sqlglot wrote Snowflake's ``email RLIKE 'gmail'`` (false for ``a@gmail.com``) as
+PostgreSQL ``email ~ 'gmail'`` (true) and PostgreSQL's ``email ~ 'gmail'`` as Snowflake
+``REGEXP_LIKE(email, 'gmail')`` (false); a flag argument was written where the target's
+function has none (BigQuery ``REGEXP_CONTAINS(x, p, 'i')``, ``REGEXP_I_LIKE``). Now a
+whole-string test is anchored (``^(?:p)$``) elsewhere, a search is ``REGEXP_COUNT(x, p) > 0``
+for Snowflake, and flags go inline (``(?i)``) or as ``~*``; flags that cannot be carried are
+refused (``unsupported_in_dialect``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import duckdb
+import psycopg
+import pytest
+
+from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
+from tests.unit.sql.checks import emitted_sql, error_codes, sorted_ids
+
+# (external_user_id, email, first_name)
+USERS: list[tuple[str, str | None, str | None]] = [
+    ("u1", "a@gmail.com", "a"),
+    ("u2", "e_x@corp.io", "e_"),
+    ("u3", "exx@corp.io", "ex"),
+    ("u4", "back\\slash", "k\\s"),
+    ("u5", "a[b]c@GMAIL.com", "[b]"),
+    ("u6", None, None),
+    ("u7", "100%@yahoo.com", "100%"),
+]
+_COLUMNS = "external_user_id, email, first_name"
+
+
+@pytest.fixture()
+def warehouse() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    for statement in marketing_ddl():
+        con.execute(statement)
+    con.executemany(f"INSERT INTO marketing.users ({_COLUMNS}) VALUES (?, ?, ?)", USERS)
+    return con
+
+
+@pytest.fixture()
+def pg(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with psycopg.connect(postgres_url, autocommit=True) as con:
+        con.execute("DROP SCHEMA IF EXISTS marketing CASCADE")
+        for statement in marketing_ddl({**PG_TYPES, "JSON": "JSONB"}):
+            con.execute(statement)
+        with con.cursor() as cur:
+            cur.executemany(f"INSERT INTO marketing.users ({_COLUMNS}) VALUES (%s, %s, %s)", USERS)
+        yield con
+
+
+# (source dialect, query, ids the source warehouse returns)
+LIKE_PATTERNS: list[tuple[str, str, list[str]]] = [
+    # backslash escapes: an escaped wildcard is the character itself
+    ("postgres", r"SELECT external_user_id FROM users WHERE email LIKE 'e\_x%'", ["u2"]),
+    ("postgres", r"SELECT external_user_id FROM users WHERE email ILIKE 'E\_X%'", ["u2"]),
+    (
+        "postgres",
+        r"SELECT external_user_id FROM users WHERE email NOT LIKE '%\_%'",
+        ["u1", "u3", "u4", "u5", "u7"],
+    ),
+    ("postgres", r"SELECT external_user_id FROM users WHERE email LIKE '%\\%'", ["u4"]),
+    ("postgres", r"SELECT external_user_id FROM users WHERE email LIKE '%\%%'", ["u7"]),
+    ("postgres", r"SELECT external_user_id FROM users WHERE email LIKE '%' || '\_' || '%'", ["u2"]),
+    (
+        "postgres",
+        r"SELECT external_user_id FROM users WHERE email LIKE ANY (ARRAY['%\_%', '%\%%'])",
+        ["u2", "u7"],
+    ),
+    # a computed pattern: the column's backslash escapes too
+    (
+        "postgres",
+        r"SELECT external_user_id FROM users WHERE email LIKE first_name || '%'",
+        ["u1", "u2", "u3", "u7"],
+    ),
+    ("redshift", r"SELECT external_user_id FROM users WHERE email LIKE 'e\\_x%'", ["u2"]),
+    ("databricks", r"SELECT external_user_id FROM users WHERE email LIKE 'e\\_x%'", ["u2"]),
+    ("bigquery", r"SELECT external_user_id FROM users WHERE email LIKE 'e\\_x%'", ["u2"]),
+    # no default escape: a backslash is itself
+    ("duckdb", r"SELECT external_user_id FROM users WHERE email LIKE 'e\_x%'", []),
+    ("duckdb", r"SELECT external_user_id FROM users WHERE email LIKE '%k\s%'", ["u4"]),
+    (
+        "duckdb",
+        r"SELECT external_user_id FROM users WHERE email LIKE '%' || first_name || '%'",
+        ["u1", "u2", "u3", "u4", "u5", "u7"],
+    ),
+    ("snowflake", r"SELECT external_user_id FROM users WHERE email LIKE '%k\\s%'", ["u4"]),
+    ("snowflake", r"SELECT external_user_id FROM users WHERE email LIKE 'e\\_x%'", []),
+    # an explicit escape means the same everywhere
+    ("duckdb", "SELECT external_user_id FROM users WHERE email LIKE 'e!_x%' ESCAPE '!'", ["u2"]),
+    ("postgres", "SELECT external_user_id FROM users WHERE email LIKE 'e!_x%' ESCAPE '!'", ["u2"]),
+    # brackets are plain characters outside T-SQL
+    ("postgres", "SELECT external_user_id FROM users WHERE email LIKE 'a[b]%'", ["u5"]),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql", "ids"), LIKE_PATTERNS)
+def test_like_patterns_keep_their_escapes_on_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, dialect: str, sql: str, ids: list[str]
+) -> None:
+    assert sorted_ids(warehouse, emitted_sql(sql, dialect, "duckdb")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("dialect", "sql", "ids"), LIKE_PATTERNS)
+def test_like_patterns_keep_their_escapes_on_postgres(
+    pg: psycopg.Connection[Any], dialect: str, sql: str, ids: list[str]
+) -> None:
+    assert sorted_ids(pg, emitted_sql(sql, dialect, "postgres")) == ids
+
+
+def test_like_source_runs_give_the_listed_ids(
+    warehouse: duckdb.DuckDBPyConnection,
+) -> None:
+    """The expected ids of the DuckDB cases are DuckDB's own answers."""
+    warehouse.execute("SET schema = 'marketing'")
+    for dialect, sql, ids in LIKE_PATTERNS:
+        if dialect == "duckdb":
+            assert sorted_ids(warehouse, sql) == ids, sql
+
+
+@pytest.mark.postgres
+def test_like_postgres_cases_are_postgres_answers(pg: psycopg.Connection[Any]) -> None:
+    """The expected ids of the PostgreSQL cases are PostgreSQL's own answers."""
+    pg.execute("SET search_path = marketing")
+    for dialect, sql, ids in LIKE_PATTERNS:
+        if dialect == "postgres":
+            assert sorted_ids(pg, sql) == ids, sql
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "target", "expected"),
+    [
+        # a backslash pattern for a warehouse without a default escape
+        (
+            "postgres",
+            r"SELECT external_user_id FROM users WHERE email LIKE '%\_%'",
+            "snowflake",
+            r"email LIKE '%\\_%' ESCAPE '\\'",
+        ),
+        (
+            "postgres",
+            r"SELECT external_user_id FROM users WHERE email LIKE '%\_%'",
+            "fabric",
+            r"email LIKE '%\_%' ESCAPE '\'",
+        ),
+        # T-SQL: a bracket is a character class, matched as itself here
+        (
+            "postgres",
+            "SELECT external_user_id FROM users WHERE email LIKE 'a[b]%'",
+            "fabric",
+            r"email LIKE 'a\[b]%' ESCAPE '\'",
+        ),
+        (
+            "duckdb",
+            "SELECT external_user_id FROM users WHERE email LIKE 'a[b]%'",
+            "fabric",
+            "email LIKE 'a[[]b]%'",
+        ),
+        # no default escape, written for warehouses that have one
+        (
+            "snowflake",
+            r"SELECT external_user_id FROM users WHERE email LIKE '%k\\s%'",
+            "databricks",
+            r"email LIKE '%k\\\\s%'",
+        ),
+        (
+            "duckdb",
+            "SELECT external_user_id FROM users WHERE email LIKE '%' || first_name",
+            "bigquery",
+            r"email LIKE '%' || REPLACE(first_name, '\\', '\\\\')",
+        ),
+        # BigQuery has no ESCAPE clause: the pattern is rewritten with backslashes
+        (
+            "postgres",
+            "SELECT external_user_id FROM users WHERE email LIKE 'e!_x!!%' ESCAPE '!'",
+            "bigquery",
+            r"email LIKE 'e\\_x!%'",
+        ),
+        # the same convention on both sides: as written
+        (
+            "postgres",
+            r"SELECT external_user_id FROM users WHERE email LIKE '%\_%'",
+            "redshift",
+            r"email LIKE '%\\_%'",
+        ),
+        (
+            "duckdb",
+            r"SELECT external_user_id FROM users WHERE email LIKE '%k\s%'",
+            "snowflake",
+            r"email LIKE '%k\\s%'",
+        ),
+    ],
+)
+def test_like_escapes_for_other_warehouses(
+    dialect: str, sql: str, target: str, expected: str
+) -> None:
+    assert expected in emitted_sql(sql, dialect, target)
+
+
+def test_bigquery_like_escape_over_a_computed_pattern_is_refused() -> None:
+    sql = "SELECT external_user_id FROM users WHERE email LIKE first_name || '!_%' ESCAPE '!'"
+    assert error_codes(sql, "postgres", "bigquery") == ["unsupported_in_dialect"]
+    assert error_codes(sql, "postgres", "duckdb") == []
+
+
+# (source dialect, query, ids the source warehouse returns)
+REGEX_MATCHES: list[tuple[str, str, list[str]]] = [
+    # Snowflake: the whole string
+    ("snowflake", "SELECT external_user_id FROM users WHERE email RLIKE 'gmail'", []),
+    ("snowflake", "SELECT external_user_id FROM users WHERE email RLIKE '.*gmail.*'", ["u1"]),
+    (
+        "snowflake",
+        "SELECT external_user_id FROM users WHERE email REGEXP 'a@gmail.com|e.x@corp.io'",
+        ["u1", "u2", "u3"],
+    ),
+    (
+        "snowflake",
+        "SELECT external_user_id FROM users WHERE REGEXP_LIKE(email, '.*GMAIL.*', 'i')",
+        ["u1", "u5"],
+    ),
+    (
+        "snowflake",
+        "SELECT external_user_id FROM users WHERE NOT email RLIKE '.*@corp[.]io'",
+        ["u1", "u4", "u5", "u7"],
+    ),
+    (
+        "snowflake",
+        "SELECT external_user_id FROM users WHERE email RLIKE first_name || '.*'",
+        ["u1", "u2", "u3", "u7"],
+    ),
+    (
+        "duckdb",
+        "SELECT external_user_id FROM users WHERE regexp_full_match(email, 'e.x@corp[.]io')",
+        ["u2", "u3"],
+    ),
+    # everywhere else: anywhere in the string
+    ("postgres", "SELECT external_user_id FROM users WHERE email ~ 'gmail'", ["u1"]),
+    (
+        "postgres",
+        "SELECT external_user_id FROM users WHERE email ~* 'gmail' AND email !~ '^a@'",
+        ["u5"],
+    ),
+    (
+        "duckdb",
+        "SELECT external_user_id FROM users WHERE regexp_matches(email, 'GMAIL', 'i')",
+        ["u1", "u5"],
+    ),
+    ("databricks", "SELECT external_user_id FROM users WHERE email RLIKE 'corp'", ["u2", "u3"]),
+    (
+        "bigquery",
+        "SELECT external_user_id FROM users WHERE REGEXP_CONTAINS(email, r'^e.x')",
+        ["u2", "u3"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql", "ids"), REGEX_MATCHES)
+def test_regex_matches_keep_their_extent_on_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, dialect: str, sql: str, ids: list[str]
+) -> None:
+    assert sorted_ids(warehouse, emitted_sql(sql, dialect, "duckdb")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("dialect", "sql", "ids"), REGEX_MATCHES)
+def test_regex_matches_keep_their_extent_on_postgres(
+    pg: psycopg.Connection[Any], dialect: str, sql: str, ids: list[str]
+) -> None:
+    assert sorted_ids(pg, emitted_sql(sql, dialect, "postgres")) == ids
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "target", "expected"),
+    [
+        # a search is no whole-string REGEXP_LIKE on Snowflake
+        (
+            "postgres",
+            "SELECT external_user_id FROM users WHERE email ~ 'gmail' AND email ~* 'x'",
+            "snowflake",
+            "REGEXP_COUNT(email, 'gmail') > 0 AND REGEXP_COUNT(email, 'x', 1, 'i') > 0",
+        ),
+        (
+            "bigquery",
+            "SELECT external_user_id FROM users WHERE NOT REGEXP_CONTAINS(email, 'corp')",
+            "snowflake",
+            "NOT REGEXP_COUNT(email, 'corp') > 0",
+        ),
+        (
+            "duckdb",
+            "SELECT external_user_id FROM users WHERE regexp_full_match(email, 'q.*')",
+            "snowflake",
+            "REGEXP_LIKE(email, 'q.*')",
+        ),
+        # whole-string tests elsewhere are anchored, flags inline
+        (
+            "snowflake",
+            "SELECT external_user_id FROM users WHERE REGEXP_LIKE(email, 'gm', 'i')",
+            "bigquery",
+            "REGEXP_CONTAINS(email, '(?i)^(?:gm)$')",
+        ),
+        (
+            "snowflake",
+            "SELECT external_user_id FROM users WHERE email RLIKE 'gm'",
+            "databricks",
+            "REGEXP_LIKE(email, '^(?:gm)$')",
+        ),
+        (
+            "snowflake",
+            "SELECT external_user_id FROM users WHERE email RLIKE 'gm'",
+            "redshift",
+            "email ~ '^(gm)$'",
+        ),
+        (
+            "postgres",
+            "SELECT external_user_id FROM users WHERE email ~* 'gm'",
+            "databricks",
+            "REGEXP_LIKE(email, '(?i)gm')",
+        ),
+        (
+            "duckdb",
+            "SELECT external_user_id FROM users WHERE regexp_matches(email, 'gm', 'i')",
+            "bigquery",
+            "REGEXP_CONTAINS(email, '(?i)gm')",
+        ),
+    ],
+)
+def test_regex_matches_for_other_warehouses(
+    dialect: str, sql: str, target: str, expected: str
+) -> None:
+    assert expected in emitted_sql(sql, dialect, target)
+
+
+@pytest.mark.parametrize(
+    ("dialect", "sql", "target"),
+    [
+        # PostgreSQL's ~ has no flag argument and its embedded m/s mean other things
+        (
+            "snowflake",
+            "SELECT external_user_id FROM users WHERE REGEXP_LIKE(email, 'a', 'm')",
+            "postgres",
+        ),
+        # a computed flag cannot be carried
+        (
+            "snowflake",
+            "SELECT external_user_id FROM users WHERE REGEXP_LIKE(email, 'a', first_name)",
+            "bigquery",
+        ),
+        # a flag no target knows
+        (
+            "duckdb",
+            "SELECT external_user_id FROM users WHERE regexp_matches(email, 'a', 'x')",
+            "bigquery",
+        ),
+    ],
+)
+def test_regex_flags_that_cannot_be_carried_are_refused(
+    dialect: str, sql: str, target: str
+) -> None:
+    assert error_codes(sql, dialect, target) == ["unsupported_in_dialect"]
+    assert error_codes(sql, dialect, dialect) == []
