@@ -279,11 +279,26 @@ class SlottedSyncExecutor:
             return None
         if row.source_id is None:
             return await self._execute(run_id)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self.keep_alive, run_id)
-            key = slot_key(row.source_id, row.kind, row.settings)
-            await self.slots.acquire(key, row.kind, run_id, SYNC)
-            tg.cancel_scope.cancel()
+        cancelled = False
+        try:
+            async with anyio.create_task_group() as tg:
+
+                async def beat() -> None:
+                    nonlocal cancelled
+                    await self.keep_alive(run_id)  # returns once the run was cancelled
+                    cancelled = True
+                    tg.cancel_scope.cancel()  # stop waiting for the slot
+
+                tg.start_soon(beat)
+                key = slot_key(row.source_id, row.kind, row.settings)
+                await self.slots.acquire(key, row.kind, run_id, SYNC)
+                tg.cancel_scope.cancel()
+        finally:
+            if cancelled:
+                with anyio.CancelScope(shield=True):
+                    await self.slots.release(run_id)  # in case the slot came at that moment
+        if cancelled:
+            return None
         try:
             # The run starts now, holding its slot: its record shows when it really ran
             # (created_at keeps the request), and its max runtime excludes the wait.
@@ -300,7 +315,13 @@ class SlottedSyncExecutor:
                 await self.slots.release(run_id)
 
     async def keep_alive(self, run_id: str, *, first_after_s: float = 0.0) -> None:
-        """Beat for a waiting ``running`` sync run until cancelled.
+        """Beat for a waiting ``running`` sync run until cancelled, or until the run's cancel
+        is requested: then the run ends ``cancelled`` at once, without waiting any longer
+        for a place or a slot (the engine sees the request before touching the warehouse),
+        and this returns.
+
+        A cancel used to wait for the source's slot: behind a long refresh the run stayed
+        ``running`` (and run now answered ``sync_in_progress``) for as long as that took.
 
         By default the first beat is at once: the run was kept alive by the queue while its
         job waited, and a reaper must not find it stale between the job's fetch and the first
@@ -316,4 +337,13 @@ class SlottedSyncExecutor:
                     .where(SyncRun.id == run_id, SyncRun.status == "running")
                     .values(heartbeat_at=utcnow())
                 )
+                cancel = await s.scalar(
+                    sa.select(SyncRun.cancel_requested_at).where(
+                        SyncRun.id == run_id, SyncRun.status == "running"
+                    )
+                )
+            if cancel is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._execute(run_id)  # records ``cancelled`` (nothing is read)
+                return
             await anyio.sleep(self.heartbeat_s)
