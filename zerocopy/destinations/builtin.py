@@ -1259,24 +1259,50 @@ async def _attributes_postgres(
     return written  # inserted + updated: an upper bound of new profiles (ANALYZE pacing)
 
 
+@dataclass(slots=True)
+class _IdOrder:
+    """A batch's profile ids (32 hex digits per row) and the row order that sorts them."""
+
+    digits: np.ndarray
+    order: np.ndarray
+
+
+def _id_order(ws: str, ext: pa.Array) -> _IdOrder:
+    """The rows' profile id digits and their ascending order (the order of the dashed ids
+    too: the dashes sit at the same places in every id)."""
+    digits = _profile_id_digits(ws, ext)
+    keys = np.ascontiguousarray(digits).view("S32").ravel()
+    return _IdOrder(digits, np.argsort(keys, kind="stable"))
+
+
 async def _copy_new_profiles(driver: Any, ws: str, columns: AttributeRows, plan: _PgPlan) -> int:
     """Every row creates its profile (no id twice, none stored, no null to drop): one COPY,
     streamed in pieces of :data:`COPY_PIECE_ROWS` whose text is built in a worker thread
-    while the server takes the piece before."""
+    while the server takes the piece before.
+
+    The rows go in ascending profile id: the ids are hashes, so in read order each insert
+    lands on a random leaf of the primary key; sorted, consecutive inserts walk its leaves in
+    order (1M rows into an empty store in 50,000-row batches: 13.2-13.8 s of server CPU in
+    read order, 8.8-9.4 s sorted). Each row creates its own profile, so the order changes
+    nothing else.
+    """
     n = len(plan.ext)
+    ids: list[_IdOrder] = []
 
     def piece(start: int) -> memoryview:
-        stop = min(start + COPY_PIECE_ROWS, n)
-        ext = plan.ext.slice(start, stop - start)
-        pids, brazes = _profile_and_braze_ids(ws, ext)
+        if not ids:
+            ids.append(_id_order(ws, plan.ext))
+        taken = ids[0].order[start : min(start + COPY_PIECE_ROWS, n)]
+        digits = ids[0].digits[taken]
+        rows = pa.array(taken, pa.int64())
         return _copy_data(
             pc.binary_join_element_wise(
-                pids,
+                _dashed(digits),
                 pa.scalar(ws, pa.string()),
-                _copy_escape(ext),
-                brazes,
-                _copy_escape(plan.payloads.slice(start, stop - start)),
-                _utc_stamps(columns.updated_us[start:stop]),
+                _copy_escape(plan.ext.take(rows)),
+                _fixed_width_strings(digits),
+                _copy_escape(plan.payloads.take(rows)),
+                _utc_stamps(columns.updated_us[taken]),
                 "\t",
             )
         )

@@ -1,0 +1,96 @@
+"""The built-in store's bulk paths for columnar ``user_attributes`` batches, on both backends:
+a first load (every row creates its profile) written in pieces and in profile-id order keeps
+every row's own id, braze id, external id, attributes and time."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import sqlalchemy as sa
+
+from tests.integration.state_fixtures import db_fixture  # noqa: F401
+from zerocopy.destinations import builtin
+from zerocopy.destinations.builtin import BuiltinStore
+from zerocopy.destinations.protocol import DeliveryBatch
+from zerocopy.state.db import Database
+from zerocopy.state.models import Credential, Workspace
+from zerocopy.state.sync_models import StoreProfile, Sync, braze_id_of, profile_id_of_external
+from zerocopy.sync.types import AttributeRows, DataType
+from zerocopy.sync.watermark import WatermarkState, to_micros
+
+pytestmark = pytest.mark.anyio
+
+T0 = to_micros(datetime(2026, 3, 1, tzinfo=UTC))
+
+
+async def _workspace_and_sync(db: Database) -> tuple[str, str]:
+    async with db.transaction() as s:
+        ws = Workspace(name="bulk")
+        s.add(ws)
+        await s.flush()
+        cred = Credential(workspace_id=ws.id, name="files", kind="s3", settings={})
+        s.add(cred)
+        await s.flush()
+        sync = Sync(
+            workspace_id=ws.id, name="s", credential_id=cred.id, data_type="user_attributes"
+        )
+        s.add(sync)
+        await s.flush()
+        return ws.id, sync.id
+
+
+def _columns(n: int) -> tuple[AttributeRows, list[str], list[str]]:
+    """``n`` rows of distinct external ids (some needing COPY escapes), no nulls."""
+    ext = [f"u{i}" if i % 997 else f"tab\t{i}\\back" for i in range(n)]
+    payloads = [
+        json.dumps({"plan": ("gold", "silver")[i % 2], "score": i, "line": "a\\nb" * (i % 3)})
+        for i in range(n)
+    ]
+    columns = AttributeRows(
+        positions=np.arange(n, dtype=np.int64),
+        hashes=[f"h{i}" for i in range(n)],
+        updated_us=np.arange(T0, T0 + n, dtype=np.int64),
+        external_ids=pa.array(ext, pa.string()),
+        payloads=pa.array(payloads, pa.string()),
+    )
+    return columns, ext, payloads
+
+
+async def test_first_load_in_pieces_keeps_every_rows_own_profile(db: Database) -> None:
+    n = 2 * builtin.COPY_PIECE_ROWS + 1234  # three pieces, the last one short
+    ws, sync_id = await _workspace_and_sync(db)
+    columns, ext, payloads = _columns(n)
+    store = BuiltinStore(db)
+    result = await store.deliver(
+        DeliveryBatch(
+            workspace_id=ws,
+            sync_id=sync_id,
+            run_id="r",
+            data_type=DataType.USER_ATTRIBUTES,
+            rows=[],
+            watermark=WatermarkState(value=None, seen={}),
+            columns=columns,
+        )
+    )
+    assert (result.accepted, result.delivered, result.rejections) == (True, n, [])
+    async with db.session() as s:
+        found = (
+            await s.execute(
+                sa.select(
+                    StoreProfile.external_id,
+                    StoreProfile.id,
+                    StoreProfile.braze_id,
+                    StoreProfile.attributes,
+                    StoreProfile.updated_at,
+                ).where(StoreProfile.workspace_id == ws)
+            )
+        ).all()
+    stored = {e: (pid, braze, attrs, to_micros(upd)) for e, pid, braze, attrs, upd in found}
+    assert len(found) == len(stored) == n
+    for i, (e, text) in enumerate(zip(ext, payloads, strict=True)):
+        pid = profile_id_of_external(ws, e)
+        assert stored[e] == (pid, braze_id_of(pid), json.loads(text), T0 + i), e
