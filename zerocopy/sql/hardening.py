@@ -1655,6 +1655,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.bigquery_instr(check)
         or targets.last_day_units(check)
         or targets.regexp_match_anchoring(check, root)
+        or targets.refuse_lost_time_formats(check, root)
     ):
         return True
     targets.redundant_quotes(check, root)

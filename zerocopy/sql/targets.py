@@ -2814,3 +2814,131 @@ def like_escapes(check: Any, root: exp.Expr) -> bool:
                     )
                 )
     return False
+
+
+# --- date/time format strings ------------------------------------------------------------------
+
+# sqlglot keeps a format as strftime directives (``%Y-%m``), read through the source dialect's
+# table and written through the target's; what either table lacks is kept as text.
+_FORMAT_DIRECTIVE = re.compile(r"%(?:-?[A-Za-z](?:strict|three|enlower|_[a-z]+)?|%|:z)")
+# Targets whose formats are strftime directives (text is text there).
+_STRFTIME_FORMATS = frozenset({"duckdb", "bigquery"})
+# Dialects whose TO_CHAR-style templates read letters as fields (PostgreSQL/Redshift/Snowflake
+# templates, Spark's Java patterns, T-SQL's .NET ones).
+_TEMPLATE_FAMILY = {"postgres": "pg", "redshift": "pg"}
+# Directives each template target writes with the same meaning (sqlglot's tables also hold
+# approximations: ``%u`` as PostgreSQL ``D``, Sunday-based; ``%U`` as ``WW``).
+_TEMPLATE_DIRECTIVES: dict[str, frozenset[str]] = {
+    "postgres": frozenset(
+        [
+            "%Y",
+            "%y",
+            "%m",
+            "%-m",
+            "%d",
+            "%-d",
+            "%H",
+            "%-H",
+            "%I",
+            "%-I",
+            "%M",
+            "%-M",
+            "%S",
+            "%-S",
+            "%f",
+            "%j",
+            "%-j",
+            "%B",
+            "%A",
+            "%a",
+            "%b",
+            "%G",
+            "%V",
+            "%Z",
+        ]
+    ),
+    "snowflake": frozenset(
+        ["%Y", "%y", "%m", "%d", "%H", "%I", "%M", "%S", "%a", "%b", "%B", "%p"]
+    ),
+    "databricks": frozenset(
+        [
+            "%Y",
+            "%y",
+            "%m",
+            "%-m",
+            "%d",
+            "%-d",
+            "%H",
+            "%-H",
+            "%I",
+            "%-I",
+            "%M",
+            "%-M",
+            "%S",
+            "%-S",
+            "%j",
+            "%-j",
+            "%a",
+            "%A",
+            "%b",
+            "%B",
+            "%p",
+        ]
+    ),
+}
+_TEMPLATE_DIRECTIVES["redshift"] = _TEMPLATE_DIRECTIVES["postgres"]
+_TEMPLATE_DIRECTIVES["spark"] = _TEMPLATE_DIRECTIVES["databricks"]
+_FORMAT_WORDS = ("char", "format", "strftime", "strptime", "to_date", "to_timestamp", "parse_")
+
+
+def refuse_lost_time_formats(check: Any, root: exp.Expr) -> bool:
+    """A date/time format string (``TO_CHAR(t, 'Dy Mon DD')``, ``strftime(t, 'Week %V')``,
+    ``FORMAT_TIMESTAMP``, ``date_format``, ``TO_DATE(s, fmt)`` …) that sqlglot cannot carry to
+    the target: a template word its table lacks stays as text (PostgreSQL ``Dy`` became
+    DuckDB ``%uy``: ``1y``; ``Mon`` stayed ``Mon``), text of a strftime format becomes fields
+    of a template (BigQuery ``'%G-W%V'`` became PostgreSQL ``'IYYY-WIW'``, ``W`` the week of
+    the month), and some directives map to other fields (``%u``). Refused
+    (``unsupported_in_dialect``) when the format holds letters outside its fields, or a field
+    the target's template cannot write the same; PostgreSQL and Redshift share their
+    templates. True when refused."""
+    write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
+    if write == read or (
+        _TEMPLATE_FAMILY.get(read) is not None
+        and _TEMPLATE_FAMILY.get(read) == _TEMPLATE_FAMILY.get(write)
+    ):
+        return False
+    lower = check.text.lower()
+    if not any(word in lower for word in _FORMAT_WORDS):
+        return False
+    source_text = read in _STRFTIME_FORMATS  # a strftime source: letters are its text
+    for node in root.find_all(
+        exp.TimeToStr, exp.StrToTime, exp.StrToDate, exp.TsOrDsToDate, exp.UnixToStr
+    ):
+        fmt = node.args.get("format")
+        if not (isinstance(fmt, exp.Literal) and fmt.is_string):
+            continue
+        text = fmt.this
+        rest = _FORMAT_DIRECTIVE.sub("", text)
+        lost = any(c.isalpha() for c in rest) or '"' in rest
+        if lost and source_text and write in _STRFTIME_FORMATS:
+            lost = False  # text stays text
+        for table in (_TEMPLATE_DIRECTIVES.get(write), _TEMPLATE_DIRECTIVES.get(read)):
+            # a directive the target's template writes otherwise, or one the source's
+            # template word was read into approximately (PostgreSQL ``D``, Sunday first, as
+            # ``%u``, Monday first)
+            if not lost and table is not None:
+                lost = any(
+                    d.removesuffix("strict") not in table and d != "%%"
+                    for d in _FORMAT_DIRECTIVE.findall(text)
+                )
+        if lost:
+            return _refuse_node(
+                check,
+                node,
+                f"{check.write_rules.name} cannot write the date/time format "
+                f"{repr(text) + ' ' if source_text else ''}the same way (sqlglot would "
+                "change the meaning of part of it): use a format of plain "
+                "fields (year, month, day, hour, minute, second, month and day names) with "
+                "punctuation between them, or write the query for that warehouse.",
+            )
+    return False

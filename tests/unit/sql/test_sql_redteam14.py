@@ -19,6 +19,13 @@ function has none (BigQuery ``REGEXP_CONTAINS(x, p, 'i')``, ``REGEXP_I_LIKE``). 
 whole-string test is anchored (``^(?:p)$``) elsewhere, a search is ``REGEXP_COUNT(x, p) > 0``
 for Snowflake, and flags go inline (``(?i)``) or as ``~*``; flags that cannot be carried are
 refused (``unsupported_in_dialect``).
+
+Date/time formats: sqlglot reads a format through the source dialect's table into strftime
+directives and writes it through the target's; a template word missing from the source table
+stayed as text (PostgreSQL ``TO_CHAR(t, 'Dy Mon DD')`` became DuckDB ``'%uy Mon %d'``), text
+of a strftime format became template fields (BigQuery ``'%G-W%V'`` became PostgreSQL
+``'IYYY-WIW'``), and PostgreSQL ``D`` (Sunday = 1) was read as ``%u`` (Monday = 1). Such a
+format is now refused (``unsupported_in_dialect``); plain fields are translated as before.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import psycopg
 import pytest
 
 from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
-from tests.unit.sql.checks import emitted_sql, error_codes, sorted_ids
+from tests.unit.sql.checks import check_sql, emitted_sql, error_codes, sorted_ids
 
 # (external_user_id, email, first_name)
 USERS: list[tuple[str, str | None, str | None]] = [
@@ -376,3 +383,116 @@ def test_regex_flags_that_cannot_be_carried_are_refused(
 ) -> None:
     assert error_codes(sql, dialect, target) == ["unsupported_in_dialect"]
     assert error_codes(sql, dialect, dialect) == []
+
+
+# --- date/time format strings ------------------------------------------------------------------
+
+# (source dialect, query, target): formats sqlglot would carry with another meaning
+LOST_FORMATS: list[tuple[str, str, str]] = [
+    # PostgreSQL/Redshift template words sqlglot's table lacks stay as text (`Dy` -> `%uy`)
+    (
+        "postgres",
+        "SELECT external_user_id, TO_CHAR(created_at, 'Dy Mon DD') AS d FROM users",
+        "duckdb",
+    ),
+    ("redshift", "SELECT external_user_id, TO_CHAR(created_at, 'Day') AS d FROM users", "duckdb"),
+    (
+        "postgres",
+        "SELECT external_user_id, TO_CHAR(created_at, 'FMMonth') AS d FROM users",
+        "bigquery",
+    ),
+    (
+        "postgres",
+        "SELECT external_user_id, TO_CHAR(created_at, 'HH12:MI AM') AS d FROM users",
+        "duckdb",
+    ),
+    # PostgreSQL `D` (Sunday = 1) was read as strftime `%u` (Monday = 1)
+    ("postgres", "SELECT external_user_id, TO_CHAR(created_at, 'D') AS d FROM users", "duckdb"),
+    # text of a strftime format becomes template fields (`W`: the week of the month)
+    (
+        "bigquery",
+        "SELECT external_user_id, FORMAT_TIMESTAMP('%G-W%V', created_at) AS d FROM users",
+        "postgres",
+    ),
+    (
+        "duckdb",
+        "SELECT external_user_id, strftime(created_at, 'Week %V') AS d FROM users",
+        "postgres",
+    ),
+    # a directive the target's template has no exact word for (Snowflake has no week number)
+    (
+        "bigquery",
+        "SELECT external_user_id, FORMAT_DATE('%Y-%W', DATE(created_at)) AS d FROM users",
+        "snowflake",
+    ),
+    ("duckdb", "SELECT external_user_id, strftime(created_at, '%u') AS d FROM users", "postgres"),
+]
+
+
+@pytest.mark.parametrize(("dialect", "sql", "target"), LOST_FORMATS)
+def test_time_formats_that_change_meaning_are_refused(dialect: str, sql: str, target: str) -> None:
+    assert error_codes(sql, dialect, target) == ["unsupported_in_dialect"]
+    assert error_codes(sql, dialect, dialect) == []
+
+
+# (source dialect, query, the rows the source warehouse returns)
+KEPT_FORMATS: list[tuple[str, str, list[tuple[str, str]]]] = [
+    (
+        "postgres",
+        "SELECT external_user_id, TO_CHAR(created_at, 'YYYY-MM-DD HH24:MI') AS d FROM users",
+        [("u1", "2024-01-07 00:30")],
+    ),
+    (
+        "postgres",
+        "SELECT external_user_id, TO_CHAR(created_at, 'TMDy TMMon DD, IYYY-IW') AS d FROM users",
+        [("u1", "Sun Jan 07, 2024-01")],
+    ),
+    (
+        "redshift",
+        "SELECT external_user_id, TO_CHAR(created_at, 'YYYY-MM') AS d FROM users",
+        [("u1", "2024-01")],
+    ),
+    (
+        "duckdb",
+        "SELECT external_user_id, strftime(created_at, '%d/%m/%Y %H:%M') AS d FROM users",
+        [("u1", "07/01/2024 00:30")],
+    ),
+    (
+        "bigquery",
+        "SELECT external_user_id, FORMAT_TIMESTAMP('%a %b %d', created_at) AS d FROM users",
+        [("u1", "Sun Jan 07")],
+    ),
+    (
+        "databricks",
+        "SELECT external_user_id, date_format(created_at, 'yyyy-MM-dd HH:mm') AS d FROM users",
+        [("u1", "2024-01-07 00:30")],
+    ),
+]
+
+
+def _format_rows(con: Any, sql: str) -> list[tuple[str, str]]:
+    con.execute("DELETE FROM marketing.users")
+    con.execute(
+        "INSERT INTO marketing.users (external_user_id, created_at) "
+        "VALUES ('u1', TIMESTAMP '2024-01-07 00:30:00')"
+    )
+    return [(row[0], row[1]) for row in con.execute(sql).fetchall()]
+
+
+@pytest.mark.parametrize(("dialect", "sql", "rows"), KEPT_FORMATS)
+def test_plain_time_formats_run_the_same_on_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, dialect: str, sql: str, rows: list[tuple[str, str]]
+) -> None:
+    result = check_sql(sql, dialect, "duckdb")
+    assert result.valid, [e.to_dict() for e in result.errors]
+    assert _format_rows(warehouse, str(result.sql)) == rows
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("dialect", "sql", "rows"), KEPT_FORMATS)
+def test_plain_time_formats_run_the_same_on_postgres(
+    pg: psycopg.Connection[Any], dialect: str, sql: str, rows: list[tuple[str, str]]
+) -> None:
+    result = check_sql(sql, dialect, "postgres")
+    assert result.valid, [e.to_dict() for e in result.errors]
+    assert _format_rows(pg, str(result.sql)) == rows
