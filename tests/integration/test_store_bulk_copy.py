@@ -94,3 +94,58 @@ async def test_first_load_in_pieces_keeps_every_rows_own_profile(db: Database) -
     for i, (e, text) in enumerate(zip(ext, payloads, strict=True)):
         pid = profile_id_of_external(ws, e)
         assert stored[e] == (pid, braze_id_of(pid), json.loads(text), T0 + i), e
+
+
+async def _analyzed(db: Database) -> tuple[int, float]:
+    """(times store_profile was analyzed, the row count its statistics hold)."""
+    async with db.engine.connect() as conn:
+        count = await conn.scalar(
+            sa.text("SELECT analyze_count FROM pg_stat_user_tables WHERE relname = 'store_profile'")
+        )
+        tuples = await conn.scalar(
+            sa.text("SELECT reltuples FROM pg_class WHERE relname = 'store_profile'")
+        )
+    return int(count or 0), float(tuples or 0)
+
+
+async def test_statistics_refreshed_when_planned_against_and_at_the_end(db: Database) -> None:
+    """PostgreSQL: a first load that only copies new profiles in is analyzed once, at the end
+    of the run (the store's close); a batch that looks profiles up is preceded by it."""
+    if not db.is_postgres:
+        return  # SQLite keeps no statistics here
+    ws, sync_id = await _workspace_and_sync(db)
+    n = BuiltinStore.ANALYZE_FIRST_AFTER_ROWS + 1000
+    columns, _ext, _payloads = _columns(n)
+
+    def batch(part: AttributeRows) -> DeliveryBatch:
+        return DeliveryBatch(
+            workspace_id=ws,
+            sync_id=sync_id,
+            run_id="r",
+            data_type=DataType.USER_ATTRIBUTES,
+            rows=[],
+            watermark=WatermarkState(value=None, seen={}),
+            columns=part,
+        )
+
+    store = BuiltinStore(db)
+    await store.deliver(batch(columns.slice(0, n // 2)))
+    await store.deliver(batch(columns.slice(n // 2, n)))
+    assert (await _analyzed(db))[0] == 0  # nothing planned against the profiles yet
+    await store.aclose()
+    count, tuples = await _analyzed(db)
+    assert (count, tuples) == (1, n)
+    await store.aclose()  # nothing new since: not again
+    assert (await _analyzed(db))[0] == 1
+
+    # A store that meets existing profiles merges them through planned statements: the
+    # statistics due are refreshed before such a batch.
+    again = BuiltinStore(db)
+    more, _e, _p = _columns(2 * n)
+    await again.deliver(batch(more.slice(n, 2 * n)))  # new profiles only: copied in
+    assert (await _analyzed(db))[0] == 1
+    await again.deliver(batch(more.slice(0, n)))  # existing: the copy backs off, staged
+    assert (await _analyzed(db))[0] == 1  # the COPY was tried first: nothing due before it
+    await again.deliver(batch(more.slice(0, 10)))
+    count, tuples = await _analyzed(db)
+    assert (count, tuples) == (2, 2 * n)

@@ -43,6 +43,7 @@ from zerocopy.destinations.protocol import (
     DeliveryResult,
     RowRejection,
 )
+from zerocopy.logging import get_logger
 from zerocopy.state.db import Database
 from zerocopy.state.models import UTCDateTime, utcnow
 from zerocopy.state.sync_models import (
@@ -63,6 +64,8 @@ from zerocopy.sync import types as t
 from zerocopy.sync.types import AttributeRows, DataType, Identifier, ValidRow
 from zerocopy.sync.validate import gc_paused, normalize_phone, parse_timestamp_us
 from zerocopy.sync.watermark import from_micros, to_micros
+
+log = get_logger(__name__)
 
 _NAMESPACE_BYTES = PROFILE_NAMESPACE.bytes
 IN_CHUNK = 500
@@ -114,10 +117,13 @@ class BuiltinStore:
     ACCEPTS_COLUMNS: ClassVar[bool] = True
     """Takes :class:`AttributeRows` (set-based merge on PostgreSQL and SQLite)."""
 
+    ANALYZE_TIMEOUT_S: ClassVar[float] = 60.0
+    """At most this long for the end-of-run ``ANALYZE`` (a cancelled or failed run waits)."""
     ANALYZE_FIRST_AFTER_ROWS: ClassVar[int] = 5_000
-    """PostgreSQL: refresh the profile tables' statistics after this many new rows, then after
-    twice as many each time. Without it the planner keeps the estimate of an empty table while
-    a first sync fills it, and identifier lookups fall back to scanning the whole workspace."""
+    """PostgreSQL: refresh the profile tables' statistics once this many new rows came, then
+    twice as many each time (when due: see :meth:`_analyze_if_due`). Without it the planner
+    keeps the estimate of an empty table while a first sync fills it, and identifier lookups
+    fall back to scanning the whole workspace."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -142,7 +148,30 @@ class BuiltinStore:
         with 50,000-row reads, 450-456 MB with 20,000 (load ~6), in about the same time."""
 
     async def aclose(self) -> None:
-        """Nothing to release: the state database belongs to the caller."""
+        """Refresh the statistics still due (see :meth:`_analyze_if_due`); the state database
+        belongs to the caller."""
+        try:
+            with anyio.fail_after(self.ANALYZE_TIMEOUT_S):
+                await self._analyze_if_due()
+        except Exception as exc:  # statistics are a hint: never fail the run for them
+            log.warning("store.analyze_failed", error=str(exc)[:300])
+
+    async def _analyze_if_due(self) -> None:
+        """PostgreSQL: ``ANALYZE`` the profile tables once enough new rows came.
+
+        Due before the batches the planner plans against those tables (per-row lookups, the
+        staged merge) and at the end of the run, not after every batch: a first load that
+        only copies new profiles in plans nothing there (1M rows: one ``ANALYZE`` at the
+        end instead of seven along the way, each a pass over up to 30,000 of its pages).
+        """
+        if not self.db.is_postgres or self._new_rows < self._analyze_after:
+            return
+        async with self.db.engine.connect() as conn:
+            # The looked-up columns only: statistics of the attributes (jsonb, the bulk
+            # of the rows) would cost as much again and help no plan.
+            await conn.execute(sa.text(_ANALYZE))
+            await conn.commit()
+        self._new_rows, self._analyze_after = 0, self._analyze_after * 2
 
     async def deliver(self, batch: DeliveryBatch) -> DeliveryResult:
         """Apply ``batch`` and store ``batch.watermark`` on the sync, in one transaction.
@@ -158,6 +187,9 @@ class BuiltinStore:
         refused: list[RowRejection] = []
         if batch.columns is None:
             batch, refused = _without_unstorable_rows(batch, postgres=self.db.is_postgres)
+        if batch.columns is None or not self._columnar.copy_first:
+            # A batch whose statements the planner plans against the profile tables.
+            await self._analyze_if_due()
         for attempt in range(3):
             memo = (
                 {k: list(v) for k, v in self._replayed.items()}
@@ -173,13 +205,6 @@ class BuiltinStore:
                 continue
             break
         rejections = refused + _remap(rejections, batch)
-        if self.db.is_postgres and self._new_rows >= self._analyze_after:
-            async with self.db.engine.connect() as conn:
-                # The looked-up columns only: statistics of the attributes (jsonb, the bulk
-                # of the rows) would cost as much again and help no plan.
-                await conn.execute(sa.text(_ANALYZE))
-                await conn.commit()
-            self._new_rows, self._analyze_after = 0, self._analyze_after * 2
         return DeliveryResult(
             accepted=True,
             delivered=batch.count - len(rejections) + len(refused),
