@@ -1656,6 +1656,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.last_day_units(check)
         or targets.regexp_match_anchoring(check, root)
         or targets.refuse_lost_time_formats(check, root)
+        or targets.postgres_round_half_even(check)
     ):
         return True
     targets.redundant_quotes(check, root)

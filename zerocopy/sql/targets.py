@@ -2167,27 +2167,33 @@ def _value_kind(check: Any, node: exp.Expr) -> str | None:
         return None
     if isinstance(node, _TEMPORAL_NODES):
         return "temporal"
+    kinds = {
+        "temporal"
+        if lowered.startswith(_TEMPORAL_TYPES)
+        else "numeric"
+        if lowered.startswith(_NUMERIC_TYPES)
+        else "other"
+        for lowered in _catalog_types(check, node)
+    }
+    return kinds.pop() if len(kinds) == 1 and "other" not in kinds else None
+
+
+def _catalog_types(check: Any, node: exp.Expr) -> set[str]:
+    """The catalog types (lower case) a column of that name has in the query's tables; empty
+    for anything but an unqualified or qualified column name."""
     if not isinstance(node, exp.Column) or not isinstance(node.this, exp.Identifier):
-        return None
+        return set()
     name = check.read_dialect.normalize_identifier(node.this.copy()).name
     mapping = check.view.mapping
-    kinds = set()
+    found = set()
     for table in check.known_tables.values():
         columns = mapping.get(check.scope_ids[-1].name, {}).get(table.name)
         if not columns:
             columns = next((m[table.name] for m in mapping.values() if table.name in m), {})
         kind = columns.get(name)
-        if kind is None:
-            continue
-        lowered = str(kind).lower()
-        kinds.add(
-            "temporal"
-            if lowered.startswith(_TEMPORAL_TYPES)
-            else "numeric"
-            if lowered.startswith(_NUMERIC_TYPES)
-            else "other"
-        )
-    return kinds.pop() if len(kinds) == 1 and "other" not in kinds else None
+        if kind is not None:
+            found.add(str(kind).lower())
+    return found
 
 
 def _epoch_millis(value: exp.Expr, target: str) -> exp.Expr:
@@ -2940,5 +2946,70 @@ def refuse_lost_time_formats(check: Any, root: exp.Expr) -> bool:
                 "change the meaning of part of it): use a format of plain "
                 "fields (year, month, day, hour, minute, second, month and day names) with "
                 "punctuation between them, or write the query for that warehouse.",
+            )
+    return False
+
+
+# --- PostgreSQL round(double precision): halves to even -------------------------------------
+
+_FLOAT_TYPES = ("double", "float", "real")
+_FLOAT_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+
+
+def _float_valued(check: Any, node: exp.Expr) -> bool:
+    """Whether PostgreSQL computes ``node`` as ``double precision``: a column of a float type
+    in the catalog, a cast to one, arithmetic, sign, ABS or COALESCE over one."""
+    while isinstance(node, exp.Paren | exp.Neg | exp.Abs):
+        node = node.this
+    if isinstance(node, exp.Cast):
+        return node.to.is_type(exp.DType.DOUBLE, exp.DType.FLOAT)
+    if isinstance(node, _FLOAT_ARITHMETIC):
+        return _float_valued(check, node.this) or _float_valued(check, node.expression)
+    if isinstance(node, exp.Coalesce):
+        return any(_float_valued(check, e) for e in [node.this, *node.expressions])
+    types = _catalog_types(check, node)
+    return bool(types) and all(t.startswith(_FLOAT_TYPES) for t in types)
+
+
+def postgres_round_half_even(check: Any) -> bool:
+    """PostgreSQL's ``round(x)`` of a ``double precision`` value rounds halves to even
+    (``round(2.5)`` is 2, ``round(-2.5)`` -2); every other warehouse's ROUND rounds them away
+    from zero, and sqlglot writes it as is. Emitted elsewhere it becomes DuckDB
+    ``ROUND_EVEN(x, 0)``, Databricks ``BROUND(x)``, BigQuery ``ROUND`` of the value as
+    ``BIGNUMERIC`` with ``'ROUND_HALF_EVEN'`` (exact: a double's digits fit), and is refused
+    (``unsupported_in_dialect``) for Snowflake and Fabric. ``round(numeric[, d])`` and a
+    value of unknown type are left as written. True when refused."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read != "postgres" or write in ("postgres", "redshift"):
+        return False
+    for node in list(check.reading):
+        if (
+            not isinstance(node, exp.Round)
+            or node.parent is None
+            or node.args.get("decimals") is not None
+            or not _float_valued(check, node.this)
+        ):
+            continue
+        value = node.this.copy()
+        if write == "duckdb":
+            node.replace(
+                exp.Anonymous(this="ROUND_EVEN", expressions=[value, exp.Literal.number(0)])
+            )
+        elif write in ("databricks", "spark"):
+            node.replace(exp.Anonymous(this="BROUND", expressions=[value]))
+        elif write == "bigquery":
+            exact = exp.Round(
+                this=exp.cast(value, exp.DType.BIGDECIMAL),
+                decimals=exp.Literal.number(0),
+                truncate=exp.Literal.string("ROUND_HALF_EVEN"),
+            )
+            node.replace(exp.cast(exact, exp.DType.DOUBLE))
+        else:
+            return _refuse_node(
+                check,
+                node,
+                f"PostgreSQL rounds a double precision value's halves to even (round(2.5) is "
+                f"2) and {check.write_rules.name} cannot be told to: round a NUMERIC "
+                "(round(x::numeric)) to round halves away from zero everywhere.",
             )
     return False

@@ -26,6 +26,11 @@ stayed as text (PostgreSQL ``TO_CHAR(t, 'Dy Mon DD')`` became DuckDB ``'%uy Mon 
 of a strftime format became template fields (BigQuery ``'%G-W%V'`` became PostgreSQL
 ``'IYYY-WIW'``), and PostgreSQL ``D`` (Sunday = 1) was read as ``%u`` (Monday = 1). Such a
 format is now refused (``unsupported_in_dialect``); plain fields are translated as before.
+
+PostgreSQL's ``round(double precision)`` rounds halves to even (``round(2.5)`` is 2); every
+other warehouse's ROUND rounds them away from zero, and sqlglot wrote ``ROUND(x)`` as is. Now
+it is DuckDB ``ROUND_EVEN(x, 0)``, Databricks ``BROUND(x)``, BigQuery's ``ROUND_HALF_EVEN`` of
+the value as BIGNUMERIC, and refused for Snowflake and Fabric.
 """
 
 from __future__ import annotations
@@ -496,3 +501,61 @@ def test_plain_time_formats_run_the_same_on_postgres(
     result = check_sql(sql, dialect, "postgres")
     assert result.valid, [e.to_dict() for e in result.errors]
     assert _format_rows(pg, str(result.sql)) == rows
+
+
+# --- PostgreSQL round(double precision) -------------------------------------------------------
+
+# lifetime_value is DOUBLE in the catalog: PostgreSQL rounds its halves to even
+ROUNDINGS: list[str] = [
+    "SELECT external_user_id, ROUND(lifetime_value) AS r FROM users",
+    "SELECT external_user_id, ROUND(lifetime_value * 2 - 0.5) AS r FROM users",
+    "SELECT external_user_id, ROUND(COALESCE(lifetime_value, 0)) AS r FROM users",
+    # round(numeric) rounds halves away from zero, in PostgreSQL as elsewhere
+    "SELECT external_user_id, ROUND(lifetime_value::numeric) AS r FROM users",
+]
+_VALUES = [("r1", 2.5), ("r2", -2.5), ("r3", 3.5), ("r4", 0.5), ("r5", 120.25), ("r6", None)]
+
+
+def _rounded(con: Any, sql: str) -> list[tuple[str, float | None]]:
+    con.execute("DELETE FROM marketing.users")
+    for user, value in _VALUES:
+        con.execute(
+            f"INSERT INTO marketing.users (external_user_id, lifetime_value) "
+            f"VALUES ('{user}', {'NULL' if value is None else value})"
+        )
+    return sorted(
+        (row[0], None if row[1] is None else float(row[1])) for row in con.execute(sql).fetchall()
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sql", ROUNDINGS)
+def test_postgres_round_of_a_double_keeps_halves_to_even_on_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any], sql: str
+) -> None:
+    pg.execute("SET search_path = marketing")
+    expected = _rounded(pg, sql)
+    result = check_sql(sql, "postgres", "duckdb")
+    assert result.valid, [e.to_dict() for e in result.errors]
+    assert _rounded(warehouse, str(result.sql)) == expected
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("duckdb", "ROUND_EVEN(lifetime_value, 0)"),
+        ("databricks", "BROUND(lifetime_value)"),
+        (
+            "bigquery",
+            "CAST(ROUND(CAST(lifetime_value AS BIGNUMERIC), 0, 'ROUND_HALF_EVEN') AS FLOAT64)",
+        ),
+    ],
+)
+def test_postgres_round_of_a_double_for_other_warehouses(target: str, expected: str) -> None:
+    assert expected in emitted_sql(ROUNDINGS[0], "postgres", target)
+
+
+@pytest.mark.parametrize("target", ["snowflake", "fabric"])
+def test_postgres_round_of_a_double_is_refused_where_halves_cannot_go_to_even(target: str) -> None:
+    assert error_codes(ROUNDINGS[0], "postgres", target) == ["unsupported_in_dialect"]
+    assert error_codes(ROUNDINGS[3], "postgres", target) == []
