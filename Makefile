@@ -37,7 +37,7 @@ format: install-dev
 
 ## Linters, then the whole suite (unit, integration, conformance, acceptance) on 2 workers.
 test: install-dev peers lint
-	$(BIN)/pytest -n auto --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 serve: install
 	$(BIN)/zerocopy serve
