@@ -394,6 +394,7 @@ class _Check:
         # the output tree's SELECTs, when its gated SELECT rewrites have nothing to act on
         self.free_selects: list[exp.Expr] | None = None
         self.first_reading: list[exp.Expr] = []  # the first statement's `_Copied.reading`
+        self._token_types: frozenset[TokenType] | None = None
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -473,6 +474,15 @@ class _Check:
             if token.start >= after and token.text.lower() == wanted:
                 return self.offset_position(token.start)
         return (None, None)
+
+    def token_types(self) -> frozenset[TokenType]:
+        """The types of the text's tokens (memoized): a construct the parser builds only at a
+        token of some type (a set operation at UNION/EXCEPT/INTERSECT) is in no tree parsed
+        from a text without one, and a rewrite's walk for it can be skipped."""
+        found = self._token_types
+        if found is None:
+            found = self._token_types = frozenset(token.token_type for token in self.tokens)
+        return found
 
     # --- pipeline -----------------------------------------------------------------------
 

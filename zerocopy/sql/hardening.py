@@ -1715,6 +1715,12 @@ def having_aliases(check: Any, root: exp.Expr) -> None:
         select = having.parent
         if not isinstance(select, exp.Select):
             continue
+        # the HAVING's bare columns first: with none (qualified columns only), the select
+        # items are not searched for aggregates (a replacement moves no other column: the
+        # list is the same as taken after it)
+        bare = [column for column in having.find_all(exp.Column) if not column.table]
+        if not bare:
+            continue
         aggregates = {
             item.alias.lower(): item.this
             for item in select.expressions
@@ -1722,8 +1728,8 @@ def having_aliases(check: Any, root: exp.Expr) -> None:
         }
         if not aggregates:
             continue
-        for column in list(having.find_all(exp.Column)):
-            if column.table or column.find_ancestor(exp.Select) is not select:
+        for column in bare:
+            if column.find_ancestor(exp.Select) is not select:
                 continue
             aggregate = aggregates.get(column.name.lower())
             if aggregate is not None:
@@ -2320,10 +2326,20 @@ def _alias_references(check: Any, root: exp.Expr) -> list[tuple[exp.Column, str,
     work = getattr(check, "work", None)
     if work is None:
         return []
+    # one walk lists the SELECTs (in `find_all`'s order) and the names of the bare columns: a
+    # SELECT none of whose aliases is such a name has no alias read, and its clauses are not
+    # walked (most queries qualify their columns: none is)
+    selects: list[exp.Select] = []
+    bare: set[str] = set()
+    for node in root.walk():
+        if isinstance(node, exp.Select):
+            selects.append(node)
+        elif isinstance(node, exp.Column) and not node.table:
+            bare.add(node.name.lower())
     found: list[tuple[exp.Column, str, exp.Expr]] = []
-    for select in root.find_all(exp.Select):
+    for select in selects:
         aliases = {item.alias.lower() for item in select.expressions if isinstance(item, exp.Alias)}
-        if not aliases:
+        if aliases.isdisjoint(bare):
             continue
         # later items first: a WHERE reading an item built on an earlier alias copies it whole
         clauses: list[tuple[str, exp.Expr]] = []

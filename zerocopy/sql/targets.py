@@ -1952,6 +1952,16 @@ def derived_table_aliases(check: Any, root: exp.Expr) -> None:
 _SET_BY_NAME_TARGETS = frozenset({"postgres", "redshift", "tsql", "fabric"})
 
 
+def has_token_of(check: Any, types: Any) -> bool:
+    """Whether the check's text has a token of one of ``types`` (the token types are listed
+    once per check, `_Check.token_types`); True when the check lists no tokens (a caller then
+    walks the tree as without the test)."""
+    token_types = getattr(check, "token_types", None)
+    if token_types is None:
+        return True
+    return not token_types().isdisjoint(types)
+
+
 def set_operations_by_name(check: Any, root: exp.Expr) -> bool:
     """``UNION [ALL] BY NAME`` (DuckDB, Snowflake, BigQuery) emitted for PostgreSQL, Redshift
     or Fabric, which match branches by position and do not parse ``BY NAME``: when every
@@ -1961,6 +1971,8 @@ def set_operations_by_name(check: Any, root: exp.Expr) -> bool:
     write = check.write_rules.sqlglot_dialect
     if write not in _SET_BY_NAME_TARGETS or "name" not in check.text.lower():
         return False
+    if not has_token_of(check, check.read_dialect.parser_class.SET_OPERATIONS):
+        return False  # the parser builds a set operation only at a UNION/EXCEPT/INTERSECT
     for node in list(root.find_all(exp.SetOperation)):
         if not node.args.get("by_name"):
             continue
