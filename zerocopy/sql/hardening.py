@@ -1657,6 +1657,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.regexp_match_anchoring(check, root)
         or targets.refuse_lost_time_formats(check, root)
         or targets.postgres_round_half_even(check)
+        or targets.add_months_semantics(check)
     ):
         return True
     targets.redundant_quotes(check, root)

@@ -3025,3 +3025,76 @@ def postgres_round_half_even(check: Any) -> bool:
                 "(round(x::numeric)) to round halves away from zero everywhere.",
             )
     return False
+
+
+# --- ADD_MONTHS: the last day of a month ------------------------------------------------------
+
+# Targets whose ADD_MONTHS keeps a month's last day on the last day, as Snowflake's does.
+_END_OF_MONTH_ADD_MONTHS = frozenset({"snowflake", "redshift"})
+
+
+def add_months_semantics(check: Any) -> bool:
+    """``ADD_MONTHS`` means two things: Snowflake's (and Redshift's) moves a month's last day
+    to the last day of the result (``ADD_MONTHS('2024-02-29', 1)`` is 2024-03-31), Databricks'
+    only clamps (2024-03-29) and returns a DATE. sqlglot wrote Databricks' as ``ADD_MONTHS``
+    for Snowflake and Redshift (the last-day rule applied), and either as ``ADD_MONTHS`` for
+    BigQuery and Fabric, which have none. A clamping one becomes ``DATEADD(MONTH, n, x)`` in the
+    target's spelling (of ``CAST(x AS DATE)``, as a DATE, for Databricks input); Snowflake's is
+    refused (``unsupported_in_dialect``) where no ADD_MONTHS has its rule (BigQuery,
+    Databricks, PostgreSQL, Fabric; sqlglot writes DuckDB's last-day test itself) unless its
+    argument is a DATE, where the rule is written as a last-day test. True when refused."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or "add_months" not in check.text.lower():
+        return False
+    to_date = read in ("databricks", "spark")
+    for node in list(check.reading):
+        if not isinstance(node, exp.AddMonths) or node.parent is None:
+            continue
+        if node.args.get("preserve_end_of_month"):
+            if write in _END_OF_MONTH_ADD_MONTHS or write == "duckdb":
+                continue
+            if write not in _TSQL and (
+                _is_date_valued(node.this)
+                or any(
+                    t.startswith("date") and not t.startswith("datetime")
+                    for t in _catalog_types(check, node.this)
+                )
+            ):
+                # of a DATE the rule is a test: the last day stays the last day
+                day, months = node.this, node.expression
+                moved = exp.DateAdd(
+                    this=day.copy(), expression=months.copy(), unit=exp.var("MONTH")
+                )
+                node.replace(
+                    exp.Case(
+                        ifs=[
+                            exp.If(
+                                this=exp.EQ(
+                                    this=exp.LastDay(this=day.copy()), expression=day.copy()
+                                ),
+                                true=exp.LastDay(this=moved.copy()),
+                            )
+                        ],
+                        default=exp.cast(moved, exp.DType.DATE),
+                    )
+                )
+                continue
+            return _refuse_node(
+                check,
+                node,
+                f"{check.rules.name}'s ADD_MONTHS keeps a month's last day on the last day of "
+                f"the result, which {check.write_rules.name} cannot express: write "
+                "DATEADD(month, n, d) to add months without that rule.",
+            )
+        if write == "duckdb" and not to_date:
+            continue
+        value = node.this.copy()
+        if to_date:
+            value = exp.cast(value, exp.DType.DATE)
+        moved: exp.Expr = exp.DateAdd(
+            this=value, expression=node.expression.copy(), unit=exp.var("MONTH")
+        )
+        if to_date:
+            moved = exp.cast(moved, exp.DType.DATE)
+        node.replace(moved)
+    return False

@@ -31,6 +31,13 @@ PostgreSQL's ``round(double precision)`` rounds halves to even (``round(2.5)`` i
 other warehouse's ROUND rounds them away from zero, and sqlglot wrote ``ROUND(x)`` as is. Now
 it is DuckDB ``ROUND_EVEN(x, 0)``, Databricks ``BROUND(x)``, BigQuery's ``ROUND_HALF_EVEN`` of
 the value as BIGNUMERIC, and refused for Snowflake and Fabric.
+
+``ADD_MONTHS``: Snowflake's moves a month's last day to the result's last day
+(2024-02-29 + 1 is 2024-03-31), Databricks' only clamps and returns a DATE. sqlglot wrote
+Databricks' as Snowflake/Redshift ``ADD_MONTHS`` (the last-day rule applied) and both as
+``ADD_MONTHS`` for BigQuery (none there). Databricks' is now ``DATEADD(MONTH, n, CAST(x AS
+DATE))`` as a DATE; Snowflake's is written as a last-day test for a DATE argument, and
+refused otherwise where no ADD_MONTHS has its rule.
 """
 
 from __future__ import annotations
@@ -559,3 +566,102 @@ def test_postgres_round_of_a_double_for_other_warehouses(target: str, expected: 
 def test_postgres_round_of_a_double_is_refused_where_halves_cannot_go_to_even(target: str) -> None:
     assert error_codes(ROUNDINGS[0], "postgres", target) == ["unsupported_in_dialect"]
     assert error_codes(ROUNDINGS[3], "postgres", target) == []
+
+
+# --- ADD_MONTHS -------------------------------------------------------------------------------
+
+DATABRICKS_ADD_MONTHS = (
+    "SELECT external_user_id, add_months(created_at, 1) AS a, add_months(created_at, -3) AS b "
+    "FROM users"
+)
+# Databricks: clamps to the month's end, no last-day rule, a DATE
+_ADDED = [("m1", "2024-02-29", "2023-10-31"), ("m2", "2024-03-01", "2023-11-01")]
+
+
+def _added(con: Any, sql: str) -> list[tuple[str, str, str]]:
+    con.execute("DELETE FROM marketing.users")
+    con.execute(
+        "INSERT INTO marketing.users (external_user_id, created_at) VALUES "
+        "('m1', TIMESTAMP '2024-01-31 08:00:00'), ('m2', TIMESTAMP '2024-02-01 23:00:00')"
+    )
+    return sorted((r[0], str(r[1]), str(r[2])) for r in con.execute(sql).fetchall())
+
+
+def test_databricks_add_months_on_duckdb(warehouse: duckdb.DuckDBPyConnection) -> None:
+    result = check_sql(DATABRICKS_ADD_MONTHS, "databricks", "duckdb")
+    assert result.valid, [e.to_dict() for e in result.errors]
+    assert _added(warehouse, str(result.sql)) == _ADDED
+
+
+@pytest.mark.postgres
+def test_databricks_add_months_on_postgres(pg: psycopg.Connection[Any]) -> None:
+    result = check_sql(DATABRICKS_ADD_MONTHS, "databricks", "postgres")
+    assert result.valid, [e.to_dict() for e in result.errors]
+    assert _added(pg, str(result.sql)) == _ADDED
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        # Snowflake's and Redshift's ADD_MONTHS would move 2024-02-29 to 2024-03-31
+        ("snowflake", "CAST(DATEADD(MONTH, 1, CAST(created_at AS DATE)) AS DATE)"),
+        ("redshift", "CAST(DATEADD(MONTH, 1, CAST(created_at AS DATE)) AS DATE)"),
+        # BigQuery has no ADD_MONTHS
+        ("bigquery", "CAST(DATE_ADD(CAST(created_at AS DATE), INTERVAL 1 MONTH) AS DATE)"),
+    ],
+)
+def test_databricks_add_months_for_other_warehouses(target: str, expected: str) -> None:
+    assert expected in emitted_sql(DATABRICKS_ADD_MONTHS, "databricks", target)
+
+
+SNOWFLAKE_ADD_MONTHS = "SELECT external_user_id, ADD_MONTHS(created_at, 1) AS a FROM users"
+
+
+@pytest.mark.parametrize("target", ["bigquery", "databricks", "postgres", "fabric"])
+def test_snowflake_add_months_last_day_rule_is_refused_where_missing(target: str) -> None:
+    assert error_codes(SNOWFLAKE_ADD_MONTHS, "snowflake", target) == ["unsupported_in_dialect"]
+
+
+@pytest.mark.parametrize("target", ["snowflake", "redshift", "duckdb"])
+def test_snowflake_add_months_stays_where_the_rule_exists(target: str) -> None:
+    assert error_codes(SNOWFLAKE_ADD_MONTHS, "snowflake", target) == []
+
+
+SNOWFLAKE_DATE_ADD_MONTHS = (
+    "SELECT external_user_id, ADD_MONTHS(CAST(created_at AS DATE), 1) AS a, "
+    "ADD_MONTHS(CAST(created_at AS DATE), -2) AS b FROM users"
+)
+# Snowflake: a month's last day goes to the result's last day
+_LAST_DAYS = [
+    ("d1", "2024-03-31", "2023-12-31"),  # from 2024-02-29
+    ("d2", "2024-02-29", "2023-11-30"),  # from 2024-01-30 (clamped; not a last day)
+    ("d3", "2024-05-31", "2024-02-29"),  # from 2024-04-30
+]
+
+
+def _moved(con: Any, sql: str) -> list[tuple[str, str, str]]:
+    con.execute("DELETE FROM marketing.users")
+    con.execute(
+        "INSERT INTO marketing.users (external_user_id, created_at) VALUES "
+        "('d1', TIMESTAMP '2024-02-29 10:00:00'), ('d2', TIMESTAMP '2024-01-30 00:00:00'), "
+        "('d3', TIMESTAMP '2024-04-30 23:00:00')"
+    )
+    return sorted((r[0], str(r[1]), str(r[2])) for r in con.execute(sql).fetchall())
+
+
+def test_snowflake_add_months_of_a_date_on_duckdb(warehouse: duckdb.DuckDBPyConnection) -> None:
+    result = check_sql(SNOWFLAKE_DATE_ADD_MONTHS, "snowflake", "duckdb")
+    assert result.valid, [e.to_dict() for e in result.errors]
+    assert _moved(warehouse, str(result.sql)) == _LAST_DAYS
+
+
+@pytest.mark.postgres
+def test_snowflake_add_months_of_a_date_on_postgres(pg: psycopg.Connection[Any]) -> None:
+    result = check_sql(SNOWFLAKE_DATE_ADD_MONTHS, "snowflake", "postgres")
+    assert result.valid, [e.to_dict() for e in result.errors]
+    assert _moved(pg, str(result.sql)) == _LAST_DAYS
+
+
+@pytest.mark.parametrize("target", ["bigquery", "databricks"])
+def test_snowflake_add_months_of_a_date_is_a_last_day_test(target: str) -> None:
+    assert "LAST_DAY(" in emitted_sql(SNOWFLAKE_DATE_ADD_MONTHS, "snowflake", target)
