@@ -3062,7 +3062,7 @@ def add_months_semantics(check: Any) -> bool:
             ):
                 # of a DATE the rule is a test: the last day stays the last day
                 day, months = node.this, node.expression
-                moved = exp.DateAdd(
+                shifted = exp.DateAdd(
                     this=day.copy(), expression=months.copy(), unit=exp.var("MONTH")
                 )
                 node.replace(
@@ -3072,10 +3072,10 @@ def add_months_semantics(check: Any) -> bool:
                                 this=exp.EQ(
                                     this=exp.LastDay(this=day.copy()), expression=day.copy()
                                 ),
-                                true=exp.LastDay(this=moved.copy()),
+                                true=exp.LastDay(this=shifted.copy()),
                             )
                         ],
-                        default=exp.cast(moved, exp.DType.DATE),
+                        default=exp.cast(shifted, exp.DType.DATE),
                     )
                 )
                 continue
