@@ -19,6 +19,7 @@ import pytest
 
 from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture  # noqa: F401
 from zerocopy.scheduling.slots import SYNC, SourceSlots, slot_key
+from zerocopy.services import syncs
 
 pytestmark = pytest.mark.anyio
 
@@ -84,3 +85,30 @@ async def _holders(slots: SourceSlots, key: str) -> list[str]:
     async with slots.db.session() as s:
         rows = await s.scalars(sa.select(SourceSlot.run_id).where(SourceSlot.source_id == key))
         return list(rows.all())
+
+
+async def test_a_scheduled_run_waiting_when_its_sync_is_paused_reads_nothing(
+    spec: Spec,
+) -> None:
+    """A paused sync never runs on schedule: an occurrence fired before the pause that had
+    not started yet (waiting for its source's slot or a place in the pool) ends
+    ``cancelled`` when it starts, instead of reading the table of a sync the user has just
+    paused. Activated again, the sync runs normally."""
+    spec.warehouse.create("sched", COLS, [("2026-01-01 00:00:00", "u3", j({"x": 3}))])
+    scheduled = await spec.ready("user_attributes", "sched")
+    # The occurrence as the scheduler launches it: a running run with trigger "schedule",
+    # handed to the runner; the pause comes before the runner starts it.
+    run = await spec.engine.request(scheduled, "schedule")
+    resp = await spec.post(f"/v1/syncs/{scheduled}/pause")
+    assert resp.status_code == 200 and resp.json()["status"] == "paused", resp.text
+    done = await syncs.execute_run(spec.app.state.runtime, run.id)
+    assert (done.status, done.rows_read, done.error_code) == ("cancelled", 0, "cancelled")
+    assert "paused" in (done.error_message or ""), done.error_message
+    assert await spec.profile(external_id="u3") is None
+    sync = await spec.sync(scheduled)
+    assert sync["status"] == "paused", sync
+    # A run the user asks for is refused while paused; once active again it runs.
+    resp = await spec.post(f"/v1/syncs/{scheduled}/activate")
+    assert resp.status_code == 200, resp.text
+    again = await spec.run(scheduled)
+    assert (again["status"], again["rows_delivered"]) == ("success", 1), again

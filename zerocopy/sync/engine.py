@@ -50,9 +50,16 @@ from zerocopy.destinations.protocol import (
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger, redact_text
 from zerocopy.state.db import Database
-from zerocopy.state.models import Credential, Source, new_id, utcnow
+from zerocopy.state.models import Credential, RunTrigger, Source, new_id, utcnow
 from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
-from zerocopy.sync.types import AttributeRows, DataType, RowError, RunStatus, ValidRow
+from zerocopy.sync.types import (
+    AttributeRows,
+    DataType,
+    RowError,
+    RunStatus,
+    SyncStatus,
+    ValidRow,
+)
 from zerocopy.sync.validate import (
     IDENTIFIER_COLUMNS,
     KNOWN_COLUMNS,
@@ -457,6 +464,15 @@ class SyncEngine:
             sync = await s.get(Sync, run.sync_id)
             if sync is None:
                 raise ZerocopyError(errors.NOT_FOUND, "the sync was deleted")
+            if run.trigger == RunTrigger.SCHEDULE and sync.status != SyncStatus.ACTIVE:
+                # Paused (or made draft) while this occurrence waited for its slot: a
+                # paused sync never runs on schedule, so it reads nothing.
+                raise ZerocopyError(
+                    errors.CANCELLED,
+                    f"the sync was {sync.status} before this scheduled run started; nothing "
+                    "was read (activate it to run on schedule again)",
+                    details={"status": sync.status},
+                )
             source = await s.get(Source, sync.source_id) if sync.source_id else None
             cred_id = source.credential_id if source else sync.credential_id
             credential = await s.get(Credential, cred_id) if cred_id else None
