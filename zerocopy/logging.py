@@ -55,6 +55,28 @@ def register_secret(value: str | None) -> None:
         _secret_re = re.compile("|".join(re.escape(s) for s in ordered))
 
 
+def shown_url(url: str, *, path: bool = True) -> str:
+    """``url`` as messages and logs show it: no user, password, query or fragment (where
+    keys and tokens travel: ``https://u:p@host/in?token=…``), and with ``path=False`` no
+    path either (a webhook's path is often its secret: ``/services/T0/B0/xyz``)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "(a malformed URL)"
+    if ":" in host:
+        host = f"[{host}]"
+    shown = f"{parts.scheme}://{host}{f':{port}' if port else ''}"
+    if path:
+        shown += parts.path
+    elif parts.path not in ("", "/"):
+        shown += "/…"
+    return shown
+
+
 def redact_text(text: str) -> str:
     pattern = _secret_re
     return pattern.sub(REDACTED, text) if pattern is not None else text

@@ -58,7 +58,7 @@ import orjson
 from zerocopy import errors
 from zerocopy.destinations.protocol import DeliveryBatch, DeliveryResult, RowRejection
 from zerocopy.errors import ZerocopyError
-from zerocopy.logging import get_logger, register_secret
+from zerocopy.logging import get_logger, register_secret, shown_url
 from zerocopy.sync.types import (
     REJECTED_BY_DESTINATION,
     ROW_ERROR_CODES,
@@ -124,7 +124,8 @@ class HttpDestinationConfig:
 
     def __repr__(self) -> str:
         return (
-            f"HttpDestinationConfig(url={self.url!r}, api_key='***', batch_rows={self.batch_rows})"
+            f"HttpDestinationConfig(url={shown_url(self.url)!r}, api_key='***', "
+            f"batch_rows={self.batch_rows})"
         )
 
     def validate(self) -> None:
@@ -132,7 +133,7 @@ class HttpDestinationConfig:
         if not self.url.startswith(("http://", "https://")):
             raise ZerocopyError(
                 errors.VALIDATION_ERROR,
-                f"destination URL must start with https:// (got {self.url!r})",
+                f"destination URL must start with https:// (got {shown_url(self.url)!r})",
             )
         host = httpx.URL(self.url).host
         if self.url.startswith("http://") and host not in {"127.0.0.1", "localhost", "::1"}:
@@ -259,6 +260,8 @@ class HttpDestination:
         config.validate()
         register_secret(config.api_key)
         self.config = config
+        self._url = shown_url(config.url)
+        """The URL as errors and logs show it (no userinfo or query: keys travel there)."""
         self.deadline = deadline
         """Absolute ``anyio.current_time()`` by which the run must end (None: no limit)."""
         self._client = client or httpx.AsyncClient(timeout=config.timeout_s)
@@ -343,7 +346,7 @@ class HttpDestination:
                     code = errors.AUTH_FAILED if status == 401 else errors.PERMISSION_DENIED
                     raise ZerocopyError(
                         code,
-                        f"the HTTP destination {self.config.url} refused the API key "
+                        f"the HTTP destination {self._url} refused the API key "
                         f"(HTTP {status}): update the destination's key",
                     )
                 if status == 429:
@@ -355,7 +358,7 @@ class HttpDestination:
                 else:
                     raise ZerocopyError(
                         errors.DESTINATION_ERROR,
-                        f"the HTTP destination {self.config.url} refused the batch with HTTP "
+                        f"the HTTP destination {self._url} refused the batch with HTTP "
                         f"{status}: {_excerpt(resp)}",
                         details={"status": status},
                     )
@@ -364,14 +367,14 @@ class HttpDestination:
             self._check_deadline(wait, last)
             log.info(
                 "http_destination_retry",
-                url=self.config.url,
+                url=self._url,
                 attempt=attempt + 1,
                 reason=last,
                 wait_s=round(wait, 3),
             )
             await anyio.sleep(wait)
         raise _BatchFailed(
-            f"the HTTP destination {self.config.url} did not acknowledge a batch of {len(rows)} "
+            f"the HTTP destination {self._url} did not acknowledge a batch of {len(rows)} "
             f"rows after {self.config.max_attempts} attempts (last: {last}); the watermark "
             "stays before it and the next run sends it again"
         )
@@ -394,7 +397,7 @@ class HttpDestination:
         left = self.deadline - anyio.current_time()
         if left <= 0:
             raise _BatchFailed(
-                f"the run's deadline passed before a batch reached {self.config.url}; the "
+                f"the run's deadline passed before a batch reached {self._url}; the "
                 "watermark stays before this batch and the next run sends it again"
             )
         return min(self.config.timeout_s, left)
@@ -410,7 +413,7 @@ class HttpDestination:
         left = self.deadline - anyio.current_time()
         if wait >= left:
             raise _BatchFailed(
-                f"the HTTP destination {self.config.url} asked to wait {math.ceil(wait)} s "
+                f"the HTTP destination {self._url} asked to wait {math.ceil(wait)} s "
                 f"({last}) but the run's deadline is {max(0, math.floor(left))} s away; the "
                 "watermark stays before this batch and the next run sends it again"
             )
@@ -437,7 +440,7 @@ class HttpDestination:
             if not isinstance(index, int) or isinstance(index, bool):
                 index = by_hash.get(str(item.get("row_hash")))
             if index is None or not 0 <= index < len(rows):
-                log.warning("http_destination_unknown_rejection", url=self.config.url, item=item)
+                log.warning("http_destination_unknown_rejection", url=self._url, item=item)
                 continue
             code = str(item.get("code") or "")
             message = str(item.get("message") or "refused by the destination")

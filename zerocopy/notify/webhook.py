@@ -7,6 +7,7 @@ import httpx
 
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
+from zerocopy.logging import redact_text, shown_url
 from zerocopy.notify.decision import Notification
 
 WEBHOOK_TIMEOUT_S = 10.0
@@ -36,7 +37,7 @@ async def send_webhook(
                     url, json=body, headers={"X-Zerocopy-Event": notification.event.value}
                 )
             except httpx.HTTPError as exc:
-                last = f"{type(exc).__name__}: {exc}"
+                last = f"{type(exc).__name__}: {redact_text(str(exc)).replace(url, shown_url(url, path=False))}"
             else:
                 if resp.status_code < 300:
                     return
@@ -50,6 +51,6 @@ async def send_webhook(
             await http.aclose()
     raise ZerocopyError(
         errors.NOTIFICATION_FAILED,
-        f"webhook {url} did not accept the {notification.event.value} event ({last}); "
+        f"webhook {shown_url(url, path=False)} did not accept the {notification.event.value} event ({last}); "
         "check the sync's webhook URL",
     )
