@@ -1675,6 +1675,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.postgres_json_operators(check, made)
     targets.approximate_distinct_counts(check)
     targets.postgres_round_half_away(check)
+    targets.count_if_totals(check)
     targets.json_array_sizes(check)
     targets.bigquery_timestamps_for_postgres(check)
     targets.substring_starts(check)

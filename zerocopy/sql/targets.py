@@ -3098,3 +3098,48 @@ def add_months_semantics(check: Any) -> bool:
             moved = exp.cast(moved, exp.DType.DATE)
         node.replace(moved)
     return False
+
+
+# --- COUNT_IF: never NULL, except DuckDB's -----------------------------------------------------
+
+_NATIVE_COUNT_IF = frozenset({"snowflake", "bigquery", "databricks", "spark"})
+
+
+def count_if_totals(check: Any) -> None:
+    """``COUNT_IF(cond)`` (Snowflake, BigQuery ``COUNTIF``, Databricks) counts the rows where
+    ``cond`` is true: 0 over no rows or only NULLs. sqlglot wrote it as DuckDB ``COUNT_IF``
+    (NULL there over no rows or only NULLs) and PostgreSQL/Redshift ``SUM(CASE … ELSE 0 END)``
+    (NULL over no rows), so ``(SELECT COUNT_IF(…) FROM purchases WHERE …) = 0`` dropped users
+    without rows. It becomes ``COUNT(CASE WHEN cond THEN 1 END)`` there. DuckDB's own
+    ``count_if`` (NULL when no value is true or false) becomes ``SUM(CASE WHEN cond THEN 1
+    WHEN NOT cond THEN 0 END)`` elsewhere."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write:
+        return
+    lower = check.text.lower()
+    if "count_if" not in lower and "countif" not in lower:
+        return
+    for node in list(check.reading):
+        if not isinstance(node, exp.CountIf) or node.parent is None:
+            continue
+        condition = node.this
+        if read == "duckdb":
+            node.replace(
+                exp.Sum(
+                    this=exp.Case(
+                        ifs=[
+                            exp.If(this=condition.copy(), true=exp.Literal.number(1)),
+                            exp.If(
+                                this=exp.Not(this=exp.Paren(this=condition.copy())),
+                                true=exp.Literal.number(0),
+                            ),
+                        ]
+                    )
+                )
+            )
+        elif write not in _NATIVE_COUNT_IF:
+            node.replace(
+                exp.Count(
+                    this=exp.Case(ifs=[exp.If(this=condition.copy(), true=exp.Literal.number(1))])
+                )
+            )

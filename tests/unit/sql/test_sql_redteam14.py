@@ -38,6 +38,11 @@ Databricks' as Snowflake/Redshift ``ADD_MONTHS`` (the last-day rule applied) and
 ``ADD_MONTHS`` for BigQuery (none there). Databricks' is now ``DATEADD(MONTH, n, CAST(x AS
 DATE))`` as a DATE; Snowflake's is written as a last-day test for a DATE argument, and
 refused otherwise where no ADD_MONTHS has its rule.
+
+``COUNT_IF`` (Snowflake, BigQuery ``COUNTIF``, Databricks) is 0 over no rows or only NULLs;
+sqlglot wrote DuckDB ``COUNT_IF`` (NULL there) and PostgreSQL ``SUM(CASE … ELSE 0 END)`` (NULL
+over no rows), so ``(SELECT COUNT_IF(…) …) = 0`` lost users without rows. Now
+``COUNT(CASE WHEN c THEN 1 END)``; DuckDB's own NULL-returning count_if is kept elsewhere.
 """
 
 from __future__ import annotations
@@ -665,3 +670,70 @@ def test_snowflake_add_months_of_a_date_on_postgres(pg: psycopg.Connection[Any])
 @pytest.mark.parametrize("target", ["bigquery", "databricks"])
 def test_snowflake_add_months_of_a_date_is_a_last_day_test(target: str) -> None:
     assert "LAST_DAY(" in emitted_sql(SNOWFLAKE_DATE_ADD_MONTHS, "snowflake", target)
+
+
+# --- COUNT_IF -----------------------------------------------------------------------------------
+
+# users with no purchase over 50: Snowflake/BigQuery/Databricks COUNT_IF is 0 over no rows
+COUNT_IF_ZERO: list[tuple[str, str]] = [
+    (
+        "databricks",
+        "SELECT u.external_user_id FROM users u WHERE (SELECT count_if(p.price > 50) "
+        "FROM purchases p WHERE p.external_user_id = u.external_user_id) = 0",
+    ),
+    (
+        "bigquery",
+        "SELECT u.external_user_id FROM users u WHERE (SELECT COUNTIF(p.price > 50) "
+        "FROM purchases p WHERE p.external_user_id = u.external_user_id) = 0",
+    ),
+    (
+        "snowflake",
+        "SELECT u.external_user_id FROM users u LEFT JOIN purchases p USING (external_user_id) "
+        "GROUP BY u.external_user_id HAVING COUNT_IF(p.price > 50) = 0",
+    ),
+]
+
+
+def _purchases(con: Any) -> None:
+    con.execute("DELETE FROM marketing.purchases")
+    con.execute(
+        "INSERT INTO marketing.purchases (purchase_id, external_user_id, price) VALUES "
+        "('p1', 'u1', 10), ('p2', 'u2', 100), ('p3', 'u3', NULL)"
+    )
+
+
+_NO_BIG_PURCHASE = ["u1", "u3", "u4", "u5", "u6", "u7"]
+
+
+@pytest.mark.parametrize(("dialect", "sql"), COUNT_IF_ZERO)
+def test_count_if_is_zero_over_no_rows_on_duckdb(
+    warehouse: duckdb.DuckDBPyConnection, dialect: str, sql: str
+) -> None:
+    _purchases(warehouse)
+    assert sorted_ids(warehouse, emitted_sql(sql, dialect, "duckdb")) == _NO_BIG_PURCHASE
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("dialect", "sql"), COUNT_IF_ZERO)
+def test_count_if_is_zero_over_no_rows_on_postgres(
+    pg: psycopg.Connection[Any], dialect: str, sql: str
+) -> None:
+    _purchases(pg)
+    assert sorted_ids(pg, emitted_sql(sql, dialect, "postgres")) == _NO_BIG_PURCHASE
+
+
+@pytest.mark.postgres
+def test_duckdb_count_if_keeps_its_null_on_postgres(
+    warehouse: duckdb.DuckDBPyConnection, pg: psycopg.Connection[Any]
+) -> None:
+    """DuckDB's count_if is NULL when no value is true or false (no rows, only NULLs)."""
+    sql = (
+        "SELECT u.external_user_id FROM users u WHERE (SELECT count_if(p.price > 50) "
+        "FROM purchases p WHERE p.external_user_id = u.external_user_id) IS NULL"
+    )
+    _purchases(warehouse)
+    _purchases(pg)
+    warehouse.execute("SET schema = 'marketing'")
+    expected = sorted_ids(warehouse, sql)
+    assert expected == ["u3", "u4", "u5", "u6", "u7"]
+    assert sorted_ids(pg, emitted_sql(sql, "duckdb", "postgres")) == expected
