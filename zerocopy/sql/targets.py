@@ -2906,7 +2906,7 @@ _TEMPLATE_DIRECTIVES: dict[str, frozenset[str]] = {
 }
 _TEMPLATE_DIRECTIVES["redshift"] = _TEMPLATE_DIRECTIVES["postgres"]
 _TEMPLATE_DIRECTIVES["spark"] = _TEMPLATE_DIRECTIVES["databricks"]
-_FORMAT_WORDS = ("char", "format", "strftime", "strptime", "to_date", "to_timestamp", "parse_")
+_FORMAT_WORDS = ("to_char", "format", "strftime", "strptime", "to_date", "to_timestamp", "parse_")
 
 
 def refuse_lost_time_formats(check: Any, root: exp.Expr) -> bool:
