@@ -10,7 +10,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import CallerDep, RuntimeDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, refuse_unknown_query_params
 from zerocopy import errors
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger
@@ -27,6 +27,7 @@ log = get_logger("api.schedules")
 class ScheduleController(Controller):
     path = "/v1/segments/{segment_id:str}/schedule"
     tags = ["schedules"]
+    guards = [refuse_unknown_query_params]
 
     @get(operation_id="getSegmentSchedule", responses=ERROR_RESPONSES)
     async def get_one(
@@ -86,6 +87,7 @@ class ScheduleController(Controller):
 class SyncScheduleController(Controller):
     path = "/v1/syncs/{sync_id:str}/schedule"
     tags = ["schedules"]
+    guards = [refuse_unknown_query_params]
 
     @get(operation_id="getSyncSchedule", responses=ERROR_RESPONSES)
     async def get_one(

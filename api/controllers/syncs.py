@@ -12,7 +12,7 @@ from litestar.params import FromPath, JSONBody, Parameter
 from litestar.response import Stream
 
 from api.deps import CallerDep, RuntimeDep, SessionDep
-from api.errors import ERROR_RESPONSES
+from api.errors import ERROR_RESPONSES, refuse_unknown_query_params
 from api.openapi import OptionalBodyOperation
 from api.schemas.common import MAX_OFFSET, ErrorInfo
 from api.schemas.runs import ScheduledOccurrence
@@ -112,6 +112,7 @@ async def run_reads(session: Any, runs: list[SyncRun]) -> list[SyncRunRead]:
 class SyncController(Controller):
     path = "/v1/syncs"
     tags = ["syncs"]
+    guards = [refuse_unknown_query_params]
 
     @post(operation_id="createSync", responses=ERROR_RESPONSES)
     async def create(
@@ -276,6 +277,7 @@ class SyncController(Controller):
 class SyncRunController(Controller):
     path = "/v1/sync-runs"
     tags = ["syncs"]
+    guards = [refuse_unknown_query_params]
 
     @get("/{run_id:str}", operation_id="getSyncRun", responses=ERROR_RESPONSES)
     async def get_one(
