@@ -1969,13 +1969,23 @@ def set_operations_by_name(check: Any, root: exp.Expr) -> bool:
     first branch's order and the set operation matches by position; otherwise (a star, a
     column one branch lacks) it is refused. True when refused."""
     write = check.write_rules.sqlglot_dialect
-    if write not in _SET_BY_NAME_TARGETS or "name" not in check.text.lower():
+    # BigQuery's own forms (CORRESPONDING; INNER / FULL / LEFT modes) exist nowhere else: they
+    # become positional as well for any other warehouse, or are refused.
+    from_bigquery = check.rules.sqlglot_dialect == "bigquery" and write != "bigquery"
+    text = check.text.lower()
+    if write not in _SET_BY_NAME_TARGETS and not from_bigquery:
+        return False
+    if "name" not in text and "corresponding" not in text:
         return False
     if not has_token_of(check, check.read_dialect.parser_class.SET_OPERATIONS):
         return False  # the parser builds a set operation only at a UNION/EXCEPT/INTERSECT
     for node in list(root.find_all(exp.SetOperation)):
         if not node.args.get("by_name"):
             continue
+        if write not in _SET_BY_NAME_TARGETS and not (
+            node.args.get("kind") or node.args.get("side")
+        ):
+            continue  # a plain BY NAME, which the target reads as BigQuery does
         left, right = node.left, node.right
         order = left.named_selects if isinstance(left, exp.Query) else []
         if isinstance(right, exp.Select) and order and not left.is_star and not right.is_star:
@@ -1985,13 +1995,14 @@ def set_operations_by_name(check: Any, root: exp.Expr) -> bool:
             wanted = [name.lower() for name in order]
             if len(by_name) == len(right.expressions) and sorted(by_name) == sorted(wanted):
                 right.set("expressions", [by_name[name] for name in wanted])
-                node.set("by_name", None)
+                for arg in ("by_name", "kind", "side"):
+                    node.set(arg, None)
                 continue
         check.issue(
             UNSUPPORTED_IN_DIALECT,
-            f"{check.write_rules.name} cannot express {check.rules.name}'s set operation BY "
-            "NAME here (its branches do not list the same column names): it matches columns "
-            "by position. List the same columns in the same order in every branch.",
+            f"{check.write_rules.name} cannot express {check.rules.name}'s set operation by "
+            "column name (BY NAME / CORRESPONDING) here: its branches do not list the same "
+            "column names. List the same columns in the same order in every branch.",
             check.node_position(node),
         )
         return True
