@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import duckdb
+import psycopg
 import yaml
 
 CORPUS = pathlib.Path(__file__).resolve().parents[2] / "sql_corpus"
@@ -92,6 +95,40 @@ def marketing_ddl(types: dict[str, str] | None = None) -> list[str]:
         body = ", ".join(f'"{name}" {rename.get(kind, kind)}' for name, kind in columns.items())
         statements.append(f"CREATE TABLE marketing.{table} ({body})")
     return statements
+
+
+Seed = Mapping[str, tuple[str, Sequence[Sequence[Any]]]]
+"""Rows to load into the fixture warehouse: table -> (its columns, comma-separated; rows)."""
+
+
+def _inserts(seed: Seed, mark: str) -> Iterator[tuple[str, Sequence[Sequence[Any]]]]:
+    for table, (columns, rows) in seed.items():
+        marks = ", ".join([mark] * len(columns.split(",")))
+        yield f"INSERT INTO marketing.{table} ({columns}) VALUES ({marks})", rows
+
+
+def duckdb_marketing(seed: Seed) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB holding the fixture warehouse's tables with ``seed``'s rows."""
+    con = duckdb.connect()
+    for statement in marketing_ddl():
+        con.execute(statement)
+    for insert, rows in _inserts(seed, "?"):
+        con.executemany(insert, rows)
+    return con
+
+
+@contextmanager
+def postgres_marketing(url: str, seed: Seed) -> Iterator[psycopg.Connection[Any]]:
+    """The fixture warehouse's tables (schema ``marketing``, made anew) with ``seed``'s rows
+    in the PostgreSQL database at ``url``."""
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP SCHEMA IF EXISTS marketing CASCADE")
+        for statement in marketing_ddl({**PG_TYPES, "JSON": "JSONB"}):
+            con.execute(statement)
+        with con.cursor() as cur:
+            for insert, rows in _inserts(seed, "%s"):
+                cur.executemany(insert, rows)
+        yield con
 
 
 def corpus_cases(

@@ -15,7 +15,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
+from tests.unit.sql.catalog import duckdb_marketing, postgres_marketing
 from tests.unit.sql.checks import check_sql, emitted_sql, error_codes, sorted_ids
 
 USERS = [("u1", "a@x.io"), ("u2", "b@x.io"), ("u3", None)]
@@ -27,25 +27,17 @@ SAME = (
 OTHERS = ["duckdb", "snowflake", "postgres", "redshift", "databricks", "fabric"]
 
 
+SEED = {"users": ("external_user_id, email", USERS)}
+
+
 @pytest.fixture()
 def warehouse() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for statement in marketing_ddl():
-        con.execute(statement)
-    con.executemany("INSERT INTO marketing.users (external_user_id, email) VALUES (?, ?)", USERS)
-    return con
+    return duckdb_marketing(SEED)
 
 
 @pytest.fixture()
 def pg(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(postgres_url, autocommit=True) as con:
-        con.execute("DROP SCHEMA IF EXISTS marketing CASCADE")
-        for statement in marketing_ddl({**PG_TYPES, "JSON": "JSONB"}):
-            con.execute(statement)
-        with con.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO marketing.users (external_user_id, email) VALUES (%s, %s)", USERS
-            )
+    with postgres_marketing(postgres_url, SEED) as con:
         yield con
 
 

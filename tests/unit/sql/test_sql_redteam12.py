@@ -20,7 +20,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
+from tests.unit.sql.catalog import duckdb_marketing, postgres_marketing
 from tests.unit.sql.checks import check_sql, emitted_sql, error_codes, sorted_ids
 
 # (external_user_id, email, first_name, created_at, attributes)
@@ -36,36 +36,20 @@ PURCHASES: list[tuple[str, str, int]] = [("p1", "u1", 1), ("p2", "u2", 3), ("p3"
 _USER_COLUMNS = "external_user_id, email, first_name, created_at, attributes"
 
 
+SEED = {
+    "users": (_USER_COLUMNS, USERS),
+    "purchases": ("purchase_id, external_user_id, quantity", PURCHASES),
+}
+
+
 @pytest.fixture()
 def warehouse() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for statement in marketing_ddl():
-        con.execute(statement)
-    con.executemany(f"INSERT INTO marketing.users ({_USER_COLUMNS}) VALUES (?, ?, ?, ?, ?)", USERS)
-    con.executemany(
-        "INSERT INTO marketing.purchases (purchase_id, external_user_id, quantity) "
-        "VALUES (?, ?, ?)",
-        PURCHASES,
-    )
-    return con
+    return duckdb_marketing(SEED)
 
 
 @pytest.fixture()
 def pg(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(postgres_url, autocommit=True) as con:
-        con.execute("DROP SCHEMA IF EXISTS marketing CASCADE")
-        for statement in marketing_ddl({**PG_TYPES, "JSON": "JSONB"}):
-            con.execute(statement)
-        with con.cursor() as cur:
-            cur.executemany(
-                f"INSERT INTO marketing.users ({_USER_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
-                USERS,
-            )
-            cur.executemany(
-                "INSERT INTO marketing.purchases (purchase_id, external_user_id, quantity) "
-                "VALUES (%s, %s, %s)",
-                PURCHASES,
-            )
+    with postgres_marketing(postgres_url, SEED) as con:
         yield con
 
 

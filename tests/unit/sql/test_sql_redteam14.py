@@ -54,7 +54,7 @@ import duckdb
 import psycopg
 import pytest
 
-from tests.unit.sql.catalog import PG_TYPES, marketing_ddl
+from tests.unit.sql.catalog import duckdb_marketing, postgres_marketing
 from tests.unit.sql.checks import check_sql, emitted_sql, error_codes, sorted_ids
 
 # (external_user_id, email, first_name)
@@ -70,23 +70,17 @@ USERS: list[tuple[str, str | None, str | None]] = [
 _COLUMNS = "external_user_id, email, first_name"
 
 
+SEED = {"users": (_COLUMNS, USERS)}
+
+
 @pytest.fixture()
 def warehouse() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    for statement in marketing_ddl():
-        con.execute(statement)
-    con.executemany(f"INSERT INTO marketing.users ({_COLUMNS}) VALUES (?, ?, ?)", USERS)
-    return con
+    return duckdb_marketing(SEED)
 
 
 @pytest.fixture()
 def pg(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(postgres_url, autocommit=True) as con:
-        con.execute("DROP SCHEMA IF EXISTS marketing CASCADE")
-        for statement in marketing_ddl({**PG_TYPES, "JSON": "JSONB"}):
-            con.execute(statement)
-        with con.cursor() as cur:
-            cur.executemany(f"INSERT INTO marketing.users ({_COLUMNS}) VALUES (%s, %s, %s)", USERS)
+    with postgres_marketing(postgres_url, SEED) as con:
         yield con
 
 
