@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from tests.integration.state_fixtures import db_fixture  # noqa: F401
+from tests.integration.test_sync_store import workspace_and_sync
 from zerocopy.destinations import builtin
 from zerocopy.destinations.builtin import BuiltinStore
 from zerocopy.destinations.protocol import DeliveryBatch
 from zerocopy.state.db import Database
-from zerocopy.state.models import Credential, Workspace
-from zerocopy.state.sync_models import StoreProfile, Sync, braze_id_of, profile_id_of_external
+from zerocopy.state.sync_models import StoreProfile, braze_id_of, profile_id_of_external
 from zerocopy.sync.types import AttributeRows, DataType
 from zerocopy.sync.watermark import WatermarkState, to_micros
 
@@ -27,20 +27,17 @@ pytestmark = pytest.mark.anyio
 T0 = to_micros(datetime(2026, 3, 1, tzinfo=UTC))
 
 
-async def _workspace_and_sync(db: Database) -> tuple[str, str]:
-    async with db.transaction() as s:
-        ws = Workspace(name="bulk")
-        s.add(ws)
-        await s.flush()
-        cred = Credential(workspace_id=ws.id, name="files", kind="s3", settings={})
-        s.add(cred)
-        await s.flush()
-        sync = Sync(
-            workspace_id=ws.id, name="s", credential_id=cred.id, data_type="user_attributes"
-        )
-        s.add(sync)
-        await s.flush()
-        return ws.id, sync.id
+def _batch(ws: str, sync_id: str, columns: AttributeRows) -> DeliveryBatch:
+    """A first-load batch of ``columns`` (no watermark yet)."""
+    return DeliveryBatch(
+        workspace_id=ws,
+        sync_id=sync_id,
+        run_id="r",
+        data_type=DataType.USER_ATTRIBUTES,
+        rows=[],
+        watermark=WatermarkState(value=None, seen={}),
+        columns=columns,
+    )
 
 
 def _columns(n: int) -> tuple[AttributeRows, list[str], list[str]]:
@@ -62,20 +59,10 @@ def _columns(n: int) -> tuple[AttributeRows, list[str], list[str]]:
 
 async def test_first_load_in_pieces_keeps_every_rows_own_profile(db: Database) -> None:
     n = 2 * builtin.COPY_PIECE_ROWS + 1234  # three pieces, the last one short
-    ws, sync_id = await _workspace_and_sync(db)
+    ws, sync_id = await workspace_and_sync(db)
     columns, ext, payloads = _columns(n)
     store = BuiltinStore(db)
-    result = await store.deliver(
-        DeliveryBatch(
-            workspace_id=ws,
-            sync_id=sync_id,
-            run_id="r",
-            data_type=DataType.USER_ATTRIBUTES,
-            rows=[],
-            watermark=WatermarkState(value=None, seen={}),
-            columns=columns,
-        )
-    )
+    result = await store.deliver(_batch(ws, sync_id, columns))
     assert (result.accepted, result.delivered, result.rejections) == (True, n, [])
     async with db.session() as s:
         found = (
@@ -113,24 +100,13 @@ async def test_statistics_refreshed_when_planned_against_and_at_the_end(db: Data
     of the run (the store's close); a batch that looks profiles up is preceded by it."""
     if not db.is_postgres:
         return  # SQLite keeps no statistics here
-    ws, sync_id = await _workspace_and_sync(db)
+    ws, sync_id = await workspace_and_sync(db)
     n = BuiltinStore.ANALYZE_FIRST_AFTER_ROWS + 1000
     columns, _ext, _payloads = _columns(n)
 
-    def batch(part: AttributeRows) -> DeliveryBatch:
-        return DeliveryBatch(
-            workspace_id=ws,
-            sync_id=sync_id,
-            run_id="r",
-            data_type=DataType.USER_ATTRIBUTES,
-            rows=[],
-            watermark=WatermarkState(value=None, seen={}),
-            columns=part,
-        )
-
     store = BuiltinStore(db)
-    await store.deliver(batch(columns.slice(0, n // 2)))
-    await store.deliver(batch(columns.slice(n // 2, n)))
+    await store.deliver(_batch(ws, sync_id, columns.slice(0, n // 2)))
+    await store.deliver(_batch(ws, sync_id, columns.slice(n // 2, n)))
     assert (await _analyzed(db))[0] == 0  # nothing planned against the profiles yet
     await store.aclose()
     count, tuples = await _analyzed(db)
@@ -142,10 +118,12 @@ async def test_statistics_refreshed_when_planned_against_and_at_the_end(db: Data
     # statistics due are refreshed before such a batch.
     again = BuiltinStore(db)
     more, _e, _p = _columns(2 * n)
-    await again.deliver(batch(more.slice(n, 2 * n)))  # new profiles only: copied in
+    await again.deliver(_batch(ws, sync_id, more.slice(n, 2 * n)))  # new profiles only: copied in
     assert (await _analyzed(db))[0] == 1
-    await again.deliver(batch(more.slice(0, n)))  # existing: the copy backs off, staged
+    await again.deliver(
+        _batch(ws, sync_id, more.slice(0, n))
+    )  # existing: the copy backs off, staged
     assert (await _analyzed(db))[0] == 1  # the COPY was tried first: nothing due before it
-    await again.deliver(batch(more.slice(0, 10)))
+    await again.deliver(_batch(ws, sync_id, more.slice(0, 10)))
     count, tuples = await _analyzed(db)
     assert (count, tuples) == (2, 2 * n)
