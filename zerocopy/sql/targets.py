@@ -778,14 +778,19 @@ def filter_clauses_for_redshift(check: Any, root: exp.Expr) -> bool:
 # --- ordered ARRAY_AGG ----------------------------------------------------------------------
 
 
+def _refuse_node(check: Any, node: exp.Expr, message: str) -> bool:
+    """Refuse the query as ``unsupported_in_dialect`` at ``node`` (True)."""
+    check.issue(UNSUPPORTED_IN_DIALECT, message, check.node_position(node))
+    return True
+
+
 def _refuse(check: Any, node: exp.Expr, why: str) -> bool:
-    check.issue(
-        UNSUPPORTED_IN_DIALECT,
+    return _refuse_node(
+        check,
+        node,
         f"{check.write_rules.name} cannot express this ARRAY_AGG: {why}. Aggregate without "
         "the order (and sort the array afterwards), or write the query for that warehouse.",
-        check.node_position(node),
     )
-    return True
 
 
 def ordered_array_aggregates(check: Any) -> bool:
@@ -2551,12 +2556,6 @@ def last_day_units(check: Any) -> bool:
 # (BigQuery REGEXP_CONTAINS and Spark REGEXP_LIKE have two arguments): the flags go inline.
 _INLINE_REGEX_FLAGS = frozenset({"bigquery", "databricks", "spark", "tsql", "fabric"})
 _PG_REGEX = frozenset({"postgres", "redshift"})
-
-
-def _refuse_node(check: Any, node: exp.Expr, message: str) -> bool:
-    """Refuse the query as ``unsupported_in_dialect`` at ``node`` (True)."""
-    check.issue(UNSUPPORTED_IN_DIALECT, message, check.node_position(node))
-    return True
 
 
 def _regex_flags(flag: exp.Expr | None) -> tuple[bool, str] | None:
