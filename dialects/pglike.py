@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -252,7 +252,7 @@ class PostgresLikeAdapter(BaseAdapter):
 
     def _stream(
         self, conn: Any, sql: str, params: Sequence[Any], fetch_rows: int
-    ) -> Iterator[tuple[Sequence[Any], Sequence[Sequence[Any]]]]:
+    ) -> Generator[tuple[Sequence[Any], Sequence[Sequence[Any]]], None, None]:
         """Run ``sql`` through a server-side cursor: yields (description, up to ``fetch_rows`` rows).
 
         Drop the rows before fetching the next ones (the consumer too): a generator that keeps
@@ -668,8 +668,13 @@ class PostgresLikeAdapter(BaseAdapter):
             if rows:
                 yield _id_array([r[0] for r in rows], _oid(description[0]))
             return
-        with self._session() as conn:
-            for description, rows in self._stream(conn, sql, (), fetch_rows):
+        # closing(): when the consumer stops early, the cursor's generator is closed here,
+        # while its session is still checked out, not later by the garbage collector.
+        with (
+            self._session() as conn,
+            contextlib.closing(self._stream(conn, sql, (), fetch_rows)) as batches,
+        ):
+            for description, rows in batches:
                 values = [r[0] for r in rows]
                 del rows  # neither these rows nor their values are alive during the next fetch
                 ids = _id_array(values, _oid(description[0]))
@@ -701,8 +706,11 @@ class PostgresLikeAdapter(BaseAdapter):
             sql += f" WHERE zc_src.{col} >= %s"
             params = (watermark.value,)
         sql += f" ORDER BY zc_src.{col}"
-        with self._session() as conn:
-            for description, rows in self._stream(conn, sql, params, batch_rows):
+        with (
+            self._session() as conn,
+            contextlib.closing(self._stream(conn, sql, params, batch_rows)) as batches,
+        ):
+            for description, rows in batches:
                 names = [d[0] for d in description]
                 arrays = [
                     _to_array([r[i] for r in rows], _oid(d)) for i, d in enumerate(description)

@@ -7,7 +7,7 @@ psycopg's error fields, and reads through a psycopg named (server-side) cursor w
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import psycopg
@@ -103,7 +103,7 @@ class PostgresAdapter(PostgresLikeAdapter):
 
     def _stream(
         self, conn: Any, sql: str, params: Sequence[Any], fetch_rows: int
-    ) -> Iterator[tuple[Sequence[Any], list[Sequence[Any]]]]:
+    ) -> Generator[tuple[Sequence[Any], list[Sequence[Any]]], None, None]:
         # A named cursor is DECLARE … CURSOR / FETCH FORWARD n under the hood; it needs a
         # transaction on an autocommit session.
         with conn.transaction(), conn.cursor(name=cursor_name()) as cur:

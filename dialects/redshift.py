@@ -10,7 +10,7 @@ carry the server's fields as a dict), reads through an explicit ``DECLARE … CU
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any, ClassVar
 
 import redshift_connector
@@ -84,7 +84,7 @@ class RedshiftAdapter(PostgresLikeAdapter):
 
     def _stream(
         self, conn: Any, sql: str, params: Sequence[Any], fetch_rows: int
-    ) -> Iterator[tuple[Sequence[Any], Sequence[Sequence[Any]]]]:
+    ) -> Generator[tuple[Sequence[Any], Sequence[Sequence[Any]]], None, None]:
         name = cursor_name()
         n = self._fetch_rows(fetch_rows)
         cur = conn.cursor()
