@@ -770,6 +770,24 @@ class ProcrastinateRunner:
                 with contextlib.suppress(exceptions.AlreadyEnqueued):
                     await self.app.job_manager.defer_job_async(job)
 
+    async def withdraw_sync(self, run_id: str) -> bool:
+        """Take a sync run's job out of the queue if no worker has fetched it yet.
+
+        ``True``: the job was still ``todo`` and is now ``cancelled`` (procrastinate's own
+        compare-and-set), so no worker will run it and the caller ends the run. ``False``: a
+        worker has it (fetched, waiting for its slot, or running) and the run's own
+        cancellation polling ends it -- or it was never deferred.
+        """
+        if self.app is None:
+            return False
+        manager = self.app.job_manager
+        waiting = await manager.list_jobs_async(queueing_lock=f"sync_run:{run_id}", status="todo")
+        for job in waiting:
+            if job.id is not None and await manager.cancel_job_by_id_async(job.id):
+                log.info("queue.sync_withdrawn", run_id=run_id, job_id=job.id)
+                return True
+        return False
+
     async def submit_sync(self, run_id: str) -> None:
         """Defer the job of a ``running`` sync run (one per run; under its source's lanes).
 

@@ -844,7 +844,14 @@ async def cancel_run(
             f"sync run {run_id} already finished ({run.status})",
             details={"run_id": run_id, "status": run.status},
         )
-    return await sync_engine(runtime).request_cancel(run_id)
+    engine = sync_engine(runtime)
+    cancelled = await engine.request_cancel(run_id)
+    withdraw = getattr(getattr(runtime, "runner", None), "withdraw_sync", None)
+    if withdraw is not None and await withdraw(run_id):
+        # Its job was still in the queue (every lane of its source busy): no worker will
+        # fetch it, so the run ends here, at once, reading nothing -- not when a lane frees.
+        return await engine.execute(run_id)
+    return cancelled
 
 
 async def list_row_logs(
