@@ -11,13 +11,16 @@ already fetched is left to the run's own cancellation polling.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
 from tests.integration.test_sync_engine import make_sync, warehouse
+from tests.integration.worker_procs import ZEROCOPY
 from zerocopy.runner_procrastinate import SYNC_TASK, ProcrastinateRunner, ensure_queue_schema
 from zerocopy.secrets import SecretBox
 from zerocopy.services import workspaces
@@ -105,6 +108,14 @@ async def test_cancel_of_a_queued_sync_job_ends_the_run_at_once(
         runs = {r.id: r for r in (await s.scalars(sa.select(SyncRun))).all()}
     assert (runs[run_id].status, runs[run_id].rows_delivered) == ("cancelled", 0)
     assert runs[next_id].status == "running"  # waiting for a worker, not cancelled
+
+    # The CLI's cancel (another process, the same queue) withdraws the waiting job too.
+    done = await anyio.run_process(
+        [ZEROCOPY, "sync", "cancel", "--workspace", ws.id, next_id], env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert json.loads(done.stdout)["status"] == "cancelled", done.stdout
+    assert await _job_status(db, next_id) == ["cancelled"]
     async with db.session() as s:
         watermark = await s.scalar(sa.select(Sync.watermark).where(Sync.id == sync_id))
     assert watermark is None  # the cancelled run moved nothing
