@@ -10,7 +10,10 @@ The rules (README "Notifications"):
 * ``cancelled`` runs say nothing about the sync's health: no notification, state unchanged.
 * Optional **row-error alert**: when ``row_error_threshold_pct`` is set and a run's row errors
   exceed that percentage of the rows it read, one alert is sent; it is not repeated while the
-  following runs stay above the threshold, and re-arms after a run at or below it.
+  following runs stay above the threshold, and re-arms after a run at or below it. A run with
+  no new rows (nothing read, or only rows skipped as already delivered) has no percentage and
+  keeps the alert state, as a failed run does: a quarter-hour sync whose bad rows arrive once
+  an hour is alerted once, not once an hour.
 * Optional **success notification** after ``success`` / ``partial_success`` /
   ``limit_exceeded`` runs, only when rows changed unless ``success_even_if_no_rows`` is set. A
   recovery already tells the contacts the sync works again, so it replaces the success mail of
@@ -176,7 +179,10 @@ def decide(previous: AlertState, outcome: RunOutcome, settings: NotificationSett
     if recovered and settings.notify_on_error:
         out.append(_recovered(outcome, previous.failing_code or "error"))
     threshold = settings.row_error_threshold_pct
-    above = threshold is not None and outcome.rows_new > 0 and outcome.row_error_pct > threshold
+    if outcome.rows_new > 0:
+        above = threshold is not None and outcome.row_error_pct > threshold
+    else:  # no percentage: no verdict on row quality, the alert state stays
+        above = threshold is not None and previous.row_errors_alerted
     if above and not previous.row_errors_alerted:
         out.append(_row_errors(outcome, threshold or 0.0))
     changed = outcome.rows_new > 0

@@ -105,7 +105,7 @@ THRESHOLD = NotificationSettings(contacts=("a@example.com",), row_error_threshol
         (HEALTHY, 0, 0, [], False),  # nothing read: no percentage
         (ALERTED, 50, 100, [], True),  # still above: not repeated
         (ALERTED, 5, 100, [], False),  # back below: re-armed
-        (ALERTED, 0, 0, [], False),  # an empty run re-arms too
+        (ALERTED, 0, 0, [], True),  # an empty run has no percentage: the state stays
     ],
 )
 def test_row_error_threshold(
