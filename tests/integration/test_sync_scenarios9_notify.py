@@ -11,13 +11,17 @@ SMTP (aiosmtpd) and the webhook receiver; every store and source combination.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import pytest
+from aiosmtpd.controller import Controller
 
 from tests.integration.test_notify import Hooks, Inbox, smtp_server, webhook
 from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture  # noqa: F401
+from tests.support import free_port
 from zerocopy.notify.runs import LAST_RUN_KEY
 from zerocopy.state.sync_models import Sync
 
@@ -89,7 +93,68 @@ async def test_a_run_without_new_rows_keeps_the_row_error_alert_state(
         "partial_success",
     ], statuses
     assert statuses[1][1] == statuses[1][2] and statuses[3][1] == statuses[3][2], statuses
+    # The state is stored before the mails go: wait for the last run's alert to arrive.
+    for _ in range(600):
+        if len(inbox.messages) >= 2 and len(hooks.bodies) >= 2:
+            break
+        await anyio.sleep(0.05)
     events = [msg["X-Zerocopy-Event"] for _, msg in inbox.messages]
     assert events == ["row_errors_above_threshold", "row_errors_above_threshold"], events
     assert [b["event"] for b in hooks.bodies] == events
     assert [b["row_error_pct"] for b in hooks.bodies] == [30.0, 50.0]
+
+
+class SlowInbox(Inbox):
+    """An SMTP server that takes its time to accept a message, as remote relays do."""
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        await asyncio.sleep(SMTP_DELAY_S)
+        return await super().handle_DATA(server, session, envelope)
+
+
+SMTP_DELAY_S = 3.0
+
+
+@pytest.fixture
+def slow_smtp() -> Iterator[tuple[SlowInbox, int]]:
+    inbox, port = SlowInbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+async def test_a_run_finishing_while_the_last_mail_is_sent_does_not_mail_again(
+    spec: Spec, slow_smtp: tuple[SlowInbox, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "Run now" answers once the run is final, its mail still on the way. A second run failing
+    the same way at once read the state from before the first mail and mailed "failing" again;
+    now the first run's state is committed before its mail goes, and the second says nothing."""
+    inbox, port = slow_smtp
+    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(port))
+    spec.warehouse.create("gone", COLS, load(1, 0))
+    sync_id = await spec.ready("user_attributes", "gone", contacts=["ops@example.com"])
+    spec.warehouse.execute('DROP TABLE marketing."gone"')
+    first = await spec.run(sync_id)
+    second = await spec.run(sync_id)
+    assert (first["status"], second["status"]) == ("error", "error"), (first, second)
+    await notified(spec, sync_id, second["id"])
+    for _ in range(600):  # the first run's mail, still on its way
+        if inbox.messages:
+            break
+        await anyio.sleep(0.05)
+    events = [msg["X-Zerocopy-Event"] for _, msg in inbox.messages]
+    assert events == ["sync_failing"], events
+    spec.warehouse.create("gone", COLS, load(2, 0))
+    third = await spec.run(sync_id)
+    assert third["status"] == "success", third
+    await notified(spec, sync_id, third["id"])
+    for _ in range(600):
+        if len(inbox.messages) > 1:
+            break
+        await anyio.sleep(0.05)
+    events = [msg["X-Zerocopy-Event"] for _, msg in inbox.messages]
+    assert events == ["sync_failing", "sync_recovered"], events
