@@ -1643,6 +1643,8 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         or targets.refuse_engine_hashes(check)
         or targets.temporal_one_argument_calls(check)
         or targets.refuse_series_tables(check)
+        or targets.refuse_snowflake_flatten(check)
+        or targets.refuse_from_json_schemas(check)
         or targets.refuse_pivot_group(check, root)
         or targets.refuse_missing_types(check)
         or targets.refuse_postgres_untranslatable(check)
@@ -1671,8 +1673,10 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.like_any_lists(check, root)
     if targets.like_escapes(check, root):  # after like_any_lists: the patterns it expands
         return True
-    made = targets.path_casts_read_text(check)
-    targets.postgres_json_operators(check, made)
+    accessed = targets.snowflake_object_access(check, root)
+    made = targets.path_literal_comparisons(check, accessed)
+    made += targets.path_casts_read_text(check)
+    targets.postgres_json_operators(check, accessed + made)
     targets.approximate_distinct_counts(check)
     targets.postgres_round_half_away(check)
     targets.count_if_totals(check)

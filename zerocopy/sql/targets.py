@@ -275,6 +275,195 @@ def path_casts_read_text(check: Any) -> list[exp.Expr]:
     return made
 
 
+# --- Snowflake FLATTEN ------------------------------------------------------------------------
+
+
+def refuse_snowflake_flatten(check: Any) -> bool:
+    """Snowflake's ``FLATTEN`` (``TABLE(FLATTEN(…))``, ``LATERAL FLATTEN(input => …)``) emitted
+    for another warehouse: it returns six columns (SEQ, KEY, PATH, INDEX, VALUE, THIS) of a
+    VARIANT's elements, which no other warehouse has. sqlglot writes it as an UNNEST/EXPLODE
+    inside Snowflake's ``TABLE(…)`` wrapper (a syntax error in DuckDB and PostgreSQL: the query
+    was valid and failed there), with ``input =>`` and the six column names (Databricks
+    ``LATERAL EXPLODE(input => attributes:tags) AS f(SEQ, …)``, a string exploded). Refused as
+    unsupported; True then."""
+    if check.rules.sqlglot_dialect != "snowflake" or check.write_rules.sqlglot_dialect in (
+        "snowflake",
+    ):
+        return False
+    if "flatten" not in check.text.lower():
+        return False
+    for node in check.reading:
+        if isinstance(node, exp.Explode) and node.parent is not None:
+            return _refuse_node(
+                check,
+                node,
+                f"{check.write_rules.name} has no FLATTEN (Snowflake's table of a "
+                "semi-structured value's elements): the translation would fail or read "
+                "other rows there. Test the elements another way (e.g. ARRAY_CONTAINS or a "
+                "path such as attributes:tags[0]) or write the query for that warehouse.",
+            )
+    return False
+
+
+# --- FROM_JSON schemas -------------------------------------------------------------------------
+
+
+def refuse_from_json_schemas(check: Any) -> bool:
+    """``from_json(x, schema)`` written for another warehouse: the schema is the source's own
+    type language (Databricks ``'array<string>'``, DuckDB a JSON structure ``'["VARCHAR"]'``)
+    and sqlglot carries it as it is: Databricks' ``from_json(attributes:tags,
+    'array<string>')`` became DuckDB ``FROM_JSON(…, 'array<string>')``, which fails there
+    (not JSON); elsewhere there is no such function. Refused as unsupported; True then."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read == write or {read, write} <= {"databricks", "spark", "spark2", "hive"}:
+        return False
+    if "from_json" not in check.text.lower():
+        return False
+    for node in check.reading:
+        if isinstance(node, exp.FromJson) and node.parent is not None:
+            return _refuse_node(
+                check,
+                node,
+                f"{check.write_rules.name} cannot read {check.rules.name}'s from_json schema "
+                "(each warehouse writes the types of a JSON value in its own way): the "
+                "translation would fail there. Read the JSON fields with a path instead (e.g. "
+                "attributes:tags[0] or get_json_object), or write the query for that warehouse.",
+            )
+    return False
+
+
+# --- Snowflake object access and semi-structured paths compared to literals -----------------
+
+# Catalog types of a column Snowflake reads with ``col['key']`` as semi-structured data.
+_SEMI_STRUCTURED_COLUMNS = frozenset({"json", "jsonb", "variant", "object", "super"})
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def snowflake_object_access(check: Any, root: exp.Expr) -> list[exp.Expr]:
+    """Snowflake's ``attributes['tier']`` (a bracket on a VARIANT/OBJECT column or path) and
+    ``GET(attributes, 'tier')`` emitted for another warehouse: both are the path
+    ``attributes:tier``, but sqlglot writes them as a subscript or a JSON extraction the other
+    rewrites of paths do not know: ``attributes['tier']::string = 'gold'`` matched nothing on
+    DuckDB (the JSON text '"gold"') and PostgreSQL (jsonb cast to text), ``GET`` became
+    ``JSON_EXTRACT_PATH`` (no jsonb form). They become the path itself (a JSON extraction
+    like ``attributes:tier``, joined with the path they subscript: ``attributes:a['b'][0]``
+    is ``attributes:a.b[0]``), so casts, comparisons and the PostgreSQL operators treat them
+    alike. Only plain keys (letters, digits, underscores) of a column typed JSON/VARIANT/
+    OBJECT or of a path, and integer indexes of a path, are rewritten. Returns the new
+    extractions (for `postgres_json_operators`)."""
+    made: list[exp.Expr] = []
+    if check.rules.sqlglot_dialect != "snowflake" or check.write_rules.sqlglot_dialect in (
+        "snowflake",
+    ):
+        return made
+    lowered = check.text.lower()
+    if "[" not in lowered and "get" not in lowered:
+        return made
+    candidates = [
+        node
+        for node in root.find_all(exp.Bracket, exp.GetExtract)
+        if type(node) in (exp.Bracket, exp.GetExtract)
+    ]
+    for node in reversed(candidates):  # breadth first, reversed: inner accesses first
+        if node.parent is None:
+            continue
+        keys = node.expressions if isinstance(node, exp.Bracket) else [node.expression]
+        if len(keys) != 1 or not isinstance(keys[0], exp.Literal):
+            continue
+        key, inner = keys[0], node.this
+        path_of = inner if type(inner) is exp.JSONExtract else None
+        if key.is_string:
+            if not _PLAIN_KEY.fullmatch(key.this):
+                continue
+            step: exp.Expr = exp.JSONPathKey(this=key.this)
+        elif key.is_int and path_of is not None:
+            step = exp.JSONPathSubscript(this=int(key.this))
+        else:
+            continue
+        if path_of is not None:
+            steps = path_of.expression
+            if not isinstance(steps, exp.JSONPath) or _json_path_steps(steps) is None:
+                continue
+            value = path_of.this.copy()
+            parts = [part.copy() for part in steps.expressions] + [step]
+        else:
+            kinds = _catalog_types(check, inner)
+            if not kinds or not kinds <= _SEMI_STRUCTURED_COLUMNS:
+                continue
+            value = inner.copy()
+            parts = [exp.JSONPathRoot(), step]
+        extract = exp.JSONExtract(
+            this=value,
+            expression=exp.JSONPath(expressions=parts),
+            variant_extract=True,
+            requires_json=True,
+        )
+        node.replace(extract)
+        if path_of is not None and path_of in made:
+            made.remove(path_of)
+        made.append(extract)
+    return made
+
+
+_ORDERINGS = (exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE)
+
+
+def _literal_kind(node: exp.Expr | None) -> str | None:
+    """'text' for a string literal, 'number' for a (negated) number literal, else None."""
+    if isinstance(node, exp.Neg):
+        node = node.this
+        if isinstance(node, exp.Literal) and not node.is_string:
+            return "number"
+        return None
+    if isinstance(node, exp.Literal):
+        return "text" if node.is_string else "number"
+    return None
+
+
+def path_literal_comparisons(check: Any, made: list[exp.Expr]) -> list[exp.Expr]:
+    """A Snowflake or Databricks semi-structured path compared, without a cast, to a literal,
+    emitted for PostgreSQL, DuckDB or BigQuery. Snowflake compares the VARIANT's value
+    (``attributes:tier = 'gold'``, ``attributes:n > 1``, ``IN``, ``LIKE``); sqlglot writes a
+    JSON extraction there, which a text literal cannot be compared with (DuckDB and PostgreSQL
+    fail to read 'gold' as JSON, LIKE matched the quoted JSON text) and PostgreSQL compares
+    with no number. Databricks' ``attributes:n > 1`` (text, read as a number against a number)
+    became ``text > 1``, refused by both. A path compared to text becomes the text extraction
+    (the value), one compared to a number that extraction cast to DOUBLE. Returns the text
+    extractions it made (for `postgres_json_operators`)."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    out: list[exp.Expr] = []
+    if read not in _PATH_CASTS_READ_VALUES or write not in _JSON_TEXT_KEEPS_QUOTES:
+        return out
+    for node in itertools.chain(check.reading, made):
+        if type(node) is not exp.JSONExtract or node.parent is None:
+            continue
+        if not node.args.get("variant_extract") or node.expression is None:
+            continue
+        parent = node.parent
+        kinds: set[str | None]
+        if isinstance(parent, _ORDERINGS):
+            other = parent.expression if parent.this is node else parent.this
+            kinds = {_literal_kind(other)}
+        elif isinstance(parent, exp.In) and parent.this is node and parent.expressions:
+            kinds = {_literal_kind(item) for item in parent.expressions}
+        elif isinstance(parent, exp.Like | exp.ILike) and parent.this is node:
+            kinds = {"text"} if _literal_kind(parent.expression) == "text" else {None}
+        else:
+            continue
+        if len(kinds) != 1 or None in kinds:
+            continue
+        kind = kinds.pop()
+        if kind == "text" and read == "databricks":
+            continue  # already text: `path_casts_read_text` writes the text extraction
+        scalar = exp.JSONExtractScalar(this=node.this.copy(), expression=node.expression.copy())
+        if kind == "number":
+            node.replace(exp.cast(scalar, exp.DType.DOUBLE, copy=False))
+        else:
+            node.replace(scalar)
+        out.append(scalar)
+    return out
+
+
 # --- weeks in BigQuery ----------------------------------------------------------------------
 
 _TRUNCS: tuple[type[exp.Expr], ...] = tuple(
@@ -2218,6 +2407,11 @@ def _catalog_types(check: Any, node: exp.Expr) -> set[str]:
         columns = mapping.get(check.scope_ids[-1].name, {}).get(table.name)
         if not columns:
             columns = next((m[table.name] for m in mapping.values() if table.name in m), {})
+        if not columns:
+            # the view's names are folded as the read dialect folds them (Snowflake: upper
+            # case), the catalog table's as the catalog spells them
+            folded = check.read_dialect.normalize_identifier(exp.to_identifier(table.name)).name
+            columns = next((m[folded] for m in mapping.values() if folded in m), {})
         kind = columns.get(name)
         if kind is not None:
             found.add(str(kind).lower())

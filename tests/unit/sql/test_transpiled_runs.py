@@ -32,7 +32,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "DuckDB; the re-parse of the output catches it",
     ),
     ("snowflake", "table_flatten", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "TABLE(FLATTEN(...)) becomes TABLE(UNNEST(input => ...)), which sqlglot's DuckDB parser "
         "accepts but DuckDB does not",
     ),
@@ -46,7 +46,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "to DuckDB): refused rather than emitted",
     ),
     ("databricks", "lateral_view_explode", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "from_json(x, 'array<string>') keeps Spark's schema string; DuckDB's from_json wants "
         "a JSON structure",
     ),
@@ -71,7 +71,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "jsonb @> jsonb would become JSON @> JSON, which DuckDB does not define",
     ),
     ("marketing", "databricks_array_contains_from_json", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
     ),
     ("tricks", "bigquery_hll_count_namespace", "bigquery"): (
@@ -163,7 +163,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "same as snowflake:lateral_flatten",
     ),
     ("redteam", "sf_table_flatten_outer_index", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "same as snowflake:table_flatten",
     ),
     ("redteam", "sf_array_contains_and_group_by_all", "snowflake"): (
@@ -280,7 +280,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "PostgreSQL's empty select list (EXISTS (SELECT FROM ...)) is kept; DuckDB rejects it",
     ),
     ("redteam", "dbx_map_keys_from_json", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
     ),
     ("redteam", "pg_jsonb_arrow_then_key_exists", "postgres"): (
@@ -312,7 +312,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "same as snowflake:lateral_flatten",
     ),
     ("redteam", "dbx_two_lateral_views", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
     ),
     ("redteam2", "h_flatten_outer", "snowflake"): (
@@ -320,15 +320,15 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "sqlglot's translation to DuckDB; This query cannot be expressed in duckdb from snowflake: the translation is not valid there. Rewrite the semi-structured or dialect-specific parts wit",
     ),
     ("redteam2", "h_explode", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
     ),
     ("redteam2", "h_lateral_view", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
     ),
     ("redteam2", "h_lateral_view_posexplode", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
     ),
     ("redteam2", "h_safe_fn", "bigquery"): (
@@ -344,7 +344,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "sqlglot's translation to DuckDB; This query cannot be expressed in duckdb from snowflake: the translation is not valid there. Rewrite the semi-structured or dialect-specific parts wit",
     ),
     ("redteam2", "h_sf_qualify_with_flatten", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "sqlglot's translation to DuckDB; DuckDB: Parser Error: syntax error at or near 'JOIN'",
     ),
     ("redteam2", "h_sf_current_role", "snowflake"): (
@@ -352,7 +352,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "sqlglot's translation to DuckDB; DuckDB: Catalog Error: Scalar Function with name current_warehouse does not exist!",
     ),
     ("redteam2", "h_dbx_posexplode_select", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "sqlglot's translation to DuckDB; DuckDB: Invalid Input Error: Malformed JSON at byte 0 of input: unexpected character.  Input: 'array<string>'",
     ),
     ("redteam2", "h_redshift_super_unnest", "redshift"): (
@@ -385,11 +385,11 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "SELECT AS STRUCT as the query: DuckDB gets one unnamed struct column, no id column",
     ),
     ("redteam6", "sf_table_flatten_unqualified_value", "snowflake"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "same as snowflake:table_flatten",
     ),
     ("redteam6", "dbx_lateral_view_explode", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "same as databricks:lateral_view_explode (Spark schema string in from_json)",
     ),
     # redteam8.yaml: valid in their own dialect; refused for DuckDB (or a UDF it lacks)
@@ -435,10 +435,6 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
     ("redteam8", "pg_udf_of_scope_to_duckdb_kept", "postgres"): (
         RUN_ERROR,
         "marketing.normalize_email is a user function the test database does not have",
-    ),
-    ("redteam8", "sf_flatten_alias_columns_to_databricks", "snowflake"): (
-        REFUSED,
-        "LATERAL FLATTEN has no DuckDB translation sqlglot can write",
     ),
     ("redteam8", "pg_substring_regex", "postgres"): (
         REFUSED,
@@ -509,7 +505,7 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         "DuckDB has no JSON_EXTRACT_ARRAY_ELEMENT_TEXT",
     ),
     ("realistic10", "db_from_json_explode", "databricks"): (
-        RUN_ERROR,
+        REFUSED,  # since SQL round 15: refused, not run
         "same as databricks:lateral_view_explode (Spark schema string)",
     ),
     ("realistic10", "db_math_functions", "databricks"): (
