@@ -277,3 +277,36 @@ def test_path_values_are_the_source_answers(warehouse: duckdb.DuckDBPyConnection
         warehouse,
         "SELECT external_user_id FROM users WHERE CAST(attributes ->> '$.n' AS DOUBLE) > 9",
     ) == ["u2"]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # DuckDB's built-in view of the attached databases (names and file paths), read
+        # without parentheses like a table: a system catalog, not a table of the source
+        "SELECT external_user_id FROM users WHERE (SELECT count(*) FROM pragma_database_list) > 0",
+        "SELECT database_name AS external_user_id FROM pragma_database_list",
+        "SELECT external_user_id FROM users WHERE (SELECT count(*) FROM duckdb_tables) > 0",
+    ],
+)
+def test_duckdb_builtin_views_are_out_of_scope(sql: str) -> None:
+    assert error_codes(sql, "duckdb") == ["out_of_scope"]
+
+
+def test_duckdb_builtin_view_is_a_view_there() -> None:
+    """``pragma_database_list`` reads in DuckDB as a table (what made it an unknown table)."""
+    con = duckdb.connect()
+    assert con.execute("SELECT count(*) FROM pragma_database_list").fetchall()[0][0] >= 1
+
+
+def test_a_source_table_named_like_a_builtin_view_is_read() -> None:
+    catalog = SqlCatalog(
+        {"marketing": {"pragma_users": {"external_user_id": "VARCHAR"}, **CATALOG["marketing"]}}
+    )
+    result = check_segment_sql(
+        "SELECT external_user_id FROM pragma_users",
+        dialect="duckdb",
+        catalog=catalog,
+        scope="marketing",
+    )
+    assert result.valid, result.errors

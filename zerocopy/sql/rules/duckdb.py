@@ -75,7 +75,8 @@ RULES = DialectRules(
         "range generate_series explodinggenerateseries generateseries unnest json_each json_tree"
     ),
     system_schemas=COMMON_SYSTEM_SCHEMAS | names("pg_catalog main_system system temp"),
-    system_table_prefixes=("duckdb_", "pg_", "sqlite_"),
+    # built-in views in main: duckdb_tables, pg_class, sqlite_master, pragma_database_list
+    system_table_prefixes=("duckdb_", "pg_", "sqlite_", "pragma_"),
     path_tables=True,
     qualified_user_functions=True,
 )
