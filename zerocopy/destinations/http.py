@@ -43,6 +43,7 @@ The bearer key is a secret: registered for log redaction, never in ``repr``, log
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import random
 from collections.abc import Sequence
@@ -305,7 +306,7 @@ class HttpDestination:
             "data_type": str(batch.data_type),
             array: [row_json(DataType(batch.data_type), r, batch.catalog) for r in rows],
         }
-        content = orjson.dumps(body, default=str)
+        content = _json_body(body)
         if len(content) > MAX_BODY_BYTES and len(rows) > 1:
             return await self._split(batch, array, rows, offset)
         headers: dict[str, str] = {
@@ -449,6 +450,16 @@ class HttpDestination:
                 code = REJECTED_BY_DESTINATION
             out[index] = (offset + index, code, message)
         return list(out.values())
+
+
+def _json_body(body: dict[str, Any]) -> bytes:
+    """The batch as compact JSON: orjson, or the standard library for integers past 64 bits
+    (a warehouse HUGEINT / DECIMAL(38, 0) in a STRUCT payload), which orjson refuses and JSON
+    carries as written."""
+    try:
+        return orjson.dumps(body, default=str)
+    except TypeError:
+        return json.dumps(body, default=str, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _excerpt(resp: httpx.Response, limit: int = 300) -> str:

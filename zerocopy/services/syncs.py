@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -923,11 +924,20 @@ async def export_row_logs(
         for row in rows:
             data = row_log_dict(row)
             if fmt == "jsonl":
-                yield orjson.dumps(data) + b"\n"
+                yield _json_bytes(data) + b"\n"
             else:
-                data["row"] = orjson.dumps(data["row"]).decode()
+                data["row"] = _json_bytes(data["row"]).decode()
                 yield _csv_line([data[f] for f in fields])
         last, last_id = rows[-1].position, rows[-1].id
+
+
+def _json_bytes(value: Any) -> bytes:
+    """Compact JSON: orjson, or the standard library for integers past 64 bits (a logged
+    row may hold a warehouse HUGEINT / DECIMAL(38, 0)), which orjson refuses."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _csv_line(values: list[Any]) -> bytes:

@@ -31,6 +31,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import tempfile
 from collections.abc import Generator, Iterator, Mapping
@@ -40,6 +41,7 @@ from typing import IO, Any
 
 import anyio
 import anyio.to_thread
+import msgspec
 import orjson
 import pyarrow as pa
 import sqlalchemy as sa
@@ -226,15 +228,36 @@ def _columns_for(names: list[str], data_type: DataType) -> dict[str, str]:
     return mapping
 
 
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
+_EXACT = msgspec.json.Decoder()
+
+
+def _exact_object(line: bytes) -> Any:
+    """A JSON line already known to be valid, with integers past 64 bits kept exact (orjson
+    reads them as floats: 99999999999999999999 became 1e20), as a warehouse payload's are."""
+    if _LONG_DIGITS.search(line) is None:
+        return orjson.loads(line)
+    try:
+        return _EXACT.decode(line)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return orjson.loads(line)
+
+
+def _json_text(value: Any) -> str:
+    """Compact JSON text; the standard library for integers orjson cannot write (past 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _to_batch(records: list[dict[str, Any]], canon: list[str]) -> pa.RecordBatch:
     arrays = []
     for name in canon:
         values = [r.get(name) for r in records]
         if name == "PAYLOAD":
             # Objects are re-encoded: validation decodes one representation (JSON text).
-            values = [
-                v if v is None or isinstance(v, str) else orjson.dumps(v).decode() for v in values
-            ]
+            values = [v if v is None or isinstance(v, str) else _json_text(v) for v in values]
             arrays.append(pa.array(values, pa.string()))
         elif name == "DELETED":
             # JSON true/false become "True"/"False" text, which validation reads as booleans.
@@ -308,7 +331,7 @@ def parse_jsonl(
         line = _no_bom(line, lineno)
         if not line.strip():
             continue
-        obj = orjson.loads(line)
+        obj = _exact_object(line)
         record = {mapping[k]: v for k, v in obj.items() if k in mapping}
         if len(record) < len(obj) and len(record) < sum(k in mapping for k in obj):
             # Two spellings of one column on one line (external_id and EXTERNAL_ID): which

@@ -553,7 +553,10 @@ class _Undecoded:
 UNDECODED: Any = _Undecoded()
 
 _LONG_DIGITS = re.compile(rb"[0-9]{19}")
-"""Integers past 64 bits: orjson reads them as floats, msgspec exactly; keep orjson's reading."""
+"""Integers past 64 bits: orjson reads them as floats, msgspec exactly. Payloads with such a
+digit run are decoded one by one (:func:`decode_payload`), keeping the integers exact."""
+
+_EXACT = msgspec.json.Decoder()
 
 
 def decode_payloads(col: pa.Array) -> list[Any]:
@@ -673,9 +676,16 @@ def decode_payload(raw: Any) -> Any:
     """PAYLOAD column value → Python object (text is JSON; native structs become JSON values)."""
     if isinstance(raw, str | bytes):
         try:
-            return orjson.loads(raw)
+            value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise _RowRefused(t.INVALID_JSON, f"PAYLOAD is not valid JSON: {exc}") from None
+        data = raw.encode() if isinstance(raw, str) else raw
+        if _LONG_DIGITS.search(data) is not None:
+            # orjson reads integers past 64 bits as floats (99999999999999999999 became
+            # 1e20); msgspec keeps them exact, as a STRUCT payload's HUGEINT is kept.
+            with suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                value = _EXACT.decode(data)
+        return value
     if isinstance(raw, list) and raw and all(isinstance(p, tuple) for p in raw):
         raw = dict(raw)  # Arrow map type
     return native_json(raw)
