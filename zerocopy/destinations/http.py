@@ -26,8 +26,9 @@ Refused rows become row errors (their ``code`` when it is one of zerocopy's row-
 else ``rejected_by_destination`` with the receiver's code in the message).
 
 Failures: connection errors, timeouts, ``408`` and ``5xx`` are retried with exponential
-backoff (:data:`BACKOFF_BASE_S` doubling up to :data:`BACKOFF_MAX_S`, with jitter) and ``429``
-waits for its ``Retry-After`` (seconds or an HTTP date), all within the run's deadline and at
+backoff (:data:`BACKOFF_BASE_S` doubling up to :data:`BACKOFF_MAX_S`, with jitter); ``429``
+and ``503`` wait for their ``Retry-After`` when they give one (seconds or an HTTP date), all
+within the run's deadline and at
 most ``max_attempts`` tries per HTTP batch; ``413`` halves the batch, and a single row answered
 ``413`` is a row error (``rejected_by_destination``); ``401`` / ``403`` are
 sync-level errors (``auth_failed`` / ``permission_denied``); any other ``4xx`` is a sync-level
@@ -109,6 +110,8 @@ ARRAY_BY_TYPE: dict[DataType, str] = {
 """Name of the JSON array carrying rows of each data type."""
 
 _RETRYABLE_STATUS = frozenset({408, 500, 502, 503, 504})
+_RETRY_AFTER_STATUS = frozenset({429, 503})
+"""Answers whose ``Retry-After`` says when to try again (else the usual backoff)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,10 +353,14 @@ class HttpDestination:
                         f"the HTTP destination {self._url} refused the API key "
                         f"(HTTP {status}): update the destination's key",
                     )
-                if status == 429:
+                if status in _RETRY_AFTER_STATUS and "Retry-After" in resp.headers:
+                    # 429, and 503 with the time the receiver expects to be back (RFC 9110
+                    # 10.2.3): retrying sooner only hits it while it is down.
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                    last = f"HTTP 429 (Retry-After: {resp.headers.get('Retry-After')})"
+                    last = f"HTTP {status} (Retry-After: {resp.headers.get('Retry-After')})"
                     wait = retry_after if retry_after is not None else self._backoff(attempt)
+                elif status == 429:
+                    last, wait = "HTTP 429", self._backoff(attempt)
                 elif status in _RETRYABLE_STATUS or status >= 500:
                     last, wait = f"HTTP {status}", self._backoff(attempt)
                 else:
