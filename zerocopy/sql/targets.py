@@ -2573,6 +2573,39 @@ def refuse_pivot_group(check: Any, root: exp.Expr) -> bool:
 # --- SPLIT_PART for BigQuery ----------------------------------------------------------------
 
 
+# Targets whose SPLIT_PART refuses part 0 and for which sqlglot writes Snowflake's as is
+# (DuckDB's and BigQuery's translations carry Snowflake's rule).
+_SPLIT_PART_ZERO_FAILS = frozenset({"postgres", "redshift", "databricks", "spark"})
+
+
+def snowflake_split_part_zero(check: Any) -> None:
+    """Snowflake's ``SPLIT_PART(s, d, 0)`` is the first part; PostgreSQL, Redshift and
+    Databricks refuse part 0 (PostgreSQL: "field position must not be zero") and sqlglot
+    wrote it as is, so a valid query failed there. The part becomes 1 (a computed part
+    ``CASE WHEN n = 0 THEN 1 ELSE n END``)."""
+    if check.rules.sqlglot_dialect != "snowflake":
+        return
+    if check.write_rules.sqlglot_dialect not in _SPLIT_PART_ZERO_FAILS:
+        return
+    for node in check.reading:
+        if not isinstance(node, exp.SplitPart) or node.parent is None:
+            continue
+        part = node.args.get("part_index")
+        if part is None or not node.args.get("part_index_zero_as_one"):
+            continue
+        if isinstance(part, exp.Literal):
+            if part.is_int and int(part.name) == 0:
+                node.set("part_index", exp.Literal.number(1))
+            continue
+        if isinstance(part, exp.Neg) and isinstance(part.this, exp.Literal):
+            continue
+        zero = exp.EQ(this=part.copy(), expression=exp.Literal.number(0))
+        node.set(
+            "part_index",
+            exp.Case(ifs=[exp.If(this=zero, true=exp.Literal.number(1))], default=part.copy()),
+        )
+
+
 def split_part_for_bigquery(check: Any) -> bool:
     """``SPLIT_PART(s, d, n)`` (Snowflake, PostgreSQL, Redshift, Databricks, DuckDB) emitted for
     BigQuery, which has no such function (sqlglot writes it as is: the query fails there).
@@ -2581,10 +2614,14 @@ def split_part_for_bigquery(check: Any) -> bool:
     (a part past the end is ``''``, a NULL text NULL, as in the source), a negative ``n``
     counting from the end through ``ARRAY_REVERSE``, Snowflake's part 0 as part 1. Anything
     else (a computed part, an empty or computed delimiter, PostgreSQL's part 0, an error
-    there) is refused as unsupported. True when refused."""
-    if check.write_rules.sqlglot_dialect != "bigquery" or check.rules.sqlglot_dialect == "bigquery":
-        return False
+    there) is refused as unsupported. True when refused. (Other targets: see
+    `snowflake_split_part_zero`.)"""
     if "split_part" not in check.text.lower():
+        return False
+    if check.write_rules.sqlglot_dialect != "bigquery":
+        snowflake_split_part_zero(check)
+        return False
+    if check.rules.sqlglot_dialect == "bigquery":
         return False
     for node in list(check.reading):
         if not isinstance(node, exp.SplitPart) or node.parent is None:

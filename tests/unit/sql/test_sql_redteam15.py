@@ -310,3 +310,40 @@ def test_a_source_table_named_like_a_builtin_view_is_read() -> None:
         scope="marketing",
     )
     assert result.valid, result.errors
+
+
+# Snowflake's SPLIT_PART part 0 is the first part; PostgreSQL refuses part 0
+SPLIT_PARTS: list[tuple[str, list[str]]] = [
+    ("SELECT external_user_id FROM users WHERE SPLIT_PART(email, '@', 0) = 'a'", ["u1"]),
+    (
+        "SELECT external_user_id FROM users "
+        "WHERE SPLIT_PART(email, '@', LENGTH(external_user_id) - 2) = 'a'",
+        ["u1"],
+    ),
+    ("SELECT external_user_id FROM users WHERE SPLIT_PART(email, '@', 2) = 'corp.io'", ["u2"]),
+]
+_EMAILS = [("u1", "a@gmail.com"), ("u2", "b@corp.io"), ("u3", None)]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("sql", "ids"), SPLIT_PARTS)
+def test_snowflake_split_part_zero_on_postgres(postgres_url: str, sql: str, ids: list[str]) -> None:
+    seed = {"users": ("external_user_id, email", _EMAILS)}
+    with postgres_marketing(postgres_url, seed) as con:
+        assert sorted_ids(con, _ids_sql(sql, "snowflake", "postgres")) == ids
+
+
+@pytest.mark.parametrize(("sql", "ids"), SPLIT_PARTS)
+def test_snowflake_split_part_zero_on_duckdb(sql: str, ids: list[str]) -> None:
+    con = duckdb_marketing({"users": ("external_user_id, email", _EMAILS)})
+    assert sorted_ids(con, _ids_sql(sql, "snowflake", "duckdb")) == ids
+
+
+@pytest.mark.parametrize("target", ["redshift", "databricks"])
+def test_snowflake_split_part_zero_elsewhere(target: str) -> None:
+    sql = "SELECT external_user_id FROM users WHERE SPLIT_PART(email, '@', 0) = 'a'"
+    assert "SPLIT_PART(email, '@', 1)" in _ids_sql(sql, "snowflake", target)
+    # another dialect's part 0 is not Snowflake's
+    assert "SPLIT_PART(email, '@', 0)" in _ids_sql(
+        sql.replace("0) = 'a'", "0) = 'a' OR TRUE"), "redshift", "redshift"
+    )
