@@ -260,11 +260,22 @@ def _to_batch(records: list[dict[str, Any]], canon: list[str]) -> pa.RecordBatch
             values = [v if v is None or isinstance(v, str) else _json_text(v) for v in values]
             arrays.append(pa.array(values, pa.string()))
         elif name == "DELETED":
-            # JSON true/false become "True"/"False" text, which validation reads as booleans.
-            arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
+            # JSON true/false become "True"/"False" text, which validation reads as booleans;
+            # an integral 1.0 / 0.0 is "1" / "0", as from a DOUBLE column; objects and arrays
+            # stay JSON text (refused, shown as written).
+            arrays.append(pa.array([_deleted_text(v) for v in values], pa.string()))
         else:
             arrays.append(pa.array([None if v is None else str(v) for v in values], pa.string()))
     return pa.RecordBatch.from_arrays(arrays, names=canon)
+
+
+def _deleted_text(value: Any) -> str | None:
+    """A JSON-lines ``DELETED`` value as the text validation reads."""
+    if value is None or isinstance(value, str | bool):
+        return None if value is None else str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return _json_text(value)
 
 
 _TEXT_FIELDS = (*IDENTIFIER_COLUMNS, "ID", "NAME")
