@@ -592,6 +592,42 @@ def _integer_type(text: str) -> bool:
     return text.split("(")[0].strip().upper() in _INTEGER_TYPES
 
 
+# Sources whose `a div b` is the integral part of any numbers' quotient (BIGINT), and targets
+# whose integer division (DuckDB `//`, PostgreSQL `DIV`) takes only integers as such.
+_TRUNCATING_DIV = frozenset({"databricks", "spark", "spark2", "hive"})
+_DIV_OF_INTEGERS = frozenset({"duckdb", "postgres"})
+
+
+def _known_integer(check: Any, node: exp.Expr) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.Literal):
+        return not node.is_string and node.is_int
+    if isinstance(node, exp.Cast):
+        to = node.args.get("to")
+        return isinstance(to, exp.DataType) and _integer_type(to.sql())
+    kinds = _catalog_types(check, node)
+    return bool(kinds) and all(_integer_type(kind) for kind in kinds)
+
+
+def truncated_divisions(check: Any, root: exp.Expr) -> None:
+    """Databricks' ``a div b`` of a value that is not an integer (``lifetime_value div 4``:
+    10.5 div 4 is 2) emitted for DuckDB or PostgreSQL: sqlglot writes DuckDB ``//`` (an integer
+    division of integers only: 10.5 // 4 is 2.625, so ``= 2`` selected nothing) and PostgreSQL
+    ``DIV(a, b)`` (no such function of double precision: the query failed). It becomes the
+    integral part of the quotient, ``CAST(TRUNC(a / b) AS BIGINT)``; a division of two known
+    integers is left as sqlglot writes it."""
+    for node in list(root.find_all(exp.IntDiv)):
+        if node.parent is None:
+            continue
+        left, right = node.this, node.expression
+        if _known_integer(check, left) and _known_integer(check, right):
+            continue
+        quotient = exp.Div(this=left.copy(), expression=right.copy())
+        truncated = exp.func("TRUNC", quotient)
+        node.replace(exp.cast(truncated, exp.DType.BIGINT, copy=False))
+
+
 def integer_division(check: Any, root: exp.Expr) -> None:
     """``a / b`` of two integers in PostgreSQL, Redshift or T-SQL (an integer, truncated
     toward zero: ``7 / 2`` is 3) emitted where ``/`` gives a fraction (Snowflake, BigQuery,
@@ -601,6 +637,8 @@ def integer_division(check: Any, root: exp.Expr) -> None:
     reads types as an integer (in the catalog); such a division becomes the target's integer
     division (``//``, ``DIV``, ``TRUNC``). Only a text with ``/`` pays for the walk."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read in _TRUNCATING_DIV and write in _DIV_OF_INTEGERS and "div" in check.text.lower():
+        truncated_divisions(check, root)
     if read not in _INTEGER_DIVISION or write not in _FRACTION_DIVISION or "/" not in check.text:
         return
     divisions = [node for node in root.find_all(exp.Div) if not node.args.get("safe")]

@@ -347,3 +347,36 @@ def test_snowflake_split_part_zero_elsewhere(target: str) -> None:
     assert "SPLIT_PART(email, '@', 0)" in _ids_sql(
         sql.replace("0) = 'a'", "0) = 'a' OR TRUE"), "redshift", "redshift"
     )
+
+
+# Databricks' `a div b` is the integral part of the quotient of any numbers (10.5 div 4 = 2)
+DIVS: list[tuple[str, list[str]]] = [
+    ("SELECT external_user_id FROM purchases WHERE price div 2 = 3", ["u2"]),
+    ("SELECT external_user_id FROM purchases WHERE -price div 2 = -3", ["u2"]),
+    ("SELECT external_user_id FROM purchases WHERE quantity div 2 = 1", ["u1"]),
+]
+_PURCHASES = {
+    "purchases": (
+        "purchase_id, external_user_id, price, quantity",
+        [("p1", "u1", 10.0, 2), ("p2", "u2", 7.5, 1), ("p3", "u3", None, None)],
+    )
+}
+
+
+@pytest.mark.parametrize(("sql", "ids"), DIVS)
+def test_databricks_div_on_duckdb(sql: str, ids: list[str]) -> None:
+    con = duckdb_marketing(_PURCHASES)
+    assert sorted_ids(con, _ids_sql(sql, "databricks", "duckdb")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("sql", "ids"), DIVS)
+def test_databricks_div_on_postgres(postgres_url: str, sql: str, ids: list[str]) -> None:
+    with postgres_marketing(postgres_url, _PURCHASES) as con:
+        assert sorted_ids(con, _ids_sql(sql, "databricks", "postgres")) == ids
+
+
+def test_databricks_div_of_integers_stays_an_integer_division() -> None:
+    sql = "SELECT external_user_id FROM purchases WHERE quantity div 2 = 1"
+    assert "quantity // 2" in _ids_sql(sql, "databricks", "duckdb")
+    assert "DIV(quantity, 2)" in _ids_sql(sql, "databricks", "postgres")
