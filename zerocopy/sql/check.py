@@ -394,6 +394,9 @@ class _Check:
         # the output tree's SELECTs, when its gated SELECT rewrites have nothing to act on
         self.free_selects: list[exp.Expr] | None = None
         self.first_reading: list[exp.Expr] = []  # the first statement's `_Copied.reading`
+        # the first statement's SELECTs and columns as the copy walk found them (None before)
+        self.first_selects: list[exp.Select] | None = None
+        self.first_columns: list[exp.Column] | None = None
         self._token_types: frozenset[TokenType] | None = None
 
     # --- helpers ------------------------------------------------------------------------
@@ -546,6 +549,8 @@ class _Check:
         self.joins = copies[0].joins
         self.free_selects = copies[0].free_selects
         self.first_reading = copies[0].reading
+        self.first_selects = copies[0].selects
+        self.first_columns = copies[0].columns
         self.identifiers = copies[0].identifiers
         if copies[
             0
@@ -1698,6 +1703,10 @@ class _Copied(NamedTuple):
     free_selects: list[exp.Expr] | None
     """The original's SELECT nodes, unless a node of it outside ``reading`` is of a type a
     guarded SELECT rewrite acts on (`generation.FreeSelects`): then None."""
+    selects: list[exp.Select]
+    """The original's SELECT nodes (in ``Expr.walk()`` order)."""
+    columns: list[exp.Column]
+    """The original's columns (in ``Expr.walk()`` order)."""
 
 
 def _copy_tree(root: exp.Expr) -> _Copied:
@@ -1717,6 +1726,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     reading: list[exp.Expr] = []
     joins: list[exp.Expr] = []
     selects: list[exp.Expr] = []
+    columns: list[exp.Column] = []
     guarded = False  # a node of a type a guarded SELECT rewrite acts on, outside `reading`
     verbatim = False
     queue: list[tuple[exp.Expr, exp.Expr]] = [(root, top)]
@@ -1736,6 +1746,8 @@ def _copy_tree(root: exp.Expr) -> _Copied:
                 tables.append((node, copy))  # type: ignore[arg-type]
             elif kind == _KIND_JOIN:
                 joins.append(copy)
+            elif kind == _KIND_COLUMN:
+                columns.append(node)  # type: ignore[arg-type]
             elif kind == _KIND_SELECT:
                 selects.append(node)
             elif kind == _KIND_GUARDED:
@@ -1775,7 +1787,16 @@ def _copy_tree(root: exp.Expr) -> _Copied:
                 args[key] = value
     free = _TRUST_GUARDED_KINDS and not guarded
     return _Copied(
-        top, identifiers, tables, verbatim, refused, reading, joins, selects if free else None
+        top,
+        identifiers,
+        tables,
+        verbatim,
+        refused,
+        reading,
+        joins,
+        selects if free else None,
+        selects,  # type: ignore[arg-type]
+        columns,
     )
 
 
@@ -1819,9 +1840,10 @@ def _start_offset(node: exp.Expr) -> int | None:
 # What the copy walk does with a node: nothing, refuse it, read it (tables, functions…),
 # normalize it (exactly `exp.Identifier`), read it and pair it with its copy (exactly
 # `exp.Table`), note its copy (a join, for `qualification.plain_joins`) or note it (exactly
-# `exp.Select`, for `generation.FreeSelects`).
+# `exp.Select`, for `generation.FreeSelects` and `hardening.before_emit`; a column, for
+# `hardening.before_emit`).
 _KIND_OTHER, _KIND_REFUSED, _KIND_READING, _KIND_IDENTIFIER, _KIND_TABLE = 0, 1, 2, 3, 4
-_KIND_JOIN, _KIND_SELECT, _KIND_GUARDED = 5, 6, 7
+_KIND_JOIN, _KIND_SELECT, _KIND_GUARDED, _KIND_COLUMN = 5, 6, 7, 8
 # Whether every class of `generation.guarded_types` met so far is found by the copy walk (a
 # `_KIND_READING` or `_KIND_GUARDED` node); a class of another kind turns the trust off.
 _TRUST_GUARDED_KINDS = True
@@ -1857,6 +1879,8 @@ def _kind(cls: type) -> int:
             kind = _KIND_JOIN
         elif cls is exp.Select:
             kind = _KIND_SELECT
+        elif issubclass(cls, exp.Column):
+            kind = _KIND_COLUMN
         elif issubclass(cls, generation.guarded_types()):
             kind = _KIND_GUARDED
         else:

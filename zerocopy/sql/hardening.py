@@ -435,6 +435,10 @@ _QUANTIFIED_COMPARISONS = (
     exp.ILike,
 )
 
+# ALL, SOME and ROW as words of their own in a query's text (see `restore_quantified_all`)
+_QUANTIFIER_WORDS = re.compile(r"(?<![a-z_])(?:all|some)(?![a-z0-9_])", re.IGNORECASE)
+_ROW_WORD = re.compile(r"(?<![a-z_])row(?![a-z0-9_])", re.IGNORECASE)
+
 
 def restore_quantified_all(check: Any, statements: list[exp.Expr]) -> None:
     """PostgreSQL's ``x <> ALL (ARRAY['a', 'b'])`` and ``x = SOME (ARRAY[…])`` (and
@@ -452,12 +456,11 @@ def restore_quantified_all(check: Any, statements: list[exp.Expr]) -> None:
     lower = check.text.lower()
     quantified = "all" in lower or "some" in lower
     rows = "row" in lower and check.rules.sqlglot_dialect in ("postgres", "redshift")
-    if quantified or rows:
-        # the words as names of their own (a function's name is one token's text), not
-        # inside others (ROW_NUMBER, small, total): no token, no such call
-        words = {token.text.upper() for token in check.tokens}
-        quantified = quantified and not words.isdisjoint(("ALL", "SOME"))
-        rows = rows and "ROW" in words
+    # the words as names of their own (a function's name is one token's text, written as
+    # is), not inside others (ROW_NUMBER, small, total): a name token never has a letter,
+    # digit or underscore right after it, nor a letter or underscore right before it
+    quantified = quantified and _QUANTIFIER_WORDS.search(check.text) is not None
+    rows = rows and _ROW_WORD.search(check.text) is not None
     if not quantified and not rows:
         return
     for statement in statements:
@@ -2335,13 +2338,21 @@ def _alias_references(check: Any, root: exp.Expr) -> list[tuple[exp.Column, str,
     # one walk lists the SELECTs (in `find_all`'s order) and the names of the bare columns: a
     # SELECT none of whose aliases is such a name has no alias read, and its clauses are not
     # walked (most queries qualify their columns: none is)
-    selects: list[exp.Select] = []
-    bare: set[str] = set()
-    for node in root.walk():
-        if isinstance(node, exp.Select):
-            selects.append(node)
-        elif isinstance(node, exp.Column) and not node.table:
-            bare.add(node.name.lower())
+    selects: list[exp.Select]
+    bare: set[str]
+    known = getattr(check, "first_selects", None), getattr(check, "first_columns", None)
+    if root is getattr(check, "root", None) and known[0] is not None and known[1] is not None:
+        # the check's copy walk listed them, in walk order: between the copy and these
+        # rewrites nothing adds or removes a SELECT or a column of the tree as written
+        selects = known[0]
+        bare = {column.name.lower() for column in known[1] if not column.table}
+    else:
+        selects, bare = [], set()
+        for node in root.walk():
+            if isinstance(node, exp.Select):
+                selects.append(node)
+            elif isinstance(node, exp.Column) and not node.table:
+                bare.add(node.name.lower())
     found: list[tuple[exp.Column, str, exp.Expr]] = []
     for select in selects:
         aliases = {item.alias.lower() for item in select.expressions if isinstance(item, exp.Alias)}
