@@ -34,6 +34,7 @@ from api.schemas.common import StrictStructSchemaPlugin
 from zerocopy.logging import configure_logging
 from zerocopy.scheduling.service import open_scheduling
 from zerocopy.services.context import open_runtime
+from zerocopy.state.membership import use_refresh_pool_everywhere
 
 
 def _load_settings() -> Any:
@@ -46,6 +47,7 @@ def create_app(settings: Any = None) -> Litestar:
     """Build the API. Its lifespan migrates the state database and starts the refresh runner."""
     settings = settings or _load_settings()
     configure_logging(settings.log_level, settings.log_format)
+    use_refresh_pool_everywhere()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -84,11 +84,13 @@ async def _ours(kind: str, settings: dict[str, Any], scope: str, state_url: str)
     from zerocopy.logging import configure_logging
     from zerocopy.secrets import SecretBox
     from zerocopy.state.db import Database
+    from zerocopy.state.membership import use_refresh_pool_everywhere
     from zerocopy.state.models import Credential, Source, SourceStatus, Workspace
     from zerocopy.state.sync_models import Sync
     from zerocopy.sync.engine import SyncEngine
 
     configure_logging("warning")
+    use_refresh_pool_everywhere()  # as zerocopy's own processes do at start (CLI, API)
     db = Database(state_url)
     await db.upgrade()
     box = SecretBox([SecretBox.generate_key()])

@@ -35,6 +35,9 @@ def _load_settings() -> Any:
 @click.version_option(package_name="zerocopy")
 def main() -> None:
     """zerocopy: segments computed in your warehouse, membership served from here."""
+    from zerocopy.state.membership import use_refresh_pool_everywhere
+
+    use_refresh_pool_everywhere()
 
 
 # --------------------------------------------------------------------------- serve
