@@ -427,17 +427,22 @@ def path_literal_comparisons(check: Any, made: list[exp.Expr]) -> list[exp.Expr]
     JSON extraction there, which a text literal cannot be compared with (DuckDB and PostgreSQL
     fail to read 'gold' as JSON, LIKE matched the quoted JSON text) and PostgreSQL compares
     with no number. Databricks' ``attributes:n > 1`` (text, read as a number against a number)
-    became ``text > 1``, refused by both. A path compared to text becomes the text extraction
-    (the value), one compared to a number that extraction cast to DOUBLE. Returns the text
-    extractions it made (for `postgres_json_operators`)."""
+    became ``text > 1``, refused by both (so did ``get_json_object(attributes, '$.n') > 1``).
+    A path compared to text becomes the text extraction (the value), one compared to a number
+    that extraction cast to DOUBLE. Returns the text extractions it made (for
+    `postgres_json_operators`)."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     out: list[exp.Expr] = []
     if read not in _PATH_CASTS_READ_VALUES or write not in _JSON_TEXT_KEEPS_QUOTES:
         return out
     for node in itertools.chain(check.reading, made):
-        if type(node) is not exp.JSONExtract or node.parent is None:
+        if node.parent is None or node.expression is None:
             continue
-        if not node.args.get("variant_extract") or node.expression is None:
+        # Databricks' get_json_object (text already): only a number comparison changes
+        text_read = read == "databricks" and type(node) is exp.JSONExtractScalar
+        if not text_read and (
+            type(node) is not exp.JSONExtract or not node.args.get("variant_extract")
+        ):
             continue
         parent = node.parent
         kinds: set[str | None]
@@ -455,6 +460,11 @@ def path_literal_comparisons(check: Any, made: list[exp.Expr]) -> list[exp.Expr]
         kind = kinds.pop()
         if kind == "text" and read == "databricks":
             continue  # already text: `path_casts_read_text` writes the text extraction
+        if text_read:  # the node itself moves under the cast (still read by the others)
+            number = exp.cast(exp.null(), exp.DType.DOUBLE)
+            node.replace(number)
+            number.set("this", node)
+            continue
         scalar = exp.JSONExtractScalar(this=node.this.copy(), expression=node.expression.copy())
         if kind == "number":
             node.replace(exp.cast(scalar, exp.DType.DOUBLE, copy=False))

@@ -99,6 +99,16 @@ PATHS: list[tuple[str, str, list[str]]] = [
     ("snowflake", "SELECT external_user_id FROM users WHERE attributes:n IN (1, 3)", ["u1", "u4"]),
     ("databricks", "SELECT external_user_id FROM users WHERE attributes:n > 9", ["u2"]),
     ("databricks", "SELECT external_user_id FROM users WHERE attributes:n = 3", ["u1"]),
+    (
+        "databricks",
+        "SELECT external_user_id FROM users WHERE get_json_object(attributes, '$.n') > 9",
+        ["u2"],
+    ),
+    (
+        "databricks",
+        "SELECT external_user_id FROM users WHERE get_json_object(attributes, '$.tier') = 'gold'",
+        ["u1"],
+    ),
     # bracket and GET access are the same paths
     (
         "snowflake",
