@@ -278,6 +278,28 @@ def path_casts_read_text(check: Any) -> list[exp.Expr]:
 # --- Snowflake FLATTEN ------------------------------------------------------------------------
 
 
+def _refuse_positional_columns(check: Any) -> bool:
+    """Snowflake's positional column ``$1`` (the first column of the rows read, e.g. ``SELECT
+    $1 FROM VALUES ('u1'), ('u2')``) emitted for another warehouse: sqlglot writes it as is,
+    a bind parameter there (DuckDB: "Values were not provided for the following parameters";
+    PostgreSQL: no parameter either). Refused as unsupported; True then."""
+    root = getattr(check, "root", None)
+    if root is None:
+        return False
+    for node in root.find_all(exp.Parameter):
+        value = node.this
+        if isinstance(value, exp.Literal) and value.is_int:
+            return _refuse_node(
+                check,
+                node,
+                f"{check.write_rules.name} has no positional column references like "
+                f"${value.name} (it would read a query parameter there). Name the column "
+                "instead (give the VALUES list or subquery column names), or write the query "
+                "for that warehouse.",
+            )
+    return False
+
+
 def refuse_snowflake_flatten(check: Any) -> bool:
     """Snowflake's ``FLATTEN`` (``TABLE(FLATTEN(…))``, ``LATERAL FLATTEN(input => …)``) emitted
     for another warehouse: it returns six columns (SEQ, KEY, PATH, INDEX, VALUE, THIS) of a
@@ -285,11 +307,14 @@ def refuse_snowflake_flatten(check: Any) -> bool:
     inside Snowflake's ``TABLE(…)`` wrapper (a syntax error in DuckDB and PostgreSQL: the query
     was valid and failed there), with ``input =>`` and the six column names (Databricks
     ``LATERAL EXPLODE(input => attributes:tags) AS f(SEQ, …)``, a string exploded). Refused as
-    unsupported; True then."""
+    unsupported; True then. So are Snowflake's positional columns (``SELECT $1 FROM VALUES
+    …``, `_refuse_positional_columns`)."""
     if check.rules.sqlglot_dialect != "snowflake" or check.write_rules.sqlglot_dialect in (
         "snowflake",
     ):
         return False
+    if "$" in check.text and _refuse_positional_columns(check):
+        return True
     if "flatten" not in check.text.lower():
         return False
     for node in check.reading:

@@ -390,3 +390,31 @@ def test_databricks_div_of_integers_stays_an_integer_division() -> None:
     sql = "SELECT external_user_id FROM purchases WHERE quantity div 2 = 1"
     assert "quantity // 2" in _ids_sql(sql, "databricks", "duckdb")
     assert "DIV(quantity, 2)" in _ids_sql(sql, "databricks", "postgres")
+
+
+@pytest.mark.parametrize("target", ["duckdb", "postgres", "bigquery", "databricks", "redshift"])
+def test_snowflake_positional_columns_are_refused_elsewhere(target: str) -> None:
+    """Snowflake's ``$1`` (the first column read) is a bind parameter everywhere else."""
+    sql = (
+        "SELECT external_user_id FROM users "
+        "WHERE external_user_id IN (SELECT $1 FROM VALUES ('u1'), ('u2'))"
+    )
+    assert error_codes(sql, "snowflake", "snowflake") == []
+    result = _check_sql(sql, "snowflake", target)
+    assert [e.code for e in result.errors] == ["unsupported_in_dialect"]
+    assert "$1" in result.errors[0].message
+
+
+def test_snowflake_positional_column_failed_on_duckdb() -> None:
+    """What the refusal prevents: the text as sqlglot wrote it does not run on DuckDB."""
+    con = duckdb_marketing({})
+    with pytest.raises(duckdb.Error):
+        con.execute(
+            "SELECT external_user_id FROM marketing.users "
+            "WHERE external_user_id IN (SELECT $1 FROM (VALUES ('u1'), ('u2')))"
+        ).fetchall()
+
+
+def test_dollar_quoted_text_is_not_a_positional_column() -> None:
+    sql = "SELECT external_user_id FROM users WHERE email = $$a@gmail.com$$"
+    assert "email = 'a@gmail.com'" in _ids_sql(sql, "snowflake", "duckdb")
