@@ -17,7 +17,14 @@ Snowflake's ``FLATTEN`` (six columns of a VARIANT's elements) was written as
 ``TABLE(UNNEST(…))`` (a syntax error in DuckDB and PostgreSQL) and as Databricks ``LATERAL
 EXPLODE(input => …) AS f(SEQ, …)``; ``from_json(x, 'array<string>')`` kept Databricks' schema
 language for DuckDB (an error there). Both are refused as ``unsupported_in_dialect`` for other
-warehouses.
+warehouses, and so are Snowflake's positional columns (``SELECT $1 FROM VALUES …``: a bind
+parameter elsewhere).
+
+Also: DuckDB's built-in view ``pragma_database_list`` (read like a table) is a system catalog
+(``out_of_scope``), not an unknown table; Snowflake's ``SPLIT_PART(s, d, 0)`` (the first part)
+is part 1 for PostgreSQL, Redshift and Databricks (which refuse part 0); Databricks' ``a div b``
+of a non-integer is ``CAST(TRUNC(a / b) AS BIGINT)`` for DuckDB (whose ``//`` only
+integer-divides integers) and PostgreSQL (no ``DIV`` of double precision).
 """
 
 from __future__ import annotations
