@@ -317,17 +317,14 @@ def refuse_snowflake_flatten(check: Any) -> bool:
         return True
     if "flatten" not in check.text.lower():
         return False
-    for node in check.reading:
-        if isinstance(node, exp.Explode) and node.parent is not None:
-            return _refuse_node(
-                check,
-                node,
-                f"{check.write_rules.name} has no FLATTEN (Snowflake's table of a "
-                "semi-structured value's elements): the translation would fail or read "
-                "other rows there. Test the elements another way (e.g. ARRAY_CONTAINS or a "
-                "path such as attributes:tags[0]) or write the query for that warehouse.",
-            )
-    return False
+    return _refuse_first(
+        check,
+        exp.Explode,
+        f"{check.write_rules.name} has no FLATTEN (Snowflake's table of a "
+        "semi-structured value's elements): the translation would fail or read "
+        "other rows there. Test the elements another way (e.g. ARRAY_CONTAINS or a "
+        "path such as attributes:tags[0]) or write the query for that warehouse.",
+    )
 
 
 # --- FROM_JSON schemas -------------------------------------------------------------------------
@@ -344,17 +341,14 @@ def refuse_from_json_schemas(check: Any) -> bool:
         return False
     if "from_json" not in check.text.lower():
         return False
-    for node in check.reading:
-        if isinstance(node, exp.FromJson) and node.parent is not None:
-            return _refuse_node(
-                check,
-                node,
-                f"{check.write_rules.name} cannot read {check.rules.name}'s from_json schema "
-                "(each warehouse writes the types of a JSON value in its own way): the "
-                "translation would fail there. Read the JSON fields with a path instead (e.g. "
-                "attributes:tags[0] or get_json_object), or write the query for that warehouse.",
-            )
-    return False
+    return _refuse_first(
+        check,
+        exp.FromJson,
+        f"{check.write_rules.name} cannot read {check.rules.name}'s from_json schema "
+        "(each warehouse writes the types of a JSON value in its own way): the "
+        "translation would fail there. Read the JSON fields with a path instead (e.g. "
+        "attributes:tags[0] or get_json_object), or write the query for that warehouse.",
+    )
 
 
 # --- Snowflake object access and semi-structured paths compared to literals -----------------
@@ -1044,6 +1038,14 @@ def _refuse_node(check: Any, node: exp.Expr, message: str) -> bool:
     """Refuse the query as ``unsupported_in_dialect`` at ``node`` (True)."""
     check.issue(UNSUPPORTED_IN_DIALECT, message, check.node_position(node))
     return True
+
+
+def _refuse_first(check: Any, kind: type[exp.Expr], message: str) -> bool:
+    """Refuse at the first ``kind`` node still in the query (True); False if there is none."""
+    for node in check.reading:
+        if isinstance(node, kind) and node.parent is not None:
+            return _refuse_node(check, node, message)
+    return False
 
 
 def _refuse(check: Any, node: exp.Expr, why: str) -> bool:
