@@ -44,7 +44,6 @@ The bearer key is a secret: registered for log redaction, never in ``repr``, log
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 from collections.abc import Sequence
@@ -61,6 +60,7 @@ from zerocopy import errors
 from zerocopy.destinations.protocol import DeliveryBatch, DeliveryResult, RowRejection
 from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger, register_secret, shown_url
+from zerocopy.sync import exactjson
 from zerocopy.sync.types import (
     REJECTED_BY_DESTINATION,
     ROW_ERROR_CODES,
@@ -309,7 +309,8 @@ class HttpDestination:
             "data_type": str(batch.data_type),
             array: [row_json(DataType(batch.data_type), r, batch.catalog) for r in rows],
         }
-        content = _json_body(body)
+        # exactjson: a STRUCT payload's HUGEINT / DECIMAL(38, 0) is an integer orjson refuses.
+        content = exactjson.dumps(body, default=str)
         if len(content) > MAX_BODY_BYTES and len(rows) > 1:
             return await self._split(batch, array, rows, offset)
         headers: dict[str, str] = {
@@ -457,16 +458,6 @@ class HttpDestination:
                 code = REJECTED_BY_DESTINATION
             out[index] = (offset + index, code, message)
         return list(out.values())
-
-
-def _json_body(body: dict[str, Any]) -> bytes:
-    """The batch as compact JSON: orjson, or the standard library for integers past 64 bits
-    (a warehouse HUGEINT / DECIMAL(38, 0) in a STRUCT payload), which orjson refuses and JSON
-    carries as written."""
-    try:
-        return orjson.dumps(body, default=str)
-    except TypeError:
-        return json.dumps(body, default=str, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _excerpt(resp: httpx.Response, limit: int = 300) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -13,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import anyio
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,6 +26,7 @@ from zerocopy.services.contacts import check_contacts
 from zerocopy.state.db import Database
 from zerocopy.state.models import Credential, Source
 from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
+from zerocopy.sync import exactjson
 from zerocopy.sync.engine import SyncEngine, resolve_table, sync_options
 from zerocopy.sync.types import DataType, RowError, RunStatus, SyncStatus, ValidRow
 from zerocopy.sync.validate import KNOWN_COLUMNS, validate_batch
@@ -924,20 +923,11 @@ async def export_row_logs(
         for row in rows:
             data = row_log_dict(row)
             if fmt == "jsonl":
-                yield _json_bytes(data) + b"\n"
+                yield exactjson.dumps(data) + b"\n"
             else:
-                data["row"] = _json_bytes(data["row"]).decode()
+                data["row"] = exactjson.dumps(data["row"]).decode()
                 yield _csv_line([data[f] for f in fields])
         last, last_id = rows[-1].position, rows[-1].id
-
-
-def _json_bytes(value: Any) -> bytes:
-    """Compact JSON: orjson, or the standard library for integers past 64 bits (a logged
-    row may hold a warehouse HUGEINT / DECIMAL(38, 0)), which orjson refuses."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _csv_line(values: list[Any]) -> bytes:

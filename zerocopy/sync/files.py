@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import re
 import tempfile
 from collections.abc import Generator, Iterator, Mapping
@@ -41,7 +40,6 @@ from typing import IO, Any
 
 import anyio
 import anyio.to_thread
-import msgspec
 import orjson
 import pyarrow as pa
 import sqlalchemy as sa
@@ -51,6 +49,7 @@ from zerocopy.errors import ZerocopyError
 from zerocopy.logging import get_logger, redact_text, register_secret
 from zerocopy.state.models import Credential, new_id, utcnow
 from zerocopy.state.sync_models import Sync, SyncFile, SyncRowLog, SyncRun
+from zerocopy.sync import exactjson
 from zerocopy.sync import types as t
 from zerocopy.sync.engine import SyncEngine, _Counts, _log
 from zerocopy.sync.types import DataType, RowError, RunStatus, ValidRow
@@ -228,36 +227,16 @@ def _columns_for(names: list[str], data_type: DataType) -> dict[str, str]:
     return mapping
 
 
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-_EXACT = msgspec.json.Decoder()
-
-
-def _exact_object(line: bytes) -> Any:
-    """A JSON line already known to be valid, with integers past 64 bits kept exact (orjson
-    reads them as floats: 99999999999999999999 became 1e20), as a warehouse payload's are."""
-    if _LONG_DIGITS.search(line) is None:
-        return orjson.loads(line)
-    try:
-        return _EXACT.decode(line)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return orjson.loads(line)
-
-
-def _json_text(value: Any) -> str:
-    """Compact JSON text; the standard library for integers orjson cannot write (past 64 bits)."""
-    try:
-        return orjson.dumps(value).decode()
-    except TypeError:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
 def _to_batch(records: list[dict[str, Any]], canon: list[str]) -> pa.RecordBatch:
     arrays = []
     for name in canon:
         values = [r.get(name) for r in records]
         if name == "PAYLOAD":
             # Objects are re-encoded: validation decodes one representation (JSON text).
-            values = [v if v is None or isinstance(v, str) else _json_text(v) for v in values]
+            values = [
+                v if v is None or isinstance(v, str) else exactjson.dumps(v).decode()
+                for v in values
+            ]
             arrays.append(pa.array(values, pa.string()))
         elif name == "DELETED":
             # JSON true/false become "True"/"False" text, which validation reads as booleans;
@@ -275,7 +254,7 @@ def _deleted_text(value: Any) -> str | None:
         return None if value is None else str(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
-    return _json_text(value)
+    return exactjson.dumps(value).decode()
 
 
 _TEXT_FIELDS = (*IDENTIFIER_COLUMNS, "ID", "NAME")
@@ -342,7 +321,7 @@ def parse_jsonl(
         line = _no_bom(line, lineno)
         if not line.strip():
             continue
-        obj = _exact_object(line)
+        obj = exactjson.loads(line)  # integers past 64 bits exact, as a warehouse's are
         record = {mapping[k]: v for k, v in obj.items() if k in mapping}
         if len(record) < len(obj) and len(record) < sum(k in mapping for k in obj):
             # Two spellings of one column on one line (external_id and EXTERNAL_ID): which

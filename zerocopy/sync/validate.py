@@ -29,6 +29,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from zerocopy.sync import exactjson
 from zerocopy.sync import types as t
 from zerocopy.sync.types import DataType, Identifier, RowError, ValidRow
 from zerocopy.sync.watermark import from_micros, to_micros, to_utc
@@ -552,11 +553,9 @@ class _Undecoded:
 
 UNDECODED: Any = _Undecoded()
 
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-"""Integers past 64 bits: orjson reads them as floats, msgspec exactly. Payloads with such a
-digit run are decoded one by one (:func:`decode_payload`), keeping the integers exact."""
-
-_EXACT = msgspec.json.Decoder()
+_LONG_DIGITS = exactjson.LONG_DIGITS
+"""Integers past 64 bits: payloads with such a digit run are decoded one by one
+(:func:`decode_payload`, through :mod:`zerocopy.sync.exactjson`), keeping them exact."""
 
 
 def decode_payloads(col: pa.Array) -> list[Any]:
@@ -676,16 +675,10 @@ def decode_payload(raw: Any) -> Any:
     """PAYLOAD column value → Python object (text is JSON; native structs become JSON values)."""
     if isinstance(raw, str | bytes):
         try:
-            value = orjson.loads(raw)
+            # Integers past 64 bits exact, as a STRUCT payload's HUGEINT is kept.
+            return exactjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise _RowRefused(t.INVALID_JSON, f"PAYLOAD is not valid JSON: {exc}") from None
-        data = raw.encode() if isinstance(raw, str) else raw
-        if _LONG_DIGITS.search(data) is not None:
-            # orjson reads integers past 64 bits as floats (99999999999999999999 became
-            # 1e20); msgspec keeps them exact, as a STRUCT payload's HUGEINT is kept.
-            with suppress(msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-                value = _EXACT.decode(data)
-        return value
     if isinstance(raw, list) and raw and all(isinstance(p, tuple) for p in raw):
         raw = dict(raw)  # Arrow map type
     return native_json(raw)
