@@ -399,6 +399,12 @@ class _Check:
         self.first_columns: list[exp.Column] | None = None
         self._token_types: frozenset[TokenType] | None = None
 
+    @functools.cached_property
+    def text_lower(self) -> str:
+        """The SQL text lower-cased, once per check (many rewrites test it for a keyword)."""
+        text: str = self.text
+        return text.lower()
+
     # --- helpers ------------------------------------------------------------------------
 
     def issue(

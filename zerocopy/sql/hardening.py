@@ -453,7 +453,7 @@ def restore_quantified_all(check: Any, statements: list[exp.Expr]) -> None:
     (ROW is a keyword there: no function is looked up): with two fields or more it is the
     tuple ``(a, b)`` it means, which every dialect writes and compares the same way. Only
     texts with one of the words pay for the walk."""
-    lower = check.text.lower()
+    lower = check.text_lower
     quantified = "all" in lower or "some" in lower
     rows = "row" in lower and check.rules.sqlglot_dialect in ("postgres", "redshift")
     # the words as names of their own (a function's name is one token's text, written as
@@ -948,7 +948,7 @@ def name_correlated_unnest_columns(check: Any, statements: list[exp.Expr]) -> No
     dialect = check.rules.sqlglot_dialect
     if (
         dialect not in _UNNEST_ALIAS_NAMES_COLUMN and dialect != "bigquery"
-    ) or "unnest" not in check.text.lower():
+    ) or "unnest" not in check.text_lower:
         return
     for statement in statements:
         for unnest in statement.find_all(exp.Unnest):
@@ -983,7 +983,7 @@ def refuse_forbidden_calls_in_scope(check: Any, statements: list[exp.Expr]) -> N
     if not scope or "." not in check.text:
         return
     in_scope = {scope, scope.rsplit(".", 1)[-1]} - {""}
-    lowered = check.text.lower()
+    lowered = check.text_lower
     if not any(name.rsplit(".", 1)[-1] in lowered for name in in_scope):
         return  # the schema's name is nowhere in the text: no call is qualified with it
     for statement in statements:
@@ -1266,7 +1266,7 @@ def refuse_duckdb_pivot_elsewhere(check: Any, statements: list[exp.Expr]) -> Non
     if (
         check.rules.sqlglot_dialect != "duckdb"
         or check.write_rules.sqlglot_dialect == "duckdb"
-        or "pivot" not in check.text.lower()
+        or "pivot" not in check.text_lower
     ):
         return
     for statement in statements:
@@ -1494,12 +1494,12 @@ def before_parse(check: Any, chunk: list[Token]) -> list[Token]:
 
     PostgreSQL's ``FOR READ ONLY`` (the SQL standard's way to say a query's cursor is not
     updatable; it changes nothing in a query) is dropped too: sqlglot has no such clause."""
-    if check.rules.sqlglot_dialect == "postgres" and "read" in check.text.lower():
+    if check.rules.sqlglot_dialect == "postgres" and "read" in check.text_lower:
         chunk = _without_for_read_only(chunk)
     if check.rules.sqlglot_dialect in SUBSTITUTING_DIALECTS and "@" in check.text:
         chunk = _delta_version_suffixes(check, chunk)
     if "pg_catalog" not in check.rules.function_namespaces or "pg_catalog" not in (
-        check.text.lower()
+        check.text_lower
     ):
         return chunk
     drop: set[int] = set()
@@ -1604,7 +1604,7 @@ def refuse_streaming_reads(check: Any, statements: list[exp.Expr]) -> None:
     table itself), after the STREAM is replaced by the table it reads, so the table and the
     columns are still checked and every other problem is reported at once."""
     if check.rules.sqlglot_dialect not in SUBSTITUTING_DIALECTS or "stream" not in (
-        check.text.lower()
+        check.text_lower
     ):
         return  # only the Spark-family parsers read STREAM
     for statement in statements:
@@ -1718,7 +1718,7 @@ def having_aliases(check: Any, root: exp.Expr) -> None:
     replaced (a source column of that name could not be used ungrouped anyway)."""
     if check.write_rules.sqlglot_dialect not in ("postgres", "tsql", "fabric"):
         return
-    if "having" not in check.text.lower():
+    if "having" not in check.text_lower:
         return
     for having in list(root.find_all(exp.Having)):
         select = having.parent
@@ -1752,7 +1752,7 @@ def expand_group_by_all(check: Any, root: exp.Expr) -> None:
     the word pays for the walk."""
     if check.write_rules.sqlglot_dialect not in ("postgres", "tsql", "fabric"):
         return
-    if "all" not in check.text.lower():
+    if "all" not in check.text_lower:
         return
     for group in list(root.find_all(exp.Group)):
         select = group.parent
@@ -1872,7 +1872,7 @@ def to_number_without_format(check: Any, root: exp.Expr) -> None:
     every other target ("Conversion format is required"). It becomes ``CAST`` / ``TRY_CAST``
     to ``DECIMAL(p, s)`` there (where the target has no TRY_CAST, sqlglot's usual ``CAST``). A
     call with a format model is left as it is."""
-    if check.write_rules.sqlglot_dialect == "snowflake" or "to_number" not in check.text.lower():
+    if check.write_rules.sqlglot_dialect == "snowflake" or "to_number" not in check.text_lower:
         return
     for node in list(root.find_all(exp.ToNumber)):
         if node.args.get("format") is not None or node.this is None:
@@ -1990,7 +1990,7 @@ def refuse_star_modifiers(check: Any, root: exp.Expr) -> bool:
         for key, value in _STAR_MODIFIERS.items()
         if key not in check.write_rules.star_modifiers
     }
-    lower = check.text.lower()
+    lower = check.text_lower
     if not missing or not any(word in lower for word in ("exclude", "except", "replace", "rename")):
         return False
     for star in root.find_all(exp.Star):
@@ -2131,7 +2131,7 @@ def duckdb_own_approx_top_k(check: Any) -> None:
     if (
         check.rules.sqlglot_dialect != "duckdb"
         or check.write_rules.sqlglot_dialect != "duckdb"
-        or "approx_top_k" not in check.text.lower()
+        or "approx_top_k" not in check.text_lower
     ):
         return
     for node in check.reading:
@@ -2152,7 +2152,7 @@ def inline_named_windows(check: Any, root: exp.Expr) -> None:
     already; every warehouse takes the written-out form."""
     if check.rules.sqlglot_dialect == check.write_rules.sqlglot_dialect:
         return
-    if "window" not in check.text.lower():
+    if "window" not in check.text_lower:
         return
     for select in list(root.find_all(exp.Select)):
         if select.args.get("windows"):
@@ -2171,7 +2171,7 @@ def keep_null_ordering_for_bigquery(check: Any, root: exp.Expr) -> None:
     a key ``y`` becomes ``y IS NULL, y`` (``y IS NULL DESC, y`` for NULLS FIRST): the same order
     and the same peers (a RANGE frame keeps its rows), in BigQuery's own syntax. A RANGE frame
     with an offset needs its single numeric key, so it is left to be refused."""
-    if check.write_rules.sqlglot_dialect != "bigquery" or "order" not in check.text.lower():
+    if check.write_rules.sqlglot_dialect != "bigquery" or "order" not in check.text_lower:
         return
     generator = check.write_dialect.generator_class
     handled = getattr(generator, "WINDOW_FUNCS_WITH_NULL_ORDERING", ())

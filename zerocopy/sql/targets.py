@@ -109,7 +109,7 @@ def expand_order_by_all(check: Any, root: exp.Expr) -> bool:
     keys; a star or a set operation cannot be expanded that way and is refused
     (``unsupported_in_dialect``), as is a star whose columns are unknown (a table function).
     For a target with ORDER BY ALL the keyword is kept as the keyword. True when refused."""
-    if "all" not in check.text.lower():
+    if "all" not in check.text_lower:
         return False
     dialect = check.write_rules.sqlglot_dialect
     expand = dialect in _ORDER_BY_ALL_EXPANDED
@@ -211,7 +211,7 @@ def refuse_struct_value_table(check: Any, root: exp.Expr) -> bool:
     fields BigQuery reads as columns) emitted for another warehouse: sqlglot writes one
     unnamed struct column there (``OBJECT_CONSTRUCT(…)``, ``{…}``), which has no id column.
     Refused; True then. (Nested, in ``ARRAY(SELECT AS STRUCT …)``, it is a value.)"""
-    if check.write_rules.sqlglot_dialect == "bigquery" or "struct" not in check.text.lower():
+    if check.write_rules.sqlglot_dialect == "bigquery" or "struct" not in check.text_lower:
         return False
     select = _leftmost_select(root)
     if select is None or str(select.args.get("kind") or "").upper() != "STRUCT":
@@ -315,7 +315,7 @@ def refuse_snowflake_flatten(check: Any) -> bool:
         return False
     if "$" in check.text and _refuse_positional_columns(check):
         return True
-    if "flatten" not in check.text.lower():
+    if "flatten" not in check.text_lower:
         return False
     return _refuse_first(
         check,
@@ -339,7 +339,7 @@ def refuse_from_json_schemas(check: Any) -> bool:
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     if read == write or {read, write} <= {"databricks", "spark", "spark2", "hive"}:
         return False
-    if "from_json" not in check.text.lower():
+    if "from_json" not in check.text_lower:
         return False
     return _refuse_first(
         check,
@@ -375,7 +375,7 @@ def snowflake_object_access(check: Any, root: exp.Expr) -> list[exp.Expr]:
         "snowflake",
     ):
         return made
-    lowered = check.text.lower()
+    lowered = check.text_lower
     if "[" not in lowered and "get" not in lowered:
         return made
     candidates = [
@@ -520,7 +520,7 @@ def bigquery_monday_weeks(check: Any) -> None:
     boundaries crossed (Snowflake/Redshift ``DATEDIFF(week …)``) as Sunday boundaries. They
     become ``WEEK(MONDAY)`` and ``ISOWEEK``. Only a text with the word pays for the walk."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    if write != "bigquery" or read == "bigquery" or "week" not in check.text.lower():
+    if write != "bigquery" or read == "bigquery" or "week" not in check.text_lower:
         return
     for node in check.reading:
         truncated = isinstance(node, _TRUNCS)
@@ -552,7 +552,7 @@ def greatest_least_nulls(check: Any) -> None:
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     if read == write or write not in ("postgres", "redshift", "databricks", "bigquery"):
         return
-    lower = check.text.lower()
+    lower = check.text_lower
     if "greatest" not in lower and "least" not in lower:
         return
     for node in check.reading:
@@ -666,7 +666,7 @@ def integer_division(check: Any, root: exp.Expr) -> None:
     reads types as an integer (in the catalog); such a division becomes the target's integer
     division (``//``, ``DIV``, ``TRUNC``). Only a text with ``/`` pays for the walk."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    if read in _TRUNCATING_DIV and write in _DIV_OF_INTEGERS and "div" in check.text.lower():
+    if read in _TRUNCATING_DIV and write in _DIV_OF_INTEGERS and "div" in check.text_lower:
         truncated_divisions(check, root)
     if read not in _INTEGER_DIVISION or write not in _FRACTION_DIVISION or "/" not in check.text:
         return
@@ -759,7 +759,7 @@ def day_of_week_numbering(check: Any) -> None:
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     if read == write or read not in _DOW_SUNDAY or write not in _DOW_SUNDAY:
         return
-    lower = check.text.lower()
+    lower = check.text_lower
     if not any(word in lower for word in ("dow", "dayofweek", "dw", "weekday")):
         return
     shift = _DOW_SUNDAY[read] - _DOW_SUNDAY[write]
@@ -805,7 +805,7 @@ def similar_to_regex(check: Any, root: exp.Expr) -> bool:
     bracket expression, or not a literal, is refused (``unsupported_in_dialect``). True when
     refused."""
     if check.write_rules.sqlglot_dialect in _SIMILAR_TO_TARGETS or "similar" not in (
-        check.text.lower()
+        check.text_lower
     ):
         return False
     for node in list(root.find_all(exp.SimilarTo)):
@@ -846,7 +846,7 @@ def quantified_comparisons(check: Any, root: exp.Expr) -> bool:
     write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
     if write == read or write == "postgres":
         return False
-    lower = check.text.lower()
+    lower = check.text_lower
     if "any" not in lower and "all" not in lower and "some" not in lower:
         return False
     for quantified in list(root.find_all(exp.Any, exp.All)):
@@ -920,7 +920,7 @@ def like_any_lists(check: Any, root: exp.Expr) -> None:
     arrays = read in ("postgres", "redshift") and write not in ("postgres", read)
     if not lists and not arrays:
         return
-    lower = check.text.lower()
+    lower = check.text_lower
     if "like" not in lower or ("any" not in lower and "all" not in lower):
         return
     for node in list(root.find_all(exp.Like, exp.ILike)):
@@ -964,7 +964,7 @@ def drop_materialization_hints(check: Any, root: exp.Expr) -> None:
     is): the hint only chooses how the CTE is planned, so it is dropped there."""
     if (
         check.write_rules.sqlglot_dialect in _MATERIALIZED_CTES
-        or "materialized" not in check.text.lower()
+        or "materialized" not in check.text_lower
     ):
         return
     for cte in root.find_all(exp.CTE):
@@ -1002,7 +1002,7 @@ def filter_clauses_for_redshift(check: Any, root: exp.Expr) -> bool:
     argument, ``AGG(CASE WHEN c THEN x END)`` (``COUNT(*)`` counts ``CASE WHEN c THEN 1 END``),
     exact because these aggregates skip NULLs. Another aggregate with FILTER is refused
     (``unsupported_in_dialect``); True then. Only a text with the word pays for the walk."""
-    if check.write_rules.sqlglot_dialect != "redshift" or "filter" not in check.text.lower():
+    if check.write_rules.sqlglot_dialect != "redshift" or "filter" not in check.text_lower:
         return False
     for node in list(root.find_all(exp.Filter)):
         aggregate = node.this
@@ -1076,7 +1076,7 @@ def ordered_array_aggregates(check: Any) -> bool:
     NULL values are kept or left out as the source dialect does (``collect_list`` of a struct
     keeps a NULL value; Snowflake's and ``IGNORE NULLS`` leave it out)."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    lower = check.text.lower()
+    lower = check.text_lower
     if read == write or ("agg" not in lower and "collect_set" not in lower):
         return False
     for node in check.reading:
@@ -1273,7 +1273,7 @@ def refuse_lost_safe_conversions(check: Any, root: exp.Expr) -> bool:
     nowhere else (sqlglot writes ``SAFE.TO_DATE``/``SAFE.CAST`` …, unknown functions there).
     Only a text with ``try`` or ``safe`` pays for the walk."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    lower = check.text.lower()
+    lower = check.text_lower
     if read == write or ("try" not in lower and "safe" not in lower):
         return False
     for node in root.find_all(exp.Func):
@@ -1826,7 +1826,7 @@ def substring_starts(check: Any) -> None:
         return
     if write not in _SUBSTR_WINDOW and not (write == "duckdb" and read in _SUBSTR_ZERO_IS_ONE):
         return
-    lower = check.text.lower()
+    lower = check.text_lower
     if "sub" not in lower and "mid" not in lower:
         return
     for node in check.reading:
@@ -1872,7 +1872,7 @@ def group_with_rollup(check: Any, root: exp.Expr) -> None:
     write = check.write_rules.sqlglot_dialect
     if write in _WITH_ROLLUP_TARGETS or write == check.rules.sqlglot_dialect:
         return
-    lower = check.text.lower()
+    lower = check.text_lower
     if "rollup" not in lower and "cube" not in lower:
         return
     for group in list(root.find_all(exp.Group)):
@@ -1897,7 +1897,7 @@ def refuse_array_exists_lambda(check: Any) -> bool:
     unsupported; True then."""
     if check.write_rules.sqlglot_dialect == check.rules.sqlglot_dialect:
         return False
-    if "exists" not in check.text.lower():
+    if "exists" not in check.text_lower:
         return False
     for node in check.reading:
         if isinstance(node, exp.Exists) and isinstance(node.args.get("expression"), exp.Lambda):
@@ -1956,7 +1956,7 @@ def databricks_weekday(check: Any) -> None:
     writes ``WEEKDAY(x)``, which DuckDB reads as Sunday 0 … Saturday 6 and the others do not
     have. It becomes the target's ISO day of the week minus one."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    if read != "databricks" or write == read or "weekday" not in check.text.lower():
+    if read != "databricks" or write == read or "weekday" not in check.text_lower:
         return
     for node in check.reading:
         if (
@@ -2030,7 +2030,7 @@ def regexp_extract_groups(check: Any, root: exp.Expr) -> bool:
       match when there is none, and takes no flags: a whole match of a pattern with a group,
       a group of a pattern with several, or flags other than ``c``/``e`` are refused."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    if read == write or "regexp_" not in check.text.lower():
+    if read == write or "regexp_" not in check.text_lower:
         return False
     for node in list(root.find_all(exp.RegexpExtract)):
         params = node.args.get("parameters")
@@ -2099,7 +2099,7 @@ def refuse_pattern_forms(check: Any, root: exp.Expr) -> bool:
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     if read == write:
         return False
-    lower = check.text.lower()
+    lower = check.text_lower
     why = None
     hint = "Use LIKE or the regular expression functions both dialects have."
     node: exp.Expr | None = None
@@ -2241,7 +2241,7 @@ def set_operations_by_name(check: Any, root: exp.Expr) -> bool:
     # BigQuery's own forms (CORRESPONDING; INNER / FULL / LEFT modes) exist nowhere else: they
     # become positional as well for any other warehouse, or are refused.
     from_bigquery = check.rules.sqlglot_dialect == "bigquery" and write != "bigquery"
-    text = check.text.lower()
+    text = check.text_lower
     if write not in _SET_BY_NAME_TARGETS and not from_bigquery:
         return False
     if "name" not in text and "corresponding" not in text:
@@ -2329,11 +2329,7 @@ def refuse_sampling(check: Any, root: exp.Expr) -> bool:
     written."""
     write = check.write_rules.sqlglot_dialect
     allowed = _SAMPLING.get(write)
-    if (
-        allowed is None
-        or check.rules.sqlglot_dialect == write
-        or "sample" not in check.text.lower()
-    ):
+    if allowed is None or check.rules.sqlglot_dialect == write or "sample" not in check.text_lower:
         return False
     methods, units = allowed
     for node in root.find_all(exp.TableSample):
@@ -2384,7 +2380,7 @@ def refuse_engine_hashes(check: Any) -> bool:
     computes: refused as unsupported for this target; True then."""
     if check.rules.sqlglot_dialect == check.write_rules.sqlglot_dialect:
         return False
-    lower = check.text.lower()
+    lower = check.text_lower
     if "hash" not in lower and "fingerprint" not in lower:
         return False
     for node in check.reading:
@@ -2570,7 +2566,7 @@ def drop_pg_catalog_qualifiers(check: Any, root: exp.Expr) -> None:
     if (
         read == write
         or read not in ("postgres", "redshift")
-        or "pg_catalog" not in (check.text.lower())
+        or "pg_catalog" not in check.text_lower
     ):
         return
     for node in list(root.find_all(exp.Dot, exp.Table)):
@@ -2629,7 +2625,7 @@ def refuse_pivot_group(check: Any, root: exp.Expr) -> bool:
     other one has a GROUP BY inside PIVOT (they group by every other column), and sqlglot writes
     it as is. Refused as unsupported; True then."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    if read == write or "pivot" not in check.text.lower():
+    if read == write or "pivot" not in check.text_lower:
         return False
     for pivot in root.find_all(exp.Pivot):
         if pivot.args.get("group") is None or pivot.args.get("unpivot"):
@@ -2691,7 +2687,7 @@ def split_part_for_bigquery(check: Any) -> bool:
     else (a computed part, an empty or computed delimiter, PostgreSQL's part 0, an error
     there) is refused as unsupported. True when refused. (Other targets: see
     `snowflake_split_part_zero`.)"""
-    if "split_part" not in check.text.lower():
+    if "split_part" not in check.text_lower:
         return False
     if check.write_rules.sqlglot_dialect != "bigquery":
         snowflake_split_part_zero(check)
@@ -2760,7 +2756,7 @@ def bigquery_instr(check: Any) -> bool:
     already). True when refused."""
     if check.rules.sqlglot_dialect != "bigquery" or check.write_rules.sqlglot_dialect == "bigquery":
         return False
-    if "instr" not in check.text.lower():
+    if "instr" not in check.text_lower:
         return False
     write = check.write_rules.sqlglot_dialect
     for node in list(check.reading):
@@ -2817,7 +2813,7 @@ def last_day_units(check: Any) -> bool:
     ``ISOWEEK``/``WEEK(MONDAY)``) becomes ``CAST(DATE_TRUNC(unit, d) + span - 1 day AS DATE)``;
     anything else (BigQuery's Sunday weeks, T-SQL/Fabric) is refused. True when refused."""
     write = check.write_rules.sqlglot_dialect
-    if write not in ("postgres", "tsql", "fabric") or "last_day" not in check.text.lower():
+    if write not in ("postgres", "tsql", "fabric") or "last_day" not in check.text_lower:
         return False
     for node in list(check.reading):
         if not isinstance(node, exp.LastDay) or node.parent is None:
@@ -2911,7 +2907,7 @@ def regexp_match_anchoring(check: Any, root: exp.Expr) -> bool:
     write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
     if write == read or write == "duckdb":
         return False  # DuckDB: sqlglot writes regexp_full_match / regexp_matches as meant
-    lower = check.text.lower()
+    lower = check.text_lower
     if "regexp" not in lower and "rlike" not in lower and "~" not in lower:
         return False
     for node in list(root.find_all(exp.RegexpLike, exp.RegexpILike, exp.RegexpFullMatch)):
@@ -3069,7 +3065,7 @@ def like_escapes(check: Any, root: exp.Expr) -> bool:
     for BigQuery a literal pattern is rewritten with backslash escapes, a computed one refused
     (``unsupported_in_dialect``). True when refused."""
     write, read = check.write_rules.sqlglot_dialect, check.rules.sqlglot_dialect
-    if write == read or "like" not in check.text.lower():
+    if write == read or "like" not in check.text_lower:
         return False
     source_backslash = read in _BACKSLASH_LIKE
     target_backslash = write in _BACKSLASH_LIKE
@@ -3241,7 +3237,7 @@ def refuse_lost_time_formats(check: Any, root: exp.Expr) -> bool:
         and _TEMPLATE_FAMILY.get(read) == _TEMPLATE_FAMILY.get(write)
     ):
         return False
-    lower = check.text.lower()
+    lower = check.text_lower
     if not any(word in lower for word in _FORMAT_WORDS):
         return False
     source_text = read in _STRFTIME_FORMATS  # a strftime source: letters are its text
@@ -3360,7 +3356,7 @@ def add_months_semantics(check: Any) -> bool:
     Databricks, PostgreSQL, Fabric; sqlglot writes DuckDB's last-day test itself) unless its
     argument is a DATE, where the rule is written as a last-day test. True when refused."""
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
-    if read == write or "add_months" not in check.text.lower():
+    if read == write or "add_months" not in check.text_lower:
         return False
     to_date = read in ("databricks", "spark")
     for node in list(check.reading):
@@ -3432,7 +3428,7 @@ def count_if_totals(check: Any) -> None:
     read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
     if read == write:
         return
-    lower = check.text.lower()
+    lower = check.text_lower
     if "count_if" not in lower and "countif" not in lower:
         return
     for node in list(check.reading):

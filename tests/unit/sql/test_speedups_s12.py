@@ -201,3 +201,77 @@ def test_words_inside_names_are_not_found() -> None:
 def test_quantifiers_and_rows_are_still_restored_in_postgres(sql: str) -> None:
     result = check_segment_sql(sql, dialect="postgres", catalog=_CATALOG, scope=SCOPE)
     assert result.valid, result.to_dict()
+
+
+# --- the lower-cased text, once per check -------------------------------------------------------
+# Rewrites that only apply when a keyword is in the text test `check.text_lower` (the text
+# lower-cased once per check) instead of lower-casing the text each time: a keyword written
+# in upper or mixed case still turns the rewrite on.
+
+
+def test_text_lower_is_the_lower_cased_text_memoized() -> None:
+    from zerocopy.sql.check import CheckResult, _Check
+
+    sql = "SELECT External_User_Id FROM Users ORDER BY ALL"
+    run = _Check(
+        sql,
+        "duckdb",
+        "postgres",
+        _CATALOG,
+        SCOPE,
+        "external_user_id",
+        CheckResult(dialect="duckdb", target="postgres"),
+    )
+    assert run.text_lower == sql.lower()
+    assert run.text_lower is run.text_lower
+
+
+KEYWORD_REWRITES = [
+    (
+        "SELECT external_user_id, country FROM users ORDER BY ALL",
+        "duckdb",
+        "postgres",
+        "SELECT external_user_id, country FROM marketing.users ORDER BY 1, 2",
+    ),
+    (
+        "SELECT external_user_id FROM users WHERE DATE_TRUNC('WEEK', created_at) > '2024-01-01'",
+        "snowflake",
+        "bigquery",
+        "SELECT external_user_id FROM marketing.users WHERE "
+        "TIMESTAMP_TRUNC(created_at, WEEK(MONDAY)) > '2024-01-01'",
+    ),
+    (
+        "SELECT external_user_id FROM users WHERE SPLIT_PART(country, '-', 0) = 'FR'",
+        "snowflake",
+        "postgres",
+        "SELECT external_user_id FROM marketing.users WHERE SPLIT_PART(country, '-', 1) = 'FR'",
+    ),
+    (
+        "SELECT external_user_id FROM users TABLESAMPLE (10)",
+        "snowflake",
+        "postgres",
+        "SELECT external_user_id FROM marketing.users TABLESAMPLE BERNOULLI (10)",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ["upper", "mixed"])
+@pytest.mark.parametrize(("sql", "dialect", "target", "expected"), KEYWORD_REWRITES)
+def test_keyword_gated_rewrites_apply_whatever_the_case(
+    sql: str, dialect: str, target: str, expected: str, case: str
+) -> None:
+    if case == "mixed":
+        for word in ("ALL", "WEEK", "SPLIT_PART", "TABLESAMPLE"):
+            sql = sql.replace(word, word[0] + word[1:].lower())
+    result = check_segment_sql(sql, dialect=dialect, target=target, catalog=_CATALOG, scope=SCOPE)
+    assert result.valid, result.to_dict()
+    assert result.to_dict()["sql"] == expected
+
+
+def test_snowflake_flatten_in_any_case_is_still_refused_for_duckdb() -> None:
+    for word in ("FLATTEN", "Flatten", "flatten"):
+        sql = f"SELECT u.external_user_id FROM users u, LATERAL {word}(input => u.attributes) f"
+        result = check_segment_sql(
+            sql, dialect="snowflake", target="duckdb", catalog=_CATALOG, scope=SCOPE
+        )
+        assert [e.code for e in result.errors] == ["unsupported_in_dialect"]
