@@ -1720,6 +1720,13 @@ def having_aliases(check: Any, root: exp.Expr) -> None:
         return
     if "having" not in check.text_lower:
         return
+    columns = check.first_columns if root is getattr(check, "root", None) else None
+    if columns is not None and all(column.table for column in columns):
+        # every column of the query as written is qualified, and no rewrite before this one
+        # writes an unqualified column of its own (they copy the query's columns, or fill
+        # templates whose columns are all replaced): no HAVING has a bare column to replace,
+        # and the walk for HAVINGs is skipped
+        return
     for having in list(root.find_all(exp.Having)):
         select = having.parent
         if not isinstance(select, exp.Select):

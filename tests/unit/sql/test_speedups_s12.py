@@ -275,3 +275,39 @@ def test_snowflake_flatten_in_any_case_is_still_refused_for_duckdb() -> None:
             sql, dialect="snowflake", target="duckdb", catalog=_CATALOG, scope=SCOPE
         )
         assert [e.code for e in result.errors] == ["unsupported_in_dialect"]
+
+
+# --- HAVING aliases: no walk when every column is qualified ------------------------------------
+# `having_aliases` (HAVING n > 2 with n an aggregate's alias, emitted for PostgreSQL) skips its
+# walk for HAVINGs when every column of the query as written is qualified: the alias it
+# replaces is a bare column. A query with a bare alias read still has it replaced.
+
+HAVING_CASES = [
+    (
+        "SELECT external_user_id, country, COUNT(*) AS n FROM users "
+        "GROUP BY external_user_id, country HAVING n > 2",
+        "SELECT external_user_id, country, COUNT(*) AS n FROM marketing.users "
+        "GROUP BY external_user_id, country HAVING COUNT(*) > 2",
+    ),
+    (
+        "SELECT u.external_user_id, u.country, COUNT(*) AS n FROM users u "
+        "GROUP BY u.external_user_id, u.country HAVING n > 2",
+        "SELECT u.external_user_id, u.country, COUNT(*) AS n FROM marketing.users AS u "
+        "GROUP BY u.external_user_id, u.country HAVING COUNT(*) > 2",
+    ),
+    (
+        "SELECT u.external_user_id, u.country, COUNT(*) AS n FROM users u "
+        "GROUP BY u.external_user_id, u.country HAVING COUNT(*) > 2",
+        "SELECT u.external_user_id, u.country, COUNT(*) AS n FROM marketing.users AS u "
+        "GROUP BY u.external_user_id, u.country HAVING COUNT(*) > 2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), HAVING_CASES)
+def test_having_aliases_for_postgres(sql: str, expected: str) -> None:
+    result = check_segment_sql(
+        sql, dialect="snowflake", target="postgres", catalog=_CATALOG, scope=SCOPE
+    )
+    assert result.valid, result.to_dict()
+    assert result.to_dict()["sql"] == expected
