@@ -116,6 +116,30 @@ async def test_deleted_from_decimal_and_double_columns(spec: Spec, kind: str) ->
     assert {k: v["fields"] for k, v in (await spec.catalog("c")).items()} == {"keep": {"p": 1}}
 
 
+async def test_deleted_as_decimal_text(spec: Spec) -> None:
+    """A text DELETED of 1.0 / 0.00 (a DOUBLE column written to CSV or kept as VARCHAR)
+    means what the number means; other numbers and exponents stay invalid_field."""
+    spec.warehouse.execute(
+        'CREATE TABLE marketing."items" ("UPDATED_AT" TIMESTAMP, "ID" VARCHAR(20), '
+        '"PAYLOAD" VARCHAR(200), "DELETED" VARCHAR(20))',
+        f"""INSERT INTO marketing."items" VALUES
+            ('2026-07-01 10:00:00', 'keep', '{j({"p": 1})}', '0.0'),
+            ('2026-07-01 10:00:01', 'also', '{j({"p": 5})}', ' 0.00 '),
+            ('2026-07-01 10:00:02', 'gone', '{j({"p": 2})}', NULL),
+            ('2026-07-01 10:00:03', 'gone', '{{}}', '1.0'),
+            ('2026-07-01 10:00:04', 'odd', '{j({"p": 3})}', '2.0'),
+            ('2026-07-01 10:00:05', 'half', '{j({"p": 4})}', '0.5'),
+            ('2026-07-01 10:00:06', 'exp', '{j({"p": 6})}', '1e0')""",
+    )
+    run = await spec.run(await spec.ready("catalog_items", "items", catalog_name="c"))
+    assert counts(run) == (7, 4, 0, 3), run
+    assert await spec.codes(run["id"]) == ["invalid_field"] * 3
+    assert {k: v["fields"] for k, v in (await spec.catalog("c")).items()} == {
+        "keep": {"p": 1},
+        "also": {"p": 5},
+    }
+
+
 # --------------------------------------------------------------------------- purchases
 PURCHASE_CASES: list[tuple[dict[str, Any], str | None]] = [
     ({"currency": "eUr"}, None),  # any case: upper-cased

@@ -812,7 +812,15 @@ def _deleted(cols: dict[str, list[Any]], i: int) -> bool:
         return True
     if text in ("false", "f", "0", "no", "n", "off", ""):
         return False
+    if _DECIMAL_TEXT.fullmatch(text) and Decimal(text) in (0, 1):
+        # 1.0 / 0.00 as text: a DOUBLE column exported to CSV or kept as VARCHAR (pandas
+        # writes 1.0 for a column with gaps), as the same value read from a number column.
+        return Decimal(text) == 1
     raise _RowRefused(t.INVALID_FIELD, f"DELETED must be true or false, got {value!r}")
+
+
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+"""A plain decimal number as text (no exponent, no blanks inside)."""
 
 
 def _time_field(payload: dict[str, Any]) -> None:
