@@ -1,6 +1,7 @@
 """Notifications over real SMTP (aiosmtpd) and real HTTP (a local webhook receiver).
 
-A sync's run history goes through ``notify_run`` exactly as the sync runner calls it: one
+A sync's run history goes through ``notify_run`` (``decide`` then ``send_notifications``, the
+two steps the sync runner's ``notify_after_run`` takes with the state stored in between): one
 mail per state change and one on recovery, not one per failing run; the webhook gets the same
 events as JSON.
 """
