@@ -789,6 +789,8 @@ def _fill_payload(
                     row.payload = {
                         k: v for k, v in row.payload.items() if k in options.account_fields
                     }
+                if dropped and not row.deleted:
+                    # A delete applies no field: nothing of it is "dropped" to look at.
                     row.warnings.append(
                         (
                             t.UNKNOWN_FIELD,
