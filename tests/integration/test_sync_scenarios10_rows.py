@@ -95,3 +95,55 @@ async def test_an_account_delete_with_fields_outside_the_schema_is_not_reported(
     assert {k: (v["name"], v["fields"]) for k, v in accounts.items()} == {
         "a1": ("Acme", {"plan": "pro"})
     }
+
+
+# --------------------------------------------------------------------------- listing = export
+async def listing(spec: Spec, run_id: str, *, errors_only: bool) -> list[dict[str, Any]]:
+    """Every row of the listing, page after page (``limit`` 1000 and ``offset``)."""
+    out: list[dict[str, Any]] = []
+    while True:
+        resp = await spec.get(
+            f"/v1/sync-runs/{run_id}/rows",
+            params={
+                "errors_only": "true" if errors_only else "false",
+                "limit": 1000,
+                "offset": len(out),
+            },
+        )
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        out.extend(page)
+        if len(page) < 1000:
+            return out
+
+
+async def test_the_listing_and_both_exports_of_a_run_hold_the_same_rows(spec: Spec) -> None:
+    rows: list[tuple[Any, ...]] = []
+    for i in range(1_150):  # past one page of the listing and one query of the export
+        minute, second = divmod(i, 60)
+        when = f"2026-07-01 {10 + minute // 60:02d}:{minute % 60:02d}:{second:02d}"
+        if i % 97 == 3:
+            rows.append((when, None, j({"n": i})))  # no_identifier
+        elif i % 101 == 5:
+            rows.append((when, f"u{i}", "{not json"))  # invalid_json
+        elif i % 211 == 7:
+            rows.append((when, f"u{i}", j([1, 2])))  # payload_not_object
+        else:
+            rows.append((when, f"u{i}", j({"n": i, "note": '=SUM(A1) ünïcode, "q"\n'})))
+    spec.warehouse.create("users", USERS, rows)
+    sync_id = await spec.ready("user_attributes", "users")
+    run = await spec.run(sync_id)
+    read, delivered, skipped, errored = counts(run)
+    assert (read, skipped) == (1_150, 0) and errored > 20, run
+    every = await listing(spec, run["id"], errors_only=False)
+    assert [r["position"] for r in every] == list(range(1_150))
+    assert sum(r["verdict"] == "delivered" for r in every) == delivered
+    for fmt in ("jsonl", "csv"):
+        assert await export(spec, run["id"], fmt, errors_only=False) == every, fmt
+    refused = await listing(spec, run["id"], errors_only=True)
+    assert refused == [r for r in every if r["verdict"] == "error"]
+    assert len(refused) == errored
+    assert {r["code"] for r in refused} == {"no_identifier", "invalid_json", "payload_not_object"}
+    for fmt in ("jsonl", "csv"):  # no warnings in this run: the report is the refused rows
+        assert await export(spec, run["id"], fmt, errors_only=True) == refused, fmt
+    assert every[0]["row"]["payload"]["note"] == '=SUM(A1) ünïcode, "q"\n'
