@@ -93,24 +93,66 @@ def build_message(
     return msg
 
 
-def _send_blocking(settings: SmtpSettings, msg: EmailMessage) -> None:
+def ascii_address(address: str) -> str | None:
+    """``address`` as a server without SMTPUTF8 (RFC 6531) takes it: the domain in IDNA
+    (``ana@bücher.example`` → ``ana@xn--bcher-kva.example``, the same mailbox), or None when
+    the local part is not ASCII (no such server can take it)."""
+    local, _, domain = address.strip().rpartition("@")
+    if not local.isascii():
+        return None
+    if domain.isascii():
+        return f"{local}@{domain}"
+    try:
+        return f"{local}@{domain.encode('idna').decode('ascii')}"
+    except UnicodeError:
+        return None
+
+
+def _send_blocking(
+    settings: SmtpSettings, notification: Notification, recipients: Sequence[str]
+) -> list[str]:
+    """Send one mail to ``recipients``; the addresses that could not be mailed (refused by
+    the server, or needing SMTPUTF8 it does not offer), the others having been mailed."""
     with smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT_S) as smtp:
         if settings.starttls:
             smtp.starttls(context=ssl.create_default_context())
         if settings.username:
             smtp.login(settings.username, settings.password or "")
-        smtp.send_message(msg)
+        smtp.ehlo_or_helo_if_needed()
+        unsent: list[str] = []
+        if smtp.has_extn("smtputf8"):
+            to = list(recipients)
+        else:
+            # One contact with a non-ASCII address must not cost every contact the mail
+            # (smtplib refuses the whole message): domains go in IDNA, the rest is skipped.
+            to = []
+            for address in recipients:
+                plain = ascii_address(address)
+                if plain is None:
+                    unsent.append(address)
+                else:
+                    to.append(plain)
+        if to:
+            msg = build_message(notification, settings.from_address, to)
+            try:
+                refused = smtp.send_message(msg, to_addrs=to)
+            except smtplib.SMTPRecipientsRefused as exc:
+                refused = exc.recipients
+            unsent.extend(refused)
+        return unsent
 
 
 async def send_email(
     settings: SmtpSettings, notification: Notification, recipients: Sequence[str]
 ) -> None:
-    """Send one notification to ``recipients``; SMTP failures become ``notification_failed``."""
+    """Send one notification to ``recipients``; SMTP failures become ``notification_failed``
+    (also when some of the contacts could not be mailed: the others are)."""
     if not recipients:
         return
-    msg = build_message(notification, settings.from_address, recipients)
     try:
-        await anyio.to_thread.run_sync(_send_blocking, settings, msg)
+        unsent = await anyio.to_thread.run_sync(
+            _send_blocking, settings, notification, list(recipients)
+        )
     except smtplib.SMTPAuthenticationError:
         raise ZerocopyError(
             errors.NOTIFICATION_FAILED,
@@ -123,3 +165,10 @@ async def send_email(
             f"could not send mail through {settings.host}:{settings.port}: "
             f"{type(exc).__name__}: {exc}; check ZEROCOPY_SMTP_HOST / ZEROCOPY_SMTP_PORT",
         ) from None
+    if unsent:
+        raise ZerocopyError(
+            errors.NOTIFICATION_FAILED,
+            f"SMTP server {settings.host}:{settings.port} did not take the mail for "
+            f"{', '.join(unsent)} (an address refused, or one with a non-ASCII name before the "
+            "@ while the server does not offer SMTPUTF8); the other contacts were mailed",
+        )

@@ -1,0 +1,106 @@
+"""Sync scenarios, round 16: notification mail to several contacts, some of them non-ASCII.
+
+Contacts are stored as written, internationalised addresses included (``jörg@exämple.de``,
+``ana@bücher.example``). A relay that offers SMTPUTF8 (RFC 6531) takes them as they are. One
+that does not made smtplib refuse the whole message: one contact with a non-ASCII address
+cost every contact of the sync its "failing" mail. Now the domains go in IDNA (the same
+mailbox), only an address whose name before the ``@`` is not ASCII is left out, the others
+are mailed, and the webhook gets the event as before. Real sync runs through the API, mails
+over SMTP (aiosmtpd with and without SMTPUTF8); every store and source combination.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import anyio
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.integration.test_notify import Hooks, Inbox, webhook
+from tests.integration.test_sync_scenarios9_notify import notified
+from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture  # noqa: F401
+from tests.support import free_port
+
+__all__ = ["webhook"]
+
+pytestmark = pytest.mark.anyio
+
+COLS = {"UPDATED_AT": "ts", "EXTERNAL_ID": "text", "PAYLOAD": "text"}
+CONTACTS = ["Jörg@Exämple.de", "ops@example.com", "ana@bücher.example"]
+
+
+def relay(smtputf8: bool) -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Inbox(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def ascii_relay() -> Iterator[tuple[Inbox, int]]:
+    """An SMTP relay without SMTPUTF8 (many corporate relays)."""
+    yield from relay(False)
+
+
+@pytest.fixture
+def utf8_relay() -> Iterator[tuple[Inbox, int]]:
+    yield from relay(True)
+
+
+async def failing_run(spec: Spec, port: int, monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(port))
+    spec.warehouse.create("gone", COLS, [("2026-03-01 00:00:00", "u1", j({"a": 1}))])
+    sync_id = await spec.ready(
+        "user_attributes", "gone", contacts=CONTACTS, notifications={"webhook_url": url}
+    )
+    assert (await spec.sync(sync_id))["contacts"] == CONTACTS
+    spec.warehouse.execute('DROP TABLE marketing."gone"')
+    run = await spec.run(sync_id)
+    assert run["status"] == "error", run
+    await notified(spec, sync_id, run["id"])
+
+
+async def test_a_relay_without_smtputf8_still_mails_every_contact_it_can_take(
+    spec: Spec,
+    ascii_relay: tuple[Inbox, int],
+    webhook: tuple[Hooks, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inbox, port = ascii_relay
+    hooks, url = webhook
+    await failing_run(spec, port, monkeypatch, url)
+    for _ in range(200):
+        if inbox.messages and hooks.bodies:
+            break
+        await anyio.sleep(0.05)
+    assert len(inbox.messages) == 1, inbox.messages
+    rcpts, msg = inbox.messages[0]
+    # The IDNA domain is the same mailbox; a non-ASCII name before the @ cannot be sent.
+    assert rcpts == ["ops@example.com", "ana@xn--bcher-kva.example"], rcpts
+    assert msg["X-Zerocopy-Event"] == "sync_failing"
+    assert "ops@example.com" in str(msg["To"])
+    assert [b["event"] for b in hooks.bodies] == ["sync_failing"]
+
+
+async def test_a_relay_with_smtputf8_mails_the_addresses_as_written(
+    spec: Spec,
+    utf8_relay: tuple[Inbox, int],
+    webhook: tuple[Hooks, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    inbox, port = utf8_relay
+    _, url = webhook
+    await failing_run(spec, port, monkeypatch, url)
+    for _ in range(200):
+        if inbox.messages:
+            break
+        await anyio.sleep(0.05)
+    assert len(inbox.messages) == 1, inbox.messages
+    rcpts, msg = inbox.messages[0]
+    assert rcpts == CONTACTS, rcpts
+    assert msg["X-Zerocopy-Event"] == "sync_failing"
