@@ -23,7 +23,11 @@ acknowledges the batch; its JSON body may list refused rows, each by ``index`` i
     {"rejected": [{"index": 3, "code": "invalid_field", "message": "price must be >= 0"}]}
 
 Refused rows become row errors (their ``code`` when it is one of zerocopy's row-error codes,
-else ``rejected_by_destination`` with the receiver's code in the message).
+else ``rejected_by_destination`` with the receiver's code in the message). An ``index`` may be
+a JSON string of digits. A refusal naming no row of that array (an index past its end or
+negative, a ``row_hash`` not sent, neither given) is a sync-level ``destination_error``: the
+run fails and the watermark stays before the batch (a row refused unseen is never counted
+delivered).
 
 Failures: connection errors, timeouts, ``408`` and ``5xx`` are retried with exponential
 backoff (:data:`BACKOFF_BASE_S` doubling up to :data:`BACKOFF_MAX_S`, with jitter); ``429``
@@ -446,11 +450,22 @@ class HttpDestination:
             if not isinstance(item, dict):
                 continue
             index = item.get("index")
+            if isinstance(index, str) and index.isascii() and index.strip().isdigit():
+                index = int(index)  # "3": a receiver writing its numbers as text
             if not isinstance(index, int) or isinstance(index, bool):
                 index = by_hash.get(str(item.get("row_hash")))
             if index is None or not 0 <= index < len(rows):
-                log.warning("http_destination_unknown_rejection", url=self._url, item=item)
-                continue
+                # The receiver refused a row we cannot tell: counting every row delivered
+                # would lose one without a trace. The run fails, the watermark stays before
+                # this batch, and the next run sends it again.
+                raise ZerocopyError(
+                    errors.DESTINATION_ERROR,
+                    f"the HTTP destination {self._url} refused a row it was not sent "
+                    f"({_shown_refusal(item)}; the batch had {len(rows)} rows, index 0 to "
+                    f"{len(rows) - 1}): fix the receiver's rejected list; the watermark stays "
+                    "before this batch and the next run sends it again",
+                    details={"rejected": _shown_refusal(item)},
+                )
             code = str(item.get("code") or "")
             message = str(item.get("message") or "refused by the destination")
             if code not in ROW_ERROR_CODES:
@@ -458,6 +473,15 @@ class HttpDestination:
                 code = REJECTED_BY_DESTINATION
             out[index] = (offset + index, code, message)
         return list(out.values())
+
+
+def _shown_refusal(item: dict[str, Any]) -> str:
+    """A refusal naming no sent row, as the error shows it (``index 75`` or its row_hash)."""
+    if "index" in item:
+        return f"index {str(item['index'])[:40]}"
+    if "row_hash" in item:
+        return f"row_hash {str(item['row_hash'])[:80]!r}"
+    return "a refusal with neither index nor row_hash"
 
 
 def _excerpt(resp: httpx.Response, limit: int = 300) -> str:

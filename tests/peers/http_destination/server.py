@@ -8,7 +8,8 @@ Control endpoints (no auth, tests only):
 
 * ``POST /_script`` ``[{"status": 429, "retry_after": "1"}, {"status": "pass"}, ...]``: the
   next requests get these answers, in order, instead of being processed (``"pass"``: process
-  that request normally);
+  that request normally; ``"body"``: the JSON answered instead of ``{"error": "scripted"}``,
+  e.g. ``{"status": 200, "body": {"rejected": [{"index": 99}]}}``);
 * ``POST /_reject`` ``{"field": "external_id", "prefix": "bad", "code": "invalid_field"}``:
   accepted batches refuse rows whose identifier/field value starts with the prefix;
 * ``POST /_reset``: forget rows, log, script and rules;
@@ -116,7 +117,8 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     headers = (
                         {"Retry-After": str(step["retry_after"])} if "retry_after" in step else {}
                     )
-                    return self._reply(step["status"], {"error": "scripted"}, headers)
+                    answer = step.get("body", {"error": "scripted"})
+                    return self._reply(step["status"], answer, headers)
                 rejected = []
                 for index, row in enumerate(rows):
                     rule = state.reject
