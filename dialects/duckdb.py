@@ -528,36 +528,142 @@ class DuckDBAdapter(BaseAdapter):
         finally:
             cur.close()
 
+    READ_CHUNK_ROWS: ClassVar[int] = 200_000
+    """At most this many rows per sorted statement of an incremental read (see
+    :meth:`_read_incremental`)."""
+
+    READ_CHUNK_BYTES: ClassVar[int] = 48 * 1024 * 1024
+    """Arrow bytes per sorted statement of an incremental read: wide rows make shorter
+    ranges (the sort holds a range; 2 kB rows at 200,000 rows a range peaked at 926 MB)."""
+
     def _read_incremental(
         self, table: str, watermark: Watermark, batch_rows: int, columns: list[str] | None
     ) -> Iterator[pa.RecordBatch]:
-        select = (
-            ", ".join(
-                exp.to_identifier(c, quoted=True).sql(dialect=self.SQLGLOT_DIALECT) for c in columns
-            )
-            if columns
-            else "*"
-        )
-        col = exp.to_identifier(watermark.column, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
-        sql = f"SELECT {select} FROM {self.quote_table(table)}"
+        """``WHERE col >= :watermark ORDER BY col``, read as consecutive ranges of ``col``.
+
+        One ``ORDER BY`` over the whole read would hold every row it returns in memory
+        until the last is fetched (DuckDB sorts before it streams: 243 MB at 1M rows,
+        370 MB at 2M). Instead the read is cut at values of ``col``: each range
+        ``lo <= col < hi`` holds at most :attr:`READ_CHUNK_ROWS` rows (``hi`` is the value
+        ``READ_CHUNK_ROWS`` rows past ``lo``, found by a top-N on ``col`` alone), and is
+        sorted on its own, so memory stays flat in the rows read. The ranges partition the
+        rows exactly (each row is in the one range whose bounds it falls between) and come in
+        ``col`` order, so the rows and their order are the single statement's; only rows tied
+        on one value are never split, so a value shared by more rows than a range is read
+        in one range. Bounds travel as their text and are cast back to the column's type
+        (exact for timestamps with nanoseconds or infinities). Every statement runs in one
+        transaction: one snapshot of the table.
+        """
+
+        def quote(name: str) -> str:
+            return exp.to_identifier(name, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
+
+        select = ", ".join(quote(c) for c in columns) if columns else "*"
+        col = quote(watermark.column)
+        source = self.quote_table(table)
+        base: list[str] = []
         params: list[Any] = []
         if watermark.nulls_only:
-            sql += f" WHERE {col} IS NULL"
+            base.append(f"{col} IS NULL")
         elif watermark.value is not None:
             # Inclusive: rows tied with the last delivered value come back; the caller
             # de-duplicates them by key (see DESIGN.md, sync).
-            sql += f" WHERE {col} >= ?"
+            base.append(f"{col} >= ?")
             params.append(watermark.value)
-        sql += f" ORDER BY {col}"
         cur = self._cursor()
         with self._lock:
             self._reading[id(cur)] = cur
-        try:
-            reader = cur.sql(sql, params=params or None).to_arrow_reader(batch_rows)
+
+        seen = [0, 0]  # rows and Arrow bytes read so far: the width that sizes the next range
+
+        def rows(where: list[str], args: list[Any], ordered: bool) -> Iterator[pa.RecordBatch]:
+            if self._inst is None:  # closed between two statements of the read
+                raise ZerocopyError(
+                    errors.CANCELLED,
+                    "the incremental read was stopped",
+                    details={"warehouse": self.KIND},
+                )
+            sql = f"SELECT {select} FROM {source}"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            if ordered:
+                sql += f" ORDER BY {col}"
+            reader = cur.sql(sql, params=args or None).to_arrow_reader(batch_rows)
             for batch in reader:
                 if batch.num_rows:
+                    seen[0] += batch.num_rows
+                    seen[1] += batch.nbytes
                     yield batch
+
+        def range_rows() -> int:
+            """Rows for the next range: :attr:`READ_CHUNK_BYTES` at the width read so far (at
+            first the width of a few rows), at most :attr:`READ_CHUNK_ROWS`."""
+            if not seen[0]:
+                probe = f"SELECT {select} FROM {source}"
+                if base:
+                    probe += " WHERE " + " AND ".join(base)
+                sample = cur.sql(f"{probe} LIMIT 1000", params=params or None).to_arrow_table()
+                if not sample.num_rows:
+                    return self.READ_CHUNK_ROWS
+                width = sample.nbytes / sample.num_rows
+            else:
+                width = seen[1] / seen[0]
+            return max(1, min(self.READ_CHUNK_ROWS, int(self.READ_CHUNK_BYTES / max(width, 1))))
+
+        def bound(lo: str | None, kind: str, offset: int) -> tuple[str, str, bool] | None:
+            """The value ``offset`` rows from ``lo`` on (``offset`` 0: the first value above
+            ``lo``): its text, its type, and whether it sorts above ``lo`` (the column's own
+            comparison, collation included)."""
+            where, args = [*base, f"{col} IS NOT NULL"], list(params)
+            above = "true"
+            if lo is not None:
+                where.append(f"{col} {'>' if offset == 0 else '>='} CAST(? AS {kind})")
+                above = f"v > CAST(? AS {kind})"
+                args = [lo, *params, lo]  # in the order the ``?`` appear in the text
+            found = cur.execute(
+                f"SELECT CAST(v AS VARCHAR), typeof(v), {above} FROM (SELECT {col} AS v "
+                f"FROM {source} WHERE {' AND '.join(where)} ORDER BY {col} "
+                f"LIMIT 1 OFFSET {int(offset)})",
+                args,
+            ).fetchall()
+            return (str(found[0][0]), str(found[0][1]), bool(found[0][2])) if found else None
+
+        try:
+            if watermark.nulls_only:
+                # Every row has the same (NULL) value: nothing to order, nothing to hold.
+                yield from rows(base, params, ordered=False)
+                return
+            cur.execute("BEGIN TRANSACTION")
+            lo: str | None = None
+            kind = ""
+            while True:
+                hi = bound(lo, kind, range_rows())
+                if hi is not None and not hi[2]:
+                    # More rows share ``lo`` than a range holds: they are one range. (Each
+                    # range's upper bound sorts above its lower one, so the read ends.)
+                    hi = bound(lo, kind, 0)
+                if hi is None and lo is None:
+                    # All of it fits one range: the plain statement (NULLs last, as always).
+                    yield from rows(base, params, ordered=True)
+                    break
+                where, args = list(base), list(params)
+                if lo is not None:
+                    where.append(f"{col} >= CAST(? AS {kind})")
+                    args.append(lo)
+                if hi is not None:
+                    kind = hi[1]
+                    where.append(f"{col} < CAST(? AS {kind})")
+                    args.append(hi[0])
+                yield from rows(where, args, ordered=True)
+                if hi is None:
+                    if watermark.value is None:
+                        # Rows without a value come last, as ``ORDER BY`` puts them.
+                        yield from rows([f"{col} IS NULL"], [], ordered=False)
+                    break
+                lo = hi[0]
         finally:
             with self._lock:
                 self._reading.pop(id(cur), None)
+            with contextlib.suppress(duckdb.Error):
+                cur.execute("ROLLBACK")
             cur.close()
