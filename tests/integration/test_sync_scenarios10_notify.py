@@ -12,15 +12,21 @@ over SMTP (aiosmtpd with and without SMTPUTF8); every store and source combinati
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import anyio
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.acceptance.test_schedule_redteam2_api import Clock, Ticker, _wired
+from tests.integration.state_fixtures import db_fixture  # noqa: F401
 from tests.integration.test_notify import Hooks, Inbox, webhook
 from tests.integration.test_sync_scenarios9_notify import notified
 from tests.integration.test_sync_spec_harness import Spec, j, spec_fixture  # noqa: F401
 from tests.support import free_port
+from zerocopy.scheduling.schedules import schedule_view, set_schedule
+from zerocopy.state.db import Database
 
 __all__ = ["webhook"]
 
@@ -104,3 +110,33 @@ async def test_a_relay_with_smtputf8_mails_the_addresses_as_written(
     rcpts, msg = inbox.messages[0]
     assert rcpts == CONTACTS, rcpts
     assert msg["X-Zerocopy-Event"] == "sync_failing"
+
+
+# --------------------------------------------------------------------------- pause notices
+async def test_a_pause_mail_partly_sent_is_not_sent_again_to_the_others(
+    db: Database,
+    tmp_path: Path,
+    ascii_relay: tuple[Inbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A schedule's pause notice is retried until delivered; delivered to every contact but
+    one the relay cannot take, it is delivered: retrying would mail the others again and
+    again."""
+    inbox, port = ascii_relay
+    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(port))
+    w, ws = await _wired(db, tmp_path)
+    t0 = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    contacts = ["jörg@example.com", "o@example.com"]
+    await set_schedule(db, ws, w.segment_id, {"frequency": "daily"}, contacts=contacts, now=t0)
+    clock = Clock(t0 + timedelta(days=3, minutes=1))
+    ticker = Ticker(w, clock, stale_days="3", n=1)
+    _, paused = await ticker.tick()
+    assert paused == [w.segment_id]
+    for _ in range(4):
+        clock.now += timedelta(hours=2)
+        await ticker.tick()
+    assert [rcpts for rcpts, _ in inbox.messages] == [["o@example.com"]], inbox.messages
+    view = await schedule_view(db, ws, w.segment_id, now=clock.now)
+    notice = view["paused"]["notice"]
+    assert (notice["delivered"], notice["attempts"]) == (True, 1), notice

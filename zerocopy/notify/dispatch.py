@@ -13,7 +13,7 @@ from zerocopy.notify.decision import (
     RunOutcome,
     decide,
 )
-from zerocopy.notify.email import SmtpSettings, send_email
+from zerocopy.notify.email import SmtpSettings, partly_unsent, send_email
 from zerocopy.notify.webhook import send_webhook
 
 log = get_logger(__name__)
@@ -38,9 +38,14 @@ async def send_notifications(
     for note in notifications:
         if settings.contacts and smtp is not None:
             try:
-                await send_email(smtp, note, settings.contacts)
+                unsent = await send_email(smtp, note, settings.contacts)
             except ZerocopyError as exc:
                 failures.append(DeliveryFailure("email", note.event.value, exc))
+            else:
+                if unsent:  # the other contacts have it
+                    failures.append(
+                        DeliveryFailure("email", note.event.value, partly_unsent(smtp, unsent))
+                    )
         if settings.webhook_url:
             try:
                 await send_webhook(settings.webhook_url, note)

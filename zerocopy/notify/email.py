@@ -144,11 +144,13 @@ def _send_blocking(
 
 async def send_email(
     settings: SmtpSettings, notification: Notification, recipients: Sequence[str]
-) -> None:
-    """Send one notification to ``recipients``; SMTP failures become ``notification_failed``
-    (also when some of the contacts could not be mailed: the others are)."""
+) -> list[str]:
+    """Send one notification to ``recipients``: the contacts it could not be sent to (refused
+    by the server, or a non-ASCII name before the ``@`` while the server has no SMTPUTF8),
+    the others having it -- see :func:`partly_unsent`. SMTP failures, and a mail that reached
+    none of the contacts, raise ``notification_failed``."""
     if not recipients:
-        return
+        return []
     try:
         unsent = await anyio.to_thread.run_sync(
             _send_blocking, settings, notification, list(recipients)
@@ -165,10 +167,17 @@ async def send_email(
             f"could not send mail through {settings.host}:{settings.port}: "
             f"{type(exc).__name__}: {exc}; check ZEROCOPY_SMTP_HOST / ZEROCOPY_SMTP_PORT",
         ) from None
-    if unsent:
-        raise ZerocopyError(
-            errors.NOTIFICATION_FAILED,
-            f"SMTP server {settings.host}:{settings.port} did not take the mail for "
-            f"{', '.join(unsent)} (an address refused, or one with a non-ASCII name before the "
-            "@ while the server does not offer SMTPUTF8); the other contacts were mailed",
-        )
+    if len(unsent) >= len(recipients):
+        raise partly_unsent(settings, unsent)
+    return unsent
+
+
+def partly_unsent(settings: SmtpSettings, unsent: Sequence[str]) -> ZerocopyError:
+    """``notification_failed`` naming the contacts a mail did not reach (the others did: a
+    caller retrying the mail would send it to them again)."""
+    return ZerocopyError(
+        errors.NOTIFICATION_FAILED,
+        f"SMTP server {settings.host}:{settings.port} did not take the mail for "
+        f"{', '.join(unsent)} (an address refused, or one with a non-ASCII name before the @ "
+        "while the server does not offer SMTPUTF8)",
+    )

@@ -67,7 +67,9 @@ async def _send(subject: str, body: str, recipients: list[str]) -> str | None:
         smtp = smtp_settings_from_env()
         if smtp is None:
             return "e-mail is not configured (ZEROCOPY_SMTP_HOST)"
-        await send_email(smtp, PausedNotification(subject, body), recipients)  # type: ignore[arg-type]
+        unsent = await send_email(smtp, PausedNotification(subject, body), recipients)  # type: ignore[arg-type]
+        if unsent:  # delivered to the others: not tried again (they would get it twice)
+            log.warning("schedule.notice_partly_unsent", unsent=unsent)
     except ZerocopyError as exc:
         return exc.message
     except ImportError:
