@@ -416,8 +416,8 @@ def case_duckdb(rows: int) -> dict[str, Any]:
     print(
         f"duckdb→sqlite: ours {rate(ours):,.0f} rows/s ({ours['status']}), bare "
         f"{rate(bare):,.0f} rows/s, vs_bare {rate(ours) / rate(bare):.3f}; peak RSS ours "
-        f"{ours['peak_mb']} MB, bare {bare['peak_mb']} MB (both hold DuckDB's ORDER BY "
-        "result, which grows with the rows read)",
+        f"{ours['peak_mb']} MB, bare {bare['peak_mb']} MB (bare holds DuckDB's whole ORDER BY "
+        "result, which grows with the rows read; ours reads ranges of UPDATED_AT)",
         flush=True,
     )
     return {
