@@ -203,3 +203,18 @@ async def test_closing_the_adapter_between_two_ranges_stops_the_read(
         async for _ in reading:
             pass
     assert info.value.code == errors.CANCELLED
+
+
+async def test_a_view_is_read_in_ranges_like_a_table(tmp_path: Path, small_ranges: int) -> None:
+    path = tmp_path / "view.duckdb"
+    _make(path, "TIMESTAMP", 200, "CREATE VIEW v AS SELECT * FROM t WHERE id % 3 <> 0")
+    batches = []
+    async with DuckDBAdapter(_config(path)) as adapter:
+        async for batch in adapter.read_incremental(
+            "v", Watermark(None, column="updated_at"), batch_rows=1000
+        ):
+            batches.append(batch)
+    with duckdb.connect(str(path), read_only=True) as con:
+        want = con.sql("SELECT * FROM v ORDER BY updated_at").to_arrow_table()
+    _assert_same_read(pa.Table.from_batches(batches), want)
+    _assert_ranges(batches, small_ranges)
