@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from tests.support import (
     IN_CI,
+    copy_sqlite_database,
+    database_on,
+    migrate_state_database,
     postgres_server_url,
     scratch_database,
     throwaway_postgres,
@@ -47,6 +52,48 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh database for one test (isolated across xdist workers)."""
     with scratch_database(postgres_server) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_template(postgres_server: str) -> Iterator[str]:
+    """Name of a database on ``postgres_server`` migrated to the newest state revision, made
+    once per session (per xdist worker) for :func:`migrated_postgres_url` to copy."""
+    import psycopg
+
+    name = f"zc_template_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        migrate_state_database(database_on(postgres_server, name))
+        yield name
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_server: str, migrated_postgres_template: str) -> Iterator[str]:
+    """A fresh database for one test, already at the newest state revision (a copy of the
+    session's migrated template: the same schema as running the migrations, without their
+    cost per test). Use :func:`postgres_url` for an empty one."""
+    with scratch_database(postgres_server, template=migrated_postgres_template) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite state file migrated to the newest revision once per session (per worker)."""
+    path = tmp_path_factory.mktemp("state-template") / "state.sqlite3"
+    migrate_state_database(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def migrated_sqlite_path(tmp_path: Path, migrated_sqlite_template: Path) -> Path:
+    """``tmp_path / "state.sqlite3"``: a copy of the session's migrated SQLite state file."""
+    path = tmp_path / "state.sqlite3"
+    copy_sqlite_database(migrated_sqlite_template, path)
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -150,24 +150,68 @@ def postgres_server_url() -> str | None:
 
 
 @contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """A fresh, uniquely named database on ``server_url``, dropped afterwards."""
+def scratch_database(server_url: str, template: str | None = None) -> Iterator[str]:
+    """A fresh, uniquely named database on ``server_url``, dropped afterwards; with
+    ``template``, a copy of that database (``CREATE DATABASE … TEMPLATE``)."""
     import psycopg
-    from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
     name = f"zc_test_{uuid.uuid4().hex[:12]}"
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    params = conninfo_to_dict(server_url)
-    params["dbname"] = name
+        conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
     try:
-        yield make_conninfo(**params) if "://" not in server_url else _with_db(server_url, name)
+        yield database_on(server_url, name)
     finally:
         with psycopg.connect(server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def database_on(server_url: str, name: str) -> str:
+    """The URL (or conninfo string) of database ``name`` on the server of ``server_url``."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    if "://" in server_url:
+        return _with_db(server_url, name)
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    return make_conninfo(**params)
 
 
 def _with_db(url: str, name: str) -> str:
     base, _, query = url.partition("?")
     head, _, _ = base.rpartition("/")
     return f"{head}/{name}" + (f"?{query}" if query else "")
+
+
+# --------------------------------------------------------------------------- state templates
+def migrate_state_database(url: str) -> None:
+    """Apply the state migrations to ``url`` (once per session: a template tests copy).
+
+    In a thread with its own event loop, so a session fixture first requested from an async
+    fixture (inside the test's running loop) can still call it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import anyio
+
+    from zerocopy.state.db import Database
+
+    async def upgrade() -> None:
+        db = Database(url)
+        try:
+            await db.upgrade()
+        finally:
+            await db.dispose()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(anyio.run, upgrade).result()
+
+
+def copy_sqlite_database(source: Path, target: Path) -> None:
+    """``target`` becomes a copy of the SQLite file ``source`` (through SQLite's backup API,
+    so a WAL file left beside ``source`` is included)."""
+    import sqlite3
+    from contextlib import closing
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with closing(sqlite3.connect(source)) as src, closing(sqlite3.connect(target)) as dst:
+        src.backup(dst)

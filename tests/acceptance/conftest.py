@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,19 +78,31 @@ class Api:
                 await anyio.sleep(0.05)
 
 
-@pytest.fixture
-def warehouse_file(tmp_path: Path) -> Path:
-    """A fresh fixture warehouse in a DuckDB file."""
-    path = tmp_path / "warehouse.duckdb"
+@pytest.fixture(scope="session")
+def warehouse_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture warehouse in a DuckDB file, built once per session (per xdist worker)."""
+    path = tmp_path_factory.mktemp("warehouse-template") / "warehouse.duckdb"
     load_duckdb(path, SCHEMA, build(users=USERS))
+    assert not path.with_name(path.name + ".wal").exists(), "DuckDB left a WAL: copy it too"
+    return path
+
+
+@pytest.fixture
+def warehouse_file(tmp_path: Path, warehouse_template: Path) -> Path:
+    """A fresh fixture warehouse in a DuckDB file (a copy of the session's, which no test
+    opens: a test may change its own copy freely)."""
+    path = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(warehouse_template, path)
     return path
 
 
 @pytest.fixture(params=STATE_BACKENDS)
-def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+def state_url(request: pytest.FixtureRequest) -> str:
+    """A state database at the newest revision (a copy of the session's migrated template;
+    the app's own ``upgrade()`` at start-up then finds nothing to do)."""
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'state.sqlite3'}"
-    url: str = request.getfixturevalue("postgres_url")
+        return f"sqlite:///{request.getfixturevalue('migrated_sqlite_path')}"
+    url: str = request.getfixturevalue("migrated_postgres_url")
     return url
 
 

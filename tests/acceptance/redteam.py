@@ -29,9 +29,10 @@ def assert_refused(resp: Any, status: int, code: str, field: str | None = None) 
 
 
 @pytest.fixture(params=["sqlite"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """Overrides the acceptance conftest's state backends with SQLite alone."""
-    return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+def state_url(request: pytest.FixtureRequest, migrated_sqlite_path: Any) -> str:
+    """Overrides the acceptance conftest's state backends with SQLite alone (a copy of the
+    session's migrated state file)."""
+    return f"sqlite:///{migrated_sqlite_path}"
 
 
 async def create_credential(api: Api, name: str = "Warehouse") -> str:

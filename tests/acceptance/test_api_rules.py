@@ -18,9 +18,10 @@ CANARY = "canary-Pa55w0rd-7f3e9b1c"
 
 
 @pytest.fixture(params=["sqlite"])
-def state_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
-    """These rules do not depend on the state backend: SQLite only (the flow runs on both)."""
-    return f"sqlite:///{tmp_path / 'state.sqlite3'}"
+def state_url(request: pytest.FixtureRequest, migrated_sqlite_path: Any) -> str:
+    """These rules do not depend on the state backend: SQLite only (the flow runs on both),
+    a copy of the session's migrated state file."""
+    return f"sqlite:///{migrated_sqlite_path}"
 
 
 async def test_health_needs_no_key_and_everything_else_does(api: Api) -> None:

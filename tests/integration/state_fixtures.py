@@ -15,11 +15,14 @@ BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 @pytest.fixture(name="db", params=BACKENDS)
 async def db_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated state database on SQLite (file) or PostgreSQL (fresh database)."""
+    """A migrated state database on SQLite (file) or PostgreSQL (fresh database).
+
+    Each is a copy of the session's migrated template (conftest.py), so ``upgrade()`` here
+    finds the newest revision; the migrations themselves run once per session and worker."""
     if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'state.sqlite3'}"
+        url = f"sqlite+aiosqlite:///{request.getfixturevalue('migrated_sqlite_path')}"
     else:
-        url = request.getfixturevalue("postgres_url")
+        url = request.getfixturevalue("migrated_postgres_url")
     database = Database(url)
     await database.upgrade()
     try:
