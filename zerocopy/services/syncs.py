@@ -930,9 +930,24 @@ async def export_row_logs(
         last, last_id = rows[-1].position, rows[-1].id
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""How a spreadsheet cell that it evaluates begins (OWASP "CSV injection")."""
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell: a text a spreadsheet would take for a formula (a receiver's reason, say)
+    is written after ``'``, the spreadsheet's mark of text, so opening the export runs
+    nothing. Cells zerocopy writes itself never begin so (a row is JSON: ``{``)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def _csv_line(values: list[Any]) -> bytes:
     buf = io.StringIO()
-    csv.writer(buf).writerow(["" if v is None else v for v in values])
+    csv.writer(buf).writerow([_csv_cell(v) for v in values])
     return buf.getvalue().encode()
 
 
