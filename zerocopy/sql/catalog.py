@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlglot import exp
-from sqlglot.dialects.dialect import Dialect
+from sqlglot.dialects.dialect import Dialect, NormalizationStrategy
 from sqlglot.schema import MappingSchema
 
 
@@ -91,6 +91,15 @@ class CatalogTable:
     schema: str
     name: str
     columns: frozenset[str]
+    spellings: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    """normalized column -> the column as stored, for columns whose stored name is not their
+    normalized one (``EXTERNAL_ID`` read as PostgreSQL's ``external_id``): the emitted SQL
+    names them as stored (`zerocopy.sql.spelling`); any other column is stored as normalized."""
+    lower: bool = True
+    """Whether the table's name and every column are stored in lower case (a target folding
+    unquoted names to lower case finds them as they are)."""
+    upper: bool = True
+    """The same in upper case."""
 
     @property
     def display(self) -> str:
@@ -113,6 +122,15 @@ class DialectView:
     """normalized schema -> table -> column -> type."""
 
     by_scope: dict[tuple[str, bool], MappingSchema] = field(default_factory=dict)
+
+    quoted: dict[str, str] = field(default_factory=dict)
+    """For a dialect where quoting keeps a name's case (PostgreSQL, Snowflake): a table or
+    column name as stored -> its normalized name, when the two differ (``"EXTERNAL_ID"``,
+    exactly as stored, means the column PostgreSQL's unquoted ``external_id`` matches)."""
+
+    respelled: frozenset[str] = frozenset()
+    """The normalized names of ``quoted`` (a quoted name spelled like one of them, but not as
+    stored, names nothing the warehouse has: ``"external_id"`` for ``EXTERNAL_ID``)."""
     """(normalized scope schema, annotate) -> a one-level MappingSchema of its tables (lazy)."""
 
     def scope_schema(self, schema: str, *, annotate: bool = True) -> MappingSchema:
@@ -200,24 +218,51 @@ class SqlCatalog:
         tables: dict[tuple[str, str], CatalogTable] = {}
         databases: dict[str, frozenset[str]] = {}
         types: dict[str, str] = {}  # distinct type strings are few: parse each once
+        quoted: dict[str, str] = {}
+        keeps_quoted_case = dialect.normalization_strategy in _QUOTED_KEEPS_CASE
         for schema, schema_tables in self._flat.items():
             norm_schema = _normalize(schema, dialect)
             target = mapping.setdefault(norm_schema, {})
             for table, columns in schema_tables.items():
                 norm_table = _normalize(table, dialect)
-                norm_columns = {
-                    _normalize(c, dialect): _type(t, dialect, types) for c, t in columns.items()
-                }
+                norm_columns: dict[str, str] = {}
+                spellings: dict[str, str] = {}
+                for column, type_ in columns.items():
+                    key = _normalize(column, dialect)
+                    if key in norm_columns and spellings.get(key, key) == key:
+                        continue  # `external_id` and `"EXTERNAL_ID"`: unquoted means the first
+                    norm_columns[key] = _type(type_, dialect, types)
+                    if key != column:
+                        spellings[key] = column
+                        if keeps_quoted_case and _single_case(column):
+                            quoted[column] = key
+                    else:
+                        spellings.pop(key, None)
+                if keeps_quoted_case and norm_table != table and _single_case(table):
+                    quoted[table] = norm_table
                 target[norm_table] = norm_columns
+                names = (table, *columns)
                 tables[(norm_schema, norm_table)] = CatalogTable(
-                    self._written.get(schema, schema), table, frozenset(norm_columns)
+                    self._written.get(schema, schema),
+                    table,
+                    frozenset(norm_columns),
+                    spellings,
+                    all(n == n.lower() for n in names),
+                    all(n == n.upper() for n in names),
                 )
             if schema in self._databases:
                 databases[norm_schema] = frozenset(
                     _normalize(db, dialect) for db in self._databases[schema]
                 )
         # MappingSchemas (normalize=False: names are folded above) are built per scope on use
-        return DialectView(dialect, tables, databases, mapping)
+        return DialectView(
+            dialect,
+            tables,
+            databases,
+            mapping,
+            quoted=quoted,
+            respelled=frozenset(quoted.values()),
+        )
 
     def __len__(self) -> int:
         return sum(len(tables) for tables in self._flat.values())
@@ -246,6 +291,15 @@ def _type(text: str, dialect: Dialect, seen: dict[str, str]) -> str:
             known = "UNKNOWN"
         seen[text] = known
     return known
+
+
+# Strategies under which a quoted name keeps its case (an unquoted one is folded).
+_QUOTED_KEEPS_CASE = (NormalizationStrategy.LOWERCASE, NormalizationStrategy.UPPERCASE)
+
+
+def _single_case(name: str) -> bool:
+    """Whether a name is all lower or all upper case (`_normalize` folds it)."""
+    return name == name.lower() or name == name.upper()
 
 
 def _normalize(name: str, dialect: Dialect) -> str:

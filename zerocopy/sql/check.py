@@ -51,7 +51,15 @@ from zerocopy.errors import (
     UNKNOWN_TABLE,
     UNSUPPORTED_IN_DIALECT,
 )
-from zerocopy.sql import fastcopy, generation, hardening, qualification, star_names, targets
+from zerocopy.sql import (
+    fastcopy,
+    generation,
+    hardening,
+    qualification,
+    spelling,
+    star_names,
+    targets,
+)
 from zerocopy.sql.catalog import CatalogTable, DialectView, SqlCatalog
 from zerocopy.sql.generation import generator_for, guard_select_rewrites
 from zerocopy.sql.result import CheckResult, SqlIssue
@@ -387,6 +395,12 @@ class _Check:
         self._known: dict[tuple[int, str], bool] = {}
         self.name_chars = ""  # every character of the catalog's names
         self.identifiers: list[exp.Identifier] = []  # the work copy's, see `name_sources`
+        self.identifier_originals: list[exp.Identifier] = []  # the originals, in that order
+        # `spelling`: quoted names in the wrong case (ids of work identifiers), respelled ids
+        self.case_suspects: set[int] = set()
+        self.respelled: set[int] = set()
+        self.id_spelling: str | None = None
+        self.star_modifiers: list[star_names.StarNames] = []
         self._name_sources: tuple[str, ...] | None = None
         self.work: exp.Expr | None = None  # the normalized, qualified copy (stars expanded)
         self.joins: list[exp.Expr] = []  # the work copy's joins, as copied
@@ -558,12 +572,14 @@ class _Check:
         self.first_selects = copies[0].selects
         self.first_columns = copies[0].columns
         self.identifiers = copies[0].identifiers
+        self.identifier_originals = copies[0].identifier_originals
         if copies[
             0
         ].verbatim:  # a `sqlglot.meta case_sensitive` comment: sqlglot's own walk honours it
             work = normalize_identifiers(work, dialect=self.read_dialect)
         else:
             _normalize_names(self.read_dialect, copies[0].identifiers)
+        spelling.match_quoted(self, copies[0].identifiers)
         # before qualification moves nodes: each work table with the original it copies
         self.originals = {id(copy): original for original, copy in table_pairs}
         work_tables = [copy for _, copy in table_pairs]  # in walk order
@@ -589,7 +605,7 @@ class _Check:
             _unaliased_derived_table(node) for node in self.first_reading
         ):
             _name_derived_tables(work)
-        star_modifiers = star_names.collect(self.text, work)
+        star_modifiers = self.star_modifiers = star_names.collect(self.text, work)
         walked: list[Scope] = []
         current: set[int] = set()  # scopes whose collection still describes the tree
         work, optimizer_error = self.qualify(work, scope[-1].name, walked, current)
@@ -611,7 +627,8 @@ class _Check:
             star_names.check(self, star_modifiers, scopes)
             self.root_scope = scopes[-1] if scopes else None
             self.scopes = scopes
-            self.check_id_column(work)
+            if not (self.case_suspects and spelling.refuse_wrong_case(self, scopes)):
+                self.check_id_column(work)
         if self.issues:
             return
         self.emit(root)
@@ -1066,6 +1083,12 @@ class _Check:
                 ok = False
                 continue
             found = self.resolve_table(table, scope_schema, scope_db)
+            if (
+                isinstance(found, CatalogTable)
+                and self.case_suspects
+                and spelling.wrong_case_table(self, table, found)
+            ):
+                found = None
             if isinstance(found, CatalogTable):
                 if found.display not in seen:
                     seen.append(found.display)
@@ -1430,6 +1453,7 @@ class _Check:
     def emit(self, root: exp.Expr) -> None:
         """Transpile to the target and wrap the query into the id-extracting SELECT."""
         target, rules = self.write_dialect, self.write_rules
+        spelling.respell(self, root)  # first: later rewrites copy the names as stored
         if hardening.before_emit(self, root):
             return  # refused as unsupported in the target
         with_ = root.args.get("with_") if isinstance(root, exp.Query) else None
@@ -1474,6 +1498,7 @@ class _Check:
         alias = "zc_segment"
         string_type = rules.string_type
         ref = hardening.id_reference(getattr(self, "id_match", None), root, target, id_sql)
+        ref = spelling.id_reference(self, ref, id_sql)
         self.result.ids_sql = (
             f"{prefix}SELECT DISTINCT CAST({alias}.{ref} AS {string_type}) AS {id_sql} "
             f"FROM ({ids_body or body}) AS {alias} WHERE {alias}.{ref} IS NOT NULL"
@@ -1696,6 +1721,8 @@ class _Copied(NamedTuple):
     tree: exp.Expr
     identifiers: list[exp.Identifier]
     """The copy's identifiers, to normalize."""
+    identifier_originals: list[exp.Identifier]
+    """The original of each of ``identifiers``, in the same order."""
     tables: list[tuple[exp.Table, exp.Table]]
     """(original, copy) for every table node."""
     verbatim: bool
@@ -1727,6 +1754,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     kinds, kind_of, primitive = _KINDS, _kind, _PRIMITIVE
     top = root.__class__()
     identifiers: list[exp.Identifier] = []
+    identifier_originals: list[exp.Identifier] = []
     tables: list[tuple[exp.Table, exp.Table]] = []
     refused: list[exp.Expr] = []
     reading: list[exp.Expr] = []
@@ -1745,6 +1773,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
         if kind:
             if kind == _KIND_IDENTIFIER:
                 identifiers.append(copy)  # type: ignore[arg-type]
+                identifier_originals.append(node)  # type: ignore[arg-type]
             elif kind == _KIND_READING:
                 reading.append(node)
             elif kind == _KIND_TABLE:
@@ -1795,6 +1824,7 @@ def _copy_tree(root: exp.Expr) -> _Copied:
     return _Copied(
         top,
         identifiers,
+        identifier_originals,
         tables,
         verbatim,
         refused,

@@ -183,6 +183,9 @@ def redundant_quotes(check: Any, root: exp.Expr) -> None:
         name = identifier.this
         if not identifier.args.get("quoted") or not isinstance(name, str):
             continue
+        meta = identifier._meta
+        if meta and meta.get("zc_stored"):  # written as the catalog stores it (`spelling`)
+            continue
         if not _PLAIN_NAME.fullmatch(name) or name.upper() in keywords:
             continue
         unquoted = read.normalize_identifier(exp.Identifier(this=name, quoted=False)).name
