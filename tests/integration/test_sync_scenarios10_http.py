@@ -9,6 +9,10 @@ had refused a row -- a row lost without a trace in the run. It is now a sync-lev
 the batch, and the next run sends it again (same ``Idempotency-Key``), once the receiver
 answers about rows it was sent. An index written as a JSON string of digits (``"3"``) is read
 as that index.
+
+A receiver's reason is also the one text of the CSV export zerocopy does not write itself: one
+starting with ``=``, ``+``, ``-`` or ``@`` ran as a formula in the spreadsheet that opened the
+export; it is now written after a ``'``.
 """
 
 from __future__ import annotations

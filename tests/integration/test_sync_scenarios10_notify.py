@@ -7,6 +7,9 @@ cost every contact of the sync its "failing" mail. Now the domains go in IDNA (t
 mailbox), only an address whose name before the ``@`` is not ASCII is left out, the others
 are mailed, and the webhook gets the event as before. Real sync runs through the API, mails
 over SMTP (aiosmtpd with and without SMTPUTF8); every store and source combination.
+
+A mail that reached some contacts counts as sent: a schedule's pause notice, retried until
+delivered, must not mail the contacts who have it again because one address could not be taken.
 """
 
 from __future__ import annotations
