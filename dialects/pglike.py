@@ -79,6 +79,17 @@ ORDER BY t.table_name
 catalog is read (another run's ``zc_tmp_`` result table) then drops out instead of failing the
 listing with "relation … does not exist" (the name is looked up after the scan's snapshot)."""
 
+_UNREADABLE_TABLE_SQL = """
+SELECT c.relname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = %s AND lower(c.relname) = lower(%s) AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND NOT has_table_privilege(c.oid, 'SELECT')
+ORDER BY c.relname
+LIMIT 1
+"""
+"""A table or view of the scope the credential may not read (see ``unreadable_table``)."""
+
 _NOT_A_PARTITION = """  AND NOT (c.relispartition AND EXISTS (
       SELECT 1 FROM pg_catalog.pg_inherits i
       WHERE i.inhrelid = c.oid AND has_table_privilege(i.inhparent, 'SELECT')))
@@ -426,6 +437,18 @@ class PostgresLikeAdapter(BaseAdapter):
         if re.fullmatch(r"[a-z_][a-z0-9_$]*", name):
             return name
         return exp.to_identifier(name, quoted=True).sql(dialect=self.SQLGLOT_DIALECT)
+
+    async def unreadable_table(self, name: str) -> str | None:
+        """The scope's table or view named ``name`` (case-insensitive, maybe qualified) that
+        exists but the credential may not ``SELECT`` from -- :meth:`list_tables` leaves such
+        tables out -- else None: tells "permission removed" from "table gone"."""
+        table = name.strip().rpartition(".")[2].strip().strip('"')
+        return await self._call(self._unreadable_table, table)
+
+    def _unreadable_table(self, table: str) -> str | None:
+        with self._session() as conn:
+            rows = self._query(conn, _UNREADABLE_TABLE_SQL, (self.config.scope.schema, table))
+        return str(rows[0][0]) if rows else None
 
     def _list_tables(self) -> list[TableInfo]:
         schema = self.config.scope.schema

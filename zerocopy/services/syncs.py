@@ -27,7 +27,7 @@ from zerocopy.state.db import Database
 from zerocopy.state.models import Credential, Source
 from zerocopy.state.sync_models import Sync, SyncRowLog, SyncRun
 from zerocopy.sync import exactjson
-from zerocopy.sync.engine import SyncEngine, resolve_table, sync_options
+from zerocopy.sync.engine import SyncEngine, resolve_source_table, sync_options
 from zerocopy.sync.types import DataType, RowError, RunStatus, SyncStatus, ValidRow
 from zerocopy.sync.validate import KNOWN_COLUMNS, validate_batch
 from zerocopy.sync.watermark import WatermarkState
@@ -572,7 +572,7 @@ async def test_sync(
         await _check_destination(runtime, sync)
         with anyio.fail_after(source.max_runtime_s):
             async with runtime.adapter_for(source, cred) as adapter:
-                resolved = resolve_table(await adapter.list_tables(), sync.table_name or "", dtype)
+                resolved = await resolve_source_table(adapter, sync.table_name or "", dtype)
                 canonical = {a: c for c, a in resolved.columns.items()}
                 wanted = [
                     resolved.columns[c] for c in KNOWN_COLUMNS[dtype] if c in resolved.columns

@@ -178,6 +178,31 @@ def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> Re
     )
 
 
+async def resolve_source_table(adapter: Any, name: str, data_type: DataType) -> ResolvedTable:
+    """:func:`resolve_table` on the adapter's tables. A table the credential lost ``SELECT``
+    on is left out of the listing: where the adapter can tell it exists
+    (``unreadable_table``), that is ``permission_denied`` ("permission removed"), not
+    ``unknown_table``."""
+    try:
+        return resolve_table(await adapter.list_tables(), name, data_type)
+    except ZerocopyError as exc:
+        probe = getattr(adapter, "unreadable_table", None)
+        if exc.code != errors.UNKNOWN_TABLE or "ambiguous" in exc.details or probe is None:
+            raise
+        try:
+            hidden = await probe(name)
+        except ZerocopyError:
+            hidden = None
+        if hidden is None:
+            raise
+        raise ZerocopyError(
+            errors.PERMISSION_DENIED,
+            f"table or view {hidden!r} exists but the source's credential may not read it "
+            "(no SELECT privilege: revoked?); grant SELECT on it to the credential's user",
+            details={"table": hidden},
+        ) from None
+
+
 _ZONED_TYPES = frozenset(
     {"TIMESTAMPTZ", "TIMESTAMP_TZ", "TIMESTAMP_LTZ", "TIMESTAMPLTZ", "DATETIMEOFFSET"}
 )
@@ -528,8 +553,8 @@ class SyncEngine:
                 try:
                     with work:
                         try:
-                            resolved = resolve_table(
-                                await adapter.list_tables(), sync.table_name, data_type
+                            resolved = await resolve_source_table(
+                                adapter, sync.table_name, data_type
                             )
                             await self._pump(
                                 run,
