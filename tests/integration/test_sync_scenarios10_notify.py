@@ -14,9 +14,12 @@ delivered, must not mail the contacts who have it again because one address coul
 
 from __future__ import annotations
 
+import email
+import email.policy
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -37,6 +40,13 @@ pytestmark = pytest.mark.anyio
 
 COLS = {"UPDATED_AT": "ts", "EXTERNAL_ID": "text", "PAYLOAD": "text"}
 CONTACTS = ["Jörg@Exämple.de", "ops@example.com", "ana@bücher.example"]
+NAME = "Käufe täglich ünïcode"
+
+
+def subject(msg: Any) -> str:
+    """The Subject as read: RFC 2047 words, or raw UTF-8 (RFC 6532, over SMTPUTF8)."""
+    parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
+    return str(parsed["Subject"])
 
 
 def relay(smtputf8: bool) -> Iterator[tuple[Inbox, int]]:
@@ -65,7 +75,11 @@ async def failing_run(spec: Spec, port: int, monkeypatch: pytest.MonkeyPatch, ur
     monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(port))
     spec.warehouse.create("gone", COLS, [("2026-03-01 00:00:00", "u1", j({"a": 1}))])
     sync_id = await spec.ready(
-        "user_attributes", "gone", contacts=CONTACTS, notifications={"webhook_url": url}
+        "user_attributes",
+        "gone",
+        name=NAME,
+        contacts=CONTACTS,
+        notifications={"webhook_url": url},
     )
     assert (await spec.sync(sync_id))["contacts"] == CONTACTS
     spec.warehouse.execute('DROP TABLE marketing."gone"')
@@ -93,6 +107,9 @@ async def test_a_relay_without_smtputf8_still_mails_every_contact_it_can_take(
     assert rcpts == ["ops@example.com", "ana@xn--bcher-kva.example"], rcpts
     assert msg["X-Zerocopy-Event"] == "sync_failing"
     assert "ops@example.com" in str(msg["To"])
+    assert NAME in subject(msg), subject(msg)
+    body = msg.get_payload(decode=True)
+    assert isinstance(body, bytes) and NAME in body.decode(msg.get_content_charset() or "utf-8")
     assert [b["event"] for b in hooks.bodies] == ["sync_failing"]
 
 
@@ -113,6 +130,7 @@ async def test_a_relay_with_smtputf8_mails_the_addresses_as_written(
     rcpts, msg = inbox.messages[0]
     assert rcpts == CONTACTS, rcpts
     assert msg["X-Zerocopy-Event"] == "sync_failing"
+    assert NAME in subject(msg), subject(msg)
 
 
 # --------------------------------------------------------------------------- pause notices
