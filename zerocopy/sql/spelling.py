@@ -214,6 +214,15 @@ def respell(check: Any, root: exp.Expr) -> None:
             original.set("alias", exp.TableAlias(this=written))
     originals = dict(zip(map(id, check.identifiers), check.identifier_originals, strict=True))
     outputs: dict[int, dict[str, str]] = {}
+    # queries whose outputs a column list names (``WITH t(id) AS (…)``, ``AS t(id)``): sqlglot
+    # pops the list into the projections' aliases, the outputs are the list's names
+    renamed = {
+        id(identifier.parent.parent.this)
+        for identifier in check.identifiers
+        if identifier.arg_key == "columns"
+        and isinstance(identifier.parent, exp.TableAlias)
+        and identifier.parent.parent is not None
+    }
     seen: set[int] = set()  # original identifiers of columns resolved in the work copy
     for scope in check.scopes:
         for column in scope.columns:
@@ -227,7 +236,8 @@ def respell(check: Any, root: exp.Expr) -> None:
             stored = _stored(check, scope, column, outputs)
             if stored is not None:
                 _respell(original, stored, fold, done)
-        outputs[id(scope)] = _outputs(check, scope, outputs, originals)
+        if id(scope.expression) not in renamed:
+            outputs[id(scope)] = _outputs(check, scope, outputs, originals)
     _respell_unresolved(check, root, fold, done, seen)
     if check.star_modifiers:
         _respell_star_modifiers(check, originals, fold, done)

@@ -204,6 +204,18 @@ RUNS = [
         "UNION SELECT external_user_id FROM orders WHERE amount = 10",
         ["u1", "u2"],
     ),
+    # column lists name the outputs: references to them are not respelled
+    (
+        "postgres",
+        "WITH t(uid, mail) AS (SELECT external_user_id, email FROM contacts) "
+        "SELECT uid AS external_user_id FROM t WHERE mail IS NOT NULL",
+        ["u1", "u3"],
+    ),
+    (
+        "postgres",
+        "SELECT t.external_user_id FROM (SELECT external_id FROM contacts) AS t(external_user_id)",
+        ["x1", "x2", "x3"],
+    ),
     (
         "postgres",
         "SELECT contacts.external_user_id, count(*) AS n FROM contacts GROUP BY "
