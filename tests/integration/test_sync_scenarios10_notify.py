@@ -23,6 +23,7 @@ from typing import Any
 
 import anyio
 import pytest
+import structlog
 from aiosmtpd.controller import Controller
 
 from tests.acceptance.test_schedule_redteam2_api import Clock, Ticker, _wired
@@ -161,3 +162,53 @@ async def test_a_pause_mail_partly_sent_is_not_sent_again_to_the_others(
     view = await schedule_view(db, ws, w.segment_id, now=clock.now)
     notice = view["paused"]["notice"]
     assert (notice["delivered"], notice["attempts"]) == (True, 1), notice
+
+
+class Picky(Inbox):
+    """A relay that refuses one mailbox (``550 no such user``) and takes the others."""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: Any
+    ) -> str:
+        if address.startswith("left@"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+@pytest.fixture
+def picky_relay() -> Iterator[tuple[Inbox, int]]:
+    inbox, port = Picky(), free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield inbox, port
+    finally:
+        controller.stop()
+
+
+async def test_a_contact_the_relay_refuses_is_reported_and_the_others_mailed(
+    spec: Spec,
+    picky_relay: tuple[Inbox, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A colleague who left: the relay refuses that mailbox. The others get the mail and the
+    refusal is logged as ``notification_failed`` naming the address (it passed unseen)."""
+    inbox, port = picky_relay
+    monkeypatch.setenv("ZEROCOPY_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ZEROCOPY_SMTP_PORT", str(port))
+    spec.warehouse.create("gone", COLS, [("2026-03-01 00:00:00", "u1", j({"a": 1}))])
+    contacts = ["left@example.com", "ops@example.com"]
+    sync_id = await spec.ready("user_attributes", "gone", contacts=contacts)
+    spec.warehouse.execute('DROP TABLE marketing."gone"')
+    with structlog.testing.capture_logs() as logs:
+        run = await spec.run(sync_id)
+        await notified(spec, sync_id, run["id"])
+        for _ in range(200):
+            if any(x.get("event") == "notification_failed" for x in logs):
+                break
+            await anyio.sleep(0.05)
+    assert [rcpts for rcpts, _ in inbox.messages] == [["ops@example.com"]], inbox.messages
+    failed = [x for x in logs if x.get("event") == "notification_failed"]
+    assert len(failed) == 1 and "left@example.com" in failed[0]["error"], failed
+    assert failed[0]["channel"] == "email" and failed[0]["code"] == "notification_failed"
