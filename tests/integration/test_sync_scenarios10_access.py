@@ -2,11 +2,11 @@
 
 Issue 8 lists "permission removed" among the sync-level errors that mail the contacts once
 per state change and once on recovery. A PostgreSQL source read by its own role: ``REVOKE
-SELECT`` on the table (or ``USAGE`` on its schema) makes the next runs fail with
-``permission_denied`` (one mail, not one
-per run; the watermark and the store untouched), ``GRANT`` makes the next run deliver what
-was added meanwhile and mail the recovery. Real runs through the API, mails over SMTP
-(aiosmtpd), both state stores.
+SELECT`` on the table (or ``USAGE`` on its schema) makes the next runs -- and the sync's
+test -- fail with ``permission_denied`` (one mail, not one per run; the watermark and the
+store untouched; a revoked table was ``unknown_table``, the catalog listing leaving it out),
+``GRANT`` makes the next run deliver what was added meanwhile and mail the recovery. Real
+runs through the API, mails over SMTP (aiosmtpd), both state stores.
 """
 
 from __future__ import annotations
