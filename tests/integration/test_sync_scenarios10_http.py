@@ -7,8 +7,8 @@ only logged: the run counted every row delivered and ended ``success``, though t
 had refused a row -- a row lost without a trace in the run. It is now a sync-level
 ``destination_error`` naming the refusal: the run ends ``error``, the watermark stays before
 the batch, and the next run sends it again (same ``Idempotency-Key``), once the receiver
-answers about rows it was sent. An index written as a JSON string of digits (``"3"``) is read
-as that index.
+answers about rows it was sent. An index written as a JSON string of digits (``"3"``) or with
+a fraction (``3.0``, a receiver whose numbers are doubles) is read as that index.
 
 A receiver's reason is also the one text of the CSV export zerocopy does not write itself: one
 starting with ``=``, ``+``, ``-`` or ``@`` ran as a formula in the spreadsheet that opened the
@@ -82,8 +82,9 @@ async def test_a_refusal_naming_no_sent_row_fails_the_run_and_keeps_the_watermar
     assert len(http_peer.state()["rows"]) == 20
 
 
-async def test_an_index_written_as_digits_is_that_index(http_peer: HttpPeer) -> None:
-    http_peer.script(answer({"index": "2", "code": "invalid_field", "message": "bad price"}))
+@pytest.mark.parametrize("index", ["2", 2.0], ids=["digits", "double"])
+async def test_an_index_written_as_digits_is_that_index(http_peer: HttpPeer, index: Any) -> None:
+    http_peer.script(answer({"index": index, "code": "invalid_field", "message": "bad price"}))
     dest = destination(http_peer)
     result = await dest.deliver(batch(rows(4)))
     await dest.aclose()

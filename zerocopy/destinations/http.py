@@ -24,10 +24,10 @@ acknowledges the batch; its JSON body may list refused rows, each by ``index`` i
 
 Refused rows become row errors (their ``code`` when it is one of zerocopy's row-error codes,
 else ``rejected_by_destination`` with the receiver's code in the message). An ``index`` may be
-a JSON string of digits. A refusal naming no row of that array (an index past its end or
-negative, a ``row_hash`` not sent, neither given) is a sync-level ``destination_error``: the
-run fails and the watermark stays before the batch (a row refused unseen is never counted
-delivered).
+a JSON string of digits or an integral number written with a fraction (``3.0``). A refusal
+naming no row of that array (an index past its end or negative, a ``row_hash`` not sent,
+neither given) is a sync-level ``destination_error``: the run fails and the watermark stays
+before the batch (a row refused unseen is never counted delivered).
 
 Failures: connection errors, timeouts, ``408`` and ``5xx`` are retried with exponential
 backoff (:data:`BACKOFF_BASE_S` doubling up to :data:`BACKOFF_MAX_S`, with jitter); ``429``
@@ -452,6 +452,8 @@ class HttpDestination:
             index = item.get("index")
             if isinstance(index, str) and index.isascii() and index.strip().isdigit():
                 index = int(index)  # "3": a receiver writing its numbers as text
+            elif isinstance(index, float) and index.is_integer():
+                index = int(index)  # 3.0: a receiver whose numbers are all doubles
             if not isinstance(index, int) or isinstance(index, bool):
                 index = by_hash.get(str(item.get("row_hash")))
             if index is None or not 0 <= index < len(rows):
