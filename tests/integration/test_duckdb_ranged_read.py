@@ -5,6 +5,8 @@ A single ``ORDER BY`` holds the whole result in DuckDB's memory until its last r
 (peak RSS grew with the rows read); the adapter now reads consecutive ranges ``lo <= col <
 hi`` of at most ``READ_CHUNK_ROWS`` rows (or ``READ_CHUNK_BYTES``), each sorted on its own.
 A batch never spans two statements, so "every batch fits a range" is checked on the batches.
+The bounds are quantiles of a sample of the column; these tables are smaller than the sample,
+so the bounds are exact and the checks deterministic.
 """
 
 from __future__ import annotations
@@ -81,10 +83,13 @@ def _assert_same_read(got: pa.Table, want: pa.Table) -> None:
 
 
 def _assert_ranges(batches: list[pa.RecordBatch], limit: int) -> None:
-    """Each batch comes from one range: at most ``limit`` rows, or rows of one value."""
+    """Each batch comes from one range: besides its largest group of rows tied on one value
+    (never split), at most twice ``limit`` rows (the bounds are quantiles: a range holds its
+    size plus the ties at its ends)."""
     for batch in batches:
-        distinct = len(pc.unique(batch.column("updated_at")))
-        assert batch.num_rows <= limit or distinct == 1, (batch.num_rows, distinct)
+        counts = pc.value_counts(batch.column("updated_at")).field("counts")
+        largest = pc.max(counts).as_py() or 0
+        assert batch.num_rows - largest <= 2 * limit, (batch.num_rows, largest)
 
 
 @pytest.fixture
