@@ -152,6 +152,16 @@ def test_snowflake_unquoted_names_are_emitted_as_stored() -> None:
     )
 
 
+def test_snowflake_star_modifiers_name_columns_as_stored() -> None:
+    result = _valid("SELECT * EXCLUDE (email) FROM users", "snowflake")
+    assert result.sql == 'SELECT * EXCLUDE ("email") FROM CRM."users" AS users'
+    result = _valid("SELECT u.* RENAME (email AS mail) FROM users u", "snowflake")
+    assert result.sql == 'SELECT u.* RENAME ("email" AS mail) FROM CRM."users" AS u'
+    refused = _check('SELECT * EXCLUDE ("EMAIL") FROM users', "snowflake")
+    assert [e.code for e in refused.errors] == ["unknown_column"]
+    assert '"email"' in refused.errors[0].message
+
+
 def test_snowflake_star_id_is_read_as_stored() -> None:
     result = _valid("SELECT * FROM users", "snowflake")
     assert 'CAST(zc_segment."external_user_id" AS VARCHAR) AS external_user_id' in (result.ids_sql)
