@@ -10,6 +10,7 @@ import pytest
 
 from tests.support import (
     IN_CI,
+    RecycledDatabases,
     copy_sqlite_database,
     database_on,
     migrate_state_database,
@@ -71,12 +72,22 @@ def migrated_postgres_template(postgres_server: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def _migrated_postgres_databases(
+    postgres_server: str, migrated_postgres_template: str
+) -> Iterator[RecycledDatabases]:
+    databases = RecycledDatabases(postgres_server, migrated_postgres_template)
+    yield databases
+    databases.close()
+
+
 @pytest.fixture
-def migrated_postgres_url(postgres_server: str, migrated_postgres_template: str) -> Iterator[str]:
-    """A fresh database for one test, already at the newest state revision (a copy of the
-    session's migrated template: the same schema as running the migrations, without their
-    cost per test). Use :func:`postgres_url` for an empty one."""
-    with scratch_database(postgres_server, template=migrated_postgres_template) as url:
+def migrated_postgres_url(_migrated_postgres_databases: RecycledDatabases) -> Iterator[str]:
+    """A database for one test, already at the newest state revision: a copy of the
+    session's migrated template (the same schema as running the migrations, without their
+    cost per test), or one a previous test used, emptied and checked to dump exactly as the
+    template (:class:`RecycledDatabases`). Use :func:`postgres_url` for an empty one."""
+    with _migrated_postgres_databases.database() as url:
         yield url
 
 
