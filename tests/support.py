@@ -14,7 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +190,10 @@ class RecycledDatabases:
         self.server_url = server_url
         self.template = template
         self.pg_dump = _pg_bin("pg_dump")
-        self.reference = self._dump(template) if self.pg_dump else None
+        self.reference: str | None = None  # without a pg_dump that works: never reused
+        if self.pg_dump:
+            with suppress(OSError, subprocess.CalledProcessError):
+                self.reference = self._dump(template)
         self.free: list[str] = []
 
     def _dump(self, name: str) -> str:
