@@ -327,11 +327,12 @@ async def spec_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         else:
             server = request.getfixturevalue("postgres_server")
             wh = Warehouse("postgres", url=stack.enter_context(scratch_database(server)))
+        # The state database starts at the newest revision (a copy of the session's migrated
+        # template, conftest.py): the app's upgrade() at start-up finds nothing to do.
         if state_kind == "sqlite":
-            state_url = f"sqlite:///{tmp_path / 'state.sqlite3'}"
+            state_url = f"sqlite:///{request.getfixturevalue('migrated_sqlite_path')}"
         else:
-            server = request.getfixturevalue("postgres_server")
-            state_url = stack.enter_context(scratch_database(server))
+            state_url = request.getfixturevalue("migrated_postgres_url")
         settings = load_settings(
             {
                 "ZEROCOPY_DATA_DIR": str(tmp_path / "data"),
