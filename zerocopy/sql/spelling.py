@@ -201,7 +201,9 @@ def respell(check: Any, root: exp.Expr) -> None:
         return
     done: set[int] = set()
     check.respelled = done
-    # tables: as stored; an unaliased one keeps its name as written for qualified columns
+    # tables: as stored; an unaliased one that a column names (``users.email``) keeps its
+    # name as written as its alias
+    qualifiers: set[str] | None = None  # the columns' qualifiers, lower case (on first use)
     for work_id, table in check.known_tables.items():
         original = check.originals.get(work_id)
         if not isinstance(original, exp.Table):
@@ -211,7 +213,14 @@ def respell(check: Any, root: exp.Expr) -> None:
             continue
         written = exp.Identifier(this=identifier.this, quoted=identifier.args.get("quoted"))
         if _respell(identifier, table.name, fold, done) and not original.args.get("alias"):
-            original.set("alias", exp.TableAlias(this=written))
+            if qualifiers is None:
+                qualifiers = {
+                    str(column.args["table"].this).lower()
+                    for column in check.first_columns or ()
+                    if isinstance(column.args.get("table"), exp.Identifier)
+                }
+            if str(written.this).lower() in qualifiers:
+                original.set("alias", exp.TableAlias(this=written))
     originals = dict(zip(map(id, check.identifiers), check.identifier_originals, strict=True))
     outputs: dict[int, dict[str, str]] = {}
     # queries whose outputs a column list names (``WITH t(id) AS (…)``, ``AS t(id)``): sqlglot

@@ -130,7 +130,7 @@ def test_postgres_unquoted_names_are_emitted_as_stored() -> None:
         "postgres",
     )
     assert result.sql == (
-        'SELECT "EXTERNAL_USER_ID", "EMAIL" FROM crm."CONTACTS" AS contacts WHERE '
+        'SELECT "EXTERNAL_USER_ID", "EMAIL" FROM crm."CONTACTS" WHERE '
         '"UPDATED_AT" > \'2026-01-01\' ORDER BY "EXTERNAL_USER_ID"'
     )
     assert 'zc_segment."EXTERNAL_USER_ID" IS NOT NULL' in result.ids_sql
@@ -154,7 +154,7 @@ def test_snowflake_unquoted_names_are_emitted_as_stored() -> None:
 
 def test_snowflake_star_modifiers_name_columns_as_stored() -> None:
     result = _valid("SELECT * EXCLUDE (email) FROM users", "snowflake")
-    assert result.sql == 'SELECT * EXCLUDE ("email") FROM CRM."users" AS users'
+    assert result.sql == 'SELECT * EXCLUDE ("email") FROM CRM."users"'
     result = _valid("SELECT u.* RENAME (email AS mail) FROM users u", "snowflake")
     assert result.sql == 'SELECT u.* RENAME ("email" AS mail) FROM CRM."users" AS u'
     refused = _check('SELECT * EXCLUDE ("EMAIL") FROM users', "snowflake")
