@@ -271,8 +271,7 @@ def test_try_cast_for_snowflake_casts_text(
     could not prove is text (failing on 'pro'); the operand is made text first."""
     cast = "SAFE_CAST(plan AS INT64)" if dialect == "bigquery" else "TRY_CAST(plan AS INT)"
     sql = _checked(f"SELECT external_user_id, {cast} AS n FROM users", dialect, "snowflake")
-    # (the fixture's names are stored lower case: quoted for Snowflake)
-    assert 'TRY_CAST(CAST("plan" AS VARCHAR) AS ' in sql
+    assert "TRY_CAST(CAST(plan AS VARCHAR) AS " in sql
     warehouse.execute(
         "INSERT INTO marketing.users (external_user_id, plan) VALUES ('u1', 'pro'), ('u2', '12')"
     )

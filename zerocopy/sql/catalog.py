@@ -124,7 +124,7 @@ class DialectView:
     by_scope: dict[tuple[str, bool], MappingSchema] = field(default_factory=dict)
 
     quoted: dict[str, str] = field(default_factory=dict)
-    """For a dialect where quoting keeps a name's case (PostgreSQL, Snowflake): a table or
+    """For a dialect folding unquoted names to lower case (PostgreSQL): a table or
     column name as stored -> its normalized name, when the two differ (``"EXTERNAL_ID"``,
     exactly as stored, means the column PostgreSQL's unquoted ``external_id`` matches)."""
 
@@ -293,8 +293,11 @@ def _type(text: str, dialect: Dialect, seen: dict[str, str]) -> str:
     return known
 
 
-# Strategies under which a quoted name keeps its case (an unquoted one is folded).
-_QUOTED_KEEPS_CASE = (NormalizationStrategy.LOWERCASE, NormalizationStrategy.UPPERCASE)
+# Strategies under which a catalog's single-case name in the other case was created quoted
+# and must be written as stored: PostgreSQL's ``EXTERNAL_ID``. Not Snowflake's lower case:
+# catalogs are commonly written in lower case for Snowflake's ordinary (upper-case stored)
+# names, so there ``users`` stays the unquoted name (``"USERS"`` matches it, ``"users"`` not).
+_QUOTED_KEEPS_CASE = (NormalizationStrategy.LOWERCASE,)
 
 
 def _single_case(name: str) -> bool:

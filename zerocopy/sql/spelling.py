@@ -2,8 +2,8 @@
 
 The catalog matches a single-case stored name like an unquoted identifier of the query's
 dialect (`zerocopy.sql.catalog._normalize`): PostgreSQL's unquoted ``external_id`` means a
-column stored ``EXTERNAL_ID`` (created quoted), Snowflake's unquoted ``email`` one stored
-``email``. The warehouse itself does not: it folds the unquoted name and finds nothing. So
+column stored ``EXTERNAL_ID`` (created quoted). The warehouse itself does not: it folds the
+unquoted name and finds nothing. So
 
 - a quoted name spelled exactly as stored (``"EXTERNAL_ID"``) means that table or column too
   (`match_quoted`, on the work copy before qualification);
@@ -12,12 +12,14 @@ column stored ``EXTERNAL_ID`` (created quoted), Snowflake's unquoted ``email`` o
   the stored spelling (`wrong_case_table`, `refuse_wrong_case_columns`);
 - before emitting, every reference to such a table or column (and to a column a derived
   table or CTE passes on from one, e.g. through a star) is written as stored, quoted where
-  the target folds unquoted names to another case (`respell`): PostgreSQL and Snowflake.
+  the target folds unquoted names to lower case (`respell`): PostgreSQL. Snowflake is left
+  as written: a lower-case name in a Snowflake catalog is read as its ordinary upper-case
+  stored name (`zerocopy.sql.catalog._QUOTED_KEEPS_CASE`).
   Case-insensitive targets (DuckDB, BigQuery columns, Databricks, Redshift, T-SQL) are left
   as they are.
 
 Everything here is gated on the catalog having such names (a typical lower-case PostgreSQL
-or upper-case Snowflake catalog has none), so ordinary checks pay one dict lookup.
+catalog has none), so ordinary checks pay one dict lookup.
 """
 
 from __future__ import annotations
@@ -33,10 +35,7 @@ from zerocopy.errors import UNKNOWN_COLUMN, UNKNOWN_TABLE
 # The metadata key marking an identifier written as the catalog stores it.
 STORED = "zc_stored"
 
-_FOLD = {
-    NormalizationStrategy.LOWERCASE: str.lower,
-    NormalizationStrategy.UPPERCASE: str.upper,
-}
+_FOLD = {NormalizationStrategy.LOWERCASE: str.lower}
 
 
 def match_quoted(check: Any, identifiers: list[exp.Identifier]) -> None:

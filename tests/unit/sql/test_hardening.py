@@ -30,8 +30,7 @@ _CATALOG = SqlCatalog(CATALOG)
         # target (kept, PostgreSQL looked up the upper-case "EXTERNAL_USER_ID" and Snowflake
         # the mixed-case "External_User_Id", columns the catalog does not have)
         ("snowflake", "postgres", 'SELECT u."EXTERNAL_USER_ID" FROM users u', "external_user_id"),
-        # stored lower case: Snowflake reads it quoted
-        ("duckdb", "snowflake", 'SELECT "External_User_Id" FROM users', '"external_user_id"'),
+        ("duckdb", "snowflake", 'SELECT "External_User_Id" FROM users', "external_user_id"),
         # unquoted, or quoted as the target folds it anyway: the configured name, unquoted
         (
             "postgres",

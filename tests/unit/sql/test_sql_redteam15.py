@@ -211,8 +211,7 @@ def test_semi_structured_paths_as_written(
 def test_snowflake_sql_keeps_its_own_paths() -> None:
     """Nothing is rewritten for Snowflake itself."""
     sql = "SELECT external_user_id FROM users WHERE attributes['tier'] = 'gold'"
-    # (the fixture's names are stored lower case: quoted for Snowflake)
-    assert "\"attributes\"['tier'] = 'gold'" in _ids_sql(sql, "snowflake", "snowflake")
+    assert "attributes['tier'] = 'gold'" in _ids_sql(sql, "snowflake", "snowflake")
 
 
 def test_bracket_on_a_map_column_is_not_a_path() -> None:
