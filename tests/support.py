@@ -174,27 +174,44 @@ def scratch_database(server_url: str, template: str | None = None) -> Iterator[s
 
 
 class RecycledDatabases:
-    """Copies of a migrated template database, one per :meth:`database` block, reused.
+    """Copies of a template database (``None``: the server's default, an empty database),
+    one per :meth:`database` block, reused.
 
     ``CREATE DATABASE`` and ``DROP DATABASE`` (which waits for a checkpoint) cost 1-3 s per
     test on the shared 2-core machines, more than most tests' own work. After a block, its
-    database is emptied (``TRUNCATE … RESTART IDENTITY`` of every table written to: fresh
-    heaps, sequences restarted)
-    and kept for the next block only if ``pg_dump`` (schema *and* data) of it is then
-    exactly the template's; a test that changed anything else (a migration, a schema of
-    its own, a grant, a setting) gets its database dropped as before. So a block always
-    starts on a database indistinguishable from a fresh copy of the template.
+    database is emptied (schemas the template does not have dropped, ``TRUNCATE … RESTART
+    IDENTITY`` of every table written to: fresh heaps, sequences restarted) and kept for the
+    next block only if ``pg_dump`` (schema *and* data) of it is then exactly the template's;
+    a test that changed anything else (a migration, a table in ``public``, a grant, a
+    setting) gets its database dropped as before. So a block always starts on a database
+    indistinguishable from a fresh copy of the template.
     """
 
-    def __init__(self, server_url: str, template: str) -> None:
+    def __init__(self, server_url: str, template: str | None = None) -> None:
         self.server_url = server_url
         self.template = template
+        self.free: list[str] = []
+        # Without a template, the reference is a new empty database (never template1
+        # itself: a connection to it makes other workers' CREATE DATABASE fail).
+        reference = template if template else self._create()
+        if not template:
+            self.free.append(reference)
         self.pg_dump = _pg_bin("pg_dump")
         self.reference: str | None = None  # without a pg_dump that works: never reused
         if self.pg_dump:
             with suppress(OSError, subprocess.CalledProcessError):
-                self.reference = self._dump(template)
-        self.free: list[str] = []
+                self.reference = self._dump(reference)
+        self.schemas = self._schemas(reference)
+
+    def _schemas(self, name: str) -> set[str]:
+        import psycopg
+
+        with psycopg.connect(database_on(self.server_url, name)) as conn:
+            rows = conn.execute(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg\\_%' "
+                "AND nspname <> 'information_schema'"
+            ).fetchall()
+        return {row[0] for row in rows}
 
     def _dump(self, name: str) -> str:
         assert self.pg_dump
@@ -215,8 +232,9 @@ class RecycledDatabases:
         import psycopg
 
         name = f"zc_test_{uuid.uuid4().hex[:12]}"
+        copy_of = f' TEMPLATE "{self.template}"' if self.template else ""
         with psycopg.connect(self.server_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            conn.execute(f'CREATE DATABASE "{name}"{copy_of}')
         return name
 
     def _drop(self, name: str) -> None:
@@ -244,6 +262,8 @@ class RecycledDatabases:
             ).fetchone():
                 return False
         with psycopg.connect(database_on(self.server_url, name), autocommit=True) as conn:
+            for schema in self._schemas(name) - self.schemas:
+                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
             # Only tables ever written to (a table of the template is empty: size 0).
             tables = [
                 row[0]

@@ -46,3 +46,25 @@ def test_rows_go_and_a_changed_schema_is_never_handed_out_again(
             )
     finally:
         databases.close()
+
+
+def test_without_a_template_new_schemas_go_and_a_table_in_public_is_dropped(
+    postgres_server: str,
+) -> None:
+    databases = RecycledDatabases(postgres_server)
+    try:
+        with databases.database() as first, psycopg.connect(first, autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA marketing")
+            conn.execute("CREATE TABLE marketing.users (id int)")
+            conn.execute("INSERT INTO marketing.users VALUES (1)")
+        assert len(databases.free) == 1
+        with databases.database() as second:
+            assert second == first
+            assert (
+                _count(second, "SELECT count(*) FROM pg_namespace WHERE nspname = 'marketing'") == 0
+            )
+            with psycopg.connect(second, autocommit=True) as conn:
+                conn.execute("CREATE TABLE public.left_behind (x int)")
+        assert databases.free == []
+    finally:
+        databases.close()
