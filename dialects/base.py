@@ -352,6 +352,12 @@ class BaseAdapter:
         tables = await self._call(self._list_tables)
         return [t for t in tables if not t.name.lower().startswith(TEMP_TABLE_PREFIX)]
 
+    async def unreadable_table(self, name: str) -> str | None:
+        """The scope's table or view ``name`` when it exists but the credential may not read
+        it (:meth:`list_tables` leaves such tables out), else None: tells "permission
+        removed" from "table gone" where the warehouse can say (PostgreSQL/Redshift)."""
+        return None
+
     async def materialize(
         self, select_sql: str, table: str, *, deadline: float, tag: QueryTag
     ) -> MaterializeResult:

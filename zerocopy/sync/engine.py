@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from dialects.protocol import TableInfo, Watermark
+from dialects.protocol import Adapter, TableInfo, Watermark
 from zerocopy import errors
 from zerocopy.destinations.protocol import (
     MAX_BATCH_ROWS,
@@ -178,7 +178,7 @@ def resolve_table(tables: list[TableInfo], name: str, data_type: DataType) -> Re
     )
 
 
-async def resolve_source_table(adapter: Any, name: str, data_type: DataType) -> ResolvedTable:
+async def resolve_source_table(adapter: Adapter, name: str, data_type: DataType) -> ResolvedTable:
     """:func:`resolve_table` on the adapter's tables. A table the credential lost ``SELECT``
     on is left out of the listing: where the adapter can tell it exists
     (``unreadable_table``), that is ``permission_denied`` ("permission removed"), not
@@ -186,11 +186,10 @@ async def resolve_source_table(adapter: Any, name: str, data_type: DataType) -> 
     try:
         return resolve_table(await adapter.list_tables(), name, data_type)
     except ZerocopyError as exc:
-        probe = getattr(adapter, "unreadable_table", None)
-        if exc.code != errors.UNKNOWN_TABLE or "ambiguous" in exc.details or probe is None:
+        if exc.code != errors.UNKNOWN_TABLE or "ambiguous" in exc.details:
             raise
         try:
-            hidden = await probe(name)
+            hidden = await adapter.unreadable_table(name)
         except ZerocopyError:
             hidden = None
         if hidden is None:
