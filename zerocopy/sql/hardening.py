@@ -25,7 +25,7 @@ from zerocopy.errors import (
     UNKNOWN_COLUMN,
     UNSUPPORTED_IN_DIALECT,
 )
-from zerocopy.sql import targets
+from zerocopy.sql import qualification, targets
 
 _STATEMENT_WORDS = frozenset({"SHOW", "DESCRIBE", "DESC", "SUMMARIZE"})
 
@@ -327,6 +327,7 @@ def scope_columns(scope: Scope, check: Any) -> list[exp.Column]:
     would only fail in the warehouse); only a SELECT with one of these clauses pays for the
     extra look (its already collected columns, no new walk). A SELECT reading a PIVOT keeps
     only the pivot's own columns (see `check_pivoted`)."""
+    qualification.fill_columns(scope)
     columns = scope.columns
     expression = scope.expression
     pivoted = check_pivoted(check, scope)

@@ -20,6 +20,7 @@ qualified tree, so that the check uses them without walking every scope again
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, cast
 
 import sqlglot
@@ -106,6 +107,8 @@ def qualify_columns(
         if dialect.PREFER_CTE_ALIAS_COLUMN:
             qc.pushdown_cte_alias_columns(scope)
         is_select = isinstance(scope.expression, exp.Select)
+        if pseudocolumns:  # it reads the scope's columns (BigQuery, Snowflake)
+            fill_columns(scope)
         qc._separate_pseudocolumns(scope, pseudocolumns)
         # it clears the scope's collection when it replaced a column (it collected it first)
         pseudocolumns_made = bool(pseudocolumns) and not scope._collected
@@ -121,6 +124,7 @@ def qualify_columns(
                 dialect,
                 expand_only_groupby=dialect.EXPAND_ONLY_GROUP_ALIAS_REF,
             )
+        fill_columns(scope)
         qc._convert_columns_to_dots(scope, resolver)
         qc._qualify_columns(scope, resolver, allow_partial_qualification=True)
         scope.clear_column_cache()
@@ -156,6 +160,74 @@ def qualify_columns(
     ):
         current.update(id(scope) for scope in traversed)
     return expression
+
+
+# The ancestors sqlglot's ``Scope.columns`` classifies an unqualified column by.
+_COLUMN_ANCESTORS: tuple[type[exp.Expr], ...] = (
+    exp.Select,
+    exp.Qualify,
+    exp.Order,
+    exp.Cluster,
+    exp.Having,
+    exp.Hint,
+    exp.Table,
+    exp.Star,
+    exp.Distinct,
+)
+
+
+def fill_columns(scope: Scope) -> None:
+    """Compute sqlglot's ``scope.columns`` (when not cached) the way it does, except that a
+    qualified column is kept without looking for its ancestor.
+
+    sqlglot keeps every column of the scope's collection (and the external columns of its
+    subqueries, table functions and correlatable derived tables) that has a qualifier, or
+    whose nearest SELECT/QUALIFY/ORDER/… ancestor makes it a source column rather than a
+    select alias; it searches that ancestor first for every column (``find_ancestor`` over
+    nine classes, most of a check's cost of the property), though a qualifier alone decides.
+    Here the search is made only for unqualified columns, with the same conditions, so the
+    list is the same, in the same order. After qualification every column is qualified.
+    Does nothing on another sqlglot version than the mirrored one.
+    """
+    if scope._columns is not None or not MIRRORED:
+        return
+    scope._ensure_collected()
+    external = [
+        column
+        for child in itertools.chain(
+            scope.subquery_scopes,
+            scope.udtf_scopes,
+            (dts for dts in scope.derived_table_scopes if dts.can_be_correlated),
+        )
+        for column in child.external_columns
+    ]
+    expression = scope.expression
+    named_selects: set[str] | None = None
+    found: list[exp.Column] = []
+    for column in itertools.chain(scope._raw_columns, external):
+        if column.table:
+            found.append(column)
+            continue
+        ancestor = column.find_ancestor(*_COLUMN_ANCESTORS)
+        if not ancestor or isinstance(ancestor, exp.Select):
+            found.append(column)
+        elif isinstance(ancestor, exp.Table):
+            if not isinstance(ancestor.this, exp.Func):
+                found.append(column)
+        elif isinstance(ancestor, exp.Order | exp.Cluster | exp.Distinct):
+            if named_selects is None:
+                named_selects = (
+                    set(expression.named_selects) if isinstance(expression, exp.Query) else set()
+                )
+            if (
+                isinstance(ancestor.parent, exp.Window | exp.WithinGroup)
+                or not isinstance(ancestor.parent, exp.Select)
+                or column.name not in named_selects
+            ):
+                found.append(column)
+        elif isinstance(ancestor, exp.Star) and column.arg_key != "except_":
+            found.append(column)
+    scope._columns = found
 
 
 def _no_stars(scope: Scope) -> bool:
