@@ -307,19 +307,6 @@ def _literal_case(expression: exp.Expr) -> bool:
     return all(r is None or r.find(exp.Column, exp.TableColumn) is None for r in results)
 
 
-_COLUMN_OWNERS = (
-    exp.Select,
-    exp.Qualify,
-    exp.Order,
-    exp.Cluster,
-    exp.Having,
-    exp.Hint,
-    exp.Table,
-    exp.Star,
-    exp.Distinct,
-)
-
-
 def scope_columns(scope: Scope, check: Any) -> list[exp.Column]:
     """The columns of a SELECT to validate against its sources: sqlglot's ``scope.columns``
     plus the unqualified columns of HAVING and QUALIFY that name no output column (sqlglot
@@ -343,7 +330,9 @@ def scope_columns(scope: Scope, check: Any) -> list[exp.Column]:
             continue
         if isinstance(column.this, exp.Star):
             continue
-        if not isinstance(column.find_ancestor(*_COLUMN_OWNERS), exp.Having | exp.Qualify):
+        if not isinstance(
+            column.find_ancestor(*qualification.COLUMN_ANCESTORS), exp.Having | exp.Qualify
+        ):
             continue
         if _lambda_variable(column) or _outer_column(check, scope, column.name):
             continue

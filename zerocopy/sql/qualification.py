@@ -163,7 +163,7 @@ def qualify_columns(
 
 
 # The ancestors sqlglot's ``Scope.columns`` classifies an unqualified column by.
-_COLUMN_ANCESTORS: tuple[type[exp.Expr], ...] = (
+COLUMN_ANCESTORS: tuple[type[exp.Expr], ...] = (
     exp.Select,
     exp.Qualify,
     exp.Order,
@@ -208,7 +208,7 @@ def fill_columns(scope: Scope) -> None:
         if column.table:
             found.append(column)
             continue
-        ancestor = column.find_ancestor(*_COLUMN_ANCESTORS)
+        ancestor = column.find_ancestor(*COLUMN_ANCESTORS)
         if not ancestor or isinstance(ancestor, exp.Select):
             found.append(column)
         elif isinstance(ancestor, exp.Table):
