@@ -1798,6 +1798,27 @@ _THREE_ARGUMENT_DAY_DIFF = re.compile(
 )
 
 
+def _first_offset(node: exp.Expr) -> int | None:
+    """Where ``node``'s text begins in the query (its first positioned part), if known."""
+    offsets = [part.meta["start"] for part in node.walk() if "start" in part.meta]
+    return min(offsets) if offsets else None
+
+
+def _databricks_day_diff_elapsed(check: Any, node: exp.DateDiff) -> bool | None:
+    """Whether Databricks' ``DATEDIFF``/``DATE_DIFF`` in days ``node`` was written with three
+    arguments (``datediff(DAY, start, end)``: whole days elapsed, True) or two
+    (``datediff(end, start)``: days between the dates, False); None when it cannot be told.
+    sqlglot reads both alike (``this`` the end, ``expression`` the start): the end comes first
+    in the text only in the two-argument form. Without positions, a text with no
+    three-argument form in days has only two-argument ones."""
+    end, start = node.this, node.expression
+    end_at = _first_offset(end) if end is not None else None
+    start_at = _first_offset(start) if start is not None else None
+    if end_at is not None and start_at is not None and end_at != start_at:
+        return start_at < end_at
+    return False if not _THREE_ARGUMENT_DAY_DIFF.search(check.text) else None
+
+
 def boundary_date_diffs(check: Any) -> None:
     """``DATEDIFF(unit, a, b)`` that counts unit boundaries crossed (Snowflake, Redshift,
     DuckDB: ``DATEDIFF(day, '… 23:00', '… 01:00')`` is 1), emitted where it would not.
@@ -1830,17 +1851,16 @@ def boundary_date_diffs(check: Any) -> None:
         name = unit.name.upper() if isinstance(unit, exp.Expr) else ""
         if not node.args.get("date_part_boundary"):
             # Databricks' datediff(end, start) counts days between dates and sqlglot reads it
-            # like DATEDIFF(DAY, start, end) (elapsed): ambiguous, left as sqlglot writes it
-            ambiguous = read == "databricks" and name == "DAY"
-            if (
-                ambiguous
-                and write == "postgres"
-                and node.parent
-                and not _THREE_ARGUMENT_DAY_DIFF.search(check.text)
-            ):
-                # no DATEDIFF(DAY, …) in the text: every one is datediff(end, start), the
-                # days between the dates (a 23:00 to 01:00 night is 1), as PostgreSQL's
-                # date - date
+            # like DATEDIFF(DAY, start, end) (elapsed): told apart by the text, else
+            # ambiguous and left as sqlglot writes it
+            elapsed = (
+                _databricks_day_diff_elapsed(check, node)
+                if read == "databricks" and name == "DAY"
+                else True  # any other difference sqlglot reads is elapsed
+            )
+            if elapsed is False and write == "postgres" and node.parent:
+                # datediff(end, start): the days between the dates (a 23:00 to 01:00 night
+                # is 1), as PostgreSQL's date - date
                 node.replace(
                     exp.Sub(
                         this=exp.cast(node.this.copy(), exp.DType.DATE),
@@ -1848,7 +1868,7 @@ def boundary_date_diffs(check: Any) -> None:
                     )
                 )
                 continue
-            if write == "postgres" and name in _UNIT_SECONDS and not ambiguous and node.parent:
+            if write == "postgres" and name in _UNIT_SECONDS and elapsed and node.parent:
                 node.replace(_postgres_elapsed(node, _UNIT_SECONDS[name]))
             continue
         if write == "databricks" or (write == "postgres" and name.startswith("WEEK")):
@@ -1914,19 +1934,29 @@ def bigquery_timestamp_diff_elapsed(check: Any) -> None:
             continue
         bigquery_diff = read == "bigquery" and isinstance(node, exp.TimestampDiff)
         # Databricks' DATEDIFF(unit, a, b) is TIMESTAMPDIFF (elapsed); its datediff(b, a)
-        # counts days between dates, and sqlglot reads both alike: DAY is left alone
-        databricks_diff = (
-            read == "databricks"
-            and type(node) is exp.DateDiff
-            and not node.args.get("date_part_boundary")
-            and write != "postgres"  # elapsed differences are truncated there instead
-            and isinstance(node.args.get("unit"), exp.Var)
-            and node.args["unit"].name.upper() in _ELAPSED_UNITS
+        # counts days between dates, and sqlglot reads both alike: DAY only when told apart
+        unit = node.args.get("unit")
+        name = unit.name.upper() if isinstance(unit, exp.Var) else ""
+        databricks_diff = read == "databricks" and (
+            (
+                type(node) is exp.DateDiff
+                and not node.args.get("date_part_boundary")
+                and write != "postgres"  # elapsed differences are truncated there instead
+                and (
+                    name in _ELAPSED_UNITS
+                    or (name == "DAY" and _databricks_day_diff_elapsed(check, node))
+                )
+            )
+            or (type(node) is exp.TimestampDiff and name in _ELAPSED_UNITS | {"DAY"})
         )
         if not bigquery_diff and not databricks_diff:
             continue
-        later, earlier, unit = node.this, node.expression, node.args.get("unit")
+        later, earlier = node.this, node.expression
         if later is None or earlier is None or unit is None:
+            continue
+        if databricks_diff and write == "postgres" and name in _UNIT_SECONDS:
+            # Databricks' TIMESTAMPDIFF (PostgreSQL has no such function)
+            node.replace(_postgres_elapsed(node, _UNIT_SECONDS[name]))
             continue
         node.replace(_elapsed_units(later, earlier, unit))
 
