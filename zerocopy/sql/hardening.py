@@ -1627,6 +1627,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
         return True
     alias_references(check, references)
     group_keys_for_tsql(check, root)
+    targets.snowflake_temporal_to_char(check)  # first: refuse_lost_time_formats reads it
     if (
         refuse_star_modifiers(check, root)
         or refuse_untranslated_functions(check)

@@ -3224,6 +3224,76 @@ _TEMPLATE_DIRECTIVES["spark"] = _TEMPLATE_DIRECTIVES["databricks"]
 _FORMAT_WORDS = ("to_char", "format", "strftime", "strptime", "to_date", "to_timestamp", "parse_")
 
 
+def snowflake_temporal_to_char(check: Any) -> None:
+    """Snowflake ``TO_CHAR(t, fmt)`` / ``TO_VARCHAR(t, fmt)`` of a date or time the parse could
+    not type (a column: its type is in the catalog, not the text). sqlglot reads it as a
+    number/text ``TO_CHAR``, refused for DuckDB and BigQuery ("Argument 'format' is not
+    supported"), kept as ``TO_CHAR`` with Snowflake's template for Databricks (``DD`` is the
+    day of the year there, ``YYYY`` the week-based year) and PostgreSQL (``MON`` is ``DEC``
+    there, ``Dec`` in Snowflake). When the catalog, a cast or a date function says the value
+    is a date or time, it becomes the formatted time it is (then written in the target's
+    words, or refused by `refuse_lost_time_formats` where they cannot say the same). Only a
+    text with one of the words pays for the walk."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if read != "snowflake" or write in (read, "redshift"):
+        return  # Redshift: kept as written (its TO_CHAR template is Snowflake's but for names)
+    lower = check.text_lower
+    if "to_char" not in lower and "to_varchar" not in lower:
+        return
+    for node in check.reading:
+        if type(node) is not exp.ToChar or node.parent is None or node.args.get("nlsparam"):
+            continue
+        value, fmt = node.this, node.args.get("format")
+        if not (isinstance(fmt, exp.Literal) and fmt.is_string) or value is None:
+            continue
+        if not _SNOWFLAKE_PLAIN_FORMAT.fullmatch(fmt.this):
+            continue  # other elements: left as before (refused, or PostgreSQL's same template)
+        value = value.copy()
+        if write == "bigquery":
+            # FORMAT_DATE, FORMAT_DATETIME or FORMAT_TIMESTAMP: the exact type is needed
+            kind = _temporal_type(check, value)
+            if kind not in _BIGQUERY_FORMATTED:
+                continue
+            wrap = _BIGQUERY_FORMATTED[kind]
+            if wrap is not None:
+                value = wrap(this=value)
+        elif _value_kind(check, value) != "temporal":
+            continue
+        node.replace(exp.TimeToStr(this=value, format=check.read_dialect.format_time(fmt.copy())))
+
+
+# A Snowflake date/time format of plain fields only (years, months, days, day names, hours,
+# minutes, seconds, AM/PM) between punctuation or spaces
+_SNOWFLAKE_PLAIN_FORMAT = re.compile(
+    r"(?:YYYY|YY|MMMM|MON|MM|DD|DY|HH24|HH12|MI|SS|AM|PM|[-/:., ])+", re.IGNORECASE
+)
+# BigQuery's TimeToStr argument wrapper per value type (a date: FORMAT_DATE, as it is)
+_BIGQUERY_FORMATTED: dict[str | None, type[exp.Expr] | None] = {
+    "date": None,
+    "datetime": exp.TsOrDsToDatetime,
+    "timestamp": exp.TsOrDsToTimestamp,
+}
+
+
+def _temporal_type(check: Any, node: exp.Expr) -> str | None:
+    """``date``, ``datetime`` or ``timestamp`` for a value whose catalog type (a column) or
+    cast says which; None otherwise."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    types = {node.to.sql().lower()} if isinstance(node, exp.Cast) else _catalog_types(check, node)
+    kinds = {
+        "date"
+        if text == "date"
+        else "datetime"
+        if text.startswith("datetime") or text.startswith("timestamp_ntz")
+        else "timestamp"
+        if text.startswith("timestamp")
+        else "other"
+        for text in types
+    }
+    return kinds.pop() if len(kinds) == 1 and "other" not in kinds else None
+
+
 def refuse_lost_time_formats(check: Any, root: exp.Expr) -> bool:
     """A date/time format string (``TO_CHAR(t, 'Dy Mon DD')``, ``strftime(t, 'Week %V')``,
     ``FORMAT_TIMESTAMP``, ``date_format``, ``TO_DATE(s, fmt)`` …) that sqlglot cannot carry to

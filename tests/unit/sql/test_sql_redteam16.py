@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from tests.unit.sql.catalog import duckdb_marketing, postgres_marketing
-from tests.unit.sql.checks import emitted_sql, sorted_ids
+from tests.unit.sql.checks import emitted_sql, error_codes, sorted_ids
 
 # (external_user_id, created_at, updated_at)
 USERS: list[tuple[str, str, str]] = [
@@ -91,3 +91,80 @@ def test_databricks_elapsed_days_are_corrected_boundary_counts(target: str) -> N
     assert "THEN DATEDIFF(DAY, created_at, updated_at) - 1" in sql
     two = emitted_sql(_USERS + "datediff(updated_at, created_at) >= 1", "databricks", target)
     assert "WHERE DATEDIFF(DAY, created_at, updated_at) >= 1" in two
+
+
+# --- Snowflake TO_CHAR / TO_VARCHAR of a date or time with a format ------------------------
+
+# (external_user_id, created_at)
+SIGNUPS: list[tuple[str, str]] = [
+    ("s1", "2024-01-05 13:45:00"),
+    ("s2", "2024-02-29 08:00:00"),
+    ("s3", "2023-12-31 23:59:00"),
+]
+SIGNUP_SEED = {"users": ("external_user_id, created_at", SIGNUPS)}
+
+# (Snowflake condition, the ids Snowflake returns)
+TO_CHARS: list[tuple[str, list[str]]] = [
+    ("TO_VARCHAR(created_at, 'YYYY-MM') = '2024-01'", ["s1"]),
+    ("TO_CHAR(created_at, 'YYYY-MM-DD') = '2024-02-29'", ["s2"]),
+    ("TO_CHAR(created_at, 'MON YYYY') = 'Dec 2023'", ["s3"]),
+    ("TO_CHAR(created_at, 'HH24:MI') = '13:45'", ["s1"]),
+    ("TO_VARCHAR(DATE_TRUNC('MONTH', created_at), 'YYYY-MM-DD') = '2024-02-01'", ["s2"]),
+    ("TO_VARCHAR(u.created_at, 'YYYY') = '2024'", ["s1", "s2"]),
+]
+
+
+@pytest.fixture(scope="module")
+def signups() -> duckdb.DuckDBPyConnection:
+    return duckdb_marketing(SIGNUP_SEED)
+
+
+@pytest.fixture()
+def pg_signups(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with postgres_marketing(postgres_url, SIGNUP_SEED) as con:
+        yield con
+
+
+_SIGNUPS = "SELECT u.external_user_id FROM users AS u WHERE "
+
+
+@pytest.mark.parametrize(("condition", "ids"), TO_CHARS)
+def test_snowflake_date_formats_on_duckdb(
+    signups: duckdb.DuckDBPyConnection, condition: str, ids: list[str]
+) -> None:
+    assert sorted_ids(signups, emitted_sql(_SIGNUPS + condition, "snowflake", "duckdb")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("condition", "ids"), TO_CHARS)
+def test_snowflake_date_formats_on_postgres(
+    pg_signups: psycopg.Connection[Any], condition: str, ids: list[str]
+) -> None:
+    assert sorted_ids(pg_signups, emitted_sql(_SIGNUPS + condition, "snowflake", "postgres")) == ids
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ("bigquery", "FORMAT_TIMESTAMP('%Y-%m', u.created_at)"),
+        ("databricks", "DATE_FORMAT(u.created_at, 'yyyy-MM')"),
+    ],
+)
+def test_snowflake_date_format_for_other_targets(target: str, expected: str) -> None:
+    sql = emitted_sql(
+        _SIGNUPS + "TO_VARCHAR(u.created_at, 'YYYY-MM') = '2024-01'", "snowflake", target
+    )
+    assert expected in sql
+
+
+def test_snowflake_date_format_of_a_date_for_bigquery() -> None:
+    sql = _SIGNUPS + "TO_CHAR(u.created_at::DATE, 'YYYY-MM') = '2024-01'"
+    assert "FORMAT_DATE('%Y-%m', CAST(u.created_at AS DATE))" in emitted_sql(
+        sql, "snowflake", "bigquery"
+    )
+
+
+def test_snowflake_number_format_still_refused_for_duckdb() -> None:
+    """A number's format model has no DuckDB form: still unsupported there."""
+    sql = _SIGNUPS + "TO_CHAR(u.lifetime_value, '999.99') = '1.00'"
+    assert error_codes(sql, "snowflake", "duckdb") == ["unsupported_in_dialect"]

@@ -472,10 +472,6 @@ EXPECTED: dict[tuple[str, str, str], tuple[str, str]] = {
         RUN_ERROR,
         "same as snowflake:table_flatten (TABLE(...) is no DuckDB syntax) and a user function",
     ),
-    ("realistic10", "sf_extract_dow_to_char", "snowflake"): (
-        REFUSED,
-        "sqlglot cannot write TO_CHAR(ts, format) for DuckDB",
-    ),
     ("realistic10", "sf_variant_path_flatten", "snowflake"): (
         REFUSED,
         "same as snowflake:lateral_flatten",
