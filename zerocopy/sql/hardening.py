@@ -1679,6 +1679,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.substring_starts(check)
     targets.group_with_rollup(check, root)
     targets.date_part_aliases(check)
+    targets.date_part_functions_for_postgres(check)
     targets.databricks_weekday(check)
     targets.subscripted_calls_for_postgres(check, root)
     targets.derived_table_aliases(check, root)

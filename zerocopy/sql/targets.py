@@ -3224,6 +3224,47 @@ _TEMPLATE_DIRECTIVES["spark"] = _TEMPLATE_DIRECTIVES["databricks"]
 _FORMAT_WORDS = ("to_char", "format", "strftime", "strptime", "to_date", "to_timestamp", "parse_")
 
 
+# Date-part functions sqlglot writes as calls PostgreSQL does not have -> its EXTRACT field
+_POSTGRES_PART_FIELDS: dict[type[exp.Expr], str] = {
+    exp.Hour: "HOUR",
+    exp.Minute: "MINUTE",
+    exp.Second: "SECOND",
+    exp.DayOfMonth: "DAY",
+    exp.DayOfYear: "DOY",
+    exp.Quarter: "QUARTER",
+    exp.DayOfWeekIso: "ISODOW",
+    exp.WeekOfYear: "WEEK",  # the ISO week in every dialect sqlglot reads it from
+    exp.YearOfWeekIso: "ISOYEAR",
+}
+_PART_WORDS = ("hour", "minute", "second", "day", "quarter", "week", "iso")
+
+
+def date_part_functions_for_postgres(check: Any) -> None:
+    """``HOUR(x)``, ``MINUTE``, ``SECOND``, ``DAYOFMONTH``, ``DAYOFYEAR``, ``QUARTER``,
+    Snowflake ``DAYOFWEEKISO``/``WEEKISO``/``YEAROFWEEKISO``, DuckDB ``isodow``, Databricks
+    ``weekofyear`` … emitted for PostgreSQL: sqlglot writes calls it does not have (refused
+    as unsupported). They become ``EXTRACT(field FROM x)``; a second is truncated to a whole
+    number (PostgreSQL's holds the fraction), a bare string read as a timestamp. Only a text
+    with one of the words pays for the walk."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "postgres" or read == write:
+        return
+    lower = check.text_lower
+    if not any(word in lower for word in _PART_WORDS):
+        return
+    for node in check.reading:
+        field = _POSTGRES_PART_FIELDS.get(type(node))
+        if field is None or node.parent is None or node.this is None:
+            continue
+        value = node.this.copy()
+        if isinstance(value, exp.Literal) and value.is_string:
+            value = exp.cast(value, exp.DType.TIMESTAMP)
+        extract: exp.Expr = exp.Extract(this=exp.var(field), expression=value)
+        if field == "SECOND":
+            extract = exp.cast(exp.Floor(this=extract), exp.DType.INT)
+        node.replace(extract)
+
+
 def snowflake_temporal_to_char(check: Any) -> None:
     """Snowflake ``TO_CHAR(t, fmt)`` / ``TO_VARCHAR(t, fmt)`` of a date or time the parse could
     not type (a column: its type is in the catalog, not the text). sqlglot reads it as a

@@ -8,6 +8,15 @@ boundary-counting ``DATEDIFF``/``DATE_DIFF`` (DuckDB, Snowflake, Redshift) or ro
 PostgreSQL; ``timestampdiff`` was refused for PostgreSQL. The forms are now told apart by
 where the operands stand in the text (``end`` first: two arguments), and the elapsed ones
 written as elapsed counts.
+
+Snowflake ``TO_CHAR``/``TO_VARCHAR(created_at, 'YYYY-MM')`` (month keys of cohorts) was refused
+for DuckDB and BigQuery, kept with Snowflake's template for Databricks (``DD`` the day of the
+year there) and PostgreSQL (``MON`` is ``DEC`` there, ``Dec`` in Snowflake): sqlglot cannot
+type a column at parse time. With the catalog's type it is the formatted time it is.
+
+``HOUR(x)``, ``MINUTE``, ``SECOND``, ``DAYOFMONTH``, ``DAYOFYEAR``, ``QUARTER``, Snowflake
+``DAYOFWEEKISO``/``WEEKISO``/``YEAROFWEEKISO`` (and the DuckDB/Databricks spellings) were
+refused for PostgreSQL (sqlglot writes calls it lacks): now ``EXTRACT(field FROM x)``.
 """
 
 from __future__ import annotations
@@ -168,3 +177,78 @@ def test_snowflake_number_format_still_refused_for_duckdb() -> None:
     """A number's format model has no DuckDB form: still unsupported there."""
     sql = _SIGNUPS + "TO_CHAR(u.lifetime_value, '999.99') = '1.00'"
     assert error_codes(sql, "snowflake", "duckdb") == ["unsupported_in_dialect"]
+
+
+# --- date parts as functions (HOUR(x), QUARTER(x), DAYOFWEEKISO(x) …) for PostgreSQL ----------
+
+# (external_user_id, created_at)
+MOMENTS: list[tuple[str, str]] = [
+    ("d1", "2024-01-01 10:15:30.75"),  # a Monday, ISO week 1 of 2024
+    ("d2", "2023-01-01 23:59:59"),  # a Sunday, ISO week 52 of 2022
+    ("d3", "2024-07-15 00:00:05"),  # a Monday in the third quarter
+]
+MOMENT_SEED = {"users": ("external_user_id, created_at", MOMENTS)}
+
+# (dialect, condition, the ids the source warehouse returns)
+DATE_PARTS: list[tuple[str, str, list[str]]] = [
+    ("snowflake", "HOUR(created_at) = 10", ["d1"]),
+    ("snowflake", "HOUR(created_at) BETWEEN 8 AND 20", ["d1"]),
+    ("snowflake", "MINUTE(created_at) = 59", ["d2"]),
+    ("snowflake", "SECOND(created_at) = 30", ["d1"]),
+    ("snowflake", "DAYOFMONTH(created_at) = 15", ["d3"]),
+    ("snowflake", "DAYOFYEAR(created_at) = 1", ["d1", "d2"]),
+    ("snowflake", "QUARTER(created_at) = 3", ["d3"]),
+    ("snowflake", "DAYOFWEEKISO(created_at) = 7", ["d2"]),
+    ("snowflake", "WEEKISO(created_at) = 52", ["d2"]),
+    ("snowflake", "YEAROFWEEKISO(created_at) = 2022", ["d2"]),
+    ("databricks", "hour(created_at) = 23 AND second(created_at) = 59", ["d2"]),
+    ("databricks", "weekofyear(created_at) = 29 AND quarter(created_at) = 3", ["d3"]),
+    ("duckdb", "isodow(created_at) = 1 AND dayofmonth(created_at) = 1", ["d1"]),
+    ("duckdb", "second(created_at) = 30", ["d1"]),
+]
+
+
+@pytest.fixture(scope="module")
+def moments() -> duckdb.DuckDBPyConnection:
+    return duckdb_marketing(MOMENT_SEED)
+
+
+@pytest.fixture()
+def pg_moments(postgres_url: str) -> Iterator[psycopg.Connection[Any]]:
+    with postgres_marketing(postgres_url, MOMENT_SEED) as con:
+        yield con
+
+
+@pytest.mark.parametrize(("dialect", "condition", "ids"), DATE_PARTS)
+def test_date_part_functions_on_duckdb(
+    moments: duckdb.DuckDBPyConnection, dialect: str, condition: str, ids: list[str]
+) -> None:
+    assert sorted_ids(moments, emitted_sql(_USERS + condition, dialect, "duckdb")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("dialect", "condition", "ids"), DATE_PARTS)
+def test_date_part_functions_on_postgres(
+    pg_moments: psycopg.Connection[Any], dialect: str, condition: str, ids: list[str]
+) -> None:
+    assert sorted_ids(pg_moments, emitted_sql(_USERS + condition, dialect, "postgres")) == ids
+
+
+# (event_id, external_user_id, occurred_at in UTC)
+EVENTS: list[tuple[str, str, str]] = [
+    ("e1", "u1", "2024-01-15 08:30:00"),  # 09:30 in Paris (winter, +1)
+    ("e2", "u2", "2024-07-15 17:30:00"),  # 19:30 in Paris (summer, +2)
+    ("e3", "u3", "2024-07-15 07:00:00"),  # 09:00 in Paris
+]
+
+
+@pytest.mark.postgres
+def test_hour_of_a_converted_time_on_postgres(postgres_url: str) -> None:
+    """A corpus query (redteam:sf_convert_timezone_and_hour) refused before for HOUR()."""
+    sql = (
+        "SELECT external_user_id FROM events "
+        "WHERE HOUR(CONVERT_TIMEZONE('UTC', 'Europe/Paris', occurred_at)) BETWEEN 9 AND 18"
+    )
+    seed = {"events": ("event_id, external_user_id, occurred_at", EVENTS)}
+    with postgres_marketing(postgres_url, seed) as con:
+        assert sorted_ids(con, emitted_sql(sql, "snowflake", "postgres")) == ["u1", "u3"]
