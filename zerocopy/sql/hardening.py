@@ -1681,6 +1681,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.date_part_aliases(check)
     targets.date_part_functions_for_postgres(check)
     targets.databricks_weekday(check)
+    targets.split_for_postgres(check)  # first: its call is then put in parentheses
     targets.subscripted_calls_for_postgres(check, root)
     targets.derived_table_aliases(check, root)
     # first: they move sort keys that keep_null_ordering_for_bigquery reads

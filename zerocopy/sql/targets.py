@@ -2295,6 +2295,37 @@ def subscripted_calls_for_postgres(check: Any, root: exp.Expr) -> None:
             bracket.set("this", exp.Paren(this=inner.copy()))
 
 
+def split_for_postgres(check: Any) -> None:
+    """Snowflake/BigQuery ``SPLIT(s, d)`` and DuckDB ``str_split`` (an array of the parts
+    between a literal delimiter, ``['']`` for an empty string), emitted for PostgreSQL, which
+    has no ``SPLIT`` (refused as unsupported, so ``SPLIT(email, '@')[1]`` for an email's domain
+    was): with a non-empty literal delimiter it becomes ``REGEXP_SPLIT_TO_ARRAY(s, 'd')``, the
+    delimiter's characters escaped (``string_to_array('', d)`` would be empty). sqlglot shifts
+    the subscript to PostgreSQL's 1-based arrays. Only a text with the word pays for the walk."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "postgres" or read not in ("snowflake", "bigquery", "duckdb"):
+        return
+    if "split" not in check.text_lower:
+        return
+    for node in check.reading:
+        if type(node) is not exp.Split or node.parent is None or node.this is None:
+            continue
+        delimiter = node.expression
+        if not (isinstance(delimiter, exp.Literal) and delimiter.is_string and delimiter.this):
+            continue
+        pattern = "".join(c if c.isalnum() else "\\" + c for c in delimiter.this)
+        parts = exp.Anonymous(
+            this="REGEXP_SPLIT_TO_ARRAY",
+            expressions=[node.this.copy(), exp.Literal.string(pattern)],
+        )
+        length = node.parent
+        if type(length) is exp.Length and length.this is node and length.parent is not None:
+            # DuckDB len(list): sqlglot writes LENGTH(array), which PostgreSQL lacks
+            length.replace(exp.Anonymous(this="CARDINALITY", expressions=[parts]))
+            continue
+        node.replace(parts)
+
+
 # --- sampling -------------------------------------------------------------------------------
 
 # What each target's TABLESAMPLE accepts, as sqlglot writes it there: the sampling methods

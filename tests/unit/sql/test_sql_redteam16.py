@@ -17,6 +17,11 @@ type a column at parse time. With the catalog's type it is the formatted time it
 ``HOUR(x)``, ``MINUTE``, ``SECOND``, ``DAYOFMONTH``, ``DAYOFYEAR``, ``QUARTER``, Snowflake
 ``DAYOFWEEKISO``/``WEEKISO``/``YEAROFWEEKISO`` (and the DuckDB/Databricks spellings) were
 refused for PostgreSQL (sqlglot writes calls it lacks): now ``EXTRACT(field FROM x)``.
+
+Snowflake/BigQuery ``SPLIT(email, '@')[1]`` (an email's domain) and DuckDB ``str_split`` were
+refused for PostgreSQL (no ``SPLIT``): with a literal delimiter they are
+``REGEXP_SPLIT_TO_ARRAY`` (which keeps ``['']`` for an empty string; ``string_to_array`` gives
+an empty array), and DuckDB ``len()`` of one its ``CARDINALITY``.
 """
 
 from __future__ import annotations
@@ -252,3 +257,72 @@ def test_hour_of_a_converted_time_on_postgres(postgres_url: str) -> None:
     seed = {"events": ("event_id, external_user_id, occurred_at", EVENTS)}
     with postgres_marketing(postgres_url, seed) as con:
         assert sorted_ids(con, emitted_sql(sql, "snowflake", "postgres")) == ["u1", "u3"]
+
+
+# --- Snowflake SPLIT(s, d)[i] for PostgreSQL -------------------------------------------------
+
+# (external_user_id, email, first_name)
+CONTACTS: list[tuple[str, str | None, str]] = [
+    ("p1", "a@gmail.com", "a.b"),
+    ("p2", "b@x.org", "ab"),
+    ("p3", "", "a|b"),
+    ("p4", None, "x"),
+    ("p5", "c@d@e", "a.b.c"),
+]
+CONTACT_SEED = {"users": ("external_user_id, email, first_name", CONTACTS)}
+
+# (Snowflake condition, the ids Snowflake returns)
+SPLITS: list[tuple[str, list[str]]] = [
+    ("SPLIT(email, '@')[1]::string = 'gmail.com'", ["p1"]),
+    ("SPLIT(email, '@')[0]::string = ''", ["p3"]),  # SPLIT('', '@') is ['']
+    ("SPLIT(email, '@')[2]::string = 'e'", ["p5"]),
+    ("SPLIT(email, '@')[1] IS NULL", ["p3", "p4"]),
+    ("SPLIT(first_name, '.')[1]::string = 'b'", ["p1", "p5"]),
+    ("SPLIT(first_name, '|')[1]::string = 'b'", ["p3"]),
+]
+
+
+@pytest.fixture(scope="module")
+def contacts() -> duckdb.DuckDBPyConnection:
+    return duckdb_marketing(CONTACT_SEED)
+
+
+@pytest.mark.parametrize(("condition", "ids"), SPLITS)
+def test_snowflake_split_items_on_duckdb(
+    contacts: duckdb.DuckDBPyConnection, condition: str, ids: list[str]
+) -> None:
+    assert sorted_ids(contacts, emitted_sql(_USERS + condition, "snowflake", "duckdb")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("condition", "ids"), SPLITS)
+def test_snowflake_split_items_on_postgres(
+    postgres_url: str, condition: str, ids: list[str]
+) -> None:
+    with postgres_marketing(postgres_url, CONTACT_SEED) as con:
+        assert sorted_ids(con, emitted_sql(_USERS + condition, "snowflake", "postgres")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("dialect", "condition", "ids"),
+    [
+        ("bigquery", "SPLIT(email, '@')[SAFE_OFFSET(1)] = 'gmail.com'", ["p1"]),
+        ("bigquery", "SPLIT(first_name, '.')[SAFE_OFFSET(2)] = 'c'", ["p5"]),
+        ("duckdb", "str_split(email, '@')[3] = 'e'", ["p5"]),
+        ("snowflake", "ARRAY_SIZE(SPLIT(email, '@')) = 1", ["p3"]),
+    ],
+)
+def test_other_splits_on_postgres(
+    postgres_url: str, dialect: str, condition: str, ids: list[str]
+) -> None:
+    with postgres_marketing(postgres_url, CONTACT_SEED) as con:
+        assert sorted_ids(con, emitted_sql(_USERS + condition, dialect, "postgres")) == ids
+
+
+@pytest.mark.postgres
+def test_duckdb_length_of_a_split_on_postgres(postgres_url: str) -> None:
+    """DuckDB ``len(string_split(…))`` counts the parts (sqlglot wrote ``LENGTH(array)``)."""
+    sql = "SELECT external_user_id FROM users WHERE len(string_split(first_name, '.')) = 3"
+    with postgres_marketing(postgres_url, CONTACT_SEED) as con:
+        assert sorted_ids(con, emitted_sql(sql, "duckdb", "postgres")) == ["p5"]
