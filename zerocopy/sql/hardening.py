@@ -1680,6 +1680,7 @@ def before_emit(check: Any, root: exp.Expr) -> bool:
     targets.group_with_rollup(check, root)
     targets.date_part_aliases(check)
     targets.date_part_functions_for_postgres(check)
+    targets.names_and_string_tests_for_postgres(check)
     targets.databricks_weekday(check)
     targets.split_for_postgres(check)  # first: its call is then put in parentheses
     targets.subscripted_calls_for_postgres(check, root)

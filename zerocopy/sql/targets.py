@@ -3296,6 +3296,61 @@ def date_part_functions_for_postgres(check: Any) -> None:
         node.replace(extract)
 
 
+# Day/month names -> PostgreSQL TO_CHAR templates (abbreviated, full): English names, as in
+# the other warehouses (no TM: the server's lc_time would translate them; FM: no padding)
+_POSTGRES_NAME_TEMPLATES: dict[type[exp.Expr], tuple[str, str]] = {
+    exp.Dayname: ("Dy", "FMDay"),
+    exp.Monthname: ("Mon", "FMMonth"),
+}
+_NAME_TEST_WORDS = ("dayname", "monthname", "contains", "ends")
+
+
+def names_and_string_tests_for_postgres(check: Any) -> None:
+    """``DAYNAME``/``MONTHNAME`` (Snowflake's abbreviated ``Sat``/``Jun``, DuckDB's full
+    ``Saturday``/``June``), ``CONTAINS(s, t)`` and ``ENDS_WITH``/``ENDSWITH(s, t)`` emitted for
+    PostgreSQL, which has none of them (refused as unsupported): they become ``TO_CHAR(x,
+    'Dy' | 'FMDay' | 'Mon' | 'FMMonth')``, ``STRPOS(s, t) > 0`` and ``RIGHT(s, LENGTH(t)) =
+    t`` (NULL for a NULL operand, true for an empty ``t``, as in the sources). Only a text
+    with one of the words pays for the walk."""
+    read, write = check.rules.sqlglot_dialect, check.write_rules.sqlglot_dialect
+    if write != "postgres" or read == write:
+        return
+    lower = check.text_lower
+    if not any(word in lower for word in _NAME_TEST_WORDS):
+        return
+    for node in check.reading:
+        kind = type(node)
+        if node.parent is None or node.this is None:
+            continue
+        made: exp.Expr
+        if kind in _POSTGRES_NAME_TEMPLATES:
+            short, full = _POSTGRES_NAME_TEMPLATES[kind]
+            value = node.this.copy()
+            if isinstance(value, exp.Literal) and value.is_string:
+                value = exp.cast(value, exp.DType.TIMESTAMP)
+            template = short if node.args.get("abbreviated") else full
+            made = exp.Anonymous(this="TO_CHAR", expressions=[value, exp.Literal.string(template)])
+        elif kind is exp.Contains and read in ("snowflake", "databricks") and node.expression:
+            # (DuckDB's contains() also tests a list for an element)
+            position = exp.Anonymous(
+                this="STRPOS", expressions=[node.this.copy(), node.expression.copy()]
+            )
+            made = exp.Paren(this=exp.GT(this=position, expression=exp.Literal.number(0)))
+        elif kind is exp.EndsWith and node.expression is not None:
+            suffix = node.expression
+            tail = exp.Anonymous(
+                this="RIGHT",
+                expressions=[
+                    node.this.copy(),
+                    exp.Anonymous(this="LENGTH", expressions=[suffix.copy()]),
+                ],
+            )
+            made = exp.Paren(this=exp.EQ(this=tail, expression=suffix.copy()))
+        else:
+            continue
+        node.replace(made)
+
+
 def snowflake_temporal_to_char(check: Any) -> None:
     """Snowflake ``TO_CHAR(t, fmt)`` / ``TO_VARCHAR(t, fmt)`` of a date or time the parse could
     not type (a column: its type is in the catalog, not the text). sqlglot reads it as a

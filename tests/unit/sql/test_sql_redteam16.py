@@ -22,6 +22,10 @@ Snowflake/BigQuery ``SPLIT(email, '@')[1]`` (an email's domain) and DuckDB ``str
 refused for PostgreSQL (no ``SPLIT``): with a literal delimiter they are
 ``REGEXP_SPLIT_TO_ARRAY`` (which keeps ``['']`` for an empty string; ``string_to_array`` gives
 an empty array), and DuckDB ``len()`` of one its ``CARDINALITY``.
+
+``DAYNAME``/``MONTHNAME`` (Snowflake's ``Sat``/``Jun``, DuckDB's ``Saturday``/``June``),
+``CONTAINS`` and ``ENDS_WITH``/``ENDSWITH`` were refused for PostgreSQL: now ``TO_CHAR`` with
+English templates, ``STRPOS(…) > 0`` and ``RIGHT(s, LENGTH(t)) = t``.
 """
 
 from __future__ import annotations
@@ -326,3 +330,49 @@ def test_duckdb_length_of_a_split_on_postgres(postgres_url: str) -> None:
     sql = "SELECT external_user_id FROM users WHERE len(string_split(first_name, '.')) = 3"
     with postgres_marketing(postgres_url, CONTACT_SEED) as con:
         assert sorted_ids(con, emitted_sql(sql, "duckdb", "postgres")) == ["p5"]
+
+
+# --- day and month names, CONTAINS, ENDS_WITH for PostgreSQL ---------------------------------
+
+# (external_user_id, email, created_at)
+NAMED: list[tuple[str, str | None, str]] = [
+    ("n1", "test@acme.com", "2024-06-01 10:00:00"),  # a Saturday in June
+    ("n2", "jane@example.org", "2024-09-02 10:00:00"),  # a Monday in September
+    ("n3", None, "2024-06-05 10:00:00"),  # a Wednesday in June
+]
+NAMED_SEED = {"users": ("external_user_id, email, created_at", NAMED)}
+
+# (dialect, condition, the ids the source warehouse returns)
+NAMES: list[tuple[str, str, list[str]]] = [
+    ("snowflake", "DAYNAME(created_at) = 'Sat'", ["n1"]),
+    ("snowflake", "MONTHNAME(created_at) = 'Jun'", ["n1", "n3"]),
+    ("duckdb", "dayname(created_at) = 'Monday'", ["n2"]),
+    ("duckdb", "monthname(created_at) = 'September'", ["n2"]),
+    ("snowflake", "CONTAINS(email, 'acme')", ["n1"]),
+    ("snowflake", "NOT CONTAINS(email, 'acme')", ["n2"]),
+    ("databricks", "contains(email, '@example.')", ["n2"]),
+    ("snowflake", "ENDSWITH(email, '.org')", ["n2"]),
+    ("bigquery", "ENDS_WITH(email, '.com')", ["n1"]),
+    ("bigquery", "NOT ENDS_WITH(email, '.com')", ["n2"]),
+]
+
+
+@pytest.fixture(scope="module")
+def named() -> duckdb.DuckDBPyConnection:
+    return duckdb_marketing(NAMED_SEED)
+
+
+@pytest.mark.parametrize(("dialect", "condition", "ids"), NAMES)
+def test_names_and_string_tests_on_duckdb(
+    named: duckdb.DuckDBPyConnection, dialect: str, condition: str, ids: list[str]
+) -> None:
+    assert sorted_ids(named, emitted_sql(_USERS + condition, dialect, "duckdb")) == ids
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("dialect", "condition", "ids"), NAMES)
+def test_names_and_string_tests_on_postgres(
+    postgres_url: str, dialect: str, condition: str, ids: list[str]
+) -> None:
+    with postgres_marketing(postgres_url, NAMED_SEED) as con:
+        assert sorted_ids(con, emitted_sql(_USERS + condition, dialect, "postgres")) == ids
