@@ -3384,9 +3384,65 @@ def snowflake_temporal_to_char(check: Any) -> None:
             wrap = _BIGQUERY_FORMATTED[kind]
             if wrap is not None:
                 value = wrap(this=value)
-        elif _value_kind(check, value) != "temporal":
+        elif not _temporal_value(check, node.this):
             continue
         node.replace(exp.TimeToStr(this=value, format=check.read_dialect.format_time(fmt.copy())))
+
+
+def _temporal_value(check: Any, node: exp.Expr, depth: int = 0) -> bool:
+    """Whether ``node`` is a date or time: by `_value_kind`, or the MIN/MAX/ANY_VALUE/COALESCE
+    of one, or a column of a CTE or derived table whose select item is one (cohorts:
+    ``MIN(purchased_at) AS first_purchase``)."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if _value_kind(check, node) == "temporal":
+        return True
+    if depth > 4:
+        return False
+    if isinstance(node, exp.Min | exp.Max | exp.AnyValue | exp.Coalesce):
+        return node.this is not None and _temporal_value(check, node.this, depth + 1)
+    if isinstance(node, exp.Column):
+        item = _derived_item(node)
+        return item is not None and _temporal_value(check, item, depth + 1)
+    return False
+
+
+def _derived_item(column: exp.Column) -> exp.Expr | None:
+    """The select item a column reads from a CTE or derived table of its SELECT's FROM/JOINs
+    (the one source with an item of that name), or None."""
+    select = column.find_ancestor(exp.Select)
+    if select is None:
+        return None
+    sources = [select.args.get("from_"), *(select.args.get("joins") or [])]
+    found: list[exp.Expr] = []
+    for source in sources:
+        relation = source.this if source is not None else None
+        if relation is None or (column.table and relation.alias_or_name != column.table):
+            continue
+        query: exp.Expr | None = None
+        if isinstance(relation, exp.Subquery):
+            query = relation.this
+        elif isinstance(relation, exp.Table) and not relation.db:
+            query = _cte_query(select, relation.name)
+        if not isinstance(query, exp.Select):
+            continue
+        for item in query.expressions:
+            if item.alias_or_name == column.name:
+                found.append(item.unalias())
+    return found[0] if len(found) == 1 else None
+
+
+def _cte_query(node: exp.Expr, name: str) -> exp.Expr | None:
+    """The query of the CTE ``name`` visible from ``node`` (the nearest WITH that has it)."""
+    parent: exp.Expr | None = node
+    while parent is not None:
+        with_ = parent.args.get("with_")
+        if isinstance(with_, exp.With):
+            for cte in with_.expressions:
+                if cte.alias == name:
+                    return cte.this
+        parent = parent.parent
+    return None
 
 
 # A Snowflake date/time format of plain fields only (years, months, days, day names, hours,

@@ -376,3 +376,43 @@ def test_names_and_string_tests_on_postgres(
 ) -> None:
     with postgres_marketing(postgres_url, NAMED_SEED) as con:
         assert sorted_ids(con, emitted_sql(_USERS + condition, dialect, "postgres")) == ids
+
+
+# (purchase_id, external_user_id, purchased_at)
+PURCHASES: list[tuple[str, str, str]] = [
+    ("o1", "c1", "2024-01-10 09:00:00"),
+    ("o2", "c1", "2024-03-02 09:00:00"),
+    ("o3", "c2", "2023-12-20 09:00:00"),
+    ("o4", "c2", "2024-01-05 09:00:00"),
+    ("o5", "c3", "2024-01-31 23:00:00"),
+]
+PURCHASE_SEED = {"purchases": ("purchase_id, external_user_id, purchased_at", PURCHASES)}
+
+# cohorts by first purchase month: a CTE's MIN(…) and a HAVING's
+COHORTS: list[str] = [
+    "WITH f AS (SELECT external_user_id, MIN(purchased_at) AS first_purchase FROM purchases "
+    "GROUP BY 1) SELECT external_user_id FROM f WHERE TO_CHAR(first_purchase, 'YYYY-MM') = "
+    "'2024-01'",
+    "SELECT p.external_user_id FROM (SELECT external_user_id, MIN(purchased_at) AS fp "
+    "FROM purchases GROUP BY 1) AS p WHERE TO_VARCHAR(p.fp, 'YYYY-MM') = '2024-01'",
+    "SELECT external_user_id FROM purchases GROUP BY 1 "
+    "HAVING TO_CHAR(MIN(purchased_at), 'YYYY-MM') = '2024-01'",
+]
+
+
+@pytest.mark.parametrize("sql", COHORTS)
+def test_snowflake_cohort_months_on_duckdb(sql: str) -> None:
+    con = duckdb_marketing(PURCHASE_SEED)
+    assert sorted_ids(con, emitted_sql(sql, "snowflake", "duckdb")) == ["c1", "c3"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("sql", COHORTS)
+def test_snowflake_cohort_months_on_postgres(postgres_url: str, sql: str) -> None:
+    with postgres_marketing(postgres_url, PURCHASE_SEED) as con:
+        assert sorted_ids(con, emitted_sql(sql, "snowflake", "postgres")) == ["c1", "c3"]
+
+
+@pytest.mark.parametrize("sql", COHORTS)
+def test_snowflake_cohort_months_for_databricks(sql: str) -> None:
+    assert "'yyyy-MM'" in emitted_sql(sql, "snowflake", "databricks")
