@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.acceptance.conftest import Api, api, state_url, warehouse_file  # noqa: F401
+from tests.acceptance.conftest import (  # noqa: F401
+    Api,
+    api,
+    state_url,
+    warehouse_file,
+    warehouse_template,
+)
 from tests.acceptance.test_api_flow import assert_error, connected_source
 
 pytestmark = pytest.mark.anyio
