@@ -98,8 +98,6 @@ class CatalogTable:
     lower: bool = True
     """Whether the table's name and every column are stored in lower case (a target folding
     unquoted names to lower case finds them as they are)."""
-    upper: bool = True
-    """The same in upper case."""
 
     @property
     def display(self) -> str:
@@ -248,7 +246,6 @@ class SqlCatalog:
                     frozenset(norm_columns),
                     spellings,
                     all(n == n.lower() for n in names),
-                    all(n == n.upper() for n in names),
                 )
             if schema in self._databases:
                 databases[norm_schema] = frozenset(

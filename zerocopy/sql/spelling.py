@@ -35,8 +35,6 @@ from zerocopy.errors import UNKNOWN_COLUMN, UNKNOWN_TABLE
 # The metadata key marking an identifier written as the catalog stores it.
 STORED = "zc_stored"
 
-_FOLD = {NormalizationStrategy.LOWERCASE: str.lower}
-
 
 def match_quoted(check: Any, identifiers: list[exp.Identifier]) -> None:
     """On the normalized work copy: a quoted name spelled as a catalog table or column is
@@ -63,10 +61,14 @@ def match_quoted(check: Any, identifiers: list[exp.Identifier]) -> None:
         check.case_suspects = suspects
 
 
-def _quoted_hint(check: Any, stored: str) -> str:
-    """How to write a stored name in the query's dialect: quoted as stored, or unquoted."""
-    dialect = check.read_dialect
-    return f"{dialect.generate(exp.Identifier(this=stored, quoted=True))} (exactly as stored)"
+def _stored_as(check: Any, what: str, stored: str) -> str:
+    """The end of a wrong-case refusal: the stored spelling and how to write it in the
+    query's dialect (quoted as stored, or unquoted)."""
+    quoted = check.read_dialect.generate(exp.Identifier(this=stored, quoted=True))
+    return (
+        f"quoted names are case-sensitive in {check.rules.name}, and the {what} is stored as "
+        f"{stored}. Write {quoted} (exactly as stored) or the name unquoted."
+    )
 
 
 def wrong_case_table(check: Any, table: exp.Table, found: Any) -> bool:
@@ -78,9 +80,8 @@ def wrong_case_table(check: Any, table: exp.Table, found: Any) -> bool:
         return False
     check.issue(
         UNKNOWN_TABLE,
-        f"Table {check.written_table(table)} does not exist in '{check.scope_text}': quoted "
-        f"names are case-sensitive in {check.rules.name}, and the table is stored as "
-        f"{found.name}. Write {_quoted_hint(check, found.name)} or the name unquoted.",
+        f"Table {check.written_table(table)} does not exist in '{check.scope_text}': "
+        + _stored_as(check, "table", found.name),
         check.node_position(table),
     )
     return True
@@ -108,9 +109,8 @@ def refuse_wrong_case_columns(check: Any, scopes: list[Scope]) -> None:
                 continue
             check.issue(
                 UNKNOWN_COLUMN,
-                f"Column {check.written(column)} does not exist in {table.name}: quoted names "
-                f"are case-sensitive in {check.rules.name}, and the column is stored as "
-                f"{stored}. Write {_quoted_hint(check, stored)} or the name unquoted.",
+                f"Column {check.written(column)} does not exist in {table.name}: "
+                + _stored_as(check, "column", stored),
                 check.node_position(column),
             )
 
@@ -135,9 +135,7 @@ def refuse_wrong_case_star_names(check: Any, scopes: list[Scope]) -> bool:
                     check.issue(
                         UNKNOWN_COLUMN,
                         f"Column {check.written(identifier)} named in {entry.keyword} (…) does "
-                        f"not exist in {table.name}: quoted names are case-sensitive in "
-                        f"{check.rules.name}, and the column is stored as {stored}. Write "
-                        f"{_quoted_hint(check, stored)} or the name unquoted.",
+                        f"not exist in {table.name}: " + _stored_as(check, "column", stored),
                         check.node_position(identifier),
                     )
                     refused = True
@@ -179,17 +177,13 @@ def _catalog_table(check: Any, scope: Scope, qualifier: str) -> Any:
 
 
 def needed(check: Any) -> Any:
-    """The target's fold of unquoted names when some catalog table of the query has a name
-    the target may need written as stored, else None."""
-    strategy = check.write_dialect.normalization_strategy
-    fold = _FOLD.get(strategy)
-    if fold is None:
+    """The target's fold of unquoted names (``str.lower``: the target folds to lower case)
+    when some catalog table of the query has a name not stored in lower case, else None."""
+    if check.write_dialect.normalization_strategy is not NormalizationStrategy.LOWERCASE:
         return None
-    lower = strategy is NormalizationStrategy.LOWERCASE
-    for table in check.known_tables.values():
-        if not (table.lower if lower else table.upper):
-            return fold
-    return None
+    if all(table.lower for table in check.known_tables.values()):
+        return None
+    return str.lower
 
 
 def respell(check: Any, root: exp.Expr) -> None:
