@@ -3287,13 +3287,21 @@ def date_part_functions_for_postgres(check: Any) -> None:
         field = _POSTGRES_PART_FIELDS.get(type(node))
         if field is None or node.parent is None or node.this is None:
             continue
-        value = node.this.copy()
-        if isinstance(value, exp.Literal) and value.is_string:
-            value = exp.cast(value, exp.DType.TIMESTAMP)
+        value = _timestamp_operand(node.this)
         extract: exp.Expr = exp.Extract(this=exp.var(field), expression=value)
         if field == "SECOND":
             extract = exp.cast(exp.Floor(this=extract), exp.DType.INT)
         node.replace(extract)
+
+
+def _timestamp_operand(value: exp.Expr) -> exp.Expr:
+    """A copy of a date-part or name function's operand for PostgreSQL, a bare string read as
+    the timestamp the source dialects take it for (PostgreSQL's EXTRACT / TO_CHAR of unknown
+    text is ambiguous there)."""
+    value = value.copy()
+    if isinstance(value, exp.Literal) and value.is_string:
+        return exp.cast(value, exp.DType.TIMESTAMP)
+    return value
 
 
 # Day/month names -> PostgreSQL TO_CHAR templates (abbreviated, full): English names, as in
@@ -3325,9 +3333,7 @@ def names_and_string_tests_for_postgres(check: Any) -> None:
         made: exp.Expr
         if kind in _POSTGRES_NAME_TEMPLATES:
             short, full = _POSTGRES_NAME_TEMPLATES[kind]
-            value = node.this.copy()
-            if isinstance(value, exp.Literal) and value.is_string:
-                value = exp.cast(value, exp.DType.TIMESTAMP)
+            value = _timestamp_operand(node.this)
             template = short if node.args.get("abbreviated") else full
             made = exp.Anonymous(this="TO_CHAR", expressions=[value, exp.Literal.string(template)])
         elif kind is exp.Contains and read in ("snowflake", "databricks") and node.expression:
